@@ -1,0 +1,270 @@
+-- payext 0.1.0: the ledger.
+\echo Use "CREATE EXTENSION payext" to load this file. \quit
+
+-- USAGE lets roles name payext's objects; each object keeps its own
+-- privileges, and nothing but the two pure helpers at the end of this file is
+-- granted to PUBLIC.
+GRANT USAGE ON SCHEMA payext TO PUBLIC;
+
+---------------------------------------------------------------------------
+-- Currencies (compiled into the module: one source of truth for C and SQL)
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.currencies(OUT code text, OUT exponent integer, OUT name text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'payext_currencies'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 42;
+COMMENT ON FUNCTION payext.currencies() IS
+  'ISO 4217 currencies payext accepts, with the digits of their minor unit';
+
+CREATE FUNCTION payext.format_amount(amount bigint, currency text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payext_format_amount'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payext.format_amount(bigint, text) IS
+  'renders an amount of minor units in the major unit: 1234, ''CNY'' -> ''12.34 CNY''';
+
+---------------------------------------------------------------------------
+-- Accounts and the journal
+---------------------------------------------------------------------------
+
+CREATE SEQUENCE payext.account_id_seq AS bigint;
+CREATE SEQUENCE payext.transfer_id_seq AS bigint;
+
+CREATE TABLE payext.account (
+  id                bigint PRIMARY KEY,
+  kind              text NOT NULL
+                    CHECK (kind IN ('wallet', 'merchant', 'system')),
+  owner             text,
+  public_service_id text,
+  display_name      text,
+  currency          text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+  balance           bigint NOT NULL DEFAULT 0,
+  status            text NOT NULL DEFAULT 'active'
+                    CHECK (status IN ('active', 'frozen', 'closed')),
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  -- Only the system accounts, through which money enters and leaves, go
+  -- below zero.  The C code checks first; this is the last line.
+  CONSTRAINT account_balance_not_negative CHECK (kind = 'system' OR balance >= 0),
+  CONSTRAINT account_wallet_has_owner CHECK ((kind = 'wallet') = (owner IS NOT NULL)),
+  CONSTRAINT account_merchant_has_psid
+    CHECK ((kind = 'merchant') = (public_service_id IS NOT NULL))
+);
+CREATE UNIQUE INDEX account_wallet_key ON payext.account (owner, currency)
+  WHERE kind = 'wallet';
+CREATE UNIQUE INDEX account_merchant_key ON payext.account (public_service_id, currency)
+  WHERE kind = 'merchant';
+CREATE UNIQUE INDEX account_system_key ON payext.account (currency)
+  WHERE kind = 'system';
+COMMENT ON TABLE payext.account IS
+  'wallets (per owner and currency), merchant accounts (per public-service id and currency) and one system account per currency';
+COMMENT ON COLUMN payext.account.balance IS
+  'in the minor unit; always equals credits minus debits in payext.transfer';
+
+CREATE TABLE payext.transfer (
+  id             bigint PRIMARY KEY,
+  debit_account  bigint NOT NULL REFERENCES payext.account (id),
+  credit_account bigint NOT NULL REFERENCES payext.account (id),
+  amount         bigint NOT NULL CHECK (amount > 0),
+  currency       text NOT NULL,
+  kind           text NOT NULL,
+  -- A reference is unique within (kind, idem_scope): 0 for references
+  -- unique across the ledger, an account id for per-account references.
+  idem_scope     bigint NOT NULL DEFAULT 0,
+  reference      text,
+  created_at     timestamptz NOT NULL,
+  checksum       bytea NOT NULL,
+  CONSTRAINT transfer_distinct_accounts CHECK (debit_account <> credit_account)
+);
+CREATE UNIQUE INDEX transfer_reference_key
+  ON payext.transfer (kind, idem_scope, reference) WHERE reference IS NOT NULL;
+CREATE INDEX transfer_debit_idx ON payext.transfer (debit_account);
+CREATE INDEX transfer_credit_idx ON payext.transfer (credit_account);
+COMMENT ON TABLE payext.transfer IS
+  'the journal: one row per movement of money, append-only';
+COMMENT ON COLUMN payext.transfer.checksum IS
+  'first 16 bytes of SHA-256 over the row''s other columns (payext.transfer_checksum)';
+
+CREATE FUNCTION payext.journal_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'payext_journal_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION payext.journal_guard() IS
+  'refuses UPDATE, DELETE and TRUNCATE on the journal';
+
+CREATE TRIGGER transfer_append_only
+  BEFORE UPDATE OR DELETE ON payext.transfer
+  FOR EACH ROW EXECUTE FUNCTION payext.journal_guard();
+CREATE TRIGGER transfer_no_truncate
+  BEFORE TRUNCATE ON payext.transfer
+  FOR EACH STATEMENT EXECUTE FUNCTION payext.journal_guard();
+
+-- pg_dump keeps user data; the module-compiled currency list needs no dump.
+SELECT pg_catalog.pg_extension_config_dump('payext.account', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.transfer', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.account_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.transfer_id_seq', '');
+
+---------------------------------------------------------------------------
+-- Ledger functions
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.open_wallet(owner text, currency text DEFAULT 'CNY')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_open_wallet'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.open_wallet(text, text) IS
+  'the wallet of a social-app user in a currency, opened on first call';
+
+CREATE FUNCTION payext.open_merchant(public_service_id text, display_name text,
+                                     currency text DEFAULT 'CNY')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_open_merchant'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.open_merchant(text, text, text) IS
+  'the account of a merchant (by public-service id) in a currency, opened on first call';
+
+CREATE FUNCTION payext.top_up(wallet bigint, amount bigint, external_ref text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_top_up'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.top_up(bigint, bigint, text) IS
+  'money in from outside; returns the transfer id; idempotent on external_ref';
+
+CREATE FUNCTION payext.withdraw(account bigint, amount bigint, external_ref text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_withdraw'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.withdraw(bigint, bigint, text) IS
+  'money out to the outside; returns the transfer id; idempotent on external_ref';
+
+CREATE FUNCTION payext.transfer(debit_account bigint, credit_account bigint,
+                                amount bigint, reference text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_transfer'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.transfer(bigint, bigint, bigint, text) IS
+  'administrative transfer between two user accounts; idempotent on reference when one is given';
+
+CREATE FUNCTION payext.balance(account bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_balance'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.balance(bigint) IS
+  'the balance of an account in its currency''s minor unit';
+
+CREATE FUNCTION payext.freeze(account bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'payext_freeze'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.freeze(bigint) IS
+  'stops an account from paying and being paid';
+
+CREATE FUNCTION payext.unfreeze(account bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'payext_unfreeze'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.unfreeze(bigint) IS
+  'lets a frozen account pay and be paid again';
+
+CREATE FUNCTION payext.close_account(account bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'payext_close_account'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.close_account(bigint) IS
+  'closes an account for good; its balance must be zero';
+
+CREATE FUNCTION payext.transfer_checksum(id bigint, debit_account bigint,
+                                         credit_account bigint, amount bigint,
+                                         currency text, kind text, reference text,
+                                         created_at timestamptz)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'payext_transfer_checksum'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payext.transfer_checksum(bigint, bigint, bigint, bigint, text, text, text, timestamptz) IS
+  'the checksum a journal row carries; verify_ledger() recomputes it';
+
+CREATE FUNCTION payext.verify_ledger()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH movement AS (
+    SELECT t.debit_account AS account, -t.amount::numeric AS delta FROM payext.transfer t
+    UNION ALL
+    SELECT t.credit_account, t.amount::numeric FROM payext.transfer t
+  ), journal AS (
+    SELECT m.account, sum(m.delta) AS balance FROM movement m GROUP BY m.account
+  ), mismatch AS (
+    SELECT a.id, a.balance, coalesce(j.balance, 0) AS journal_balance
+      FROM payext.account a LEFT JOIN journal j ON j.account = a.id
+     WHERE a.balance::numeric <> coalesce(j.balance, 0)
+  ), orphan AS (
+    SELECT j.account FROM journal j
+     WHERE NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = j.account)
+  ), unbalanced AS (
+    SELECT a.currency, sum(a.balance::numeric) AS total
+      FROM payext.account a GROUP BY a.currency
+    HAVING sum(a.balance::numeric) <> 0
+  ), negative AS (
+    SELECT a.id, a.balance FROM payext.account a
+     WHERE a.kind <> 'system' AND a.balance < 0
+  ), altered AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE t.checksum <> payext.transfer_checksum(
+             t.id, t.debit_account, t.credit_account, t.amount, t.currency,
+             t.kind, t.reference, t.created_at)
+        OR EXISTS (SELECT 1 FROM payext.account a
+                    WHERE a.id = ANY (ARRAY[t.debit_account, t.credit_account])
+                      AND a.currency <> t.currency)
+  )
+  SELECT 'balances_match_journal',
+         NOT EXISTS (SELECT 1 FROM mismatch) AND NOT EXISTS (SELECT 1 FROM orphan),
+         CASE WHEN EXISTS (SELECT 1 FROM mismatch) OR EXISTS (SELECT 1 FROM orphan)
+              THEN (SELECT count(*) FROM mismatch)::text || ' account(s) differ from the journal, e.g. '
+                   || coalesce((SELECT string_agg(format('account %s holds %s, journal says %s',
+                                                         m.id, m.balance, m.journal_balance), '; ')
+                                  FROM (SELECT * FROM mismatch ORDER BY id LIMIT 3) m), 'none')
+                   || '; ' || (SELECT count(*) FROM orphan)::text || ' journal account(s) missing'
+              ELSE (SELECT count(*) FROM payext.account)::text || ' accounts agree with the journal'
+         END
+  UNION ALL
+  SELECT 'money_conserved',
+         NOT EXISTS (SELECT 1 FROM unbalanced),
+         coalesce((SELECT string_agg(format('%s sums to %s', u.currency, u.total), '; ' ORDER BY u.currency)
+                     FROM unbalanced u),
+                  'every currency sums to zero')
+  UNION ALL
+  SELECT 'no_negative_balances',
+         NOT EXISTS (SELECT 1 FROM negative),
+         coalesce((SELECT string_agg(format('account %s holds %s', n.id, n.balance), '; ' ORDER BY n.id)
+                     FROM (SELECT * FROM negative ORDER BY id LIMIT 3) n),
+                  'no wallet or merchant is below zero')
+  UNION ALL
+  SELECT 'journal_intact',
+         NOT EXISTS (SELECT 1 FROM altered),
+         CASE WHEN EXISTS (SELECT 1 FROM altered)
+              THEN (SELECT count(*) FROM altered)::text || ' transfer(s) altered, e.g. '
+                   || (SELECT string_agg(x.id::text, ', ') FROM (SELECT id FROM altered ORDER BY id LIMIT 3) x)
+              ELSE (SELECT count(*) FROM payext.transfer)::text || ' transfers match their checksums'
+         END
+$$;
+COMMENT ON FUNCTION payext.verify_ledger() IS
+  'recomputes the ledger from the journal; one row per check, failures as rows';
+
+-- Functions are executable by PUBLIC by default; payext grants capabilities
+-- explicitly instead.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA payext FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA payext FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA payext FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payext.format_amount(bigint, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION payext.currencies() TO PUBLIC;

@@ -1,0 +1,48 @@
+/*
+ * errors.h
+ *		The SQLSTATE catalogue of payext.
+ *
+ * Every error a caller can cause is reported in the private class "PY", one
+ * code per cause, so that a client can react to the code rather than parse
+ * the message.  Ranges by concern:
+ *
+ *	PY0xx	arguments		PY1xx	ledger
+ *	PY2xx	payment codes	PY3xx	association
+ *	PY4xx	parking			PY9xx	broken invariant (never the caller's fault)
+ *
+ * PostgreSQL's own codes stay where clients already react to them: 40001 and
+ * 40P01 (retry), 42501 (privilege), 57014 (cancel).
+ *
+ * The README lists every code; keep the two in step.
+ */
+#ifndef PAYEXT_ERRORS_H
+#define PAYEXT_ERRORS_H
+
+#include "utils/elog.h"
+
+#define PAYEXT_SQLSTATE(c3, c4, c5) MAKE_SQLSTATE('P', 'Y', c3, c4, c5)
+
+/* PY0xx: arguments */
+#define PAYEXT_ERRCODE_NULL_ARGUMENT		PAYEXT_SQLSTATE('0', '0', '1')
+#define PAYEXT_ERRCODE_INVALID_AMOUNT		PAYEXT_SQLSTATE('0', '0', '2')
+#define PAYEXT_ERRCODE_UNKNOWN_CURRENCY		PAYEXT_SQLSTATE('0', '0', '3')
+#define PAYEXT_ERRCODE_INVALID_IDENTIFIER	PAYEXT_SQLSTATE('0', '0', '4')
+#define PAYEXT_ERRCODE_INVALID_REFERENCE	PAYEXT_SQLSTATE('0', '0', '5')
+
+/* PY1xx: ledger */
+#define PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND	PAYEXT_SQLSTATE('1', '0', '1')
+#define PAYEXT_ERRCODE_ACCOUNT_FROZEN		PAYEXT_SQLSTATE('1', '0', '2')
+#define PAYEXT_ERRCODE_ACCOUNT_CLOSED		PAYEXT_SQLSTATE('1', '0', '3')
+#define PAYEXT_ERRCODE_INSUFFICIENT_FUNDS	PAYEXT_SQLSTATE('1', '0', '4')
+#define PAYEXT_ERRCODE_CURRENCY_MISMATCH	PAYEXT_SQLSTATE('1', '0', '5')
+#define PAYEXT_ERRCODE_BALANCE_OVERFLOW		PAYEXT_SQLSTATE('1', '0', '6')
+#define PAYEXT_ERRCODE_IDEMPOTENCY_CONFLICT PAYEXT_SQLSTATE('1', '0', '7')
+#define PAYEXT_ERRCODE_ACCOUNT_NOT_EMPTY	PAYEXT_SQLSTATE('1', '0', '8')
+#define PAYEXT_ERRCODE_JOURNAL_APPEND_ONLY	PAYEXT_SQLSTATE('1', '0', '9')
+#define PAYEXT_ERRCODE_SAME_ACCOUNT			PAYEXT_SQLSTATE('1', '1', '0')
+#define PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND	PAYEXT_SQLSTATE('1', '1', '1')
+
+/* PY9xx: a broken invariant; reaching one is a bug in payext */
+#define PAYEXT_ERRCODE_INVARIANT_BROKEN		PAYEXT_SQLSTATE('9', '0', '1')
+
+#endif							/* PAYEXT_ERRORS_H */

@@ -1,0 +1,803 @@
+/*
+ * ledger.c
+ *		The transfer primitive and the ledger's SQL functions.
+ *
+ * Every movement of money is LedgerTransfer(): lock both accounts in
+ * ascending id order, check states, currency, funds and overflow, append one
+ * journal row, set both balances.  The row locks are taken with SELECT ...
+ * FOR NO KEY UPDATE, so that under READ COMMITTED a waiting transfer sees
+ * the balance its predecessor committed, and under REPEATABLE READ and
+ * SERIALIZABLE PostgreSQL itself reports the conflict as 40001.
+ */
+#include "postgres.h"
+
+#include <openssl/sha.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/int.h"
+#include "fmgr.h"
+#include "libpq/pqformat.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "currency.h"
+#include "errors.h"
+#include "ledger.h"
+#include "payext_limits.h"
+#include "money.h"
+#include "spi_util.h"
+
+/* One locked account, as the transfer primitive sees it. */
+typedef struct LedgerAccount
+{
+	int64		id;
+	char		kind[16];
+	char		currency[4];
+	int64		balance_minor;
+	char		status[16];
+} LedgerAccount;
+
+static PayextPlan find_by_reference_plan = {
+	"SELECT id, debit_account, credit_account, amount"
+	"  FROM payext.transfer"
+	" WHERE kind = $1 AND idem_scope = $2 AND reference = $3",
+	3, {TEXTOID, INT8OID, TEXTOID}
+};
+
+static PayextPlan lock_accounts_plan = {
+	"SELECT id, kind, currency, balance, status"
+	"  FROM payext.account"
+	" WHERE id = $1 OR id = $2"
+	" ORDER BY id"
+	"   FOR NO KEY UPDATE",
+	2, {INT8OID, INT8OID}
+};
+
+static PayextPlan insert_transfer_plan = {
+	"INSERT INTO payext.transfer"
+	" (id, debit_account, credit_account, amount, currency, kind,"
+	"  idem_scope, reference, created_at, checksum)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+	" ON CONFLICT (kind, idem_scope, reference) WHERE reference IS NOT NULL"
+	" DO NOTHING",
+	10, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
+	INT8OID, TEXTOID, TIMESTAMPTZOID, BYTEAOID}
+};
+
+static PayextPlan set_balances_plan = {
+	"UPDATE payext.account"
+	"   SET balance = CASE WHEN id = $1 THEN $2 ELSE $4 END"
+	" WHERE id = $1 OR id = $3",
+	4, {INT8OID, INT8OID, INT8OID, INT8OID}
+};
+
+static PayextPlan account_info_plan = {
+	"SELECT a.kind, a.currency, s.id"
+	"  FROM payext.account a"
+	"  LEFT JOIN payext.account s"
+	"    ON s.kind = 'system' AND s.currency = a.currency"
+	" WHERE a.id = $1",
+	1, {INT8OID}
+};
+
+static PayextPlan find_system_plan = {
+	"SELECT id FROM payext.account WHERE kind = 'system' AND currency = $1",
+	1, {TEXTOID}
+};
+
+static PayextPlan find_wallet_plan = {
+	"SELECT id FROM payext.account"
+	" WHERE kind = 'wallet' AND owner = $1 AND currency = $2",
+	2, {TEXTOID, TEXTOID}
+};
+
+static PayextPlan find_merchant_plan = {
+	"SELECT id FROM payext.account"
+	" WHERE kind = 'merchant' AND public_service_id = $1 AND currency = $2",
+	2, {TEXTOID, TEXTOID}
+};
+
+static PayextPlan insert_account_plan = {
+	"INSERT INTO payext.account"
+	" (id, kind, owner, public_service_id, display_name, currency, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	" ON CONFLICT DO NOTHING",
+	7, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan balance_plan = {
+	"SELECT balance FROM payext.account WHERE id = $1",
+	1, {INT8OID}
+};
+
+static PayextPlan lock_one_account_plan = {
+	"SELECT kind, status, balance FROM payext.account WHERE id = $1"
+	"   FOR NO KEY UPDATE",
+	1, {INT8OID}
+};
+
+static PayextPlan set_status_plan = {
+	"UPDATE payext.account SET status = $2 WHERE id = $1",
+	2, {INT8OID, TEXTOID}
+};
+
+/* ---------------------------------------------------------------------
+ * Journal checksum
+ * ---------------------------------------------------------------------
+ */
+
+static void
+ChecksumAppendText(StringInfo buf, const char *value)
+{
+	if (value == NULL)
+	{
+		pq_sendint8(buf, 0);
+		return;
+	}
+	pq_sendint8(buf, 1);
+	pq_sendint32(buf, (uint32) strlen(value));
+	pq_sendbytes(buf, value, strlen(value));
+}
+
+bytea *
+LedgerChecksum(int64 id, int64 debit_account, int64 credit_account,
+			   int64 amount_minor, const char *currency, const char *kind,
+			   const char *reference, TimestampTz created_at)
+{
+	StringInfoData buf;
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	bytea	   *result;
+
+	/* A versioned, unambiguous encoding: fixed-width integers, sized text. */
+	initStringInfo(&buf);
+	pq_sendbytes(&buf, "payext.transfer.v1", 18);
+	pq_sendint64(&buf, id);
+	pq_sendint64(&buf, debit_account);
+	pq_sendint64(&buf, credit_account);
+	pq_sendint64(&buf, amount_minor);
+	ChecksumAppendText(&buf, currency);
+	ChecksumAppendText(&buf, kind);
+	ChecksumAppendText(&buf, reference);
+	pq_sendint64(&buf, created_at);
+
+	SHA256((const unsigned char *) buf.data, buf.len, digest);
+	pfree(buf.data);
+
+	result = palloc(VARHDRSZ + PAYEXT_CHECKSUM_LEN);
+	SET_VARSIZE(result, VARHDRSZ + PAYEXT_CHECKSUM_LEN);
+	memcpy(VARDATA(result), digest, PAYEXT_CHECKSUM_LEN);
+	return result;
+}
+
+/* ---------------------------------------------------------------------
+ * The transfer primitive
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A replay of an idempotent request: returns the first transfer's id when
+ * the request is the same, raises when the reference was used for another,
+ * returns 0 when the reference is new.
+ */
+static int64
+LedgerFindReplay(const LedgerTransferRequest *req)
+{
+	Datum		values[3];
+	int64		id;
+
+	values[0] = CStringGetTextDatum(req->kind);
+	values[1] = Int64GetDatum(req->idem_scope);
+	values[2] = CStringGetTextDatum(req->reference);
+	if (PayextExecute(&find_by_reference_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 0)
+		return 0;
+
+	id = DatumGetInt64(PayextResultDatum(0, 1));
+	if (DatumGetInt64(PayextResultDatum(0, 2)) != req->debit_account ||
+		DatumGetInt64(PayextResultDatum(0, 3)) != req->credit_account ||
+		DatumGetInt64(PayextResultDatum(0, 4)) != req->amount_minor)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_IDEMPOTENCY_CONFLICT),
+				 errmsg("reference \"%s\" was already used for a different %s",
+						req->reference, req->kind),
+				 errdetail("Transfer " INT64_FORMAT " moved " INT64_FORMAT " from account " INT64_FORMAT " to account " INT64_FORMAT " under this reference.",
+						   id,
+						   DatumGetInt64(PayextResultDatum(0, 4)),
+						   DatumGetInt64(PayextResultDatum(0, 2)),
+						   DatumGetInt64(PayextResultDatum(0, 3))),
+				 errhint("A retry must repeat the original arguments; a new request needs a new reference.")));
+	return id;
+}
+
+static void
+LedgerReadLockedAccount(uint64 row, LedgerAccount *account)
+{
+	account->id = DatumGetInt64(PayextResultDatum(row, 1));
+	strlcpy(account->kind, PayextResultCString(row, 2), sizeof(account->kind));
+	strlcpy(account->currency, PayextResultCString(row, 3), sizeof(account->currency));
+	account->balance_minor = DatumGetInt64(PayextResultDatum(row, 4));
+	strlcpy(account->status, PayextResultCString(row, 5), sizeof(account->status));
+}
+
+/* Raises unless the account may take part in a transfer. */
+static void
+LedgerCheckActive(const LedgerAccount *account)
+{
+	if (strcmp(account->status, "frozen") == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_FROZEN),
+				 errmsg("account " INT64_FORMAT " is frozen", account->id),
+				 errdetail("A frozen account can neither pay nor be paid."),
+				 errhint("An administrator can lift this with payext.unfreeze().")));
+	if (strcmp(account->status, "closed") == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_CLOSED),
+				 errmsg("account " INT64_FORMAT " is closed", account->id),
+				 errdetail("A closed account can neither pay nor be paid.")));
+}
+
+/* Locks both accounts, lower id first, and fills debit and credit. */
+static void
+LedgerLockPair(const LedgerTransferRequest *req, LedgerAccount *debit,
+			   LedgerAccount *credit)
+{
+	Datum		values[2];
+	uint64		rows;
+
+	values[0] = Int64GetDatum(req->debit_account);
+	values[1] = Int64GetDatum(req->credit_account);
+	rows = PayextExecute(&lock_accounts_plan, values, NULL, false, 0,
+						 SPI_OK_SELECT);
+	for (uint64 row = 0; row < rows; row++)
+	{
+		LedgerAccount account;
+
+		LedgerReadLockedAccount(row, &account);
+		if (account.id == req->debit_account)
+			*debit = account;
+		else
+			*credit = account;
+	}
+	if (rows != 2)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
+				 errmsg("account " INT64_FORMAT " does not exist",
+						debit->id == req->debit_account ?
+						req->credit_account : req->debit_account)));
+}
+
+/* Checks states, currency, funds and overflow; returns the new balances. */
+static void
+LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit,
+					const LedgerAccount *credit, int64 *debit_after,
+					int64 *credit_after)
+{
+	LedgerCheckActive(debit);
+	LedgerCheckActive(credit);
+	if (strcmp(debit->currency, credit->currency) != 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CURRENCY_MISMATCH),
+				 errmsg("accounts " INT64_FORMAT " and " INT64_FORMAT " hold different currencies",
+						debit->id, credit->id),
+				 errdetail("Account " INT64_FORMAT " holds %s, account " INT64_FORMAT " holds %s.",
+						   debit->id, debit->currency, credit->id, credit->currency),
+				 errhint("payext does not convert currencies; use accounts of one currency.")));
+	if (strcmp(debit->kind, "system") != 0 && debit->balance_minor < req->amount_minor)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
+				 errmsg("insufficient funds in account " INT64_FORMAT, debit->id),
+				 errdetail("The account holds %s; the %s needs %s.",
+						   PayextFormatAmount(debit->balance_minor, debit->currency),
+						   req->kind,
+						   PayextFormatAmount(req->amount_minor, debit->currency))));
+	if (pg_sub_s64_overflow(debit->balance_minor, req->amount_minor, debit_after) ||
+		pg_add_s64_overflow(credit->balance_minor, req->amount_minor, credit_after))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BALANCE_OVERFLOW),
+				 errmsg("the %s would overflow a balance", req->kind),
+				 errdetail("Balances are 64-bit integers of the minor unit.")));
+
+	/* Release-build check: a wallet or merchant below zero costs money. */
+	if (strcmp(debit->kind, "system") != 0 && *debit_after < 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				 errmsg("transfer would leave account " INT64_FORMAT " negative", debit->id)));
+}
+
+static bool
+LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
+					const char *currency)
+{
+	TimestampTz created_at = GetCurrentTransactionStartTimestamp();
+	Datum		values[10];
+	char		nulls[10];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(transfer_id);
+	values[1] = Int64GetDatum(req->debit_account);
+	values[2] = Int64GetDatum(req->credit_account);
+	values[3] = Int64GetDatum(req->amount_minor);
+	values[4] = CStringGetTextDatum(currency);
+	values[5] = CStringGetTextDatum(req->kind);
+	values[6] = Int64GetDatum(req->idem_scope);
+	if (req->reference != NULL)
+		values[7] = CStringGetTextDatum(req->reference);
+	else
+	{
+		values[7] = (Datum) 0;
+		nulls[7] = 'n';
+	}
+	values[8] = TimestampTzGetDatum(created_at);
+	values[9] = PointerGetDatum(LedgerChecksum(transfer_id, req->debit_account,
+											   req->credit_account,
+											   req->amount_minor, currency,
+											   req->kind, req->reference,
+											   created_at));
+	return PayextExecute(&insert_transfer_plan, values, nulls, false, 0,
+						 SPI_OK_INSERT) == 1;
+}
+
+int64
+LedgerTransfer(const LedgerTransferRequest *req)
+{
+	LedgerAccount debit = {0};
+	LedgerAccount credit = {0};
+	int64		debit_after;
+	int64		credit_after;
+	int64		transfer_id;
+	Datum		values[4];
+
+	Assert(req->kind != NULL);
+	if (req->amount_minor <= 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVALID_AMOUNT),
+				 errmsg("amount must be positive")));
+	if (req->debit_account == req->credit_account)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_SAME_ACCOUNT),
+				 errmsg("cannot transfer from account " INT64_FORMAT " to itself",
+						req->debit_account)));
+
+	/* A replay returns before it locks anything. */
+	if (req->reference != NULL)
+	{
+		transfer_id = LedgerFindReplay(req);
+		if (transfer_id != 0)
+			return transfer_id;
+	}
+
+	LedgerLockPair(req, &debit, &credit);
+	LedgerCheckTransfer(req, &debit, &credit, &debit_after, &credit_after);
+
+	/*
+	 * The journal row goes first: its unique index on the reference decides
+	 * between two concurrent first attempts.  The loser waits for the winner
+	 * and, under READ COMMITTED, finds its row; under REPEATABLE READ and
+	 * SERIALIZABLE, ON CONFLICT itself raises 40001.
+	 */
+	transfer_id = PayextNextId("transfer_id_seq");
+	if (!LedgerAppendJournal(req, transfer_id, debit.currency))
+	{
+		transfer_id = LedgerFindReplay(req);
+		if (transfer_id == 0)
+			elog(ERROR, "payext: conflicting transfer for reference \"%s\" is not visible",
+				 req->reference);
+		return transfer_id;
+	}
+
+	values[0] = Int64GetDatum(debit.id);
+	values[1] = Int64GetDatum(debit_after);
+	values[2] = Int64GetDatum(credit.id);
+	values[3] = Int64GetDatum(credit_after);
+	if (PayextExecute(&set_balances_plan, values, NULL, false, 0,
+					  SPI_OK_UPDATE) != 2)
+		elog(ERROR, "payext: balances of accounts " INT64_FORMAT " and " INT64_FORMAT " were not both set",
+			 debit.id, credit.id);
+	return transfer_id;
+}
+
+/* ---------------------------------------------------------------------
+ * Accounts
+ * ---------------------------------------------------------------------
+ */
+
+/* Runs a lookup plan that yields one id, or returns 0. */
+static int64
+LedgerFindId(PayextPlan *plan, Datum *values)
+{
+	if (PayextExecute(plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return 0;
+	return DatumGetInt64(PayextResultDatum(0, 1));
+}
+
+/*
+ * Finds the account by its natural key with find_plan, creating it when
+ * missing.  Two sessions creating the same account at once are resolved by
+ * the unique index: the second finds the first's row.
+ */
+static int64
+LedgerGetOrCreateAccount(PayextPlan *find_plan, Datum *find_values,
+						 const char *kind, const char *owner,
+						 const char *public_service_id,
+						 const char *display_name, const char *currency)
+{
+	int64		id = LedgerFindId(find_plan, find_values);
+	Datum		values[7];
+	char		nulls[7];
+
+	if (id != 0)
+		return id;
+
+	memset(nulls, ' ', sizeof(nulls));
+	id = PayextNextId("account_id_seq");
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(kind);
+	values[2] = owner ? CStringGetTextDatum(owner) : (Datum) 0;
+	nulls[2] = owner ? ' ' : 'n';
+	values[3] = public_service_id ? CStringGetTextDatum(public_service_id) : (Datum) 0;
+	nulls[3] = public_service_id ? ' ' : 'n';
+	values[4] = display_name ? CStringGetTextDatum(display_name) : (Datum) 0;
+	nulls[4] = display_name ? ' ' : 'n';
+	values[5] = CStringGetTextDatum(currency);
+	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (PayextExecute(&insert_account_plan, values, nulls, false, 0,
+					  SPI_OK_INSERT) == 1)
+		return id;
+
+	id = LedgerFindId(find_plan, find_values);
+	if (id == 0)
+		elog(ERROR, "payext: concurrently created %s account is not visible", kind);
+	return id;
+}
+
+int64
+LedgerSystemAccount(const char *currency)
+{
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(currency);
+	return LedgerGetOrCreateAccount(&find_system_plan, values, "system",
+									NULL, NULL, NULL, currency);
+}
+
+/*
+ * The kind and currency of an account, and its currency's system account
+ * id (0 when not yet created).  Raises when the account does not exist.
+ */
+static void
+LedgerAccountInfo(int64 account_id, char *kind, size_t kind_len,
+				  char *currency, int64 *system_id)
+{
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = Int64GetDatum(account_id);
+	if (PayextExecute(&account_info_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
+				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
+	strlcpy(kind, PayextResultCString(0, 1), kind_len);
+	strlcpy(currency, PayextResultCString(0, 2), 4);
+	*system_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 3, &isnull));
+	if (isnull)
+		*system_id = 0;
+}
+
+static void
+LedgerRefuseSystemAccount(int64 account_id, const char *kind, const char *what)
+{
+	if (strcmp(kind, "system") == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
+				 errmsg("account " INT64_FORMAT " is a system account", account_id),
+				 errdetail("System accounts are where external money enters and leaves; they cannot be used for %s.", what)));
+}
+
+/* top_up and withdraw: money crossing the ledger's edge. */
+static int64
+LedgerExternalTransfer(int64 account_id, int64 amount_minor,
+					   const char *external_ref, bool inbound)
+{
+	char		kind[16];
+	char		currency[4];
+	int64		system_id;
+	LedgerTransferRequest req = {0};
+
+	LedgerAccountInfo(account_id, kind, sizeof(kind), currency, &system_id);
+	LedgerRefuseSystemAccount(account_id, kind, inbound ? "a top-up" : "a withdrawal");
+	if (system_id == 0)
+		system_id = LedgerSystemAccount(currency);
+
+	req.debit_account = inbound ? system_id : account_id;
+	req.credit_account = inbound ? account_id : system_id;
+	req.amount_minor = amount_minor;
+	req.kind = inbound ? "top_up" : "withdraw";
+	req.idem_scope = 0;
+	req.reference = external_ref;
+	return LedgerTransfer(&req);
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+/* open_wallet(owner text, currency text DEFAULT 'CNY') RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_open_wallet);
+Datum
+payext_open_wallet(PG_FUNCTION_ARGS)
+{
+	char	   *owner = PayextArgIdentifier(fcinfo, 0, "owner", PAYEXT_MAX_IDENTIFIER_LEN);
+	const PayextCurrency *currency = PayextArgCurrency(fcinfo, 1, "currency");
+	Datum		values[2];
+	int64		id;
+
+	PayextSpiConnect();
+	values[0] = CStringGetTextDatum(owner);
+	values[1] = CStringGetTextDatum(currency->code);
+	id = LedgerGetOrCreateAccount(&find_wallet_plan, values, "wallet",
+								  owner, NULL, NULL, currency->code);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * open_merchant(public_service_id text, display_name text,
+ *				 currency text DEFAULT 'CNY') RETURNS bigint
+ */
+PG_FUNCTION_INFO_V1(payext_open_merchant);
+Datum
+payext_open_merchant(PG_FUNCTION_ARGS)
+{
+	char	   *psid = PayextArgIdentifier(fcinfo, 0, "public_service_id",
+										   PAYEXT_MAX_IDENTIFIER_LEN);
+	char	   *display_name = PayextArgIdentifier(fcinfo, 1, "display_name",
+												   PAYEXT_MAX_DISPLAY_NAME_LEN);
+	const PayextCurrency *currency = PayextArgCurrency(fcinfo, 2, "currency");
+	Datum		values[2];
+	int64		id;
+
+	PayextSpiConnect();
+	values[0] = CStringGetTextDatum(psid);
+	values[1] = CStringGetTextDatum(currency->code);
+	id = LedgerGetOrCreateAccount(&find_merchant_plan, values, "merchant",
+								  NULL, psid, display_name, currency->code);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+/* top_up(wallet bigint, amount bigint, external_ref text) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_top_up);
+Datum
+payext_top_up(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"wallet", "amount", "external_ref"};
+	int64		wallet;
+	int64		amount;
+	char	   *external_ref;
+	int64		id;
+
+	PayextRequireArgs(fcinfo, 3, names);
+	wallet = PG_GETARG_INT64(0);
+	amount = PayextArgAmount(fcinfo, 1, "amount");
+	external_ref = PayextArgIdentifier(fcinfo, 2, "external_ref",
+									   PAYEXT_MAX_REFERENCE_LEN);
+	PayextSpiConnect();
+	id = LedgerExternalTransfer(wallet, amount, external_ref, true);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+/* withdraw(account bigint, amount bigint, external_ref text) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_withdraw);
+Datum
+payext_withdraw(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"account", "amount", "external_ref"};
+	int64		account;
+	int64		amount;
+	char	   *external_ref;
+	int64		id;
+
+	PayextRequireArgs(fcinfo, 3, names);
+	account = PG_GETARG_INT64(0);
+	amount = PayextArgAmount(fcinfo, 1, "amount");
+	external_ref = PayextArgIdentifier(fcinfo, 2, "external_ref",
+									   PAYEXT_MAX_REFERENCE_LEN);
+	PayextSpiConnect();
+	id = LedgerExternalTransfer(account, amount, external_ref, false);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * transfer(debit_account bigint, credit_account bigint, amount bigint,
+ *			reference text DEFAULT NULL) RETURNS bigint
+ *
+ * A direct transfer between two user accounts, for administrators
+ * (corrections, goodwill credits).  Flows use their own functions.
+ */
+PG_FUNCTION_INFO_V1(payext_transfer);
+Datum
+payext_transfer(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"debit_account", "credit_account", "amount"};
+	LedgerTransferRequest req = {0};
+	char		kind[16];
+	char		currency[4];
+	int64		system_id;
+	int64		id;
+
+	PayextRequireArgs(fcinfo, 3, names);
+	req.debit_account = PG_GETARG_INT64(0);
+	req.credit_account = PG_GETARG_INT64(1);
+	req.amount_minor = PayextArgAmount(fcinfo, 2, "amount");
+	req.kind = "transfer";
+	req.reference = PG_ARGISNULL(3) ? NULL :
+		PayextArgIdentifier(fcinfo, 3, "reference", PAYEXT_MAX_REFERENCE_LEN);
+
+	PayextSpiConnect();
+	LedgerAccountInfo(req.debit_account, kind, sizeof(kind), currency, &system_id);
+	LedgerRefuseSystemAccount(req.debit_account, kind, "a direct transfer");
+	LedgerAccountInfo(req.credit_account, kind, sizeof(kind), currency, &system_id);
+	LedgerRefuseSystemAccount(req.credit_account, kind, "a direct transfer");
+	id = LedgerTransfer(&req);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+/* balance(account bigint) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_balance);
+Datum
+payext_balance(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"account"};
+	Datum		values[1];
+	int64		balance;
+
+	PayextRequireArgs(fcinfo, 1, names);
+	values[0] = PG_GETARG_DATUM(0);
+	PayextSpiConnect();
+	if (PayextExecute(&balance_plan, values, NULL, true, 1, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
+				 errmsg("account " INT64_FORMAT " does not exist",
+						PG_GETARG_INT64(0))));
+	balance = DatumGetInt64(PayextResultDatum(0, 1));
+	PayextSpiFinish();
+	PG_RETURN_INT64(balance);
+}
+
+/*
+ * Moves an account to status `target` ('active', 'frozen' or 'closed').
+ * Closed is final; closing needs a zero balance.
+ */
+static void
+LedgerSetStatus(int64 account_id, const char *target)
+{
+	Datum		values[2];
+	char	   *kind;
+	char	   *status;
+	int64		balance;
+
+	values[0] = Int64GetDatum(account_id);
+	if (PayextExecute(&lock_one_account_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
+				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
+	kind = PayextResultCString(0, 1);
+	status = PayextResultCString(0, 2);
+	balance = DatumGetInt64(PayextResultDatum(0, 3));
+
+	LedgerRefuseSystemAccount(account_id, kind, "a change of status");
+	if (strcmp(status, target) == 0)
+		return;
+	if (strcmp(status, "closed") == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_CLOSED),
+				 errmsg("account " INT64_FORMAT " is closed", account_id),
+				 errdetail("Closing an account is final.")));
+	if (strcmp(target, "closed") == 0 && balance != 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_EMPTY),
+				 errmsg("account " INT64_FORMAT " still holds money", account_id),
+				 errdetail("Its balance is " INT64_FORMAT ".", balance),
+				 errhint("Withdraw the balance first.")));
+
+	values[1] = CStringGetTextDatum(target);
+	PayextExecute(&set_status_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+}
+
+static Datum
+LedgerStatusFunction(FunctionCallInfo fcinfo, const char *target)
+{
+	static const char *const names[] = {"account"};
+
+	PayextRequireArgs(fcinfo, 1, names);
+	PayextSpiConnect();
+	LedgerSetStatus(PG_GETARG_INT64(0), target);
+	PayextSpiFinish();
+	PG_RETURN_VOID();
+}
+
+/* freeze(account bigint) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_freeze);
+Datum
+payext_freeze(PG_FUNCTION_ARGS)
+{
+	return LedgerStatusFunction(fcinfo, "frozen");
+}
+
+/* unfreeze(account bigint) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_unfreeze);
+Datum
+payext_unfreeze(PG_FUNCTION_ARGS)
+{
+	return LedgerStatusFunction(fcinfo, "active");
+}
+
+/* close_account(account bigint) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_close_account);
+Datum
+payext_close_account(PG_FUNCTION_ARGS)
+{
+	return LedgerStatusFunction(fcinfo, "closed");
+}
+
+/*
+ * transfer_checksum(id bigint, debit_account bigint, credit_account bigint,
+ *					 amount bigint, currency text, kind text, reference text,
+ *					 created_at timestamptz) RETURNS bytea
+ */
+PG_FUNCTION_INFO_V1(payext_transfer_checksum);
+Datum
+payext_transfer_checksum(PG_FUNCTION_ARGS)
+{
+	for (int i = 0; i < 8; i++)
+	{
+		/* Only the reference may be null. */
+		if (i != 6 && PG_ARGISNULL(i))
+			PG_RETURN_NULL();
+	}
+	PG_RETURN_BYTEA_P(LedgerChecksum(PG_GETARG_INT64(0), PG_GETARG_INT64(1),
+									 PG_GETARG_INT64(2), PG_GETARG_INT64(3),
+									 text_to_cstring(PG_GETARG_TEXT_PP(4)),
+									 text_to_cstring(PG_GETARG_TEXT_PP(5)),
+									 PG_ARGISNULL(6) ? NULL :
+									 text_to_cstring(PG_GETARG_TEXT_PP(6)),
+									 PG_GETARG_TIMESTAMPTZ(7)));
+}
+
+/* journal_guard() RETURNS trigger: refuses UPDATE, DELETE and TRUNCATE. */
+PG_FUNCTION_INFO_V1(payext_journal_guard);
+Datum
+payext_journal_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *operation;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "payext: journal_guard() must be called as a trigger");
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		operation = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		operation = "DELETE";
+	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		operation = "TRUNCATE";
+	else
+		operation = "this operation";
+
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_JOURNAL_APPEND_ONLY),
+			 errmsg("the journal is append-only"),
+			 errdetail("%s on %s is refused.", operation,
+					   RelationGetRelationName(trigdata->tg_relation)),
+			 errhint("Correct a transfer with a new transfer in the opposite direction.")));
+	PG_RETURN_NULL();			/* not reached */
+}

@@ -1,0 +1,43 @@
+/*
+ * ledger.h
+ *		The double-entry ledger: accounts, the journal, and the one transfer
+ *		primitive every flow moves money with.
+ */
+#ifndef PAYEXT_LEDGER_H
+#define PAYEXT_LEDGER_H
+
+#include "postgres.h"
+
+typedef struct LedgerTransferRequest
+{
+	int64		debit_account;
+	int64		credit_account;
+	int64		amount_minor;	/* > 0 */
+	const char *kind;			/* journal kind: 'top_up', 'withdraw', ... */
+	/*
+	 * Idempotency: a non-NULL reference is unique within (kind, idem_scope).
+	 * idem_scope is 0 for references unique across the ledger (a bank's
+	 * reference) and an account id for those unique per account (a
+	 * merchant's order reference).
+	 */
+	int64		idem_scope;
+	const char *reference;
+} LedgerTransferRequest;
+
+/*
+ * Moves the money and returns the transfer id; on a replay of the same
+ * request returns the first one's id and moves nothing.  The caller must be
+ * connected to SPI.
+ */
+extern int64 LedgerTransfer(const LedgerTransferRequest *req);
+
+/* The id of the system account of a currency, created on first use. */
+extern int64 LedgerSystemAccount(const char *currency);
+
+/* The journal row checksum, as stored in transfer.checksum. */
+extern bytea *LedgerChecksum(int64 id, int64 debit_account, int64 credit_account,
+							 int64 amount_minor, const char *currency,
+							 const char *kind, const char *reference,
+							 TimestampTz created_at);
+
+#endif							/* PAYEXT_LEDGER_H */

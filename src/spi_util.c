@@ -1,0 +1,172 @@
+/*
+ * spi_util.c
+ *		Prepared-once SPI plans, argument checks and ids (see spi_util.h).
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "commands/sequence.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "errors.h"
+#include "payext_limits.h"
+#include "spi_util.h"
+
+int			payext_shard_id = PAYEXT_DEFAULT_SHARD_ID;
+
+void
+PayextSpiConnect(void)
+{
+	int			rc = SPI_connect();
+
+	if (rc != SPI_OK_CONNECT)
+		elog(ERROR, "payext: SPI_connect failed: %s", SPI_result_code_string(rc));
+}
+
+void
+PayextSpiFinish(void)
+{
+	int			rc = SPI_finish();
+
+	if (rc != SPI_OK_FINISH)
+		elog(ERROR, "payext: SPI_finish failed: %s", SPI_result_code_string(rc));
+}
+
+static SPIPlanPtr
+PayextPreparedPlan(PayextPlan *plan)
+{
+	SPIPlanPtr	prepared;
+
+	if (plan->plan != NULL)
+		return plan->plan;
+
+	Assert(plan->nargs >= 0 && plan->nargs <= PAYEXT_MAX_PLAN_ARGS);
+	prepared = SPI_prepare(plan->sql, plan->nargs, plan->argtypes);
+	if (prepared == NULL)
+		elog(ERROR, "payext: SPI_prepare failed for \"%s\": %s",
+			 plan->sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(prepared) != 0)
+		elog(ERROR, "payext: SPI_keepplan failed");
+	plan->plan = prepared;
+	return prepared;
+}
+
+uint64
+PayextExecute(PayextPlan *plan, Datum *values, const char *nulls,
+			  bool read_only, long max_rows, int expected_rc)
+{
+	int			rc;
+
+	rc = SPI_execute_plan(PayextPreparedPlan(plan), values, nulls,
+						  read_only, max_rows);
+	if (rc != expected_rc)
+		elog(ERROR, "payext: \"%s\" returned %s, expected %s",
+			 plan->sql, SPI_result_code_string(rc),
+			 SPI_result_code_string(expected_rc));
+	return SPI_processed;
+}
+
+Datum
+PayextResultDatum(uint64 row, int col)
+{
+	bool		isnull;
+	Datum		value;
+
+	Assert(row < SPI_processed);
+	value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+						  col, &isnull);
+	if (isnull)
+		elog(ERROR, "payext: unexpected null in column %d", col);
+	return value;
+}
+
+char *
+PayextResultCString(uint64 row, int col)
+{
+	Assert(row < SPI_processed);
+	/* SPI_getvalue returns NULL for a null column. */
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+int64
+PayextNextId(const char *seq_name)
+{
+	Oid			namespace_oid = get_namespace_oid("payext", false);
+	Oid			seq_oid = get_relname_relid(seq_name, namespace_oid);
+	int64		serial;
+
+	if (!OidIsValid(seq_oid))
+		elog(ERROR, "payext: sequence payext.%s is missing", seq_name);
+	serial = nextval_internal(seq_oid, true);
+	if (serial < 1 || serial > PAYEXT_MAX_ID_SERIAL)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				 errmsg("id sequence payext.%s is out of range", seq_name),
+				 errdetail("The sequence returned " INT64_FORMAT ", but ids hold serials from 1 to " INT64_FORMAT ".",
+						   serial, PAYEXT_MAX_ID_SERIAL)));
+	return ((int64) payext_shard_id << PAYEXT_ID_SHARD_SHIFT) | serial;
+}
+
+void
+PayextRequireArgs(FunctionCallInfo fcinfo, int nargs, const char *const *names)
+{
+	Assert(nargs <= PG_NARGS());
+	for (int i = 0; i < nargs; i++)
+	{
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+					 errmsg("argument \"%s\" must not be null", names[i])));
+	}
+}
+
+char *
+PayextArgIdentifier(FunctionCallInfo fcinfo, int argno, const char *name,
+					int max_len)
+{
+	text	   *arg;
+	int			len;
+	const char *data;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+				 errmsg("argument \"%s\" must not be null", name)));
+	arg = PG_GETARG_TEXT_PP(argno);
+	len = VARSIZE_ANY_EXHDR(arg);
+	data = VARDATA_ANY(arg);
+	if (len == 0 || len > max_len)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVALID_IDENTIFIER),
+				 errmsg("argument \"%s\" must be 1 to %d bytes long", name, max_len),
+				 errdetail("It is %d bytes long.", len)));
+	for (int i = 0; i < len; i++)
+	{
+		if ((unsigned char) data[i] < 0x20 || data[i] == 0x7f)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_INVALID_IDENTIFIER),
+					 errmsg("argument \"%s\" contains a control character", name),
+					 errdetail("Byte %d is 0x%02x.", i + 1, (unsigned char) data[i])));
+	}
+	return text_to_cstring(arg);
+}
+
+int64
+PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	int64		amount;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+				 errmsg("argument \"%s\" must not be null", name)));
+	amount = PG_GETARG_INT64(argno);
+	if (amount <= 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVALID_AMOUNT),
+				 errmsg("amount must be positive"),
+				 errdetail("Argument \"%s\" is " INT64_FORMAT ".", name, amount),
+				 errhint("Amounts are whole numbers of the currency's minor unit.")));
+	return amount;
+}
