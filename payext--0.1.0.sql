@@ -229,12 +229,17 @@ AS $$
   )
   SELECT 'balances_match_journal',
          NOT EXISTS (SELECT 1 FROM mismatch) AND NOT EXISTS (SELECT 1 FROM orphan),
-         CASE WHEN EXISTS (SELECT 1 FROM mismatch) OR EXISTS (SELECT 1 FROM orphan)
-              THEN (SELECT count(*) FROM mismatch)::text || ' account(s) differ from the journal, e.g. '
-                   || coalesce((SELECT string_agg(format('account %s holds %s, journal says %s',
-                                                         m.id, m.balance, m.journal_balance), '; ')
-                                  FROM (SELECT * FROM mismatch ORDER BY id LIMIT 3) m), 'none')
-                   || '; ' || (SELECT count(*) FROM orphan)::text || ' journal account(s) missing'
+         CASE WHEN EXISTS (SELECT 1 FROM orphan)
+              THEN (SELECT count(*) FROM orphan)::text
+                   || ' account(s) in the journal do not exist, e.g. '
+                   || (SELECT string_agg(o.account::text, ', ')
+                         FROM (SELECT account FROM orphan ORDER BY account LIMIT 3) o)
+              WHEN EXISTS (SELECT 1 FROM mismatch)
+              THEN (SELECT count(*) FROM mismatch)::text
+                   || ' account(s) differ from the journal, e.g. '
+                   || (SELECT string_agg(format('account %s holds %s, journal says %s',
+                                                m.id, m.balance, m.journal_balance), '; ')
+                         FROM (SELECT * FROM mismatch ORDER BY id LIMIT 3) m)
               ELSE (SELECT count(*) FROM payext.account)::text || ' accounts agree with the journal'
          END
   UNION ALL

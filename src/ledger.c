@@ -176,6 +176,17 @@ LedgerChecksum(int64 id, int64 debit_account, int64 credit_account,
  * ---------------------------------------------------------------------
  */
 
+/* The journal kind as a noun for messages: 'top_up' reads "top-up". */
+static const char *
+LedgerKindNoun(const char *kind)
+{
+	if (strcmp(kind, "top_up") == 0)
+		return "top-up";
+	if (strcmp(kind, "withdraw") == 0)
+		return "withdrawal";
+	return kind;
+}
+
 /*
  * A replay of an idempotent request: returns the first transfer's id when
  * the request is the same, raises when the reference was used for another,
@@ -201,7 +212,7 @@ LedgerFindReplay(const LedgerTransferRequest *req)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_IDEMPOTENCY_CONFLICT),
 				 errmsg("reference \"%s\" was already used for a different %s",
-						req->reference, req->kind),
+						req->reference, LedgerKindNoun(req->kind)),
 				 errdetail("Transfer " INT64_FORMAT " moved " INT64_FORMAT " from account " INT64_FORMAT " to account " INT64_FORMAT " under this reference.",
 						   id,
 						   DatumGetInt64(PayextResultDatum(0, 4)),
@@ -290,13 +301,13 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errmsg("insufficient funds in account " INT64_FORMAT, debit->id),
 				 errdetail("The account holds %s; the %s needs %s.",
 						   PayextFormatAmount(debit->balance_minor, debit->currency),
-						   req->kind,
+						   LedgerKindNoun(req->kind),
 						   PayextFormatAmount(req->amount_minor, debit->currency))));
 	if (pg_sub_s64_overflow(debit->balance_minor, req->amount_minor, debit_after) ||
 		pg_add_s64_overflow(credit->balance_minor, req->amount_minor, credit_after))
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_BALANCE_OVERFLOW),
-				 errmsg("the %s would overflow a balance", req->kind),
+				 errmsg("the %s would overflow a balance", LedgerKindNoun(req->kind)),
 				 errdetail("Balances are 64-bit integers of the minor unit.")));
 
 	/* Release-build check: a wallet or merchant below zero costs money. */

@@ -1,0 +1,139 @@
+-- The ledger: top_up, withdraw, transfer, balance; idempotency on external
+-- references; every refusal leaves the ledger as it was; the journal is
+-- append-only and verify_ledger() notices what was changed behind its back.
+
+-- Ids in this file's messages start after 2000, whatever ran before it.
+SELECT setval('payext.account_id_seq', 2000), setval('payext.transfer_id_seq', 2000);
+
+SELECT payext.open_wallet('ledger_wendy') AS w \gset
+SELECT payext.open_merchant('gh_ledger_mart', 'Ledger Mart') AS m \gset
+SELECT payext.open_wallet('ledger_wendy', 'USD') AS w_usd \gset
+
+-- Money in.  A retry with the same arguments returns the same transfer.
+SELECT payext.top_up(wallet => :w, amount => 10000, external_ref => 'ledger-bank-1') AS t1 \gset
+SELECT payext.top_up(:w, 10000, 'ledger-bank-1') = :t1 AS replay_same_id;
+SELECT payext.balance(:w) AS w_balance;
+SELECT count(*) AS journal_rows FROM payext.transfer WHERE reference = 'ledger-bank-1';
+
+-- The same reference with other arguments is refused.
+SELECT payext.top_up(:w, 9999, 'ledger-bank-1');
+\echo :SQLSTATE
+SELECT payext.top_up(:m, 10000, 'ledger-bank-1');
+\echo :SQLSTATE
+
+-- Money out.
+SELECT payext.withdraw(account => :w, amount => 2500, external_ref => 'ledger-payout-1') AS t2 \gset
+SELECT payext.withdraw(:w, 2500, 'ledger-payout-1') = :t2 AS replay_same_id;
+SELECT payext.balance(:w) AS w_balance;
+-- Top-up and withdrawal references are separate namespaces.
+SELECT payext.withdraw(:w, 500, 'ledger-bank-1') <> :t1 AS separate_namespace;
+SELECT payext.balance(:w) AS w_balance;
+
+-- A direct (administrative) transfer; idempotent when it has a reference.
+SELECT payext.transfer(:w, :m, 1000, 'ledger-adj-1') AS t3 \gset
+SELECT payext.transfer(:w, :m, 1000, 'ledger-adj-1') = :t3 AS replay_same_id;
+SELECT payext.transfer(:w, :m, 1) <> payext.transfer(:w, :m, 1) AS unreferenced_are_distinct;
+SELECT payext.balance(:w) AS w_balance, payext.balance(:m) AS m_balance;
+
+-- Merchants can be topped up too (a refund needs the merchant's own funds).
+SELECT payext.top_up(:m, 300, 'ledger-bank-m') > 0 AS merchant_topped_up;
+
+-- Refusals.  Each has its own SQLSTATE; the ledger is unchanged afterwards.
+SELECT count(*) AS journal_before, sum(amount) AS journal_sum_before
+  FROM payext.transfer \gset
+SELECT payext.withdraw(:w, 6999, 'ledger-payout-2');
+\echo :SQLSTATE
+SELECT payext.transfer(:w, :m, 7000);
+\echo :SQLSTATE
+SELECT payext.top_up(:w, 0, 'ledger-bank-2');
+\echo :SQLSTATE
+SELECT payext.top_up(:w, -5, 'ledger-bank-2');
+\echo :SQLSTATE
+SELECT payext.top_up(:w, NULL, 'ledger-bank-2');
+\echo :SQLSTATE
+SELECT payext.top_up(NULL, 100, 'ledger-bank-2');
+\echo :SQLSTATE
+SELECT payext.top_up(:w, 100, NULL);
+\echo :SQLSTATE
+SELECT payext.top_up(:w, 100, '');
+\echo :SQLSTATE
+SELECT payext.top_up(:w, 100, repeat('r', 129));
+\echo :SQLSTATE
+SELECT payext.top_up(-42, 100, 'ledger-bank-2');
+\echo :SQLSTATE
+SELECT payext.withdraw(-42, 100, 'ledger-payout-2');
+\echo :SQLSTATE
+SELECT payext.transfer(:w, -42, 100);
+\echo :SQLSTATE
+SELECT payext.transfer(:w, :w_usd, 100);
+\echo :SQLSTATE
+SELECT payext.transfer(:w, :w, 100);
+\echo :SQLSTATE
+SELECT id AS cny_system FROM payext.account WHERE kind = 'system' AND currency = 'CNY' \gset
+SELECT payext.top_up(:cny_system, 100, 'ledger-bank-2');
+\echo :SQLSTATE
+SELECT payext.transfer(:cny_system, :w, 100);
+\echo :SQLSTATE
+SELECT payext.transfer(:w, :cny_system, 100);
+\echo :SQLSTATE
+SELECT count(*) = :journal_before AS journal_unchanged,
+       sum(amount) = :journal_sum_before AS amounts_unchanged
+  FROM payext.transfer;
+SELECT payext.balance(:w) AS w_balance, payext.balance(:m) AS m_balance;
+
+-- A frozen account can neither pay nor be paid, but a replay of what it
+-- already did still answers with the original transfer.
+SELECT payext.freeze(:w);
+SELECT payext.top_up(:w, 100, 'ledger-bank-3');
+\echo :SQLSTATE
+SELECT payext.withdraw(:w, 100, 'ledger-payout-3');
+\echo :SQLSTATE
+SELECT payext.transfer(:m, :w, 100);
+\echo :SQLSTATE
+SELECT payext.top_up(:w, 10000, 'ledger-bank-1') = :t1 AS replay_while_frozen;
+SELECT payext.unfreeze(:w);
+SELECT payext.top_up(:w, 100, 'ledger-bank-3') > 0 AS paid_after_unfreeze;
+
+-- Overflow is refused, on either side.  (ISK is used by no other test: its
+-- system account is taken to the edge and brought back.)
+SELECT payext.open_wallet('ledger_rich', 'ISK') AS rich \gset
+SELECT payext.top_up(:rich, 9223372036854775807, 'ledger-isk-1') > 0 AS topped_up_to_max;
+SELECT payext.top_up(:rich, 1, 'ledger-isk-2');
+\echo :SQLSTATE
+SELECT payext.open_wallet('ledger_richer', 'ISK') AS richer \gset
+SELECT payext.top_up(:richer, 2, 'ledger-isk-3');
+\echo :SQLSTATE
+SELECT payext.withdraw(:rich, 9223372036854775807, 'ledger-isk-4') > 0 AS withdrawn_all;
+SELECT payext.balance(:rich) AS rich_balance;
+
+-- The journal of one wallet, oldest first.
+SELECT kind, amount, reference, debit_account = :w AS debit, credit_account = :w AS credit,
+       currency, length(checksum) AS checksum_bytes
+  FROM payext.transfer WHERE :w IN (debit_account, credit_account) ORDER BY id;
+
+-- The journal is append-only.
+UPDATE payext.transfer SET amount = 1 WHERE id = :t1;
+\echo :SQLSTATE
+DELETE FROM payext.transfer WHERE id = :t1;
+\echo :SQLSTATE
+TRUNCATE payext.transfer;
+\echo :SQLSTATE
+
+SELECT check_name, ok FROM payext.verify_ledger();
+
+-- verify_ledger() reports, rather than raises, what was changed behind the
+-- extension's back (here by a superuser, inside a transaction rolled back).
+BEGIN;
+ALTER TABLE payext.transfer DISABLE TRIGGER transfer_append_only;
+UPDATE payext.transfer SET reference = 'forged' WHERE id = :t3;
+UPDATE payext.account SET balance = balance + 1 WHERE id = :m;
+SELECT check_name, ok, CASE WHEN ok THEN '' ELSE detail END AS detail
+  FROM payext.verify_ledger();
+ROLLBACK;
+BEGIN;
+ALTER TABLE payext.account DROP CONSTRAINT account_balance_not_negative;
+UPDATE payext.account SET balance = -1 WHERE id = :w_usd;
+SELECT check_name, ok, CASE WHEN ok THEN '' ELSE detail END AS detail
+  FROM payext.verify_ledger();
+ROLLBACK;
+SELECT check_name, ok FROM payext.verify_ledger();
