@@ -42,7 +42,7 @@ include $(PGXS)
 # Each of these runs against the server that PGHOST/PGPORT point at; wrap
 # them in scripts/with_cluster.sh for a throwaway one.
 demo:
-	psql -X -v ON_ERROR_STOP=1 -d postgres -f demo/demo.sql
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -f demo/demo.sql
 
 pgtap:
 	test/pgtap/run.sh

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test suite against the server in PGHOST/PGPORT, prints what each
+# said on failure, and ends with one line: "suites: N passed, M failed".
+# Normally called through scripts/test_all.sh, which brings a throwaway
+# cluster.  Run one suite with: scripts/run_suites.sh regress
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PG_CONFIG=${PG_CONFIG:-pg_config}
+export PG_CONFIG
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=(regress isolation pgtap dump demo)
+
+passed=0
+failed=0
+failed_names=()
+
+run_suite() {
+	case "$1" in
+	regress) make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= ;;
+	isolation) make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= ;;
+	pgtap) test/pgtap/run.sh ;;
+	dump) test/dump/roundtrip.sh ;;
+	demo) make -s demo PG_CONFIG="$PG_CONFIG" >/dev/null ;;
+	*) echo "unknown suite: $1" >&2; return 2 ;;
+	esac
+}
+
+for suite in "${suites[@]}"; do
+	echo "=== suite: $suite"
+	start=$SECONDS
+	if run_suite "$suite"; then
+		passed=$((passed + 1))
+		echo "=== suite: $suite passed in $((SECONDS - start)) s"
+	else
+		failed=$((failed + 1))
+		failed_names+=("$suite")
+		echo "=== suite: $suite FAILED in $((SECONDS - start)) s"
+		for diffs in regression.diffs output_iso/regression.diffs; do
+			if [ -s "$diffs" ]; then
+				echo "--- $diffs"
+				head -n 300 "$diffs"
+			fi
+		done
+	fi
+done
+
+[ "$failed" = 0 ] || echo "failed suites: ${failed_names[*]}"
+echo "suites: $passed passed, $failed failed"
+[ "$failed" = 0 ]
