@@ -39,13 +39,15 @@ CREATE TABLE payext.account (
   public_service_id text,
   display_name      text,
   currency          text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-  balance           bigint NOT NULL DEFAULT 0,
+  -- NULL for system accounts: theirs is the journal's sum (see balance()).
+  balance           bigint DEFAULT 0,
   status            text NOT NULL DEFAULT 'active'
                     CHECK (status IN ('active', 'frozen', 'closed')),
   created_at        timestamptz NOT NULL DEFAULT now(),
-  -- Only the system accounts, through which money enters and leaves, go
-  -- below zero.  The C code checks first; this is the last line.
-  CONSTRAINT account_balance_not_negative CHECK (kind = 'system' OR balance >= 0),
+  -- Wallets and merchants never go below zero.  The C code checks first;
+  -- this is the last line.
+  CONSTRAINT account_balance_not_negative CHECK (balance >= 0),
+  CONSTRAINT account_balance_stored CHECK ((kind = 'system') = (balance IS NULL)),
   CONSTRAINT account_wallet_has_owner CHECK ((kind = 'wallet') = (owner IS NOT NULL)),
   CONSTRAINT account_merchant_has_psid
     CHECK ((kind = 'merchant') = (public_service_id IS NOT NULL))
@@ -59,7 +61,7 @@ CREATE UNIQUE INDEX account_system_key ON payext.account (currency)
 COMMENT ON TABLE payext.account IS
   'wallets (per owner and currency), merchant accounts (per public-service id and currency) and one system account per currency';
 COMMENT ON COLUMN payext.account.balance IS
-  'in the minor unit; always equals credits minus debits in payext.transfer';
+  'in the minor unit; always equals credits minus debits in payext.transfer; NULL for system accounts, whose balance is the journal''s sum (payext.balance())';
 
 CREATE TABLE payext.transfer (
   id             bigint PRIMARY KEY,
@@ -207,14 +209,21 @@ AS $$
   ), mismatch AS (
     SELECT a.id, a.balance, coalesce(j.balance, 0) AS journal_balance
       FROM payext.account a LEFT JOIN journal j ON j.account = a.id
-     WHERE a.balance::numeric <> coalesce(j.balance, 0)
+     WHERE a.kind <> 'system'
+       AND a.balance::numeric IS DISTINCT FROM coalesce(j.balance, 0)
   ), orphan AS (
     SELECT j.account FROM journal j
      WHERE NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = j.account)
   ), unbalanced AS (
-    SELECT a.currency, sum(a.balance::numeric) AS total
-      FROM payext.account a GROUP BY a.currency
-    HAVING sum(a.balance::numeric) <> 0
+    -- Stored balances of wallets and merchants against the system
+    -- accounts' journal sums: the two sides of every currency.
+    SELECT a.currency,
+           sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
+                    ELSE a.balance::numeric END) AS total
+      FROM payext.account a LEFT JOIN journal j ON j.account = a.id
+     GROUP BY a.currency
+    HAVING sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
+                    ELSE a.balance::numeric END) <> 0
   ), negative AS (
     SELECT a.id, a.balance FROM payext.account a
      WHERE a.kind <> 'system' AND a.balance < 0

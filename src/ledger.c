@@ -2,12 +2,17 @@
  * ledger.c
  *		The transfer primitive and the ledger's SQL functions.
  *
- * Every movement of money is LedgerTransfer(): lock both accounts in
+ * Every movement of money is LedgerTransfer(): lock the user accounts in
  * ascending id order, check states, currency, funds and overflow, append one
- * journal row, set both balances.  The row locks are taken with SELECT ...
+ * journal row, set the balances.  The row locks are taken with SELECT ...
  * FOR NO KEY UPDATE, so that under READ COMMITTED a waiting transfer sees
  * the balance its predecessor committed, and under REPEATABLE READ and
  * SERIALIZABLE PostgreSQL itself reports the conflict as 40001.
+ *
+ * System accounts (one per currency, the other side of every top-up and
+ * withdrawal) are never locked and keep no stored balance: theirs is the
+ * journal's sum.  Locking them would serialise every top-up of a currency
+ * and make any two concurrent ones conflict under REPEATABLE READ.
  */
 #include "postgres.h"
 
@@ -49,10 +54,17 @@ static PayextPlan find_by_reference_plan = {
 static PayextPlan lock_accounts_plan = {
 	"SELECT id, kind, currency, balance, status"
 	"  FROM payext.account"
-	" WHERE id = $1 OR id = $2"
+	" WHERE (id = $1 OR id = $2) AND kind <> 'system'"
 	" ORDER BY id"
 	"   FOR NO KEY UPDATE",
 	2, {INT8OID, INT8OID}
+};
+
+static PayextPlan read_system_plan = {
+	"SELECT id, kind, currency, 0::bigint, status"
+	"  FROM payext.account"
+	" WHERE id = $1 AND kind = 'system'",
+	1, {INT8OID}
 };
 
 static PayextPlan insert_transfer_plan = {
@@ -69,7 +81,7 @@ static PayextPlan insert_transfer_plan = {
 static PayextPlan set_balances_plan = {
 	"UPDATE payext.account"
 	"   SET balance = CASE WHEN id = $1 THEN $2 ELSE $4 END"
-	" WHERE id = $1 OR id = $3",
+	" WHERE (id = $1 OR id = $3) AND kind <> 'system'",
 	4, {INT8OID, INT8OID, INT8OID, INT8OID}
 };
 
@@ -101,14 +113,24 @@ static PayextPlan find_merchant_plan = {
 
 static PayextPlan insert_account_plan = {
 	"INSERT INTO payext.account"
-	" (id, kind, owner, public_service_id, display_name, currency, created_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	" (id, kind, owner, public_service_id, display_name, currency, created_at,"
+	"  balance)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $2 = 'system' THEN NULL ELSE 0 END)"
 	" ON CONFLICT DO NOTHING",
 	7, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 };
 
 static PayextPlan balance_plan = {
-	"SELECT balance FROM payext.account WHERE id = $1",
+	"SELECT a.balance, a.kind = 'system' FROM payext.account a WHERE a.id = $1",
+	1, {INT8OID}
+};
+
+/* A system account's balance: the journal's sum, as numeric. */
+static PayextPlan system_balance_plan = {
+	"SELECT coalesce(sum(CASE WHEN t.credit_account = $1 THEN t.amount::numeric"
+	"                         ELSE -t.amount::numeric END), 0)::text"
+	"  FROM payext.transfer t"
+	" WHERE t.debit_account = $1 OR t.credit_account = $1",
 	1, {INT8OID}
 };
 
@@ -249,34 +271,53 @@ LedgerCheckActive(const LedgerAccount *account)
 				 errdetail("A closed account can neither pay nor be paid.")));
 }
 
-/* Locks both accounts, lower id first, and fills debit and credit. */
+/*
+ * Locks the user accounts of the pair, lower id first, reads the system
+ * account (if one side is) without a lock, and fills debit and credit.
+ */
 static void
 LedgerLockPair(const LedgerTransferRequest *req, LedgerAccount *debit,
 			   LedgerAccount *credit)
 {
 	Datum		values[2];
 	uint64		rows;
+	bool		have_debit = false;
+	bool		have_credit = false;
 
 	values[0] = Int64GetDatum(req->debit_account);
 	values[1] = Int64GetDatum(req->credit_account);
 	rows = PayextExecute(&lock_accounts_plan, values, NULL, false, 0,
 						 SPI_OK_SELECT);
-	for (uint64 row = 0; row < rows; row++)
+	for (int pass = 0; pass < 2; pass++)
 	{
-		LedgerAccount account;
+		for (uint64 row = 0; row < rows; row++)
+		{
+			LedgerAccount account;
 
-		LedgerReadLockedAccount(row, &account);
-		if (account.id == req->debit_account)
-			*debit = account;
-		else
-			*credit = account;
+			LedgerReadLockedAccount(row, &account);
+			if (account.id == req->debit_account)
+			{
+				*debit = account;
+				have_debit = true;
+			}
+			else
+			{
+				*credit = account;
+				have_credit = true;
+			}
+		}
+		if ((have_debit && have_credit) || pass == 1)
+			break;
+		/* One side is a system account, or does not exist. */
+		values[0] = Int64GetDatum(have_debit ? req->credit_account : req->debit_account);
+		rows = PayextExecute(&read_system_plan, values, NULL, false, 1,
+							 SPI_OK_SELECT);
 	}
-	if (rows != 2)
+	if (!have_debit || !have_credit)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist",
-						debit->id == req->debit_account ?
-						req->credit_account : req->debit_account)));
+						have_debit ? req->credit_account : req->debit_account)));
 }
 
 /* Checks states, currency, funds and overflow; returns the new balances. */
@@ -303,6 +344,10 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 						   PayextFormatAmount(debit->balance_minor, debit->currency),
 						   LedgerKindNoun(req->kind),
 						   PayextFormatAmount(req->amount_minor, debit->currency))));
+	/*
+	 * A system account is read with balance 0 (it stores none), so only the
+	 * user side can overflow; its new value is not stored.
+	 */
 	if (pg_sub_s64_overflow(debit->balance_minor, req->amount_minor, debit_after) ||
 		pg_add_s64_overflow(credit->balance_minor, req->amount_minor, credit_after))
 		ereport(ERROR,
@@ -359,6 +404,7 @@ LedgerTransfer(const LedgerTransferRequest *req)
 	int64		credit_after;
 	int64		transfer_id;
 	Datum		values[4];
+	uint64		user_sides;
 
 	Assert(req->kind != NULL);
 	if (req->amount_minor <= 0)
@@ -380,13 +426,28 @@ LedgerTransfer(const LedgerTransferRequest *req)
 	}
 
 	LedgerLockPair(req, &debit, &credit);
+
+	/*
+	 * The same request may have been in flight in another session and
+	 * committed while we waited for its lock: under READ COMMITTED this new
+	 * statement sees it, and the retry must get its id rather than, say, an
+	 * "insufficient funds" that the first request caused.
+	 */
+	if (req->reference != NULL)
+	{
+		transfer_id = LedgerFindReplay(req);
+		if (transfer_id != 0)
+			return transfer_id;
+	}
+
 	LedgerCheckTransfer(req, &debit, &credit, &debit_after, &credit_after);
 
 	/*
-	 * The journal row goes first: its unique index on the reference decides
-	 * between two concurrent first attempts.  The loser waits for the winner
-	 * and, under READ COMMITTED, finds its row; under REPEATABLE READ and
-	 * SERIALIZABLE, ON CONFLICT itself raises 40001.
+	 * Two first attempts with one reference that lock no common account
+	 * (the same reference on two wallets) meet at the journal's unique
+	 * index: the second waits for the first and, under READ COMMITTED, finds
+	 * its row; under REPEATABLE READ and SERIALIZABLE, ON CONFLICT raises
+	 * 40001 for a conflicting row its snapshot cannot see.
 	 */
 	transfer_id = PayextNextId("transfer_id_seq");
 	if (!LedgerAppendJournal(req, transfer_id, debit.currency))
@@ -402,9 +463,10 @@ LedgerTransfer(const LedgerTransferRequest *req)
 	values[1] = Int64GetDatum(debit_after);
 	values[2] = Int64GetDatum(credit.id);
 	values[3] = Int64GetDatum(credit_after);
+	user_sides = (strcmp(debit.kind, "system") != 0) + (strcmp(credit.kind, "system") != 0);
 	if (PayextExecute(&set_balances_plan, values, NULL, false, 0,
-					  SPI_OK_UPDATE) != 2)
-		elog(ERROR, "payext: balances of accounts " INT64_FORMAT " and " INT64_FORMAT " were not both set",
+					  SPI_OK_UPDATE) != user_sides)
+		elog(ERROR, "payext: balances of accounts " INT64_FORMAT " and " INT64_FORMAT " were not set",
 			 debit.id, credit.id);
 	return transfer_id;
 }
@@ -661,6 +723,23 @@ payext_transfer(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/*
+ * The balance of a system account: the journal's sum.  It may lie outside
+ * bigint (every wallet of a currency could hold near the maximum); then
+ * numeric's own range error (22003) is raised.
+ */
+static int64
+LedgerSystemBalance(int64 account_id)
+{
+	Datum		values[1];
+	char	   *sum;
+
+	values[0] = Int64GetDatum(account_id);
+	PayextExecute(&system_balance_plan, values, NULL, true, 1, SPI_OK_SELECT);
+	sum = PayextResultCString(0, 1);
+	return DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(sum)));
+}
+
 /* balance(account bigint) RETURNS bigint */
 PG_FUNCTION_INFO_V1(payext_balance);
 Datum
@@ -678,7 +757,10 @@ payext_balance(PG_FUNCTION_ARGS)
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist",
 						PG_GETARG_INT64(0))));
-	balance = DatumGetInt64(PayextResultDatum(0, 1));
+	if (DatumGetBool(PayextResultDatum(0, 2)))
+		balance = LedgerSystemBalance(PG_GETARG_INT64(0));
+	else
+		balance = DatumGetInt64(PayextResultDatum(0, 1));
 	PayextSpiFinish();
 	PG_RETURN_INT64(balance);
 }
@@ -702,10 +784,10 @@ LedgerSetStatus(int64 account_id, const char *target)
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
 	kind = PayextResultCString(0, 1);
+	LedgerRefuseSystemAccount(account_id, kind, "a change of status");
 	status = PayextResultCString(0, 2);
 	balance = DatumGetInt64(PayextResultDatum(0, 3));
 
-	LedgerRefuseSystemAccount(account_id, kind, "a change of status");
 	if (strcmp(status, target) == 0)
 		return;
 	if (strcmp(status, "closed") == 0)
