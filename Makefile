@@ -6,6 +6,8 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = payext
 OBJS = \
 	src/payext.o \
+	src/code_format.o \
+	src/codes.o \
 	src/currency.o \
 	src/money.o \
 	src/spi_util.o \

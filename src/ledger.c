@@ -34,16 +34,6 @@
 #include "money.h"
 #include "spi_util.h"
 
-/* One locked account, as the transfer primitive sees it. */
-typedef struct LedgerAccount
-{
-	int64		id;
-	char		kind[16];
-	char		currency[4];
-	int64		balance_minor;
-	char		status[16];
-} LedgerAccount;
-
 static PayextPlan find_by_reference_plan = {
 	"SELECT id, debit_account, credit_account, amount"
 	"  FROM payext.transfer"
@@ -58,6 +48,13 @@ static PayextPlan lock_accounts_plan = {
 	" ORDER BY id"
 	"   FOR NO KEY UPDATE",
 	2, {INT8OID, INT8OID}
+};
+
+static PayextPlan read_account_plan = {
+	"SELECT id, kind, currency, coalesce(balance, 0), status"
+	"  FROM payext.account"
+	" WHERE id = $1",
+	1, {INT8OID}
 };
 
 static PayextPlan read_system_plan = {
@@ -232,7 +229,8 @@ LedgerFindReplay(const LedgerTransferRequest *req)
 		DatumGetInt64(PayextResultDatum(0, 3)) != req->credit_account ||
 		DatumGetInt64(PayextResultDatum(0, 4)) != req->amount_minor)
 		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_IDEMPOTENCY_CONFLICT),
+				(errcode(req->conflict_errcode != 0 ? req->conflict_errcode :
+						 PAYEXT_ERRCODE_IDEMPOTENCY_CONFLICT),
 				 errmsg("reference \"%s\" was already used for a different %s",
 						req->reference, LedgerKindNoun(req->kind)),
 				 errdetail("Transfer " INT64_FORMAT " moved " INT64_FORMAT " from account " INT64_FORMAT " to account " INT64_FORMAT " under this reference.",
@@ -254,8 +252,33 @@ LedgerReadLockedAccount(uint64 row, LedgerAccount *account)
 	strlcpy(account->status, PayextResultCString(row, 5), sizeof(account->status));
 }
 
-/* Raises unless the account may take part in a transfer. */
-static void
+void
+LedgerReadAccount(int64 account_id, LedgerAccount *account)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(account_id);
+	if (PayextExecute(&read_account_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
+				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
+	LedgerReadLockedAccount(0, account);
+}
+
+void
+LedgerRequireKind(const LedgerAccount *account, const char *kind,
+				  const char *role)
+{
+	if (strcmp(account->kind, kind) != 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
+				 errmsg("account " INT64_FORMAT " is not a %s account", account->id, kind),
+				 errdetail("The %s must be a %s account; account " INT64_FORMAT " is a %s account.",
+						   role, kind, account->id, account->kind)));
+}
+
+void
 LedgerCheckActive(const LedgerAccount *account)
 {
 	if (strcmp(account->status, "frozen") == 0)
@@ -396,7 +419,7 @@ LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
 }
 
 int64
-LedgerTransfer(const LedgerTransferRequest *req)
+LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 {
 	LedgerAccount debit = {0};
 	LedgerAccount credit = {0};
@@ -405,8 +428,12 @@ LedgerTransfer(const LedgerTransferRequest *req)
 	int64		transfer_id;
 	Datum		values[4];
 	uint64		user_sides;
+	bool		replay_ignored;
 
 	Assert(req->kind != NULL);
+	if (replayed == NULL)
+		replayed = &replay_ignored;
+	*replayed = false;
 	if (req->amount_minor <= 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INVALID_AMOUNT),
@@ -422,7 +449,10 @@ LedgerTransfer(const LedgerTransferRequest *req)
 	{
 		transfer_id = LedgerFindReplay(req);
 		if (transfer_id != 0)
+		{
+			*replayed = true;
 			return transfer_id;
+		}
 	}
 
 	LedgerLockPair(req, &debit, &credit);
@@ -437,7 +467,10 @@ LedgerTransfer(const LedgerTransferRequest *req)
 	{
 		transfer_id = LedgerFindReplay(req);
 		if (transfer_id != 0)
+		{
+			*replayed = true;
 			return transfer_id;
+		}
 	}
 
 	LedgerCheckTransfer(req, &debit, &credit, &debit_after, &credit_after);
@@ -456,6 +489,7 @@ LedgerTransfer(const LedgerTransferRequest *req)
 		if (transfer_id == 0)
 			elog(ERROR, "payext: conflicting transfer for reference \"%s\" is not visible",
 				 req->reference);
+		*replayed = true;
 		return transfer_id;
 	}
 
@@ -591,7 +625,7 @@ LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 	req.kind = inbound ? "top_up" : "withdraw";
 	req.idem_scope = 0;
 	req.reference = external_ref;
-	return LedgerTransfer(&req);
+	return LedgerTransfer(&req, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -718,7 +752,7 @@ payext_transfer(PG_FUNCTION_ARGS)
 	LedgerRefuseSystemAccount(req.debit_account, kind, "a direct transfer");
 	LedgerAccountInfo(req.credit_account, kind, sizeof(kind), currency, &system_id);
 	LedgerRefuseSystemAccount(req.credit_account, kind, "a direct transfer");
-	id = LedgerTransfer(&req);
+	id = LedgerTransfer(&req, NULL);
 	PayextSpiFinish();
 	PG_RETURN_INT64(id);
 }

@@ -8,6 +8,16 @@
 
 #include "postgres.h"
 
+/* An account as the ledger sees it. */
+typedef struct LedgerAccount
+{
+	int64		id;
+	char		kind[16];		/* 'wallet', 'merchant' or 'system' */
+	char		currency[4];
+	int64		balance_minor;	/* 0 for system accounts (they store none) */
+	char		status[16];		/* 'active', 'frozen' or 'closed' */
+} LedgerAccount;
+
 typedef struct LedgerTransferRequest
 {
 	int64		debit_account;
@@ -22,14 +32,26 @@ typedef struct LedgerTransferRequest
 	 */
 	int64		idem_scope;
 	const char *reference;
+	/* SQLSTATE for a reference reused with other arguments; 0: PY107 */
+	int			conflict_errcode;
 } LedgerTransferRequest;
 
 /*
  * Moves the money and returns the transfer id; on a replay of the same
- * request returns the first one's id and moves nothing.  The caller must be
- * connected to SPI.
+ * request returns the first one's id, moves nothing and sets *replayed
+ * (when not NULL).  The caller must be connected to SPI.
  */
-extern int64 LedgerTransfer(const LedgerTransferRequest *req);
+extern int64 LedgerTransfer(const LedgerTransferRequest *req, bool *replayed);
+
+/* Reads an account without locking it; raises PY101 when it does not exist. */
+extern void LedgerReadAccount(int64 account_id, LedgerAccount *account);
+
+/* Raises PY102/PY103 unless the account is active. */
+extern void LedgerCheckActive(const LedgerAccount *account);
+
+/* Raises PY111 unless the account is of this kind; `role` names it in the message. */
+extern void LedgerRequireKind(const LedgerAccount *account, const char *kind,
+							  const char *role);
 
 /* The id of the system account of a currency, created on first use. */
 extern int64 LedgerSystemAccount(const char *currency);

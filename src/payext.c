@@ -8,6 +8,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "codes.h"
 #include "payext_limits.h"
 #include "spi_util.h"
 
@@ -29,5 +30,6 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	CodesInit();
 	MarkGUCPrefixReserved("payext");
 }

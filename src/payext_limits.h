@@ -25,6 +25,15 @@
 /* External references, order and refund references, in bytes. */
 #define PAYEXT_MAX_REFERENCE_LEN	128
 
+/*
+ * Payment code validity, in seconds: payext.code_ttl (the default) and
+ * payext.max_code_ttl (the cap an app cannot exceed) share these bounds.
+ */
+#define PAYEXT_MIN_CODE_TTL_S		1
+#define PAYEXT_MAX_CODE_TTL_S		3600
+#define PAYEXT_DEFAULT_CODE_TTL_S	60
+#define PAYEXT_DEFAULT_MAX_CODE_TTL_S 300
+
 /* Length of the journal row checksum kept in transfer.checksum, in bytes. */
 #define PAYEXT_CHECKSUM_LEN			16
 

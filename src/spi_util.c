@@ -90,15 +90,21 @@ PayextResultCString(uint64 row, int col)
 }
 
 int64
-PayextNextId(const char *seq_name)
+PayextNextSerial(const char *seq_name)
 {
 	Oid			namespace_oid = get_namespace_oid("payext", false);
 	Oid			seq_oid = get_relname_relid(seq_name, namespace_oid);
-	int64		serial;
 
 	if (!OidIsValid(seq_oid))
 		elog(ERROR, "payext: sequence payext.%s is missing", seq_name);
-	serial = nextval_internal(seq_oid, true);
+	return nextval_internal(seq_oid, true);
+}
+
+int64
+PayextNextId(const char *seq_name)
+{
+	int64		serial = PayextNextSerial(seq_name);
+
 	if (serial < 1 || serial > PAYEXT_MAX_ID_SERIAL)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),

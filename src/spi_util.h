@@ -37,6 +37,8 @@ extern char *PayextResultCString(uint64 row, int col);
 
 /* A new id from sequence payext.<seq_name>, carrying the shard number. */
 extern int64 PayextNextId(const char *seq_name);
+/* The next value of sequence payext.<seq_name>, as it is. */
+extern int64 PayextNextSerial(const char *seq_name);
 
 /* Argument checks; each raises PY0xx with the argument's name. */
 extern void PayextRequireArgs(FunctionCallInfo fcinfo, int nargs,

@@ -214,7 +214,7 @@ SELECT is((SELECT status FROM payext.account WHERE id = :alice), 'active', 'and 
 ---------------------------------------------------------------------------
 SELECT throws_ok(format('UPDATE payext.transfer SET amount = amount + 1 WHERE id = %s', :t_top), 'PY109', 'the journal is append-only', 'UPDATE on the journal');
 SELECT throws_ok(format('DELETE FROM payext.transfer WHERE id = %s', :t_top), 'PY109', 'the journal is append-only', 'DELETE on the journal');
-SELECT throws_ok('TRUNCATE payext.transfer', 'PY109', 'the journal is append-only', 'TRUNCATE on the journal');
+SELECT throws_ok('TRUNCATE payext.transfer CASCADE', 'PY109', 'the journal is append-only', 'TRUNCATE on the journal');
 
 ---------------------------------------------------------------------------
 -- PY110 transfer to self, PY111 system accounts
@@ -232,7 +232,8 @@ SELECT throws_ok(format('SELECT payext.close_account(%s)', :cny_system), 'PY111'
 ---------------------------------------------------------------------------
 SELECT results_eq('SELECT check_name, ok FROM payext.verify_ledger()',
   $$VALUES ('balances_match_journal', true), ('money_conserved', true),
-           ('no_negative_balances', true), ('journal_intact', true)$$,
+           ('no_negative_balances', true), ('journal_intact', true),
+           ('payments_match_journal', true), ('codes_paid_once', true)$$,
   'verify_ledger: every check passes');
 SELECT is((SELECT count(*)::int FROM payext.transfer WHERE reference LIKE 'tap-%' AND reference <> ALL (ARRAY['tap-bank-1', 'tap-cash-1', 'tap-t-1', 'tap-payout-1', 'tap-cash-all', 'tap-bank-2', 'tap-bank-bob', 'tap-krw-max', 'tap-krw-b', 'tap-krw-b-2'])),
           0, 'no refused call left a journal row');
@@ -247,7 +248,8 @@ UPDATE payext.transfer SET amount = amount + 1 WHERE id = :t_tr;
 ALTER TABLE payext.transfer ENABLE TRIGGER transfer_append_only;
 SELECT results_eq('SELECT check_name, ok FROM payext.verify_ledger()',
   $$VALUES ('balances_match_journal', false), ('money_conserved', true),
-           ('no_negative_balances', true), ('journal_intact', false)$$,
+           ('no_negative_balances', true), ('journal_intact', false),
+           ('payments_match_journal', true), ('codes_paid_once', true)$$,
   'verify_ledger: an altered amount breaks balances_match_journal and journal_intact');
 SELECT matches((SELECT detail FROM payext.verify_ledger() WHERE check_name = 'journal_intact'),
                format('^1 transfer\(s\) altered, e\.g\. %s$', :t_tr),

@@ -1,0 +1,239 @@
+-- payext 0.1.0 -> 0.2.0: payment codes, merchant charges and refunds.
+\echo Use "ALTER EXTENSION payext UPDATE TO '0.2.0'" to load this file. \quit
+
+---------------------------------------------------------------------------
+-- Signing keys: readable by the extension's owner only, never dumped
+---------------------------------------------------------------------------
+
+CREATE TABLE payext.signing_key (
+  id         integer PRIMARY KEY CHECK (id > 0),
+  secret     bytea NOT NULL CHECK (length(secret) = 32),
+  created_at timestamptz NOT NULL
+);
+COMMENT ON TABLE payext.signing_key IS
+  'HMAC-SHA256 keys of payment codes; a code names its key by id mod 10. Not dumped: codes die with their keys.';
+REVOKE ALL ON payext.signing_key FROM PUBLIC;
+
+---------------------------------------------------------------------------
+-- Codes, payments, refunds
+---------------------------------------------------------------------------
+
+CREATE SEQUENCE payext.code_serial_seq AS bigint;
+
+CREATE TABLE payext.payment_code (
+  serial       bigint PRIMARY KEY,
+  -- serial mod 10^8: the digits the code carries
+  short_serial integer NOT NULL CHECK (short_serial BETWEEN 0 AND 99999999),
+  key_id       integer NOT NULL,
+  wallet       bigint NOT NULL REFERENCES payext.account (id),
+  max_amount   bigint CHECK (max_amount > 0),
+  created_at   timestamptz NOT NULL,
+  expires_at   timestamptz NOT NULL,
+  state        text NOT NULL DEFAULT 'issued'
+               CHECK (state IN ('issued', 'used', 'cancelled')),
+  closed_at    timestamptz,
+  CONSTRAINT payment_code_closed CHECK ((state = 'issued') = (closed_at IS NULL))
+);
+CREATE INDEX payment_code_short_serial_idx
+  ON payext.payment_code (short_serial, serial DESC);
+CREATE INDEX payment_code_wallet_idx ON payext.payment_code (wallet);
+COMMENT ON TABLE payext.payment_code IS
+  'payment codes issued by request_payment(); single use, short-lived';
+
+CREATE TABLE payext.payment (
+  transfer_id bigint PRIMARY KEY REFERENCES payext.transfer (id),
+  merchant    bigint NOT NULL REFERENCES payext.account (id),
+  order_ref   text NOT NULL,
+  wallet      bigint NOT NULL REFERENCES payext.account (id),
+  -- a code pays at most once
+  code_serial bigint NOT NULL UNIQUE REFERENCES payext.payment_code (serial),
+  amount      bigint NOT NULL CHECK (amount > 0),
+  -- the refunds of a charge never exceed it
+  refunded    bigint NOT NULL DEFAULT 0 CHECK (refunded >= 0 AND refunded <= amount),
+  created_at  timestamptz NOT NULL,
+  updated_at  timestamptz NOT NULL,
+  CONSTRAINT payment_order_key UNIQUE (merchant, order_ref)
+);
+CREATE INDEX payment_wallet_idx ON payext.payment (wallet);
+COMMENT ON TABLE payext.payment IS
+  'merchant charges: which code paid which order, and how much of it is refunded';
+
+CREATE TABLE payext.refund (
+  transfer_id bigint PRIMARY KEY REFERENCES payext.transfer (id),
+  payment     bigint NOT NULL REFERENCES payext.payment (transfer_id),
+  merchant    bigint NOT NULL REFERENCES payext.account (id),
+  refund_ref  text NOT NULL,
+  amount      bigint NOT NULL CHECK (amount > 0),
+  created_at  timestamptz NOT NULL,
+  CONSTRAINT refund_ref_key UNIQUE (merchant, refund_ref)
+);
+CREATE INDEX refund_payment_idx ON payext.refund (payment);
+COMMENT ON TABLE payext.refund IS 'refunds, each of part or all of one payment';
+
+SELECT pg_catalog.pg_extension_config_dump('payext.payment_code', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.payment', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.refund', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.code_serial_seq', '');
+
+---------------------------------------------------------------------------
+-- Functions
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.request_payment(wallet bigint, max_amount bigint DEFAULT NULL,
+                                       ttl interval DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payext_request_payment'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.request_payment(bigint, bigint, interval) IS
+  'a new single-use payment code of 18 digits for the wallet, valid for ttl (default payext.code_ttl)';
+
+CREATE FUNCTION payext.cancel_payment_code(code text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'payext_cancel_payment_code'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.cancel_payment_code(text) IS
+  'withdraws a payment code that has not paid yet';
+
+CREATE FUNCTION payext.charge(merchant bigint, code text, amount bigint, order_ref text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_charge'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.charge(bigint, text, bigint, text) IS
+  'a merchant charges a payment code; returns the transfer id; idempotent on (merchant, order_ref)';
+
+CREATE FUNCTION payext.refund(merchant bigint, order_ref text, amount bigint, refund_ref text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_refund'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.refund(bigint, text, bigint, text) IS
+  'refunds part or all of a charge from the merchant''s balance; idempotent on (merchant, refund_ref)';
+
+CREATE FUNCTION payext.payment_status(merchant bigint, order_ref text,
+                                      OUT transfer_id bigint, OUT amount bigint,
+                                      OUT refunded_amount bigint, OUT state text,
+                                      OUT created_at timestamptz, OUT updated_at timestamptz)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF merchant IS NULL OR order_ref IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001',
+      MESSAGE = format('argument "%s" must not be null',
+                       CASE WHEN merchant IS NULL THEN 'merchant' ELSE 'order_ref' END);
+  END IF;
+  SELECT p.transfer_id, p.amount, p.refunded,
+         CASE WHEN p.refunded = 0 THEN 'paid'
+              WHEN p.refunded < p.amount THEN 'partially_refunded'
+              ELSE 'refunded' END,
+         p.created_at, p.updated_at
+    INTO transfer_id, amount, refunded_amount, state, created_at, updated_at
+    FROM payext.payment p
+   WHERE p.merchant = payment_status.merchant
+     AND p.order_ref = payment_status.order_ref;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY209',
+      MESSAGE = format('merchant %s has no payment for order "%s"', merchant, order_ref),
+      HINT = 'Check the merchant account and the order reference.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION payext.payment_status(bigint, text) IS
+  'the state of a charge: paid, partially_refunded or refunded';
+
+CREATE FUNCTION payext.rotate_signing_key()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'payext_rotate_signing_key'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.rotate_signing_key() IS
+  'starts a new signing key; codes signed by earlier ones stay valid until they expire';
+
+---------------------------------------------------------------------------
+-- verify_ledger() also checks charges and refunds against the journal
+---------------------------------------------------------------------------
+
+ALTER FUNCTION payext.verify_ledger() RENAME TO verify_journal;
+COMMENT ON FUNCTION payext.verify_journal() IS
+  'the ledger''s own checks; part of verify_ledger()';
+
+CREATE FUNCTION payext.verify_payments()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH refunded AS (
+    SELECT r.payment, sum(r.amount::numeric) AS total FROM payext.refund r GROUP BY r.payment
+  ), bad_payment AS (
+    SELECT p.transfer_id FROM payext.payment p
+      LEFT JOIN payext.transfer t ON t.id = p.transfer_id
+      LEFT JOIN refunded r ON r.payment = p.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'charge' OR t.debit_account <> p.wallet
+        OR t.credit_account <> p.merchant OR t.amount <> p.amount
+        OR t.reference IS DISTINCT FROM p.order_ref
+        OR p.refunded::numeric <> coalesce(r.total, 0) OR p.refunded > p.amount
+  ), bad_refund AS (
+    SELECT r.transfer_id FROM payext.refund r
+      JOIN payext.payment p ON p.transfer_id = r.payment
+      LEFT JOIN payext.transfer t ON t.id = r.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'refund' OR t.debit_account <> r.merchant
+        OR r.merchant <> p.merchant OR t.credit_account <> p.wallet
+        OR t.amount <> r.amount OR t.reference IS DISTINCT FROM r.refund_ref
+  ), orphan_transfer AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE (t.kind = 'charge' AND NOT EXISTS (SELECT 1 FROM payext.payment p WHERE p.transfer_id = t.id))
+        OR (t.kind = 'refund' AND NOT EXISTS (SELECT 1 FROM payext.refund r WHERE r.transfer_id = t.id))
+  ), bad_code AS (
+    SELECT c.serial FROM payext.payment_code c
+     WHERE (c.state = 'used') <> EXISTS (SELECT 1 FROM payext.payment p WHERE p.code_serial = c.serial)
+  )
+  SELECT 'payments_match_journal',
+         NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_refund)
+           AND NOT EXISTS (SELECT 1 FROM orphan_transfer),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_payment) OR EXISTS (SELECT 1 FROM bad_refund)
+                   OR EXISTS (SELECT 1 FROM orphan_transfer)
+              THEN format('%s payment(s), %s refund(s) and %s charge or refund transfer(s) disagree',
+                          (SELECT count(*) FROM bad_payment), (SELECT count(*) FROM bad_refund),
+                          (SELECT count(*) FROM orphan_transfer))
+              ELSE format('%s payments and %s refunds agree with the journal',
+                          (SELECT count(*) FROM payext.payment), (SELECT count(*) FROM payext.refund))
+         END
+  UNION ALL
+  SELECT 'codes_paid_once',
+         NOT EXISTS (SELECT 1 FROM bad_code),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_code)
+              THEN (SELECT count(*) FROM bad_code)::text || ' code(s) used without one payment, or paid while not used'
+              ELSE (SELECT count(*) FROM payext.payment_code WHERE state = 'used')::text
+                   || ' used codes, one payment each'
+         END
+$$;
+COMMENT ON FUNCTION payext.verify_payments() IS
+  'charges and refunds against the journal; part of verify_ledger()';
+
+CREATE FUNCTION payext.verify_ledger()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT * FROM payext.verify_journal()
+  UNION ALL
+  SELECT * FROM payext.verify_payments()
+$$;
+COMMENT ON FUNCTION payext.verify_ledger() IS
+  'recomputes the ledger from the journal; one row per check, failures as rows';
+
+REVOKE ALL ON FUNCTION payext.verify_journal() FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.verify_payments() FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.verify_ledger() FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.request_payment(bigint, bigint, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.cancel_payment_code(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.charge(bigint, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.refund(bigint, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.payment_status(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.rotate_signing_key() FROM PUBLIC;
+REVOKE ALL ON payext.payment_code, payext.payment, payext.refund FROM PUBLIC;
+REVOKE ALL ON SEQUENCE payext.code_serial_seq FROM PUBLIC;

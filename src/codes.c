@@ -1,0 +1,772 @@
+/*
+ * codes.c
+ *		Payment codes, merchant charges and refunds.
+ *
+ * A user's app asks request_payment() for a code; the merchant's till
+ * submits it with charge().  A code is checked in this order, each step
+ * before anything of the next is touched:
+ *
+ *	1. shape and check digit (code_format.c): a typo is PY201;
+ *	2. shard digit: PY202;
+ *	3. MAC with the signing key of its slot: a forgery is PY203;
+ *	4. (merchant, order_ref) already charged: the same request returns its
+ *	   transfer, another is PY208;
+ *	5. the code's row, locked: cancelled PY205, used PY206, expired PY204,
+ *	   over its cap PY207;
+ *	6. the ledger's transfer: funds, states, currency.
+ *
+ * Lock order: the code's row (or, for a refund, the payment's row), then the
+ * accounts in id order inside LedgerTransfer().  No path locks the rows the
+ * other way round, so charges, refunds and cancellations cannot deadlock.
+ */
+#include "postgres.h"
+
+#include <openssl/crypto.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "port.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "code_format.h"
+#include "codes.h"
+#include "errors.h"
+#include "ledger.h"
+#include "money.h"
+#include "payext_limits.h"
+#include "spi_util.h"
+
+static int	payext_code_ttl_s = PAYEXT_DEFAULT_CODE_TTL_S;
+static int	payext_max_code_ttl_s = PAYEXT_DEFAULT_MAX_CODE_TTL_S;
+
+/* A signing key, copied out of SPI memory; wiped after use. */
+typedef struct CodeKey
+{
+	int32		id;
+	uint8		secret[CODE_KEY_BYTES];
+} CodeKey;
+
+/* A payment code's row, locked. */
+typedef struct CodeRow
+{
+	int64		serial;
+	int32		key_id;
+	int64		wallet;
+	int64		max_amount_minor;	/* 0: no cap */
+	TimestampTz expires_at;
+	char		state[16];
+} CodeRow;
+
+static PayextPlan current_key_plan = {
+	"SELECT id, secret FROM payext.signing_key ORDER BY id DESC LIMIT 1",
+	0, {0}
+};
+
+static PayextPlan slot_key_plan = {
+	"SELECT id, secret FROM payext.signing_key"
+	" WHERE id % 10 = $1 ORDER BY id DESC LIMIT 1",
+	1, {INT4OID}
+};
+
+static PayextPlan insert_key_plan = {
+	"INSERT INTO payext.signing_key (id, secret, created_at)"
+	" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+	3, {INT4OID, BYTEAOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan lock_keys_plan = {
+	"LOCK TABLE payext.signing_key IN EXCLUSIVE MODE",
+	0, {0}
+};
+
+static PayextPlan insert_code_plan = {
+	"INSERT INTO payext.payment_code"
+	" (serial, short_serial, key_id, wallet, max_amount, created_at, expires_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	7, {INT8OID, INT4OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan lock_code_plan = {
+	"SELECT serial, key_id, wallet, coalesce(max_amount, 0), expires_at, state"
+	"  FROM payext.payment_code"
+	" WHERE short_serial = $1"
+	" ORDER BY serial DESC LIMIT 1"
+	"   FOR NO KEY UPDATE",
+	1, {INT4OID}
+};
+
+static PayextPlan close_code_plan = {
+	"UPDATE payext.payment_code SET state = $2, closed_at = $3 WHERE serial = $1",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan find_payment_plan = {
+	"SELECT transfer_id, code_serial, amount"
+	"  FROM payext.payment WHERE merchant = $1 AND order_ref = $2",
+	2, {INT8OID, TEXTOID}
+};
+
+static PayextPlan find_payment_by_code_plan = {
+	"SELECT transfer_id, merchant, order_ref, amount"
+	"  FROM payext.payment WHERE code_serial = $1",
+	1, {INT8OID}
+};
+
+static PayextPlan insert_payment_plan = {
+	"INSERT INTO payext.payment"
+	" (transfer_id, merchant, order_ref, wallet, code_serial, amount,"
+	"  created_at, updated_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+	7, {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
+static PayextPlan lock_payment_plan = {
+	"SELECT p.transfer_id, p.wallet, p.amount, p.refunded, a.currency"
+	"  FROM payext.payment p JOIN payext.account a ON a.id = p.merchant"
+	" WHERE p.merchant = $1 AND p.order_ref = $2"
+	"   FOR NO KEY UPDATE OF p",
+	2, {INT8OID, TEXTOID}
+};
+
+static PayextPlan find_refund_plan = {
+	"SELECT r.transfer_id, p.order_ref, r.amount"
+	"  FROM payext.refund r JOIN payext.payment p ON p.transfer_id = r.payment"
+	" WHERE r.merchant = $1 AND r.refund_ref = $2",
+	2, {INT8OID, TEXTOID}
+};
+
+static PayextPlan add_refund_plan = {
+	"UPDATE payext.payment SET refunded = refunded + $2, updated_at = $3"
+	" WHERE transfer_id = $1",
+	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
+static PayextPlan insert_refund_plan = {
+	"INSERT INTO payext.refund"
+	" (transfer_id, payment, merchant, refund_ref, amount, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6)",
+	6, {INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+
+void
+CodesInit(void)
+{
+	DefineCustomIntVariable("payext.code_ttl",
+							"How long a new payment code stays valid when the app does not say.",
+							"Capped by payext.max_code_ttl.",
+							&payext_code_ttl_s,
+							PAYEXT_DEFAULT_CODE_TTL_S,
+							PAYEXT_MIN_CODE_TTL_S,
+							PAYEXT_MAX_CODE_TTL_S,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("payext.max_code_ttl",
+							"The longest validity a payment code may be given.",
+							NULL,
+							&payext_max_code_ttl_s,
+							PAYEXT_DEFAULT_MAX_CODE_TTL_S,
+							PAYEXT_MIN_CODE_TTL_S,
+							PAYEXT_MAX_CODE_TTL_S,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Signing keys
+ * ---------------------------------------------------------------------
+ */
+
+/* Copies row 0 of the last result into key and wipes the tuple's copy. */
+static void
+CodesTakeKey(CodeKey *key)
+{
+	bytea	   *secret = DatumGetByteaP(PayextResultDatum(0, 2));
+
+	key->id = DatumGetInt32(PayextResultDatum(0, 1));
+	if (VARSIZE(secret) - VARHDRSZ != CODE_KEY_BYTES)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				 errmsg("signing key %d has the wrong length", key->id)));
+	memcpy(key->secret, VARDATA(secret), CODE_KEY_BYTES);
+	explicit_bzero(VARDATA(secret), CODE_KEY_BYTES);
+}
+
+/* Stores a new random key under key_id; false when that id already exists. */
+static bool
+CodesCreateKey(int32 key_id)
+{
+	bytea	   *secret = palloc(VARHDRSZ + CODE_KEY_BYTES);
+	Datum		values[3];
+	bool		created;
+
+	SET_VARSIZE(secret, VARHDRSZ + CODE_KEY_BYTES);
+	if (!pg_strong_random(VARDATA(secret), CODE_KEY_BYTES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a signing key"),
+				 errdetail("The system's strong random source failed.")));
+	values[0] = Int32GetDatum(key_id);
+	values[1] = PointerGetDatum(secret);
+	values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	created = PayextExecute(&insert_key_plan, values, NULL, false, 0,
+							SPI_OK_INSERT) == 1;
+	explicit_bzero(VARDATA(secret), CODE_KEY_BYTES);
+	return created;
+}
+
+/* The newest key, created on first use. */
+static void
+CodesCurrentKey(CodeKey *key)
+{
+	if (PayextExecute(&current_key_plan, NULL, NULL, false, 1, SPI_OK_SELECT) == 0)
+	{
+		CodesCreateKey(1);
+		if (PayextExecute(&current_key_plan, NULL, NULL, false, 1,
+						  SPI_OK_SELECT) == 0)
+			elog(ERROR, "payext: the first signing key is not visible");
+	}
+	CodesTakeKey(key);
+}
+
+/* ---------------------------------------------------------------------
+ * Verifying a code
+ * ---------------------------------------------------------------------
+ */
+
+static void
+CodesRaiseMalformed(CodeParseResult result)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_CODE_MALFORMED),
+			 errmsg("payment code is malformed"),
+			 result == CODE_BAD_CHECK_DIGIT ?
+			 errdetail("Its check digit does not match: a digit was probably mistyped or misread.") :
+			 errdetail("A payment code is %d decimal digits.", CODE_DIGITS),
+			 errhint("Scan the code again.")));
+}
+
+static void
+CodesRaiseForged(void)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_CODE_FORGED),
+			 errmsg("payment code is not valid"),
+			 errdetail("It was not issued by this server: its signature does not match."),
+			 errhint("Ask the customer to show a fresh code.")));
+}
+
+/*
+ * Parses the code and checks its shard and MAC.  Touches no table but the
+ * signing keys.  Requires SPI.
+ */
+static void
+CodesVerify(const char *code, size_t code_len, CodeFields *fields, int32 *key_id)
+{
+	CodeParseResult result = CodeParse(code, code_len, fields);
+	CodeKey		key;
+	Datum		values[1];
+	bool		valid;
+
+	if (result != CODE_OK)
+		CodesRaiseMalformed(result);
+	if (fields->shard != payext_shard_id)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CODE_WRONG_SHARD),
+				 errmsg("payment code belongs to shard %d", fields->shard),
+				 errdetail("This server is shard %d.", payext_shard_id),
+				 errhint("Route a charge to the shard named by the code's first digit.")));
+
+	values[0] = Int32GetDatum(fields->key_slot);
+	if (PayextExecute(&slot_key_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		CodesRaiseForged();
+	CodesTakeKey(&key);
+	valid = CodeMacIsValid(fields, key.id, key.secret);
+	*key_id = key.id;
+	explicit_bzero(&key, sizeof(key));
+	if (!valid)
+		CodesRaiseForged();
+}
+
+/* Locks the code's row; PY203 when there is none for this key. */
+static void
+CodesLockRow(const CodeFields *fields, int32 key_id, CodeRow *row)
+{
+	Datum		values[1];
+
+	values[0] = Int32GetDatum((int32) fields->serial);
+	if (PayextExecute(&lock_code_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		CodesRaiseForged();
+	row->serial = DatumGetInt64(PayextResultDatum(0, 1));
+	row->key_id = DatumGetInt32(PayextResultDatum(0, 2));
+	row->wallet = DatumGetInt64(PayextResultDatum(0, 3));
+	row->max_amount_minor = DatumGetInt64(PayextResultDatum(0, 4));
+	row->expires_at = DatumGetTimestampTz(PayextResultDatum(0, 5));
+	strlcpy(row->state, PayextResultCString(0, 6), sizeof(row->state));
+	if (row->key_id != key_id)
+		CodesRaiseForged();
+}
+
+static void
+CodesRaiseUsed(void)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_CODE_USED),
+			 errmsg("payment code has already been used"),
+			 errdetail("A payment code pays once."),
+			 errhint("Ask the customer to show a fresh code.")));
+}
+
+static void
+CodesCheckUsable(const CodeRow *row)
+{
+	if (strcmp(row->state, "used") == 0)
+		CodesRaiseUsed();
+	if (strcmp(row->state, "cancelled") == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CODE_CANCELLED),
+				 errmsg("payment code was cancelled"),
+				 errdetail("The customer withdrew this code."),
+				 errhint("Ask the customer to show a fresh code.")));
+	if (row->expires_at <= GetCurrentTransactionStartTimestamp())
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CODE_EXPIRED),
+				 errmsg("payment code has expired"),
+				 errdetail("Payment codes are valid for a short time only."),
+				 errhint("Ask the customer to show a fresh code.")));
+}
+
+/* Reads the ttl argument (NULL: the default) as whole microseconds. */
+static int64
+CodesTtlUsec(FunctionCallInfo fcinfo, int argno)
+{
+	int			max_s = payext_max_code_ttl_s;
+	Interval   *ttl;
+	int64		usec;
+	int64		day_usec;
+	int64		month_usec;
+
+	if (PG_ARGISNULL(argno))
+		return (int64) Min(payext_code_ttl_s, max_s) * USECS_PER_SEC;
+
+	ttl = PG_GETARG_INTERVAL_P(argno);
+	/* Months and days count as 30 and 1 days here; any of them is too long. */
+	if (pg_mul_s64_overflow((int64) ttl->month * DAYS_PER_MONTH, USECS_PER_DAY, &month_usec) ||
+		pg_mul_s64_overflow((int64) ttl->day, USECS_PER_DAY, &day_usec) ||
+		pg_add_s64_overflow(ttl->time, day_usec, &usec) ||
+		pg_add_s64_overflow(usec, month_usec, &usec) ||
+		usec < USECS_PER_SEC || usec > (int64) max_s * USECS_PER_SEC)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CODE_BAD_TTL),
+				 errmsg("ttl must be between 1 second and %d seconds", max_s),
+				 errdetail("The limit is set by payext.max_code_ttl.")));
+	return usec;
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * request_payment(wallet bigint, max_amount bigint DEFAULT NULL,
+ *				   ttl interval DEFAULT NULL) RETURNS text
+ */
+PG_FUNCTION_INFO_V1(payext_request_payment);
+Datum
+payext_request_payment(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"wallet"};
+	int64		wallet_id;
+	int64		max_amount = 0;
+	int64		ttl_usec;
+	LedgerAccount wallet;
+	CodeKey		key;
+	int64		serial;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		values[7];
+	char		nulls[7];
+	char		code[CODE_DIGITS + 1];
+
+	PayextRequireArgs(fcinfo, 1, names);
+	wallet_id = PG_GETARG_INT64(0);
+	if (!PG_ARGISNULL(1))
+		max_amount = PayextArgAmount(fcinfo, 1, "max_amount");
+	ttl_usec = CodesTtlUsec(fcinfo, 2);
+
+	PayextSpiConnect();
+	LedgerReadAccount(wallet_id, &wallet);
+	LedgerRequireKind(&wallet, "wallet", "account a payment code draws on");
+	LedgerCheckActive(&wallet);
+	CodesCurrentKey(&key);
+
+	serial = PayextNextSerial("code_serial_seq");
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(serial);
+	values[1] = Int32GetDatum((int32) (serial % CODE_SERIAL_MODULUS));
+	values[2] = Int32GetDatum(key.id);
+	values[3] = Int64GetDatum(wallet_id);
+	values[4] = Int64GetDatum(max_amount);
+	nulls[4] = max_amount > 0 ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(now);
+	values[6] = TimestampTzGetDatum(now + ttl_usec);
+	PayextExecute(&insert_code_plan, values, nulls, false, 0, SPI_OK_INSERT);
+
+	CodeCompose(payext_shard_id, key.id, (uint64) serial, key.secret, code);
+	explicit_bzero(&key, sizeof(key));
+	PayextSpiFinish();
+	PG_RETURN_TEXT_P(cstring_to_text(code));
+}
+
+/* cancel_payment_code(code text) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_cancel_payment_code);
+Datum
+payext_cancel_payment_code(PG_FUNCTION_ARGS)
+{
+	text	   *code;
+	CodeFields	fields;
+	int32		key_id;
+	CodeRow		row;
+	Datum		values[3];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+				 errmsg("argument \"code\" must not be null")));
+	code = PG_GETARG_TEXT_PP(0);
+
+	PayextSpiConnect();
+	CodesVerify(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), &fields, &key_id);
+	CodesLockRow(&fields, key_id, &row);
+	if (strcmp(row.state, "used") == 0)
+		CodesRaiseUsed();
+	/* Cancelling twice, or after expiry, changes nothing more. */
+	if (strcmp(row.state, "issued") == 0)
+	{
+		values[0] = Int64GetDatum(row.serial);
+		values[1] = CStringGetTextDatum("cancelled");
+		values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		PayextExecute(&close_code_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	}
+	PayextSpiFinish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * An earlier charge of (merchant, order_ref): returns its transfer id when
+ * it was this request (same code, same amount), raises PY208 when it was
+ * another, returns 0 when there is none.
+ */
+static int64
+CodesFindCharge(int64 merchant, const char *order_ref, uint32 short_serial,
+				int64 amount_minor)
+{
+	Datum		values[2];
+	int64		transfer_id;
+	int64		code_serial;
+	int64		charged;
+
+	values[0] = Int64GetDatum(merchant);
+	values[1] = CStringGetTextDatum(order_ref);
+	if (PayextExecute(&find_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return 0;
+	transfer_id = DatumGetInt64(PayextResultDatum(0, 1));
+	code_serial = DatumGetInt64(PayextResultDatum(0, 2));
+	charged = DatumGetInt64(PayextResultDatum(0, 3));
+	if (code_serial % CODE_SERIAL_MODULUS != short_serial || charged != amount_minor)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ORDER_CONFLICT),
+				 errmsg("order \"%s\" was already charged differently", order_ref),
+				 errdetail("Transfer " INT64_FORMAT " charged " INT64_FORMAT " for this order with %s.",
+						   transfer_id, charged,
+						   code_serial % CODE_SERIAL_MODULUS != short_serial ?
+						   "another payment code" : "this payment code"),
+				 errhint("A retry must repeat the original code and amount; a new order needs a new order reference.")));
+	return transfer_id;
+}
+
+/*
+ * A used code: when it paid this very request (a retry that waited for the
+ * first attempt's lock), its transfer id; otherwise PY206.
+ */
+static int64
+CodesReplayOfUsed(const CodeRow *row, int64 merchant, const char *order_ref,
+				  int64 amount_minor)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(row->serial);
+	if (PayextExecute(&find_payment_by_code_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 1 &&
+		DatumGetInt64(PayextResultDatum(0, 2)) == merchant &&
+		strcmp(PayextResultCString(0, 3), order_ref) == 0 &&
+		DatumGetInt64(PayextResultDatum(0, 4)) == amount_minor)
+		return DatumGetInt64(PayextResultDatum(0, 1));
+	CodesRaiseUsed();
+	return 0;					/* not reached */
+}
+
+static void
+CodesCheckCap(const CodeRow *row, int64 amount_minor, const char *currency)
+{
+	if (row->max_amount_minor > 0 && amount_minor > row->max_amount_minor)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CODE_OVER_CAP),
+				 errmsg("amount exceeds the payment code's limit"),
+				 errdetail("The code allows at most %s; the charge is %s.",
+						   PayextFormatAmount(row->max_amount_minor, currency),
+						   PayextFormatAmount(amount_minor, currency)),
+				 errhint("Charge at most the limit, or ask the customer for a code without one.")));
+}
+
+/* Marks the code used and records which code paid which order. */
+static void
+CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
+				  const char *order_ref, int64 amount_minor)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		values[7];
+
+	values[0] = Int64GetDatum(row->serial);
+	values[1] = CStringGetTextDatum("used");
+	values[2] = TimestampTzGetDatum(now);
+	PayextExecute(&close_code_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+
+	values[0] = Int64GetDatum(transfer_id);
+	values[1] = Int64GetDatum(merchant);
+	values[2] = CStringGetTextDatum(order_ref);
+	values[3] = Int64GetDatum(row->wallet);
+	values[4] = Int64GetDatum(row->serial);
+	values[5] = Int64GetDatum(amount_minor);
+	values[6] = TimestampTzGetDatum(now);
+	PayextExecute(&insert_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+}
+
+static int64
+CodesCharge(int64 merchant_id, const char *code, size_t code_len,
+			int64 amount_minor, const char *order_ref)
+{
+	CodeFields	fields;
+	int32		key_id;
+	LedgerAccount merchant;
+	CodeRow		row;
+	LedgerTransferRequest req = {0};
+	int64		transfer_id;
+	bool		replayed;
+
+	CodesVerify(code, code_len, &fields, &key_id);
+	LedgerReadAccount(merchant_id, &merchant);
+	LedgerRequireKind(&merchant, "merchant", "account a charge pays");
+
+	transfer_id = CodesFindCharge(merchant_id, order_ref, fields.serial, amount_minor);
+	if (transfer_id != 0)
+		return transfer_id;
+
+	CodesLockRow(&fields, key_id, &row);
+	if (strcmp(row.state, "used") == 0)
+		return CodesReplayOfUsed(&row, merchant_id, order_ref, amount_minor);
+	CodesCheckUsable(&row);
+	CodesCheckCap(&row, amount_minor, merchant.currency);
+
+	req.debit_account = row.wallet;
+	req.credit_account = merchant_id;
+	req.amount_minor = amount_minor;
+	req.kind = "charge";
+	req.idem_scope = merchant_id;
+	req.reference = order_ref;
+	req.conflict_errcode = PAYEXT_ERRCODE_ORDER_CONFLICT;
+	transfer_id = LedgerTransfer(&req, &replayed);
+	if (replayed)
+	{
+		/* Another code paid this order while we held ours. */
+		if (CodesFindCharge(merchant_id, order_ref, fields.serial, amount_minor) != transfer_id)
+			elog(ERROR, "payext: order \"%s\" has a transfer but no payment", order_ref);
+		return transfer_id;
+	}
+	CodesRecordCharge(&row, transfer_id, merchant_id, order_ref, amount_minor);
+	return transfer_id;
+}
+
+/* charge(merchant bigint, code text, amount bigint, order_ref text) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_charge);
+Datum
+payext_charge(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"merchant", "code", "amount", "order_ref"};
+	text	   *code;
+	int64		amount;
+	char	   *order_ref;
+	int64		transfer_id;
+
+	PayextRequireArgs(fcinfo, 4, names);
+	code = PG_GETARG_TEXT_PP(1);
+	amount = PayextArgAmount(fcinfo, 2, "amount");
+	order_ref = PayextArgIdentifier(fcinfo, 3, "order_ref", PAYEXT_MAX_REFERENCE_LEN);
+
+	PayextSpiConnect();
+	transfer_id = CodesCharge(PG_GETARG_INT64(0), VARDATA_ANY(code),
+							  VARSIZE_ANY_EXHDR(code), amount, order_ref);
+	PayextSpiFinish();
+	PG_RETURN_INT64(transfer_id);
+}
+
+/*
+ * An earlier refund under (merchant, refund_ref): its transfer id when it
+ * was this request, PY211 when another, 0 when none.
+ */
+static int64
+CodesFindRefund(int64 merchant, const char *refund_ref, const char *order_ref,
+				int64 amount_minor)
+{
+	Datum		values[2];
+	int64		transfer_id;
+
+	values[0] = Int64GetDatum(merchant);
+	values[1] = CStringGetTextDatum(refund_ref);
+	if (PayextExecute(&find_refund_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return 0;
+	transfer_id = DatumGetInt64(PayextResultDatum(0, 1));
+	if (strcmp(PayextResultCString(0, 2), order_ref) != 0 ||
+		DatumGetInt64(PayextResultDatum(0, 3)) != amount_minor)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_REFUND_CONFLICT),
+				 errmsg("refund reference \"%s\" was already used for a different refund", refund_ref),
+				 errdetail("Transfer " INT64_FORMAT " refunded " INT64_FORMAT " of order \"%s\" under it.",
+						   transfer_id, DatumGetInt64(PayextResultDatum(0, 3)),
+						   PayextResultCString(0, 2)),
+				 errhint("A retry must repeat the original order and amount; a new refund needs a new refund reference.")));
+	return transfer_id;
+}
+
+static int64
+CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
+			const char *refund_ref)
+{
+	Datum		values[6];
+	int64		payment_id;
+	int64		wallet;
+	int64		charged;
+	int64		refunded;
+	char	   *currency;
+	int64		transfer_id;
+	bool		replayed;
+	LedgerTransferRequest req = {0};
+
+	transfer_id = CodesFindRefund(merchant_id, refund_ref, order_ref, amount_minor);
+	if (transfer_id != 0)
+		return transfer_id;
+
+	values[0] = Int64GetDatum(merchant_id);
+	values[1] = CStringGetTextDatum(order_ref);
+	if (PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_ORDER),
+				 errmsg("merchant " INT64_FORMAT " has no payment for order \"%s\"",
+						merchant_id, order_ref),
+				 errhint("Check the merchant account and the order reference.")));
+	payment_id = DatumGetInt64(PayextResultDatum(0, 1));
+	wallet = DatumGetInt64(PayextResultDatum(0, 2));
+	charged = DatumGetInt64(PayextResultDatum(0, 3));
+	refunded = DatumGetInt64(PayextResultDatum(0, 4));
+	currency = PayextResultCString(0, 5);
+
+	/* The same refund may have committed while we waited for the lock. */
+	transfer_id = CodesFindRefund(merchant_id, refund_ref, order_ref, amount_minor);
+	if (transfer_id != 0)
+		return transfer_id;
+
+	if (amount_minor > charged - refunded)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_REFUND_EXCEEDS),
+				 errmsg("refund exceeds what is left of the charge"),
+				 errdetail("Order \"%s\" was charged %s, of which %s is refunded already; this refund asks for %s.",
+						   order_ref, PayextFormatAmount(charged, currency),
+						   PayextFormatAmount(refunded, currency),
+						   PayextFormatAmount(amount_minor, currency))));
+
+	req.debit_account = merchant_id;
+	req.credit_account = wallet;
+	req.amount_minor = amount_minor;
+	req.kind = "refund";
+	req.idem_scope = merchant_id;
+	req.reference = refund_ref;
+	req.conflict_errcode = PAYEXT_ERRCODE_REFUND_CONFLICT;
+	transfer_id = LedgerTransfer(&req, &replayed);
+	if (replayed)
+	{
+		/* The same reference, committed for another order meanwhile. */
+		if (CodesFindRefund(merchant_id, refund_ref, order_ref, amount_minor) != transfer_id)
+			elog(ERROR, "payext: refund \"%s\" has a transfer but no refund row", refund_ref);
+		return transfer_id;
+	}
+
+	values[0] = Int64GetDatum(payment_id);
+	values[1] = Int64GetDatum(amount_minor);
+	values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	PayextExecute(&add_refund_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+
+	values[0] = Int64GetDatum(transfer_id);
+	values[1] = Int64GetDatum(payment_id);
+	values[2] = Int64GetDatum(merchant_id);
+	values[3] = CStringGetTextDatum(refund_ref);
+	values[4] = Int64GetDatum(amount_minor);
+	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	PayextExecute(&insert_refund_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	return transfer_id;
+}
+
+/*
+ * refund(merchant bigint, order_ref text, amount bigint, refund_ref text)
+ *		RETURNS bigint
+ */
+PG_FUNCTION_INFO_V1(payext_refund);
+Datum
+payext_refund(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"merchant", "order_ref", "amount", "refund_ref"};
+	char	   *order_ref;
+	int64		amount;
+	char	   *refund_ref;
+	int64		transfer_id;
+
+	PayextRequireArgs(fcinfo, 4, names);
+	order_ref = PayextArgIdentifier(fcinfo, 1, "order_ref", PAYEXT_MAX_REFERENCE_LEN);
+	amount = PayextArgAmount(fcinfo, 2, "amount");
+	refund_ref = PayextArgIdentifier(fcinfo, 3, "refund_ref", PAYEXT_MAX_REFERENCE_LEN);
+
+	PayextSpiConnect();
+	transfer_id = CodesRefund(PG_GETARG_INT64(0), order_ref, amount, refund_ref);
+	PayextSpiFinish();
+	PG_RETURN_INT64(transfer_id);
+}
+
+/* rotate_signing_key() RETURNS integer */
+PG_FUNCTION_INFO_V1(payext_rotate_signing_key);
+Datum
+payext_rotate_signing_key(PG_FUNCTION_ARGS)
+{
+	CodeKey		key;
+	int32		new_id = 1;
+
+	PayextSpiConnect();
+	/* One rotation at a time; codes are still issued and checked meanwhile. */
+	PayextExecute(&lock_keys_plan, NULL, NULL, false, 0, SPI_OK_UTILITY);
+	if (PayextExecute(&current_key_plan, NULL, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		CodesTakeKey(&key);
+		if (key.id == PG_INT32_MAX)
+			elog(ERROR, "payext: signing key ids are exhausted");
+		new_id = key.id + 1;
+		explicit_bzero(&key, sizeof(key));
+	}
+	if (!CodesCreateKey(new_id))
+		elog(ERROR, "payext: signing key %d exists already", new_id);
+	PayextSpiFinish();
+	PG_RETURN_INT32(new_id);
+}
