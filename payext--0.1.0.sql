@@ -187,12 +187,12 @@ COMMENT ON FUNCTION payext.close_account(bigint) IS
 
 CREATE FUNCTION payext.transfer_checksum(id bigint, debit_account bigint,
                                          credit_account bigint, amount bigint,
-                                         currency text, kind text, reference text,
-                                         created_at timestamptz)
+                                         currency text, kind text, idem_scope bigint,
+                                         reference text, created_at timestamptz)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'payext_transfer_checksum'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION payext.transfer_checksum(bigint, bigint, bigint, bigint, text, text, text, timestamptz) IS
+COMMENT ON FUNCTION payext.transfer_checksum(bigint, bigint, bigint, bigint, text, text, bigint, text, timestamptz) IS
   'the checksum a journal row carries; verify_ledger() recomputes it';
 
 CREATE FUNCTION payext.verify_ledger()
@@ -231,7 +231,7 @@ AS $$
     SELECT t.id FROM payext.transfer t
      WHERE t.checksum <> payext.transfer_checksum(
              t.id, t.debit_account, t.credit_account, t.amount, t.currency,
-             t.kind, t.reference, t.created_at)
+             t.kind, t.idem_scope, t.reference, t.created_at)
         OR EXISTS (SELECT 1 FROM payext.account a
                     WHERE a.id = ANY (ARRAY[t.debit_account, t.credit_account])
                       AND a.currency <> t.currency)

@@ -564,10 +564,12 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	LedgerReadAccount(merchant_id, &merchant);
 	LedgerRequireKind(&merchant, "merchant", "account a charge pays");
 
-	transfer_id = CodesFindCharge(merchant_id, order_ref, fields.serial, amount_minor);
-	if (transfer_id != 0)
-		return transfer_id;
-
+	/*
+	 * No lookup of (merchant, order_ref) first: under SERIALIZABLE its read
+	 * lock on the index page would make concurrent charges of one merchant
+	 * conflict.  A replay finds its code used (below), or meets the first
+	 * charge at the journal's unique index in LedgerTransfer().
+	 */
 	CodesLockRow(&fields, key_id, &row);
 	if (strcmp(row.state, "used") == 0)
 		return CodesReplayOfUsed(&row, merchant_id, order_ref, amount_minor);
@@ -584,7 +586,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{
-		/* Another code paid this order while we held ours. */
+		/* The order was paid already, with another code: PY208. */
 		if (CodesFindCharge(merchant_id, order_ref, fields.serial, amount_minor) != transfer_id)
 			elog(ERROR, "payext: order \"%s\" has a transfer but no payment", order_ref);
 		return transfer_id;
@@ -658,10 +660,6 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	bool		replayed;
 	LedgerTransferRequest req = {0};
 
-	transfer_id = CodesFindRefund(merchant_id, refund_ref, order_ref, amount_minor);
-	if (transfer_id != 0)
-		return transfer_id;
-
 	values[0] = Int64GetDatum(merchant_id);
 	values[1] = CStringGetTextDatum(order_ref);
 	if (PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
@@ -676,12 +674,17 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	refunded = DatumGetInt64(PayextResultDatum(0, 4));
 	currency = PayextResultCString(0, 5);
 
-	/* The same refund may have committed while we waited for the lock. */
-	transfer_id = CodesFindRefund(merchant_id, refund_ref, order_ref, amount_minor);
-	if (transfer_id != 0)
-		return transfer_id;
-
+	/*
+	 * A replay is recognised by the journal's unique index in
+	 * LedgerTransfer() (a lookup here would leave SERIALIZABLE read locks);
+	 * only a refund that looks too big is looked up first, since the replay
+	 * of a full refund looks too big too.
+	 */
 	if (amount_minor > charged - refunded)
+	{
+		transfer_id = CodesFindRefund(merchant_id, refund_ref, order_ref, amount_minor);
+		if (transfer_id != 0)
+			return transfer_id;
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_REFUND_EXCEEDS),
 				 errmsg("refund exceeds what is left of the charge"),
@@ -689,6 +692,7 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 						   order_ref, PayextFormatAmount(charged, currency),
 						   PayextFormatAmount(refunded, currency),
 						   PayextFormatAmount(amount_minor, currency))));
+	}
 
 	req.debit_account = merchant_id;
 	req.credit_account = wallet;
@@ -700,7 +704,7 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{
-		/* The same reference, committed for another order meanwhile. */
+		/* A retry, or the same reference used for another order. */
 		if (CodesFindRefund(merchant_id, refund_ref, order_ref, amount_minor) != transfer_id)
 			elog(ERROR, "payext: refund \"%s\" has a transfer but no refund row", refund_ref);
 		return transfer_id;

@@ -163,7 +163,7 @@ ChecksumAppendText(StringInfo buf, const char *value)
 bytea *
 LedgerChecksum(int64 id, int64 debit_account, int64 credit_account,
 			   int64 amount_minor, const char *currency, const char *kind,
-			   const char *reference, TimestampTz created_at)
+			   int64 idem_scope, const char *reference, TimestampTz created_at)
 {
 	StringInfoData buf;
 	unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -178,6 +178,7 @@ LedgerChecksum(int64 id, int64 debit_account, int64 credit_account,
 	pq_sendint64(&buf, amount_minor);
 	ChecksumAppendText(&buf, currency);
 	ChecksumAppendText(&buf, kind);
+	pq_sendint64(&buf, idem_scope);
 	ChecksumAppendText(&buf, reference);
 	pq_sendint64(&buf, created_at);
 
@@ -216,6 +217,7 @@ LedgerFindReplay(const LedgerTransferRequest *req)
 {
 	Datum		values[3];
 	int64		id;
+	bool		same_accounts;
 
 	values[0] = CStringGetTextDatum(req->kind);
 	values[1] = Int64GetDatum(req->idem_scope);
@@ -225,20 +227,22 @@ LedgerFindReplay(const LedgerTransferRequest *req)
 		return 0;
 
 	id = DatumGetInt64(PayextResultDatum(0, 1));
-	if (DatumGetInt64(PayextResultDatum(0, 2)) != req->debit_account ||
-		DatumGetInt64(PayextResultDatum(0, 3)) != req->credit_account ||
-		DatumGetInt64(PayextResultDatum(0, 4)) != req->amount_minor)
-		ereport(ERROR,
-				(errcode(req->conflict_errcode != 0 ? req->conflict_errcode :
-						 PAYEXT_ERRCODE_IDEMPOTENCY_CONFLICT),
-				 errmsg("reference \"%s\" was already used for a different %s",
-						req->reference, LedgerKindNoun(req->kind)),
-				 errdetail("Transfer " INT64_FORMAT " moved " INT64_FORMAT " from account " INT64_FORMAT " to account " INT64_FORMAT " under this reference.",
-						   id,
-						   DatumGetInt64(PayextResultDatum(0, 4)),
-						   DatumGetInt64(PayextResultDatum(0, 2)),
-						   DatumGetInt64(PayextResultDatum(0, 3))),
-				 errhint("A retry must repeat the original arguments; a new request needs a new reference.")));
+	same_accounts = DatumGetInt64(PayextResultDatum(0, 2)) == req->debit_account &&
+		DatumGetInt64(PayextResultDatum(0, 3)) == req->credit_account;
+	if (same_accounts && DatumGetInt64(PayextResultDatum(0, 4)) == req->amount_minor)
+		return id;
+
+	/* Say what the reference moved only to a caller who names the same accounts. */
+	ereport(ERROR,
+			(errcode(req->conflict_errcode != 0 ? req->conflict_errcode :
+					 PAYEXT_ERRCODE_IDEMPOTENCY_CONFLICT),
+			 errmsg("reference \"%s\" was already used for a different %s",
+					req->reference, LedgerKindNoun(req->kind)),
+			 same_accounts ?
+			 errdetail("Transfer " INT64_FORMAT " moved " INT64_FORMAT " between the same accounts under this reference.",
+					   id, DatumGetInt64(PayextResultDatum(0, 4))) :
+			 errdetail("The reference belongs to a transfer between other accounts."),
+			 errhint("A retry must repeat the original arguments; a new request needs a new reference.")));
 	return id;
 }
 
@@ -412,8 +416,8 @@ LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
 	values[9] = PointerGetDatum(LedgerChecksum(transfer_id, req->debit_account,
 											   req->credit_account,
 											   req->amount_minor, currency,
-											   req->kind, req->reference,
-											   created_at));
+											   req->kind, req->idem_scope,
+											   req->reference, created_at));
 	return PayextExecute(&insert_transfer_plan, values, nulls, false, 0,
 						 SPI_OK_INSERT) == 1;
 }
@@ -444,43 +448,22 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 				 errmsg("cannot transfer from account " INT64_FORMAT " to itself",
 						req->debit_account)));
 
-	/* A replay returns before it locks anything. */
-	if (req->reference != NULL)
-	{
-		transfer_id = LedgerFindReplay(req);
-		if (transfer_id != 0)
-		{
-			*replayed = true;
-			return transfer_id;
-		}
-	}
-
 	LedgerLockPair(req, &debit, &credit);
 
 	/*
-	 * The same request may have been in flight in another session and
-	 * committed while we waited for its lock: under READ COMMITTED this new
-	 * statement sees it, and the retry must get its id rather than, say, an
-	 * "insufficient funds" that the first request caused.
-	 */
-	if (req->reference != NULL)
-	{
-		transfer_id = LedgerFindReplay(req);
-		if (transfer_id != 0)
-		{
-			*replayed = true;
-			return transfer_id;
-		}
-	}
-
-	LedgerCheckTransfer(req, &debit, &credit, &debit_after, &credit_after);
-
-	/*
-	 * Two first attempts with one reference that lock no common account
-	 * (the same reference on two wallets) meet at the journal's unique
-	 * index: the second waits for the first and, under READ COMMITTED, finds
-	 * its row; under REPEATABLE READ and SERIALIZABLE, ON CONFLICT raises
-	 * 40001 for a conflicting row its snapshot cannot see.
+	 * The journal row goes in before any check, and its unique index on the
+	 * reference is the only duplicate test: a plain lookup would leave
+	 * SERIALIZABLE read locks on the index page that make unrelated
+	 * transfers conflict, while ON CONFLICT's check leaves none.
+	 *   - A replay of a committed request (also one that committed while we
+	 *     waited for the account locks) conflicts here, and returns the first
+	 *     transfer rather than, say, the "insufficient funds" the first one
+	 *     caused.
+	 *   - Two first attempts that share no account (one reference on two
+	 *     wallets) meet at the index: the second waits for the first.
+	 * Under REPEATABLE READ and SERIALIZABLE a conflicting row the snapshot
+	 * cannot see raises 40001.  A refused transfer takes its journal row
+	 * with it when the error rolls the statement back.
 	 */
 	transfer_id = PayextNextId("transfer_id_seq");
 	if (!LedgerAppendJournal(req, transfer_id, debit.currency))
@@ -492,6 +475,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 		*replayed = true;
 		return transfer_id;
 	}
+	LedgerCheckTransfer(req, &debit, &credit, &debit_after, &credit_after);
 
 	values[0] = Int64GetDatum(debit.id);
 	values[1] = Int64GetDatum(debit_after);
@@ -616,6 +600,11 @@ LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 
 	LedgerAccountInfo(account_id, kind, sizeof(kind), currency, &system_id);
 	LedgerRefuseSystemAccount(account_id, kind, inbound ? "a top-up" : "a withdrawal");
+	if (inbound && strcmp(kind, "wallet") != 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
+				 errmsg("account " INT64_FORMAT " is not a wallet account", account_id),
+				 errdetail("Money from outside enters wallets only; merchants are paid by charges.")));
 	if (system_id == 0)
 		system_id = LedgerSystemAccount(currency);
 
@@ -878,26 +867,27 @@ payext_close_account(PG_FUNCTION_ARGS)
 
 /*
  * transfer_checksum(id bigint, debit_account bigint, credit_account bigint,
- *					 amount bigint, currency text, kind text, reference text,
- *					 created_at timestamptz) RETURNS bytea
+ *					 amount bigint, currency text, kind text, idem_scope bigint,
+ *					 reference text, created_at timestamptz) RETURNS bytea
  */
 PG_FUNCTION_INFO_V1(payext_transfer_checksum);
 Datum
 payext_transfer_checksum(PG_FUNCTION_ARGS)
 {
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 9; i++)
 	{
 		/* Only the reference may be null. */
-		if (i != 6 && PG_ARGISNULL(i))
+		if (i != 7 && PG_ARGISNULL(i))
 			PG_RETURN_NULL();
 	}
 	PG_RETURN_BYTEA_P(LedgerChecksum(PG_GETARG_INT64(0), PG_GETARG_INT64(1),
 									 PG_GETARG_INT64(2), PG_GETARG_INT64(3),
 									 text_to_cstring(PG_GETARG_TEXT_PP(4)),
 									 text_to_cstring(PG_GETARG_TEXT_PP(5)),
-									 PG_ARGISNULL(6) ? NULL :
-									 text_to_cstring(PG_GETARG_TEXT_PP(6)),
-									 PG_GETARG_TIMESTAMPTZ(7)));
+									 PG_GETARG_INT64(6),
+									 PG_ARGISNULL(7) ? NULL :
+									 text_to_cstring(PG_GETARG_TEXT_PP(7)),
+									 PG_GETARG_TIMESTAMPTZ(8)));
 }
 
 /* journal_guard() RETURNS trigger: refuses UPDATE, DELETE and TRUNCATE. */

@@ -59,7 +59,7 @@ extern int64 LedgerSystemAccount(const char *currency);
 /* The journal row checksum, as stored in transfer.checksum. */
 extern bytea *LedgerChecksum(int64 id, int64 debit_account, int64 credit_account,
 							 int64 amount_minor, const char *currency,
-							 const char *kind, const char *reference,
-							 TimestampTz created_at);
+							 const char *kind, int64 idem_scope,
+							 const char *reference, TimestampTz created_at);
 
 #endif							/* PAYEXT_LEDGER_H */

@@ -5,6 +5,7 @@
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "errors.h"
@@ -35,7 +36,8 @@ PayextArgCurrency(FunctionCallInfo fcinfo, int argno, const char *name)
 	if (currency == NULL)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_UNKNOWN_CURRENCY),
-				 errmsg("unknown currency \"%s\"", text_to_cstring(arg)),
+				 errmsg("unknown currency \"%.*s\"",
+						pg_mbcliplen(VARDATA_ANY(arg), len, 8), VARDATA_ANY(arg)),
 				 errhint("Use an ISO 4217 code listed by payext.currencies().")));
 	return currency;
 }

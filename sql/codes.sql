@@ -1,0 +1,136 @@
+-- Payment codes: issuing, the layout, typos, forgeries, other shards,
+-- expiry, cancellation and key rotation.  Charges are in charges.sql.
+
+-- Ids in this file's messages start after 3000, whatever ran before it.
+SELECT setval('payext.account_id_seq', 3000), setval('payext.transfer_id_seq', 3000);
+
+-- A test helper: Damm's check digit, to build well-formed codes by hand.
+CREATE FUNCTION pg_temp.damm(digits text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  t int[] := '{{0,3,1,7,5,9,8,6,4,2},{7,0,9,2,1,5,4,8,6,3},{4,2,0,6,8,7,1,3,5,9},
+               {1,7,5,0,9,8,3,4,2,6},{6,1,2,3,0,4,5,9,7,8},{3,6,7,4,2,0,9,5,8,1},
+               {5,8,6,9,7,2,0,1,3,4},{8,9,4,5,3,6,2,0,1,7},{9,4,3,8,6,1,7,2,0,5},
+               {2,5,8,1,4,3,6,7,9,0}}';
+  i int := 0;
+BEGIN
+  FOR k IN 1 .. length(digits) LOOP
+    i := t[i + 1][substr(digits, k, 1)::int + 1];
+  END LOOP;
+  RETURN digits || i::text;
+END $$;
+
+SELECT payext.open_wallet('codes_carol') AS w \gset
+SELECT payext.open_merchant('gh_codes_cafe', 'Codes Cafe') AS m \gset
+SELECT payext.top_up(:w, 5000, 'codes-bank-1') > 0 AS topped_up;
+
+-- A code is 18 digits: shard 0, key slot, 8-digit serial, 7-digit MAC,
+-- check digit.  The first key is made on first use.
+SELECT payext.request_payment(wallet => :w) AS code1 \gset
+SELECT :'code1' ~ '^[0-9]{18}$' AS eighteen_digits,
+       substr(:'code1', 1, 1) AS shard,
+       substr(:'code1', 2, 1) = (SELECT (max(id) % 10)::text FROM payext.signing_key) AS key_slot,
+       pg_temp.damm(left(:'code1', 17)) = :'code1' AS check_digit_ok;
+SELECT count(*) AS keys FROM payext.signing_key;
+-- The code's row: bound to the wallet, valid for payext.code_ttl (60 s).
+SELECT wallet = :w AS bound_to_wallet, max_amount, expires_at - created_at AS ttl, state
+  FROM payext.payment_code ORDER BY serial DESC LIMIT 1;
+-- Codes are distinct.
+SELECT payext.request_payment(:w) <> :'code1' AS a_new_code_each_time;
+-- A cap and a ttl of the app's choosing.
+SELECT payext.request_payment(wallet => :w, max_amount => 1500, ttl => '90 seconds') AS capped \gset
+SELECT max_amount, expires_at - created_at AS ttl
+  FROM payext.payment_code ORDER BY serial DESC LIMIT 1;
+SET payext.code_ttl = '2min';
+SELECT payext.request_payment(:w) IS NOT NULL AS issued;
+SELECT expires_at - created_at AS ttl FROM payext.payment_code ORDER BY serial DESC LIMIT 1;
+RESET payext.code_ttl;
+
+-- Refusals when issuing.
+SELECT payext.request_payment(NULL);
+\echo :SQLSTATE
+SELECT payext.request_payment(-1);
+\echo :SQLSTATE
+SELECT payext.request_payment(:m);
+\echo :SQLSTATE
+SELECT payext.request_payment(:w, 0);
+\echo :SQLSTATE
+SELECT payext.request_payment(:w, NULL, '0 seconds');
+\echo :SQLSTATE
+SELECT payext.request_payment(:w, NULL, '-5 seconds');
+\echo :SQLSTATE
+SELECT payext.request_payment(:w, NULL, '301 seconds');
+\echo :SQLSTATE
+SELECT payext.request_payment(:w, NULL, '1 day');
+\echo :SQLSTATE
+SELECT payext.request_payment(:w, NULL, '1 mon -29 days -23 hours');
+\echo :SQLSTATE
+SELECT payext.freeze(:w);
+SELECT payext.request_payment(:w);
+\echo :SQLSTATE
+SELECT payext.unfreeze(:w);
+
+-- Checking a code, before anything else is read: shape and check digit
+-- (PY201), shard (PY202), signature (PY203).
+SELECT payext.cancel_payment_code('12345');
+\echo :SQLSTATE
+SELECT payext.cancel_payment_code('01234567890123456x');
+\echo :SQLSTATE
+SELECT payext.cancel_payment_code(NULL);
+\echo :SQLSTATE
+-- Every single-digit change of a real code is caught by the check digit.
+SELECT count(*) AS typos_caught
+  FROM generate_series(1, 18) AS pos, generate_series(0, 9) AS d,
+       LATERAL (SELECT overlay(:'code1' PLACING d::text FROM pos FOR 1) AS typo) t
+ WHERE t.typo <> :'code1'
+   AND t.typo <> pg_temp.damm(left(t.typo, 17));
+-- A code of shard 1, well formed.
+SELECT payext.cancel_payment_code(pg_temp.damm('1' || substr(:'code1', 2, 16)));
+\echo :SQLSTATE
+-- Right shape, made up MAC.
+SELECT pg_temp.damm(left(:'code1', 10) ||
+       lpad(((substr(:'code1', 11, 7)::int + 1) % 10000000)::text, 7, '0')) AS forged \gset
+SELECT payext.cancel_payment_code(:'forged');
+\echo :SQLSTATE
+-- Right shape, a key slot with no key.
+SELECT pg_temp.damm('09' || substr(:'code1', 3, 15)) AS no_key \gset
+SELECT payext.cancel_payment_code(:'no_key');
+\echo :SQLSTATE
+
+-- Cancelling: the code cannot pay afterwards; cancelling again is harmless.
+SELECT payext.request_payment(:w) AS code2 \gset
+SELECT payext.cancel_payment_code(code => :'code2');
+SELECT payext.cancel_payment_code(:'code2');
+SELECT state, closed_at IS NOT NULL AS closed FROM payext.payment_code
+ WHERE short_serial = substr(:'code2', 3, 8)::int;
+SELECT payext.charge(:m, :'code2', 100, 'codes-order-1');
+\echo :SQLSTATE
+
+-- Expiry: a code of one second is refused two seconds later.
+SELECT payext.request_payment(:w, NULL, '1 second') AS short_lived \gset
+SELECT pg_sleep(1.5);
+SELECT payext.charge(:m, :'short_lived', 100, 'codes-order-2');
+\echo :SQLSTATE
+-- An expired code can still be cancelled (nothing to gain, nothing lost).
+SELECT payext.cancel_payment_code(:'short_lived');
+
+-- Rotation: new codes use the new key; earlier codes stay valid.
+SELECT payext.request_payment(:w) AS before_rotation \gset
+SELECT payext.rotate_signing_key() AS new_key \gset
+SELECT :new_key = (SELECT max(id) FROM payext.signing_key) AS newest_key;
+SELECT payext.request_payment(:w) AS after_rotation \gset
+SELECT substr(:'after_rotation', 2, 1) = (:new_key % 10)::text AS new_slot,
+       substr(:'before_rotation', 2, 1) <> substr(:'after_rotation', 2, 1) AS slots_differ;
+SELECT payext.charge(:m, :'before_rotation', 100, 'codes-order-3') > 0 AS old_key_still_pays;
+SELECT payext.charge(:m, :'after_rotation', 100, 'codes-order-4') > 0 AS new_key_pays;
+SELECT payext.rotate_signing_key() = :new_key + 1 AS ids_increase;
+
+-- Nothing above moved money but the two charges.
+SELECT payext.balance(:w) AS wallet, payext.balance(:m) AS merchant;
+SELECT state, count(*) FROM payext.payment_code WHERE wallet = :w GROUP BY state ORDER BY state;
+
+-- The secrets: 32 bytes each, and never part of a dump.
+SELECT bool_and(length(secret) = 32) AS thirty_two_bytes FROM payext.signing_key;
+SELECT 'payext.signing_key'::regclass <> ALL (extconfig) AS not_dumped
+  FROM pg_extension WHERE extname = 'payext';
+
+SELECT check_name, ok FROM payext.verify_ledger();
