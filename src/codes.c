@@ -505,9 +505,12 @@ CodesReplayOfUsed(const CodeRow *row, int64 merchant, const char *order_ref,
 	if (PayextExecute(&find_payment_by_code_plan, values, NULL, false, 1,
 					  SPI_OK_SELECT) == 1 &&
 		DatumGetInt64(PayextResultDatum(0, 2)) == merchant &&
-		strcmp(PayextResultCString(0, 3), order_ref) == 0 &&
-		DatumGetInt64(PayextResultDatum(0, 4)) == amount_minor)
-		return DatumGetInt64(PayextResultDatum(0, 1));
+		strcmp(PayextResultCString(0, 3), order_ref) == 0)
+	{
+		/* This order, this code: a retry, or the same order at another amount. */
+		return CodesFindCharge(merchant, order_ref, (uint32) (row->serial % CODE_SERIAL_MODULUS),
+							   amount_minor);
+	}
 	CodesRaiseUsed();
 	return 0;					/* not reached */
 }
@@ -582,7 +585,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	req.kind = "charge";
 	req.idem_scope = merchant_id;
 	req.reference = order_ref;
-	req.conflict_errcode = PAYEXT_ERRCODE_ORDER_CONFLICT;
+	req.caller_checks_replay = true;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{
@@ -700,7 +703,7 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	req.kind = "refund";
 	req.idem_scope = merchant_id;
 	req.reference = refund_ref;
-	req.conflict_errcode = PAYEXT_ERRCODE_REFUND_CONFLICT;
+	req.caller_checks_replay = true;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{

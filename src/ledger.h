@@ -34,6 +34,12 @@ typedef struct LedgerTransferRequest
 	const char *reference;
 	/* SQLSTATE for a reference reused with other arguments; 0: PY107 */
 	int			conflict_errcode;
+	/*
+	 * true: a replay returns the first transfer's id whatever its arguments,
+	 * and the caller (which keeps more about the request than the journal
+	 * does) decides whether it was the same request.
+	 */
+	bool		caller_checks_replay;
 } LedgerTransferRequest;
 
 /*
