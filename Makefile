@@ -33,13 +33,13 @@ ifdef PAYEXT_DEV
 PG_CFLAGS += -DUSE_ASSERT_CHECKING -Werror
 endif
 
-EXTRA_CLEAN = output_iso results regression.diffs regression.out
+EXTRA_CLEAN = output_iso results regression.diffs regression.out test/unit/build test/fuzz/build
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: demo pgtap dumptest test-all
+.PHONY: demo pgtap dumptest unit fuzz test-all
 
 # Each of these runs against the server that PGHOST/PGPORT point at; wrap
 # them in scripts/with_cluster.sh for a throwaway one.
@@ -51,6 +51,13 @@ pgtap:
 
 dumptest:
 	test/dump/roundtrip.sh
+
+# Pure C units, no server: unit tests and a short fuzzing run.
+unit:
+	test/unit/run.sh
+
+fuzz:
+	test/fuzz/run.sh
 
 # Every suite, in a throwaway cluster (what CI runs).
 test-all:

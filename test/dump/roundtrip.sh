@@ -25,12 +25,18 @@ SELECT payext.transfer(1, 3, 1234, 'dump-adj-1');
 SELECT payext.withdraw(3, 1000, 'dump-payout-1');
 SELECT payext.withdraw(2, 500, 'dump-cashout-1');
 SELECT payext.close_account(2);
-SELECT payext.freeze(1);
+SELECT payext.charge(3, payext.request_payment(1), 700, 'dump-order-1');
+SELECT payext.refund(3, 'dump-order-1', 200, 'dump-refund-1');
 SQL
+oldcode=$(q -d "$src" -c "SELECT payext.request_payment(1, 500)")
+q -d "$src" -c "SELECT payext.freeze(1)" >/dev/null
 
 snapshot() {
 	q -d "$1" -c "SELECT * FROM payext.account ORDER BY id" \
-		-c "SELECT * FROM payext.transfer ORDER BY id"
+		-c "SELECT * FROM payext.transfer ORDER BY id" \
+		-c "SELECT * FROM payext.payment_code ORDER BY serial" \
+		-c "SELECT * FROM payext.payment ORDER BY transfer_id" \
+		-c "SELECT * FROM payext.refund ORDER BY transfer_id"
 }
 snapshot "$src" >"$work/before"
 pg_dump -Fc -f "$work/dump" "$src"
@@ -43,7 +49,16 @@ if ! diff -u "$work/before" "$work/after"; then
 	echo "dump: rows differ after restore" >&2
 	fail=1
 fi
-[ "$(wc -l <"$work/before")" -ge 9 ] || { echo "dump: too few rows captured" >&2; fail=1; }
+[ "$(wc -l <"$work/before")" -ge 16 ] || { echo "dump: too few rows captured" >&2; fail=1; }
+
+# Signing secrets never leave the server: the restored database has none,
+# makes a new key on first use, and a code signed before the dump is refused.
+keys=$(q -d "$dst" -c "SELECT count(*) FROM payext.signing_key")
+[ "$keys" = 0 ] || { echo "dump: $keys signing key(s) were restored" >&2; fail=1; }
+if pg_restore -f - "$work/dump" | grep -qi 'signing_key.*secret\|COPY payext.signing_key'; then
+	echo "dump: the dump holds signing keys" >&2
+	fail=1
+fi
 
 bad=$(q -d "$dst" -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")
 [ "$bad" = 0 ] || { echo "dump: verify_ledger() fails after restore" >&2; fail=1; }
@@ -55,6 +70,18 @@ maxold=$(q -d "$src" -c "SELECT max(id) FROM payext.transfer")
 [ "$next" -gt "$maxold" ] || { echo "dump: transfer id $next does not follow $maxold" >&2; fail=1; }
 again=$(q -d "$dst" -c "SELECT payext.top_up(1, 10000, 'dump-bank-1')")
 [ "$again" = 1 ] || { echo "dump: replay after restore returned $again, not 1" >&2; fail=1; }
+refusal=$(q -d "$dst" -c "SELECT payext.charge(3, '$oldcode', 100, 'dump-order-3')" 2>&1 || true)
+case "$refusal" in
+*"payment code is not valid"*) ;;
+*) echo "dump: a code signed before the dump was not refused: $refusal" >&2; fail=1 ;;
+esac
+code=$(q -d "$dst" -c "SELECT payext.request_payment(1)")
+charged=$(q -d "$dst" -c "SELECT payext.charge(3, '$code', 100, 'dump-order-2') > 0")
+[ "$charged" = t ] || { echo "dump: a new code did not charge after restore" >&2; fail=1; }
+if q -d "$dst" -c "SELECT payext.refund(3, 'dump-order-1', 501, 'dump-refund-2')" >/dev/null 2>&1; then
+	echo "dump: a refund beyond the restored charge was accepted" >&2
+	fail=1
+fi
 if q -d "$dst" -c "DELETE FROM payext.transfer" >/dev/null 2>&1; then
 	echo "dump: the restored journal accepted a DELETE" >&2
 	fail=1

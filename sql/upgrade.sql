@@ -1,0 +1,42 @@
+-- Upgrading: a database on 0.1.0 with money in it is updated to 0.2.0;
+-- nothing is lost, the journal still verifies, and the new API works.
+-- (In a database of its own, so that the other stories keep theirs.)
+\set regress_db :DBNAME
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS payext_upgrade;
+CREATE DATABASE payext_upgrade;
+\c payext_upgrade
+SET client_min_messages = warning;
+
+CREATE EXTENSION payext VERSION '0.1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'payext';
+SELECT payext.open_wallet('upgrade_erin') AS w \gset
+SELECT payext.open_merchant('gh_upgrade_shop', 'Upgrade Shop') AS m \gset
+SELECT payext.top_up(:w, 5000, 'upgrade-bank-1') AS t1 \gset
+SELECT payext.transfer(:w, :m, 1200, 'upgrade-adj-1') > 0 AS moved;
+SELECT to_regprocedure('payext.charge(bigint,text,bigint,text)') IS NULL AS no_charge_yet;
+SELECT count(*) AS checks_in_0_1_0 FROM payext.verify_ledger();
+
+ALTER EXTENSION payext UPDATE TO '0.2.0';
+SELECT extversion FROM pg_extension WHERE extname = 'payext';
+-- The money is where it was, and replays still answer.
+SELECT payext.balance(:w) AS wallet, payext.balance(:m) AS merchant;
+SELECT payext.top_up(:w, 5000, 'upgrade-bank-1') = :t1 AS replay_after_update;
+-- The new API: a code, a charge, a refund.
+SELECT payext.request_payment(:w) AS code \gset
+SELECT payext.charge(:m, :'code', 800, 'upgrade-order-1') > 0 AS charged;
+SELECT payext.refund(:m, 'upgrade-order-1', 300, 'upgrade-refund-1') > 0 AS refunded;
+SELECT payext.balance(:w) AS wallet, payext.balance(:m) AS merchant;
+SELECT check_name, ok FROM payext.verify_ledger();
+-- The new tables are dumped, the keys are not; nothing new is PUBLIC's.
+SELECT array_agg(c.relname::text ORDER BY c.relname) AS dumped
+  FROM pg_extension e, unnest(e.extconfig) AS r(oid) JOIN pg_class c ON c.oid = r.oid
+ WHERE e.extname = 'payext';
+SELECT p.proname FROM pg_proc p
+ WHERE p.pronamespace = 'payext'::regnamespace
+   AND has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY 1;
+
+\c :regress_db
+SET client_min_messages = warning;
+DROP DATABASE payext_upgrade;
