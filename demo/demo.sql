@@ -20,17 +20,35 @@ SELECT id, kind, coalesce(owner, public_service_id) AS who, display_name, curren
 SELECT payext.top_up(wallet => :alice, amount => 10000, external_ref => 'card-7781-0001') AS topup;
 SELECT payext.top_up(wallet => :alice, amount => 10000, external_ref => 'card-7781-0001') AS same_topup_again;
 
-\echo '== 23.50 CNY moves from Alice to the tea house (the payment-code flow arrives in 0.2).'
-SELECT payext.transfer(debit_account => :alice, credit_account => :teahouse,
-                       amount => 2350, reference => 'demo-tea-1') AS transfer;
+\echo '== At the counter, Alice''s app asks for a payment code (18 digits, valid 60 s, single use).'
+SELECT payext.request_payment(wallet => :alice) AS code \gset
+\echo 'the app shows:' :code
+\echo '== The tea house''s till scans it and charges 23.50 CNY for order T-0042.'
+SELECT payext.charge(merchant => :teahouse, code => :'code', amount => 2350, order_ref => 'T-0042') AS charge;
+\echo '== The till times out and sends the same request again: the same transfer, nothing moves twice.'
+SELECT payext.charge(merchant => :teahouse, code => :'code', amount => 2350, order_ref => 'T-0042') AS same_charge;
+\echo '== Someone replays the code for another order: refused.'
+\set ON_ERROR_STOP 0
+SELECT payext.charge(merchant => :teahouse, code => :'code', amount => 2350, order_ref => 'T-0043');
+\set ON_ERROR_STOP 1
+\echo '== A typo in the code is caught by its check digit, before anything is looked up.'
+\set ON_ERROR_STOP 0
+SELECT payext.charge(merchant => :teahouse, code => overlay(:'code' PLACING
+         ((substr(:'code', 5, 1)::int + 1) % 10)::text FROM 5 FOR 1), amount => 100, order_ref => 'T-0044');
+\set ON_ERROR_STOP 1
+\echo '== One pot of tea was cold: the tea house refunds 8.00 CNY of the order.'
+SELECT payext.refund(merchant => :teahouse, order_ref => 'T-0042', amount => 800, refund_ref => 'T-0042-R1') AS refund;
+SELECT transfer_id, payext.format_amount(amount, 'CNY') AS charged,
+       payext.format_amount(refunded_amount, 'CNY') AS refunded, state
+  FROM payext.payment_status(merchant => :teahouse, order_ref => 'T-0042');
 
 \echo '== Alice tries to withdraw more than she has: refused, and nothing changes.'
 \set ON_ERROR_STOP 0
 SELECT payext.withdraw(account => :alice, amount => 99999, external_ref => 'cashout-1');
 \set ON_ERROR_STOP 1
 
-\echo '== The tea house is paid out 20.00 CNY to its bank.'
-SELECT payext.withdraw(account => :teahouse, amount => 2000, external_ref => 'payout-2026-11-25') AS payout;
+\echo '== The tea house is paid out 10.00 CNY to its bank.'
+SELECT payext.withdraw(account => :teahouse, amount => 1000, external_ref => 'payout-2026-11-25') AS payout;
 
 \echo '== Balances (the system account is where money enters and leaves: it mirrors the rest).'
 SELECT a.id, a.kind, coalesce(a.owner, a.public_service_id, '(bank)') AS who,
@@ -46,7 +64,7 @@ SELECT t.id, t.kind, t.debit_account AS debit, t.credit_account AS credit,
 UPDATE payext.transfer SET amount = 1;
 \set ON_ERROR_STOP 1
 
-\echo '== verify_ledger(): balances equal the journal, money is conserved.'
+\echo '== verify_ledger(): balances equal the journal, money is conserved, every code paid at most once.'
 SELECT * FROM payext.verify_ledger();
 
 \c postgres
