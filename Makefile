@@ -6,6 +6,8 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = payext
 OBJS = \
 	src/payext.o \
+	src/assoc_window.o \
+	src/association.o \
 	src/code_format.o \
 	src/codes.o \
 	src/currency.o \

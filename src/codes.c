@@ -33,6 +33,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "association.h"
 #include "code_format.h"
 #include "codes.h"
 #include "errors.h"
@@ -347,20 +348,12 @@ static int64
 CodesTtlUsec(FunctionCallInfo fcinfo, int argno)
 {
 	int			max_s = payext_max_code_ttl_s;
-	Interval   *ttl;
 	int64		usec;
-	int64		day_usec;
-	int64		month_usec;
 
 	if (PG_ARGISNULL(argno))
 		return (int64) Min(payext_code_ttl_s, max_s) * USECS_PER_SEC;
 
-	ttl = PG_GETARG_INTERVAL_P(argno);
-	/* Months and days count as 30 and 1 days here; any of them is too long. */
-	if (pg_mul_s64_overflow((int64) ttl->month * DAYS_PER_MONTH, USECS_PER_DAY, &month_usec) ||
-		pg_mul_s64_overflow((int64) ttl->day, USECS_PER_DAY, &day_usec) ||
-		pg_add_s64_overflow(ttl->time, day_usec, &usec) ||
-		pg_add_s64_overflow(usec, month_usec, &usec) ||
+	if (!PayextIntervalUsec(PG_GETARG_INTERVAL_P(argno), &usec) ||
 		usec < USECS_PER_SEC || usec > (int64) max_s * USECS_PER_SEC)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_CODE_BAD_TTL),
@@ -549,6 +542,7 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 	values[5] = Int64GetDatum(amount_minor);
 	values[6] = TimestampTzGetDatum(now);
 	PayextExecute(&insert_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	AssocRecordTransfer(transfer_id, row->wallet, merchant, "payment");
 }
 
 static int64
@@ -725,6 +719,7 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	values[4] = Int64GetDatum(amount_minor);
 	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	PayextExecute(&insert_refund_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	AssocRecordTransfer(transfer_id, wallet, merchant_id, "refund");
 	return transfer_id;
 }
 

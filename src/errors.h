@@ -55,6 +55,11 @@
 #define PAYEXT_ERRCODE_REFUND_CONFLICT		PAYEXT_SQLSTATE('2', '1', '1')
 #define PAYEXT_ERRCODE_CODE_BAD_TTL			PAYEXT_SQLSTATE('2', '1', '2')
 
+/* PY3xx: interactions and association */
+#define PAYEXT_ERRCODE_BAD_RULE				PAYEXT_SQLSTATE('3', '0', '1')
+#define PAYEXT_ERRCODE_BAD_INTERACTION		PAYEXT_SQLSTATE('3', '0', '2')
+#define PAYEXT_ERRCODE_OPTED_OUT			PAYEXT_SQLSTATE('3', '0', '3')
+
 /* PY9xx: a broken invariant; reaching one is a bug in payext */
 #define PAYEXT_ERRCODE_INVARIANT_BROKEN		PAYEXT_SQLSTATE('9', '0', '1')
 

@@ -34,6 +34,15 @@
 #define PAYEXT_DEFAULT_CODE_TTL_S	60
 #define PAYEXT_DEFAULT_MAX_CODE_TTL_S 300
 
+/* Association rules: the longest window, in days. */
+#define PAYEXT_MAX_RULE_WINDOW_DAYS 3660
+/* Payments of one consumer at one merchant evaluated at once. */
+#define PAYEXT_MAX_PAIR_PAYMENTS	1000000
+/* Pairs fetched per batch by evaluate_associations(). */
+#define PAYEXT_EVALUATE_BATCH		1000
+/* How far ahead of the server's clock an interaction may be, in seconds. */
+#define PAYEXT_MAX_CLOCK_SKEW_S		300
+
 /* Length of the journal row checksum kept in transfer.checksum, in bytes. */
 #define PAYEXT_CHECKSUM_LEN			16
 

@@ -6,6 +6,7 @@
 
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
+#include "common/int.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -65,6 +66,18 @@ PayextExecute(PayextPlan *plan, Datum *values, const char *nulls,
 			 plan->sql, SPI_result_code_string(rc),
 			 SPI_result_code_string(expected_rc));
 	return SPI_processed;
+}
+
+Portal
+PayextOpenCursor(PayextPlan *plan, Datum *values, const char *nulls)
+{
+	Portal		portal = SPI_cursor_open(NULL, PayextPreparedPlan(plan), values,
+										 nulls, false);
+
+	if (portal == NULL)
+		elog(ERROR, "payext: could not open a cursor for \"%s\": %s",
+			 plan->sql, SPI_result_code_string(SPI_result));
+	return portal;
 }
 
 Datum
@@ -175,4 +188,23 @@ PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errdetail("Argument \"%s\" is " INT64_FORMAT ".", name, amount),
 				 errhint("Amounts are whole numbers of the currency's minor unit.")));
 	return amount;
+}
+
+bool
+PayextIntervalUsec(const Interval *interval, int64 *usec)
+{
+	int64		month_usec;
+	int64		day_usec;
+
+	return !pg_mul_s64_overflow((int64) interval->month * DAYS_PER_MONTH,
+								USECS_PER_DAY, &month_usec) &&
+		!pg_mul_s64_overflow((int64) interval->day, USECS_PER_DAY, &day_usec) &&
+		!pg_add_s64_overflow(interval->time, day_usec, usec) &&
+		!pg_add_s64_overflow(*usec, month_usec, usec);
+}
+
+bool
+PayextTimestampIsFinite(TimestampTz t)
+{
+	return !TIMESTAMP_NOT_FINITE(t);
 }

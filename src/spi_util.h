@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 
 #define PAYEXT_MAX_PLAN_ARGS 12
@@ -30,6 +31,9 @@ typedef struct PayextPlan
 extern uint64 PayextExecute(PayextPlan *plan, Datum *values, const char *nulls,
 							bool read_only, long max_rows, int expected_rc);
 
+/* Opens a cursor on the plan (read-write snapshot semantics). */
+extern Portal PayextOpenCursor(PayextPlan *plan, Datum *values, const char *nulls);
+
 /* Column `col` (1-based) of row `row` of the last result, which must be non-null. */
 extern Datum PayextResultDatum(uint64 row, int col);
 /* The same, or NULL when the column is null (text columns only). */
@@ -46,6 +50,15 @@ extern void PayextRequireArgs(FunctionCallInfo fcinfo, int nargs,
 extern char *PayextArgIdentifier(FunctionCallInfo fcinfo, int argno,
 								 const char *name, int max_len);
 extern int64 PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *name);
+
+/*
+ * An interval as microseconds, months counted as 30 days and days as 24
+ * hours; false when it does not fit in 64 bits.
+ */
+extern bool PayextIntervalUsec(const Interval *interval, int64 *usec);
+
+/* A timestamptz as microseconds; false for -infinity and infinity. */
+extern bool PayextTimestampIsFinite(TimestampTz t);
 
 /* Connects to SPI, raising on failure; PayextSpiFinish() the same. */
 extern void PayextSpiConnect(void);

@@ -1,0 +1,639 @@
+/*
+ * association.c
+ *		Interactions, the association trigger, rules and consent.
+ *
+ * Every interaction goes through one AFTER INSERT trigger.  It first upserts
+ * the pair's row in interaction_pair: besides the analysts' per-pair
+ * figures, that row's lock serialises the evaluation for one consumer and
+ * merchant, so two concurrent payments that together meet the rule see each
+ * other (READ COMMITTED: the second waits and then reads the first's row;
+ * REPEATABLE READ and SERIALIZABLE: the second gets 40001 and retries).
+ * For a payment, it then evaluates the rule on the pair's payments within
+ * `within` of the new one: an index range scan, O(log n + k).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "assoc_window.h"
+#include "association.h"
+#include "errors.h"
+#include "payext_limits.h"
+#include "spi_util.h"
+
+/* The current rule for a merchant. */
+typedef struct AssocCurrentRule
+{
+	int64		id;
+	AssocRule	rule;
+} AssocCurrentRule;
+
+static PayextPlan insert_interaction_plan = {
+	"INSERT INTO payext.interaction"
+	" (id, consumer, public_service_id, kind, amount, currency, occurred_at,"
+	"  transfer_id, recorded_at)"
+	" VALUES ($1, $2, $3, $4, $5, NULL, $6, NULL, $7)",
+	7, {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan insert_transfer_interaction_plan = {
+	"INSERT INTO payext.interaction"
+	" (id, consumer, public_service_id, kind, amount, currency, occurred_at,"
+	"  transfer_id, recorded_at)"
+	" SELECT $1, w.owner, m.public_service_id, $2, t.amount, t.currency,"
+	"        t.created_at, t.id, t.created_at"
+	"   FROM payext.transfer t, payext.account w, payext.account m"
+	"  WHERE t.id = $3 AND w.id = $4 AND m.id = $5",
+	5, {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID}
+};
+
+static PayextPlan upsert_pair_plan = {
+	"INSERT INTO payext.interaction_pair AS p"
+	" (consumer, public_service_id, interactions, payments, payment_amount,"
+	"  refund_amount, first_at, last_at)"
+	" VALUES ($1, $2, 1, CASE WHEN $3 = 'payment' THEN 1 ELSE 0 END,"
+	"         CASE WHEN $3 = 'payment' THEN $4 ELSE 0 END,"
+	"         CASE WHEN $3 = 'refund' THEN $4 ELSE 0 END, $5, $5)"
+	" ON CONFLICT (consumer, public_service_id) DO UPDATE"
+	"   SET interactions = p.interactions + 1,"
+	"       payments = p.payments + excluded.payments,"
+	"       payment_amount = p.payment_amount + excluded.payment_amount,"
+	"       refund_amount = p.refund_amount + excluded.refund_amount,"
+	"       first_at = least(p.first_at, excluded.first_at),"
+	"       last_at = greatest(p.last_at, excluded.last_at)",
+	5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+
+static PayextPlan settled_plan = {
+	"SELECT EXISTS (SELECT 1 FROM payext.association_state"
+	"                WHERE consumer = $1 AND public_service_id = $2)",
+	2, {TEXTOID, TEXTOID}
+};
+
+static PayextPlan current_rule_plan = {
+	"SELECT id, min_interactions, within, min_total_amount"
+	"  FROM payext.association_rule"
+	" WHERE superseded_at IS NULL"
+	"   AND (public_service_id = $1 OR public_service_id IS NULL)"
+	" ORDER BY public_service_id IS NULL"
+	" LIMIT 1",
+	1, {TEXTOID}
+};
+
+static PayextPlan window_payments_plan = {
+	"SELECT occurred_at, amount FROM payext.interaction"
+	" WHERE consumer = $1 AND public_service_id = $2 AND kind = 'payment'"
+	"   AND occurred_at > $3 AND occurred_at < $4"
+	" ORDER BY occurred_at",
+	4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan all_payments_plan = {
+	"SELECT occurred_at, amount FROM payext.interaction"
+	" WHERE consumer = $1 AND public_service_id = $2 AND kind = 'payment'"
+	" ORDER BY occurred_at",
+	2, {TEXTOID, TEXTOID}
+};
+
+static PayextPlan insert_association_plan = {
+	"INSERT INTO payext.association_state"
+	" (consumer, public_service_id, state, established_at, how, rule_id, changed_at)"
+	" VALUES ($1, $2, 'associated', $3, $4, $5, $6)"
+	" ON CONFLICT DO NOTHING",
+	6, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+
+static PayextPlan lock_pair_plan = {
+	"SELECT 1 FROM payext.interaction_pair"
+	" WHERE consumer = $1 AND public_service_id = $2 FOR UPDATE",
+	2, {TEXTOID, TEXTOID}
+};
+
+static PayextPlan candidate_pairs_plan = {
+	"SELECT p.consumer, p.public_service_id FROM payext.interaction_pair p"
+	" WHERE ($1::text IS NULL OR p.public_service_id = $1) AND p.payments > 0"
+	"   AND NOT EXISTS (SELECT 1 FROM payext.association_state s"
+	"                    WHERE s.consumer = p.consumer"
+	"                      AND s.public_service_id = p.public_service_id)"
+	" ORDER BY p.public_service_id, p.consumer",
+	1, {TEXTOID}
+};
+
+static PayextPlan supersede_rule_plan = {
+	"UPDATE payext.association_rule SET superseded_at = $2"
+	" WHERE superseded_at IS NULL AND public_service_id IS NOT DISTINCT FROM $1",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan insert_rule_plan = {
+	"INSERT INTO payext.association_rule"
+	" (id, public_service_id, min_interactions, within, min_total_amount, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6)",
+	6, {INT8OID, TEXTOID, INT4OID, INTERVALOID, INT8OID, TIMESTAMPTZOID}
+};
+
+static PayextPlan lock_rules_plan = {
+	"LOCK TABLE payext.association_rule IN SHARE ROW EXCLUSIVE MODE",
+	0, {0}
+};
+
+static PayextPlan opt_out_plan = {
+	"INSERT INTO payext.association_state AS s"
+	" (consumer, public_service_id, state, changed_at)"
+	" VALUES ($1, $2, 'opted_out', $3)"
+	" ON CONFLICT (consumer, public_service_id) DO UPDATE"
+	"   SET state = 'opted_out', established_at = NULL, how = NULL,"
+	"       rule_id = NULL, changed_at = excluded.changed_at"
+	" WHERE s.state <> 'opted_out'",
+	3, {TEXTOID, TEXTOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan opt_in_plan = {
+	"DELETE FROM payext.association_state"
+	" WHERE consumer = $1 AND public_service_id = $2 AND state = 'opted_out'",
+	2, {TEXTOID, TEXTOID}
+};
+
+static PayextPlan pair_state_plan = {
+	"SELECT state FROM payext.association_state"
+	" WHERE consumer = $1 AND public_service_id = $2",
+	2, {TEXTOID, TEXTOID}
+};
+
+/* ---------------------------------------------------------------------
+ * Evaluation
+ * ---------------------------------------------------------------------
+ */
+
+/* The merchant's rule, or the default; false when there is neither. */
+static bool
+AssocLoadRule(const char *public_service_id, AssocCurrentRule *current)
+{
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(public_service_id);
+	if (PayextExecute(&current_rule_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return false;
+	current->id = DatumGetInt64(PayextResultDatum(0, 1));
+	current->rule.min_interactions = DatumGetInt32(PayextResultDatum(0, 2));
+	if (!PayextIntervalUsec(DatumGetIntervalP(PayextResultDatum(0, 3)),
+							&current->rule.within_us))
+		elog(ERROR, "payext: association rule " INT64_FORMAT " has an unusable window",
+			 current->id);
+	current->rule.min_total_minor = DatumGetInt64(PayextResultDatum(0, 4));
+	return true;
+}
+
+/* True when the pair is associated already or the consumer opted out. */
+static bool
+AssocPairSettled(Datum consumer, Datum public_service_id)
+{
+	Datum		values[2];
+
+	values[0] = consumer;
+	values[1] = public_service_id;
+	PayextExecute(&settled_plan, values, NULL, false, 1, SPI_OK_SELECT);
+	return DatumGetBool(PayextResultDatum(0, 1));
+}
+
+/*
+ * Runs a payments query (occurred_at, amount ordered by occurred_at) and
+ * looks for an anchor at or after from_us; returns its time or DT_NOBEGIN.
+ */
+static TimestampTz
+AssocFindInResult(PayextPlan *plan, Datum *values, const AssocRule *rule,
+				  TimestampTz from)
+{
+	uint64		rows = PayextExecute(plan, values, NULL, false, 0, SPI_OK_SELECT);
+	AssocPayment *payments;
+	int			anchor;
+
+	if (rows == 0)
+		return DT_NOBEGIN;
+	if (rows > (uint64) PAYEXT_MAX_PAIR_PAYMENTS)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				 errmsg("too many payments to evaluate for one consumer and merchant"),
+				 errdetail("There are " UINT64_FORMAT "; the limit is %d.",
+						   rows, PAYEXT_MAX_PAIR_PAYMENTS)));
+	payments = palloc(sizeof(AssocPayment) * rows);
+	for (uint64 i = 0; i < rows; i++)
+	{
+		payments[i].occurred_at_us = DatumGetTimestampTz(PayextResultDatum(i, 1));
+		payments[i].amount_minor = DatumGetInt64(PayextResultDatum(i, 2));
+	}
+	anchor = AssocFindAnchor(payments, (int) rows, rule, from);
+	return anchor < 0 ? DT_NOBEGIN : payments[anchor].occurred_at_us;
+}
+
+/* Records an automatic association; true when it is new. */
+static bool
+AssocCreate(Datum consumer, Datum public_service_id, TimestampTz established_at,
+			const char *how, int64 rule_id)
+{
+	Datum		values[6];
+	char		nulls[6];
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = consumer;
+	values[1] = public_service_id;
+	values[2] = TimestampTzGetDatum(established_at);
+	values[3] = CStringGetTextDatum(how);
+	values[4] = Int64GetDatum(rule_id);
+	nulls[4] = rule_id != 0 ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	return PayextExecute(&insert_association_plan, values, nulls, false, 0,
+						 SPI_OK_INSERT) == 1;
+}
+
+/*
+ * A new payment at `occurred_at`: the windows it can complete end at
+ * payments in [occurred_at, occurred_at + within), and reach back no
+ * further than occurred_at - within.
+ */
+static void
+AssocEvaluatePayment(Datum consumer, Datum public_service_id,
+					 TimestampTz occurred_at)
+{
+	AssocCurrentRule current;
+	Datum		values[4];
+	TimestampTz lower;
+	TimestampTz upper;
+	TimestampTz anchor;
+
+	if (AssocPairSettled(consumer, public_service_id))
+		return;
+	if (!AssocLoadRule(TextDatumGetCString(public_service_id), &current))
+		return;
+
+	if (__builtin_sub_overflow(occurred_at, current.rule.within_us, &lower))
+		lower = DT_NOBEGIN;
+	if (__builtin_add_overflow(occurred_at, current.rule.within_us, &upper))
+		upper = DT_NOEND;
+	values[0] = consumer;
+	values[1] = public_service_id;
+	values[2] = TimestampTzGetDatum(lower);
+	values[3] = TimestampTzGetDatum(upper);
+	anchor = AssocFindInResult(&window_payments_plan, values, &current.rule,
+							   occurred_at);
+	if (anchor != DT_NOBEGIN)
+		AssocCreate(consumer, public_service_id, anchor, "auto", current.id);
+}
+
+/* interaction_recorded() RETURNS trigger: AFTER INSERT FOR EACH ROW */
+PG_FUNCTION_INFO_V1(payext_interaction_recorded);
+Datum
+payext_interaction_recorded(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	HeapTuple	tuple;
+	Datum		values[5];
+	bool		isnull;
+	char	   *kind;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "payext: interaction_recorded() must be an AFTER INSERT row trigger");
+
+	tupdesc = trigdata->tg_relation->rd_att;
+	tuple = trigdata->tg_trigtuple;
+	values[0] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "consumer"), &isnull);
+	values[1] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "public_service_id"), &isnull);
+	values[2] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "kind"), &isnull);
+	values[3] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "amount"), &isnull);
+	values[4] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "occurred_at"), &isnull);
+	kind = TextDatumGetCString(values[2]);
+
+	PayextSpiConnect();
+	PayextExecute(&upsert_pair_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	if (strcmp(kind, "payment") == 0)
+		AssocEvaluatePayment(values[0], values[1], DatumGetTimestampTz(values[4]));
+	PayextSpiFinish();
+	return PointerGetDatum(tuple);
+}
+
+void
+AssocRecordTransfer(int64 transfer_id, int64 wallet, int64 merchant,
+					const char *kind)
+{
+	Datum		values[5];
+
+	values[0] = Int64GetDatum(PayextNextId("interaction_id_seq"));
+	values[1] = CStringGetTextDatum(kind);
+	values[2] = Int64GetDatum(transfer_id);
+	values[3] = Int64GetDatum(wallet);
+	values[4] = Int64GetDatum(merchant);
+	if (PayextExecute(&insert_transfer_interaction_plan, values, NULL, false, 0,
+					  SPI_OK_INSERT) != 1)
+		elog(ERROR, "payext: transfer " INT64_FORMAT " left no interaction", transfer_id);
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+static char *
+AssocArgKind(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *kind = PayextArgIdentifier(fcinfo, argno, "kind", 32);
+
+	if (kind[0] < 'a' || kind[0] > 'z' ||
+		strspn(kind, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(kind))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_INTERACTION),
+				 errmsg("interaction kind \"%s\" is not a lower-case word", kind),
+				 errhint("Use a word such as 'visit' or 'coupon_redeemed': a-z, 0-9 and _, starting with a letter.")));
+	return kind;
+}
+
+/*
+ * record_interaction(consumer text, public_service_id text, kind text,
+ *					  amount bigint DEFAULT 0,
+ *					  occurred_at timestamptz DEFAULT now()) RETURNS bigint
+ */
+PG_FUNCTION_INFO_V1(payext_record_interaction);
+Datum
+payext_record_interaction(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"consumer", "public_service_id", "kind",
+	"amount", "occurred_at"};
+	char	   *consumer;
+	char	   *psid;
+	char	   *kind;
+	int64		amount;
+	TimestampTz occurred_at;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		values[7];
+	int64		id;
+
+	PayextRequireArgs(fcinfo, 5, names);
+	consumer = PayextArgIdentifier(fcinfo, 0, "consumer", PAYEXT_MAX_IDENTIFIER_LEN);
+	psid = PayextArgIdentifier(fcinfo, 1, "public_service_id", PAYEXT_MAX_IDENTIFIER_LEN);
+	kind = AssocArgKind(fcinfo, 2);
+	amount = PG_GETARG_INT64(3);
+	if (amount < 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVALID_AMOUNT),
+				 errmsg("amount must not be negative"),
+				 errdetail("Argument \"amount\" is " INT64_FORMAT ".", amount)));
+	occurred_at = PG_GETARG_TIMESTAMPTZ(4);
+	if (!PayextTimestampIsFinite(occurred_at) ||
+		occurred_at > now + (int64) PAYEXT_MAX_CLOCK_SKEW_S * USECS_PER_SEC)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_INTERACTION),
+				 errmsg("occurred_at must be a finite time not in the future"),
+				 errdetail("Up to %d seconds ahead of the server's clock are accepted.",
+						   PAYEXT_MAX_CLOCK_SKEW_S)));
+
+	PayextSpiConnect();
+	id = PayextNextId("interaction_id_seq");
+	values[0] = Int64GetDatum(id);
+	values[1] = CStringGetTextDatum(consumer);
+	values[2] = CStringGetTextDatum(psid);
+	values[3] = CStringGetTextDatum(kind);
+	values[4] = Int64GetDatum(amount);
+	values[5] = TimestampTzGetDatum(occurred_at);
+	values[6] = TimestampTzGetDatum(now);
+	PayextExecute(&insert_interaction_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+static void
+AssocRaiseBadRule(const char *message, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_BAD_RULE),
+			 errmsg("%s", message),
+			 errdetail("%s", detail),
+			 errhint("A rule needs 1 to 100000 payments within 1 second to %d days, and a total of 0 or more.",
+					 PAYEXT_MAX_RULE_WINDOW_DAYS)));
+}
+
+/*
+ * set_association_rule(public_service_id text, min_interactions integer,
+ *						within interval, min_total_amount bigint DEFAULT 0)
+ *		RETURNS void
+ */
+PG_FUNCTION_INFO_V1(payext_set_association_rule);
+Datum
+payext_set_association_rule(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"public_service_id", "min_interactions",
+	"within", "min_total_amount"};
+	char	   *psid = NULL;
+	int32		min_interactions;
+	Interval   *within;
+	int64		within_us;
+	int64		min_total;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Datum		values[6];
+	char		nulls[6];
+
+	/* public_service_id may be NULL (the default rule); the rest may not. */
+	for (int i = 1; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+					 errmsg("argument \"%s\" must not be null", names[i])));
+	if (!PG_ARGISNULL(0))
+		psid = PayextArgIdentifier(fcinfo, 0, "public_service_id", PAYEXT_MAX_IDENTIFIER_LEN);
+	min_interactions = PG_GETARG_INT32(1);
+	within = PG_GETARG_INTERVAL_P(2);
+	min_total = PG_GETARG_INT64(3);
+	if (min_interactions < 1 || min_interactions > 100000)
+		AssocRaiseBadRule("min_interactions must be between 1 and 100000",
+						  psprintf("It is %d.", min_interactions));
+	if (!PayextIntervalUsec(within, &within_us) || within_us < USECS_PER_SEC ||
+		within_us > (int64) PAYEXT_MAX_RULE_WINDOW_DAYS * USECS_PER_DAY)
+		AssocRaiseBadRule("within must be between 1 second and the rule window's limit",
+						  psprintf("The limit is %d days.", PAYEXT_MAX_RULE_WINDOW_DAYS));
+	if (min_total < 0)
+		AssocRaiseBadRule("min_total_amount must not be negative",
+						  psprintf("It is " INT64_FORMAT ".", min_total));
+
+	PayextSpiConnect();
+	/* One writer of rules at a time: the current rule stays unique. */
+	PayextExecute(&lock_rules_plan, NULL, NULL, false, 0, SPI_OK_UTILITY);
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = psid ? CStringGetTextDatum(psid) : (Datum) 0;
+	nulls[0] = psid ? ' ' : 'n';
+	values[1] = TimestampTzGetDatum(now);
+	PayextExecute(&supersede_rule_plan, values, nulls, false, 0, SPI_OK_UPDATE);
+
+	values[0] = Int64GetDatum(PayextNextId("association_rule_id_seq"));
+	values[1] = psid ? CStringGetTextDatum(psid) : (Datum) 0;
+	nulls[1] = psid ? ' ' : 'n';
+	values[2] = Int32GetDatum(min_interactions);
+	values[3] = IntervalPGetDatum(within);
+	values[4] = Int64GetDatum(min_total);
+	values[5] = TimestampTzGetDatum(now);
+	PayextExecute(&insert_rule_plan, values, nulls, false, 0, SPI_OK_INSERT);
+	PayextSpiFinish();
+	PG_RETURN_VOID();
+}
+
+/* drop_association_rule(public_service_id text) RETURNS boolean */
+PG_FUNCTION_INFO_V1(payext_drop_association_rule);
+Datum
+payext_drop_association_rule(PG_FUNCTION_ARGS)
+{
+	char	   *psid = NULL;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		dropped;
+
+	if (!PG_ARGISNULL(0))
+		psid = PayextArgIdentifier(fcinfo, 0, "public_service_id", PAYEXT_MAX_IDENTIFIER_LEN);
+	PayextSpiConnect();
+	PayextExecute(&lock_rules_plan, NULL, NULL, false, 0, SPI_OK_UTILITY);
+	values[0] = psid ? CStringGetTextDatum(psid) : (Datum) 0;
+	nulls[0] = psid ? ' ' : 'n';
+	values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	dropped = PayextExecute(&supersede_rule_plan, values, nulls, false, 0,
+							SPI_OK_UPDATE) > 0;
+	PayextSpiFinish();
+	PG_RETURN_BOOL(dropped);
+}
+
+/*
+ * One pair of evaluate_associations(): locks the pair's row (serialising
+ * with the trigger), and finds the first moment in its history the rule
+ * was met.  True when it created the association.
+ */
+static bool
+AssocEvaluateHistory(Datum consumer, Datum public_service_id)
+{
+	AssocCurrentRule current;
+	Datum		values[2];
+	TimestampTz anchor;
+
+	values[0] = consumer;
+	values[1] = public_service_id;
+	PayextExecute(&lock_pair_plan, values, NULL, false, 1, SPI_OK_SELECT);
+	if (AssocPairSettled(consumer, public_service_id))
+		return false;
+	if (!AssocLoadRule(TextDatumGetCString(public_service_id), &current))
+		return false;
+	anchor = AssocFindInResult(&all_payments_plan, values, &current.rule, DT_NOBEGIN);
+	return anchor != DT_NOBEGIN &&
+		AssocCreate(consumer, public_service_id, anchor, "auto", current.id);
+}
+
+/* evaluate_associations(public_service_id text DEFAULT NULL) RETURNS integer */
+PG_FUNCTION_INFO_V1(payext_evaluate_associations);
+Datum
+payext_evaluate_associations(PG_FUNCTION_ARGS)
+{
+	char	   *psid = NULL;
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	Portal		portal;
+	int32		created = 0;
+
+	if (!PG_ARGISNULL(0))
+		psid = PayextArgIdentifier(fcinfo, 0, "public_service_id", PAYEXT_MAX_IDENTIFIER_LEN);
+	PayextSpiConnect();
+	values[0] = psid ? CStringGetTextDatum(psid) : (Datum) 0;
+	nulls[0] = psid ? ' ' : 'n';
+	portal = PayextOpenCursor(&candidate_pairs_plan, values, nulls);
+	for (;;)
+	{
+		SPITupleTable *batch;
+		uint64		rows;
+
+		SPI_cursor_fetch(portal, true, PAYEXT_EVALUATE_BATCH);
+		rows = SPI_processed;
+		if (rows == 0)
+			break;
+		batch = SPI_tuptable;
+		for (uint64 i = 0; i < rows; i++)
+		{
+			bool		isnull;
+			Datum		consumer = SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull);
+			Datum		pair_psid = SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull);
+
+			/* A nested SPI level per pair frees its results as it goes. */
+			PayextSpiConnect();
+			if (AssocEvaluateHistory(consumer, pair_psid))
+				created++;
+			PayextSpiFinish();
+		}
+		SPI_freetuptable(batch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	PayextSpiFinish();
+	PG_RETURN_INT32(created);
+}
+
+/* The two identifiers of a consent call: consumer and public_service_id. */
+static void
+AssocPairArgs(FunctionCallInfo fcinfo, Datum *values)
+{
+	values[0] = CStringGetTextDatum(PayextArgIdentifier(fcinfo, 0, "consumer",
+														PAYEXT_MAX_IDENTIFIER_LEN));
+	values[1] = CStringGetTextDatum(PayextArgIdentifier(fcinfo, 1, "public_service_id",
+														PAYEXT_MAX_IDENTIFIER_LEN));
+}
+
+/* opt_out(consumer text, public_service_id text) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_opt_out);
+Datum
+payext_opt_out(PG_FUNCTION_ARGS)
+{
+	Datum		values[3];
+
+	AssocPairArgs(fcinfo, values);
+	values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	PayextSpiConnect();
+	PayextExecute(&opt_out_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	PayextSpiFinish();
+	PG_RETURN_VOID();
+}
+
+/* opt_in(consumer text, public_service_id text) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_opt_in);
+Datum
+payext_opt_in(PG_FUNCTION_ARGS)
+{
+	Datum		values[2];
+
+	AssocPairArgs(fcinfo, values);
+	PayextSpiConnect();
+	PayextExecute(&opt_in_plan, values, NULL, false, 0, SPI_OK_DELETE);
+	PayextSpiFinish();
+	PG_RETURN_VOID();
+}
+
+/* associate(consumer text, public_service_id text) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_associate);
+Datum
+payext_associate(PG_FUNCTION_ARGS)
+{
+	Datum		values[2];
+
+	AssocPairArgs(fcinfo, values);
+	PayextSpiConnect();
+	/* Inserted unless a row exists; then whatever is there decides. */
+	AssocCreate(values[0], values[1], GetCurrentTransactionStartTimestamp(), "manual", 0);
+	if (PayextExecute(&pair_state_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1 &&
+		strcmp(PayextResultCString(0, 1), "opted_out") == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_OPTED_OUT),
+				 errmsg("consumer \"%s\" opted out of merchant \"%s\"",
+						TextDatumGetCString(values[0]), TextDatumGetCString(values[1])),
+				 errhint("Only the consumer can lift this, with payext.opt_in().")));
+	PayextSpiFinish();
+	PG_RETURN_VOID();
+}
