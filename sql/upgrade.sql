@@ -1,5 +1,6 @@
--- Upgrading: a database on 0.1.0 with money in it is updated to 0.2.0;
--- nothing is lost, the journal still verifies, and the new API works.
+-- Upgrading: a database on 0.1.0 with money in it is updated to 0.2.0 and
+-- then 0.3.0; nothing is lost, the journal still verifies, and each new API
+-- works (also with the newest library under the older SQL).
 -- (In a database of its own, so that the other stories keep theirs.)
 \set regress_db :DBNAME
 SET client_min_messages = warning;
@@ -27,6 +28,15 @@ SELECT payext.request_payment(:w) AS code \gset
 SELECT payext.charge(:m, :'code', 800, 'upgrade-order-1') > 0 AS charged;
 SELECT payext.refund(:m, 'upgrade-order-1', 300, 'upgrade-refund-1') > 0 AS refunded;
 SELECT payext.balance(:w) AS wallet, payext.balance(:m) AS merchant;
+SELECT check_name, ok FROM payext.verify_ledger();
+ALTER EXTENSION payext UPDATE TO '0.3.0';
+SELECT extversion FROM pg_extension WHERE extname = 'payext';
+-- Charges before the update left no interactions (there were none to
+-- leave); those after it do, and rules apply to them.
+SELECT count(*) AS interactions FROM payext.interaction;
+SELECT payext.set_association_rule(NULL, 1, '1 day');
+SELECT payext.charge(:m, payext.request_payment(:w), 100, 'upgrade-order-2') > 0 AS charged;
+SELECT consumer, public_service_id, how FROM payext.association;
 SELECT check_name, ok FROM payext.verify_ledger();
 -- The new tables are dumped, the keys are not; nothing new is PUBLIC's.
 SELECT array_agg(c.relname::text ORDER BY c.relname) AS dumped

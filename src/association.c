@@ -14,11 +14,13 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "assoc_window.h"
@@ -297,6 +299,7 @@ payext_interaction_recorded(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	bool		isnull;
 	char	   *kind;
+	TimestampTz recorded_at;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
@@ -311,7 +314,18 @@ payext_interaction_recorded(PG_FUNCTION_ARGS)
 	values[2] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "kind"), &isnull);
 	values[3] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "amount"), &isnull);
 	values[4] = SPI_getbinval(tuple, tupdesc, SPI_fnumber(tupdesc, "occurred_at"), &isnull);
+	recorded_at = DatumGetTimestampTz(SPI_getbinval(tuple, tupdesc,
+													SPI_fnumber(tupdesc, "recorded_at"),
+													&isnull));
 	kind = TextDatumGetCString(values[2]);
+
+	/*
+	 * payext records every interaction at its transaction's time.  A row
+	 * recorded earlier is history copied in by pg_restore, whose pair
+	 * figures and associations are restored from the dump as they were.
+	 */
+	if (recorded_at != GetCurrentTransactionStartTimestamp())
+		return PointerGetDatum(tuple);
 
 	PayextSpiConnect();
 	PayextExecute(&upsert_pair_plan, values, NULL, false, 0, SPI_OK_INSERT);
@@ -326,6 +340,10 @@ AssocRecordTransfer(int64 transfer_id, int64 wallet, int64 merchant,
 					const char *kind)
 {
 	Datum		values[5];
+
+	/* A database still on 0.2.0's SQL, before ALTER EXTENSION UPDATE, has no interactions. */
+	if (!OidIsValid(get_relname_relid("interaction", get_namespace_oid("payext", false))))
+		return;
 
 	values[0] = Int64GetDatum(PayextNextId("interaction_id_seq"));
 	values[1] = CStringGetTextDatum(kind);
@@ -471,6 +489,7 @@ payext_set_association_rule(PG_FUNCTION_ARGS)
 	values[1] = TimestampTzGetDatum(now);
 	PayextExecute(&supersede_rule_plan, values, nulls, false, 0, SPI_OK_UPDATE);
 
+	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(PayextNextId("association_rule_id_seq"));
 	values[1] = psid ? CStringGetTextDatum(psid) : (Datum) 0;
 	nulls[1] = psid ? ' ' : 'n';

@@ -25,6 +25,9 @@ SELECT payext.transfer(1, 3, 1234, 'dump-adj-1');
 SELECT payext.withdraw(3, 1000, 'dump-payout-1');
 SELECT payext.withdraw(2, 500, 'dump-cashout-1');
 SELECT payext.close_account(2);
+SELECT payext.set_association_rule(NULL, 1, '1 day');
+SELECT payext.record_interaction('dump_carol', 'gh_dump_shop', 'visit');
+SELECT payext.opt_out('dump_dave', 'gh_dump_shop');
 SELECT payext.charge(3, payext.request_payment(1), 700, 'dump-order-1');
 SELECT payext.refund(3, 'dump-order-1', 200, 'dump-refund-1');
 SQL
@@ -36,7 +39,11 @@ snapshot() {
 		-c "SELECT * FROM payext.transfer ORDER BY id" \
 		-c "SELECT * FROM payext.payment_code ORDER BY serial" \
 		-c "SELECT * FROM payext.payment ORDER BY transfer_id" \
-		-c "SELECT * FROM payext.refund ORDER BY transfer_id"
+		-c "SELECT * FROM payext.refund ORDER BY transfer_id" \
+		-c "SELECT * FROM payext.interaction ORDER BY id" \
+		-c "SELECT * FROM payext.interaction_pair ORDER BY 1, 2" \
+		-c "SELECT * FROM payext.association_rule ORDER BY id" \
+		-c "SELECT * FROM payext.association_state ORDER BY 1, 2"
 }
 snapshot "$src" >"$work/before"
 pg_dump -Fc -f "$work/dump" "$src"
@@ -49,7 +56,7 @@ if ! diff -u "$work/before" "$work/after"; then
 	echo "dump: rows differ after restore" >&2
 	fail=1
 fi
-[ "$(wc -l <"$work/before")" -ge 16 ] || { echo "dump: too few rows captured" >&2; fail=1; }
+[ "$(wc -l <"$work/before")" -ge 20 ] || { echo "dump: too few rows captured" >&2; fail=1; }
 
 # Signing secrets never leave the server: the restored database has none,
 # makes a new key on first use, and a code signed before the dump is refused.
