@@ -42,6 +42,29 @@ SELECT transfer_id, payext.format_amount(amount, 'CNY') AS charged,
        payext.format_amount(refunded_amount, 'CNY') AS refunded, state
   FROM payext.payment_status(merchant => :teahouse, order_ref => 'T-0042');
 
+\echo '== The tea house wants regulars to follow its official account: 3 payments within 30 days.'
+SELECT payext.set_association_rule(public_service_id => 'gh_teahouse', min_interactions => 3,
+                                   within => '30 days');
+\echo '== Alice comes back twice; her third payment links her to the tea house, by itself.'
+SELECT payext.charge(merchant => :teahouse, code => payext.request_payment(wallet => :alice),
+                     amount => 1800, order_ref => 'T-0051') AS second_visit;
+SELECT count(*) AS alice_linked_yet FROM payext.association WHERE consumer = 'wx_alice';
+SELECT payext.charge(merchant => :teahouse, code => payext.request_payment(wallet => :alice),
+                     amount => 2200, order_ref => 'T-0063') AS third_visit;
+SELECT consumer, public_service_id, how FROM payext.association;
+\echo '== Bob drops in once.'
+SELECT payext.open_wallet(owner => 'wx_bob') AS bob \gset
+SELECT payext.top_up(wallet => :bob, amount => 5000, external_ref => 'card-1234-0001') IS NOT NULL AS topped_up;
+SELECT payext.charge(merchant => :teahouse, code => payext.request_payment(wallet => :bob),
+                     amount => 1500, order_ref => 'T-0064') AS bobs_visit;
+\echo '== An analyst looks at the tea house''s funnel.'
+SELECT public_service_id, consumers, payments, repeat_consumers, associated_consumers,
+       conversion_rate, payext.format_amount(payment_amount::bigint, 'CNY') AS paid,
+       payext.format_amount(refund_amount::bigint, 'CNY') AS refunded
+  FROM payext.merchant_summary;
+SELECT consumer, payments, payext.format_amount(payment_amount::bigint, 'CNY') AS paid, associated
+  FROM payext.consumer_merchant ORDER BY consumer;
+
 \echo '== Alice tries to withdraw more than she has: refused, and nothing changes.'
 \set ON_ERROR_STOP 0
 SELECT payext.withdraw(account => :alice, amount => 99999, external_ref => 'cashout-1');
