@@ -12,7 +12,10 @@ OBJS = \
 	src/codes.o \
 	src/currency.o \
 	src/money.o \
+	src/parking.o \
+	src/plate.o \
 	src/spi_util.o \
+	src/tariff.o \
 	src/ledger.o
 
 DATA = $(wildcard payext--*.sql)

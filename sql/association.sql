@@ -124,6 +124,8 @@ SELECT payext.set_association_rule('gh_assoc_tea', 1, '-1 day');
 \echo :SQLSTATE
 SELECT payext.set_association_rule('gh_assoc_tea', 1, '3661 days');
 \echo :SQLSTATE
+SELECT payext.set_association_rule('gh_assoc_tea', 1, '1 month');
+\echo :SQLSTATE
 SELECT payext.set_association_rule('gh_assoc_tea', 1, '1 day', -1);
 \echo :SQLSTATE
 SELECT payext.set_association_rule('gh_assoc_tea', NULL, '1 day');

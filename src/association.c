@@ -18,6 +18,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -363,15 +364,21 @@ AssocRecordTransfer(int64 transfer_id, int64 wallet, int64 merchant,
 static char *
 AssocArgKind(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *kind = PayextArgIdentifier(fcinfo, argno, "kind", 32);
+	text	   *arg = PG_GETARG_TEXT_PP(argno);
+	int			len = VARSIZE_ANY_EXHDR(arg);
+	const char *data = VARDATA_ANY(arg);
+	bool		word = len >= 1 && len <= 32 && data[0] >= 'a' && data[0] <= 'z';
 
-	if (kind[0] < 'a' || kind[0] > 'z' ||
-		strspn(kind, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(kind))
+	for (int i = 1; word && i < len; i++)
+		word = (data[i] >= 'a' && data[i] <= 'z') || (data[i] >= '0' && data[i] <= '9') ||
+			data[i] == '_';
+	if (!word)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_BAD_INTERACTION),
-				 errmsg("interaction kind \"%s\" is not a lower-case word", kind),
-				 errhint("Use a word such as 'visit' or 'coupon_redeemed': a-z, 0-9 and _, starting with a letter.")));
-	return kind;
+				 errmsg("interaction kind \"%.*s\" is not a lower-case word",
+						pg_mbcliplen(data, len, 40), data),
+				 errhint("Use a word of 1 to 32 characters such as 'visit' or 'coupon_redeemed': a-z, 0-9 and _, starting with a letter.")));
+	return text_to_cstring(arg);
 }
 
 /*
@@ -472,6 +479,9 @@ payext_set_association_rule(PG_FUNCTION_ARGS)
 	if (min_interactions < 1 || min_interactions > 100000)
 		AssocRaiseBadRule("min_interactions must be between 1 and 100000",
 						  psprintf("It is %d.", min_interactions));
+	if (within->month != 0)
+		AssocRaiseBadRule("within must not be given in months",
+						  "Months differ in length; give the window in days, hours, minutes or seconds (a day counts as 24 hours).");
 	if (!PayextIntervalUsec(within, &within_us) || within_us < USECS_PER_SEC ||
 		within_us > (int64) PAYEXT_MAX_RULE_WINDOW_DAYS * USECS_PER_DAY)
 		AssocRaiseBadRule("within must be between 1 second and the rule window's limit",

@@ -390,6 +390,20 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errmsg("transfer would leave account " INT64_FORMAT " negative", debit->id)));
 }
 
+/* LedgerCheckTransfer() as a question: would the transfer pass? */
+static bool
+LedgerTransferPossible(const LedgerTransferRequest *req, const LedgerAccount *debit,
+					   const LedgerAccount *credit)
+{
+	int64		after;
+
+	return strcmp(debit->status, "active") == 0 &&
+		strcmp(credit->status, "active") == 0 &&
+		strcmp(debit->currency, credit->currency) == 0 &&
+		(strcmp(debit->kind, "system") == 0 || debit->balance_minor >= req->amount_minor) &&
+		!pg_add_s64_overflow(credit->balance_minor, req->amount_minor, &after);
+}
+
 static bool
 LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
 					const char *currency)
@@ -450,6 +464,9 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 						req->debit_account)));
 
 	LedgerLockPair(req, &debit, &credit);
+	/* A soft request asks first, before anything is written. */
+	if (req->refuse_softly && !LedgerTransferPossible(req, &debit, &credit))
+		return 0;
 
 	/*
 	 * The journal row goes in before any check, and its unique index on the

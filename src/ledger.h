@@ -40,6 +40,12 @@ typedef struct LedgerTransferRequest
 	 * does) decides whether it was the same request.
 	 */
 	bool		caller_checks_replay;
+	/*
+	 * true: when an account is frozen, closed or short of funds, or the
+	 * currencies differ, return 0 and move nothing instead of raising (an
+	 * automatic payment that may simply not happen).
+	 */
+	bool		refuse_softly;
 } LedgerTransferRequest;
 
 /*

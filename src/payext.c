@@ -9,6 +9,7 @@
 #include "utils/guc.h"
 
 #include "codes.h"
+#include "parking.h"
 #include "payext_limits.h"
 #include "spi_util.h"
 
@@ -31,5 +32,6 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	CodesInit();
+	ParkingInit();
 	MarkGUCPrefixReserved("payext");
 }

@@ -43,6 +43,15 @@
 /* How far ahead of the server's clock an interaction may be, in seconds. */
 #define PAYEXT_MAX_CLOCK_SKEW_S		300
 
+/* Vehicles per user (payext.max_vehicles). */
+#define PAYEXT_MIN_MAX_VEHICLES		1
+#define PAYEXT_MAX_MAX_VEHICLES		100
+#define PAYEXT_DEFAULT_MAX_VEHICLES 3
+/* A lot's free minutes at most (a week). */
+#define PAYEXT_MAX_FREE_MINUTES		10080
+/* Exit events of one plate at one lot this close, in seconds, are one event. */
+#define PAYEXT_EXIT_REPEAT_S		60
+
 /* Length of the journal row checksum kept in transfer.checksum, in bytes. */
 #define PAYEXT_CHECKSUM_LEN			16
 

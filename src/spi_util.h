@@ -12,7 +12,7 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 
-#define PAYEXT_MAX_PLAN_ARGS 12
+#define PAYEXT_MAX_PLAN_ARGS 16
 
 /*
  * A statement prepared on first use and kept for the backend's life

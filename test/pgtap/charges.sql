@@ -326,7 +326,8 @@ RESET ROLE;
 SELECT results_eq('SELECT check_name, ok FROM payext.verify_ledger()',
   $$VALUES ('balances_match_journal', true), ('money_conserved', true),
            ('no_negative_balances', true), ('journal_intact', true),
-           ('payments_match_journal', true), ('codes_paid_once', true)$$,
+           ('payments_match_journal', true), ('codes_paid_once', true),
+           ('parking_matches_journal', true)$$,
   'verify_ledger() agrees with everything above');
 
 SELECT * FROM finish();

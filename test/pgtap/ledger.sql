@@ -233,7 +233,8 @@ SELECT throws_ok(format('SELECT payext.close_account(%s)', :cny_system), 'PY111'
 SELECT results_eq('SELECT check_name, ok FROM payext.verify_ledger()',
   $$VALUES ('balances_match_journal', true), ('money_conserved', true),
            ('no_negative_balances', true), ('journal_intact', true),
-           ('payments_match_journal', true), ('codes_paid_once', true)$$,
+           ('payments_match_journal', true), ('codes_paid_once', true),
+           ('parking_matches_journal', true)$$,
   'verify_ledger: every check passes');
 SELECT is((SELECT count(*)::int FROM payext.transfer WHERE reference LIKE 'tap-%' AND reference <> ALL (ARRAY['tap-bank-1', 'tap-cash-1', 'tap-t-1', 'tap-payout-1', 'tap-cash-all', 'tap-bank-2', 'tap-bank-bob', 'tap-krw-max', 'tap-krw-b', 'tap-krw-b-2'])),
           0, 'no refused call left a journal row');
@@ -249,7 +250,8 @@ ALTER TABLE payext.transfer ENABLE TRIGGER transfer_append_only;
 SELECT results_eq('SELECT check_name, ok FROM payext.verify_ledger()',
   $$VALUES ('balances_match_journal', false), ('money_conserved', true),
            ('no_negative_balances', true), ('journal_intact', false),
-           ('payments_match_journal', true), ('codes_paid_once', true)$$,
+           ('payments_match_journal', true), ('codes_paid_once', true),
+           ('parking_matches_journal', true)$$,
   'verify_ledger: an altered amount breaks balances_match_journal and journal_intact');
 SELECT matches((SELECT detail FROM payext.verify_ledger() WHERE check_name = 'journal_intact'),
                format('^1 transfer\(s\) altered, e\.g\. %s$', :t_tr),

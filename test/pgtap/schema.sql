@@ -159,8 +159,8 @@ SELECT set_eq($$
   SELECT p.proname::text FROM pg_proc p
    WHERE p.pronamespace = 'payext'::regnamespace
      AND has_function_privilege('public', p.oid, 'EXECUTE')
-$$, ARRAY['currencies', 'format_amount'],
-'format_amount and currencies are the only payext functions PUBLIC can execute');
+$$, ARRAY['currencies', 'format_amount', 'normalize_plate'],
+'format_amount, currencies and normalize_plate (pure) are the only payext functions PUBLIC can execute');
 SELECT table_privs_are('payext', t, 'public', ARRAY[]::name[],
                        format('PUBLIC has no privilege on payext.%s', t))
   FROM unnest(ARRAY['account', 'transfer']) AS t;

@@ -1,0 +1,256 @@
+-- payext 0.3.0 -> 0.4.0: parking.
+\echo Use "ALTER EXTENSION payext UPDATE TO '0.4.0'" to load this file. \quit
+
+---------------------------------------------------------------------------
+-- Vehicles
+---------------------------------------------------------------------------
+
+CREATE TABLE payext.vehicle (
+  plate     text PRIMARY KEY,            -- normalised; one owner per plate
+  owner     text NOT NULL,
+  auto_pay  boolean NOT NULL DEFAULT false,
+  bound_at  timestamptz NOT NULL
+);
+CREATE INDEX vehicle_owner_idx ON payext.vehicle (owner);
+COMMENT ON TABLE payext.vehicle IS 'licence plates bound to social-app users';
+
+-- One row per owner with vehicles: its lock serialises binds of one owner,
+-- so that payext.max_vehicles holds under any concurrency.
+CREATE TABLE payext.vehicle_owner (
+  owner     text PRIMARY KEY,
+  vehicles  integer NOT NULL CHECK (vehicles >= 0)
+);
+
+---------------------------------------------------------------------------
+-- Lots and stays
+---------------------------------------------------------------------------
+
+CREATE SEQUENCE payext.parking_lot_id_seq AS bigint;
+CREATE TABLE payext.parking_lot (
+  id                 bigint PRIMARY KEY,
+  operator           bigint NOT NULL REFERENCES payext.account (id),
+  name               text NOT NULL,
+  currency           text NOT NULL,
+  time_zone          text NOT NULL,
+  free_minutes       integer NOT NULL CHECK (free_minutes >= 0),
+  unit_minutes       integer NOT NULL CHECK (unit_minutes BETWEEN 1 AND 1440),
+  day_price          bigint NOT NULL CHECK (day_price >= 0),
+  night_price        bigint CHECK (night_price >= 0),
+  day_start          time NOT NULL,
+  night_start        time NOT NULL,
+  cap_24h            bigint CHECK (cap_24h >= 0),
+  cap_stay           bigint CHECK (cap_stay >= 0),
+  exit_grace_minutes integer NOT NULL CHECK (exit_grace_minutes >= 0),
+  created_at         timestamptz NOT NULL,
+  CONSTRAINT parking_lot_periods CHECK (night_price IS NULL OR day_start <> night_start)
+);
+COMMENT ON TABLE payext.parking_lot IS 'parking lots: operator (a merchant account), time zone and tariff';
+
+CREATE SEQUENCE payext.parking_stay_id_seq AS bigint;
+CREATE TABLE payext.parking_stay (
+  id          bigint PRIMARY KEY,
+  lot         bigint NOT NULL REFERENCES payext.parking_lot (id),
+  plate       text NOT NULL,
+  entered_at  timestamptz,             -- NULL: an exit seen without its entry
+  exited_at   timestamptz,
+  fee         bigint CHECK (fee >= 0), -- set at exit
+  paid        bigint NOT NULL DEFAULT 0 CHECK (paid >= 0),
+  paid_at     timestamptz,             -- the last payment
+  state       text NOT NULL CHECK (state IN ('open', 'exited', 'exit_without_entry')),
+  recorded_at timestamptz NOT NULL,
+  CONSTRAINT parking_stay_shape CHECK (
+    (state = 'open' AND entered_at IS NOT NULL AND exited_at IS NULL AND fee IS NULL) OR
+    (state = 'exited' AND entered_at IS NOT NULL AND exited_at >= entered_at AND fee IS NOT NULL) OR
+    (state = 'exit_without_entry' AND entered_at IS NULL AND exited_at IS NOT NULL AND fee IS NULL)),
+  CONSTRAINT parking_stay_not_overpaid CHECK (fee IS NULL OR paid <= fee)
+);
+-- One open stay per lot and plate: a repeated entry event finds it.
+CREATE UNIQUE INDEX parking_stay_open_key ON payext.parking_stay (lot, plate)
+  WHERE state = 'open';
+CREATE INDEX parking_stay_plate_idx ON payext.parking_stay (plate, lot, exited_at);
+COMMENT ON TABLE payext.parking_stay IS
+  'stays from plate camera events: open, exited (with its fee) or an exit without entry';
+
+CREATE TABLE payext.parking_payment (
+  transfer_id bigint PRIMARY KEY REFERENCES payext.transfer (id),
+  stay        bigint NOT NULL REFERENCES payext.parking_stay (id),
+  wallet      bigint NOT NULL REFERENCES payext.account (id),
+  amount      bigint NOT NULL CHECK (amount > 0),
+  how         text NOT NULL CHECK (how IN ('manual', 'auto')),
+  paid_at     timestamptz NOT NULL
+);
+CREATE INDEX parking_payment_stay_idx ON payext.parking_payment (stay);
+COMMENT ON TABLE payext.parking_payment IS 'payments of stays from wallets, by pay_parking() or automatically at exit';
+
+SELECT pg_catalog.pg_extension_config_dump('payext.vehicle', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.vehicle_owner', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_lot', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_stay', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_payment', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_lot_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_stay_id_seq', '');
+
+-- Stays that need a person: exits without entry, and plates open at more
+-- than one lot (an exit was missed somewhere).
+CREATE VIEW payext.parking_anomaly AS
+SELECT s.id AS stay, s.lot, s.plate, s.exited_at AS seen_at, 'exit_without_entry'::text AS anomaly
+  FROM payext.parking_stay s
+ WHERE s.state = 'exit_without_entry'
+UNION ALL
+SELECT s.id, s.lot, s.plate, s.entered_at, 'open_at_several_lots'
+  FROM payext.parking_stay s
+ WHERE s.state = 'open'
+   AND EXISTS (SELECT 1 FROM payext.parking_stay o
+                WHERE o.plate = s.plate AND o.state = 'open' AND o.lot <> s.lot);
+COMMENT ON VIEW payext.parking_anomaly IS
+  'camera events that need a person: exits without entry, plates open at several lots';
+
+---------------------------------------------------------------------------
+-- Functions
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.bind_vehicle(owner text, plate text, auto_pay boolean DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'payext_bind_vehicle'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.bind_vehicle(text, text, boolean) IS
+  'binds a plate to a user (again: changes auto_pay); at most payext.max_vehicles per user';
+
+CREATE FUNCTION payext.unbind_vehicle(owner text, plate text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'payext_unbind_vehicle'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.unbind_vehicle(text, text) IS 'unbinds a plate from its owner';
+
+CREATE FUNCTION payext.normalize_plate(plate text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payext_normalize_plate'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payext.normalize_plate(text) IS
+  'a plate''s normal form: NFC, upper case, no spaces or dashes';
+
+CREATE FUNCTION payext.create_parking_lot(operator bigint, name text, time_zone text,
+                                          free_minutes integer, unit_minutes integer,
+                                          day_price bigint, night_price bigint DEFAULT NULL,
+                                          day_start time DEFAULT '08:00',
+                                          night_start time DEFAULT '20:00',
+                                          cap_24h bigint DEFAULT NULL,
+                                          cap_stay bigint DEFAULT NULL,
+                                          exit_grace_minutes integer DEFAULT 15)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_create_parking_lot'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer) IS
+  'a parking lot of an operator (a merchant account) with its tariff; returns its id';
+
+CREATE FUNCTION payext.parking_fee(lot bigint, entered_at timestamptz, exited_at timestamptz)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_parking_fee'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz) IS
+  'what a stay at the lot costs, by its tariff';
+
+CREATE FUNCTION payext.vehicle_entered(lot bigint, plate text, at timestamptz DEFAULT now())
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_vehicle_entered'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.vehicle_entered(bigint, text, timestamptz) IS
+  'a camera saw a plate enter; returns the stay id (the same one for a repeated event)';
+
+CREATE FUNCTION payext.vehicle_exited(lot bigint, plate text, at timestamptz DEFAULT now())
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_vehicle_exited'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.vehicle_exited(bigint, text, timestamptz) IS
+  'a camera saw a plate leave; returns what the stay cost (NULL for an exit without entry), paying it with auto-pay';
+
+CREATE FUNCTION payext.parking_service_info(owner text, at timestamptz DEFAULT now())
+RETURNS TABLE (stay bigint, plate text, lot bigint, entered_at timestamptz,
+               exited_at timestamptz, amount_due bigint, lot_name text, currency text)
+AS 'MODULE_PATHNAME', 'payext_parking_service_info'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.parking_service_info(text, timestamptz) IS
+  'a row per open or unpaid stay of the owner''s bound vehicles, with what is due at `at`';
+
+CREATE FUNCTION payext.pay_parking(stay bigint, wallet bigint, amount bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_pay_parking'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.pay_parking(bigint, bigint, bigint) IS
+  'pays what parking_service_info showed; a stale amount is refused; returns the transfer id';
+
+REVOKE ALL ON payext.vehicle, payext.vehicle_owner, payext.parking_lot, payext.parking_stay,
+              payext.parking_payment, payext.parking_anomaly FROM PUBLIC;
+REVOKE ALL ON SEQUENCE payext.parking_lot_id_seq, payext.parking_stay_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.bind_vehicle(text, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.unbind_vehicle(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.vehicle_entered(bigint, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.vehicle_exited(bigint, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.parking_service_info(text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.pay_parking(bigint, bigint, bigint) FROM PUBLIC;
+-- Pure: safe for everyone, as format_amount is.
+GRANT EXECUTE ON FUNCTION payext.normalize_plate(text) TO PUBLIC;
+
+---------------------------------------------------------------------------
+-- verify_ledger() also checks parking payments against the journal
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.verify_parking()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH paid AS (
+    SELECT p.stay, sum(p.amount::numeric) AS total FROM payext.parking_payment p GROUP BY p.stay
+  ), bad_payment AS (
+    SELECT p.transfer_id FROM payext.parking_payment p
+      JOIN payext.parking_stay s ON s.id = p.stay
+      JOIN payext.parking_lot l ON l.id = s.lot
+      LEFT JOIN payext.transfer t ON t.id = p.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'parking' OR t.debit_account <> p.wallet
+        OR t.credit_account <> l.operator OR t.amount <> p.amount
+  ), bad_stay AS (
+    SELECT s.id FROM payext.parking_stay s LEFT JOIN paid ON paid.stay = s.id
+     WHERE s.paid::numeric <> coalesce(paid.total, 0)
+  ), orphan_transfer AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE t.kind = 'parking'
+       AND NOT EXISTS (SELECT 1 FROM payext.parking_payment p WHERE p.transfer_id = t.id)
+  )
+  SELECT 'parking_matches_journal',
+         NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_stay)
+           AND NOT EXISTS (SELECT 1 FROM orphan_transfer),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_payment) OR EXISTS (SELECT 1 FROM bad_stay)
+                   OR EXISTS (SELECT 1 FROM orphan_transfer)
+              THEN format('%s parking payment(s), %s stay(s) and %s parking transfer(s) disagree',
+                          (SELECT count(*) FROM bad_payment), (SELECT count(*) FROM bad_stay),
+                          (SELECT count(*) FROM orphan_transfer))
+              ELSE format('%s parking payments agree with the journal and their stays',
+                          (SELECT count(*) FROM payext.parking_payment))
+         END
+$$;
+COMMENT ON FUNCTION payext.verify_parking() IS
+  'parking payments against the journal and their stays; part of verify_ledger()';
+
+CREATE OR REPLACE FUNCTION payext.verify_ledger()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT * FROM payext.verify_journal()
+  UNION ALL
+  SELECT * FROM payext.verify_payments()
+  UNION ALL
+  SELECT * FROM payext.verify_parking()
+$$;
+REVOKE ALL ON FUNCTION payext.verify_parking() FROM PUBLIC;

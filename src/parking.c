@@ -1,0 +1,977 @@
+/*
+ * parking.c
+ *		Vehicles, lots, stays from camera events, what is due, and payment.
+ *
+ * The arithmetic is tariff.c's and the plate rules plate.c's; this file
+ * reads and writes the rows.  Lock order: a stay's row, then the accounts
+ * (inside LedgerTransfer), as charges lock a code's row first; binds lock
+ * the owner's vehicle_owner row.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "pgtime.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "association.h"
+#include "errors.h"
+#include "ledger.h"
+#include "money.h"
+#include "parking.h"
+#include "payext_limits.h"
+#include "plate.h"
+#include "spi_util.h"
+#include "tariff.h"
+
+static int	payext_max_vehicles = PAYEXT_DEFAULT_MAX_VEHICLES;
+
+/* A lot as the pricing needs it. */
+typedef struct ParkingLot
+{
+	int64		id;
+	int64		operator_id;
+	char		currency[4];
+	pg_tz	   *tz;
+	Tariff		tariff;
+	int32		exit_grace_minutes;
+} ParkingLot;
+
+/* A stay's row. */
+typedef struct ParkingStay
+{
+	int64		id;
+	int64		lot;
+	char		plate[PLATE_MAX_BYTES];
+	TimestampTz entered_at;		/* DT_NOBEGIN: none */
+	TimestampTz exited_at;		/* DT_NOBEGIN: none */
+	int64		fee;			/* -1: none */
+	int64		paid;
+	TimestampTz paid_at;		/* DT_NOBEGIN: none */
+	char		state[24];
+} ParkingStay;
+
+static PayextPlan load_lot_plan = {
+	"SELECT id, operator, currency, time_zone, free_minutes, unit_minutes,"
+	"       day_price, coalesce(night_price, -1), day_start, night_start,"
+	"       coalesce(cap_24h, -1), coalesce(cap_stay, -1), exit_grace_minutes"
+	"  FROM payext.parking_lot WHERE id = $1",
+	1, {INT8OID}
+};
+
+static PayextPlan insert_lot_plan = {
+	"INSERT INTO payext.parking_lot"
+	" (id, operator, name, currency, time_zone, free_minutes, unit_minutes,"
+	"  day_price, night_price, day_start, night_start, cap_24h, cap_stay,"
+	"  exit_grace_minutes, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+	15, {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID,
+	INT8OID, TIMEOID, TIMEOID, INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID}
+};
+
+static PayextPlan insert_vehicle_plan = {
+	"INSERT INTO payext.vehicle (plate, owner, auto_pay, bound_at)"
+	" VALUES ($1, $2, $3, $4) ON CONFLICT (plate) DO NOTHING",
+	4, {TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan lock_vehicle_plan = {
+	"SELECT owner FROM payext.vehicle WHERE plate = $1 FOR UPDATE",
+	1, {TEXTOID}
+};
+
+static PayextPlan set_auto_pay_plan = {
+	"UPDATE payext.vehicle SET auto_pay = $2 WHERE plate = $1",
+	2, {TEXTOID, BOOLOID}
+};
+
+static PayextPlan count_vehicle_plan = {
+	"INSERT INTO payext.vehicle_owner AS o (owner, vehicles) VALUES ($1, $2)"
+	" ON CONFLICT (owner) DO UPDATE SET vehicles = o.vehicles + excluded.vehicles"
+	" RETURNING vehicles",
+	2, {TEXTOID, INT4OID}
+};
+
+static PayextPlan delete_vehicle_plan = {
+	"DELETE FROM payext.vehicle WHERE plate = $1 AND owner = $2",
+	2, {TEXTOID, TEXTOID}
+};
+
+#define STAY_COLUMNS \
+	"id, lot, plate, coalesce(entered_at, '-infinity'), coalesce(exited_at, '-infinity')," \
+	" coalesce(fee, -1), paid, coalesce(paid_at, '-infinity'), state"
+
+static PayextPlan lock_open_stay_plan = {
+	"SELECT " STAY_COLUMNS " FROM payext.parking_stay"
+	" WHERE lot = $1 AND plate = $2 AND state = 'open' FOR UPDATE",
+	2, {INT8OID, TEXTOID}
+};
+
+static PayextPlan find_entered_stay_plan = {
+	"SELECT id FROM payext.parking_stay"
+	" WHERE lot = $1 AND plate = $2 AND state = 'exited' AND entered_at = $3",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan lock_exit_without_entry_plan = {
+	"SELECT " STAY_COLUMNS " FROM payext.parking_stay"
+	" WHERE lot = $1 AND plate = $2 AND state = 'exit_without_entry' AND exited_at >= $3"
+	" ORDER BY exited_at LIMIT 1 FOR UPDATE",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan find_repeated_exit_plan = {
+	"SELECT fee FROM payext.parking_stay"
+	" WHERE lot = $1 AND plate = $2 AND state = 'exited'"
+	"   AND exited_at BETWEEN $3 - make_interval(secs => $4) AND $3 + make_interval(secs => $4)"
+	" ORDER BY exited_at DESC LIMIT 1",
+	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID}
+};
+
+static PayextPlan insert_stay_plan = {
+	"INSERT INTO payext.parking_stay (id, lot, plate, entered_at, exited_at, state, recorded_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	" ON CONFLICT (lot, plate) WHERE state = 'open' DO NOTHING",
+	7, {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan find_open_stay_plan = {
+	"SELECT id FROM payext.parking_stay WHERE lot = $1 AND plate = $2 AND state = 'open'",
+	2, {INT8OID, TEXTOID}
+};
+
+static PayextPlan close_stay_plan = {
+	"UPDATE payext.parking_stay SET entered_at = $2, exited_at = $3, fee = $4, state = 'exited'"
+	" WHERE id = $1",
+	4, {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID}
+};
+
+static PayextPlan lock_stay_plan = {
+	"SELECT " STAY_COLUMNS " FROM payext.parking_stay WHERE id = $1 FOR UPDATE",
+	1, {INT8OID}
+};
+
+static PayextPlan auto_pay_wallet_plan = {
+	"SELECT w.id FROM payext.vehicle v JOIN payext.account w"
+	"    ON w.kind = 'wallet' AND w.owner = v.owner AND w.currency = $2"
+	" WHERE v.plate = $1 AND v.auto_pay",
+	2, {TEXTOID, TEXTOID}
+};
+
+static PayextPlan vehicle_owner_plan = {
+	"SELECT owner FROM payext.vehicle WHERE plate = $1",
+	1, {TEXTOID}
+};
+
+static PayextPlan wallet_owner_plan = {
+	"SELECT owner FROM payext.account WHERE id = $1",
+	1, {INT8OID}
+};
+
+static PayextPlan record_payment_plan = {
+	"WITH s AS (UPDATE payext.parking_stay SET paid = paid + $3, paid_at = $5"
+	"            WHERE id = $2 RETURNING id)"
+	" INSERT INTO payext.parking_payment (transfer_id, stay, wallet, amount, how, paid_at)"
+	" SELECT $1, s.id, $4, $3, $6, $5 FROM s",
+	6, {INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID}
+};
+
+static PayextPlan find_payment_replay_plan = {
+	"SELECT transfer_id FROM payext.parking_payment"
+	" WHERE stay = $1 AND wallet = $2 AND amount = $3 ORDER BY paid_at DESC LIMIT 1",
+	3, {INT8OID, INT8OID, INT8OID}
+};
+
+static PayextPlan service_info_plan = {
+	"SELECT s.id, s.lot, s.plate, coalesce(s.entered_at, '-infinity'),"
+	"       coalesce(s.exited_at, '-infinity'), coalesce(s.fee, -1), s.paid,"
+	"       coalesce(s.paid_at, '-infinity'), s.state, l.name, l.currency"
+	"  FROM payext.vehicle v"
+	"  JOIN payext.parking_stay s ON s.plate = v.plate"
+	"  JOIN payext.parking_lot l ON l.id = s.lot"
+	" WHERE v.owner = $1"
+	"   AND (s.state = 'open' OR (s.state = 'exited' AND s.fee > s.paid))"
+	" ORDER BY s.entered_at, s.id",
+	1, {TEXTOID}
+};
+
+void
+ParkingInit(void)
+{
+	DefineCustomIntVariable("payext.max_vehicles",
+							"How many vehicles one user may bind.",
+							NULL,
+							&payext_max_vehicles,
+							PAYEXT_DEFAULT_MAX_VEHICLES,
+							PAYEXT_MIN_MAX_VEHICLES,
+							PAYEXT_MAX_MAX_VEHICLES,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Plates, zones, lots
+ * ---------------------------------------------------------------------
+ */
+
+static char *
+ParkingArgPlate(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *arg;
+	char		normal[PLATE_MAX_BYTES];
+	PlateResult result;
+	static const char *const reasons[] = {
+		[PLATE_BAD_UTF8] = "It is not valid UTF-8.",
+		[PLATE_BAD_CHARACTER] = "Plates hold letters A-Z, digits, CJK ideographs and Hangul; spaces, dashes and dots are ignored.",
+		[PLATE_TOO_SHORT] = "A plate has at least 2 characters.",
+		[PLATE_TOO_LONG] = "A plate has at most 12 characters.",
+	};
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+				 errmsg("argument \"plate\" must not be null")));
+	arg = PG_GETARG_TEXT_PP(argno);
+	if (VARSIZE_ANY_EXHDR(arg) > PAYEXT_MAX_IDENTIFIER_LEN)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_PLATE),
+				 errmsg("plate is not a licence plate"),
+				 errdetail("It is %d bytes long.", (int) VARSIZE_ANY_EXHDR(arg))));
+	/* Unicode NFC first, where the database can hold Unicode. */
+	if (GetDatabaseEncoding() == PG_UTF8)
+		arg = DatumGetTextPP(DirectFunctionCall2(unicode_normalize_func,
+												 PointerGetDatum(arg),
+												 CStringGetTextDatum("NFC")));
+	result = PlateNormalize(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg), normal);
+	if (result != PLATE_OK)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_PLATE),
+				 errmsg("plate is not a licence plate"),
+				 errdetail("%s", reasons[result])));
+	return pstrdup(normal);
+}
+
+/* Seconds between the Unix epoch and PostgreSQL's (2000-01-01). */
+#define PG_EPOCH_SHIFT_S ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
+
+/* TariffOffsetFn over a pg_tz. */
+static bool
+ParkingZoneOffset(void *ctx, int64_t utc_us, int32_t *offset_s, int64_t *next_change_us)
+{
+	pg_tz	   *tz = ctx;
+	/* Seconds, rounded down, on the Unix clock. */
+	pg_time_t	t = (pg_time_t) ((utc_us - ((utc_us % USECS_PER_SEC + USECS_PER_SEC) % USECS_PER_SEC)) / USECS_PER_SEC) + PG_EPOCH_SHIFT_S;
+	long		before_gmtoff;
+	long		after_gmtoff;
+	int			before_isdst;
+	int			after_isdst;
+	pg_time_t	boundary;
+	int			found = pg_next_dst_boundary(&t, &before_gmtoff, &before_isdst,
+											 &boundary, &after_gmtoff, &after_isdst, tz);
+
+	if (found < 0)
+		return false;
+	*offset_s = (int32_t) before_gmtoff;
+	if (found == 0 || boundary - PG_EPOCH_SHIFT_S > INT64_MAX / USECS_PER_SEC)
+		*next_change_us = INT64_MAX;
+	else
+		*next_change_us = (int64_t) (boundary - PG_EPOCH_SHIFT_S) * USECS_PER_SEC;
+	return true;
+}
+
+static void
+ParkingRaiseUnknownLot(int64 lot_id)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_UNKNOWN_LOT),
+			 errmsg("parking lot " INT64_FORMAT " does not exist", lot_id)));
+}
+
+static void
+ParkingLoadLot(int64 lot_id, ParkingLot *lot)
+{
+	Datum		values[1];
+	char	   *tz_name;
+
+	values[0] = Int64GetDatum(lot_id);
+	if (PayextExecute(&load_lot_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		ParkingRaiseUnknownLot(lot_id);
+	lot->id = lot_id;
+	lot->operator_id = DatumGetInt64(PayextResultDatum(0, 2));
+	strlcpy(lot->currency, PayextResultCString(0, 3), sizeof(lot->currency));
+	tz_name = PayextResultCString(0, 4);
+	lot->tz = pg_tzset(tz_name);
+	if (lot->tz == NULL)
+		elog(ERROR, "payext: time zone \"%s\" of lot " INT64_FORMAT " is gone", tz_name, lot_id);
+	lot->tariff.free_minutes = DatumGetInt32(PayextResultDatum(0, 5));
+	lot->tariff.unit_minutes = DatumGetInt32(PayextResultDatum(0, 6));
+	lot->tariff.day_price = DatumGetInt64(PayextResultDatum(0, 7));
+	lot->tariff.night_price = DatumGetInt64(PayextResultDatum(0, 8));
+	lot->tariff.day_start_min = (int32) (DatumGetTimeADT(PayextResultDatum(0, 9)) / (60 * USECS_PER_SEC));
+	lot->tariff.night_start_min = (int32) (DatumGetTimeADT(PayextResultDatum(0, 10)) / (60 * USECS_PER_SEC));
+	lot->tariff.cap_24h = DatumGetInt64(PayextResultDatum(0, 11));
+	lot->tariff.cap_stay = DatumGetInt64(PayextResultDatum(0, 12));
+	lot->exit_grace_minutes = DatumGetInt32(PayextResultDatum(0, 13));
+}
+
+/* The lot's fee for [entered_at, exited_at]; raises PY412/PY413. */
+static int64
+ParkingPrice(const ParkingLot *lot, TimestampTz entered_at, TimestampTz exited_at)
+{
+	TariffZone	zone = {ParkingZoneOffset, lot->tz};
+	int64		fee = 0;
+	TariffResult result = TariffPriceStay(&lot->tariff, &zone, entered_at, exited_at, &fee);
+
+	switch (result)
+	{
+		case TARIFF_OK:
+			return fee;
+		case TARIFF_EXIT_BEFORE_ENTRY:
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_BAD_TIME),
+					 errmsg("exit is before entry")));
+			break;
+		case TARIFF_OVERFLOW:
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_FEE_OVERFLOW),
+					 errmsg("the fee of this stay does not fit in 64 bits"),
+					 errhint("Give the lot a cap_24h or a cap_stay.")));
+			break;
+		case TARIFF_BAD_TARIFF:
+		case TARIFF_ZONE_FAILED:
+			break;
+	}
+	elog(ERROR, "payext: lot " INT64_FORMAT " cannot be priced (%d)", lot->id, (int) result);
+	return 0;					/* not reached */
+}
+
+/* A camera's or a caller's time: finite, and not ahead of the server. */
+static TimestampTz
+ParkingArgTime(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	TimestampTz at;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+				 errmsg("argument \"%s\" must not be null", name)));
+	at = PG_GETARG_TIMESTAMPTZ(argno);
+	if (!PayextTimestampIsFinite(at))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_TIME),
+				 errmsg("argument \"%s\" must be a finite time", name)));
+	return at;
+}
+
+static void
+ParkingRefuseFuture(TimestampTz at, const char *name)
+{
+	if (at > GetCurrentTransactionStartTimestamp() + (int64) PAYEXT_MAX_CLOCK_SKEW_S * USECS_PER_SEC)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_TIME),
+				 errmsg("argument \"%s\" is in the future", name),
+				 errdetail("Up to %d seconds ahead of the server's clock are accepted.",
+						   PAYEXT_MAX_CLOCK_SKEW_S)));
+}
+
+/* ---------------------------------------------------------------------
+ * Stays
+ * ---------------------------------------------------------------------
+ */
+
+static void
+ParkingReadStay(uint64 row, ParkingStay *stay)
+{
+	stay->id = DatumGetInt64(PayextResultDatum(row, 1));
+	stay->lot = DatumGetInt64(PayextResultDatum(row, 2));
+	strlcpy(stay->plate, PayextResultCString(row, 3), sizeof(stay->plate));
+	stay->entered_at = DatumGetTimestampTz(PayextResultDatum(row, 4));
+	stay->exited_at = DatumGetTimestampTz(PayextResultDatum(row, 5));
+	stay->fee = DatumGetInt64(PayextResultDatum(row, 6));
+	stay->paid = DatumGetInt64(PayextResultDatum(row, 7));
+	stay->paid_at = DatumGetTimestampTz(PayextResultDatum(row, 8));
+	strlcpy(stay->state, PayextResultCString(row, 9), sizeof(stay->state));
+}
+
+/* True when a payment at paid_at still covers leaving at `at`. */
+static bool
+ParkingWithinGrace(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at)
+{
+	return stay->paid_at != DT_NOBEGIN &&
+		at <= stay->paid_at + (int64) lot->exit_grace_minutes * 60 * USECS_PER_SEC;
+}
+
+/* What is due for the stay at time `at`. */
+static int64
+ParkingDue(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at)
+{
+	if (strcmp(stay->state, "exited") == 0)
+		return stay->fee - stay->paid;
+	if (strcmp(stay->state, "open") != 0 || at <= stay->entered_at ||
+		ParkingWithinGrace(lot, stay, at))
+		return 0;
+	return ParkingPrice(lot, stay->entered_at, at) - stay->paid;
+}
+
+/* Moves `amount` from wallet to the lot's operator and books it on the stay. */
+static int64
+ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
+				int64 amount, const char *how, bool softly)
+{
+	LedgerTransferRequest req = {0};
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int64		transfer_id;
+	Datum		values[6];
+
+	req.debit_account = wallet;
+	req.credit_account = lot->operator_id;
+	req.amount_minor = amount;
+	req.kind = "parking";
+	req.idem_scope = lot->operator_id;
+	/* One reference per stay and amount paid before: a stay step pays once. */
+	req.reference = psprintf("stay-" INT64_FORMAT "-" INT64_FORMAT, stay->id, stay->paid);
+	req.refuse_softly = softly;
+	transfer_id = LedgerTransfer(&req, NULL);
+	if (transfer_id == 0)
+		return 0;
+
+	values[0] = Int64GetDatum(transfer_id);
+	values[1] = Int64GetDatum(stay->id);
+	values[2] = Int64GetDatum(amount);
+	values[3] = Int64GetDatum(wallet);
+	values[4] = TimestampTzGetDatum(now);
+	values[5] = CStringGetTextDatum(how);
+	PayextExecute(&record_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	AssocRecordTransfer(transfer_id, wallet, lot->operator_id, "payment");
+	return transfer_id;
+}
+
+/* At exit: pays what is due from the owner's wallet when auto_pay allows. */
+static void
+ParkingAutoPay(const ParkingLot *lot, const ParkingStay *stay, int64 due)
+{
+	Datum		values[2];
+
+	if (due <= 0)
+		return;
+	values[0] = CStringGetTextDatum(stay->plate);
+	values[1] = CStringGetTextDatum(lot->currency);
+	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return;
+	ParkingTransfer(lot, stay, DatumGetInt64(PayextResultDatum(0, 1)), due, "auto", true);
+}
+
+/* Closes an open stay (or completes an exit without entry); returns the fee. */
+static int64
+ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_at,
+				 TimestampTz exited_at)
+{
+	Datum		values[4];
+	int64		fee;
+
+	/* Paid before leaving, and gone within the grace: nothing more. */
+	if (ParkingWithinGrace(lot, stay, exited_at))
+		fee = stay->paid;
+	else
+		fee = ParkingPrice(lot, entered_at, exited_at);
+	values[0] = Int64GetDatum(stay->id);
+	values[1] = TimestampTzGetDatum(entered_at);
+	values[2] = TimestampTzGetDatum(exited_at);
+	values[3] = Int64GetDatum(fee);
+	PayextExecute(&close_stay_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	stay->entered_at = entered_at;
+	stay->exited_at = exited_at;
+	stay->fee = fee;
+	strlcpy(stay->state, "exited", sizeof(stay->state));
+	ParkingAutoPay(lot, stay, fee - stay->paid);
+	return fee;
+}
+
+static int64
+ParkingInsertStay(int64 lot, const char *plate, TimestampTz entered_at,
+				  TimestampTz exited_at, const char *state)
+{
+	Datum		values[7];
+	char		nulls[7];
+	int64		id = PayextNextId("parking_stay_id_seq");
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(lot);
+	values[2] = CStringGetTextDatum(plate);
+	values[3] = TimestampTzGetDatum(entered_at);
+	nulls[3] = entered_at == DT_NOBEGIN ? 'n' : ' ';
+	values[4] = TimestampTzGetDatum(exited_at);
+	nulls[4] = exited_at == DT_NOBEGIN ? 'n' : ' ';
+	values[5] = CStringGetTextDatum(state);
+	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (PayextExecute(&insert_stay_plan, values, nulls, false, 0, SPI_OK_INSERT) == 1)
+		return id;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+/* normalize_plate(plate text) RETURNS text */
+PG_FUNCTION_INFO_V1(payext_normalize_plate);
+Datum
+payext_normalize_plate(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(ParkingArgPlate(fcinfo, 0)));
+}
+
+/* bind_vehicle(owner text, plate text, auto_pay boolean DEFAULT false) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_bind_vehicle);
+Datum
+payext_bind_vehicle(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"owner", "plate", "auto_pay"};
+	char	   *owner;
+	char	   *plate;
+	bool		auto_pay;
+	Datum		values[4];
+
+	PayextRequireArgs(fcinfo, 3, names);
+	owner = PayextArgIdentifier(fcinfo, 0, "owner", PAYEXT_MAX_IDENTIFIER_LEN);
+	plate = ParkingArgPlate(fcinfo, 1);
+	auto_pay = PG_GETARG_BOOL(2);
+
+	PayextSpiConnect();
+	values[0] = CStringGetTextDatum(plate);
+	values[1] = CStringGetTextDatum(owner);
+	values[2] = BoolGetDatum(auto_pay);
+	values[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (PayextExecute(&insert_vehicle_plan, values, NULL, false, 0, SPI_OK_INSERT) == 1)
+	{
+		/* A new binding: count it against the owner's limit. */
+		Datum		count_values[2];
+
+		count_values[0] = values[1];
+		count_values[1] = Int32GetDatum(1);
+		PayextExecute(&count_vehicle_plan, count_values, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+		if (DatumGetInt32(PayextResultDatum(0, 1)) > payext_max_vehicles)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_TOO_MANY_VEHICLES),
+					 errmsg("user \"%s\" has bound %d vehicles already", owner, payext_max_vehicles),
+					 errdetail("The limit is set by payext.max_vehicles."),
+					 errhint("Unbind a vehicle first.")));
+	}
+	else
+	{
+		/* Bound already: to this owner, a change of auto_pay; to another, refused. */
+		PayextExecute(&lock_vehicle_plan, values, NULL, false, 1, SPI_OK_SELECT);
+		if (SPI_processed != 1 || strcmp(PayextResultCString(0, 1), owner) != 0)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_PLATE_TAKEN),
+					 errmsg("plate %s is bound to another user", plate),
+					 errhint("That user must unbind it first.")));
+		PayextExecute(&set_auto_pay_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	}
+	PayextSpiFinish();
+	PG_RETURN_VOID();
+}
+
+/* unbind_vehicle(owner text, plate text) RETURNS void */
+PG_FUNCTION_INFO_V1(payext_unbind_vehicle);
+Datum
+payext_unbind_vehicle(PG_FUNCTION_ARGS)
+{
+	char	   *owner = PayextArgIdentifier(fcinfo, 0, "owner", PAYEXT_MAX_IDENTIFIER_LEN);
+	char	   *plate = ParkingArgPlate(fcinfo, 1);
+	Datum		values[2];
+
+	PayextSpiConnect();
+	values[0] = CStringGetTextDatum(plate);
+	values[1] = CStringGetTextDatum(owner);
+	if (PayextExecute(&delete_vehicle_plan, values, NULL, false, 0, SPI_OK_DELETE) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NOT_BOUND),
+				 errmsg("plate %s is not bound to user \"%s\"", plate, owner)));
+	values[0] = values[1];
+	values[1] = Int32GetDatum(-1);
+	PayextExecute(&count_vehicle_plan, values, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+	PayextSpiFinish();
+	PG_RETURN_VOID();
+}
+
+static void
+ParkingRaiseBadLot(const char *message)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_BAD_LOT),
+			 errmsg("%s", message)));
+}
+
+/* A time of day as whole minutes, or a refusal. */
+static int32
+ParkingArgMinuteOfDay(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	TimeADT		t = PG_GETARG_TIMEADT(argno);
+
+	if (t < 0 || t >= USECS_PER_DAY || t % (60 * USECS_PER_SEC) != 0)
+		ParkingRaiseBadLot(psprintf("%s must be a whole minute from 00:00 to 23:59", name));
+	return (int32) (t / (60 * USECS_PER_SEC));
+}
+
+/*
+ * create_parking_lot(operator bigint, name text, time_zone text,
+ *		free_minutes integer, unit_minutes integer, day_price bigint,
+ *		night_price bigint DEFAULT NULL, day_start time DEFAULT '08:00',
+ *		night_start time DEFAULT '20:00', cap_24h bigint DEFAULT NULL,
+ *		cap_stay bigint DEFAULT NULL, exit_grace_minutes integer DEFAULT 15)
+ *		RETURNS bigint
+ */
+PG_FUNCTION_INFO_V1(payext_create_parking_lot);
+Datum
+payext_create_parking_lot(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"operator", "name", "time_zone", "free_minutes",
+		"unit_minutes", "day_price", "night_price", "day_start", "night_start", "cap_24h",
+	"cap_stay", "exit_grace_minutes"};
+	char	   *name;
+	char	   *tz_name;
+	LedgerAccount operator;
+	Tariff		tariff;
+	int32		grace;
+	Datum		values[15];
+	char		nulls[15];
+	int64		id;
+
+	/* night_price, cap_24h and cap_stay may be NULL; nothing else. */
+	for (int i = 0; i < 12; i++)
+		if (i != 6 && i != 9 && i != 10 && PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+					 errmsg("argument \"%s\" must not be null", names[i])));
+	name = PayextArgIdentifier(fcinfo, 1, "name", PAYEXT_MAX_DISPLAY_NAME_LEN);
+	tz_name = PayextArgIdentifier(fcinfo, 2, "time_zone", 64);
+	if (pg_tzset(tz_name) == NULL)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_TIME_ZONE),
+				 errmsg("time zone \"%s\" is not known", tz_name),
+				 errhint("Use a name from pg_timezone_names, such as 'Asia/Shanghai'.")));
+	tariff.free_minutes = PG_GETARG_INT32(3);
+	tariff.unit_minutes = PG_GETARG_INT32(4);
+	tariff.day_price = PG_GETARG_INT64(5);
+	tariff.night_price = PG_ARGISNULL(6) ? TARIFF_NO_PRICE : PG_GETARG_INT64(6);
+	tariff.day_start_min = ParkingArgMinuteOfDay(fcinfo, 7, "day_start");
+	tariff.night_start_min = ParkingArgMinuteOfDay(fcinfo, 8, "night_start");
+	tariff.cap_24h = PG_ARGISNULL(9) ? TARIFF_NO_PRICE : PG_GETARG_INT64(9);
+	tariff.cap_stay = PG_ARGISNULL(10) ? TARIFF_NO_PRICE : PG_GETARG_INT64(10);
+	grace = PG_GETARG_INT32(11);
+
+	if (tariff.free_minutes < 0 || tariff.free_minutes > PAYEXT_MAX_FREE_MINUTES)
+		ParkingRaiseBadLot(psprintf("free_minutes must be between 0 and %d", PAYEXT_MAX_FREE_MINUTES));
+	if (tariff.unit_minutes < 1 || tariff.unit_minutes > 1440)
+		ParkingRaiseBadLot("unit_minutes must be between 1 and 1440");
+	if (tariff.day_price < 0 || (!PG_ARGISNULL(6) && tariff.night_price < 0))
+		ParkingRaiseBadLot("prices must not be negative");
+	if ((!PG_ARGISNULL(9) && tariff.cap_24h < 0) || (!PG_ARGISNULL(10) && tariff.cap_stay < 0))
+		ParkingRaiseBadLot("caps must not be negative");
+	if (!PG_ARGISNULL(6) && tariff.day_start_min == tariff.night_start_min)
+		ParkingRaiseBadLot("with a night price, day_start and night_start must differ");
+	if (grace < 0 || grace > 1440)
+		ParkingRaiseBadLot("exit_grace_minutes must be between 0 and 1440");
+	Assert(TariffIsValid(&tariff));
+
+	PayextSpiConnect();
+	LedgerReadAccount(PG_GETARG_INT64(0), &operator);
+	LedgerRequireKind(&operator, "merchant", "operator of a parking lot");
+	id = PayextNextId("parking_lot_id_seq");
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(operator.id);
+	values[2] = CStringGetTextDatum(name);
+	values[3] = CStringGetTextDatum(operator.currency);
+	values[4] = CStringGetTextDatum(tz_name);
+	values[5] = Int32GetDatum(tariff.free_minutes);
+	values[6] = Int32GetDatum(tariff.unit_minutes);
+	values[7] = Int64GetDatum(tariff.day_price);
+	values[8] = Int64GetDatum(tariff.night_price);
+	nulls[8] = PG_ARGISNULL(6) ? 'n' : ' ';
+	values[9] = PG_GETARG_DATUM(7);
+	values[10] = PG_GETARG_DATUM(8);
+	values[11] = Int64GetDatum(tariff.cap_24h);
+	nulls[11] = PG_ARGISNULL(9) ? 'n' : ' ';
+	values[12] = Int64GetDatum(tariff.cap_stay);
+	nulls[12] = PG_ARGISNULL(10) ? 'n' : ' ';
+	values[13] = Int32GetDatum(grace);
+	values[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	PayextExecute(&insert_lot_plan, values, nulls, false, 0, SPI_OK_INSERT);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+/* parking_fee(lot bigint, entered_at timestamptz, exited_at timestamptz) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_parking_fee);
+Datum
+payext_parking_fee(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"lot"};
+	TimestampTz entered_at;
+	TimestampTz exited_at;
+	ParkingLot	lot;
+	int64		fee;
+
+	PayextRequireArgs(fcinfo, 1, names);
+	entered_at = ParkingArgTime(fcinfo, 1, "entered_at");
+	exited_at = ParkingArgTime(fcinfo, 2, "exited_at");
+	PayextSpiConnect();
+	ParkingLoadLot(PG_GETARG_INT64(0), &lot);
+	fee = ParkingPrice(&lot, entered_at, exited_at);
+	PayextSpiFinish();
+	PG_RETURN_INT64(fee);
+}
+
+/* vehicle_entered(lot bigint, plate text, at timestamptz DEFAULT now()) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_vehicle_entered);
+Datum
+payext_vehicle_entered(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"lot"};
+	char	   *plate;
+	TimestampTz at;
+	ParkingLot	lot;
+	Datum		values[3];
+	int64		id;
+
+	PayextRequireArgs(fcinfo, 1, names);
+	plate = ParkingArgPlate(fcinfo, 1);
+	at = ParkingArgTime(fcinfo, 2, "at");
+	ParkingRefuseFuture(at, "at");
+
+	PayextSpiConnect();
+	ParkingLoadLot(PG_GETARG_INT64(0), &lot);
+	values[0] = Int64GetDatum(lot.id);
+	values[1] = CStringGetTextDatum(plate);
+	values[2] = TimestampTzGetDatum(at);
+
+	/* A repeated event: the stay is open, or has ended since. */
+	if (PayextExecute(&find_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1 ||
+		PayextExecute(&find_entered_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		id = DatumGetInt64(PayextResultDatum(0, 1));
+		PayextSpiFinish();
+		PG_RETURN_INT64(id);
+	}
+	/* A late entry for an exit seen first: the stay is complete now. */
+	if (PayextExecute(&lock_exit_without_entry_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		ParkingStay stay;
+
+		ParkingReadStay(0, &stay);
+		ParkingCloseStay(&lot, &stay, at, stay.exited_at);
+		PayextSpiFinish();
+		PG_RETURN_INT64(stay.id);
+	}
+	id = ParkingInsertStay(lot.id, plate, at, DT_NOBEGIN, "open");
+	if (id == 0)
+	{
+		/* The same entry, inserted by another session meanwhile. */
+		PayextExecute(&find_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT);
+		id = DatumGetInt64(PayextResultDatum(0, 1));
+	}
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+/* vehicle_exited(lot bigint, plate text, at timestamptz DEFAULT now()) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_vehicle_exited);
+Datum
+payext_vehicle_exited(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"lot"};
+	char	   *plate;
+	TimestampTz at;
+	ParkingLot	lot;
+	Datum		values[4];
+	ParkingStay stay;
+	int64		fee;
+
+	PayextRequireArgs(fcinfo, 1, names);
+	plate = ParkingArgPlate(fcinfo, 1);
+	at = ParkingArgTime(fcinfo, 2, "at");
+	ParkingRefuseFuture(at, "at");
+
+	PayextSpiConnect();
+	ParkingLoadLot(PG_GETARG_INT64(0), &lot);
+	values[0] = Int64GetDatum(lot.id);
+	values[1] = CStringGetTextDatum(plate);
+	values[2] = TimestampTzGetDatum(at);
+	values[3] = Float8GetDatum(PAYEXT_EXIT_REPEAT_S);
+
+	if (PayextExecute(&lock_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		ParkingReadStay(0, &stay);
+		if (stay.entered_at <= at)
+		{
+			fee = ParkingCloseStay(&lot, &stay, stay.entered_at, at);
+			PayextSpiFinish();
+			PG_RETURN_INT64(fee);
+		}
+		/* Older than the open stay's entry: an earlier stay's exit. */
+	}
+	/* A repeated exit event of a stay that has ended. */
+	if (PayextExecute(&find_repeated_exit_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		fee = DatumGetInt64(PayextResultDatum(0, 1));
+		PayextSpiFinish();
+		PG_RETURN_INT64(fee);
+	}
+	/* An exit without an entry: kept, and reported in parking_anomaly. */
+	ParkingInsertStay(lot.id, plate, DT_NOBEGIN, at, "exit_without_entry");
+	ereport(WARNING,
+			(errcode(PAYEXT_ERRCODE_EXIT_WITHOUT_ENTRY),
+			 errmsg("plate %s left lot " INT64_FORMAT " without an entry on record", plate, lot.id),
+			 errdetail("The exit is kept in payext.parking_anomaly; a late entry event completes it.")));
+	PayextSpiFinish();
+	PG_RETURN_NULL();
+}
+
+/*
+ * parking_service_info(owner text, at timestamptz DEFAULT now())
+ *		RETURNS TABLE(stay, plate, lot, entered_at, exited_at, amount_due,
+ *					  lot_name, currency)
+ */
+PG_FUNCTION_INFO_V1(payext_parking_service_info);
+Datum
+payext_parking_service_info(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *owner = PayextArgIdentifier(fcinfo, 0, "owner", PAYEXT_MAX_IDENTIFIER_LEN);
+	TimestampTz at = ParkingArgTime(fcinfo, 1, "at");
+	Datum		args[1];
+	uint64		rows;
+	ParkingStay *stays;
+	char	  **lot_names;
+	char	  **currencies;
+	ParkingLot	lot = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	PayextSpiConnect();
+	args[0] = CStringGetTextDatum(owner);
+	rows = PayextExecute(&service_info_plan, args, NULL, true, 0, SPI_OK_SELECT);
+	/* Read them all first: pricing runs queries of its own. */
+	stays = palloc(sizeof(ParkingStay) * Max(rows, 1));
+	lot_names = palloc(sizeof(char *) * Max(rows, 1));
+	currencies = palloc(sizeof(char *) * Max(rows, 1));
+	for (uint64 i = 0; i < rows; i++)
+	{
+		ParkingReadStay(i, &stays[i]);
+		lot_names[i] = PayextResultCString(i, 10);
+		currencies[i] = PayextResultCString(i, 11);
+	}
+	for (uint64 i = 0; i < rows; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {false};
+
+		if (lot.id != stays[i].lot)
+			ParkingLoadLot(stays[i].lot, &lot);
+		values[0] = Int64GetDatum(stays[i].id);
+		values[1] = CStringGetTextDatum(stays[i].plate);
+		values[2] = Int64GetDatum(stays[i].lot);
+		values[3] = TimestampTzGetDatum(stays[i].entered_at);
+		values[4] = TimestampTzGetDatum(stays[i].exited_at);
+		nulls[4] = stays[i].exited_at == DT_NOBEGIN;
+		values[5] = Int64GetDatum(ParkingDue(&lot, &stays[i], at));
+		values[6] = CStringGetTextDatum(lot_names[i]);
+		values[7] = CStringGetTextDatum(currencies[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PayextSpiFinish();
+	return (Datum) 0;
+}
+
+/* True when the plate is bound to the owner of the wallet. */
+static bool
+ParkingPlateOwnedBy(const char *plate, int64 wallet_id)
+{
+	Datum		values[1];
+	char	   *plate_owner;
+
+	values[0] = CStringGetTextDatum(plate);
+	if (PayextExecute(&vehicle_owner_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return false;
+	plate_owner = PayextResultCString(0, 1);
+	values[0] = Int64GetDatum(wallet_id);
+	if (PayextExecute(&wallet_owner_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return false;
+	return strcmp(plate_owner, PayextResultCString(0, 1)) == 0;
+}
+
+/* pay_parking(stay bigint, wallet bigint, amount bigint) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_pay_parking);
+Datum
+payext_pay_parking(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"stay", "wallet", "amount"};
+	int64		amount;
+	ParkingStay stay;
+	ParkingLot	lot;
+	LedgerAccount wallet;
+	Datum		values[3];
+	int64		due;
+	int64		transfer_id;
+
+	PayextRequireArgs(fcinfo, 3, names);
+	amount = PayextArgAmount(fcinfo, 2, "amount");
+
+	PayextSpiConnect();
+	values[0] = PG_GETARG_DATUM(0);
+	if (PayextExecute(&lock_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_STAY),
+				 errmsg("parking stay " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
+	ParkingReadStay(0, &stay);
+	LedgerReadAccount(PG_GETARG_INT64(1), &wallet);
+	LedgerRequireKind(&wallet, "wallet", "account a parking fee is paid from");
+
+	/* Only the vehicle's owner pays from a wallet; an unbound plate cannot be. */
+	if (!ParkingPlateOwnedBy(stay.plate, wallet.id))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NOT_OWNERS_VEHICLE),
+				 errmsg("plate %s is not bound to the owner of wallet " INT64_FORMAT,
+						stay.plate, wallet.id),
+				 errhint("A stay is paid from a wallet of the user the vehicle is bound to.")));
+
+	ParkingLoadLot(stay.lot, &lot);
+	due = ParkingDue(&lot, &stay, GetCurrentTransactionStartTimestamp());
+	if (due == 0)
+	{
+		/* A retry of the payment that settled it answers with its transfer. */
+		values[0] = Int64GetDatum(stay.id);
+		values[1] = Int64GetDatum(wallet.id);
+		values[2] = Int64GetDatum(amount);
+		if (PayextExecute(&find_payment_replay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+		{
+			transfer_id = DatumGetInt64(PayextResultDatum(0, 1));
+			PayextSpiFinish();
+			PG_RETURN_INT64(transfer_id);
+		}
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NOTHING_DUE),
+				 errmsg("nothing is due for parking stay " INT64_FORMAT, stay.id)));
+	}
+	if (amount != due)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_STALE_AMOUNT),
+				 errmsg("the amount due for parking stay " INT64_FORMAT " has changed", stay.id),
+				 errdetail("%s is due now; the payment offers %s.",
+						   PayextFormatAmount(due, lot.currency),
+						   PayextFormatAmount(amount, lot.currency)),
+				 errhint("Ask payext.parking_service_info() again and pay what it shows.")));
+	transfer_id = ParkingTransfer(&lot, &stay, wallet.id, amount, "manual", false);
+	PayextSpiFinish();
+	PG_RETURN_INT64(transfer_id);
+}

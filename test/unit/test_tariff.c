@@ -1,0 +1,239 @@
+/*
+ * test_tariff.c
+ *		Unit tests of the parking tariff (src/tariff.c): worked examples of
+ *		DESIGN.md's arithmetic, a zone with daylight saving, and random
+ *		stays against a unit-by-unit reading of the rules.  Prints
+ *		"unit: N passed, M failed".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tariff.h"
+
+static int	passed;
+static int	failed;
+
+#define CHECK(cond, ...) \
+	do { \
+		if (cond) \
+			passed++; \
+		else \
+		{ \
+			failed++; \
+			printf("not ok: %s:%d: ", __FILE__, __LINE__); \
+			printf(__VA_ARGS__); \
+			printf("\n"); \
+		} \
+	} while (0)
+
+#define MIN (INT64_C(60) * 1000000)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+/* A zone of fixed offsets that change at given instants. */
+typedef struct FakeZone
+{
+	int			n_changes;
+	int64_t		change_at[8];	/* ascending */
+	int32_t		offset_after[8];
+	int32_t		offset_before;	/* before the first change */
+} FakeZone;
+
+static bool
+fake_offset_at(void *ctx, int64_t utc_us, int32_t *offset_s, int64_t *next_change_us)
+{
+	FakeZone   *z = ctx;
+	int			i = 0;
+
+	while (i < z->n_changes && z->change_at[i] <= utc_us)
+		i++;
+	*offset_s = i == 0 ? z->offset_before : z->offset_after[i - 1];
+	*next_change_us = i < z->n_changes ? z->change_at[i] : INT64_MAX;
+	return true;
+}
+
+/* DESIGN.md read unit by unit. */
+static int64_t
+brute_force(const Tariff *t, FakeZone *z, int64_t in, int64_t out)
+{
+	__int128	total = 0;
+
+	if (out - in <= t->free_minutes * MIN)
+		return 0;
+	for (int64_t block = in; block < out; block += DAY)
+	{
+		int64_t		end = out - block < DAY ? out : block + DAY;
+		__int128	sum = 0;
+
+		for (int64_t s = block; s < end; s += t->unit_minutes * MIN)
+		{
+			int32_t		off;
+			int64_t		next;
+			int64_t		local;
+			int64_t		tod;
+			bool		day;
+
+			fake_offset_at(z, s, &off, &next);
+			local = s + (int64_t) off * 1000000;
+			tod = ((local % DAY) + DAY) % DAY;
+			if (t->day_start_min < t->night_start_min)
+				day = tod >= t->day_start_min * MIN && tod < t->night_start_min * MIN;
+			else
+				day = tod >= t->day_start_min * MIN || tod < t->night_start_min * MIN;
+			sum += (t->night_price == TARIFF_NO_PRICE || day) ? t->day_price : t->night_price;
+		}
+		if (t->cap_24h != TARIFF_NO_PRICE && sum > t->cap_24h)
+			sum = t->cap_24h;
+		total += sum;
+	}
+	if (t->cap_stay != TARIFF_NO_PRICE && total > t->cap_stay)
+		total = t->cap_stay;
+	return (int64_t) total;
+}
+
+static FakeZone utc = {0, {0}, {0}, 0};
+static FakeZone shanghai = {0, {0}, {0}, 8 * 3600};
+
+static int64_t
+fee(const Tariff *t, FakeZone *z, int64_t in, int64_t out)
+{
+	TariffZone	zone = {fake_offset_at, z};
+	int64_t		f = -1;
+	TariffResult r = TariffPriceStay(t, &zone, in, out, &f);
+
+	return r == TARIFF_OK ? f : -100 - (int64_t) r;
+}
+
+static void
+test_examples(void)
+{
+	/* 15 free minutes, 30-minute units; day 08:00-20:00 at 5.00, night 2.00. */
+	Tariff		t = {15, 30, 500, 200, 8 * 60, 20 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	int64_t		d0 = 20000 * DAY;	/* a UTC midnight */
+
+	CHECK(fee(&t, &utc, d0 + 10 * HOUR, d0 + 10 * HOUR) == 0, "no time");
+	CHECK(fee(&t, &utc, d0 + 10 * HOUR, d0 + 10 * HOUR + 15 * MIN) == 0, "exactly the free minutes");
+	CHECK(fee(&t, &utc, d0 + 10 * HOUR, d0 + 10 * HOUR + 15 * MIN + 1) == 500,
+		  "one microsecond more: the whole stay from entry, one started unit");
+	CHECK(fee(&t, &utc, d0 + 10 * HOUR, d0 + 11 * HOUR) == 1000, "two units");
+	CHECK(fee(&t, &utc, d0 + 10 * HOUR, d0 + 11 * HOUR + 1) == 1500, "a third unit started");
+	/* 19:30-20:30: one day unit (19:30) and one night unit (20:00). */
+	CHECK(fee(&t, &utc, d0 + 19 * HOUR + 30 * MIN, d0 + 20 * HOUR + 30 * MIN) == 700, "across 20:00");
+	/* A unit starting at 19:59 is a day unit, whatever it overlaps. */
+	CHECK(fee(&t, &utc, d0 + 19 * HOUR + 59 * MIN, d0 + 20 * HOUR + 29 * MIN) == 500, "the start decides");
+	/* In Shanghai (UTC+8) 10:00 UTC is 18:00 local. */
+	CHECK(fee(&t, &shanghai, d0 + 10 * HOUR, d0 + 13 * HOUR) == 4 * 500 + 2 * 200, "local time");
+	/* A full day: 24 day units, 24 night units. */
+	CHECK(fee(&t, &utc, d0, d0 + DAY) == 24 * 500 + 24 * 200, "a day");
+	t.cap_24h = 10000;
+	CHECK(fee(&t, &utc, d0, d0 + DAY) == 10000, "capped day");
+	CHECK(fee(&t, &utc, d0, d0 + DAY + 1) == 10000 + 200, "next block starts at entry + 24 h");
+	CHECK(fee(&t, &utc, d0, d0 + 30 * DAY) == 300000, "thirty capped days");
+	t.cap_stay = 25000;
+	CHECK(fee(&t, &utc, d0, d0 + 30 * DAY) == 25000, "stay cap");
+	/* Day past midnight: day 20:00-08:00 (a night-shift lot). */
+	t = (Tariff) {0, 60, 300, 100, 20 * 60, 8 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	CHECK(fee(&t, &utc, d0 + 7 * HOUR, d0 + 9 * HOUR) == 300 + 100, "day past midnight");
+	/* No night price: every unit at the day price. */
+	t = (Tariff) {0, 60, 300, TARIFF_NO_PRICE, 8 * 60, 8 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	CHECK(fee(&t, &utc, d0, d0 + 5 * HOUR) == 1500, "one price");
+	/* Units that do not divide the day: 7 minutes; the block's last is partial. */
+	t = (Tariff) {0, 7, 10, TARIFF_NO_PRICE, 0, 0, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	CHECK(fee(&t, &utc, d0, d0 + DAY) == 206 * 10, "1440 / 7 -> 206 started units");
+	CHECK(fee(&t, &utc, d0, d0 + DAY + MIN) == 207 * 10, "a new block restarts the units");
+	/* Refusals. */
+	CHECK(fee(&t, &utc, d0 + 1, d0) == -100 - TARIFF_EXIT_BEFORE_ENTRY, "exit before entry");
+	t.unit_minutes = 0;
+	CHECK(fee(&t, &utc, d0, d0 + DAY) == -100 - TARIFF_BAD_TARIFF, "bad tariff");
+	t = (Tariff) {0, 1, INT64_MAX, TARIFF_NO_PRICE, 0, 0, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	CHECK(fee(&t, &utc, d0, d0 + 2 * MIN) == -100 - TARIFF_OVERFLOW, "overflow");
+	t.cap_stay = 7;
+	CHECK(fee(&t, &utc, d0, d0 + 365 * DAY) == 7, "a cap keeps it in range");
+}
+
+/* Daylight saving: the day/night boundary moves, units do not. */
+static void
+test_dst(void)
+{
+	int64_t		d0 = 20000 * DAY;
+	/* Offset +1 h, then +2 h from d0 + 1 h UTC (a spring change at 02:00 local). */
+	FakeZone	spring = {1, {d0 + HOUR}, {7200}, 3600};
+	Tariff		t = {0, 60, 500, 200, 8 * 60, 20 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+
+	/* 05:00-07:00 UTC is 07:00-09:00 local after the change: one night, one day unit. */
+	CHECK(fee(&t, &spring, d0 + 5 * HOUR, d0 + 7 * HOUR) == 200 + 500, "after the change");
+	/* Before it, 05:00 UTC would have been 06:00 local: both night. */
+	spring.change_at[0] = d0 + 10 * DAY;
+	CHECK(fee(&t, &spring, d0 + 5 * HOUR, d0 + 7 * HOUR) == 200 + 200, "before the change");
+	CHECK(fee(&t, &spring, d0, d0 + 30 * DAY) == brute_force(&t, &spring, d0, d0 + 30 * DAY),
+		  "thirty days across a change");
+}
+
+static uint64_t rng_state = 0x853C49E6748FEA9Bu;
+static uint64_t
+next_random(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void
+test_random_against_brute_force(void)
+{
+	for (int round = 0; round < 3000; round++)
+	{
+		Tariff		t;
+		FakeZone	z;
+		int64_t		in = 20000 * DAY + (int64_t) (next_random() % (3 * DAY));
+		int64_t		out = in + (int64_t) (next_random() % (4 * DAY));
+		int64_t		got;
+		int64_t		want;
+
+		t.free_minutes = (int32_t) (next_random() % 30);
+		t.unit_minutes = 1 + (int32_t) (next_random() % 120);
+		t.day_price = (int64_t) (next_random() % 1000);
+		t.night_price = next_random() % 4 == 0 ? TARIFF_NO_PRICE : (int64_t) (next_random() % 1000);
+		t.day_start_min = (int32_t) (next_random() % 1440);
+		t.night_start_min = (int32_t) (next_random() % 1440);
+		if (t.night_price != TARIFF_NO_PRICE && t.night_start_min == t.day_start_min)
+			t.night_start_min = (t.day_start_min + 1) % 1440;
+		t.cap_24h = next_random() % 3 == 0 ? (int64_t) (next_random() % 20000) : TARIFF_NO_PRICE;
+		t.cap_stay = next_random() % 3 == 0 ? (int64_t) (next_random() % 50000) : TARIFF_NO_PRICE;
+
+		z.offset_before = (int32_t) (next_random() % (26 * 3600)) - 12 * 3600;
+		z.n_changes = (int) (next_random() % 4);
+		for (int i = 0; i < z.n_changes; i++)
+		{
+			z.change_at[i] = in - DAY + (int64_t) (next_random() % (6 * DAY));
+			z.offset_after[i] = (int32_t) (next_random() % (26 * 3600)) - 12 * 3600;
+		}
+		/* Sort the changes. */
+		for (int i = 1; i < z.n_changes; i++)
+			for (int k = i; k > 0 && z.change_at[k - 1] > z.change_at[k]; k--)
+			{
+				int64_t		c = z.change_at[k];
+				int32_t		o = z.offset_after[k];
+
+				z.change_at[k] = z.change_at[k - 1];
+				z.offset_after[k] = z.offset_after[k - 1];
+				z.change_at[k - 1] = c;
+				z.offset_after[k - 1] = o;
+			}
+		got = fee(&t, &z, in, out);
+		want = brute_force(&t, &z, in, out);
+		CHECK(got == want, "round %d: got %lld, want %lld (unit %d, in %lld, out %lld)", round,
+			  (long long) got, (long long) want, t.unit_minutes, (long long) in, (long long) out);
+	}
+}
+
+int
+main(void)
+{
+	test_examples();
+	test_dst();
+	test_random_against_brute_force();
+	printf("unit: %d passed, %d failed\n", passed, failed);
+	return failed == 0 ? 0 : 1;
+}
