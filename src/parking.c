@@ -98,6 +98,11 @@ static PayextPlan count_vehicle_plan = {
 	2, {TEXTOID, INT4OID}
 };
 
+static PayextPlan uncount_vehicle_plan = {
+	"UPDATE payext.vehicle_owner SET vehicles = vehicles - 1 WHERE owner = $1",
+	1, {TEXTOID}
+};
+
 static PayextPlan delete_vehicle_plan = {
 	"DELETE FROM payext.vehicle WHERE plate = $1 AND owner = $2",
 	2, {TEXTOID, TEXTOID}
@@ -597,9 +602,7 @@ payext_unbind_vehicle(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_NOT_BOUND),
 				 errmsg("plate %s is not bound to user \"%s\"", plate, owner)));
-	values[0] = values[1];
-	values[1] = Int32GetDatum(-1);
-	PayextExecute(&count_vehicle_plan, values, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+	PayextExecute(&uncount_vehicle_plan, &values[1], NULL, false, 0, SPI_OK_UPDATE);
 	PayextSpiFinish();
 	PG_RETURN_VOID();
 }

@@ -1,0 +1,196 @@
+-- Parking: plates, lots, the tariff's arithmetic (DESIGN.md, exactly), stays
+-- from camera events, what is due, payment before and at exit.
+SET TIME ZONE 'Asia/Shanghai';
+-- Ids in this file's messages start after 5000, whatever ran before it.
+-- SGD is used by no other file.
+SELECT setval('payext.account_id_seq', 5000), setval('payext.parking_lot_id_seq', 5000),
+       setval('payext.parking_stay_id_seq', 5000);
+
+-- Plates: case, spaces, dashes, full-width forms, NFC.
+SELECT payext.normalize_plate('粤b-12345') AS a, payext.normalize_plate('粤B 12345') AS b,
+       payext.normalize_plate('粤Ｂ１２３４５') AS c, payext.normalize_plate(E'\u1100\u116112') AS nfc;
+SELECT payext.normalize_plate('');
+\echo :SQLSTATE
+SELECT payext.normalize_plate('AB_12');
+\echo :SQLSTATE
+SELECT payext.normalize_plate('ABCDEFGHIJKLM');
+\echo :SQLSTATE
+
+-- Vehicles: one owner per plate, at most payext.max_vehicles (3) each.
+SELECT payext.bind_vehicle(owner => 'park_amy', plate => '粤b-12345', auto_pay => true);
+SELECT payext.bind_vehicle('park_amy', '粤B 12345');     -- again: now without auto-pay
+SELECT payext.bind_vehicle('park_amy', '粤B 12345', true);
+SELECT payext.bind_vehicle('park_ben', '粤B12345');
+\echo :SQLSTATE
+SELECT payext.bind_vehicle('park_amy', 'SG-1001');
+SELECT payext.bind_vehicle('park_amy', 'SG-1002');
+SELECT payext.bind_vehicle('park_amy', 'SG-1003');
+\echo :SQLSTATE
+SELECT plate, owner, auto_pay FROM payext.vehicle WHERE owner = 'park_amy' ORDER BY plate;
+SELECT payext.unbind_vehicle('park_ben', 'SG1002');
+\echo :SQLSTATE
+SELECT payext.unbind_vehicle('park_amy', 'sg 1002');
+SELECT payext.bind_vehicle('park_amy', 'SG-1003');
+SELECT vehicles FROM payext.vehicle_owner WHERE owner = 'park_amy';
+
+-- A lot in Shanghai: 15 minutes free, 30-minute units, 08:00-20:00 at 5.00,
+-- night at 2.00, a 24-hour block capped at 60.00.
+SELECT payext.open_merchant('gh_park_city', 'City Parking', 'SGD') AS op \gset
+SELECT payext.create_parking_lot(operator => :op, name => 'Harbour', time_zone => 'Asia/Shanghai',
+                                 free_minutes => 15, unit_minutes => 30, day_price => 500,
+                                 night_price => 200, cap_24h => 6000) AS lot \gset
+SELECT name, currency, day_start, night_start, cap_24h, cap_stay, exit_grace_minutes
+  FROM payext.parking_lot WHERE id = :lot;
+
+-- The tariff.  At most the free minutes: nothing.
+SELECT payext.parking_fee(:lot, '2026-11-20 10:00', '2026-11-20 10:15') AS exactly_free;
+-- One microsecond more: the whole stay from entry, one started unit.
+SELECT payext.parking_fee(:lot, '2026-11-20 10:00', '2026-11-20 10:15:00.000001') AS one_unit;
+SELECT payext.parking_fee(:lot, '2026-11-20 10:00', '2026-11-20 11:00') AS two_units,
+       payext.parking_fee(:lot, '2026-11-20 10:00', '2026-11-20 11:00:00.000001') AS three_units;
+-- Each unit costs the price of the period it starts in: 19:30 day, 20:00 night.
+SELECT payext.parking_fee(:lot, '2026-11-20 19:30', '2026-11-20 20:30') AS day_then_night;
+SELECT payext.parking_fee(:lot, '2026-11-20 19:59', '2026-11-20 20:29') AS starts_in_day;
+-- 24 hours from 08:00: 24 day units (120.00) and 24 night units (48.00), capped.
+SELECT payext.parking_fee(:lot, '2026-11-20 08:00', '2026-11-21 08:00') AS capped_block;
+-- Blocks run from entry, not from midnight: one block plus one night unit.
+SELECT payext.parking_fee(:lot, '2026-11-20 08:00', '2026-11-21 08:00:01') AS block_and_a_unit;
+-- Thirty days: thirty capped blocks.
+SELECT payext.parking_fee(:lot, '2026-11-01 00:00', '2026-12-01 00:00') AS thirty_days;
+-- The lot's local time decides, whatever the session's zone.
+SET TIME ZONE 'UTC';
+SELECT payext.parking_fee(:lot, '2026-11-20 11:30', '2026-11-20 12:30') AS utc_session;
+SET TIME ZONE 'Asia/Shanghai';
+
+-- Berlin changes to summer time on 2026-03-29 at 02:00 (UTC 01:00): a unit
+-- is still 60 real minutes, and 08:00 local moves an hour earlier in UTC.
+SELECT payext.create_parking_lot(:op, 'Berlin', 'Europe/Berlin', 0, 60, 300, 100,
+                                 day_start => '08:00', night_start => '20:00',
+                                 cap_stay => 9000) AS berlin \gset
+-- 06:00-08:00 UTC on 03-28 is 07:00-09:00 CET: one night, one day unit.
+SELECT payext.parking_fee(:berlin, '2026-03-28 06:00+00', '2026-03-28 08:00+00') AS before_change;
+-- The same UTC hours on 03-29 are 08:00-10:00 CEST: two day units.
+SELECT payext.parking_fee(:berlin, '2026-03-29 06:00+00', '2026-03-29 08:00+00') AS after_change;
+-- A 24-hour block across the change is 24 real hours (23 on the clock):
+-- from 03-28 12:00 UTC, 13:00 CET .. 03-29 14:00 CEST.  Day units start at
+-- 13:00-19:00 CET (7), night 20:00 CET-07:00 CEST (11 real hours: 20..01 CET,
+-- 03..07 CEST), day 08:00-13:00 CEST (6): 13 * 3.00 + 11 * 1.00.
+SELECT payext.parking_fee(:berlin, '2026-03-28 12:00+00', '2026-03-29 12:00+00') AS across_change;
+-- The stay cap.
+SELECT payext.parking_fee(:berlin, '2026-03-01 00:00+00', '2026-04-01 00:00+00') AS stay_cap;
+
+-- A lot whose day runs past midnight, and one without a night price.
+SELECT payext.create_parking_lot(:op, 'Night shift', 'Asia/Shanghai', 0, 60, 300, 100,
+                                 day_start => '20:00', night_start => '08:00') AS nightshift \gset
+SELECT payext.parking_fee(:nightshift, '2026-11-20 07:00', '2026-11-20 09:00') AS day_then_night;
+SELECT payext.create_parking_lot(:op, 'Flat', 'Asia/Shanghai', 0, 60, 300) AS flat \gset
+SELECT payext.parking_fee(:flat, '2026-11-20 07:00', '2026-11-20 12:00') AS five_units;
+
+-- Lots that make no sense are refused.
+SELECT payext.create_parking_lot(:op, 'Bad', 'Mars/Olympus', 15, 30, 500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:op, 'Bad', 'Asia/Shanghai', -1, 30, 500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:op, 'Bad', 'Asia/Shanghai', 15, 0, 500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:op, 'Bad', 'Asia/Shanghai', 15, 30, -500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:op, 'Bad', 'Asia/Shanghai', 15, 30, 500, 200, '08:00', '08:00');
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:op, 'Bad', 'Asia/Shanghai', 15, 30, 500, 200, '08:00:30');
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:op, 'Bad', 'Asia/Shanghai', 15, 30, 500, cap_24h => -1);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(-1, 'Bad', 'Asia/Shanghai', 15, 30, 500);
+\echo :SQLSTATE
+SELECT payext.parking_fee(:lot, '2026-11-20 10:00', '2026-11-20 09:00');
+\echo :SQLSTATE
+SELECT payext.parking_fee(-1, '2026-11-20 10:00', '2026-11-20 11:00');
+\echo :SQLSTATE
+SELECT payext.parking_fee(:lot, '-infinity', '2026-11-20 11:00');
+\echo :SQLSTATE
+
+-- Stays.  Amy's wallet; her car enters twice (the camera repeats itself).
+SELECT payext.open_wallet('park_amy', 'SGD') AS amy \gset
+SELECT payext.top_up(:amy, 10000, 'park-bank-1') > 0 AS topped_up;
+SELECT payext.vehicle_entered(lot => :lot, plate => '粤B12345', at => '2026-11-20 09:00') AS s1 \gset
+SELECT payext.vehicle_entered(:lot, '粤b 12345', '2026-11-20 09:00:02') = :s1 AS same_stay;
+SELECT stay = :s1 AS s1, plate, lot = :lot AS harbour, exited_at, amount_due, lot_name, currency
+  FROM payext.parking_service_info('park_amy', '2026-11-20 11:00');
+-- She leaves at 11:10: five units at 5.00, paid automatically.
+SELECT payext.vehicle_exited(lot => :lot, plate => '粤B12345', at => '2026-11-20 11:10') AS fee;
+SELECT payext.vehicle_exited(:lot, '粤B12345', '2026-11-20 11:10:30') AS repeated_exit;
+SELECT payext.balance(:amy) AS amy, payext.balance(:op) AS operator;
+SELECT count(*) AS due_rows FROM payext.parking_service_info('park_amy', '2026-11-20 12:00');
+SELECT state, fee, paid FROM payext.parking_stay WHERE id = :s1;
+
+-- Her second car has no auto-pay: she pays in the app before leaving.  (At
+-- the flat lot, 3.00 an hour at any hour, so that what is due now does not
+-- depend on when this test runs: entered 90 minutes ago, two started hours.)
+SELECT payext.vehicle_entered(:flat, 'SG1001', now() - interval '90 minutes') AS s2 \gset
+SELECT amount_due FROM payext.parking_service_info('park_amy', now()) WHERE stay = :s2 \gset
+SELECT :amount_due AS amount_due;
+-- A stale amount is refused; the right one pays; paying again answers the same.
+SELECT payext.pay_parking(stay => :s2, wallet => :amy, amount => :amount_due - 1);
+\echo :SQLSTATE
+SELECT payext.pay_parking(:s2, :amy, :amount_due) AS paid \gset
+SELECT payext.pay_parking(:s2, :amy, :amount_due) = :paid AS same_payment;
+SELECT payext.pay_parking(:s2, :amy, 1);
+\echo :SQLSTATE
+-- Leaving within exit_grace_minutes (15) of paying costs nothing more.
+SELECT payext.vehicle_exited(:flat, 'SG1001', now()) AS fee;
+SELECT count(*) AS due_rows FROM payext.parking_service_info('park_amy', now());
+-- After the grace, what the stay costs by then becomes due, less what was
+-- paid: entered 110 minutes ago, 2 hours paid; 16 minutes on it is 3 hours.
+SELECT payext.vehicle_entered(:flat, 'SG1001', now() - interval '110 minutes') AS s2b \gset
+SELECT payext.pay_parking(:s2b, :amy, 600) > 0 AS prepaid;
+SELECT amount_due AS due_within_grace
+  FROM payext.parking_service_info('park_amy', now() + interval '14 minutes') WHERE stay = :s2b;
+SELECT amount_due AS due_after_grace
+  FROM payext.parking_service_info('park_amy', now() + interval '16 minutes') WHERE stay = :s2b;
+SELECT payext.vehicle_exited(:flat, 'SG1001', now()) AS fee;
+-- A lot without grace: paid at 59m59.5s (one hour), gone a second later (two).
+SELECT payext.create_parking_lot(:op, 'No grace', 'Asia/Shanghai', 0, 60, 300,
+                                 exit_grace_minutes => 0) AS nograce \gset
+SELECT payext.vehicle_entered(:nograce, 'SG1001', now() - interval '59 minutes 59.5 seconds') AS s2c \gset
+SELECT payext.pay_parking(:s2c, :amy, 300) > 0 AS prepaid;
+SELECT pg_sleep(1);
+SELECT payext.vehicle_exited(:nograce, 'SG1001', now()) AS fee;
+SELECT stay = :s2c AS s2c, amount_due FROM payext.parking_service_info('park_amy', now());
+SELECT payext.pay_parking(:s2c, :amy, 300) > 0 AS paid_the_difference;
+
+-- A short wallet: auto-pay leaves the stay due instead of losing the exit.
+SELECT payext.withdraw(:amy, payext.balance(:amy), 'park-cashout-1') > 0 AS emptied;
+SELECT payext.vehicle_entered(:lot, '粤B12345', '2026-11-20 13:00') AS s3 \gset
+SELECT payext.vehicle_exited(:lot, '粤B12345', '2026-11-20 14:00') AS fee;
+SELECT stay = :s3 AS s3, amount_due FROM payext.parking_service_info('park_amy', now());
+SELECT payext.top_up(:amy, 1000, 'park-bank-2') > 0 AS topped_up;
+SELECT payext.pay_parking(:s3, :amy, 1000) > 0 AS paid_later;
+
+-- Whose stay is whose: Ben cannot pay Amy's; nobody's wallet pays an unbound plate.
+SELECT payext.open_wallet('park_ben', 'SGD') AS ben \gset
+SELECT payext.vehicle_entered(:lot, 'SG1003', '2026-11-20 15:00') AS s4 \gset
+SELECT payext.pay_parking(:s4, :ben, 500);
+\echo :SQLSTATE
+SELECT payext.vehicle_entered(:lot, 'ZZ777', '2026-11-20 15:00') AS s5 \gset
+SELECT payext.vehicle_exited(:lot, 'ZZ777', '2026-11-20 16:00') AS unbound_fee;
+SELECT payext.pay_parking(:s5, :ben, 1000);
+\echo :SQLSTATE
+SELECT payext.pay_parking(-1, :ben, 1000);
+\echo :SQLSTATE
+
+-- Camera trouble: an exit without an entry is kept and reported; the late
+-- entry completes the stay.  A car seen entering a second lot keeps both open.
+SELECT payext.vehicle_exited(:lot, 'SG1002', '2026-11-20 17:00') IS NULL AS no_fee_yet;
+SELECT anomaly, plate, seen_at FROM payext.parking_anomaly WHERE plate = 'SG1002';
+SELECT payext.vehicle_entered(:lot, 'SG1002', '2026-11-20 16:00') AS s6 \gset
+SELECT state, entered_at, exited_at, fee FROM payext.parking_stay WHERE id = :s6;
+SELECT payext.vehicle_entered(:flat, 'SG1003', '2026-11-20 15:30') > 0 AS entered_elsewhere;
+SELECT anomaly, plate FROM payext.parking_anomaly WHERE plate = 'SG1003' ORDER BY stay;
+SELECT payext.vehicle_entered(:lot, 'SG1003', now() + interval '1 hour');
+\echo :SQLSTATE
+
+-- Every parking payment left a payment interaction with the operator.
+SELECT kind, consumer, public_service_id, amount FROM payext.interaction
+ WHERE public_service_id = 'gh_park_city' ORDER BY id;
+SELECT check_name, ok FROM payext.verify_ledger();
