@@ -1,5 +1,5 @@
--- Upgrading: a database on 0.1.0 with money in it is updated to 0.2.0 and
--- then 0.3.0; nothing is lost, the journal still verifies, and each new API
+-- Upgrading: a database on 0.1.0 with money in it is updated to 0.2.0,
+-- 0.3.0 and 0.4.0; nothing is lost, the journal still verifies, and each new API
 -- works (also with the newest library under the older SQL).
 -- (In a database of its own, so that the other stories keep theirs.)
 \set regress_db :DBNAME
@@ -37,6 +37,14 @@ SELECT count(*) AS interactions FROM payext.interaction;
 SELECT payext.set_association_rule(NULL, 1, '1 day');
 SELECT payext.charge(:m, payext.request_payment(:w), 100, 'upgrade-order-2') > 0 AS charged;
 SELECT consumer, public_service_id, how FROM payext.association;
+SELECT check_name, ok FROM payext.verify_ledger();
+ALTER EXTENSION payext UPDATE TO '0.4.0';
+SELECT extversion FROM pg_extension WHERE extname = 'payext';
+SELECT payext.create_parking_lot(:m, 'Upgrade Lot', 'Asia/Shanghai', 0, 60, 100) AS lot \gset
+SELECT payext.bind_vehicle('upgrade_erin', 'UP-0001', auto_pay => true);
+SELECT payext.vehicle_entered(:lot, 'UP0001', '2026-11-20 10:00+08') > 0 AS entered;
+SELECT payext.vehicle_exited(:lot, 'UP0001', '2026-11-20 12:00+08') AS fee;
+SELECT payext.balance(:w) AS wallet;
 SELECT check_name, ok FROM payext.verify_ledger();
 -- The new tables are dumped, the keys are not; nothing new is PUBLIC's.
 SELECT array_agg(c.relname::text ORDER BY c.relname) AS dumped

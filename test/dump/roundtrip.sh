@@ -28,6 +28,11 @@ SELECT payext.close_account(2);
 SELECT payext.set_association_rule(NULL, 1, '1 day');
 SELECT payext.record_interaction('dump_carol', 'gh_dump_shop', 'visit');
 SELECT payext.opt_out('dump_dave', 'gh_dump_shop');
+SELECT payext.bind_vehicle('dump_alice', 'DUMP-01', true);
+SELECT payext.create_parking_lot(3, 'Dump Lot', 'Asia/Shanghai', 0, 60, 100);
+SELECT payext.vehicle_entered(1, 'DUMP01', '2026-11-20 10:00+08');
+SELECT payext.vehicle_exited(1, 'DUMP01', '2026-11-20 11:30+08');
+SELECT payext.vehicle_entered(1, 'DUMP01', '2026-11-20 12:00+08');
 SELECT payext.charge(3, payext.request_payment(1), 700, 'dump-order-1');
 SELECT payext.refund(3, 'dump-order-1', 200, 'dump-refund-1');
 SQL
@@ -43,7 +48,12 @@ snapshot() {
 		-c "SELECT * FROM payext.interaction ORDER BY id" \
 		-c "SELECT * FROM payext.interaction_pair ORDER BY 1, 2" \
 		-c "SELECT * FROM payext.association_rule ORDER BY id" \
-		-c "SELECT * FROM payext.association_state ORDER BY 1, 2"
+		-c "SELECT * FROM payext.association_state ORDER BY 1, 2" \
+		-c "SELECT * FROM payext.vehicle ORDER BY 1" \
+		-c "SELECT * FROM payext.vehicle_owner ORDER BY 1" \
+		-c "SELECT * FROM payext.parking_lot ORDER BY 1" \
+		-c "SELECT * FROM payext.parking_stay ORDER BY 1" \
+		-c "SELECT * FROM payext.parking_payment ORDER BY 1"
 }
 snapshot "$src" >"$work/before"
 pg_dump -Fc -f "$work/dump" "$src"
@@ -56,7 +66,7 @@ if ! diff -u "$work/before" "$work/after"; then
 	echo "dump: rows differ after restore" >&2
 	fail=1
 fi
-[ "$(wc -l <"$work/before")" -ge 20 ] || { echo "dump: too few rows captured" >&2; fail=1; }
+[ "$(wc -l <"$work/before")" -ge 27 ] || { echo "dump: too few rows captured" >&2; fail=1; }
 
 # Signing secrets never leave the server: the restored database has none,
 # makes a new key on first use, and a code signed before the dump is refused.
