@@ -65,6 +65,24 @@ SELECT public_service_id, consumers, payments, repeat_consumers, associated_cons
 SELECT consumer, payments, payext.format_amount(payment_amount::bigint, 'CNY') AS paid, associated
   FROM payext.consumer_merchant ORDER BY consumer;
 
+\echo '== Parking.  Alice binds her car (any spelling of the plate) with automatic payment.'
+SELECT payext.bind_vehicle(owner => 'wx_alice', plate => '粤b-12345', auto_pay => true);
+SELECT plate, owner, auto_pay FROM payext.vehicle;
+\echo '== The tea house also runs a car park: 15 min free, 30-min units, 5.00 by day, 2.00 by night, 60.00 a day at most.'
+SELECT payext.create_parking_lot(operator => :teahouse, name => 'Lotus Car Park', time_zone => 'Asia/Shanghai',
+                                 free_minutes => 15, unit_minutes => 30, day_price => 500,
+                                 night_price => 200, cap_24h => 6000) AS lot \gset
+\echo '== The camera sees her enter at 18:40 and (the camera repeats itself) again: one stay.'
+SELECT payext.vehicle_entered(lot => :lot, plate => '粤B 12345', at => '2026-11-20 18:40+08') AS stay;
+SELECT payext.vehicle_entered(lot => :lot, plate => '粤B12345', at => '2026-11-20 18:40:03+08') AS same_stay;
+\echo '== At 20:05 her app shows what is due: 19:10 and 19:40 were day units, 18:40 too; 20:10 not started yet.'
+SELECT plate, payext.format_amount(amount_due, currency) AS due, lot_name
+  FROM payext.parking_service_info(owner => 'wx_alice', at => '2026-11-20 20:05+08');
+\echo '== She leaves at 20:15: one night unit more, paid from her wallet at the gate.'
+SELECT payext.format_amount(payext.vehicle_exited(lot => :lot, plate => '粤B12345',
+                                                  at => '2026-11-20 20:15+08'), 'CNY') AS fee;
+SELECT count(*) AS still_due FROM payext.parking_service_info(owner => 'wx_alice');
+
 \echo '== Alice tries to withdraw more than she has: refused, and nothing changes.'
 \set ON_ERROR_STOP 0
 SELECT payext.withdraw(account => :alice, amount => 99999, external_ref => 'cashout-1');
