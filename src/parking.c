@@ -736,28 +736,41 @@ payext_parking_fee(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(fee);
 }
 
+/*
+ * The arguments of a camera event (lot, plate, at), checked; connects to SPI
+ * and loads the lot.  values gets lot id, plate and at, as the stay plans
+ * take them.
+ */
+static void
+ParkingEventStart(FunctionCallInfo fcinfo, ParkingLot *lot, Datum *values,
+				  char **plate, TimestampTz *at)
+{
+	static const char *const names[] = {"lot"};
+
+	PayextRequireArgs(fcinfo, 1, names);
+	*plate = ParkingArgPlate(fcinfo, 1);
+	*at = ParkingArgTime(fcinfo, 2, "at");
+	ParkingRefuseFuture(*at, "at");
+
+	PayextSpiConnect();
+	ParkingLoadLot(PG_GETARG_INT64(0), lot);
+	values[0] = Int64GetDatum(lot->id);
+	values[1] = CStringGetTextDatum(*plate);
+	values[2] = TimestampTzGetDatum(*at);
+}
+
 /* vehicle_entered(lot bigint, plate text, at timestamptz DEFAULT now()) RETURNS bigint */
 PG_FUNCTION_INFO_V1(payext_vehicle_entered);
 Datum
 payext_vehicle_entered(PG_FUNCTION_ARGS)
 {
-	static const char *const names[] = {"lot"};
 	char	   *plate;
 	TimestampTz at;
 	ParkingLot	lot;
 	Datum		values[3];
 	int64		id;
 
-	PayextRequireArgs(fcinfo, 1, names);
-	plate = ParkingArgPlate(fcinfo, 1);
-	at = ParkingArgTime(fcinfo, 2, "at");
-	ParkingRefuseFuture(at, "at");
-
-	PayextSpiConnect();
-	ParkingLoadLot(PG_GETARG_INT64(0), &lot);
-	values[0] = Int64GetDatum(lot.id);
-	values[1] = CStringGetTextDatum(plate);
-	values[2] = TimestampTzGetDatum(at);
+	ParkingEventStart(fcinfo, &lot, values, &plate, &at);
 
 	/* A repeated event: the stay is open, or has ended since. */
 	if (PayextExecute(&find_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1 ||
@@ -793,7 +806,6 @@ PG_FUNCTION_INFO_V1(payext_vehicle_exited);
 Datum
 payext_vehicle_exited(PG_FUNCTION_ARGS)
 {
-	static const char *const names[] = {"lot"};
 	char	   *plate;
 	TimestampTz at;
 	ParkingLot	lot;
@@ -801,16 +813,7 @@ payext_vehicle_exited(PG_FUNCTION_ARGS)
 	ParkingStay stay;
 	int64		fee;
 
-	PayextRequireArgs(fcinfo, 1, names);
-	plate = ParkingArgPlate(fcinfo, 1);
-	at = ParkingArgTime(fcinfo, 2, "at");
-	ParkingRefuseFuture(at, "at");
-
-	PayextSpiConnect();
-	ParkingLoadLot(PG_GETARG_INT64(0), &lot);
-	values[0] = Int64GetDatum(lot.id);
-	values[1] = CStringGetTextDatum(plate);
-	values[2] = TimestampTzGetDatum(at);
+	ParkingEventStart(fcinfo, &lot, values, &plate, &at);
 	values[3] = Float8GetDatum(PAYEXT_EXIT_REPEAT_S);
 
 	if (PayextExecute(&lock_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)

@@ -11,7 +11,7 @@ status=0
 for t in test/unit/test_*.c; do
 	name=$(basename "$t" .c)
 	unit=src/${name#test_}.c
-	"$cc" -g -O1 -std=c11 -Wall -Wextra -Werror -Isrc \
+	"$cc" -g -O1 -std=c11 -Wall -Wextra -Werror -Isrc -Itest/unit \
 		-fsanitize=address,undefined -fno-sanitize-recover=all \
 		"$t" "$unit" -lcrypto -o "$build/$name"
 	echo "--- $name"

@@ -8,34 +8,11 @@
 #include <stdlib.h>
 
 #include "assoc_window.h"
+#include "unit.h"
 
-static int	passed;
-static int	failed;
-
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) \
-			passed++; \
-		else \
-		{ \
-			failed++; \
-			printf("not ok: %s:%d: ", __FILE__, __LINE__); \
-			printf(__VA_ARGS__); \
-			printf("\n"); \
-		} \
-	} while (0)
 
 #define DAY (INT64_C(86400) * 1000000)
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Du;
-static uint64_t
-next_random(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 
 /* The rule read literally: for each anchor t, count and add up (t - w, t]. */
 static int
@@ -144,6 +121,5 @@ main(void)
 	test_boundaries();
 	test_extremes();
 	test_random_against_brute_force();
-	printf("unit: %d passed, %d failed\n", passed, failed);
-	return failed == 0 ? 0 : 1;
+	return unit_finish();
 }

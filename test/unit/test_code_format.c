@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "code_format.h"
+#include "unit.h"
 
 /*
  * CodeCompose(0, 1, 1, key 00..1f), computed independently with Python:
@@ -18,35 +19,10 @@
  */
 #define EXPECTED_KAT "010000000130680503"
 
-static int	passed;
-static int	failed;
-
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) \
-			passed++; \
-		else \
-		{ \
-			failed++; \
-			printf("not ok: %s:%d: ", __FILE__, __LINE__); \
-			printf(__VA_ARGS__); \
-			printf("\n"); \
-		} \
-	} while (0)
 
 static uint8_t key_a[CODE_KEY_BYTES];
 static uint8_t key_b[CODE_KEY_BYTES];
 
-/* A fixed-seed generator, so that every run tests the same codes. */
-static uint64_t rng_state = 0x9E3779B97F4A7C15u;
-static uint64_t
-next_random(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 
 static void
 test_damm(void)
@@ -179,6 +155,5 @@ main(void)
 	test_typos();
 	test_forgeries();
 	test_malformed();
-	printf("unit: %d passed, %d failed\n", passed, failed);
-	return failed == 0 ? 0 : 1;
+	return unit_finish();
 }

@@ -7,9 +7,7 @@
 #include <string.h>
 
 #include "plate.h"
-
-static int	passed;
-static int	failed;
+#include "unit.h"
 
 static void
 expect(const char *in, PlateResult want_result, const char *want)
@@ -17,14 +15,9 @@ expect(const char *in, PlateResult want_result, const char *want)
 	char		out[PLATE_MAX_BYTES];
 	PlateResult r = PlateNormalize(in, strlen(in), out);
 
-	if (r == want_result && (r != PLATE_OK || strcmp(out, want) == 0))
-		passed++;
-	else
-	{
-		failed++;
-		printf("not ok: '%s' -> %d '%s', want %d '%s'\n", in, r, r == PLATE_OK ? out : "",
-			   want_result, want ? want : "");
-	}
+	CHECK(r == want_result && (r != PLATE_OK || strcmp(out, want) == 0),
+		  "'%s' -> %d '%s', want %d '%s'", in, r, r == PLATE_OK ? out : "",
+		  want_result, want ? want : "");
 }
 
 int
@@ -49,6 +42,5 @@ main(void)
 	expect("AB\xC3", PLATE_BAD_UTF8, NULL);
 	expect("AB\xC0\x80", PLATE_BAD_UTF8, NULL);	/* overlong NUL */
 	expect("AB\xED\xA0\x80", PLATE_BAD_UTF8, NULL);	/* a surrogate */
-	printf("unit: %d passed, %d failed\n", passed, failed);
-	return failed == 0 ? 0 : 1;
+	return unit_finish();
 }

@@ -9,22 +9,8 @@
 #include <stdlib.h>
 
 #include "tariff.h"
+#include "unit.h"
 
-static int	passed;
-static int	failed;
-
-#define CHECK(cond, ...) \
-	do { \
-		if (cond) \
-			passed++; \
-		else \
-		{ \
-			failed++; \
-			printf("not ok: %s:%d: ", __FILE__, __LINE__); \
-			printf(__VA_ARGS__); \
-			printf("\n"); \
-		} \
-	} while (0)
 
 #define MIN (INT64_C(60) * 1000000)
 #define HOUR (60 * MIN)
@@ -169,15 +155,6 @@ test_dst(void)
 		  "thirty days across a change");
 }
 
-static uint64_t rng_state = 0x853C49E6748FEA9Bu;
-static uint64_t
-next_random(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 
 static void
 test_random_against_brute_force(void)
@@ -234,6 +211,5 @@ main(void)
 	test_examples();
 	test_dst();
 	test_random_against_brute_force();
-	printf("unit: %d passed, %d failed\n", passed, failed);
-	return failed == 0 ? 0 : 1;
+	return unit_finish();
 }
