@@ -60,7 +60,7 @@ CREATE TABLE payext.association_rule (
   id                bigint PRIMARY KEY,
   public_service_id text,           -- NULL: the default rule
   min_interactions  integer NOT NULL CHECK (min_interactions BETWEEN 1 AND 100000),
-  within            interval NOT NULL,
+  within            interval NOT NULL CHECK (within >= interval '1 second'),
   min_total_amount  bigint NOT NULL DEFAULT 0 CHECK (min_total_amount >= 0),
   created_at        timestamptz NOT NULL,
   superseded_at     timestamptz

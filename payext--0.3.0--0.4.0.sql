@@ -42,7 +42,10 @@ CREATE TABLE payext.parking_lot (
   cap_stay           bigint CHECK (cap_stay >= 0),
   exit_grace_minutes integer NOT NULL CHECK (exit_grace_minutes >= 0),
   created_at         timestamptz NOT NULL,
-  CONSTRAINT parking_lot_periods CHECK (night_price IS NULL OR day_start <> night_start)
+  CONSTRAINT parking_lot_periods CHECK (night_price IS NULL OR day_start <> night_start),
+  CONSTRAINT parking_lot_whole_minutes
+    CHECK (date_trunc('minute', day_start::interval) = day_start::interval AND
+           date_trunc('minute', night_start::interval) = night_start::interval)
 );
 COMMENT ON TABLE payext.parking_lot IS 'parking lots: operator (a merchant account), time zone and tariff';
 
@@ -56,10 +59,14 @@ CREATE TABLE payext.parking_stay (
   fee         bigint CHECK (fee >= 0), -- set at exit
   paid        bigint NOT NULL DEFAULT 0 CHECK (paid >= 0),
   paid_at     timestamptz,             -- the last payment
-  state       text NOT NULL CHECK (state IN ('open', 'exited', 'exit_without_entry')),
+  -- The plate's owner when it entered (NULL: unbound then); only that owner,
+  -- or whoever binds an unbound plate, sees and pays the stay.
+  owner_at_entry text,
+  state       text NOT NULL
+              CHECK (state IN ('open', 'exited', 'exit_without_entry', 'exit_missed')),
   recorded_at timestamptz NOT NULL,
   CONSTRAINT parking_stay_shape CHECK (
-    (state = 'open' AND entered_at IS NOT NULL AND exited_at IS NULL AND fee IS NULL) OR
+    (state IN ('open', 'exit_missed') AND entered_at IS NOT NULL AND exited_at IS NULL AND fee IS NULL) OR
     (state = 'exited' AND entered_at IS NOT NULL AND exited_at >= entered_at AND fee IS NOT NULL) OR
     (state = 'exit_without_entry' AND entered_at IS NULL AND exited_at IS NOT NULL AND fee IS NULL)),
   CONSTRAINT parking_stay_not_overpaid CHECK (fee IS NULL OR paid <= fee)
@@ -69,7 +76,18 @@ CREATE UNIQUE INDEX parking_stay_open_key ON payext.parking_stay (lot, plate)
   WHERE state = 'open';
 CREATE INDEX parking_stay_plate_idx ON payext.parking_stay (plate, lot, exited_at);
 COMMENT ON TABLE payext.parking_stay IS
-  'stays from plate camera events: open, exited (with its fee) or an exit without entry';
+  'stays from plate camera events: open, exited (with its fee), an exit without entry, or an entry whose exit was missed';
+
+-- One row per lot and plate that cameras have seen: every camera event
+-- upserts it first, so events of one plate at one lot are taken one at a
+-- time (READ COMMITTED: the second waits and then sees the first;
+-- REPEATABLE READ and SERIALIZABLE: 40001).
+CREATE TABLE payext.parking_plate_events (
+  lot     bigint NOT NULL REFERENCES payext.parking_lot (id),
+  plate   text NOT NULL,
+  events  bigint NOT NULL,
+  PRIMARY KEY (lot, plate)
+);
 
 CREATE TABLE payext.parking_payment (
   transfer_id bigint PRIMARY KEY REFERENCES payext.transfer (id),
@@ -87,15 +105,21 @@ SELECT pg_catalog.pg_extension_config_dump('payext.vehicle_owner', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.parking_lot', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.parking_stay', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.parking_payment', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_plate_events', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.parking_lot_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.parking_stay_id_seq', '');
 
--- Stays that need a person: exits without entry, and plates open at more
--- than one lot (an exit was missed somewhere).
+-- Stays that need a person: exits without entry, entries whose exit was
+-- missed (the plate entered the same lot again), and plates open at more
+-- than one lot.
 CREATE VIEW payext.parking_anomaly AS
 SELECT s.id AS stay, s.lot, s.plate, s.exited_at AS seen_at, 'exit_without_entry'::text AS anomaly
   FROM payext.parking_stay s
  WHERE s.state = 'exit_without_entry'
+UNION ALL
+SELECT s.id, s.lot, s.plate, s.entered_at, 'exit_missed'
+  FROM payext.parking_stay s
+ WHERE s.state = 'exit_missed'
 UNION ALL
 SELECT s.id, s.lot, s.plate, s.entered_at, 'open_at_several_lots'
   FROM payext.parking_stay s
@@ -188,7 +212,7 @@ COMMENT ON FUNCTION payext.pay_parking(bigint, bigint, bigint) IS
   'pays what parking_service_info showed; a stale amount is refused; returns the transfer id';
 
 REVOKE ALL ON payext.vehicle, payext.vehicle_owner, payext.parking_lot, payext.parking_stay,
-              payext.parking_payment, payext.parking_anomaly FROM PUBLIC;
+              payext.parking_payment, payext.parking_anomaly, payext.parking_plate_events FROM PUBLIC;
 REVOKE ALL ON SEQUENCE payext.parking_lot_id_seq, payext.parking_stay_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.bind_vehicle(text, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.unbind_vehicle(text, text) FROM PUBLIC;

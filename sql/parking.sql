@@ -19,7 +19,9 @@ SELECT payext.normalize_plate('ABCDEFGHIJKLM');
 -- Vehicles: one owner per plate, at most payext.max_vehicles (3) each.
 SELECT payext.bind_vehicle(owner => 'park_amy', plate => '粤b-12345', auto_pay => true);
 SELECT payext.bind_vehicle('park_amy', '粤B 12345');     -- again: now without auto-pay
+SELECT auto_pay FROM payext.vehicle WHERE plate = '粤B12345';
 SELECT payext.bind_vehicle('park_amy', '粤B 12345', true);
+SELECT auto_pay FROM payext.vehicle WHERE plate = '粤B12345';
 SELECT payext.bind_vehicle('park_ben', '粤B12345');
 \echo :SQLSTATE
 SELECT payext.bind_vehicle('park_amy', 'SG-1001');
@@ -188,6 +190,36 @@ SELECT state, entered_at, exited_at, fee FROM payext.parking_stay WHERE id = :s6
 SELECT payext.vehicle_entered(:flat, 'SG1003', '2026-11-20 15:30') > 0 AS entered_elsewhere;
 SELECT anomaly, plate FROM payext.parking_anomaly WHERE plate = 'SG1003' ORDER BY stay;
 SELECT payext.vehicle_entered(:lot, 'SG1003', now() + interval '1 hour');
+\echo :SQLSTATE
+
+-- More camera trouble.  An entry seen again 30 seconds later, after the
+-- exit, is the same stay.
+SELECT payext.vehicle_entered(:flat, 'CAM01', '2026-11-21 08:00') AS c1 \gset
+SELECT payext.vehicle_exited(:flat, 'CAM01', '2026-11-21 09:00') AS fee;
+SELECT payext.vehicle_entered(:flat, 'CAM01', '2026-11-21 08:00:30') = :c1 AS same_stay;
+-- It enters at 10:00 and, its exit unseen, again at 12:00: the 10:00 stay's
+-- exit was missed.  That stay is set aside for a person, not charged.
+SELECT payext.vehicle_entered(:flat, 'CAM01', '2026-11-21 10:00') AS c2 \gset
+SELECT payext.vehicle_entered(:flat, 'CAM01', '2026-11-21 12:00') AS c3 \gset
+SELECT id = :c2 AS c2, id = :c3 AS c3, state, fee FROM payext.parking_stay
+ WHERE id IN (:c2, :c3) ORDER BY id;
+SELECT anomaly FROM payext.parking_anomaly WHERE stay = :c2;
+-- A late entry (11:00) while a later stay is open, with its exit seen first.
+SELECT payext.vehicle_exited(:flat, 'CAM02', '2026-11-21 11:30') IS NULL AS exit_first;
+SELECT payext.vehicle_entered(:flat, 'CAM02', '2026-11-21 11:45') AS c4 \gset
+SELECT payext.vehicle_entered(:flat, 'CAM02', '2026-11-21 11:00') AS c5 \gset
+SELECT id = :c4 AS c4, state, entered_at, exited_at, fee FROM payext.parking_stay
+ WHERE id IN (:c4, :c5) ORDER BY id;
+
+-- A stay follows the owner it entered under: Amy's unpaid stay does not
+-- become Ben's when the plate changes hands.
+SELECT payext.vehicle_entered(:lot, 'SG1003', '2026-11-21 10:00') AS s7 \gset
+SELECT payext.vehicle_exited(:lot, 'SG1003', '2026-11-21 11:00') AS fee;
+SELECT payext.unbind_vehicle('park_amy', 'SG1003');
+SELECT payext.bind_vehicle('park_ben', 'SG1003');
+SELECT count(*) AS bens_rows FROM payext.parking_service_info('park_ben', now()) WHERE stay = :s7;
+SELECT payext.top_up(:ben, 5000, 'park-bank-ben') > 0 AS topped_up;
+SELECT payext.pay_parking(:s7, :ben, 1000);
 \echo :SQLSTATE
 
 -- Every parking payment left a payment interaction with the operator.

@@ -221,7 +221,7 @@ AssocFindInResult(PayextPlan *plan, Datum *values, const AssocRule *rule,
 		return DT_NOBEGIN;
 	if (rows > (uint64) PAYEXT_MAX_PAIR_PAYMENTS)
 		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				(errcode(PAYEXT_ERRCODE_TOO_MANY_PAYMENTS),
 				 errmsg("too many payments to evaluate for one consumer and merchant"),
 				 errdetail("There are " UINT64_FORMAT "; the limit is %d.",
 						   rows, PAYEXT_MAX_PAIR_PAYMENTS)));

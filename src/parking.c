@@ -55,6 +55,7 @@ typedef struct ParkingStay
 	int64		paid;
 	TimestampTz paid_at;		/* DT_NOBEGIN: none */
 	char		state[24];
+	char		owner_at_entry[PAYEXT_MAX_IDENTIFIER_LEN + 1];	/* "": none */
 } ParkingStay;
 
 static PayextPlan load_lot_plan = {
@@ -110,7 +111,7 @@ static PayextPlan delete_vehicle_plan = {
 
 #define STAY_COLUMNS \
 	"id, lot, plate, coalesce(entered_at, '-infinity'), coalesce(exited_at, '-infinity')," \
-	" coalesce(fee, -1), paid, coalesce(paid_at, '-infinity'), state"
+	" coalesce(fee, -1), paid, coalesce(paid_at, '-infinity'), state, owner_at_entry"
 
 static PayextPlan lock_open_stay_plan = {
 	"SELECT " STAY_COLUMNS " FROM payext.parking_stay"
@@ -118,17 +119,32 @@ static PayextPlan lock_open_stay_plan = {
 	2, {INT8OID, TEXTOID}
 };
 
+/* A stay that began within the repeat window of $3: the same entry again. */
 static PayextPlan find_entered_stay_plan = {
 	"SELECT id FROM payext.parking_stay"
-	" WHERE lot = $1 AND plate = $2 AND state = 'exited' AND entered_at = $3",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+	" WHERE lot = $1 AND plate = $2 AND state IN ('exited', 'exit_missed')"
+	"   AND entered_at BETWEEN $3 - make_interval(secs => $4) AND $3 + make_interval(secs => $4)"
+	" ORDER BY entered_at DESC LIMIT 1",
+	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID}
+};
+
+static PayextPlan lock_plate_events_plan = {
+	"INSERT INTO payext.parking_plate_events AS e (lot, plate, events) VALUES ($1, $2, 1)"
+	" ON CONFLICT (lot, plate) DO UPDATE SET events = e.events + 1",
+	2, {INT8OID, TEXTOID}
+};
+
+static PayextPlan exit_missed_plan = {
+	"UPDATE payext.parking_stay SET state = 'exit_missed' WHERE id = $1",
+	1, {INT8OID}
 };
 
 static PayextPlan lock_exit_without_entry_plan = {
 	"SELECT " STAY_COLUMNS " FROM payext.parking_stay"
-	" WHERE lot = $1 AND plate = $2 AND state = 'exit_without_entry' AND exited_at >= $3"
+	" WHERE lot = $1 AND plate = $2 AND state = 'exit_without_entry'"
+	"   AND exited_at >= $3 AND exited_at <= $4"
 	" ORDER BY exited_at LIMIT 1 FOR UPDATE",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
 static PayextPlan find_repeated_exit_plan = {
@@ -140,15 +156,11 @@ static PayextPlan find_repeated_exit_plan = {
 };
 
 static PayextPlan insert_stay_plan = {
-	"INSERT INTO payext.parking_stay (id, lot, plate, entered_at, exited_at, state, recorded_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7)"
-	" ON CONFLICT (lot, plate) WHERE state = 'open' DO NOTHING",
+	"INSERT INTO payext.parking_stay"
+	" (id, lot, plate, entered_at, exited_at, state, recorded_at, owner_at_entry)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7,"
+	"         (SELECT owner FROM payext.vehicle WHERE plate = $3))",
 	7, {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID}
-};
-
-static PayextPlan find_open_stay_plan = {
-	"SELECT id FROM payext.parking_stay WHERE lot = $1 AND plate = $2 AND state = 'open'",
-	2, {INT8OID, TEXTOID}
 };
 
 static PayextPlan close_stay_plan = {
@@ -165,8 +177,8 @@ static PayextPlan lock_stay_plan = {
 static PayextPlan auto_pay_wallet_plan = {
 	"SELECT w.id FROM payext.vehicle v JOIN payext.account w"
 	"    ON w.kind = 'wallet' AND w.owner = v.owner AND w.currency = $2"
-	" WHERE v.plate = $1 AND v.auto_pay",
-	2, {TEXTOID, TEXTOID}
+	" WHERE v.plate = $1 AND v.auto_pay AND ($3 = '' OR v.owner = $3)",
+	3, {TEXTOID, TEXTOID, TEXTOID}
 };
 
 static PayextPlan vehicle_owner_plan = {
@@ -196,11 +208,12 @@ static PayextPlan find_payment_replay_plan = {
 static PayextPlan service_info_plan = {
 	"SELECT s.id, s.lot, s.plate, coalesce(s.entered_at, '-infinity'),"
 	"       coalesce(s.exited_at, '-infinity'), coalesce(s.fee, -1), s.paid,"
-	"       coalesce(s.paid_at, '-infinity'), s.state, l.name, l.currency"
+	"       coalesce(s.paid_at, '-infinity'), s.state, s.owner_at_entry, l.name, l.currency"
 	"  FROM payext.vehicle v"
 	"  JOIN payext.parking_stay s ON s.plate = v.plate"
 	"  JOIN payext.parking_lot l ON l.id = s.lot"
 	" WHERE v.owner = $1"
+	"   AND (s.owner_at_entry IS NULL OR s.owner_at_entry = v.owner)"
 	"   AND (s.state = 'open' OR (s.state = 'exited' AND s.fee > s.paid))"
 	" ORDER BY s.entered_at, s.id",
 	1, {TEXTOID}
@@ -234,7 +247,7 @@ ParkingArgPlate(FunctionCallInfo fcinfo, int argno)
 	PlateResult result;
 	static const char *const reasons[] = {
 		[PLATE_BAD_UTF8] = "It is not valid UTF-8.",
-		[PLATE_BAD_CHARACTER] = "Plates hold letters A-Z, digits, CJK ideographs and Hangul; spaces, dashes and dots are ignored.",
+		[PLATE_BAD_CHARACTER] = "Plates hold letters A-Z, digits, CJK ideographs and Hangul; spaces, dashes and middle dots are ignored.",
 		[PLATE_TOO_SHORT] = "A plate has at least 2 characters.",
 		[PLATE_TOO_LONG] = "A plate has at most 12 characters.",
 	};
@@ -394,6 +407,8 @@ ParkingRefuseFuture(TimestampTz at, const char *name)
 static void
 ParkingReadStay(uint64 row, ParkingStay *stay)
 {
+	char	   *owner;
+
 	stay->id = DatumGetInt64(PayextResultDatum(row, 1));
 	stay->lot = DatumGetInt64(PayextResultDatum(row, 2));
 	strlcpy(stay->plate, PayextResultCString(row, 3), sizeof(stay->plate));
@@ -403,6 +418,8 @@ ParkingReadStay(uint64 row, ParkingStay *stay)
 	stay->paid = DatumGetInt64(PayextResultDatum(row, 7));
 	stay->paid_at = DatumGetTimestampTz(PayextResultDatum(row, 8));
 	strlcpy(stay->state, PayextResultCString(row, 9), sizeof(stay->state));
+	owner = PayextResultCString(row, 10);
+	strlcpy(stay->owner_at_entry, owner ? owner : "", sizeof(stay->owner_at_entry));
 }
 
 /* True when a payment at paid_at still covers leaving at `at`. */
@@ -433,6 +450,7 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	LedgerTransferRequest req = {0};
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64		transfer_id;
+	bool		replayed;
 	Datum		values[6];
 
 	req.debit_account = wallet;
@@ -443,9 +461,14 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	/* One reference per stay and amount paid before: a stay step pays once. */
 	req.reference = psprintf("stay-" INT64_FORMAT "-" INT64_FORMAT, stay->id, stay->paid);
 	req.refuse_softly = softly;
-	transfer_id = LedgerTransfer(&req, NULL);
+	transfer_id = LedgerTransfer(&req, &replayed);
 	if (transfer_id == 0)
 		return 0;
+	/* The stay's row lock makes each step's reference new; a replay is a bug. */
+	if (replayed)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				 errmsg("parking stay " INT64_FORMAT " was already paid at this step", stay->id)));
 
 	values[0] = Int64GetDatum(transfer_id);
 	values[1] = Int64GetDatum(stay->id);
@@ -462,12 +485,13 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 static void
 ParkingAutoPay(const ParkingLot *lot, const ParkingStay *stay, int64 due)
 {
-	Datum		values[2];
+	Datum		values[3];
 
 	if (due <= 0)
 		return;
 	values[0] = CStringGetTextDatum(stay->plate);
 	values[1] = CStringGetTextDatum(lot->currency);
+	values[2] = CStringGetTextDatum(stay->owner_at_entry);
 	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
 		return;
 	ParkingTransfer(lot, stay, DatumGetInt64(PayextResultDatum(0, 1)), due, "auto", true);
@@ -485,7 +509,7 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 	if (ParkingWithinGrace(lot, stay, exited_at))
 		fee = stay->paid;
 	else
-		fee = ParkingPrice(lot, entered_at, exited_at);
+		fee = Max(ParkingPrice(lot, entered_at, exited_at), stay->paid);
 	values[0] = Int64GetDatum(stay->id);
 	values[1] = TimestampTzGetDatum(entered_at);
 	values[2] = TimestampTzGetDatum(exited_at);
@@ -574,13 +598,17 @@ payext_bind_vehicle(PG_FUNCTION_ARGS)
 	else
 	{
 		/* Bound already: to this owner, a change of auto_pay; to another, refused. */
+		Datum		set_values[2];
+
 		PayextExecute(&lock_vehicle_plan, values, NULL, false, 1, SPI_OK_SELECT);
 		if (SPI_processed != 1 || strcmp(PayextResultCString(0, 1), owner) != 0)
 			ereport(ERROR,
 					(errcode(PAYEXT_ERRCODE_PLATE_TAKEN),
 					 errmsg("plate %s is bound to another user", plate),
 					 errhint("That user must unbind it first.")));
-		PayextExecute(&set_auto_pay_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+		set_values[0] = values[0];
+		set_values[1] = values[2];
+		PayextExecute(&set_auto_pay_plan, set_values, NULL, false, 0, SPI_OK_UPDATE);
 	}
 	PayextSpiFinish();
 	PG_RETURN_VOID();
@@ -737,9 +765,10 @@ payext_parking_fee(PG_FUNCTION_ARGS)
 }
 
 /*
- * The arguments of a camera event (lot, plate, at), checked; connects to SPI
- * and loads the lot.  values gets lot id, plate and at, as the stay plans
- * take them.
+ * The arguments of a camera event (lot, plate, at), checked; connects to SPI,
+ * loads the lot and takes the plate's event lock at the lot.  values (4
+ * of them) gets lot id, plate, at and the repeat window in seconds, as the
+ * stay plans take them.
  */
 static void
 ParkingEventStart(FunctionCallInfo fcinfo, ParkingLot *lot, Datum *values,
@@ -757,6 +786,42 @@ ParkingEventStart(FunctionCallInfo fcinfo, ParkingLot *lot, Datum *values,
 	values[0] = Int64GetDatum(lot->id);
 	values[1] = CStringGetTextDatum(*plate);
 	values[2] = TimestampTzGetDatum(*at);
+	values[3] = Float8GetDatum(PAYEXT_EXIT_REPEAT_S);
+	/* One event of this plate at this lot at a time. */
+	PayextExecute(&lock_plate_events_plan, values, NULL, false, 0, SPI_OK_INSERT);
+}
+
+/*
+ * A late entry: completes the earliest exit without entry between `at` and
+ * `until`; returns its stay id, or 0 when there is none.
+ */
+static int64
+ParkingCompleteExit(const ParkingLot *lot, Datum *values, TimestampTz until)
+{
+	Datum		args[4];
+	ParkingStay stay;
+
+	args[0] = values[0];
+	args[1] = values[1];
+	args[2] = values[2];
+	args[3] = TimestampTzGetDatum(until);
+	if (PayextExecute(&lock_exit_without_entry_plan, args, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return 0;
+	ParkingReadStay(0, &stay);
+	ParkingCloseStay(lot, &stay, DatumGetTimestampTz(values[2]), stay.exited_at);
+	return stay.id;
+}
+
+/* A new stay from `at` in `state` ('open' or 'exit_missed'). */
+static int64
+ParkingNewEntry(const ParkingLot *lot, const char *plate, TimestampTz at, const char *state)
+{
+	int64		id = ParkingInsertStay(lot->id, plate, at, DT_NOBEGIN, state);
+
+	if (id == 0)
+		elog(ERROR, "payext: plate %s already has an open stay at lot " INT64_FORMAT,
+			 plate, lot->id);
+	return id;
 }
 
 /* vehicle_entered(lot bigint, plate text, at timestamptz DEFAULT now()) RETURNS bigint */
@@ -767,36 +832,47 @@ payext_vehicle_entered(PG_FUNCTION_ARGS)
 	char	   *plate;
 	TimestampTz at;
 	ParkingLot	lot;
-	Datum		values[3];
+	Datum		values[4];
+	int64		repeat_us = (int64) PAYEXT_EXIT_REPEAT_S * USECS_PER_SEC;
 	int64		id;
 
 	ParkingEventStart(fcinfo, &lot, values, &plate, &at);
 
-	/* A repeated event: the stay is open, or has ended since. */
-	if (PayextExecute(&find_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1 ||
-		PayextExecute(&find_entered_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	if (PayextExecute(&lock_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		ParkingStay open;
+
+		ParkingReadStay(0, &open);
+		if (at >= open.entered_at - repeat_us && at <= open.entered_at + repeat_us)
+			id = open.id;		/* the same entry, seen again */
+		else if (at < open.entered_at)
+		{
+			/* A late entry of an earlier stay: with its exit, or alone. */
+			id = ParkingCompleteExit(&lot, values, open.entered_at);
+			if (id == 0)
+				id = ParkingNewEntry(&lot, plate, at, "exit_missed");
+		}
+		else
+		{
+			/* In again, so it left unseen: the open stay's exit was missed. */
+			values[0] = Int64GetDatum(open.id);
+			PayextExecute(&exit_missed_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+			id = ParkingNewEntry(&lot, plate, at, "open");
+		}
+		PayextSpiFinish();
+		PG_RETURN_INT64(id);
+	}
+	/* The same entry again, of a stay that has ended since. */
+	if (PayextExecute(&find_entered_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
 	{
 		id = DatumGetInt64(PayextResultDatum(0, 1));
 		PayextSpiFinish();
 		PG_RETURN_INT64(id);
 	}
-	/* A late entry for an exit seen first: the stay is complete now. */
-	if (PayextExecute(&lock_exit_without_entry_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
-	{
-		ParkingStay stay;
-
-		ParkingReadStay(0, &stay);
-		ParkingCloseStay(&lot, &stay, at, stay.exited_at);
-		PayextSpiFinish();
-		PG_RETURN_INT64(stay.id);
-	}
-	id = ParkingInsertStay(lot.id, plate, at, DT_NOBEGIN, "open");
+	/* A late entry for an exit seen first completes that stay. */
+	id = ParkingCompleteExit(&lot, values, DT_NOEND);
 	if (id == 0)
-	{
-		/* The same entry, inserted by another session meanwhile. */
-		PayextExecute(&find_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT);
-		id = DatumGetInt64(PayextResultDatum(0, 1));
-	}
+		id = ParkingNewEntry(&lot, plate, at, "open");
 	PayextSpiFinish();
 	PG_RETURN_INT64(id);
 }
@@ -814,7 +890,6 @@ payext_vehicle_exited(PG_FUNCTION_ARGS)
 	int64		fee;
 
 	ParkingEventStart(fcinfo, &lot, values, &plate, &at);
-	values[3] = Float8GetDatum(PAYEXT_EXIT_REPEAT_S);
 
 	if (PayextExecute(&lock_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
 	{
@@ -874,8 +949,8 @@ payext_parking_service_info(PG_FUNCTION_ARGS)
 	for (uint64 i = 0; i < rows; i++)
 	{
 		ParkingReadStay(i, &stays[i]);
-		lot_names[i] = PayextResultCString(i, 10);
-		currencies[i] = PayextResultCString(i, 11);
+		lot_names[i] = PayextResultCString(i, 11);
+		currencies[i] = PayextResultCString(i, 12);
 	}
 	for (uint64 i = 0; i < rows; i++)
 	{
@@ -899,9 +974,12 @@ payext_parking_service_info(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* True when the plate is bound to the owner of the wallet. */
+/*
+ * True when the plate is bound to the owner of the wallet, and was bound to
+ * nobody else when the stay began.
+ */
 static bool
-ParkingPlateOwnedBy(const char *plate, int64 wallet_id)
+ParkingPlateOwnedBy(const char *plate, const char *owner_at_entry, int64 wallet_id)
 {
 	Datum		values[1];
 	char	   *plate_owner;
@@ -910,6 +988,8 @@ ParkingPlateOwnedBy(const char *plate, int64 wallet_id)
 	if (PayextExecute(&vehicle_owner_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
 		return false;
 	plate_owner = PayextResultCString(0, 1);
+	if (owner_at_entry[0] != '\0' && strcmp(owner_at_entry, plate_owner) != 0)
+		return false;
 	values[0] = Int64GetDatum(wallet_id);
 	if (PayextExecute(&wallet_owner_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
 		return false;
@@ -944,7 +1024,7 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 	LedgerRequireKind(&wallet, "wallet", "account a parking fee is paid from");
 
 	/* Only the vehicle's owner pays from a wallet; an unbound plate cannot be. */
-	if (!ParkingPlateOwnedBy(stay.plate, wallet.id))
+	if (!ParkingPlateOwnedBy(stay.plate, stay.owner_at_entry, wallet.id))
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_NOT_OWNERS_VEHICLE),
 				 errmsg("plate %s is not bound to the owner of wallet " INT64_FORMAT,

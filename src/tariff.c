@@ -128,14 +128,17 @@ TariffPriceStay(const Tariff *t, const TariffZone *zone, int64_t entered_us,
 {
 	__int128	total = 0;
 	int64_t		block = entered_us;
+	int64_t		span;
 
 	if (!TariffIsValid(t))
 		return TARIFF_BAD_TARIFF;
 	if (exited_us < entered_us)
 		return TARIFF_EXIT_BEFORE_ENTRY;
 	*fee_minor = 0;
-	/* Differences of timestamps that PostgreSQL accepts fit in 63 bits. */
-	if (exited_us - entered_us <= t->free_minutes * TARIFF_USECS_PER_MINUTE)
+	/* The whole range of timestamps is wider than 63 bits. */
+	if (__builtin_sub_overflow(exited_us, entered_us, &span))
+		return TARIFF_OVERFLOW;
+	if (span <= t->free_minutes * TARIFF_USECS_PER_MINUTE)
 		return TARIFF_OK;
 
 	while (block < exited_us)
