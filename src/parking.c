@@ -149,7 +149,7 @@ static PayextPlan lock_exit_without_entry_plan = {
 
 static PayextPlan find_repeated_exit_plan = {
 	"SELECT fee FROM payext.parking_stay"
-	" WHERE lot = $1 AND plate = $2 AND state = 'exited'"
+	" WHERE lot = $1 AND plate = $2 AND state IN ('exited', 'exit_without_entry')"
 	"   AND exited_at BETWEEN $3 - make_interval(secs => $4) AND $3 + make_interval(secs => $4)"
 	" ORDER BY exited_at DESC LIMIT 1",
 	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID}
@@ -591,7 +591,7 @@ payext_bind_vehicle(PG_FUNCTION_ARGS)
 		if (DatumGetInt32(PayextResultDatum(0, 1)) > payext_max_vehicles)
 			ereport(ERROR,
 					(errcode(PAYEXT_ERRCODE_TOO_MANY_VEHICLES),
-					 errmsg("user \"%s\" has bound %d vehicles already", owner, payext_max_vehicles),
+					 errmsg("user \"%s\" may bind at most %d vehicles", owner, payext_max_vehicles),
 					 errdetail("The limit is set by payext.max_vehicles."),
 					 errhint("Unbind a vehicle first.")));
 	}
@@ -847,10 +847,15 @@ payext_vehicle_entered(PG_FUNCTION_ARGS)
 			id = open.id;		/* the same entry, seen again */
 		else if (at < open.entered_at)
 		{
-			/* A late entry of an earlier stay: with its exit, or alone. */
-			id = ParkingCompleteExit(&lot, values, open.entered_at);
-			if (id == 0)
-				id = ParkingNewEntry(&lot, plate, at, "exit_missed");
+			/* An earlier stay's entry: seen again, late with its exit, or alone. */
+			if (PayextExecute(&find_entered_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+				id = DatumGetInt64(PayextResultDatum(0, 1));
+			else
+			{
+				id = ParkingCompleteExit(&lot, values, open.entered_at);
+				if (id == 0)
+					id = ParkingNewEntry(&lot, plate, at, "exit_missed");
+			}
 		}
 		else
 		{
@@ -902,11 +907,15 @@ payext_vehicle_exited(PG_FUNCTION_ARGS)
 		}
 		/* Older than the open stay's entry: an earlier stay's exit. */
 	}
-	/* A repeated exit event of a stay that has ended. */
+	/* A repeated exit event: of a stay that has ended, or of one without entry. */
 	if (PayextExecute(&find_repeated_exit_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
 	{
-		fee = DatumGetInt64(PayextResultDatum(0, 1));
+		bool		isnull;
+
+		fee = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		PayextSpiFinish();
+		if (isnull)
+			PG_RETURN_NULL();
 		PG_RETURN_INT64(fee);
 	}
 	/* An exit without an entry: kept, and reported in parking_anomaly. */
