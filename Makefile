@@ -44,7 +44,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-.PHONY: demo pgtap dumptest unit fuzz test-all
+.PHONY: demo pgtap dumptest load unit fuzz test-all
 
 # Each of these runs against the server that PGHOST/PGPORT point at; wrap
 # them in scripts/with_cluster.sh for a throwaway one.
@@ -56,6 +56,9 @@ pgtap:
 
 dumptest:
 	test/dump/roundtrip.sh
+
+load:
+	test/load/run.sh
 
 # Pure C units, no server: unit tests and a short fuzzing run.
 unit:

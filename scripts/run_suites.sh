@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump demo)
+[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump load demo)
 
 passed=0
 failed=0
@@ -23,6 +23,7 @@ run_suite() {
 	isolation) make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= ;;
 	pgtap) test/pgtap/run.sh ;;
 	dump) test/dump/roundtrip.sh ;;
+	load) test/load/run.sh ;;
 	demo) make -s demo PG_CONFIG="$PG_CONFIG" >/dev/null ;;
 	*) echo "unknown suite: $1" >&2; return 2 ;;
 	esac
