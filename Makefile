@@ -14,6 +14,7 @@ OBJS = \
 	src/money.o \
 	src/parking.o \
 	src/plate.o \
+	src/roles.o \
 	src/spi_util.o \
 	src/tariff.o \
 	src/ledger.o

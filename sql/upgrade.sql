@@ -1,5 +1,5 @@
 -- Upgrading: a database on 0.1.0 with money in it is updated to 0.2.0,
--- 0.3.0 and 0.4.0; nothing is lost, the journal still verifies, and each new API
+-- 0.3.0, 0.4.0 and 0.5.0; nothing is lost, the journal still verifies, and each new API
 -- works (also with the newest library under the older SQL).
 -- (In a database of its own, so that the other stories keep theirs.)
 \set regress_db :DBNAME
@@ -45,6 +45,13 @@ SELECT payext.bind_vehicle('upgrade_erin', 'UP-0001', auto_pay => true);
 SELECT payext.vehicle_entered(:lot, 'UP0001', '2026-11-20 10:00+08') > 0 AS entered;
 SELECT payext.vehicle_exited(:lot, 'UP0001', '2026-11-20 12:00+08') AS fee;
 SELECT payext.balance(:w) AS wallet;
+SELECT check_name, ok FROM payext.verify_ledger();
+ALTER EXTENSION payext UPDATE TO '0.5.0';
+SELECT extversion FROM pg_extension WHERE extname = 'payext';
+-- The role model: capabilities and merchant mappings start empty; the
+-- superuser still acts for every merchant.
+SELECT count(*) AS grants FROM payext.capability_grant;
+SELECT payext.balance(:m) AS merchant;
 SELECT check_name, ok FROM payext.verify_ledger();
 -- The new tables are dumped, the keys are not; nothing new is PUBLIC's.
 SELECT array_agg(c.relname::text ORDER BY c.relname) AS dumped

@@ -32,6 +32,7 @@
 #include "ledger.h"
 #include "payext_limits.h"
 #include "money.h"
+#include "roles.h"
 #include "spi_util.h"
 
 static PayextPlan find_by_reference_plan = {
@@ -118,7 +119,8 @@ static PayextPlan insert_account_plan = {
 };
 
 static PayextPlan balance_plan = {
-	"SELECT a.balance, a.kind = 'system' FROM payext.account a WHERE a.id = $1",
+	"SELECT a.balance, a.kind = 'system', a.kind = 'merchant'"
+	"  FROM payext.account a WHERE a.id = $1",
 	1, {INT8OID}
 };
 
@@ -618,6 +620,9 @@ LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 
 	LedgerAccountInfo(account_id, kind, sizeof(kind), currency, &system_id);
 	LedgerRefuseSystemAccount(account_id, kind, inbound ? "a top-up" : "a withdrawal");
+	/* A merchant's money leaves only at the hands of that merchant or an admin. */
+	if (!inbound && strcmp(kind, "merchant") == 0)
+		RolesRequireMerchantAccess(account_id);
 	if (inbound && strcmp(kind, "wallet") != 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
@@ -789,6 +794,7 @@ payext_balance(PG_FUNCTION_ARGS)
 	static const char *const names[] = {"account"};
 	Datum		values[1];
 	int64		balance;
+	bool		is_merchant;
 
 	PayextRequireArgs(fcinfo, 1, names);
 	values[0] = PG_GETARG_DATUM(0);
@@ -798,10 +804,13 @@ payext_balance(PG_FUNCTION_ARGS)
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist",
 						PG_GETARG_INT64(0))));
+	is_merchant = DatumGetBool(PayextResultDatum(0, 3));
 	if (DatumGetBool(PayextResultDatum(0, 2)))
 		balance = LedgerSystemBalance(PG_GETARG_INT64(0));
 	else
 		balance = DatumGetInt64(PayextResultDatum(0, 1));
+	if (is_merchant)
+		RolesRequireMerchantAccess(PG_GETARG_INT64(0));
 	PayextSpiFinish();
 	PG_RETURN_INT64(balance);
 }

@@ -159,8 +159,9 @@ SELECT set_eq($$
   SELECT p.proname::text FROM pg_proc p
    WHERE p.pronamespace = 'payext'::regnamespace
      AND has_function_privilege('public', p.oid, 'EXECUTE')
-$$, ARRAY['currencies', 'format_amount', 'normalize_plate'],
-'format_amount, currencies and normalize_plate (pure) are the only payext functions PUBLIC can execute');
+$$, ARRAY['currencies', 'format_amount', 'normalize_plate', 'calling_role',
+        'caller_has_capability', 'acting_accounts', 'acting_public_service_ids'],
+'PUBLIC executes only the pure helpers and what row-level security policies call about the caller itself');
 SELECT table_privs_are('payext', t, 'public', ARRAY[]::name[],
                        format('PUBLIC has no privilege on payext.%s', t))
   FROM unnest(ARRAY['account', 'transfer']) AS t;

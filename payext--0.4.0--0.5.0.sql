@@ -1,0 +1,424 @@
+-- payext 0.4.0 -> 0.5.0: roles.  Four capabilities granted to roles of the
+-- DBA's choosing; merchants act through procedures and see their own rows
+-- under row-level security; analysts see pseudonyms.
+\echo Use "ALTER EXTENSION payext UPDATE TO '0.5.0'" to load this file. \quit
+
+---------------------------------------------------------------------------
+-- Who is calling
+---------------------------------------------------------------------------
+
+-- The role the caller is (after SET ROLE), even inside SECURITY DEFINER.
+CREATE FUNCTION payext.calling_role()
+RETURNS oid
+AS 'MODULE_PATHNAME', 'payext_calling_role'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION payext.calling_role() IS
+  'the role the caller acts as (SET ROLE applies; SECURITY DEFINER does not)';
+
+---------------------------------------------------------------------------
+-- Capabilities
+---------------------------------------------------------------------------
+
+CREATE TABLE payext.capability (
+  capability text NOT NULL CHECK (capability IN ('app', 'merchant', 'analyst', 'admin')),
+  privilege  text NOT NULL CHECK (privilege IN ('EXECUTE', 'SELECT')),
+  object     text NOT NULL,       -- as GRANT names it: FUNCTION payext.f(args), TABLE payext.t
+  PRIMARY KEY (capability, object)
+);
+COMMENT ON TABLE payext.capability IS
+  'what each capability may use; grant_capability() grants exactly these';
+
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  -- app: the social app's backend, acting for its users
+  ('app', 'EXECUTE', 'FUNCTION payext.open_wallet(text, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.top_up(bigint, bigint, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.withdraw(bigint, bigint, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.request_payment(bigint, bigint, interval)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.cancel_payment_code(text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.record_interaction(text, text, text, bigint, timestamptz)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.opt_out(text, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.opt_in(text, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.bind_vehicle(text, text, boolean)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.unbind_vehicle(text, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.vehicle_entered(bigint, text, timestamptz)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.vehicle_exited(bigint, text, timestamptz)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.parking_service_info(text, timestamptz)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.pay_parking(bigint, bigint, bigint)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz)'),
+  -- merchant: a till and a back office, for mapped merchant accounts only
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_charge(bigint, text, bigint, text, bigint)'),
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint)'),
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.payment_status(bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
+  ('merchant', 'SELECT', 'TABLE payext.transfer'),
+  ('merchant', 'SELECT', 'TABLE payext.interaction'),
+  ('merchant', 'SELECT', 'TABLE payext.association_state'),
+  -- analyst: aggregates and pseudonyms, never a social-app id
+  ('analyst', 'SELECT', 'TABLE payext.merchant_summary'),
+  ('analyst', 'SELECT', 'TABLE payext.merchant_daily'),
+  ('analyst', 'SELECT', 'TABLE payext.analyst_consumer_merchant'),
+  ('analyst', 'EXECUTE', 'FUNCTION payext.consumer_merchant_pseudonymous()'),
+  -- admin: keys, accounts, rules, lots, verification
+  ('admin', 'EXECUTE', 'FUNCTION payext.rotate_signing_key()'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.open_merchant(text, text, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.freeze(bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.unfreeze(bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.close_account(bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.transfer(bigint, bigint, bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.verify_ledger()'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.set_association_rule(text, integer, interval, bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.drop_association_rule(text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.evaluate_associations(text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.associate(text, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.map_merchant_role(regrole, bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.unmap_merchant_role(regrole, bigint)'),
+  ('admin', 'SELECT', 'TABLE payext.account'),
+  ('admin', 'SELECT', 'TABLE payext.transfer'),
+  ('admin', 'SELECT', 'TABLE payext.payment'),
+  ('admin', 'SELECT', 'TABLE payext.refund'),
+  ('admin', 'SELECT', 'TABLE payext.parking_lot'),
+  ('admin', 'SELECT', 'TABLE payext.parking_stay'),
+  ('admin', 'SELECT', 'TABLE payext.parking_anomaly'),
+  ('admin', 'SELECT', 'TABLE payext.association_rule');
+
+-- Which role holds which capability (for may_act_for and for revoking).
+CREATE TABLE payext.capability_grant (
+  grantee    regrole NOT NULL,
+  capability text NOT NULL,
+  granted_at timestamptz NOT NULL,
+  PRIMARY KEY (grantee, capability)
+);
+
+-- Merchant roles and the merchant accounts they act for.
+CREATE TABLE payext.merchant_role (
+  grantee    regrole NOT NULL,
+  merchant   bigint NOT NULL REFERENCES payext.account (id),
+  mapped_at  timestamptz NOT NULL,
+  PRIMARY KEY (grantee, merchant)
+);
+-- Roles are the cluster's, not the database's: a dump names them, and a
+-- restore needs them to exist (as pg_dumpall's globals make them).
+SELECT pg_catalog.pg_extension_config_dump('payext.capability_grant', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.merchant_role', '');
+
+CREATE FUNCTION payext.caller_has_capability(capability text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = payext.calling_role())
+      OR EXISTS (SELECT 1 FROM payext.capability_grant g
+                  WHERE g.capability = $1
+                    AND pg_catalog.pg_has_role(payext.calling_role(), g.grantee, 'MEMBER'))
+$$;
+
+-- True when the caller may act for this merchant account: a superuser, an
+-- admin, or a role mapped to it.
+CREATE FUNCTION payext.may_act_for(merchant bigint)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT payext.caller_has_capability('admin')
+      OR EXISTS (SELECT 1 FROM payext.merchant_role m
+                  WHERE m.merchant = $1
+                    AND pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'MEMBER'))
+$$;
+
+CREATE FUNCTION payext.acting_accounts()
+RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT coalesce(array_agg(DISTINCT m.merchant), '{}')
+    FROM payext.merchant_role m
+   WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'MEMBER')
+$$;
+
+CREATE FUNCTION payext.acting_public_service_ids()
+RETURNS text[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT coalesce(array_agg(DISTINCT a.public_service_id), '{}')
+    FROM payext.merchant_role m JOIN payext.account a ON a.id = m.merchant
+   WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'MEMBER')
+$$;
+
+CREATE FUNCTION payext.require_merchant(merchant bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF merchant IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001', MESSAGE = 'argument "merchant" must not be null';
+  END IF;
+  IF NOT payext.may_act_for(merchant) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = format('permission denied for merchant account %s', merchant),
+      HINT = 'A merchant role acts only for the accounts payext.map_merchant_role() gave it.';
+  END IF;
+END
+$$;
+
+CREATE FUNCTION payext.grant_capability(capability text, grantee regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  c record;
+BEGIN
+  IF capability IS NULL OR grantee IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001', MESSAGE = 'capability and grantee must not be null';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM payext.capability k WHERE k.capability = grant_capability.capability) THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY006',
+      MESSAGE = format('unknown capability "%s"', capability),
+      HINT = 'The capabilities are app, merchant, analyst and admin.';
+  END IF;
+  FOR c IN SELECT k.privilege, k.object FROM payext.capability k
+            WHERE k.capability = grant_capability.capability ORDER BY k.object LOOP
+    EXECUTE format('GRANT %s ON %s TO %s', c.privilege, c.object, grantee);
+  END LOOP;
+  INSERT INTO payext.capability_grant VALUES (grantee, capability, now())
+    ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION payext.grant_capability(text, regrole) IS
+  'grants a role one of the capabilities app, merchant, analyst, admin';
+
+CREATE FUNCTION payext.revoke_capability(capability text, grantee regrole)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  c record;
+BEGIN
+  IF capability IS NULL OR grantee IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001', MESSAGE = 'capability and grantee must not be null';
+  END IF;
+  FOR c IN SELECT k.privilege, k.object FROM payext.capability k
+            WHERE k.capability = revoke_capability.capability
+              -- what another capability of the same role still needs stays
+              AND NOT EXISTS (SELECT 1 FROM payext.capability o
+                                JOIN payext.capability_grant g ON g.capability = o.capability
+                               WHERE g.grantee = revoke_capability.grantee
+                                 AND o.capability <> revoke_capability.capability
+                                 AND o.object = k.object)
+            ORDER BY k.object LOOP
+    EXECUTE format('REVOKE %s ON %s FROM %s', c.privilege, c.object, grantee);
+  END LOOP;
+  DELETE FROM payext.capability_grant g
+   WHERE g.grantee = revoke_capability.grantee AND g.capability = revoke_capability.capability;
+END
+$$;
+COMMENT ON FUNCTION payext.revoke_capability(text, regrole) IS
+  'takes a capability back from a role';
+
+CREATE FUNCTION payext.map_merchant_role(grantee regrole, merchant bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF grantee IS NULL OR merchant IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001', MESSAGE = 'grantee and merchant must not be null';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = merchant AND a.kind = 'merchant') THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY111',
+      MESSAGE = format('account %s is not a merchant account', merchant);
+  END IF;
+  INSERT INTO payext.merchant_role VALUES (grantee, merchant, now()) ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION payext.map_merchant_role(regrole, bigint) IS
+  'lets a merchant role act for a merchant account';
+
+CREATE FUNCTION payext.unmap_merchant_role(grantee regrole, merchant bigint)
+RETURNS void
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  DELETE FROM payext.merchant_role m WHERE m.grantee = $1 AND m.merchant = $2
+$$;
+
+---------------------------------------------------------------------------
+-- Merchants: procedures, and their own rows under row-level security
+---------------------------------------------------------------------------
+
+CREATE PROCEDURE payext.merchant_charge(merchant bigint, code text, amount bigint,
+                                        order_ref text, INOUT transfer_id bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  transfer_id := payext.charge(merchant, code, amount, order_ref);
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_charge(bigint, text, bigint, text, bigint) IS
+  'a merchant role charges a payment code, for a merchant account it is mapped to';
+
+CREATE PROCEDURE payext.merchant_refund(merchant bigint, order_ref text, amount bigint,
+                                        refund_ref text, INOUT transfer_id bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  transfer_id := payext.refund(merchant, order_ref, amount, refund_ref);
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint) IS
+  'a merchant role refunds an order of a merchant account it is mapped to';
+
+-- Withdraws the account's balance to the merchant's bank under bank_ref
+-- (idempotent on it) and summarises the day (UTC) it settles.
+CREATE PROCEDURE payext.merchant_settle(merchant bigint, bank_ref text,
+                                        INOUT amount bigint DEFAULT NULL,
+                                        INOUT transfer_id bigint DEFAULT NULL,
+                                        INOUT charges bigint DEFAULT NULL,
+                                        INOUT charged_amount bigint DEFAULT NULL,
+                                        INOUT refunds bigint DEFAULT NULL,
+                                        INOUT refunded_amount bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  day_start timestamptz := date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  SELECT t.id, t.amount INTO transfer_id, amount
+    FROM payext.transfer t
+   WHERE t.kind = 'withdraw' AND t.idem_scope = 0 AND t.reference = bank_ref
+     AND t.debit_account = merchant;
+  IF transfer_id IS NULL THEN
+    amount := payext.balance(merchant);
+    IF amount > 0 THEN
+      transfer_id := payext.withdraw(merchant, amount, bank_ref);
+    END IF;
+  END IF;
+  SELECT count(*), coalesce(sum(p.amount), 0) INTO charges, charged_amount
+    FROM payext.payment p WHERE p.merchant = merchant_settle.merchant AND p.created_at >= day_start;
+  SELECT count(*), coalesce(sum(r.amount), 0) INTO refunds, refunded_amount
+    FROM payext.refund r WHERE r.merchant = merchant_settle.merchant AND r.created_at >= day_start;
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint) IS
+  'pays a merchant account''s balance out under bank_ref and summarises today''s charges and refunds';
+
+-- payment_status answers only for merchants the caller may act for.
+CREATE OR REPLACE FUNCTION payext.payment_status(merchant bigint, order_ref text,
+                                      OUT transfer_id bigint, OUT amount bigint,
+                                      OUT refunded_amount bigint, OUT state text,
+                                      OUT created_at timestamptz, OUT updated_at timestamptz)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF merchant IS NULL OR order_ref IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001',
+      MESSAGE = format('argument "%s" must not be null',
+                       CASE WHEN merchant IS NULL THEN 'merchant' ELSE 'order_ref' END);
+  END IF;
+  PERFORM payext.require_merchant(merchant);
+  SELECT p.transfer_id, p.amount, p.refunded,
+         CASE WHEN p.refunded = 0 THEN 'paid'
+              WHEN p.refunded < p.amount THEN 'partially_refunded'
+              ELSE 'refunded' END,
+         p.created_at, p.updated_at
+    INTO transfer_id, amount, refunded_amount, state, created_at, updated_at
+    FROM payext.payment p
+   WHERE p.merchant = payment_status.merchant
+     AND p.order_ref = payment_status.order_ref;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY209',
+      MESSAGE = format('merchant %s has no payment for order "%s"', merchant, order_ref),
+      HINT = 'Check the merchant account and the order reference.';
+  END IF;
+END
+$$;
+
+ALTER TABLE payext.transfer ENABLE ROW LEVEL SECURITY;
+ALTER TABLE payext.interaction ENABLE ROW LEVEL SECURITY;
+ALTER TABLE payext.association_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY merchant_own_transfers ON payext.transfer FOR SELECT
+  USING (debit_account = ANY (payext.acting_accounts())
+         OR credit_account = ANY (payext.acting_accounts()));
+CREATE POLICY admin_all_transfers ON payext.transfer FOR SELECT
+  USING (payext.caller_has_capability('admin'));
+CREATE POLICY merchant_own_interactions ON payext.interaction FOR SELECT
+  USING (public_service_id = ANY (payext.acting_public_service_ids()));
+CREATE POLICY merchant_own_associations ON payext.association_state FOR SELECT
+  USING (public_service_id = ANY (payext.acting_public_service_ids()));
+
+---------------------------------------------------------------------------
+-- Analysts: pseudonyms, not social-app ids
+---------------------------------------------------------------------------
+
+CREATE TABLE payext.pseudonym_key (
+  id         integer PRIMARY KEY CHECK (id = 1),
+  secret     bytea NOT NULL CHECK (length(secret) = 32),
+  created_at timestamptz NOT NULL
+);
+-- 32 bytes from the server's strong random source (two v4 UUIDs: 244
+-- random bits); made again by CREATE EXTENSION after a restore.
+INSERT INTO payext.pseudonym_key
+SELECT 1, decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'), now();
+COMMENT ON TABLE payext.pseudonym_key IS
+  'the key of analysts'' pseudonyms; owner only, never dumped (pseudonyms change after a restore)';
+
+CREATE FUNCTION payext.pseudonym(consumer text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payext_pseudonym'
+LANGUAGE C STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.pseudonym(text) IS
+  'a stable keyed pseudonym of a social-app id (HMAC-SHA256); not for analysts to call';
+
+CREATE FUNCTION payext.consumer_merchant_pseudonymous()
+RETURNS TABLE (consumer_pseudonym text, public_service_id text, interactions bigint,
+               payments bigint, payment_amount numeric, refund_amount numeric,
+               first_at timestamptz, last_at timestamptz, associated boolean, opted_out boolean)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT payext.pseudonym(c.consumer), c.public_service_id, c.interactions, c.payments,
+         c.payment_amount, c.refund_amount, c.first_at, c.last_at, c.associated, c.opted_out
+    FROM payext.consumer_merchant c
+$$;
+
+CREATE VIEW payext.analyst_consumer_merchant AS
+SELECT * FROM payext.consumer_merchant_pseudonymous();
+COMMENT ON VIEW payext.analyst_consumer_merchant IS
+  'consumer_merchant for analysts: consumers under a keyed pseudonym';
+
+REVOKE ALL ON payext.capability, payext.capability_grant, payext.merchant_role,
+              payext.pseudonym_key, payext.analyst_consumer_merchant FROM PUBLIC;
+-- Row-level security policies call these as the querying role; they tell a
+-- role only about itself.
+GRANT EXECUTE ON FUNCTION payext.calling_role() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION payext.caller_has_capability(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION payext.acting_accounts() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION payext.acting_public_service_ids() TO PUBLIC;
+REVOKE ALL ON FUNCTION payext.may_act_for(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.require_merchant(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.grant_capability(text, regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.revoke_capability(text, regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.map_merchant_role(regrole, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.unmap_merchant_role(regrole, bigint) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE payext.merchant_charge(bigint, text, bigint, text, bigint) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.payment_status(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.pseudonym(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.consumer_merchant_pseudonymous() FROM PUBLIC;

@@ -1,0 +1,92 @@
+/*
+ * roles.c
+ *		Who is calling, and analysts' pseudonyms.
+ *
+ * Inside a SECURITY DEFINER function the current user is the extension's
+ * owner; the role the caller acts as (after SET ROLE) is the outer user id,
+ * which SECURITY DEFINER leaves alone.
+ */
+#include "postgres.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "errors.h"
+#include "roles.h"
+#include "spi_util.h"
+
+#define PSEUDONYM_BYTES 16
+
+static PayextPlan may_act_for_plan = {
+	"SELECT payext.may_act_for($1)",
+	1, {INT8OID}
+};
+
+static PayextPlan pseudonym_key_plan = {
+	"SELECT secret FROM payext.pseudonym_key WHERE id = 1",
+	0, {0}
+};
+
+void
+RolesRequireMerchantAccess(int64 merchant_id)
+{
+	Datum		values[1];
+
+	/* Before 0.5.0's SQL there are no roles to check (an update pending). */
+	if (!OidIsValid(get_relname_relid("merchant_role", get_namespace_oid("payext", false))))
+		return;
+
+	values[0] = Int64GetDatum(merchant_id);
+	PayextExecute(&may_act_for_plan, values, NULL, true, 1, SPI_OK_SELECT);
+	if (!DatumGetBool(PayextResultDatum(0, 1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for merchant account " INT64_FORMAT, merchant_id),
+				 errhint("A merchant account is for the roles mapped to it and for admins.")));
+}
+
+/* calling_role() RETURNS oid */
+PG_FUNCTION_INFO_V1(payext_calling_role);
+Datum
+payext_calling_role(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(GetOuterUserId());
+}
+
+/* pseudonym(consumer text) RETURNS text: hex of HMAC-SHA256, 16 bytes */
+PG_FUNCTION_INFO_V1(payext_pseudonym);
+Datum
+payext_pseudonym(PG_FUNCTION_ARGS)
+{
+	text	   *consumer = PG_GETARG_TEXT_PP(0);
+	uint8		key[32];
+	uint8		digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
+	bytea	   *secret;
+	char		hex[PSEUDONYM_BYTES * 2 + 1];
+
+	PayextSpiConnect();
+	if (PayextExecute(&pseudonym_key_plan, NULL, NULL, true, 1, SPI_OK_SELECT) == 0)
+		elog(ERROR, "payext: the pseudonym key is missing");
+	secret = DatumGetByteaP(PayextResultDatum(0, 1));
+	if (VARSIZE(secret) - VARHDRSZ != sizeof(key))
+		elog(ERROR, "payext: the pseudonym key has the wrong length");
+	memcpy(key, VARDATA(secret), sizeof(key));
+	explicit_bzero(VARDATA(secret), sizeof(key));
+	PayextSpiFinish();
+
+	HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *) VARDATA_ANY(consumer),
+		 VARSIZE_ANY_EXHDR(consumer), digest, &digest_len);
+	explicit_bzero(key, sizeof(key));
+	for (int i = 0; i < PSEUDONYM_BYTES; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
