@@ -106,28 +106,45 @@ CREATE TABLE payext.merchant_role (
 SELECT pg_catalog.pg_extension_config_dump('payext.capability_grant', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.merchant_role', '');
 
+-- Whether a role holds a capability (or is a superuser), and whether it
+-- may act for a merchant account: a superuser, an admin, or a role mapped
+-- to the account.
+CREATE FUNCTION payext.role_has_capability(role oid, capability text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $1), false)
+      OR EXISTS (SELECT 1 FROM payext.capability_grant g
+                  WHERE g.capability = $2
+                    AND pg_catalog.pg_has_role($1, g.grantee, 'MEMBER'))
+$$;
+
+CREATE FUNCTION payext.role_may_act_for(role oid, merchant bigint)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT payext.role_has_capability($1, 'admin')
+      OR EXISTS (SELECT 1 FROM payext.merchant_role m
+                  WHERE m.merchant = $2
+                    AND pg_catalog.pg_has_role($1, m.grantee, 'MEMBER'))
+$$;
+
 CREATE FUNCTION payext.caller_has_capability(capability text)
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
-  SELECT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = payext.calling_role())
-      OR EXISTS (SELECT 1 FROM payext.capability_grant g
-                  WHERE g.capability = $1
-                    AND pg_catalog.pg_has_role(payext.calling_role(), g.grantee, 'MEMBER'))
+  SELECT payext.role_has_capability(payext.calling_role(), $1)
 $$;
 
--- True when the caller may act for this merchant account: a superuser, an
--- admin, or a role mapped to it.
 CREATE FUNCTION payext.may_act_for(merchant bigint)
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
-  SELECT payext.caller_has_capability('admin')
-      OR EXISTS (SELECT 1 FROM payext.merchant_role m
-                  WHERE m.merchant = $1
-                    AND pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'MEMBER'))
+  SELECT payext.role_may_act_for(payext.calling_role(), $1)
 $$;
 
 CREATE FUNCTION payext.acting_accounts()
@@ -411,6 +428,15 @@ GRANT EXECUTE ON FUNCTION payext.caller_has_capability(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.acting_accounts() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.acting_public_service_ids() TO PUBLIC;
 REVOKE ALL ON FUNCTION payext.may_act_for(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.role_has_capability(oid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.role_may_act_for(oid, bigint) FROM PUBLIC;
+
+-- balance() and withdraw() judge the role that invoked them (which may be
+-- the owner of a SECURITY DEFINER function in between), not the session's
+-- role: they switch to the owner themselves, so that a function of another
+-- role cannot lend its caller's rights (a confused deputy).
+ALTER FUNCTION payext.balance(bigint) SECURITY INVOKER;
+ALTER FUNCTION payext.withdraw(bigint, bigint, text) SECURITY INVOKER;
 REVOKE ALL ON FUNCTION payext.require_merchant(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.grant_capability(text, regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.revoke_capability(text, regrole) FROM PUBLIC;

@@ -22,7 +22,7 @@ run_suite() {
 	regress) make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= ;;
 	isolation) make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= ;;
 	pgtap) test/pgtap/run.sh ;;
-	dump) test/dump/roundtrip.sh ;;
+	dump) test/dump/roundtrip.sh && test/dump/roles_roundtrip.sh ;;
 	load) test/load/run.sh ;;
 	demo) make -s demo PG_CONFIG="$PG_CONFIG" >/dev/null ;;
 	*) echo "unknown suite: $1" >&2; return 2 ;;

@@ -611,7 +611,7 @@ LedgerRefuseSystemAccount(int64 account_id, const char *kind, const char *what)
 /* top_up and withdraw: money crossing the ledger's edge. */
 static int64
 LedgerExternalTransfer(int64 account_id, int64 amount_minor,
-					   const char *external_ref, bool inbound)
+					   const char *external_ref, bool inbound, Oid invoker)
 {
 	char		kind[16];
 	char		currency[4];
@@ -621,8 +621,8 @@ LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 	LedgerAccountInfo(account_id, kind, sizeof(kind), currency, &system_id);
 	LedgerRefuseSystemAccount(account_id, kind, inbound ? "a top-up" : "a withdrawal");
 	/* A merchant's money leaves only at the hands of that merchant or an admin. */
-	if (!inbound && strcmp(kind, "merchant") == 0)
-		RolesRequireMerchantAccess(account_id);
+	if (!inbound && OidIsValid(invoker))
+		RolesRequireAccountAccess(invoker, account_id, strcmp(kind, "merchant") == 0);
 	if (inbound && strcmp(kind, "wallet") != 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
@@ -706,7 +706,7 @@ payext_top_up(PG_FUNCTION_ARGS)
 	external_ref = PayextArgIdentifier(fcinfo, 2, "external_ref",
 									   PAYEXT_MAX_REFERENCE_LEN);
 	PayextSpiConnect();
-	id = LedgerExternalTransfer(wallet, amount, external_ref, true);
+	id = LedgerExternalTransfer(wallet, amount, external_ref, true, InvalidOid);
 	PayextSpiFinish();
 	PG_RETURN_INT64(id);
 }
@@ -721,15 +721,18 @@ payext_withdraw(PG_FUNCTION_ARGS)
 	int64		amount;
 	char	   *external_ref;
 	int64		id;
+	RolesSwitch sw;
 
 	PayextRequireArgs(fcinfo, 3, names);
 	account = PG_GETARG_INT64(0);
 	amount = PayextArgAmount(fcinfo, 1, "amount");
 	external_ref = PayextArgIdentifier(fcinfo, 2, "external_ref",
 									   PAYEXT_MAX_REFERENCE_LEN);
+	RolesBecomeOwner(fcinfo, &sw);
 	PayextSpiConnect();
-	id = LedgerExternalTransfer(account, amount, external_ref, false);
+	id = LedgerExternalTransfer(account, amount, external_ref, false, sw.invoker);
 	PayextSpiFinish();
+	RolesRestore(&sw);
 	PG_RETURN_INT64(id);
 }
 
@@ -795,9 +798,11 @@ payext_balance(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	int64		balance;
 	bool		is_merchant;
+	RolesSwitch sw;
 
 	PayextRequireArgs(fcinfo, 1, names);
 	values[0] = PG_GETARG_DATUM(0);
+	RolesBecomeOwner(fcinfo, &sw);
 	PayextSpiConnect();
 	if (PayextExecute(&balance_plan, values, NULL, true, 1, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
@@ -809,9 +814,9 @@ payext_balance(PG_FUNCTION_ARGS)
 		balance = LedgerSystemBalance(PG_GETARG_INT64(0));
 	else
 		balance = DatumGetInt64(PayextResultDatum(0, 1));
-	if (is_merchant)
-		RolesRequireMerchantAccess(PG_GETARG_INT64(0));
+	RolesRequireAccountAccess(sw.invoker, PG_GETARG_INT64(0), is_merchant);
 	PayextSpiFinish();
+	RolesRestore(&sw);
 	PG_RETURN_INT64(balance);
 }
 

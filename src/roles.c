@@ -13,11 +13,13 @@
 #include <openssl/hmac.h>
 
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "errors.h"
 #include "roles.h"
@@ -26,8 +28,13 @@
 #define PSEUDONYM_BYTES 16
 
 static PayextPlan may_act_for_plan = {
-	"SELECT payext.may_act_for($1)",
-	1, {INT8OID}
+	"SELECT payext.role_may_act_for($1, $2)",
+	2, {OIDOID, INT8OID}
+};
+
+static PayextPlan app_or_admin_plan = {
+	"SELECT payext.role_has_capability($1, 'app') OR payext.role_has_capability($1, 'admin')",
+	1, {OIDOID}
 };
 
 static PayextPlan pseudonym_key_plan = {
@@ -36,21 +43,47 @@ static PayextPlan pseudonym_key_plan = {
 };
 
 void
-RolesRequireMerchantAccess(int64 merchant_id)
+RolesBecomeOwner(FunctionCallInfo fcinfo, RolesSwitch *sw)
 {
-	Datum		values[1];
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "payext: cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+	ReleaseSysCache(tuple);
+	GetUserIdAndSecContext(&sw->saved_userid, &sw->saved_sec_context);
+	sw->invoker = sw->saved_userid;
+	SetUserIdAndSecContext(owner, sw->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+RolesRestore(const RolesSwitch *sw)
+{
+	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
+}
+
+void
+RolesRequireAccountAccess(Oid role, int64 account_id, bool is_merchant)
+{
+	Datum		values[2];
 
 	/* Before 0.5.0's SQL there are no roles to check (an update pending). */
 	if (!OidIsValid(get_relname_relid("merchant_role", get_namespace_oid("payext", false))))
 		return;
-
-	values[0] = Int64GetDatum(merchant_id);
-	PayextExecute(&may_act_for_plan, values, NULL, true, 1, SPI_OK_SELECT);
+	values[0] = ObjectIdGetDatum(role);
+	values[1] = Int64GetDatum(account_id);
+	if (is_merchant)
+		PayextExecute(&may_act_for_plan, values, NULL, true, 1, SPI_OK_SELECT);
+	else
+		PayextExecute(&app_or_admin_plan, values, NULL, true, 1, SPI_OK_SELECT);
 	if (!DatumGetBool(PayextResultDatum(0, 1)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for merchant account " INT64_FORMAT, merchant_id),
-				 errhint("A merchant account is for the roles mapped to it and for admins.")));
+				 errmsg("permission denied for account " INT64_FORMAT, account_id),
+				 is_merchant ?
+				 errhint("A merchant account is for the roles mapped to it and for admins.") :
+				 errhint("Wallets are for the app and for admins.")));
 }
 
 /* calling_role() RETURNS oid */

@@ -7,10 +7,29 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
+
+/* Who called a function that runs as its owner by RolesBecomeOwner(). */
+typedef struct RolesSwitch
+{
+	Oid			invoker;		/* the current user when the function was called */
+	Oid			saved_userid;
+	int			saved_sec_context;
+} RolesSwitch;
+
 /*
- * Raises 42501 unless the caller may act for this merchant account (a
- * superuser, an admin, or a role mapped to it).  Requires SPI.
+ * Becomes the owner of the called function (what SECURITY DEFINER does),
+ * remembering the invoker; RolesRestore() switches back.  An error restores
+ * the user by itself (transaction abort does).
  */
-extern void RolesRequireMerchantAccess(int64 merchant_id);
+extern void RolesBecomeOwner(FunctionCallInfo fcinfo, RolesSwitch *sw);
+extern void RolesRestore(const RolesSwitch *sw);
+
+/*
+ * Raises 42501 unless `role` may use this account: a merchant account only
+ * a superuser, an admin or a role mapped to it; a wallet or system account
+ * only a superuser, an admin or an app.  Requires SPI.
+ */
+extern void RolesRequireAccountAccess(Oid role, int64 account_id, bool is_merchant);
 
 #endif							/* PAYEXT_ROLES_H */
