@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump load demo)
+[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump load crash demo)
 
 passed=0
 failed=0
@@ -24,6 +24,8 @@ run_suite() {
 	pgtap) test/pgtap/run.sh ;;
 	dump) test/dump/roundtrip.sh && test/dump/roles_roundtrip.sh ;;
 	load) test/load/run.sh ;;
+	# A cluster of its own, which it kills and restarts.
+	crash) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh test/crash/run.sh ;;
 	demo) make -s demo PG_CONFIG="$PG_CONFIG" >/dev/null ;;
 	*) echo "unknown suite: $1" >&2; return 2 ;;
 	esac
