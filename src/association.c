@@ -14,14 +14,12 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "assoc_window.h"
@@ -343,7 +341,7 @@ AssocRecordTransfer(int64 transfer_id, int64 wallet, int64 merchant,
 	Datum		values[5];
 
 	/* A database still on 0.2.0's SQL, before ALTER EXTENSION UPDATE, has no interactions. */
-	if (!OidIsValid(get_relname_relid("interaction", get_namespace_oid("payext", false))))
+	if (!OidIsValid(PayextRelid("interaction")))
 		return;
 
 	values[0] = Int64GetDatum(PayextNextId("interaction_id_seq"));

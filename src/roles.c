@@ -12,13 +12,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
 #include "errors.h"
@@ -69,7 +67,7 @@ RolesRequireAccountAccess(Oid role, int64 account_id, bool is_merchant)
 	Datum		values[2];
 
 	/* Before 0.5.0's SQL there are no roles to check (an update pending). */
-	if (!OidIsValid(get_relname_relid("merchant_role", get_namespace_oid("payext", false))))
+	if (!OidIsValid(PayextRelid("merchant_role")))
 		return;
 	values[0] = ObjectIdGetDatum(role);
 	values[1] = Int64GetDatum(account_id);

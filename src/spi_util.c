@@ -102,11 +102,16 @@ PayextResultCString(uint64 row, int col)
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
 }
 
+Oid
+PayextRelid(const char *name)
+{
+	return get_relname_relid(name, get_namespace_oid("payext", false));
+}
+
 int64
 PayextNextSerial(const char *seq_name)
 {
-	Oid			namespace_oid = get_namespace_oid("payext", false);
-	Oid			seq_oid = get_relname_relid(seq_name, namespace_oid);
+	Oid			seq_oid = PayextRelid(seq_name);
 
 	if (!OidIsValid(seq_oid))
 		elog(ERROR, "payext: sequence payext.%s is missing", seq_name);

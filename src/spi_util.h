@@ -39,6 +39,12 @@ extern Datum PayextResultDatum(uint64 row, int col);
 /* The same, or NULL when the column is null (text columns only). */
 extern char *PayextResultCString(uint64 row, int col);
 
+/*
+ * The oid of relation payext.<name>, or InvalidOid when it does not exist
+ * (a database whose SQL is older than the library: an update is pending).
+ */
+extern Oid	PayextRelid(const char *name);
+
 /* A new id from sequence payext.<seq_name>, carrying the shard number. */
 extern int64 PayextNextId(const char *seq_name);
 /* The next value of sequence payext.<seq_name>, as it is. */
