@@ -39,7 +39,7 @@ ifdef PAYEXT_DEV
 PG_CFLAGS += -DUSE_ASSERT_CHECKING -Werror
 endif
 
-EXTRA_CLEAN = output_iso results regression.diffs regression.out test/unit/build test/fuzz/build
+EXTRA_CLEAN = output_iso results regression.diffs regression.out test/unit/build test/fuzz/build test/load/build
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -1,31 +1,46 @@
 #!/usr/bin/env bash
-# Multi-client load against the server in PGHOST/PGPORT: 8 clients mixing
-# charges (with association rules firing), refunds, top-ups, withdrawals and
-# parking stays with auto-pay, once under each isolation level, pgbench
-# retrying 40001/40P01 as a client would; a separate session runs
-# verify_ledger() every second during the run, and after each run the money
-# invariants are checked (check.sql); a broken one fails the run.
-# The full reliability suite (crash rounds, acknowledged-transfer
-# accounting, longer storms) is issue 7's.
-#   PAYEXT_LOAD_SECONDS (default 10) per isolation level.
+# Multi-client load against the server in PGHOST/PGPORT, once under each
+# isolation level.  test/load/driver.c runs 8 clients, each on its own
+# connection, mixing top-ups, charges (codes as one statement, one
+# transaction or two; capped codes; charge retries; re-use of paid codes),
+# partial refunds (retries, over-refunds), withdrawals (payouts, cash-outs,
+# retries) and parking (auto-pay at exit; the app paying what
+# parking_service_info shows, and paying again), retrying 40001/40P01 as a
+# client would.  Each client logs every call the server acknowledged.
+#
+# While it runs, another session calls verify_ledger() every second.  After
+# it, test/load/verify.sql proves from the clients' logs that nothing
+# acknowledged was lost, nothing was paid twice, and every balance is what
+# the acknowledged calls say.  Then a self-test feeds the checker forged
+# acknowledgements and expects it to fail on each.
+#
+#   PAYEXT_LOAD_SECONDS (default 10) per isolation level
+#   PAYEXT_LOAD_CLIENTS (default 8)
+#   PAYEXT_LOAD_SELFTEST (default 1; 0 skips the checker's self-test)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds=${PAYEXT_LOAD_SECONDS:-10}
+clients=${PAYEXT_LOAD_CLIENTS:-8}
+selftest=${PAYEXT_LOAD_SELFTEST:-1}
 db=payext_load
-bindir=$("${PG_CONFIG:-pg_config}" --bindir)
+driver=$(test/load/build.sh)
+work=$(mktemp -d)
 psql_db=(psql -X -q -v ON_ERROR_STOP=1 -d "$db")
 
 dropdb --if-exists "$db" >/dev/null 2>&1 || true
 createdb "$db"
-trap 'dropdb --if-exists "$db" >/dev/null 2>&1 || true' EXIT
+trap 'dropdb --if-exists "$db" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 for level in "read committed" "repeatable read" "serializable"; do
+	tag=${level// /_}
+	logs=$work/$tag
+	mkdir -p "$logs"
 	"${psql_db[@]}" -f test/load/setup.sql >/dev/null
-	echo "--- load: $level, 8 clients, $seconds s"
-	out=$(mktemp)
+	echo "--- load: $level, $clients clients, $seconds s"
+
 	# A separate session checks the ledger every second while the load runs.
-	watch_log=$(mktemp)
+	watch_log=$work/watch-$tag
 	(
 		end=$((SECONDS + seconds))
 		while [ "$SECONDS" -lt "$end" ]; do
@@ -34,19 +49,15 @@ for level in "read committed" "repeatable read" "serializable"; do
 		done
 	) &
 	watcher=$!
-	# PGOPTIONS splits at spaces; a backslash keeps one.
-	if ! PGOPTIONS="-c default_transaction_isolation=${level// /\\ }" \
-		"$bindir/pgbench" -n -c 8 -j 2 -T "$seconds" --max-tries=20 \
-		-f test/load/mix.sql "$db" >"$out" 2>&1; then
-		cat "$out"
-		echo "load: pgbench failed under $level"
+
+	# Any error but a PY refusal or an exhausted retry, or any broken
+	# promise a client sees (a retry answered with another transfer, a paid
+	# code accepted again, ...), fails the driver.
+	if ! "$driver" -d "dbname=$db" -c "$clients" -T "$seconds" -i "$level" -t "$tag" -o "$logs"; then
+		wait "$watcher" || true
+		echo "load: the driver failed under $level"
 		exit 1
 	fi
-	# pgbench retries 40001/40P01 up to 20 times; a transaction still in
-	# conflict then is counted as failed (no money moved); any other error
-	# aborts the run and fails above.
-	grep -E "number of (transactions|failed|transactions retried)|tps =" "$out" || true
-	rm -f "$out"
 	wait "$watcher"
 	checks=$(grep -c . "$watch_log" || true)
 	if grep -qv '^0$' "$watch_log"; then
@@ -55,7 +66,49 @@ for level in "read committed" "repeatable read" "serializable"; do
 		exit 1
 	fi
 	echo "verify_ledger() during the run: $checks checks, all passed"
-	rm -f "$watch_log"
-	"${psql_db[@]}" -f test/load/check.sql
+
+	if ! test/load/verify.sh "$db" exact "$logs"/*.acks; then
+		echo "load: FAILED under $level"
+		exit 1
+	fi
 done
+
+# The checker's self-test, on the last run's logs and database: each forged
+# acknowledgement must make it fail, naming the check that caught it.
+if [ "$selftest" = 1 ]; then
+	charge=$(awk -F'\t' '$2 == "charge" { print; exit }' "$logs"/*.acks)
+	[ -n "$charge" ] || { echo "load: self-test: no acknowledged charge to forge from"; exit 1; }
+	IFS=$'\t' read -r _ _ _ order tid wallet merchant amount code _ <<<"$charge"
+	missing=$(psql -X -At -d "$db" -c "SELECT max(id) + 1000 FROM payext.transfer")
+	N='\N'
+	forged_line() { local IFS=$'\t'; echo "$*"; }
+	expect_caught() {
+		local what=$1 check=$2 line=$3 out=$work/selftest.out
+		printf '%s\n' "$line" >"$work/forged.acks"
+		if test/load/verify.sh "$db" exact "$logs"/*.acks "$work/forged.acks" >"$out" 2>&1; then
+			echo "load: self-test: the checker accepted $what"
+			exit 1
+		fi
+		# The failing checks: the first column of the checker's table.
+		fired=$(awk -F'|' '/^ [a-z_]+ +\|/ { gsub(/ /, "", $1); printf "%s ", $1 }' "$out")
+		if [[ " $fired" != *" $check "* ]]; then
+			cat "$out"
+			echo "load: self-test: $what was not caught by $check"
+			exit 1
+		fi
+		echo "self-test: $what: caught (${fired% })"
+	}
+	# A top-up acknowledged but not in the journal (a lost transfer).
+	expect_caught "a lost top-up" acknowledged_not_in_journal \
+		"$(forged_line selftest top_up top_up selftest-lost "$missing" "$wallet" "$N" 500 "$N" "$N" "$N" "$N" "$N")"
+	# The same code and transfer acknowledged for another order.
+	expect_caught "a code paid twice" code_paid_twice \
+		"$(forged_line selftest charge charge selftest-order "$tid" "$wallet" "$merchant" "$amount" "$code" selftest-order "$N" "$N" "$N")"
+	# The same order answered with a second transfer.
+	expect_caught "an order charged twice" call_done_twice \
+		"$(forged_line selftest charge_retry charge "$order" "$missing" "$wallet" "$merchant" "$amount" "$code" "$order" "$N" "$N" "$N")"
+	# A refund beyond its charge, acknowledged.
+	expect_caught "a refund beyond its charge" refunds_exceed_charge \
+		"$(forged_line selftest refund refund selftest-refund "$missing" "$wallet" "$merchant" $((amount + 1)) "$N" "$order" "$N" "$N" "$N")"
+fi
 echo "load: invariants held under every isolation level"

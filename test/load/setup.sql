@@ -1,30 +1,33 @@
--- Population for the load test: 200 wallets with money, 20 merchants, a
--- parking lot, bound vehicles with auto-pay, an association rule.
+-- Population for the load and crash tests (test/load/driver.c finds it by
+-- reading the tables): 200 wallets with money, 20 merchants, two parking
+-- lots, two bound cars per user (one with auto-pay, one without), and a
+-- default association rule that charges and parking payments fire.
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS payext CASCADE;
 DROP SCHEMA IF EXISTS load CASCADE;
 CREATE EXTENSION payext;
 CREATE SCHEMA load;
 
-SELECT payext.open_wallet('load_user_' || g) FROM generate_series(1, 200) AS g;          -- 1..200
-SELECT payext.open_merchant('gh_load_' || g, 'Shop ' || g) FROM generate_series(1, 20) AS g;  -- 201..220
-SELECT payext.top_up(g, 100000, 'load-seed-' || g) FROM generate_series(1, 200) AS g;
-SELECT payext.create_parking_lot(201, 'Load Lot', 'Asia/Shanghai', 0, 15, 100, 50);
-SELECT payext.bind_vehicle('load_user_' || g, 'LD' || g, auto_pay => true) FROM generate_series(1, 200) AS g;
+SELECT payext.open_wallet('load_user_' || g) FROM generate_series(1, 200) AS g;
+SELECT payext.open_merchant('gh_load_' || g, 'Shop ' || g) FROM generate_series(1, 20) AS g;
+SELECT payext.top_up(w.id, 100000, 'load-seed-' || w.id)
+  FROM payext.account w WHERE w.kind = 'wallet' ORDER BY w.id;
+
+-- Two lots of two operators: 15-minute units day and night; and 30-minute
+-- units after 10 free minutes with a daily cap.
+SELECT payext.create_parking_lot(m.id, 'Load Lot', 'Asia/Shanghai', 0, 15, 100, 50)
+  FROM payext.account m WHERE m.public_service_id = 'gh_load_1';
+SELECT payext.create_parking_lot(m.id, 'Load Garage', 'Europe/Berlin', 10, 30, 300, 120,
+                                 cap_24h => 2500)
+  FROM payext.account m WHERE m.public_service_id = 'gh_load_2';
+SELECT payext.bind_vehicle('load_user_' || g, 'LA' || g, auto_pay => true),
+       payext.bind_vehicle('load_user_' || g, 'LM' || g, auto_pay => false)
+  FROM generate_series(1, 200) AS g;
+
+-- Three payments within 30 days associate a consumer with a merchant.
 SELECT payext.set_association_rule(NULL, 3, '30 days');
 
--- A call that a client makes; a refusal of payext's own (PY...) is an
--- answer, not a failure: it is counted and the client goes on.  Conflicts
--- (40001, 40P01) are raised again for pgbench to retry the transaction.
-CREATE TABLE load.refusal (code text PRIMARY KEY, n bigint NOT NULL);
-CREATE FUNCTION load.try(call text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE 'SELECT ' || call;
-EXCEPTION WHEN OTHERS THEN
-  IF SQLSTATE LIKE 'PY%' THEN
-    INSERT INTO load.refusal AS f VALUES (SQLSTATE, 1)
-      ON CONFLICT (code) DO UPDATE SET n = f.n + 1;
-  ELSE
-    RAISE;
-  END IF;
-END $$;
+-- The balances before any client runs: the checker's starting point when
+-- it recomputes every balance from the acknowledged calls (verify.sql).
+CREATE TABLE load.opening AS
+SELECT id AS account, balance FROM payext.account WHERE kind <> 'system';

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the checker (test/load/verify.sql) over the drivers' logs.
+#
+#   test/load/verify.sh DATABASE exact|crash LOG...
+#
+# exact: a load run without a crash, so every balance is also recomputed
+# from the record; crash: that check is skipped (a call in flight at the
+# crash may have happened without an answer).  Exits non-zero when a check
+# fails, printing which and a few examples.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+[ $# -ge 3 ] || { echo "usage: $0 DATABASE exact|crash LOG..." >&2; exit 2; }
+db=$1 mode=$2
+shift 2
+case $mode in
+exact) exact=on ;;
+crash) exact=off ;;
+*) echo "verify.sh: mode must be exact or crash" >&2; exit 2 ;;
+esac
+cat "$@" | psql -X -q -v ON_ERROR_STOP=1 -v exact="$exact" -d "$db" -f test/load/verify.sql

@@ -1,0 +1,286 @@
+-- The checker of the load and crash tests: proves, from the clients' own
+-- record of what the server acknowledged, that nothing acknowledged was
+-- lost and nothing was paid twice; and, independently of verify_ledger(),
+-- that the ledger adds up.  Run by test/load/verify.sh:
+--
+--   cat LOGDIR/*.acks | psql -v exact=on|off -f test/load/verify.sql
+--
+-- Standard input: the drivers' .acks lines (format in test/load/driver.c).
+-- exact=on (a load run without a crash) also recomputes every balance from
+-- the opening balances and the acknowledged calls.  Every check that finds
+-- something adds rows to `failure`; any row fails the run (exit status 3).
+\set ON_ERROR_STOP 1
+\pset footer off
+SET client_min_messages = warning;
+
+CREATE TEMP TABLE ack (
+  client      text,
+  call        text,     -- top_up, charge_retry, auto_pay, exit, ... (driver.c)
+  kind        text,     -- the journal's kind of the returned transfer; NULL: camera events
+  ref         text,     -- external_ref, order_ref, refund_ref, or the plate
+  transfer_id bigint,
+  wallet      bigint,
+  merchant    bigint,   -- merchant account, or the lot's operator
+  amount      bigint,   -- what moved; the fee for an exit
+  code        text,     -- the payment code of a charge
+  order_ref   text,     -- the charge a refund belongs to
+  stay        bigint,
+  lot         bigint,
+  at_epoch    bigint
+);
+\copy ack FROM pstdin
+CREATE INDEX ON ack (transfer_id);
+
+-- Each acknowledged movement of money and the call it answers: retries of
+-- one call (same reference) share a key, and must share one transfer.  A
+-- stay is one call: this workload pays a stay once, at exit or after it.
+CREATE TEMP VIEW ack_money AS
+SELECT a.*,
+       CASE a.kind
+         WHEN 'top_up'   THEN format('top_up %s', a.ref)
+         WHEN 'withdraw' THEN format('withdraw %s', a.ref)
+         WHEN 'charge'   THEN format('charge %s %s', a.merchant, a.order_ref)
+         WHEN 'refund'   THEN format('refund %s %s', a.merchant, a.ref)
+         WHEN 'parking'  THEN format('parking stay %s', a.stay)
+       END AS call_key
+  FROM ack a
+ WHERE a.transfer_id IS NOT NULL;
+
+-- One acknowledged transfer per id (retries collapsed).
+CREATE TEMP TABLE ack_transfer AS
+SELECT DISTINCT ON (transfer_id) * FROM ack_money ORDER BY transfer_id, call;
+
+CREATE TEMP TABLE failure (check_name text, detail text);
+
+-- 1. The extension's own verdict.
+INSERT INTO failure
+SELECT 'verify_ledger', v.check_name || ': ' || v.detail
+  FROM payext.verify_ledger() v WHERE NOT v.ok;
+
+-- 2. No wallet or merchant below zero.
+INSERT INTO failure
+SELECT 'negative_balance', format('%s account %s holds %s', a.kind, a.id, a.balance)
+  FROM payext.account a WHERE a.kind <> 'system' AND a.balance < 0;
+
+-- 3. The journal balances, recomputed here rather than trusted to
+-- verify_ledger().  The journal is single-row double entry: each transfer
+-- debits one account and credits another by the same amount.  So "debits
+-- equal credits per currency" holds if every row is well-formed (amount
+-- above zero, two different accounts, both of the row's currency) and,
+-- summed per account currency, the debits and credits of all accounts
+-- cancel out (a row joining two currencies would leave one side short).
+INSERT INTO failure
+SELECT 'journal_row_malformed',
+       format('transfer %s: %s -> %s, %s %s', t.id, t.debit_account, t.credit_account, t.amount, t.currency)
+  FROM payext.transfer t
+  LEFT JOIN payext.account d ON d.id = t.debit_account
+  LEFT JOIN payext.account c ON c.id = t.credit_account
+ WHERE t.amount <= 0 OR t.debit_account = t.credit_account
+    OR d.id IS NULL OR c.id IS NULL
+    OR d.currency <> t.currency OR c.currency <> t.currency;
+
+INSERT INTO failure
+SELECT 'debits_differ_from_credits',
+       format('%s: debits %s, credits %s', x.currency, x.debits, x.credits)
+  FROM (SELECT a.currency,
+               sum(CASE WHEN a.id = t.debit_account THEN t.amount::numeric ELSE 0 END) AS debits,
+               sum(CASE WHEN a.id = t.credit_account THEN t.amount::numeric ELSE 0 END) AS credits
+          FROM payext.transfer t
+          JOIN payext.account a ON a.id IN (t.debit_account, t.credit_account)
+         GROUP BY a.currency) x
+ WHERE x.debits <> x.credits;
+
+-- ... and every stored balance is what the journal says (credits - debits).
+INSERT INTO failure
+SELECT 'balance_differs_from_journal',
+       format('account %s stores %s, its journal says %s', a.id, a.balance, coalesce(j.net, 0))
+  FROM payext.account a
+  LEFT JOIN (SELECT m.account, sum(m.delta) AS net
+               FROM (SELECT debit_account AS account, -amount::numeric AS delta FROM payext.transfer
+                     UNION ALL
+                     SELECT credit_account, amount::numeric FROM payext.transfer) m
+              GROUP BY m.account) j ON j.account = a.id
+ WHERE a.kind <> 'system' AND a.balance::numeric IS DISTINCT FROM coalesce(j.net, 0);
+
+-- 4. Nothing acknowledged was lost: every acknowledged transfer id is in
+-- the journal, once, as the movement the client asked for (kind, the
+-- reference in its scope, accounts, amount), and its one row under that
+-- reference; charges, refunds and parking payments also have their rows.
+INSERT INTO failure
+SELECT 'acknowledged_not_in_journal',
+       format('%s %s %s: transfer %s %s', a.client, a.call, a.ref, a.transfer_id,
+              CASE WHEN t.id IS NULL THEN 'is missing'
+                   ELSE format('is %s %s (scope %s) %s -> %s %s', t.kind, t.reference,
+                               t.idem_scope, t.debit_account, t.credit_account, t.amount) END)
+  FROM ack_money a
+  LEFT JOIN payext.transfer t ON t.id = a.transfer_id
+ WHERE t.id IS NULL
+    OR t.kind IS DISTINCT FROM a.kind
+    OR t.amount IS DISTINCT FROM a.amount
+    OR NOT CASE a.kind
+         WHEN 'top_up' THEN t.idem_scope = 0 AND t.reference = a.ref
+                            AND t.credit_account = a.wallet
+         WHEN 'withdraw' THEN t.idem_scope = 0 AND t.reference = a.ref
+                            AND t.debit_account = coalesce(a.merchant, a.wallet)
+         WHEN 'charge' THEN t.idem_scope = a.merchant AND t.reference = a.order_ref
+                            AND t.debit_account = a.wallet AND t.credit_account = a.merchant
+         WHEN 'refund' THEN t.idem_scope = a.merchant AND t.reference = a.ref
+                            AND t.debit_account = a.merchant AND t.credit_account = a.wallet
+         -- parking references are 'stay-<stay>-<paid before>'
+         WHEN 'parking' THEN t.idem_scope = a.merchant AND split_part(t.reference, '-', 2) = a.stay::text
+                            AND t.debit_account = a.wallet AND t.credit_account = a.merchant
+         ELSE false
+       END
+    OR (SELECT count(*) FROM payext.transfer u
+         WHERE u.kind = t.kind AND u.idem_scope = t.idem_scope AND u.reference = t.reference) <> 1
+    OR (a.kind = 'charge' AND NOT EXISTS (
+          SELECT 1 FROM payext.payment p JOIN payext.payment_code pc ON pc.serial = p.code_serial
+           WHERE p.transfer_id = a.transfer_id AND p.merchant = a.merchant
+             AND p.order_ref = a.order_ref AND p.wallet = a.wallet AND p.amount = a.amount
+             -- digits 3-10 of a code are its serial mod 10^8
+             AND (a.code IS NULL OR pc.short_serial = substr(a.code, 3, 8)::integer)))
+    OR (a.kind = 'refund' AND NOT EXISTS (
+          SELECT 1 FROM payext.refund r JOIN payext.payment p ON p.transfer_id = r.payment
+           WHERE r.transfer_id = a.transfer_id AND r.refund_ref = a.ref AND r.amount = a.amount
+             AND p.merchant = a.merchant AND p.order_ref = a.order_ref))
+    OR (a.kind = 'parking' AND NOT EXISTS (
+          SELECT 1 FROM payext.parking_payment pp
+           WHERE pp.transfer_id = a.transfer_id AND pp.stay = a.stay
+             AND pp.wallet = a.wallet AND pp.amount = a.amount));
+
+-- ... and every acknowledged camera event: the stay exists, at its lot and
+-- plate; an acknowledged exit left it exited with the fee it answered.
+INSERT INTO failure
+SELECT 'acknowledged_stay_changed',
+       format('%s %s stay %s (plate %s, lot %s): %s', a.client, a.call, a.stay, a.ref, a.lot,
+              coalesce(format('%s, fee %s', s.state, s.fee), 'missing'))
+  FROM ack a
+  LEFT JOIN payext.parking_stay s ON s.id = a.stay
+ WHERE (a.call LIKE 'enter%' OR a.call LIKE 'exit%')
+   AND (s.id IS NULL OR s.lot <> a.lot OR s.plate <> payext.normalize_plate(a.ref)
+        OR (a.call LIKE 'exit%' AND (s.state <> 'exited' OR s.fee IS DISTINCT FROM coalesce(a.amount, 0))));
+
+-- 5. One transfer answers one call: an id acknowledged for two different
+-- calls means two requests were answered with one movement.
+INSERT INTO failure
+SELECT 'transfer_for_two_calls',
+       format('transfer %s answered %s', a.transfer_id, string_agg(DISTINCT a.call_key, ' and '))
+  FROM ack_money a GROUP BY a.transfer_id HAVING count(DISTINCT a.call_key) > 1;
+
+-- 6. One call, one transfer: every retry (same reference, same request)
+-- was answered with the first transfer; two ids mean it was done twice.
+INSERT INTO failure
+SELECT 'call_done_twice',
+       format('%s answered with transfers %s', a.call_key,
+              string_agg(DISTINCT a.transfer_id::text, ', '))
+  FROM ack_money a GROUP BY a.call_key HAVING count(DISTINCT a.transfer_id) > 1;
+
+-- 7. A code pays once: in the client's record (one order per code) and in
+-- the database (one payment per code serial).
+INSERT INTO failure
+SELECT 'code_paid_twice', format('code %s paid %s', a.code, string_agg(DISTINCT a.call_key, ' and '))
+  FROM ack_money a WHERE a.kind = 'charge' AND a.code IS NOT NULL
+ GROUP BY a.code HAVING count(DISTINCT a.call_key) > 1;
+INSERT INTO failure
+SELECT 'code_paid_twice', format('code serial %s has %s payments', p.code_serial, count(*))
+  FROM payext.payment p GROUP BY p.code_serial HAVING count(*) > 1;
+
+-- 8. An order is charged once per merchant (the database's rows; the
+-- client's side is check 6).
+INSERT INTO failure
+SELECT 'order_paid_twice', format('merchant %s order %s has %s payments', p.merchant, p.order_ref, count(*))
+  FROM payext.payment p GROUP BY p.merchant, p.order_ref HAVING count(*) > 1;
+
+-- 9. A stay is paid once.  In the database: its payments add up to its
+-- paid, never above its fee, and a stay of this workload (one the clients
+-- saw enter) has at most one payment.  In the client's record: what it
+-- saw paid for a stay is at most the fee its exit answered.
+INSERT INTO failure
+SELECT 'stay_paid_twice',
+       format('stay %s: fee %s, paid %s, %s payment(s) adding up to %s', s.id, s.fee, s.paid, x.n, x.total)
+  FROM payext.parking_stay s
+  JOIN (SELECT pp.stay, count(*) AS n, sum(pp.amount::numeric) AS total
+          FROM payext.parking_payment pp GROUP BY pp.stay) x ON x.stay = s.id
+ WHERE x.total <> s.paid OR x.total > coalesce(s.fee, s.paid)
+    OR (x.n > 1 AND s.id IN (SELECT a.stay FROM ack a WHERE a.call LIKE 'enter%'));
+INSERT INTO failure
+SELECT 'stay_paid_twice', format('stay %s: the clients saw %s paid, its exit answered a fee of %s',
+                                 p.stay, p.total, e.fee)
+  FROM (SELECT t.stay, sum(t.amount) AS total FROM ack_transfer t WHERE t.kind = 'parking'
+         GROUP BY t.stay) p
+  JOIN (SELECT a.stay, max(a.amount) AS fee FROM ack a WHERE a.call LIKE 'exit%' GROUP BY a.stay) e
+    ON e.stay = p.stay
+ WHERE p.total > coalesce(e.fee, 0);
+
+-- 10. Refunds never exceed their charge: in the database (refund rows
+-- against the payment, and the payment's refunded column) and in the
+-- client's record (acknowledged refunds against the acknowledged charge).
+INSERT INTO failure
+SELECT 'refunds_exceed_charge',
+       format('payment %s (order %s): amount %s, refunded %s, refund rows %s', p.transfer_id,
+              p.order_ref, p.amount, p.refunded, coalesce(r.total, 0))
+  FROM payext.payment p
+  LEFT JOIN (SELECT payment, sum(amount::numeric) AS total FROM payext.refund GROUP BY payment) r
+    ON r.payment = p.transfer_id
+ WHERE coalesce(r.total, 0) > p.amount OR p.refunded > p.amount
+    OR p.refunded::numeric <> coalesce(r.total, 0);
+INSERT INTO failure
+SELECT 'refunds_exceed_charge',
+       format('order %s at merchant %s: charged %s, the clients saw %s refunded',
+              r.order_ref, r.merchant, c.amount, r.total)
+  FROM (SELECT t.merchant, t.order_ref, sum(t.amount) AS total FROM ack_transfer t
+         WHERE t.kind = 'refund' GROUP BY t.merchant, t.order_ref) r
+  LEFT JOIN (SELECT DISTINCT merchant, order_ref, amount FROM ack_transfer WHERE kind = 'charge') c
+    ON c.merchant = r.merchant AND c.order_ref = r.order_ref
+ WHERE c.amount IS NOT NULL AND r.total > c.amount;
+
+-- 11. Load runs without a crash: every call either came back acknowledged
+-- (and is in the record), was refused, or was rolled back by a conflict; no
+-- one else moves money.  So each wallet and merchant holds exactly its
+-- opening balance plus what the acknowledged transfers moved.  (After a
+-- crash, a call in flight may have committed without an answer: skipped.)
+\if :exact
+INSERT INTO failure
+SELECT 'balance_differs_from_record',
+       format('account %s holds %s; opening %s and the acknowledged calls say %s',
+              a.id, a.balance, o.balance, o.balance + coalesce(d.delta, 0))
+  FROM payext.account a
+  JOIN load.opening o ON o.account = a.id
+  LEFT JOIN (SELECT m.account, sum(m.delta) AS delta
+               FROM (SELECT t.wallet AS account,
+                            CASE t.kind WHEN 'top_up' THEN t.amount WHEN 'refund' THEN t.amount
+                                        ELSE -t.amount END AS delta
+                       FROM ack_transfer t WHERE t.wallet IS NOT NULL
+                     UNION ALL
+                     SELECT t.merchant,
+                            CASE t.kind WHEN 'charge' THEN t.amount WHEN 'parking' THEN t.amount
+                                        ELSE -t.amount END
+                       FROM ack_transfer t WHERE t.merchant IS NOT NULL) m
+              GROUP BY m.account) d ON d.account = a.id
+ WHERE a.balance::numeric <> o.balance + coalesce(d.delta, 0);
+INSERT INTO failure
+SELECT 'balance_differs_from_record', format('account %s opened after the set-up', a.id)
+  FROM payext.account a
+ WHERE a.kind <> 'system' AND NOT EXISTS (SELECT 1 FROM load.opening o WHERE o.account = a.id);
+\endif
+
+-- What was checked: acknowledged calls per kind, one line.
+SELECT 'verify: ' || (SELECT count(*) FROM ack) || ' acknowledged calls ('
+       || (SELECT string_agg(call || '=' || n, ' ' ORDER BY call)
+             FROM (SELECT call, count(*) AS n FROM ack GROUP BY call) c)
+       || '); ' || (SELECT count(*) FROM ack_transfer) || ' distinct transfers acknowledged, '
+       || (SELECT count(*) FROM payext.transfer) || ' in the journal, '
+       || (SELECT count(*) FROM payext.association) || ' associations'
+       || CASE WHEN :'exact' = 'on' THEN '; balances recomputed from the record'
+               ELSE '; balances not recomputed (crash)' END AS summary
+\gset
+\echo :summary
+
+SELECT count(*) > 0 AS failed FROM failure \gset
+\if :failed
+SELECT check_name, count(*) AS failures, (array_agg(detail ORDER BY detail))[1:3] AS examples
+  FROM failure GROUP BY check_name ORDER BY check_name;
+\echo 'verify: FAILED: the acknowledged calls and the database disagree'
+DO $$ BEGIN RAISE EXCEPTION 'verify failed'; END $$;
+\endif
+\echo 'verify: every check passed'
