@@ -18,8 +18,9 @@ as_root=()
 
 packages=(make gcc postgresql-15 postgresql-common postgresql-server-dev-15
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libssl-dev)
-# The test suite also builds C unit tests and fuzzers with sanitizers.
-if [ "$what" = test ]; then packages+=(clang libclang-rt-14-dev); fi
+# The test suite also builds C unit tests and fuzzers with sanitizers, and
+# runs the regress suite under valgrind.
+if [ "$what" = test ]; then packages+=(clang libclang-rt-14-dev valgrind); fi
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump load crash demo)
+[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump load crash valgrind demo)
 
 passed=0
 failed=0
@@ -26,6 +26,9 @@ run_suite() {
 	load) test/load/run.sh ;;
 	# A cluster of its own, which it kills and restarts.
 	crash) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh test/crash/run.sh ;;
+	# The regress suite again, in a cluster of its own whose postmaster runs
+	# under valgrind memcheck (about 3 minutes on 2 cores).
+	valgrind) test/valgrind/run.sh ;;
 	demo) make -s demo PG_CONFIG="$PG_CONFIG" >/dev/null ;;
 	*) echo "unknown suite: $1" >&2; return 2 ;;
 	esac
