@@ -61,6 +61,23 @@ SELECT p.proname FROM pg_proc p
  WHERE p.pronamespace = 'payext'::regnamespace
    AND has_function_privilege('public', p.oid, 'EXECUTE')
  ORDER BY 1;
+ALTER EXTENSION payext UPDATE TO '0.6.0';
+SELECT extversion FROM pg_extension WHERE extname = 'payext';
+-- Merchants are paid through credit buckets: a charge after the update
+-- lands in one, the balance counts it, a withdrawal folds it, and the
+-- ledger still verifies.
+SELECT payext.balance(:m) AS merchant_before;
+SELECT payext.charge(:m, payext.request_payment(:w), 100, 'upgrade-order-3') > 0 AS charged;
+SELECT payext.balance(:m) AS merchant,
+       (SELECT sum(amount) FROM payext.merchant_credit) AS in_buckets;
+SELECT payext.withdraw(:m, 100, 'upgrade-payout-1') > 0 AS paid_out;
+SELECT payext.balance(:m) AS merchant,
+       (SELECT count(*) FROM payext.merchant_credit) AS buckets;
+SELECT check_name, ok FROM payext.verify_ledger();
+SELECT 'merchant_credit' = ANY (
+         SELECT c.relname::text
+           FROM pg_extension e, unnest(e.extconfig) AS r(oid) JOIN pg_class c ON c.oid = r.oid
+          WHERE e.extname = 'payext') AS buckets_dumped;
 
 \c :regress_db
 SET client_min_messages = warning;

@@ -580,6 +580,8 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	req.idem_scope = merchant_id;
 	req.reference = order_ref;
 	req.caller_checks_replay = true;
+	/* Concurrent charges of one merchant share its row (ledger.c). */
+	req.credit_via_bucket = true;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{

@@ -13,6 +13,21 @@
  * withdrawal) are never locked and keep no stored balance: theirs is the
  * journal's sum.  Locking them would serialise every top-up of a currency
  * and make any two concurrent ones conflict under REPEATABLE READ.
+ *
+ * Merchants (0.6.0) are paid through buckets.  A charge or a parking
+ * payment takes its merchant's row FOR SHARE, not FOR NO KEY UPDATE, and
+ * adds the amount to one of PAYEXT_MERCHANT_BUCKETS rows of
+ * payext.merchant_credit, picked by backend, so payments to one merchant
+ * from different sessions do not queue on one row lock.  A merchant's
+ * balance is its row's balance plus its buckets.  Everything that takes
+ * money from a merchant, or credits it otherwise, or closes it, locks the
+ * row FOR NO KEY UPDATE, which waits for the payments holding it shared,
+ * and first folds the buckets into the row (LedgerFoldCredits), so that its
+ * checks see the whole balance: a refund never overdraws a merchant.
+ * Overflow stays exact: while a payment holds the row shared, its stored
+ * balance cannot change, and each bucket is kept within an equal share of
+ * the headroom above it; a payment that would pass its share takes the row
+ * exclusively and folds first.
  */
 #include "postgres.h"
 
@@ -24,6 +39,7 @@
 #include "common/int.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -133,6 +149,57 @@ static PayextPlan system_balance_plan = {
 	1, {INT8OID}
 };
 
+/* Merchant buckets (0.6.0) */
+static PayextPlan lock_user_account_plan = {
+	"SELECT id, kind, currency, balance, status"
+	"  FROM payext.account"
+	" WHERE id = $1 AND kind <> 'system'"
+	"   FOR NO KEY UPDATE",
+	1, {INT8OID}
+};
+
+static PayextPlan share_merchant_plan = {
+	"SELECT id, kind, currency, balance, status"
+	"  FROM payext.account"
+	" WHERE id = $1 AND kind = 'merchant'"
+	"   FOR SHARE",
+	1, {INT8OID}
+};
+
+/* Adds $3 to bucket $2 unless that would take it above $4. */
+static PayextPlan credit_bucket_plan = {
+	"INSERT INTO payext.merchant_credit AS c (account, bucket, amount)"
+	" VALUES ($1, $2, $3)"
+	" ON CONFLICT (account, bucket) DO UPDATE SET amount = c.amount + excluded.amount"
+	"  WHERE c.amount <= $4 - excluded.amount"
+	" RETURNING c.amount",
+	4, {INT8OID, INT4OID, INT8OID, INT8OID}
+};
+
+/* Moves the buckets into the row; returns the new balance, or no row. */
+static PayextPlan fold_credits_plan = {
+	"WITH gone AS (DELETE FROM payext.merchant_credit WHERE account = $1 RETURNING amount),"
+	"     total AS (SELECT sum(amount) AS amount FROM gone)"
+	" UPDATE payext.account a SET balance = a.balance + total.amount::bigint"
+	"   FROM total"
+	"  WHERE a.id = $1 AND total.amount IS NOT NULL"
+	" RETURNING a.balance",
+	1, {INT8OID}
+};
+
+static PayextPlan set_one_balance_plan = {
+	"UPDATE payext.account SET balance = $2 WHERE id = $1 AND kind <> 'system'",
+	2, {INT8OID, INT8OID}
+};
+
+static PayextPlan balance_with_credits_plan = {
+	"SELECT a.balance + coalesce((SELECT sum(c.amount) FROM payext.merchant_credit c"
+	"                             WHERE c.account = a.id), 0)::bigint,"
+	"       a.kind = 'system', a.kind = 'merchant'"
+	"  FROM payext.account a WHERE a.id = $1",
+	1, {INT8OID}
+};
+
 static PayextPlan lock_one_account_plan = {
 	"SELECT kind, status, balance FROM payext.account WHERE id = $1"
 	"   FOR NO KEY UPDATE",
@@ -143,6 +210,9 @@ static PayextPlan set_status_plan = {
 	"UPDATE payext.account SET status = $2 WHERE id = $1",
 	2, {INT8OID, TEXTOID}
 };
+
+static void LedgerRefuseSystemAccount(int64 account_id, const char *kind,
+									  const char *what);
 
 /* ---------------------------------------------------------------------
  * Journal checksum
@@ -350,6 +420,112 @@ LedgerLockPair(const LedgerTransferRequest *req, LedgerAccount *debit,
 						have_debit ? req->credit_account : req->debit_account)));
 }
 
+/* Whether the SQL installed has merchant buckets (0.6.0 and later). */
+static bool
+LedgerHasBuckets(void)
+{
+	return OidIsValid(PayextRelid("merchant_credit"));
+}
+
+/*
+ * Folds a merchant's buckets into its row, which the caller holds FOR NO
+ * KEY UPDATE (so no payment is adding to them), and sets balance_minor to
+ * the whole balance.  Anything else is left alone.
+ */
+static void
+LedgerFoldCredits(LedgerAccount *account)
+{
+	Datum		values[1];
+
+	if (strcmp(account->kind, "merchant") != 0 || !LedgerHasBuckets())
+		return;
+	values[0] = Int64GetDatum(account->id);
+	if (PayextExecute(&fold_credits_plan, values, NULL, false, 0,
+					  SPI_OK_UPDATE_RETURNING) == 1)
+		account->balance_minor = DatumGetInt64(PayextResultDatum(0, 1));
+}
+
+static void
+LedgerRaiseOverflow(const LedgerTransferRequest *req)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_BALANCE_OVERFLOW),
+			 errmsg("the %s would overflow a balance", LedgerKindNoun(req->kind)),
+			 errdetail("Balances are 64-bit integers of the minor unit.")));
+}
+
+/*
+ * The locks of a payment through a bucket, lower id first: the payer's
+ * row FOR NO KEY UPDATE, the merchant's FOR SHARE.  Payments to one
+ * merchant share its row; what takes money from it waits for them.
+ */
+static void
+LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit,
+						  LedgerAccount *credit)
+{
+	bool		debit_first = req->debit_account < req->credit_account;
+
+	for (int i = 0; i < 2; i++)
+	{
+		bool		is_debit = (i == 0) == debit_first;
+		int64		id = is_debit ? req->debit_account : req->credit_account;
+		Datum		values[1];
+
+		values[0] = Int64GetDatum(id);
+		if (PayextExecute(is_debit ? &lock_user_account_plan : &share_merchant_plan,
+						  values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		{
+			LedgerAccount found;
+
+			/* Missing (PY102), or of the wrong kind (PY108). */
+			LedgerReadAccount(id, &found);
+			if (is_debit)
+				LedgerRefuseSystemAccount(id, found.kind, "a payment");
+			LedgerRequireKind(&found, "merchant", "payee");
+			elog(ERROR, "payext: account " INT64_FORMAT " could not be locked", id);
+		}
+		LedgerReadLockedAccount(0, is_debit ? debit : credit);
+	}
+}
+
+/*
+ * Credits a merchant whose row we hold FOR SHARE through this backend's
+ * bucket.  Its stored balance cannot change while we hold the row, so
+ * keeping every bucket within 1/PAYEXT_MERCHANT_BUCKETS of the headroom
+ * above it keeps the whole balance within bigint.  A payment that would
+ * pass that share takes the row exclusively, folds, and checks exactly.
+ */
+static void
+LedgerCreditBucket(const LedgerTransferRequest *req, LedgerAccount *credit)
+{
+	int64		share = (PG_INT64_MAX - credit->balance_minor) / PAYEXT_MERCHANT_BUCKETS;
+	Datum		values[4];
+	int64		after;
+
+	Assert(credit->balance_minor >= 0);
+	if (req->amount_minor <= share)
+	{
+		values[0] = Int64GetDatum(credit->id);
+		values[1] = Int32GetDatum(MyBackendId % PAYEXT_MERCHANT_BUCKETS);
+		values[2] = Int64GetDatum(req->amount_minor);
+		values[3] = Int64GetDatum(share);
+		if (PayextExecute(&credit_bucket_plan, values, NULL, false, 0,
+						  SPI_OK_INSERT_RETURNING) == 1)
+			return;
+	}
+	/* Near the limit: the row exclusively (an upgrade of our share lock). */
+	values[0] = Int64GetDatum(credit->id);
+	if (PayextExecute(&lock_user_account_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) != 1)
+		elog(ERROR, "payext: merchant " INT64_FORMAT " could not be locked", credit->id);
+	LedgerReadLockedAccount(0, credit);
+	LedgerFoldCredits(credit);
+	if (pg_add_s64_overflow(credit->balance_minor, req->amount_minor, &after))
+		LedgerRaiseOverflow(req);
+	values[1] = Int64GetDatum(after);
+	PayextExecute(&set_one_balance_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+}
+
 /* Checks states, currency, funds and overflow; returns the new balances. */
 static void
 LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit,
@@ -380,10 +556,7 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 	 */
 	if (pg_sub_s64_overflow(debit->balance_minor, req->amount_minor, debit_after) ||
 		pg_add_s64_overflow(credit->balance_minor, req->amount_minor, credit_after))
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_BALANCE_OVERFLOW),
-				 errmsg("the %s would overflow a balance", LedgerKindNoun(req->kind)),
-				 errdetail("Balances are 64-bit integers of the minor unit.")));
+		LedgerRaiseOverflow(req);
 
 	/* Release-build check: a wallet or merchant below zero costs money. */
 	if (strcmp(debit->kind, "system") != 0 && *debit_after < 0)
@@ -450,6 +623,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	Datum		values[4];
 	uint64		user_sides;
 	bool		replay_ignored;
+	bool		via_bucket;
 
 	Assert(req->kind != NULL);
 	if (replayed == NULL)
@@ -465,7 +639,15 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 				 errmsg("cannot transfer from account " INT64_FORMAT " to itself",
 						req->debit_account)));
 
-	LedgerLockPair(req, &debit, &credit);
+	via_bucket = req->credit_via_bucket && LedgerHasBuckets();
+	if (via_bucket)
+		LedgerLockForBucketCredit(req, &debit, &credit);
+	else
+	{
+		LedgerLockPair(req, &debit, &credit);
+		LedgerFoldCredits(&credit);
+	}
+	LedgerFoldCredits(&debit);
 	/* A soft request asks first, before anything is written. */
 	if (req->refuse_softly && !LedgerTransferPossible(req, &debit, &credit))
 		return 0;
@@ -497,6 +679,16 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	}
 	LedgerCheckTransfer(req, &debit, &credit, &debit_after, &credit_after);
 
+	if (via_bucket)
+	{
+		values[0] = Int64GetDatum(debit.id);
+		values[1] = Int64GetDatum(debit_after);
+		if (PayextExecute(&set_one_balance_plan, values, NULL, false, 0,
+						  SPI_OK_UPDATE) != 1)
+			elog(ERROR, "payext: balance of account " INT64_FORMAT " was not set", debit.id);
+		LedgerCreditBucket(req, &credit);
+		return transfer_id;
+	}
 	values[0] = Int64GetDatum(debit.id);
 	values[1] = Int64GetDatum(debit_after);
 	values[2] = Int64GetDatum(credit.id);
@@ -804,7 +996,8 @@ payext_balance(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	RolesBecomeOwner(fcinfo, &sw);
 	PayextSpiConnect();
-	if (PayextExecute(&balance_plan, values, NULL, true, 1, SPI_OK_SELECT) == 0)
+	if (PayextExecute(LedgerHasBuckets() ? &balance_with_credits_plan : &balance_plan,
+					  values, NULL, true, 1, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist",
@@ -842,6 +1035,13 @@ LedgerSetStatus(int64 account_id, const char *target)
 	LedgerRefuseSystemAccount(account_id, kind, "a change of status");
 	status = PayextResultCString(0, 2);
 	balance = DatumGetInt64(PayextResultDatum(0, 3));
+	if (strcmp(kind, "merchant") == 0 && LedgerHasBuckets())
+	{
+		/* Its buckets count: fold them (we hold the row). */
+		if (PayextExecute(&fold_credits_plan, values, NULL, false, 0,
+						  SPI_OK_UPDATE_RETURNING) == 1)
+			balance = DatumGetInt64(PayextResultDatum(0, 1));
+	}
 
 	if (strcmp(status, target) == 0)
 		return;

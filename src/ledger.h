@@ -46,6 +46,12 @@ typedef struct LedgerTransferRequest
 	 * automatic payment that may simply not happen).
 	 */
 	bool		refuse_softly;
+	/*
+	 * true: the credit account is a merchant, to be credited through one of
+	 * its buckets under a shared lock of its row, so that payments to one
+	 * merchant do not wait for each other (charges, parking payments).
+	 */
+	bool		credit_via_bucket;
 } LedgerTransferRequest;
 
 /*

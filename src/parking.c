@@ -461,6 +461,8 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	/* One reference per stay and amount paid before: a stay step pays once. */
 	req.reference = psprintf("stay-" INT64_FORMAT "-" INT64_FORMAT, stay->id, stay->paid);
 	req.refuse_softly = softly;
+	/* The operator is a merchant: paid through its buckets. */
+	req.credit_via_bucket = true;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (transfer_id == 0)
 		return 0;
@@ -743,6 +745,53 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/*
+ * The lots one call site of parking_fee() has priced, kept for the rest of
+ * its query in fn_extra: a query pricing a million stays reads each lot's
+ * tariff once, not a million times.  A lot's row never changes (there is
+ * no function that updates one, and ids are never reused), so a copy can
+ * not go stale within the query.
+ */
+#define PARKING_FEE_CACHED_LOTS 8
+
+typedef struct ParkingFeeCache
+{
+	int			used;
+	int			next;			/* the slot to replace when full */
+	ParkingLot	lots[PARKING_FEE_CACHED_LOTS];
+} ParkingFeeCache;
+
+static const ParkingLot *
+ParkingCachedLot(FunctionCallInfo fcinfo, int64 lot_id)
+{
+	ParkingFeeCache *cache = (ParkingFeeCache *) fcinfo->flinfo->fn_extra;
+	ParkingLot	lot;
+	int			slot;
+
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ParkingFeeCache));
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	for (int i = 0; i < cache->used; i++)
+	{
+		if (cache->lots[i].id == lot_id)
+			return &cache->lots[i];
+	}
+	PayextSpiConnect();
+	ParkingLoadLot(lot_id, &lot);
+	PayextSpiFinish();
+	if (cache->used < PARKING_FEE_CACHED_LOTS)
+		slot = cache->used++;
+	else
+	{
+		slot = cache->next;
+		cache->next = (cache->next + 1) % PARKING_FEE_CACHED_LOTS;
+	}
+	cache->lots[slot] = lot;
+	return &cache->lots[slot];
+}
+
 /* parking_fee(lot bigint, entered_at timestamptz, exited_at timestamptz) RETURNS bigint */
 PG_FUNCTION_INFO_V1(payext_parking_fee);
 Datum
@@ -751,16 +800,14 @@ payext_parking_fee(PG_FUNCTION_ARGS)
 	static const char *const names[] = {"lot"};
 	TimestampTz entered_at;
 	TimestampTz exited_at;
-	ParkingLot	lot;
+	const ParkingLot *lot;
 	int64		fee;
 
 	PayextRequireArgs(fcinfo, 1, names);
 	entered_at = ParkingArgTime(fcinfo, 1, "entered_at");
 	exited_at = ParkingArgTime(fcinfo, 2, "exited_at");
-	PayextSpiConnect();
-	ParkingLoadLot(PG_GETARG_INT64(0), &lot);
-	fee = ParkingPrice(&lot, entered_at, exited_at);
-	PayextSpiFinish();
+	lot = ParkingCachedLot(fcinfo, PG_GETARG_INT64(0));
+	fee = ParkingPrice(lot, entered_at, exited_at);
 	PG_RETURN_INT64(fee);
 }
 

@@ -53,6 +53,13 @@
 #define PAYEXT_EXIT_REPEAT_S		60
 
 /* Length of the journal row checksum kept in transfer.checksum, in bytes. */
+/*
+ * Credits to a merchant (charges, parking payments) go to one of this many
+ * buckets, chosen by backend, so that concurrent payments to one merchant
+ * do not queue on its row (0.6.0; see ledger.c).
+ */
+#define PAYEXT_MERCHANT_BUCKETS		16
+
 #define PAYEXT_CHECKSUM_LEN			16
 
 #endif							/* PAYEXT_PAYEXT_LIMITS_H */

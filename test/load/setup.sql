@@ -30,4 +30,4 @@ SELECT payext.set_association_rule(NULL, 3, '30 days');
 -- The balances before any client runs: the checker's starting point when
 -- it recomputes every balance from the acknowledged calls (verify.sql).
 CREATE TABLE load.opening AS
-SELECT id AS account, balance FROM payext.account WHERE kind <> 'system';
+SELECT id AS account, payext.balance(id) AS balance FROM payext.account WHERE kind <> 'system';

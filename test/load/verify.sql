@@ -52,6 +52,15 @@ SELECT DISTINCT ON (transfer_id) * FROM ack_money ORDER BY transfer_id, call;
 
 CREATE TEMP TABLE failure (check_name text, detail text);
 
+-- What each account holds: its row's balance, plus, for a merchant, the
+-- payments still in its credit buckets (0.6.0; payext.balance() adds the
+-- same).  NULL for system accounts, which store none.
+CREATE TEMP VIEW held AS
+SELECT a.id, a.kind, a.currency,
+       a.balance::numeric + coalesce((SELECT sum(c.amount) FROM payext.merchant_credit c
+                                       WHERE c.account = a.id), 0) AS balance
+  FROM payext.account a;
+
 -- 1. The extension's own verdict.
 INSERT INTO failure
 SELECT 'verify_ledger', v.check_name || ': ' || v.detail
@@ -60,7 +69,10 @@ SELECT 'verify_ledger', v.check_name || ': ' || v.detail
 -- 2. No wallet or merchant below zero.
 INSERT INTO failure
 SELECT 'negative_balance', format('%s account %s holds %s', a.kind, a.id, a.balance)
-  FROM payext.account a WHERE a.kind <> 'system' AND a.balance < 0;
+  FROM held a WHERE a.kind <> 'system' AND a.balance < 0;
+INSERT INTO failure
+SELECT 'negative_balance', format('bucket %s of merchant %s holds %s', c.bucket, c.account, c.amount)
+  FROM payext.merchant_credit c WHERE c.amount < 0;
 
 -- 3. The journal balances, recomputed here rather than trusted to
 -- verify_ledger().  The journal is single-row double entry: each transfer
@@ -93,14 +105,14 @@ SELECT 'debits_differ_from_credits',
 -- ... and every stored balance is what the journal says (credits - debits).
 INSERT INTO failure
 SELECT 'balance_differs_from_journal',
-       format('account %s stores %s, its journal says %s', a.id, a.balance, coalesce(j.net, 0))
-  FROM payext.account a
+       format('account %s holds %s, its journal says %s', a.id, a.balance, coalesce(j.net, 0))
+  FROM held a
   LEFT JOIN (SELECT m.account, sum(m.delta) AS net
                FROM (SELECT debit_account AS account, -amount::numeric AS delta FROM payext.transfer
                      UNION ALL
                      SELECT credit_account, amount::numeric FROM payext.transfer) m
               GROUP BY m.account) j ON j.account = a.id
- WHERE a.kind <> 'system' AND a.balance::numeric IS DISTINCT FROM coalesce(j.net, 0);
+ WHERE a.kind <> 'system' AND a.balance IS DISTINCT FROM coalesce(j.net, 0);
 
 -- 4. Nothing acknowledged was lost: every acknowledged transfer id is in
 -- the journal, once, as the movement the client asked for (kind, the
@@ -244,7 +256,7 @@ INSERT INTO failure
 SELECT 'balance_differs_from_record',
        format('account %s holds %s; opening %s and the acknowledged calls say %s',
               a.id, a.balance, o.balance, o.balance + coalesce(d.delta, 0))
-  FROM payext.account a
+  FROM held a
   JOIN load.opening o ON o.account = a.id
   LEFT JOIN (SELECT m.account, sum(m.delta) AS delta
                FROM (SELECT t.wallet AS account,
@@ -257,7 +269,7 @@ SELECT 'balance_differs_from_record',
                                         ELSE -t.amount END
                        FROM ack_transfer t WHERE t.merchant IS NOT NULL) m
               GROUP BY m.account) d ON d.account = a.id
- WHERE a.balance::numeric <> o.balance + coalesce(d.delta, 0);
+ WHERE a.balance <> o.balance + coalesce(d.delta, 0);
 INSERT INTO failure
 SELECT 'balance_differs_from_record', format('account %s opened after the set-up', a.id)
   FROM payext.account a

@@ -1,0 +1,111 @@
+-- payext 0.5.0 -> 0.6.0: payments to one merchant no longer queue on its row.
+\echo Use "ALTER EXTENSION payext UPDATE TO '0.6.0'" to load this file. \quit
+
+---------------------------------------------------------------------------
+-- Merchant credit buckets
+---------------------------------------------------------------------------
+
+-- A charge or a parking payment takes its merchant's row FOR SHARE and adds
+-- the amount to one of 16 buckets, picked by backend; whatever takes money
+-- from the merchant locks the row FOR NO KEY UPDATE (waiting for those
+-- payments) and folds the buckets into the row first.  A merchant's balance
+-- is its row's balance plus its buckets; payext.balance() adds them up.
+CREATE TABLE payext.merchant_credit (
+  account bigint NOT NULL REFERENCES payext.account (id),
+  bucket  integer NOT NULL CHECK (bucket >= 0 AND bucket < 16),
+  amount  bigint NOT NULL CHECK (amount >= 0),
+  PRIMARY KEY (account, bucket)
+);
+COMMENT ON TABLE payext.merchant_credit IS
+  'payments to a merchant not yet folded into its account row; its balance is the row''s plus these';
+SELECT pg_catalog.pg_extension_config_dump('payext.merchant_credit', '');
+REVOKE ALL ON payext.merchant_credit FROM PUBLIC;
+
+COMMENT ON COLUMN payext.account.balance IS
+  'in the minor unit; with a merchant''s payext.merchant_credit buckets (payext.balance() adds them), always equals credits minus debits in payext.transfer; NULL for system accounts, whose balance is the journal''s sum';
+
+-- The ledger's checks count the buckets.
+CREATE OR REPLACE FUNCTION payext.verify_journal()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH movement AS (
+    SELECT t.debit_account AS account, -t.amount::numeric AS delta FROM payext.transfer t
+    UNION ALL
+    SELECT t.credit_account, t.amount::numeric FROM payext.transfer t
+  ), journal AS (
+    SELECT m.account, sum(m.delta) AS balance FROM movement m GROUP BY m.account
+  ), held AS (
+    -- What each account holds: its row, plus a merchant's buckets.
+    SELECT a.id, a.kind, a.currency,
+           a.balance::numeric + coalesce(c.amount, 0) AS balance
+      FROM payext.account a
+      LEFT JOIN (SELECT mc.account, sum(mc.amount) AS amount
+                   FROM payext.merchant_credit mc GROUP BY mc.account) c ON c.account = a.id
+  ), mismatch AS (
+    SELECT a.id, a.balance, coalesce(j.balance, 0) AS journal_balance
+      FROM held a LEFT JOIN journal j ON j.account = a.id
+     WHERE a.kind <> 'system'
+       AND a.balance IS DISTINCT FROM coalesce(j.balance, 0)
+  ), orphan AS (
+    SELECT j.account FROM journal j
+     WHERE NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = j.account)
+  ), unbalanced AS (
+    -- Stored balances of wallets and merchants against the system
+    -- accounts' journal sums: the two sides of every currency.
+    SELECT a.currency,
+           sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
+                    ELSE a.balance END) AS total
+      FROM held a LEFT JOIN journal j ON j.account = a.id
+     GROUP BY a.currency
+    HAVING sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
+                    ELSE a.balance END) <> 0
+  ), negative AS (
+    SELECT a.id, a.balance FROM held a
+     WHERE a.kind <> 'system' AND a.balance < 0
+  ), altered AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE t.checksum <> payext.transfer_checksum(
+             t.id, t.debit_account, t.credit_account, t.amount, t.currency,
+             t.kind, t.idem_scope, t.reference, t.created_at)
+        OR EXISTS (SELECT 1 FROM payext.account a
+                    WHERE a.id = ANY (ARRAY[t.debit_account, t.credit_account])
+                      AND a.currency <> t.currency)
+  )
+  SELECT 'balances_match_journal',
+         NOT EXISTS (SELECT 1 FROM mismatch) AND NOT EXISTS (SELECT 1 FROM orphan),
+         CASE WHEN EXISTS (SELECT 1 FROM orphan)
+              THEN (SELECT count(*) FROM orphan)::text
+                   || ' account(s) in the journal do not exist, e.g. '
+                   || (SELECT string_agg(o.account::text, ', ')
+                         FROM (SELECT account FROM orphan ORDER BY account LIMIT 3) o)
+              WHEN EXISTS (SELECT 1 FROM mismatch)
+              THEN (SELECT count(*) FROM mismatch)::text
+                   || ' account(s) differ from the journal, e.g. '
+                   || (SELECT string_agg(format('account %s holds %s, journal says %s',
+                                                m.id, m.balance, m.journal_balance), '; ')
+                         FROM (SELECT * FROM mismatch ORDER BY id LIMIT 3) m)
+              ELSE (SELECT count(*) FROM payext.account)::text || ' accounts agree with the journal'
+         END
+  UNION ALL
+  SELECT 'money_conserved',
+         NOT EXISTS (SELECT 1 FROM unbalanced),
+         coalesce((SELECT string_agg(format('%s sums to %s', u.currency, u.total), '; ' ORDER BY u.currency)
+                     FROM unbalanced u),
+                  'every currency sums to zero')
+  UNION ALL
+  SELECT 'no_negative_balances',
+         NOT EXISTS (SELECT 1 FROM negative),
+         coalesce((SELECT string_agg(format('account %s holds %s', n.id, n.balance), '; ' ORDER BY n.id)
+                     FROM (SELECT * FROM negative ORDER BY id LIMIT 3) n),
+                  'no wallet or merchant is below zero')
+  UNION ALL
+  SELECT 'journal_intact',
+         NOT EXISTS (SELECT 1 FROM altered),
+         CASE WHEN EXISTS (SELECT 1 FROM altered)
+              THEN (SELECT count(*) FROM altered)::text || ' transfer(s) altered, e.g. '
+                   || (SELECT string_agg(x.id::text, ', ') FROM (SELECT id FROM altered ORDER BY id LIMIT 3) x)
+              ELSE (SELECT count(*) FROM payext.transfer)::text || ' transfers match their checksums'
+         END
+$$;
