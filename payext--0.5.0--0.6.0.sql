@@ -109,3 +109,15 @@ AS $$
               ELSE (SELECT count(*) FROM payext.transfer)::text || ' transfers match their checksums'
          END
 $$;
+
+---------------------------------------------------------------------------
+-- parking_fee() without a SET clause
+---------------------------------------------------------------------------
+
+-- A SET search_path is a GUC save and restore on every call: most of the
+-- time of pricing a million stays.  parking_fee() now keeps the lots it has
+-- read for the rest of the query, and reads a lot as its owner under a
+-- pinned search_path itself (src/parking.c), so it needs neither SECURITY
+-- DEFINER nor the SET.
+ALTER FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz)
+  SECURITY INVOKER RESET search_path;

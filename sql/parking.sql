@@ -78,6 +78,33 @@ SELECT payext.parking_fee(:berlin, '2026-03-29 06:00+00', '2026-03-29 08:00+00')
 -- 13:00-19:00 CET (7), night 20:00 CET-07:00 CEST (11 real hours: 20..01 CET,
 -- 03..07 CEST), day 08:00-13:00 CEST (6): 13 * 3.00 + 11 * 1.00.
 SELECT payext.parking_fee(:berlin, '2026-03-28 12:00+00', '2026-03-29 12:00+00') AS across_change;
+-- One query pricing many stays keeps the lot and the zone's offset spans it
+-- has seen (0.6.0); it must agree with pricing each stay in a query of its
+-- own.  2 000 stays of up to three days around both of 2026's changes, in
+-- an order that jumps back and forth in time, at Berlin and at the flat lot.
+CREATE TEMP TABLE fee_sample AS
+SELECT g, CASE WHEN g % 3 = 0 THEN :lot ELSE :berlin END AS lot, t AS entered_at,
+       t + make_interval(mins => (g * 7919) % 4320) AS exited_at
+  FROM generate_series(1, 2000) g,
+       LATERAL (SELECT CASE WHEN g % 2 = 0 THEN timestamptz '2026-03-27 00:00+00'
+                            ELSE timestamptz '2026-10-23 00:00+00' END
+                       + make_interval(mins => (g * 104729) % 10080) AS t) s;
+CREATE TEMP TABLE fee_together AS
+SELECT g, payext.parking_fee(lot, entered_at, exited_at) AS fee FROM fee_sample;
+DO $$
+DECLARE
+  r record;
+  alone bigint;
+  differ int := 0;
+BEGIN
+  FOR r IN SELECT s.*, f.fee FROM fee_sample s JOIN fee_together f USING (g) LOOP
+    -- A statement of its own each time: a new call site, nothing kept.
+    EXECUTE 'SELECT payext.parking_fee($1, $2, $3)' INTO alone USING r.lot, r.entered_at, r.exited_at;
+    IF alone IS DISTINCT FROM r.fee THEN differ := differ + 1; END IF;
+  END LOOP;
+  RAISE NOTICE 'stays priced together and alone that differ: %', differ;
+END $$;
+SELECT count(DISTINCT fee) > 100 AS varied_fees FROM fee_together;
 -- The stay cap.
 SELECT payext.parking_fee(:berlin, '2026-03-01 00:00+00', '2026-04-01 00:00+00') AS stay_cap;
 

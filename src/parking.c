@@ -27,6 +27,7 @@
 #include "parking.h"
 #include "payext_limits.h"
 #include "plate.h"
+#include "roles.h"
 #include "spi_util.h"
 #include "tariff.h"
 
@@ -279,11 +280,58 @@ ParkingArgPlate(FunctionCallInfo fcinfo, int argno)
 /* Seconds between the Unix epoch and PostgreSQL's (2000-01-01). */
 #define PG_EPOCH_SHIFT_S ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
 
-/* TariffOffsetFn over a pg_tz. */
+/*
+ * A lot's zone as the tariff sees it, with a memo of one span [lo, hi) of
+ * constant UTC offset: pricing a million stays at one lot asks the zone
+ * for offsets that mostly fall in a span it has already seen.
+ */
+typedef struct ParkingZone
+{
+	pg_tz	   *tz;
+	bool		known;
+	int64		lo;				/* the offset is `offset` on [lo, hi) */
+	int64		hi;				/* the next change after lo; INT64_MAX: none */
+	int32		offset;
+} ParkingZone;
+
+static bool ParkingZoneAsk(pg_tz *tz, int64_t utc_us, int32_t *offset_s,
+						   int64_t *next_change_us);
+
+/* TariffOffsetFn over a ParkingZone. */
 static bool
 ParkingZoneOffset(void *ctx, int64_t utc_us, int32_t *offset_s, int64_t *next_change_us)
 {
-	pg_tz	   *tz = ctx;
+	ParkingZone *zone = ctx;
+
+	if (zone->known && utc_us >= zone->lo && utc_us < zone->hi)
+	{
+		*offset_s = zone->offset;
+		*next_change_us = zone->hi;
+		return true;
+	}
+	if (!ParkingZoneAsk(zone->tz, utc_us, offset_s, next_change_us))
+		return false;
+	/*
+	 * The offset holds on [utc_us, next change).  A span that ends at the
+	 * same change with the same offset joins the one we have.
+	 */
+	if (zone->known && *next_change_us == zone->hi && *offset_s == zone->offset &&
+		utc_us < zone->lo)
+		zone->lo = utc_us;
+	else
+	{
+		zone->known = true;
+		zone->lo = utc_us;
+		zone->hi = *next_change_us;
+		zone->offset = *offset_s;
+	}
+	return true;
+}
+
+/* The offset at utc_us and the next change, from the zone's rules. */
+static bool
+ParkingZoneAsk(pg_tz *tz, int64_t utc_us, int32_t *offset_s, int64_t *next_change_us)
+{
 	/* Seconds, rounded down, on the Unix clock. */
 	pg_time_t	t = (pg_time_t) ((utc_us - ((utc_us % USECS_PER_SEC + USECS_PER_SEC) % USECS_PER_SEC)) / USECS_PER_SEC) + PG_EPOCH_SHIFT_S;
 	long		before_gmtoff;
@@ -339,13 +387,21 @@ ParkingLoadLot(int64 lot_id, ParkingLot *lot)
 	lot->exit_grace_minutes = DatumGetInt32(PayextResultDatum(0, 13));
 }
 
-/* The lot's fee for [entered_at, exited_at]; raises PY412/PY413. */
+/*
+ * The lot's fee for [entered_at, exited_at]; raises PY412/PY413.  memo:
+ * the lot's zone, kept by a caller that prices many stays; NULL for one.
+ */
 static int64
-ParkingPrice(const ParkingLot *lot, TimestampTz entered_at, TimestampTz exited_at)
+ParkingPriceWith(const ParkingLot *lot, ParkingZone *memo, TimestampTz entered_at,
+				 TimestampTz exited_at)
 {
-	TariffZone	zone = {ParkingZoneOffset, lot->tz};
+	ParkingZone one = {lot->tz};
+	TariffZone	zone = {ParkingZoneOffset, memo != NULL ? memo : &one};
 	int64		fee = 0;
-	TariffResult result = TariffPriceStay(&lot->tariff, &zone, entered_at, exited_at, &fee);
+	TariffResult result;
+
+	Assert(memo == NULL || memo->tz == lot->tz);
+	result = TariffPriceStay(&lot->tariff, &zone, entered_at, exited_at, &fee);
 
 	switch (result)
 	{
@@ -368,6 +424,12 @@ ParkingPrice(const ParkingLot *lot, TimestampTz entered_at, TimestampTz exited_a
 	}
 	elog(ERROR, "payext: lot " INT64_FORMAT " cannot be priced (%d)", lot->id, (int) result);
 	return 0;					/* not reached */
+}
+
+static int64
+ParkingPrice(const ParkingLot *lot, TimestampTz entered_at, TimestampTz exited_at)
+{
+	return ParkingPriceWith(lot, NULL, entered_at, exited_at);
 }
 
 /* A camera's or a caller's time: finite, and not ahead of the server. */
@@ -751,6 +813,11 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
  * tariff once, not a million times.  A lot's row never changes (there is
  * no function that updates one, and ids are never reused), so a copy can
  * not go stale within the query.
+ *
+ * parking_fee() is SECURITY INVOKER without a SET clause (0.6.0): a SET
+ * search_path costs a GUC save and restore on every call, which was most
+ * of the time of pricing a million stays.  It reads the lot as its owner,
+ * under a pinned search_path, itself, and only when the lot is not cached.
  */
 #define PARKING_FEE_CACHED_LOTS 8
 
@@ -759,14 +826,17 @@ typedef struct ParkingFeeCache
 	int			used;
 	int			next;			/* the slot to replace when full */
 	ParkingLot	lots[PARKING_FEE_CACHED_LOTS];
+	ParkingZone zones[PARKING_FEE_CACHED_LOTS];
 } ParkingFeeCache;
 
 static const ParkingLot *
-ParkingCachedLot(FunctionCallInfo fcinfo, int64 lot_id)
+ParkingCachedLot(FunctionCallInfo fcinfo, int64 lot_id, ParkingZone **zone)
 {
 	ParkingFeeCache *cache = (ParkingFeeCache *) fcinfo->flinfo->fn_extra;
 	ParkingLot	lot;
 	int			slot;
+	RolesSwitch sw;
+	int			nest_level;
 
 	if (cache == NULL)
 	{
@@ -776,11 +846,21 @@ ParkingCachedLot(FunctionCallInfo fcinfo, int64 lot_id)
 	for (int i = 0; i < cache->used; i++)
 	{
 		if (cache->lots[i].id == lot_id)
+		{
+			*zone = &cache->zones[i];
 			return &cache->lots[i];
+		}
 	}
+	RolesBecomeOwner(fcinfo, &sw);
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, payext, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	PayextSpiConnect();
 	ParkingLoadLot(lot_id, &lot);
 	PayextSpiFinish();
+	AtEOXact_GUC(true, nest_level);
+	RolesRestore(&sw);
 	if (cache->used < PARKING_FEE_CACHED_LOTS)
 		slot = cache->used++;
 	else
@@ -789,6 +869,9 @@ ParkingCachedLot(FunctionCallInfo fcinfo, int64 lot_id)
 		cache->next = (cache->next + 1) % PARKING_FEE_CACHED_LOTS;
 	}
 	cache->lots[slot] = lot;
+	memset(&cache->zones[slot], 0, sizeof(ParkingZone));
+	cache->zones[slot].tz = lot.tz;
+	*zone = &cache->zones[slot];
 	return &cache->lots[slot];
 }
 
@@ -801,13 +884,14 @@ payext_parking_fee(PG_FUNCTION_ARGS)
 	TimestampTz entered_at;
 	TimestampTz exited_at;
 	const ParkingLot *lot;
+	ParkingZone *zone;
 	int64		fee;
 
 	PayextRequireArgs(fcinfo, 1, names);
 	entered_at = ParkingArgTime(fcinfo, 1, "entered_at");
 	exited_at = ParkingArgTime(fcinfo, 2, "exited_at");
-	lot = ParkingCachedLot(fcinfo, PG_GETARG_INT64(0));
-	fee = ParkingPrice(lot, entered_at, exited_at);
+	lot = ParkingCachedLot(fcinfo, PG_GETARG_INT64(0), &zone);
+	fee = ParkingPriceWith(lot, zone, entered_at, exited_at);
 	PG_RETURN_INT64(fee);
 }
 
