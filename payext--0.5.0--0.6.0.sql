@@ -121,3 +121,102 @@ $$;
 -- DEFINER nor the SET.
 ALTER FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz)
   SECURITY INVOKER RESET search_path;
+
+---------------------------------------------------------------------------
+-- verify_ledger() checks what the constraints also enforce
+---------------------------------------------------------------------------
+
+-- codes_paid_once now counts the payments of each code (a code with two
+-- would have passed while the unique constraint was disabled), and
+-- parking_matches_journal checks that no exited stay is paid beyond its fee.
+CREATE OR REPLACE FUNCTION payext.verify_payments()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH refunded AS (
+    SELECT r.payment, sum(r.amount::numeric) AS total FROM payext.refund r GROUP BY r.payment
+  ), bad_payment AS (
+    SELECT p.transfer_id FROM payext.payment p
+      LEFT JOIN payext.transfer t ON t.id = p.transfer_id
+      LEFT JOIN refunded r ON r.payment = p.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'charge' OR t.debit_account <> p.wallet
+        OR t.credit_account <> p.merchant OR t.amount <> p.amount
+        OR t.reference IS DISTINCT FROM p.order_ref
+        OR p.refunded::numeric <> coalesce(r.total, 0) OR p.refunded > p.amount
+  ), bad_refund AS (
+    SELECT r.transfer_id FROM payext.refund r
+      JOIN payext.payment p ON p.transfer_id = r.payment
+      LEFT JOIN payext.transfer t ON t.id = r.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'refund' OR t.debit_account <> r.merchant
+        OR r.merchant <> p.merchant OR t.credit_account <> p.wallet
+        OR t.amount <> r.amount OR t.reference IS DISTINCT FROM r.refund_ref
+  ), orphan_transfer AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE (t.kind = 'charge' AND NOT EXISTS (SELECT 1 FROM payext.payment p WHERE p.transfer_id = t.id))
+        OR (t.kind = 'refund' AND NOT EXISTS (SELECT 1 FROM payext.refund r WHERE r.transfer_id = t.id))
+  ), code_payments AS (
+    SELECT p.code_serial, count(*) AS n FROM payext.payment p GROUP BY p.code_serial
+  ), bad_code AS (
+    -- Used if and only if paid, and paid once: counted here, not left to
+    -- the unique constraint alone.
+    SELECT c.serial FROM payext.payment_code c
+      LEFT JOIN code_payments u ON u.code_serial = c.serial
+     WHERE (c.state = 'used') <> (u.n IS NOT NULL) OR u.n > 1
+  )
+  SELECT 'payments_match_journal',
+         NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_refund)
+           AND NOT EXISTS (SELECT 1 FROM orphan_transfer),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_payment) OR EXISTS (SELECT 1 FROM bad_refund)
+                   OR EXISTS (SELECT 1 FROM orphan_transfer)
+              THEN format('%s payment(s), %s refund(s) and %s charge or refund transfer(s) disagree',
+                          (SELECT count(*) FROM bad_payment), (SELECT count(*) FROM bad_refund),
+                          (SELECT count(*) FROM orphan_transfer))
+              ELSE format('%s payments and %s refunds agree with the journal',
+                          (SELECT count(*) FROM payext.payment), (SELECT count(*) FROM payext.refund))
+         END
+  UNION ALL
+  SELECT 'codes_paid_once',
+         NOT EXISTS (SELECT 1 FROM bad_code),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_code)
+              THEN (SELECT count(*) FROM bad_code)::text || ' code(s) used without one payment, or paid while not used'
+              ELSE (SELECT count(*) FROM payext.payment_code WHERE state = 'used')::text
+                   || ' used codes, one payment each'
+         END
+$$;
+CREATE OR REPLACE FUNCTION payext.verify_parking()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH paid AS (
+    SELECT p.stay, sum(p.amount::numeric) AS total FROM payext.parking_payment p GROUP BY p.stay
+  ), bad_payment AS (
+    SELECT p.transfer_id FROM payext.parking_payment p
+      JOIN payext.parking_stay s ON s.id = p.stay
+      JOIN payext.parking_lot l ON l.id = s.lot
+      LEFT JOIN payext.transfer t ON t.id = p.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'parking' OR t.debit_account <> p.wallet
+        OR t.credit_account <> l.operator OR t.amount <> p.amount
+  ), bad_stay AS (
+    SELECT s.id FROM payext.parking_stay s LEFT JOIN paid ON paid.stay = s.id
+     WHERE s.paid::numeric <> coalesce(paid.total, 0)
+        -- an exited stay is never paid more than its fee
+        OR (s.fee IS NOT NULL AND s.paid > s.fee)
+  ), orphan_transfer AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE t.kind = 'parking'
+       AND NOT EXISTS (SELECT 1 FROM payext.parking_payment p WHERE p.transfer_id = t.id)
+  )
+  SELECT 'parking_matches_journal',
+         NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_stay)
+           AND NOT EXISTS (SELECT 1 FROM orphan_transfer),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_payment) OR EXISTS (SELECT 1 FROM bad_stay)
+                   OR EXISTS (SELECT 1 FROM orphan_transfer)
+              THEN format('%s parking payment(s), %s stay(s) and %s parking transfer(s) disagree',
+                          (SELECT count(*) FROM bad_payment), (SELECT count(*) FROM bad_stay),
+                          (SELECT count(*) FROM orphan_transfer))
+              ELSE format('%s parking payments agree with the journal and their stays',
+                          (SELECT count(*) FROM payext.parking_payment))
+         END
+$$;

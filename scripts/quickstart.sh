@@ -5,13 +5,14 @@
 #
 #   scripts/quickstart.sh demo     # the story of a wallet and a merchant
 #   scripts/quickstart.sh test     # every suite; ends "suites: N passed, M failed"
+#   scripts/quickstart.sh bench    # the benchmarks (bench/run.sh), a release build
 #
 # Uses sudo for apt-get and `make install` when not run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-demo}
-case "$what" in demo | test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; esac
+case "$what" in demo | test | bench) ;; *) echo "usage: $0 demo|test|bench" >&2; exit 2 ;; esac
 
 as_root=()
 [ "$(id -u)" = 0 ] || as_root=(sudo)
@@ -21,6 +22,8 @@ packages=(make gcc postgresql-15 postgresql-common postgresql-server-dev-15
 # The test suite also builds C unit tests and fuzzers with sanitizers, and
 # runs the regress suite under valgrind.
 if [ "$what" = test ]; then packages+=(clang libclang-rt-14-dev valgrind); fi
+# The benchmark draws its chart with gnuplot.
+if [ "$what" = bench ]; then packages+=(gnuplot-nox); fi
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -39,6 +42,10 @@ if [ "$what" = test ]; then
 	# Tests build with Assert() enabled and warnings as errors.
 	make -s clean
 	make -s PAYEXT_DEV=1
+elif [ "$what" = bench ]; then
+	# Measure the release build, never one left over with Assert() in it.
+	make -s clean
+	make -s
 else
 	make -s
 fi
@@ -46,5 +53,12 @@ fi
 
 if [ "$what" = demo ]; then
 	exec scripts/with_cluster.sh make -s demo PG_CONFIG="$PG_CONFIG"
+fi
+if [ "$what" = bench ]; then
+	# A cluster of its own (initdb), sized for the population; the run
+	# changes synchronous_commit per pgbench run itself.
+	exec env PAYEXT_CLUSTER=initdb scripts/with_cluster.sh \
+		-o shared_buffers=1GB -o max_connections=50 -o max_wal_size=4GB \
+		-o checkpoint_timeout=30min bench/run.sh
 fi
 exec scripts/test_all.sh

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Turns bench/run.sh's CSV files into bench/results/README.md (the table,
+# the targets as ratios, the machine) and tps.png (gnuplot, if installed).
+#   bench/report.sh [results-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-bench/results}
+csv=$out/tps.csv
+md=$out/README.md
+
+# tps SCRIPT SYNC CLIENTS -> the figure, or empty
+tps() { awk -F, -v s="$1" -v y="$2" -v c="$3" '$1 == s && $2 == y && $3 == c { print $4 }' "$csv"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+verdict() { awk -v r="$1" -v t="$2" -v dir="$3" 'BEGIN { if (r == "n/a") print "not measured";
+	else if ((dir == "min" && r + 0 >= t + 0) || (dir == "max" && r + 0 <= t + 0)) print "met"; else print "**missed**" }'; }
+
+clients=$(awk -F, 'NR > 1 { print $3 }' "$csv" | sort -n -u | tr '\n' ' ')
+syncs=$(awk -F, 'NR > 1 { print $2 }' "$csv" | awk '!seen[$0]++' | tr '\n' ' ')
+scripts=$(awk -F, 'NR > 1 { print $1 }' "$csv" | awk '!seen[$0]++' | tr '\n' ' ')
+describe() {
+	case "$1" in
+	charge) echo "issue a code, charge it (uniform over 800 merchants)" ;;
+	hot) echo "the same, every charge at one merchant" ;;
+	assoc) echo "the same, a rule linking on the first payment" ;;
+	parking) echo "camera entry, exit with auto-pay" ;;
+	code) echo "issue a code" ;;
+	naive) echo "baseline: PL/pgSQL + pgcrypto issue and charge" ;;
+	tpcb) echo "baseline: pgbench TPC-B" ;;
+	select) echo "baseline: pgbench select-only" ;;
+	*) echo "$1" ;;
+	esac
+}
+
+{
+	echo "# Benchmark results"
+	echo
+	echo "Written by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); every figure below"
+	echo "comes from one run on one throwaway cluster. Transactions per second;"
+	echo "a charge script's transaction is one issue-and-charge (two SQL transactions)."
+	echo
+	echo "Machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)),"
+	echo "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr),"
+	echo "$("${PG_CONFIG:-pg_config}" --version), shared with other work (so: ratios, not absolutes)."
+	echo
+	header="| script |"
+	rule="| --- |"
+	for y in $syncs; do for c in $clients; do
+		header="$header sync $y, $c cl. |"
+		rule="$rule ---: |"
+	done; done
+	echo "$header"
+	echo "$rule"
+	for s in $scripts; do
+		row="| \`$s\`: $(describe "$s") |"
+		for y in $syncs; do for c in $clients; do
+			row="$row $(tps "$s" "$y" "$c" | awk '{ printf "%.0f", $1 }') |"
+		done; done
+		echo "$row"
+	done
+	echo
+	echo "## Targets (8 clients, synchronous_commit off)"
+	echo
+	echo "| target | measured | verdict |"
+	echo "| --- | --- | --- |"
+	r=$(ratio "$(tps charge off 8)" "$(tps naive off 8)")
+	echo "| issue + charge ≥ 2.0× the PL/pgSQL baseline | $r× | $(verdict "$r" 2.0 min) |"
+	r=$(ratio "$(tps charge off 8)" "$(tps select off 8)")
+	echo "| issue + charge ≥ 0.35× pgbench select-only | $r× | $(verdict "$r" 0.35 min) |"
+	r=$(ratio "$(tps hot off 8)" "$(tps charge off 8)")
+	echo "| hot merchant ≥ 0.8× uniform | $r× | $(verdict "$r" 0.8 min) |"
+	if [ -s "$out/growth.csv" ]; then
+		small=$(awk -F, '$1 == "small" { print $3 }' "$out/growth.csv")
+		big=$(awk -F, '$1 == "big" { print $3 }' "$out/growth.csv")
+		rows=$(awk -F, '$1 == "big" { print $2 }' "$out/growth.csv")
+		r=$(ratio "$big" "$small")
+		echo "| charge at $rows journal rows ≥ 0.8× at 10 k | $r× ($(printf '%.0f' "$big") vs $(printf '%.0f' "$small") tps) | $(verdict "$r" 0.8 min) |"
+	fi
+	if [ -s "$out/fee.csv" ]; then
+		fee=$(cut -d, -f2 "$out/fee.csv")
+		trivial=$(cut -d, -f4 "$out/fee.csv")
+		r=$(ratio "$fee" "$trivial")
+		echo "| \`parking_fee\` over 1 M stays ≤ 3× a trivial expression | $r× ($fee vs $trivial ms) | $(verdict "$r" 3 max) |"
+	fi
+	echo
+	if [ -s "$out/fsync.txt" ] && [ -n "$(tps charge on 8)" ]; then
+		fsync=$(cat "$out/fsync.txt")
+		echo "## Durable commits (synchronous_commit on)"
+		echo
+		echo "The disk: pg_test_fsync measures $fsync fdatasync/s, the most commits one"
+		echo "client can make per second. A charge script's transaction commits twice."
+		echo
+		echo "| | 1 client | 8 clients | 8 ÷ 1 (what group commit buys) |"
+		echo "| --- | ---: | ---: | ---: |"
+		for s in charge naive tpcb; do
+			one=$(tps "$s" on 1)
+			eight=$(tps "$s" on 8)
+			[ -n "$one" ] || continue
+			echo "| \`$s\` commits/s | $(awk -v t="$one" -v k="$s" 'BEGIN { printf "%.0f", t * (k == "tpcb" ? 1 : 2) }') | $(awk -v t="$eight" -v k="$s" 'BEGIN { printf "%.0f", t * (k == "tpcb" ? 1 : 2) }') | $(ratio "$eight" "$one")× |"
+		done
+		echo
+		c1=$(awk -v t="$(tps charge on 1)" 'BEGIN { printf "%.0f", 2 * t }')
+		echo "One client's charge commits $c1 times a second against the disk's $fsync"
+		echo "fdatasyncs ($(ratio "$c1" "$fsync")×)."
+		echo
+	fi
+	echo "Chart: [tps.png](tps.png). Raw figures: [tps.csv](tps.csv), [fee.csv](fee.csv),"
+	echo "[growth.csv](growth.csv); the run's log: [run.log](run.log)."
+} >"$md"
+
+if command -v gnuplot >/dev/null 2>&1; then
+	data=$(mktemp -d)
+	for y in $syncs; do for s in $scripts; do
+		awk -F, -v s="$s" -v y="$y" '$1 == s && $2 == y { print $3, $4 }' "$csv" | sort -n >"$data/$y-$s.dat"
+	done; done
+	{
+		echo "set terminal pngcairo size 1200,500 noenhanced font ',10'"
+		echo "set output '$out/tps.png'"
+		echo "set multiplot layout 1,$(wc -w <<<"$syncs")"
+		echo "set logscale y"
+		echo "set xlabel 'clients'"
+		echo "set ylabel 'tps'"
+		echo "set key outside right"
+		echo "set grid"
+		echo "set xtics ($(tr ' ' '\n' <<<"$clients" | grep . | paste -sd, -))"
+		for y in $syncs; do
+			echo "set title 'synchronous_commit = $y'"
+			plot="plot"
+			for s in $scripts; do
+				plot="$plot '$data/$y-$s.dat' using 1:2 with linespoints title '$s',"
+			done
+			echo "${plot%,}"
+		done
+		echo "unset multiplot"
+	} >"$data/plot.gp"
+	if ! gnuplot "$data/plot.gp" 2>/dev/null; then
+		sed -i 's/pngcairo/png/' "$data/plot.gp"
+		gnuplot "$data/plot.gp"
+	fi
+	rm -rf "$data"
+fi
+echo "bench: results in $md"

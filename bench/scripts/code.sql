@@ -1,0 +1,3 @@
+-- Code issuance alone.
+\set w random(1, 100000)
+SELECT payext.request_payment(:w);

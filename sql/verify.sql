@@ -1,0 +1,48 @@
+-- verify_ledger() finds what the constraints would have stopped, when they
+-- were not there: each tampering runs as the superuser inside a
+-- transaction that is rolled back, and the check that must see it says
+-- false.  (The journal's own checks are in ledger.sql.)
+SET TIME ZONE 'UTC';
+-- Ids in this file's messages start after 7000, whatever ran before it.
+-- NZD is used by no other file.
+SELECT setval('payext.account_id_seq', 7000), setval('payext.transfer_id_seq', 7000),
+       setval('payext.parking_lot_id_seq', 7000), setval('payext.parking_stay_id_seq', 7000);
+
+SELECT payext.open_wallet('verify_vic', 'NZD') AS w \gset
+SELECT payext.open_merchant('gh_verify_shop', 'Shop', 'NZD') AS m \gset
+SELECT payext.top_up(:w, 100000, 'verify-bank-1') > 0 AS topped_up;
+SELECT payext.request_payment(:w) AS code \gset
+SELECT payext.charge(:m, :'code', 1000, 'verify-order-1') AS t1 \gset
+SELECT payext.create_parking_lot(:m, 'Verify Lot', 'UTC', 0, 60, 200) AS lot \gset
+SELECT payext.bind_vehicle('verify_vic', 'VF-001', auto_pay => true);
+SELECT payext.vehicle_entered(:lot, 'VF001', '2026-11-20 10:00+00') AS stay \gset
+SELECT payext.vehicle_exited(:lot, 'VF001', '2026-11-20 12:00+00') AS fee;
+SELECT fee, paid, state FROM payext.parking_stay WHERE id = :stay;
+SELECT check_name, ok FROM payext.verify_ledger();
+
+-- A code paid twice: a second payment row for the same code (its own
+-- transfer, so that the journal and the balances agree).
+BEGIN;
+ALTER TABLE payext.payment DROP CONSTRAINT payment_code_serial_key;
+INSERT INTO payext.transfer (id, debit_account, credit_account, amount, currency, kind,
+                             idem_scope, reference, created_at, checksum)
+SELECT 7999, :w, :m, 1000, 'NZD', 'charge', :m, 'verify-order-2', t.created_at,
+       payext.transfer_checksum(7999, :w, :m, 1000, 'NZD', 'charge', :m, 'verify-order-2', t.created_at)
+  FROM payext.transfer t WHERE t.id = :t1;
+INSERT INTO payext.payment (transfer_id, merchant, order_ref, wallet, code_serial, amount,
+                            created_at, updated_at)
+SELECT 7999, merchant, 'verify-order-2', wallet, code_serial, amount, created_at, updated_at
+  FROM payext.payment WHERE transfer_id = :t1;
+UPDATE payext.account SET balance = balance + CASE id WHEN :w THEN -1000 ELSE 1000 END
+ WHERE id IN (:w, :m);
+SELECT check_name, ok FROM payext.verify_ledger() WHERE NOT ok;
+ROLLBACK;
+
+-- An exited stay paid beyond its fee: the fee lowered under what was paid.
+BEGIN;
+ALTER TABLE payext.parking_stay DROP CONSTRAINT parking_stay_not_overpaid;
+UPDATE payext.parking_stay SET fee = paid - 1 WHERE id = :stay;
+SELECT check_name, ok FROM payext.verify_ledger() WHERE NOT ok;
+ROLLBACK;
+
+SELECT check_name, ok FROM payext.verify_ledger() WHERE NOT ok;
