@@ -99,8 +99,12 @@ describe() {
 		done
 		echo
 		c1=$(awk -v t="$(tps charge on 1)" 'BEGIN { printf "%.0f", 2 * t }')
-		echo "One client's charge commits $c1 times a second against the disk's $fsync"
-		echo "fdatasyncs ($(ratio "$c1" "$fsync")×)."
+		c8=$(awk -v t="$(tps charge on 8)" 'BEGIN { printf "%.0f", 2 * t }')
+		echo "The charge commits $c1 times a second with one client, $(ratio "$c1" "$fsync")× the disk's"
+		echo "$fsync fdatasyncs, and $c8 times with 8 clients, $(ratio "$c8" "$fsync")×. One client waits"
+		echo "for each flush on top of its CPU work ($(tps charge on 1 | awk '{ printf "%.0f", $1 }') pairs a second, against"
+		echo "$(tps charge off 1 | awk '{ printf "%.0f", $1 }') without waiting); with 8 clients one fdatasync carries several"
+		echo "backends' commits, and the 2 CPUs, not the disk, become the limit."
 		echo
 	fi
 	echo "Chart: [tps.png](tps.png). Raw figures: [tps.csv](tps.csv), [fee.csv](fee.csv),"
