@@ -62,8 +62,20 @@ AS $$
     HAVING sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
                     ELSE a.balance END) <> 0
   ), negative AS (
+    -- The whole balance, and each part on its own: positive buckets must
+    -- not hide a negative row.
     SELECT a.id, a.balance FROM held a
      WHERE a.kind <> 'system' AND a.balance < 0
+    UNION
+    SELECT a.id, a.balance::numeric FROM payext.account a
+     WHERE a.kind <> 'system' AND a.balance < 0
+    UNION
+    SELECT c.account, c.amount::numeric FROM payext.merchant_credit c WHERE c.amount < 0
+  ), stray AS (
+    -- Buckets belong to merchants only.
+    SELECT c.account FROM payext.merchant_credit c
+      JOIN payext.account a ON a.id = c.account
+     WHERE a.kind <> 'merchant'
   ), altered AS (
     SELECT t.id FROM payext.transfer t
      WHERE t.checksum <> payext.transfer_checksum(
@@ -74,8 +86,12 @@ AS $$
                       AND a.currency <> t.currency)
   )
   SELECT 'balances_match_journal',
-         NOT EXISTS (SELECT 1 FROM mismatch) AND NOT EXISTS (SELECT 1 FROM orphan),
-         CASE WHEN EXISTS (SELECT 1 FROM orphan)
+         NOT EXISTS (SELECT 1 FROM mismatch) AND NOT EXISTS (SELECT 1 FROM orphan)
+           AND NOT EXISTS (SELECT 1 FROM stray),
+         CASE WHEN EXISTS (SELECT 1 FROM stray)
+              THEN (SELECT count(*) FROM stray)::text
+                   || ' credit bucket(s) belong to accounts that are not merchants'
+              WHEN EXISTS (SELECT 1 FROM orphan)
               THEN (SELECT count(*) FROM orphan)::text
                    || ' account(s) in the journal do not exist, e.g. '
                    || (SELECT string_agg(o.account::text, ', ')

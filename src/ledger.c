@@ -430,7 +430,11 @@ LedgerHasBuckets(void)
 /*
  * Folds a merchant's buckets into its row, which the caller holds FOR NO
  * KEY UPDATE (so no payment is adding to them), and sets balance_minor to
- * the whole balance.  Anything else is left alone.
+ * the whole balance.  Anything else is left alone.  The fold reads the
+ * newest buckets: under REPEATABLE READ a payment that committed after the
+ * snapshot (it only share-locked the row, so locking the row raised
+ * nothing) must not be passed over, or a close would strand its money and
+ * a refund see too little; such a bucket raises 40001 instead.
  */
 static void
 LedgerFoldCredits(LedgerAccount *account)
@@ -440,8 +444,8 @@ LedgerFoldCredits(LedgerAccount *account)
 	if (strcmp(account->kind, "merchant") != 0 || !LedgerHasBuckets())
 		return;
 	values[0] = Int64GetDatum(account->id);
-	if (PayextExecute(&fold_credits_plan, values, NULL, false, 0,
-					  SPI_OK_UPDATE_RETURNING) == 1)
+	if (PayextExecuteLatest(&fold_credits_plan, values, NULL,
+							SPI_OK_UPDATE_RETURNING) == 1)
 		account->balance_minor = DatumGetInt64(PayextResultDatum(0, 1));
 }
 
@@ -1038,8 +1042,8 @@ LedgerSetStatus(int64 account_id, const char *target)
 	if (strcmp(kind, "merchant") == 0 && LedgerHasBuckets())
 	{
 		/* Its buckets count: fold them (we hold the row). */
-		if (PayextExecute(&fold_credits_plan, values, NULL, false, 0,
-						  SPI_OK_UPDATE_RETURNING) == 1)
+		if (PayextExecuteLatest(&fold_credits_plan, values, NULL,
+								SPI_OK_UPDATE_RETURNING) == 1)
 			balance = DatumGetInt64(PayextResultDatum(0, 1));
 	}
 

@@ -4,11 +4,13 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
 #include "common/int.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "errors.h"
 #include "payext_limits.h"
@@ -61,6 +63,31 @@ PayextExecute(PayextPlan *plan, Datum *values, const char *nulls,
 
 	rc = SPI_execute_plan(PayextPreparedPlan(plan), values, nulls,
 						  read_only, max_rows);
+	if (rc != expected_rc)
+		elog(ERROR, "payext: \"%s\" returned %s, expected %s",
+			 plan->sql, SPI_result_code_string(rc),
+			 SPI_result_code_string(expected_rc));
+	return SPI_processed;
+}
+
+uint64
+PayextExecuteLatest(PayextPlan *plan, Datum *values, const char *nulls,
+					int expected_rc)
+{
+	int			rc;
+
+	if (!IsolationUsesXactSnapshot())
+		return PayextExecute(plan, values, nulls, false, 0, expected_rc);
+	/*
+	 * Under REPEATABLE READ and SERIALIZABLE: the newest committed rows, with
+	 * the transaction's snapshot as the crosscheck, so that changing a row
+	 * the snapshot cannot see raises 40001 (what the foreign-key triggers
+	 * do for the same reason).
+	 */
+	CommandCounterIncrement();
+	rc = SPI_execute_snapshot(PayextPreparedPlan(plan), values, nulls,
+							  GetLatestSnapshot(), GetTransactionSnapshot(),
+							  false, true, 0);
 	if (rc != expected_rc)
 		elog(ERROR, "payext: \"%s\" returned %s, expected %s",
 			 plan->sql, SPI_result_code_string(rc),

@@ -31,6 +31,15 @@ typedef struct PayextPlan
 extern uint64 PayextExecute(PayextPlan *plan, Datum *values, const char *nulls,
 							bool read_only, long max_rows, int expected_rc);
 
+/*
+ * PayextExecute() of a statement that changes rows, reading the newest
+ * committed ones: under REPEATABLE READ and SERIALIZABLE, a row that the
+ * transaction's snapshot cannot see makes it raise 40001 rather than be
+ * passed over.
+ */
+extern uint64 PayextExecuteLatest(PayextPlan *plan, Datum *values,
+								  const char *nulls, int expected_rc);
+
 /* Opens a cursor on the plan (read-write snapshot semantics). */
 extern Portal PayextOpenCursor(PayextPlan *plan, Datum *values, const char *nulls);
 
