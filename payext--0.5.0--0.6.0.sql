@@ -134,9 +134,11 @@ $$;
 -- time of pricing a million stays.  parking_fee() now keeps the lots it has
 -- read for the rest of the query, and reads a lot as its owner under a
 -- pinned search_path itself (src/parking.c), so it needs neither SECURITY
--- DEFINER nor the SET.
+-- DEFINER nor the SET.  It writes nothing and reads its lots under the
+-- query's snapshot, so it is PARALLEL SAFE: a query pricing many stays is
+-- shared among parallel workers, each with its own cache of lots.
 ALTER FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz)
-  SECURITY INVOKER RESET search_path;
+  SECURITY INVOKER RESET search_path PARALLEL SAFE;
 
 ---------------------------------------------------------------------------
 -- verify_ledger() checks what the constraints also enforce

@@ -80,6 +80,12 @@ describe() {
 		trivial=$(cut -d, -f4 "$out/fee.csv")
 		r=$(ratio "$fee" "$trivial")
 		echo "| \`parking_fee\` over 1 M stays ≤ 3× a trivial expression | $r× ($fee vs $trivial ms) | $(verdict "$r" 3 max) |"
+		fee_serial=$(cut -d, -f6 "$out/fee.csv")
+		trivial_serial=$(cut -d, -f8 "$out/fee.csv")
+		if [ -n "$fee_serial" ]; then
+			r=$(ratio "$fee_serial" "$trivial_serial")
+			echo "| the same without parallel workers | $r× ($fee_serial vs $trivial_serial ms) | $(verdict "$r" 3 max) |"
+		fi
 	fi
 	echo
 	if [ -s "$out/fsync.txt" ] && [ -n "$(tps charge on 8)" ]; then

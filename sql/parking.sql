@@ -105,6 +105,25 @@ BEGIN
   RAISE NOTICE 'stays priced together and alone that differ: %', differ;
 END $$;
 SELECT count(DISTINCT fee) > 100 AS varied_fees FROM fee_together;
+-- parking_fee() is PARALLEL SAFE: parallel workers (the leader taking no
+-- rows) price the same stays to the same fees, each with its own cache.
+CREATE TABLE fee_parallel AS SELECT * FROM fee_sample;
+ANALYZE fee_parallel;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF)
+SELECT sum(payext.parking_fee(lot, entered_at, exited_at) * g) FROM fee_parallel;
+SELECT (SELECT sum(payext.parking_fee(lot, entered_at, exited_at) * g) FROM fee_parallel)
+     = (SELECT sum(fee * g) FROM fee_together) AS parallel_fees_agree;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+RESET parallel_leader_participation;
+DROP TABLE fee_parallel;
 -- The stay cap.
 SELECT payext.parking_fee(:berlin, '2026-03-01 00:00+00', '2026-04-01 00:00+00') AS stay_cap;
 

@@ -360,14 +360,20 @@ ParkingRaiseUnknownLot(int64 lot_id)
 			 errmsg("parking lot " INT64_FORMAT " does not exist", lot_id)));
 }
 
+/*
+ * Reads a lot's row.  read_only: under the caller's snapshot, as
+ * parking_fee() does (it is PARALLEL SAFE, and a parallel worker may
+ * neither start a command nor should it see another snapshot than its
+ * leader); the camera and payment paths take a fresh one.
+ */
 static void
-ParkingLoadLot(int64 lot_id, ParkingLot *lot)
+ParkingLoadLot(int64 lot_id, ParkingLot *lot, bool read_only)
 {
 	Datum		values[1];
 	char	   *tz_name;
 
 	values[0] = Int64GetDatum(lot_id);
-	if (PayextExecute(&load_lot_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+	if (PayextExecute(&load_lot_plan, values, NULL, read_only, 1, SPI_OK_SELECT) == 0)
 		ParkingRaiseUnknownLot(lot_id);
 	lot->id = lot_id;
 	lot->operator_id = DatumGetInt64(PayextResultDatum(0, 2));
@@ -818,6 +824,11 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
  * search_path costs a GUC save and restore on every call, which was most
  * of the time of pricing a million stays.  It reads the lot as its owner,
  * under a pinned search_path, itself, and only when the lot is not cached.
+ *
+ * It is PARALLEL SAFE: it writes nothing, reads the lot read-only under the
+ * query's snapshot, and a parallel worker may switch the user id and save
+ * and restore a GUC (what a SET clause does), so each worker keeps a cache
+ * of its own and a query over many stays is priced by all of them.
  */
 #define PARKING_FEE_CACHED_LOTS 8
 
@@ -857,7 +868,7 @@ ParkingCachedLot(FunctionCallInfo fcinfo, int64 lot_id, ParkingZone **zone)
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	PayextSpiConnect();
-	ParkingLoadLot(lot_id, &lot);
+	ParkingLoadLot(lot_id, &lot, true);
 	PayextSpiFinish();
 	AtEOXact_GUC(true, nest_level);
 	RolesRestore(&sw);
@@ -913,7 +924,7 @@ ParkingEventStart(FunctionCallInfo fcinfo, ParkingLot *lot, Datum *values,
 	ParkingRefuseFuture(*at, "at");
 
 	PayextSpiConnect();
-	ParkingLoadLot(PG_GETARG_INT64(0), lot);
+	ParkingLoadLot(PG_GETARG_INT64(0), lot, false);
 	values[0] = Int64GetDatum(lot->id);
 	values[1] = CStringGetTextDatum(*plate);
 	values[2] = TimestampTzGetDatum(*at);
@@ -1098,7 +1109,7 @@ payext_parking_service_info(PG_FUNCTION_ARGS)
 		bool		nulls[8] = {false};
 
 		if (lot.id != stays[i].lot)
-			ParkingLoadLot(stays[i].lot, &lot);
+			ParkingLoadLot(stays[i].lot, &lot, false);
 		values[0] = Int64GetDatum(stays[i].id);
 		values[1] = CStringGetTextDatum(stays[i].plate);
 		values[2] = Int64GetDatum(stays[i].lot);
@@ -1171,7 +1182,7 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 						stay.plate, wallet.id),
 				 errhint("A stay is paid from a wallet of the user the vehicle is bound to.")));
 
-	ParkingLoadLot(stay.lot, &lot);
+	ParkingLoadLot(stay.lot, &lot, false);
 	due = ParkingDue(&lot, &stay, GetCurrentTransactionStartTimestamp());
 	if (due == 0)
 	{
