@@ -21,6 +21,39 @@ COMMENT ON TABLE payext.merchant_credit IS
 SELECT pg_catalog.pg_extension_config_dump('payext.merchant_credit', '');
 REVOKE ALL ON payext.merchant_credit FROM PUBLIC;
 
+-- Admins read account.balance; a merchant's whole balance is that plus its
+-- buckets, so they read the buckets too (and roles that are admins already
+-- get them now).
+INSERT INTO payext.capability (capability, privilege, object)
+VALUES ('admin', 'SELECT', 'TABLE payext.merchant_credit');
+SELECT payext.grant_capability('admin', g.grantee)
+  FROM payext.capability_grant g WHERE g.capability = 'admin';
+
+-- A closed account holds nothing, buckets included.  Closing folds the
+-- buckets first (src/ledger.c); this guard holds for any other writer of
+-- account.status: a session still running the 0.5.0 library after ALTER
+-- EXTENSION UPDATE (it knows no buckets), or an UPDATE by hand.  It fires
+-- only when status is assigned, never on the balance updates of payments.
+CREATE FUNCTION payext.account_close_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM payext.merchant_credit c WHERE c.account = NEW.id) THEN
+    RAISE EXCEPTION 'account % still holds money', NEW.id
+      USING ERRCODE = 'PY108',
+            DETAIL = 'Payments to it are not yet folded into its balance.',
+            HINT = 'Close it with payext.close_account() from a session that has loaded payext 0.6.0 or later.';
+  END IF;
+  RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION payext.account_close_guard() FROM PUBLIC;
+CREATE TRIGGER account_close_guard
+  BEFORE UPDATE OF status ON payext.account
+  FOR EACH ROW WHEN (NEW.status = 'closed' AND OLD.status <> 'closed')
+  EXECUTE FUNCTION payext.account_close_guard();
+
 COMMENT ON COLUMN payext.account.balance IS
   'in the minor unit; with a merchant''s payext.merchant_credit buckets (payext.balance() adds them), always equals credits minus debits in payext.transfer; NULL for system accounts, whose balance is the journal''s sum';
 
@@ -72,10 +105,17 @@ AS $$
     UNION
     SELECT c.account, c.amount::numeric FROM payext.merchant_credit c WHERE c.amount < 0
   ), stray AS (
-    -- Buckets belong to merchants only.
-    SELECT c.account FROM payext.merchant_credit c
+    -- Buckets belong to active merchants only (freezing and closing fold
+    -- them), and a closed account holds nothing.
+    SELECT c.account,
+           CASE WHEN a.kind <> 'merchant' THEN 'a credit bucket on a ' || a.kind
+                ELSE 'a credit bucket on a ' || a.status || ' merchant' END AS what
+      FROM payext.merchant_credit c
       JOIN payext.account a ON a.id = c.account
-     WHERE a.kind <> 'merchant'
+     WHERE a.kind <> 'merchant' OR a.status <> 'active'
+    UNION ALL
+    SELECT a.id, 'a closed account holding ' || a.balance
+      FROM payext.account a WHERE a.status = 'closed' AND a.balance <> 0
   ), altered AS (
     SELECT t.id FROM payext.transfer t
      WHERE t.checksum <> payext.transfer_checksum(
@@ -90,7 +130,9 @@ AS $$
            AND NOT EXISTS (SELECT 1 FROM stray),
          CASE WHEN EXISTS (SELECT 1 FROM stray)
               THEN (SELECT count(*) FROM stray)::text
-                   || ' credit bucket(s) belong to accounts that are not merchants'
+                   || ' holding(s) where no money may be, e.g. '
+                   || (SELECT string_agg(format('account %s: %s', x.account, x.what), '; ')
+                         FROM (SELECT * FROM stray ORDER BY account, what LIMIT 3) x)
               WHEN EXISTS (SELECT 1 FROM orphan)
               THEN (SELECT count(*) FROM orphan)::text
                    || ' account(s) in the journal do not exist, e.g. '

@@ -61,8 +61,13 @@ SELECT p.proname FROM pg_proc p
  WHERE p.pronamespace = 'payext'::regnamespace
    AND has_function_privilege('public', p.oid, 'EXECUTE')
  ORDER BY 1;
+-- A role that is an admin before the update reads the buckets after it.
+CREATE ROLE payext_upgrade_admin;
+SELECT payext.grant_capability('admin', 'payext_upgrade_admin');
 ALTER EXTENSION payext UPDATE TO '0.6.0';
 SELECT extversion FROM pg_extension WHERE extname = 'payext';
+SELECT has_table_privilege('payext_upgrade_admin', 'payext.merchant_credit', 'SELECT')
+       AS admin_reads_buckets;
 -- Merchants are paid through credit buckets: a charge after the update
 -- lands in one, the balance counts it, a withdrawal folds it, and the
 -- ledger still verifies.
@@ -82,3 +87,4 @@ SELECT 'merchant_credit' = ANY (
 \c :regress_db
 SET client_min_messages = warning;
 DROP DATABASE payext_upgrade;
+DROP ROLE payext_upgrade_admin;

@@ -65,4 +65,24 @@ UPDATE payext.account SET balance = balance - 100 WHERE id = :w;
 SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
 ROLLBACK;
 
+-- A merchant closed with money in its buckets, as a session still running
+-- the 0.5.0 library would close it (it checks the row alone): the guard on
+-- account.status refuses it ...
+BEGIN;
+UPDATE payext.account SET status = 'closed' WHERE id = :m;
+\echo :SQLSTATE
+ROLLBACK;
+-- ... and without the guard, verify_ledger() sees it.
+BEGIN;
+ALTER TABLE payext.account DISABLE TRIGGER account_close_guard;
+UPDATE payext.account SET status = 'closed' WHERE id = :m;
+SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
+ROLLBACK;
+
+-- A closed wallet that still holds money.
+BEGIN;
+UPDATE payext.account SET status = 'closed' WHERE id = :w;
+SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
+ROLLBACK;
+
 SELECT check_name, ok FROM payext.verify_ledger() WHERE NOT ok;
