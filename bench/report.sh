@@ -88,6 +88,38 @@ describe() {
 		fi
 	fi
 	echo
+	naive8=$(tps naive off 8)
+	code8=$(tps code off 8)
+	if [ -n "$naive8" ] && [ -n "$code8" ] && [ -n "$(tps tpcb off 8)" ] && [ -n "$(tps select off 8)" ]; then
+		echo "For scale, in the same run: 2.0× the baseline would be $(awk -v t="$naive8" 'BEGIN { printf "%.0f", 2 * t }')"
+		echo "issue-and-charge pairs a second, $(awk -v t="$naive8" 'BEGIN { printf "%.0f", 4 * t }') SQL transactions; issuing a code alone,"
+		echo "the lighter of the two (one insert), ran $(printf '%.0f' "$code8") a second (\`code\`). pgbench's own"
+		echo "TPC-B, one write transaction, reached $(ratio "$(tps tpcb off 8)" "$(tps select off 8)")× select-only."
+		echo
+	fi
+	if [ -s "$out/guarantees.csv" ]; then
+		echo "## What the declared guarantees cost the charge (8 clients, synchronous_commit off)"
+		echo
+		echo "The uniform charge as installed, then without the foreign keys of the"
+		echo 'tables it writes, then without their CHECK constraints too (but'
+		echo '`balance >= 0`), by `bench/unguard.sql` on the benchmark'"'"'s database.'
+		echo 'payext keeps both; `bench/NOTES.md` says why.'
+		echo
+		echo "| variant | tps | ÷ as installed | ÷ PL/pgSQL baseline |"
+		echo "| --- | ---: | ---: | ---: |"
+		all=$(awk -F, '$1 == "all" { print $2 }' "$out/guarantees.csv")
+		while IFS=, read -r variant t; do
+			[ "$variant" = variant ] && continue
+			case "$variant" in
+			all) label="as installed" ;;
+			no_fk) label="without foreign keys" ;;
+			no_fk_no_check) label="without foreign keys and CHECK constraints" ;;
+			*) label=$variant ;;
+			esac
+			echo "| $label | $(printf '%.0f' "$t") | $(ratio "$t" "$all")× | $(ratio "$t" "$naive8")× |"
+		done <"$out/guarantees.csv"
+		echo
+	fi
 	if [ -s "$out/fsync.txt" ] && [ -n "$(tps charge on 8)" ]; then
 		fsync=$(cat "$out/fsync.txt")
 		echo "## Durable commits (synchronous_commit on)"
@@ -114,7 +146,7 @@ describe() {
 		echo
 	fi
 	echo "Chart: [tps.png](tps.png). Raw figures: [tps.csv](tps.csv), [fee.csv](fee.csv),"
-	echo "[growth.csv](growth.csv); the run's log: [run.log](run.log)."
+	echo "[growth.csv](growth.csv), [guarantees.csv](guarantees.csv); the run's log: [run.log](run.log)."
 } >"$md"
 
 if command -v gnuplot >/dev/null 2>&1; then

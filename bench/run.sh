@@ -101,6 +101,28 @@ trivial_serial_ms=$(best_ms "$trivial_q" "$serial")
 echo "parking_fee,$fee_ms,trivial,$trivial_ms,parking_fee_serial,$fee_serial_ms,trivial_serial,$trivial_serial_ms" >"$out/fee.csv"
 say "parking_fee: $fee_ms ms; trivial expression: $trivial_ms ms (without parallel workers: $fee_serial_ms and $trivial_serial_ms ms)"
 
+# -- What payext's declared guarantees cost the charge: the uniform charge at
+# 8 clients (synchronous_commit off) as installed, again without the
+# foreign keys of the tables it writes, and again without their CHECK
+# constraints too but for account_balance_not_negative (bench/unguard.sql).
+# A measurement only: the database is dropped right after, and payext
+# keeps both (bench/NOTES.md says why).
+if [ "${BENCH_GUARANTEES:-1}" = 1 ]; then
+	say "== what the foreign keys and CHECK constraints cost the charge"
+	guard_csv=$out/guarantees.csv
+	echo "variant,tps" >"$guard_csv"
+	for variant in all no_fk no_fk_no_check; do
+		case "$variant" in
+		no_fk) psql_b -v drop=fk -f bench/unguard.sql >/dev/null ;;
+		no_fk_no_check) psql_b -v drop=check -f bench/unguard.sql >/dev/null ;;
+		esac
+		tps=$(PGOPTIONS="-c synchronous_commit=off" "$bindir/pgbench" -n -c 8 -j 2 -T "$seconds" \
+			-f bench/scripts/charge.sql bench 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+		echo "$variant,$tps" >>"$guard_csv"
+		say "charge, 8 clients, $variant: tps $tps"
+	done
+fi
+
 # -- Growth: the uniform charge at 8 clients (synchronous_commit off) with
 # about 10 000 journal rows, then again after adding BENCH_GROWTH_ROWS
 # journal rows and as many interactions.
