@@ -110,5 +110,22 @@ if [ "$selftest" = 1 ]; then
 	# A refund beyond its charge, acknowledged.
 	expect_caught "a refund beyond its charge" refunds_exceed_charge \
 		"$(forged_line selftest refund refund selftest-refund "$missing" "$wallet" "$merchant" $((amount + 1)) "$N" "$order" "$N" "$N" "$N")"
+	# The same lost top-up seen from the balances: the wallet holds less
+	# than its opening balance and the acknowledged calls say.
+	expect_caught "a top-up missing from the balances" balance_differs_from_record \
+		"$(forged_line selftest top_up top_up selftest-lost "$missing" "$wallet" "$N" 500 "$N" "$N" "$N" "$N" "$N")"
+	# The charge's transfer acknowledged once more, for a top-up.
+	expect_caught "one transfer answering two calls" transfer_for_two_calls \
+		"$(forged_line selftest top_up top_up selftest-shared "$tid" "$wallet" "$N" "$amount" "$N" "$N" "$N" "$N" "$N")"
+	# Parking: an acknowledged exit (its stay, plate, lot and fee) ...
+	exit_line=$(awk -F'\t' '$2 == "exit" { print; exit }' "$logs"/*.acks)
+	[ -n "$exit_line" ] || { echo "load: self-test: no acknowledged exit to forge from"; exit 1; }
+	IFS=$'\t' read -r _ _ _ plate _ owner operator fee _ _ stay lot at <<<"$exit_line"
+	# ... paid once more than its fee, by an acknowledged payment ...
+	expect_caught "a stay paid beyond its fee" stay_paid_twice \
+		"$(forged_line selftest pay_parking parking "$plate" "$missing" "$owner" "$operator" $((fee + 1)) "$N" "$N" "$stay" "$lot" "$at")"
+	# ... and its exit answered with another fee than the stay has.
+	expect_caught "an exit whose fee changed" acknowledged_stay_changed \
+		"$(forged_line selftest exit "$N" "$plate" "$N" "$owner" "$operator" $((fee + 1)) "$N" "$N" "$stay" "$lot" "$at")"
 fi
 echo "load: invariants held under every isolation level"
