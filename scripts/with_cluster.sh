@@ -34,23 +34,17 @@ if [ "$mode" = virtualenv ]; then
 fi
 
 # initdb mode
-tmp=$(mktemp -d /tmp/payext-cluster.XXXXXX)
-chmod 755 "$tmp"
-as_owner=()
-owner=$(id -un)
-if [ "$(id -u)" = 0 ]; then
-	owner=postgres
-	id postgres >/dev/null 2>&1 || useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin postgres
-	chown postgres "$tmp"
-	as_owner=(runuser -u postgres --)
-fi
+# shellcheck source=scripts/owned_dir.sh
+. "$(dirname "$0")/owned_dir.sh"
+owned_dir payext-cluster
+tmp=$owned_dir_path
 pgdata=$tmp/data
 log=$tmp/server.log
 port=$(( 20000 + RANDOM % 20000 ))
 
 cleanup() {
 	status=$?
-	"${as_owner[@]+"${as_owner[@]}"}" "$bindir/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
+	as_owner "$bindir/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
 	if [ "$status" != 0 ] && [ -f "$log" ]; then
 		echo "--- server log (last 60 lines) ---" >&2
 		tail -n 60 "$log" >&2 || true
@@ -61,7 +55,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"${as_owner[@]+"${as_owner[@]}"}" "$bindir/initdb" -D "$pgdata" -U "$owner" -A trust \
+as_owner "$bindir/initdb" -D "$pgdata" -U "$owner" -A trust \
 	--locale=C.UTF-8 -E UTF8 >"$tmp/initdb.log" 2>&1 || { cat "$tmp/initdb.log" >&2; exit 1; }
 {
 	echo "listen_addresses = ''"
@@ -70,7 +64,7 @@ trap 'exit 130' INT TERM
 	echo "fsync = on"
 	for s in ${settings[@]+"${settings[@]}"}; do echo "$s"; done
 } >>"$pgdata/postgresql.conf"
-"${as_owner[@]+"${as_owner[@]}"}" "$bindir/pg_ctl" -D "$pgdata" -l "$log" -w -t 60 start >/dev/null
+as_owner "$bindir/pg_ctl" -D "$pgdata" -l "$log" -w -t 60 start >/dev/null
 
 export PGHOST=$tmp PGPORT=$port PGUSER=$owner PGDATABASE=postgres
 export PAYEXT_PGDATA=$pgdata PAYEXT_PGCTL="${as_owner[*]+"${as_owner[*]}"} $bindir/pg_ctl"

@@ -55,6 +55,17 @@ PayextPreparedPlan(PayextPlan *plan)
 	return prepared;
 }
 
+/* SPI_processed, once rc is what the statement had to return. */
+static uint64
+PayextProcessed(const PayextPlan *plan, int rc, int expected_rc)
+{
+	if (rc != expected_rc)
+		elog(ERROR, "payext: \"%s\" returned %s, expected %s",
+			 plan->sql, SPI_result_code_string(rc),
+			 SPI_result_code_string(expected_rc));
+	return SPI_processed;
+}
+
 uint64
 PayextExecute(PayextPlan *plan, Datum *values, const char *nulls,
 			  bool read_only, long max_rows, int expected_rc)
@@ -63,11 +74,7 @@ PayextExecute(PayextPlan *plan, Datum *values, const char *nulls,
 
 	rc = SPI_execute_plan(PayextPreparedPlan(plan), values, nulls,
 						  read_only, max_rows);
-	if (rc != expected_rc)
-		elog(ERROR, "payext: \"%s\" returned %s, expected %s",
-			 plan->sql, SPI_result_code_string(rc),
-			 SPI_result_code_string(expected_rc));
-	return SPI_processed;
+	return PayextProcessed(plan, rc, expected_rc);
 }
 
 uint64
@@ -88,11 +95,7 @@ PayextExecuteLatest(PayextPlan *plan, Datum *values, const char *nulls,
 	rc = SPI_execute_snapshot(PayextPreparedPlan(plan), values, nulls,
 							  GetLatestSnapshot(), GetTransactionSnapshot(),
 							  false, true, 0);
-	if (rc != expected_rc)
-		elog(ERROR, "payext: \"%s\" returned %s, expected %s",
-			 plan->sql, SPI_result_code_string(rc),
-			 SPI_result_code_string(expected_rc));
-	return SPI_processed;
+	return PayextProcessed(plan, rc, expected_rc);
 }
 
 Portal

@@ -39,18 +39,10 @@ supp=${PAYEXT_VALGRIND_SUPP:-$repo/test/valgrind/postgres.supp}
 command -v valgrind >/dev/null || { echo "valgrind: not installed (apt-get install valgrind)" >&2; exit 2; }
 [ -f "$pkglibdir/payext.so" ] || { echo "valgrind: $pkglibdir/payext.so is not installed" >&2; exit 2; }
 
-work=$(mktemp -d /tmp/payext-valgrind.XXXXXX)
-chmod 755 "$work"
-as_owner=()
-owner=$(id -un)
-if [ "$(id -u)" = 0 ]; then
-	# PostgreSQL refuses to run as root.
-	owner=postgres
-	id postgres >/dev/null 2>&1 || useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin postgres
-	chown postgres "$work"
-	as_owner=(runuser -u postgres --)
-fi
-as_owner() { "${as_owner[@]+"${as_owner[@]}"}" "$@"; }
+# shellcheck source=scripts/owned_dir.sh
+. "$repo/scripts/owned_dir.sh"
+owned_dir payext-valgrind
+work=$owned_dir_path
 pgdata=$work/data
 vgdir=$work/vg
 log=$work/server.log
