@@ -22,37 +22,42 @@ SELECT pg_catalog.pg_extension_config_dump('payext.merchant_credit', '');
 REVOKE ALL ON payext.merchant_credit FROM PUBLIC;
 
 -- Admins read account.balance; a merchant's whole balance is that plus its
--- buckets, so they read the buckets too (and roles that are admins already
--- get them now).
+-- buckets, so they read the buckets too.  Roles that are admins already get
+-- them from grant_capability() run again after the update (the README's
+-- Upgrading section): a GRANT made by this script would be recorded as the
+-- extension's own initial privilege, and pg_dump would leave it out.
 INSERT INTO payext.capability (capability, privilege, object)
 VALUES ('admin', 'SELECT', 'TABLE payext.merchant_credit');
-SELECT payext.grant_capability('admin', g.grantee)
-  FROM payext.capability_grant g WHERE g.capability = 'admin';
 
--- A closed account holds nothing, buckets included.  Closing folds the
--- buckets first (src/ledger.c); this guard holds for any other writer of
--- account.status: a session still running the 0.5.0 library after ALTER
--- EXTENSION UPDATE (it knows no buckets), or an UPDATE by hand.  It fires
--- only when status is assigned, never on the balance updates of payments.
-CREATE FUNCTION payext.account_close_guard() RETURNS trigger
+-- A frozen or closed merchant holds no buckets: freeze(), unfreeze() and
+-- close_account() fold them first, reading the newest buckets (40001 under
+-- REPEATABLE READ for one their snapshot cannot see), and mark the account
+-- in payext.status_change, a setting only they (as its owner, in the
+-- superuser's context) set for the length of their call.  This guard
+-- refuses any other change of a merchant's status: a session still running
+-- the 0.5.0 library after ALTER EXTENSION UPDATE, which folds nothing, or an
+-- UPDATE by hand.  It fires only when status is assigned, never on the
+-- payments' balance updates.
+CREATE FUNCTION payext.account_status_guard() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
 BEGIN
-  IF EXISTS (SELECT 1 FROM payext.merchant_credit c WHERE c.account = NEW.id) THEN
-    RAISE EXCEPTION 'account % still holds money', NEW.id
-      USING ERRCODE = 'PY108',
-            DETAIL = 'Payments to it are not yet folded into its balance.',
-            HINT = 'Close it with payext.close_account() from a session that has loaded payext 0.6.0 or later.';
+  IF NEW.kind = 'merchant'
+     AND current_setting('payext.status_change', true) IS DISTINCT FROM NEW.id::text THEN
+    RAISE EXCEPTION 'the status of merchant account % changes only through payext''s functions', NEW.id
+      USING ERRCODE = 'PY112',
+            DETAIL = 'freeze(), unfreeze() and close_account() fold the merchant''s credit buckets first.',
+            HINT = 'Call them from a session that has loaded payext 0.6.0 or later.';
   END IF;
   RETURN NEW;
 END
 $$;
-REVOKE ALL ON FUNCTION payext.account_close_guard() FROM PUBLIC;
-CREATE TRIGGER account_close_guard
+REVOKE ALL ON FUNCTION payext.account_status_guard() FROM PUBLIC;
+CREATE TRIGGER account_status_guard
   BEFORE UPDATE OF status ON payext.account
-  FOR EACH ROW WHEN (NEW.status = 'closed' AND OLD.status <> 'closed')
-  EXECUTE FUNCTION payext.account_close_guard();
+  FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM OLD.status)
+  EXECUTE FUNCTION payext.account_status_guard();
 
 COMMENT ON COLUMN payext.account.balance IS
   'in the minor unit; with a merchant''s payext.merchant_credit buckets (payext.balance() adds them), always equals credits minus debits in payext.transfer; NULL for system accounts, whose balance is the journal''s sum';

@@ -66,8 +66,19 @@ CREATE ROLE payext_upgrade_admin;
 SELECT payext.grant_capability('admin', 'payext_upgrade_admin');
 ALTER EXTENSION payext UPDATE TO '0.6.0';
 SELECT extversion FROM pg_extension WHERE extname = 'payext';
+-- The update grants nothing (a GRANT in an extension script would be taken
+-- for the extension's own and left out of dumps): admins get the buckets
+-- when grant_capability() runs again, as the README's Upgrading says.
+SELECT has_table_privilege('payext_upgrade_admin', 'payext.merchant_credit', 'SELECT')
+       AS admin_reads_buckets_before;
+SELECT count(payext.grant_capability('admin', grantee))
+  FROM payext.capability_grant WHERE capability = 'admin';
 SELECT has_table_privilege('payext_upgrade_admin', 'payext.merchant_credit', 'SELECT')
        AS admin_reads_buckets;
+-- None of that is an initial privilege of the extension: pg_dump keeps it.
+SELECT count(*) AS init_privs_of_admin
+  FROM pg_init_privs i, aclexplode(i.initprivs) a
+ WHERE a.grantee = 'payext_upgrade_admin'::regrole;
 -- Merchants are paid through credit buckets: a charge after the update
 -- lands in one, the balance counts it, a withdrawal folds it, and the
 -- ledger still verifies.

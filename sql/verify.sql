@@ -66,15 +66,36 @@ SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
 ROLLBACK;
 
 -- A merchant closed with money in its buckets, as a session still running
--- the 0.5.0 library would close it (it checks the row alone): the guard on
--- account.status refuses it ...
+-- the 0.5.0 library would close it (it checks the row alone, under any
+-- isolation level): the guard on account.status refuses any change of a
+-- merchant's status that payext's own functions did not make, closing and
+-- freezing alike ...
 BEGIN;
 UPDATE payext.account SET status = 'closed' WHERE id = :m;
 \echo :SQLSTATE
 ROLLBACK;
--- ... and without the guard, verify_ledger() sees it.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+UPDATE payext.account SET status = 'frozen' WHERE id = :m;
+\echo :SQLSTATE
+ROLLBACK;
+-- ... while freeze() and unfreeze() go through, folding the buckets ...
 BEGIN;
-ALTER TABLE payext.account DISABLE TRIGGER account_close_guard;
+SELECT payext.freeze(:m);
+SELECT status, balance, (SELECT count(*) FROM payext.merchant_credit WHERE account = :m) AS buckets
+  FROM payext.account WHERE id = :m;
+SELECT payext.unfreeze(:m);
+ROLLBACK;
+-- ... and a setting of the same name set by hand is refused to ordinary
+-- roles (only payext's functions, as its owner, set it).
+CREATE ROLE verify_nobody;
+SET ROLE verify_nobody;
+SET payext.status_change = '1';
+\echo :SQLSTATE
+RESET ROLE;
+DROP ROLE verify_nobody;
+-- Without the guard, verify_ledger() sees such a close.
+BEGIN;
+ALTER TABLE payext.account DISABLE TRIGGER account_status_guard;
 UPDATE payext.account SET status = 'closed' WHERE id = :m;
 SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
 ROLLBACK;

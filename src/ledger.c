@@ -41,6 +41,7 @@
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "currency.h"
@@ -481,7 +482,7 @@ LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit
 		{
 			LedgerAccount found;
 
-			/* Missing (PY102), or of the wrong kind (PY108). */
+			/* Missing (PY101), or of the wrong kind (PY111). */
 			LedgerReadAccount(id, &found);
 			if (is_debit)
 				LedgerRefuseSystemAccount(id, found.kind, "a payment");
@@ -1018,6 +1019,41 @@ payext_balance(PG_FUNCTION_ARGS)
 }
 
 /*
+ * payext.status_change: the merchant account whose status this function
+ * call is changing, after it has folded the account's buckets.  The trigger
+ * account_status_guard (0.6.0's SQL) refuses any change of a merchant's
+ * status without it, so that a session still running an older library
+ * (which folds nothing) or an UPDATE by hand cannot freeze or close a
+ * merchant over credits it has not seen.  Set with GUC_ACTION_LOCAL in the
+ * superuser's context: it ends with the function call (its SET clause) and
+ * no ordinary role can set it.
+ */
+static char *payext_status_change = NULL;
+
+void
+LedgerInit(void)
+{
+	DefineCustomStringVariable("payext.status_change",
+							   "Merchant account whose status payext is changing (internal).",
+							   "Set by freeze(), unfreeze() and close_account() after they fold the merchant's credit buckets.",
+							   &payext_status_change,
+							   "",
+							   PGC_SUSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+}
+
+static void
+LedgerMarkStatusChange(int64 account_id)
+{
+	char		id[MAXINT8LEN + 1];
+
+	snprintf(id, sizeof(id), INT64_FORMAT, account_id);
+	(void) set_config_option("payext.status_change", id, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
  * Moves an account to status `target` ('active', 'frozen' or 'closed').
  * Closed is final; closing needs a zero balance.
  */
@@ -1061,6 +1097,8 @@ LedgerSetStatus(int64 account_id, const char *target)
 				 errdetail("Its balance is " INT64_FORMAT ".", balance),
 				 errhint("Withdraw the balance first.")));
 
+	if (strcmp(kind, "merchant") == 0)
+		LedgerMarkStatusChange(account_id);
 	values[1] = CStringGetTextDatum(target);
 	PayextExecute(&set_status_plan, values, NULL, false, 0, SPI_OK_UPDATE);
 }

@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 /* An account as the ledger sees it. */
 typedef struct LedgerAccount
 {
@@ -59,6 +61,9 @@ typedef struct LedgerTransferRequest
  * request returns the first one's id, moves nothing and sets *replayed
  * (when not NULL).  The caller must be connected to SPI.
  */
+/* Registers the ledger's settings; called from _PG_init(). */
+extern void LedgerInit(void);
+
 extern int64 LedgerTransfer(const LedgerTransferRequest *req, bool *replayed);
 
 /* Reads an account without locking it; raises PY101 when it does not exist. */

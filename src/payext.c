@@ -9,6 +9,7 @@
 #include "utils/guc.h"
 
 #include "codes.h"
+#include "ledger.h"
 #include "parking.h"
 #include "payext_limits.h"
 #include "spi_util.h"
@@ -31,6 +32,7 @@ _PG_init(void)
 							0,
 							NULL, NULL, NULL);
 
+	LedgerInit();
 	CodesInit();
 	ParkingInit();
 	MarkGUCPrefixReserved("payext");
