@@ -116,8 +116,10 @@ if [ "${BENCH_GUARANTEES:-1}" = 1 ]; then
 		no_fk) psql_b -v drop=fk -f bench/unguard.sql >/dev/null ;;
 		no_fk_no_check) psql_b -v drop=check -f bench/unguard.sql >/dev/null ;;
 		esac
-		tps=$(PGOPTIONS="-c synchronous_commit=off" "$bindir/pgbench" -n -c 8 -j 2 -T "$seconds" \
-			-f bench/scripts/charge.sql bench 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+		res=$(PGOPTIONS="-c synchronous_commit=off" "$bindir/pgbench" -n -c 8 -j 2 -T "$seconds" \
+			-f bench/scripts/charge.sql bench 2>&1) ||
+			{ echo "$res" >>"$log"; echo "pgbench failed: charge, $variant" >&2; exit 1; }
+		tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$res")
 		echo "$variant,$tps" >>"$guard_csv"
 		say "charge, 8 clients, $variant: tps $tps"
 	done

@@ -68,17 +68,22 @@ kill_server() {
 	# Until no process is left, and the postmaster is reaped too (its
 	# parent is init, and a new postmaster refuses to start while the
 	# old one's pid, still in postmaster.pid, belongs to a zombie).
-	for _ in $(seq 1 600); do
+	for i in $(seq 1 600); do
 		pids=$(server_pids)
 		if [ -n "$pids" ]; then
 			# shellcheck disable=SC2086
 			kill -KILL $pids 2>/dev/null || true
 		elif ! kill -0 "$pm" 2>/dev/null; then
 			break
+		elif [ "$i" -ge 100 ] && [ "$(awk '{ print $3 }' "/proc/$pm/stat" 2>/dev/null)" = Z ]; then
+			# Nobody reaps it here (an init that does not): nothing of the
+			# cluster runs any more, so its lock file may go.
+			rm -f "$PAYEXT_PGDATA/postmaster.pid"
+			break
 		fi
 		sleep 0.1
 	done
-	if [ -n "$(server_pids)" ] || kill -0 "$pm" 2>/dev/null; then
+	if [ -n "$(server_pids)" ] || { [ -f "$PAYEXT_PGDATA/postmaster.pid" ] && kill -0 "$pm" 2>/dev/null; }; then
 		echo "crash: processes of the killed server are still there"
 		exit 1
 	fi

@@ -127,5 +127,12 @@ if [ "$selftest" = 1 ]; then
 	# ... and its exit answered with another fee than the stay has.
 	expect_caught "an exit whose fee changed" acknowledged_stay_changed \
 		"$(forged_line selftest exit "$N" "$plate" "$N" "$owner" "$operator" $((fee + 1)) "$N" "$N" "$stay" "$lot" "$at")"
+	# A stay paid at exit (auto-pay) paid again by hand: each payment fits
+	# the fee, the two together do not.
+	auto_line=$(awk -F'\t' '$2 == "auto_pay" && $8 > 0 { print; exit }' "$logs"/*.acks)
+	[ -n "$auto_line" ] || { echo "load: self-test: no acknowledged auto-pay to forge from"; exit 1; }
+	IFS=$'\t' read -r _ _ _ a_plate _ a_owner a_operator a_amount _ _ a_stay a_lot a_at <<<"$auto_line"
+	expect_caught "a stay paid twice" stay_paid_twice \
+		"$(forged_line selftest pay_parking parking "$a_plate" "$missing" "$a_owner" "$a_operator" "$a_amount" "$N" "$N" "$a_stay" "$a_lot" "$a_at")"
 fi
 echo "load: invariants held under every isolation level"
