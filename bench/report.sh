@@ -90,13 +90,16 @@ describe() {
 	echo
 	naive8=$(tps naive off 8)
 	code8=$(tps code off 8)
-	if [ -n "$naive8" ] && [ -n "$code8" ] && [ -n "$(tps tpcb off 8)" ] && [ -n "$(tps select off 8)" ]; then
+	tpcb8=$(tps tpcb off 8)
+	select8=$(tps select off 8)
+	if [ -n "$naive8" ] && [ -n "$code8" ] && [ -n "$tpcb8" ] && [ -n "$select8" ]; then
+		half=$(awk -v t="$code8" 'BEGIN { print t / 2 }')
 		echo "For scale, in the same run: 2.0× the baseline would be $(awk -v t="$naive8" 'BEGIN { printf "%.0f", 2 * t }')"
 		echo "issue-and-charge pairs a second, $(awk -v t="$naive8" 'BEGIN { printf "%.0f", 4 * t }') SQL transactions. Issuing a code alone,"
 		echo "the lighter of the two (one insert), ran $(printf '%.0f' "$code8") a second (\`code\`): were a charge no"
-		echo "dearer than issuing a code, the pair would run $(awk -v t="$code8" 'BEGIN { printf "%.0f", t / 2 }') a second,"
-		echo "$(ratio "$(awk -v t="$code8" 'BEGIN { print t / 2 }')" "$naive8")× the baseline. pgbench's own TPC-B, one write transaction,"
-		echo "reached $(ratio "$(tps tpcb off 8)" "$(tps select off 8)")× select-only."
+		echo "dearer than issuing a code, the pair would run $(printf '%.0f' "$half") a second,"
+		echo "$(ratio "$half" "$naive8")× the baseline. pgbench's own TPC-B, one write transaction,"
+		echo "reached $(ratio "$tpcb8" "$select8")× select-only."
 		echo
 	fi
 	if [ -s "$out/guarantees.csv" ]; then

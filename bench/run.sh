@@ -41,7 +41,19 @@ psql_b -c "SELECT count(naive.charge(100001 + g % 800, naive.request_payment(1 +
 "$bindir/pgbench" -i -q -s 10 bench >>"$log" 2>&1
 say "population loaded in $((SECONDS - start)) s"
 
-# -- One pgbench run: prints tps; appends "script,sync,clients,tps,failed".
+# -- pgbench_run SYNC CLIENTS ARG...: one pgbench run of BENCH_SECONDS on
+# the bench database; prints its report, or logs it and fails.
+pgbench_run() {
+	local sync=$1 clients=$2 res
+	shift 2
+	res=$(PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" -n \
+		-c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$seconds" "$@" bench 2>&1) ||
+		{ echo "$res" >>"$log"; echo "pgbench failed: $*" >&2; return 1; }
+	echo "$res"
+}
+tps_of() { sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
+
+# -- One script's run: prints tps; appends "script,sync,clients,tps,failed".
 run_one() {
 	local script=$1 sync=$2 clients=$3 args=() res tps failed
 	case "$script" in
@@ -49,10 +61,8 @@ run_one() {
 	select) args=(-b select-only) ;;
 	*) args=(-f "bench/scripts/$script.sql") ;;
 	esac
-	res=$(PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" -n \
-		-c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$seconds" \
-		"${args[@]}" bench 2>&1) || { echo "$res" >>"$log"; echo "pgbench failed: $script" >&2; return 1; }
-	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$res")
+	res=$(pgbench_run "$sync" "$clients" "${args[@]}")
+	tps=$(tps_of <<<"$res")
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$res")
 	echo "$script,$sync,$clients,$tps,${failed:-0}" >>"$csv"
 	printf '%-8s sync=%-3s clients=%s  tps=%10.1f\n' "$script" "$sync" "$clients" "$tps" | tee -a "$log"
@@ -116,10 +126,7 @@ if [ "${BENCH_GUARANTEES:-1}" = 1 ]; then
 		no_fk) psql_b -v drop=fk -f bench/unguard.sql >/dev/null ;;
 		no_fk_no_check) psql_b -v drop=check -f bench/unguard.sql >/dev/null ;;
 		esac
-		res=$(PGOPTIONS="-c synchronous_commit=off" "$bindir/pgbench" -n -c 8 -j 2 -T "$seconds" \
-			-f bench/scripts/charge.sql bench 2>&1) ||
-			{ echo "$res" >>"$log"; echo "pgbench failed: charge, $variant" >&2; exit 1; }
-		tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$res")
+		tps=$(pgbench_run off 8 -f bench/scripts/charge.sql | tps_of)
 		echo "$variant,$tps" >>"$guard_csv"
 		say "charge, 8 clients, $variant: tps $tps"
 	done
@@ -132,10 +139,7 @@ say "== growth: 10 000 journal rows, then $growth_rows more"
 dropdb --if-exists bench >/dev/null 2>&1 || true
 createdb bench
 psql_b -f bench/growth.sql >/dev/null
-growth_run() {
-	PGOPTIONS="-c synchronous_commit=off" "$bindir/pgbench" -n -c 8 -j 2 -T "$seconds" \
-		-f bench/scripts/growth.sql bench 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
-}
+growth_run() { pgbench_run off 8 -f bench/scripts/growth.sql | tps_of; }
 small_rows=$(psql -X -At -d bench -c "SELECT count(*) FROM payext.transfer")
 small_tps=$(growth_run)
 say "journal rows: $small_rows, tps: $small_tps"

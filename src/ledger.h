@@ -56,14 +56,14 @@ typedef struct LedgerTransferRequest
 	bool		credit_via_bucket;
 } LedgerTransferRequest;
 
+/* Registers the ledger's settings; called from _PG_init(). */
+extern void LedgerInit(void);
+
 /*
  * Moves the money and returns the transfer id; on a replay of the same
  * request returns the first one's id, moves nothing and sets *replayed
  * (when not NULL).  The caller must be connected to SPI.
  */
-/* Registers the ledger's settings; called from _PG_init(). */
-extern void LedgerInit(void);
-
 extern int64 LedgerTransfer(const LedgerTransferRequest *req, bool *replayed);
 
 /* Reads an account without locking it; raises PY101 when it does not exist. */

@@ -4,8 +4,7 @@
 # moment, in turn by an immediate stop (the postmaster SIGQUITs, then
 # SIGKILLs, its children) and by SIGKILL to the postmaster and every child
 # at once (nothing writes or flushes anything more); it is restarted, and
-# the
-# checker (test/load/verify.sql) proves over everything acknowledged so
+# the checker (test/load/verify.sql) proves over everything acknowledged so
 # far, all rounds, that nothing acknowledged was lost and nothing was paid
 # twice, and that the ledger adds up.  synchronous_commit stays on (the
 # default): an acknowledged COMMIT is on disk.
@@ -63,9 +62,7 @@ kill_server() {
 	pm=$(head -n 1 "$PAYEXT_PGDATA/postmaster.pid")
 	pids=$(server_pids)
 	n=$(wc -w <<<"$pids")
-	# shellcheck disable=SC2086
-	kill -KILL $pids 2>/dev/null || true
-	# Until no process is left, and the postmaster is reaped too (its
+	# SIGKILL until no process is left, and the postmaster is reaped too (its
 	# parent is init, and a new postmaster refuses to start while the
 	# old one's pid, still in postmaster.pid, belongs to a zombie).
 	for i in $(seq 1 600); do
