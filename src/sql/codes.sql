@@ -1,5 +1,4 @@
--- payext 0.1.0 -> 0.2.0: payment codes, merchant charges and refunds.
-\echo Use "ALTER EXTENSION payext UPDATE TO '0.2.0'" to load this file. \quit
+-- payext: payment codes, merchant charges and refunds.
 
 ---------------------------------------------------------------------------
 -- Signing keys: readable by the extension's owner only, never dumped
@@ -12,7 +11,6 @@ CREATE TABLE payext.signing_key (
 );
 COMMENT ON TABLE payext.signing_key IS
   'HMAC-SHA256 keys of payment codes; a code names its key by id mod 10. Not dumped: codes die with their keys.';
-REVOKE ALL ON payext.signing_key FROM PUBLIC;
 
 ---------------------------------------------------------------------------
 -- Codes, payments, refunds
@@ -112,6 +110,8 @@ SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.refund(bigint, text, bigint, text) IS
   'refunds part or all of a charge from the merchant''s balance; idempotent on (merchant, refund_ref)';
 
+-- payment_status answers only for merchants the caller may act for
+-- (require_merchant() is in src/sql/roles.sql).
 CREATE FUNCTION payext.payment_status(merchant bigint, order_ref text,
                                       OUT transfer_id bigint, OUT amount bigint,
                                       OUT refunded_amount bigint, OUT state text,
@@ -126,6 +126,7 @@ BEGIN
       MESSAGE = format('argument "%s" must not be null',
                        CASE WHEN merchant IS NULL THEN 'merchant' ELSE 'order_ref' END);
   END IF;
+  PERFORM payext.require_merchant(merchant);
   SELECT p.transfer_id, p.amount, p.refunded,
          CASE WHEN p.refunded = 0 THEN 'paid'
               WHEN p.refunded < p.amount THEN 'partially_refunded'
@@ -153,14 +154,7 @@ SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.rotate_signing_key() IS
   'starts a new signing key; codes signed by earlier ones stay valid until they expire';
 
----------------------------------------------------------------------------
--- verify_ledger() also checks charges and refunds against the journal
----------------------------------------------------------------------------
-
-ALTER FUNCTION payext.verify_ledger() RENAME TO verify_journal;
-COMMENT ON FUNCTION payext.verify_journal() IS
-  'the ledger''s own checks; part of verify_ledger()';
-
+-- Charges and refunds against the journal: part of verify_ledger().
 CREATE FUNCTION payext.verify_payments()
 RETURNS TABLE (check_name text, ok boolean, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -187,9 +181,14 @@ AS $$
     SELECT t.id FROM payext.transfer t
      WHERE (t.kind = 'charge' AND NOT EXISTS (SELECT 1 FROM payext.payment p WHERE p.transfer_id = t.id))
         OR (t.kind = 'refund' AND NOT EXISTS (SELECT 1 FROM payext.refund r WHERE r.transfer_id = t.id))
+  ), code_payments AS (
+    SELECT p.code_serial, count(*) AS n FROM payext.payment p GROUP BY p.code_serial
   ), bad_code AS (
+    -- Used if and only if paid, and paid once: counted here, not left to
+    -- the unique constraint alone.
     SELECT c.serial FROM payext.payment_code c
-     WHERE (c.state = 'used') <> EXISTS (SELECT 1 FROM payext.payment p WHERE p.code_serial = c.serial)
+      LEFT JOIN code_payments u ON u.code_serial = c.serial
+     WHERE (c.state = 'used') <> (u.n IS NOT NULL) OR u.n > 1
   )
   SELECT 'payments_match_journal',
          NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_refund)
@@ -213,27 +212,3 @@ AS $$
 $$;
 COMMENT ON FUNCTION payext.verify_payments() IS
   'charges and refunds against the journal; part of verify_ledger()';
-
-CREATE FUNCTION payext.verify_ledger()
-RETURNS TABLE (check_name text, ok boolean, detail text)
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-  SELECT * FROM payext.verify_journal()
-  UNION ALL
-  SELECT * FROM payext.verify_payments()
-$$;
-COMMENT ON FUNCTION payext.verify_ledger() IS
-  'recomputes the ledger from the journal; one row per check, failures as rows';
-
-REVOKE ALL ON FUNCTION payext.verify_journal() FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.verify_payments() FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.verify_ledger() FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.request_payment(bigint, bigint, interval) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.cancel_payment_code(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.charge(bigint, text, bigint, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.refund(bigint, text, bigint, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.payment_status(bigint, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.rotate_signing_key() FROM PUBLIC;
-REVOKE ALL ON payext.payment_code, payext.payment, payext.refund FROM PUBLIC;
-REVOKE ALL ON SEQUENCE payext.code_serial_seq FROM PUBLIC;

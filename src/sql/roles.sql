@@ -1,7 +1,6 @@
--- payext 0.4.0 -> 0.5.0: roles.  Four capabilities granted to roles of the
--- DBA's choosing; merchants act through procedures and see their own rows
--- under row-level security; analysts see pseudonyms.
-\echo Use "ALTER EXTENSION payext UPDATE TO '0.5.0'" to load this file. \quit
+-- payext: roles.  Four capabilities granted to roles of the DBA's choosing;
+-- merchants act through procedures and see their own rows under row-level
+-- security.  Last, because it sets the privileges of every object above.
 
 ---------------------------------------------------------------------------
 -- Who is calling
@@ -84,7 +83,9 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'SELECT', 'TABLE payext.parking_lot'),
   ('admin', 'SELECT', 'TABLE payext.parking_stay'),
   ('admin', 'SELECT', 'TABLE payext.parking_anomaly'),
-  ('admin', 'SELECT', 'TABLE payext.association_rule');
+  ('admin', 'SELECT', 'TABLE payext.association_rule'),
+  -- a merchant's whole balance is its row's plus its credit buckets
+  ('admin', 'SELECT', 'TABLE payext.merchant_credit');
 
 -- Which role holds which capability (for may_act_for and for revoking).
 CREATE TABLE payext.capability_grant (
@@ -332,39 +333,6 @@ $$;
 COMMENT ON PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint) IS
   'pays a merchant account''s balance out under bank_ref and summarises today''s charges and refunds';
 
--- payment_status answers only for merchants the caller may act for.
-CREATE OR REPLACE FUNCTION payext.payment_status(merchant bigint, order_ref text,
-                                      OUT transfer_id bigint, OUT amount bigint,
-                                      OUT refunded_amount bigint, OUT state text,
-                                      OUT created_at timestamptz, OUT updated_at timestamptz)
-RETURNS record
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-BEGIN
-  IF merchant IS NULL OR order_ref IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PY001',
-      MESSAGE = format('argument "%s" must not be null',
-                       CASE WHEN merchant IS NULL THEN 'merchant' ELSE 'order_ref' END);
-  END IF;
-  PERFORM payext.require_merchant(merchant);
-  SELECT p.transfer_id, p.amount, p.refunded,
-         CASE WHEN p.refunded = 0 THEN 'paid'
-              WHEN p.refunded < p.amount THEN 'partially_refunded'
-              ELSE 'refunded' END,
-         p.created_at, p.updated_at
-    INTO transfer_id, amount, refunded_amount, state, created_at, updated_at
-    FROM payext.payment p
-   WHERE p.merchant = payment_status.merchant
-     AND p.order_ref = payment_status.order_ref;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION USING ERRCODE = 'PY209',
-      MESSAGE = format('merchant %s has no payment for order "%s"', merchant, order_ref),
-      HINT = 'Check the merchant account and the order reference.';
-  END IF;
-END
-$$;
-
 ALTER TABLE payext.transfer ENABLE ROW LEVEL SECURITY;
 ALTER TABLE payext.interaction ENABLE ROW LEVEL SECURITY;
 ALTER TABLE payext.association_state ENABLE ROW LEVEL SECURITY;
@@ -379,72 +347,20 @@ CREATE POLICY merchant_own_associations ON payext.association_state FOR SELECT
   USING (public_service_id = ANY (payext.acting_public_service_ids()));
 
 ---------------------------------------------------------------------------
--- Analysts: pseudonyms, not social-app ids
+-- Privileges of every object
 ---------------------------------------------------------------------------
 
-CREATE TABLE payext.pseudonym_key (
-  id         integer PRIMARY KEY CHECK (id = 1),
-  secret     bytea NOT NULL CHECK (length(secret) = 32),
-  created_at timestamptz NOT NULL
-);
--- 32 bytes from the server's strong random source (two v4 UUIDs: 244
--- random bits); made again by CREATE EXTENSION after a restore.
-INSERT INTO payext.pseudonym_key
-SELECT 1, decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'), now();
-COMMENT ON TABLE payext.pseudonym_key IS
-  'the key of analysts'' pseudonyms; owner only, never dumped (pseudonyms change after a restore)';
-
-CREATE FUNCTION payext.pseudonym(consumer text)
-RETURNS text
-AS 'MODULE_PATHNAME', 'payext_pseudonym'
-LANGUAGE C STABLE STRICT SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp;
-COMMENT ON FUNCTION payext.pseudonym(text) IS
-  'a stable keyed pseudonym of a social-app id (HMAC-SHA256); not for analysts to call';
-
-CREATE FUNCTION payext.consumer_merchant_pseudonymous()
-RETURNS TABLE (consumer_pseudonym text, public_service_id text, interactions bigint,
-               payments bigint, payment_amount numeric, refund_amount numeric,
-               first_at timestamptz, last_at timestamptz, associated boolean, opted_out boolean)
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-  SELECT payext.pseudonym(c.consumer), c.public_service_id, c.interactions, c.payments,
-         c.payment_amount, c.refund_amount, c.first_at, c.last_at, c.associated, c.opted_out
-    FROM payext.consumer_merchant c
-$$;
-
-CREATE VIEW payext.analyst_consumer_merchant AS
-SELECT * FROM payext.consumer_merchant_pseudonymous();
-COMMENT ON VIEW payext.analyst_consumer_merchant IS
-  'consumer_merchant for analysts: consumers under a keyed pseudonym';
-
-REVOKE ALL ON payext.capability, payext.capability_grant, payext.merchant_role,
-              payext.pseudonym_key, payext.analyst_consumer_merchant FROM PUBLIC;
--- Row-level security policies call these as the querying role; they tell a
--- role only about itself.
+-- Routines are executable by PUBLIC by default; payext grants capabilities
+-- explicitly instead (grant_capability()).  Nothing is PUBLIC's but pure
+-- helpers and the functions that row-level security policies call as the
+-- querying role, which tell a role only about itself.
+REVOKE ALL ON ALL ROUTINES IN SCHEMA payext FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA payext FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA payext FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payext.format_amount(bigint, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION payext.currencies() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION payext.normalize_plate(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.calling_role() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.caller_has_capability(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.acting_accounts() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.acting_public_service_ids() TO PUBLIC;
-REVOKE ALL ON FUNCTION payext.may_act_for(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.role_has_capability(oid, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.role_may_act_for(oid, bigint) FROM PUBLIC;
-
--- balance() and withdraw() judge the role that invoked them (which may be
--- the owner of a SECURITY DEFINER function in between), not the session's
--- role: they switch to the owner themselves, so that a function of another
--- role cannot lend its caller's rights (a confused deputy).
-ALTER FUNCTION payext.balance(bigint) SECURITY INVOKER;
-ALTER FUNCTION payext.withdraw(bigint, bigint, text) SECURITY INVOKER;
-REVOKE ALL ON FUNCTION payext.require_merchant(bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.grant_capability(text, regrole) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.revoke_capability(text, regrole) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.map_merchant_role(regrole, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.unmap_merchant_role(regrole, bigint) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE payext.merchant_charge(bigint, text, bigint, text, bigint) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.payment_status(bigint, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.pseudonym(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.consumer_merchant_pseudonymous() FROM PUBLIC;

@@ -1,5 +1,5 @@
--- payext 0.3.0 -> 0.4.0: parking.
-\echo Use "ALTER EXTENSION payext UPDATE TO '0.4.0'" to load this file. \quit
+-- payext: parking.  Vehicles, lots and their tariffs, stays from plate
+-- cameras, and their payment.
 
 ---------------------------------------------------------------------------
 -- Vehicles
@@ -170,11 +170,17 @@ SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer) IS
   'a parking lot of an operator (a merchant account) with its tariff; returns its id';
 
+-- No SECURITY DEFINER and no SET clause: a SET search_path is a GUC save and
+-- restore on every call, most of the time of pricing a million stays.
+-- parking_fee() keeps the lots it has read for the rest of the query, and
+-- reads a lot as its owner under a pinned search_path itself (src/parking.c).
+-- It writes nothing and reads its lots under the query's snapshot, so it is
+-- PARALLEL SAFE: a query pricing many stays is shared among parallel
+-- workers, each with its own cache of lots.
 CREATE FUNCTION payext.parking_fee(lot bigint, entered_at timestamptz, exited_at timestamptz)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'payext_parking_fee'
-LANGUAGE C STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp;
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz) IS
   'what a stay at the lot costs, by its tariff';
 
@@ -211,24 +217,8 @@ SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.pay_parking(bigint, bigint, bigint) IS
   'pays what parking_service_info showed; a stale amount is refused; returns the transfer id';
 
-REVOKE ALL ON payext.vehicle, payext.vehicle_owner, payext.parking_lot, payext.parking_stay,
-              payext.parking_payment, payext.parking_anomaly, payext.parking_plate_events FROM PUBLIC;
-REVOKE ALL ON SEQUENCE payext.parking_lot_id_seq, payext.parking_stay_id_seq FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.bind_vehicle(text, text, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.unbind_vehicle(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.vehicle_entered(bigint, text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.vehicle_exited(bigint, text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.parking_service_info(text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION payext.pay_parking(bigint, bigint, bigint) FROM PUBLIC;
--- Pure: safe for everyone, as format_amount is.
-GRANT EXECUTE ON FUNCTION payext.normalize_plate(text) TO PUBLIC;
-
----------------------------------------------------------------------------
--- verify_ledger() also checks parking payments against the journal
----------------------------------------------------------------------------
-
+-- Parking payments against the journal and their stays: part of
+-- verify_ledger().
 CREATE FUNCTION payext.verify_parking()
 RETURNS TABLE (check_name text, ok boolean, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -246,6 +236,8 @@ AS $$
   ), bad_stay AS (
     SELECT s.id FROM payext.parking_stay s LEFT JOIN paid ON paid.stay = s.id
      WHERE s.paid::numeric <> coalesce(paid.total, 0)
+        -- an exited stay is never paid more than its fee
+        OR (s.fee IS NOT NULL AND s.paid > s.fee)
   ), orphan_transfer AS (
     SELECT t.id FROM payext.transfer t
      WHERE t.kind = 'parking'
@@ -265,16 +257,3 @@ AS $$
 $$;
 COMMENT ON FUNCTION payext.verify_parking() IS
   'parking payments against the journal and their stays; part of verify_ledger()';
-
-CREATE OR REPLACE FUNCTION payext.verify_ledger()
-RETURNS TABLE (check_name text, ok boolean, detail text)
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-  SELECT * FROM payext.verify_journal()
-  UNION ALL
-  SELECT * FROM payext.verify_payments()
-  UNION ALL
-  SELECT * FROM payext.verify_parking()
-$$;
-REVOKE ALL ON FUNCTION payext.verify_parking() FROM PUBLIC;

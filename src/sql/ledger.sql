@@ -1,9 +1,9 @@
--- payext 0.1.0: the ledger.
-\echo Use "CREATE EXTENSION payext" to load this file. \quit
+-- payext: the ledger.  Accounts, the append-only journal, merchant credit
+-- buckets, and the functions that move money.
 
 -- USAGE lets roles name payext's objects; each object keeps its own
--- privileges, and nothing but the two pure helpers at the end of this file is
--- granted to PUBLIC.
+-- privileges, set at the end of src/sql/roles.sql: nothing is PUBLIC's but a
+-- few pure helpers.
 GRANT USAGE ON SCHEMA payext TO PUBLIC;
 
 ---------------------------------------------------------------------------
@@ -61,7 +61,7 @@ CREATE UNIQUE INDEX account_system_key ON payext.account (currency)
 COMMENT ON TABLE payext.account IS
   'wallets (per owner and currency), merchant accounts (per public-service id and currency) and one system account per currency';
 COMMENT ON COLUMN payext.account.balance IS
-  'in the minor unit; always equals credits minus debits in payext.transfer; NULL for system accounts, whose balance is the journal''s sum (payext.balance())';
+  'in the minor unit; with a merchant''s payext.merchant_credit buckets (payext.balance() adds them), always equals credits minus debits in payext.transfer; NULL for system accounts, whose balance is the journal''s sum';
 
 CREATE TABLE payext.transfer (
   id             bigint PRIMARY KEY,
@@ -108,6 +108,53 @@ SELECT pg_catalog.pg_extension_config_dump('payext.account_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.transfer_id_seq', '');
 
 ---------------------------------------------------------------------------
+-- Merchant credit buckets
+---------------------------------------------------------------------------
+
+-- A charge or a parking payment takes its merchant's row FOR SHARE and adds
+-- the amount to one of 16 buckets, picked by backend; whatever takes money
+-- from the merchant locks the row FOR NO KEY UPDATE (waiting for those
+-- payments) and folds the buckets into the row first.  A merchant's balance
+-- is its row's balance plus its buckets; payext.balance() adds them up.
+CREATE TABLE payext.merchant_credit (
+  account bigint NOT NULL REFERENCES payext.account (id),
+  bucket  integer NOT NULL CHECK (bucket >= 0 AND bucket < 16),
+  amount  bigint NOT NULL CHECK (amount >= 0),
+  PRIMARY KEY (account, bucket)
+);
+COMMENT ON TABLE payext.merchant_credit IS
+  'payments to a merchant not yet folded into its account row; its balance is the row''s plus these';
+SELECT pg_catalog.pg_extension_config_dump('payext.merchant_credit', '');
+
+-- A frozen or closed merchant holds no buckets: freeze(), unfreeze() and
+-- close_account() fold them first, reading the newest buckets (40001 under
+-- REPEATABLE READ for one their snapshot cannot see), and mark the account
+-- in payext.status_change, a setting only they (as its owner, in the
+-- superuser's context) set for the length of their call.  This guard
+-- refuses any other change of a merchant's status (an UPDATE by hand, or a
+-- library that does not fold).  It fires only when status is assigned,
+-- never on the payments' balance updates.
+CREATE FUNCTION payext.account_status_guard() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF NEW.kind = 'merchant'
+     AND current_setting('payext.status_change', true) IS DISTINCT FROM NEW.id::text THEN
+    RAISE EXCEPTION 'the status of merchant account % changes only through payext''s functions', NEW.id
+      USING ERRCODE = 'PY112',
+            DETAIL = 'freeze(), unfreeze() and close_account() fold the merchant''s credit buckets first.',
+            HINT = 'Call them from a session that has loaded payext 0.6.0 or later.';
+  END IF;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER account_status_guard
+  BEFORE UPDATE OF status ON payext.account
+  FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM OLD.status)
+  EXECUTE FUNCTION payext.account_status_guard();
+
+---------------------------------------------------------------------------
 -- Ledger functions
 ---------------------------------------------------------------------------
 
@@ -136,10 +183,15 @@ SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.top_up(bigint, bigint, text) IS
   'money in from outside; returns the transfer id; idempotent on external_ref';
 
+-- balance() and withdraw() judge the role that invoked them (which may be
+-- the owner of a SECURITY DEFINER function in between), not the session's
+-- role: they are SECURITY INVOKER and switch to the owner themselves, so that
+-- a function of another role cannot lend its caller's rights (a confused
+-- deputy).
 CREATE FUNCTION payext.withdraw(account bigint, amount bigint, external_ref text)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'payext_withdraw'
-LANGUAGE C VOLATILE SECURITY DEFINER
+LANGUAGE C VOLATILE
 SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.withdraw(bigint, bigint, text) IS
   'money out to the outside; returns the transfer id; idempotent on external_ref';
@@ -156,7 +208,7 @@ COMMENT ON FUNCTION payext.transfer(bigint, bigint, bigint, text) IS
 CREATE FUNCTION payext.balance(account bigint)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'payext_balance'
-LANGUAGE C STABLE SECURITY DEFINER
+LANGUAGE C STABLE
 SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.balance(bigint) IS
   'the balance of an account in its currency''s minor unit';
@@ -195,7 +247,10 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION payext.transfer_checksum(bigint, bigint, bigint, bigint, text, text, bigint, text, timestamptz) IS
   'the checksum a journal row carries; verify_ledger() recomputes it';
 
-CREATE FUNCTION payext.verify_ledger()
+
+-- The ledger's own checks; verify_ledger() (src/sql/views.sql) adds those of
+-- every other concern.
+CREATE FUNCTION payext.verify_journal()
 RETURNS TABLE (check_name text, ok boolean, detail text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
@@ -206,11 +261,18 @@ AS $$
     SELECT t.credit_account, t.amount::numeric FROM payext.transfer t
   ), journal AS (
     SELECT m.account, sum(m.delta) AS balance FROM movement m GROUP BY m.account
+  ), held AS (
+    -- What each account holds: its row, plus a merchant's buckets.
+    SELECT a.id, a.kind, a.currency,
+           a.balance::numeric + coalesce(c.amount, 0) AS balance
+      FROM payext.account a
+      LEFT JOIN (SELECT mc.account, sum(mc.amount) AS amount
+                   FROM payext.merchant_credit mc GROUP BY mc.account) c ON c.account = a.id
   ), mismatch AS (
     SELECT a.id, a.balance, coalesce(j.balance, 0) AS journal_balance
-      FROM payext.account a LEFT JOIN journal j ON j.account = a.id
+      FROM held a LEFT JOIN journal j ON j.account = a.id
      WHERE a.kind <> 'system'
-       AND a.balance::numeric IS DISTINCT FROM coalesce(j.balance, 0)
+       AND a.balance IS DISTINCT FROM coalesce(j.balance, 0)
   ), orphan AS (
     SELECT j.account FROM journal j
      WHERE NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = j.account)
@@ -219,14 +281,33 @@ AS $$
     -- accounts' journal sums: the two sides of every currency.
     SELECT a.currency,
            sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
-                    ELSE a.balance::numeric END) AS total
-      FROM payext.account a LEFT JOIN journal j ON j.account = a.id
+                    ELSE a.balance END) AS total
+      FROM held a LEFT JOIN journal j ON j.account = a.id
      GROUP BY a.currency
     HAVING sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
-                    ELSE a.balance::numeric END) <> 0
+                    ELSE a.balance END) <> 0
   ), negative AS (
-    SELECT a.id, a.balance FROM payext.account a
+    -- The whole balance, and each part on its own: positive buckets must
+    -- not hide a negative row.
+    SELECT a.id, a.balance FROM held a
      WHERE a.kind <> 'system' AND a.balance < 0
+    UNION
+    SELECT a.id, a.balance::numeric FROM payext.account a
+     WHERE a.kind <> 'system' AND a.balance < 0
+    UNION
+    SELECT c.account, c.amount::numeric FROM payext.merchant_credit c WHERE c.amount < 0
+  ), stray AS (
+    -- Buckets belong to active merchants only (freezing and closing fold
+    -- them), and a closed account holds nothing.
+    SELECT c.account,
+           CASE WHEN a.kind <> 'merchant' THEN 'a credit bucket on a ' || a.kind
+                ELSE 'a credit bucket on a ' || a.status || ' merchant' END AS what
+      FROM payext.merchant_credit c
+      JOIN payext.account a ON a.id = c.account
+     WHERE a.kind <> 'merchant' OR a.status <> 'active'
+    UNION ALL
+    SELECT a.id, 'a closed account holding ' || a.balance
+      FROM payext.account a WHERE a.status = 'closed' AND a.balance <> 0
   ), altered AS (
     SELECT t.id FROM payext.transfer t
      WHERE t.checksum <> payext.transfer_checksum(
@@ -237,8 +318,14 @@ AS $$
                       AND a.currency <> t.currency)
   )
   SELECT 'balances_match_journal',
-         NOT EXISTS (SELECT 1 FROM mismatch) AND NOT EXISTS (SELECT 1 FROM orphan),
-         CASE WHEN EXISTS (SELECT 1 FROM orphan)
+         NOT EXISTS (SELECT 1 FROM mismatch) AND NOT EXISTS (SELECT 1 FROM orphan)
+           AND NOT EXISTS (SELECT 1 FROM stray),
+         CASE WHEN EXISTS (SELECT 1 FROM stray)
+              THEN (SELECT count(*) FROM stray)::text
+                   || ' holding(s) where no money may be, e.g. '
+                   || (SELECT string_agg(format('account %s: %s', x.account, x.what), '; ')
+                         FROM (SELECT * FROM stray ORDER BY account, what LIMIT 3) x)
+              WHEN EXISTS (SELECT 1 FROM orphan)
               THEN (SELECT count(*) FROM orphan)::text
                    || ' account(s) in the journal do not exist, e.g. '
                    || (SELECT string_agg(o.account::text, ', ')
@@ -272,13 +359,5 @@ AS $$
               ELSE (SELECT count(*) FROM payext.transfer)::text || ' transfers match their checksums'
          END
 $$;
-COMMENT ON FUNCTION payext.verify_ledger() IS
-  'recomputes the ledger from the journal; one row per check, failures as rows';
-
--- Functions are executable by PUBLIC by default; payext grants capabilities
--- explicitly instead.
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA payext FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA payext FROM PUBLIC;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA payext FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION payext.format_amount(bigint, text) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION payext.currencies() TO PUBLIC;
+COMMENT ON FUNCTION payext.verify_journal() IS
+  'the ledger''s own checks; part of verify_ledger()';

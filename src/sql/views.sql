@@ -1,0 +1,128 @@
+-- payext: what analysts and admins read.  Per-merchant views, keyed
+-- pseudonyms for analysts, and verify_ledger(), which gathers the checks of
+-- every concern (so it comes after them all).
+
+---------------------------------------------------------------------------
+-- Views for analysts
+---------------------------------------------------------------------------
+
+CREATE VIEW payext.consumer_merchant AS
+SELECT p.consumer, p.public_service_id, p.interactions, p.payments,
+       p.payment_amount, p.refund_amount, p.first_at, p.last_at,
+       coalesce(s.state = 'associated', false) AS associated,
+       s.established_at, s.how,
+       coalesce(s.state = 'opted_out', false) AS opted_out
+  FROM payext.interaction_pair p
+  LEFT JOIN payext.association_state s
+    ON s.consumer = p.consumer AND s.public_service_id = p.public_service_id;
+COMMENT ON VIEW payext.consumer_merchant IS
+  'per consumer and merchant: interactions, payments, amounts, first and last, associated or not';
+
+CREATE VIEW payext.merchant_summary AS
+SELECT p.public_service_id,
+       count(*) AS consumers,
+       sum(p.interactions) AS interactions,
+       sum(p.payments) AS payments,
+       count(*) FILTER (WHERE p.payments >= 2) AS repeat_consumers,
+       count(a.consumer) AS associated_consumers,
+       round(count(a.consumer)::numeric / count(*), 4) AS conversion_rate,
+       sum(p.payment_amount) AS payment_amount,
+       sum(p.refund_amount) AS refund_amount
+  FROM payext.interaction_pair p
+  LEFT JOIN payext.association a
+    ON a.consumer = p.consumer AND a.public_service_id = p.public_service_id
+ GROUP BY p.public_service_id;
+COMMENT ON VIEW payext.merchant_summary IS
+  'per merchant: consumers, repeat consumers (2+ payments), associated consumers, conversion, amounts';
+
+CREATE VIEW payext.merchant_daily AS
+SELECT d.public_service_id, d.day, d.interactions, d.payments, d.consumers,
+       d.repeat_consumers, coalesce(n.new_associations, 0) AS new_associations,
+       d.associated_consumers,
+       round(d.associated_consumers::numeric / d.consumers, 4) AS conversion_rate,
+       d.payment_amount, d.refund_amount
+  FROM (SELECT i.public_service_id,
+               (i.occurred_at AT TIME ZONE 'UTC')::date AS day,
+               count(*) AS interactions,
+               count(*) FILTER (WHERE i.kind = 'payment') AS payments,
+               count(DISTINCT i.consumer) AS consumers,
+               count(DISTINCT i.consumer) FILTER (
+                 WHERE p.first_at < ((i.occurred_at AT TIME ZONE 'UTC')::date)::timestamp AT TIME ZONE 'UTC'
+               ) AS repeat_consumers,
+               count(DISTINCT i.consumer) FILTER (WHERE a.consumer IS NOT NULL) AS associated_consumers,
+               coalesce(sum(i.amount) FILTER (WHERE i.kind = 'payment'), 0) AS payment_amount,
+               coalesce(sum(i.amount) FILTER (WHERE i.kind = 'refund'), 0) AS refund_amount
+          FROM payext.interaction i
+          JOIN payext.interaction_pair p
+            ON p.consumer = i.consumer AND p.public_service_id = i.public_service_id
+          LEFT JOIN payext.association a
+            ON a.consumer = i.consumer AND a.public_service_id = i.public_service_id
+         GROUP BY 1, 2) d
+  LEFT JOIN (SELECT a.public_service_id,
+                    (a.established_at AT TIME ZONE 'UTC')::date AS day,
+                    count(*) AS new_associations
+               FROM payext.association a
+              GROUP BY 1, 2) n
+    ON n.public_service_id = d.public_service_id AND n.day = d.day;
+COMMENT ON VIEW payext.merchant_daily IS
+  'per merchant and UTC day: interactions, consumers, repeat consumers (seen before that day), new associations, conversion, amounts';
+
+
+---------------------------------------------------------------------------
+-- Analysts: pseudonyms, not social-app ids
+---------------------------------------------------------------------------
+
+CREATE TABLE payext.pseudonym_key (
+  id         integer PRIMARY KEY CHECK (id = 1),
+  secret     bytea NOT NULL CHECK (length(secret) = 32),
+  created_at timestamptz NOT NULL
+);
+-- 32 bytes from the server's strong random source (two v4 UUIDs: 244
+-- random bits); made again by CREATE EXTENSION after a restore.
+INSERT INTO payext.pseudonym_key
+SELECT 1, decode(replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), 'hex'), now();
+COMMENT ON TABLE payext.pseudonym_key IS
+  'the key of analysts'' pseudonyms; owner only, never dumped (pseudonyms change after a restore)';
+
+CREATE FUNCTION payext.pseudonym(consumer text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payext_pseudonym'
+LANGUAGE C STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.pseudonym(text) IS
+  'a stable keyed pseudonym of a social-app id (HMAC-SHA256); not for analysts to call';
+
+CREATE FUNCTION payext.consumer_merchant_pseudonymous()
+RETURNS TABLE (consumer_pseudonym text, public_service_id text, interactions bigint,
+               payments bigint, payment_amount numeric, refund_amount numeric,
+               first_at timestamptz, last_at timestamptz, associated boolean, opted_out boolean)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT payext.pseudonym(c.consumer), c.public_service_id, c.interactions, c.payments,
+         c.payment_amount, c.refund_amount, c.first_at, c.last_at, c.associated, c.opted_out
+    FROM payext.consumer_merchant c
+$$;
+
+CREATE VIEW payext.analyst_consumer_merchant AS
+SELECT * FROM payext.consumer_merchant_pseudonymous();
+COMMENT ON VIEW payext.analyst_consumer_merchant IS
+  'consumer_merchant for analysts: consumers under a keyed pseudonym';
+
+---------------------------------------------------------------------------
+-- The whole ledger's verification: every concern's checks
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.verify_ledger()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT * FROM payext.verify_journal()
+  UNION ALL
+  SELECT * FROM payext.verify_payments()
+  UNION ALL
+  SELECT * FROM payext.verify_parking()
+$$;
+COMMENT ON FUNCTION payext.verify_ledger() IS
+  'recomputes the ledger from the journal; one row per check, failures as rows';
