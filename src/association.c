@@ -340,10 +340,6 @@ AssocRecordTransfer(int64 transfer_id, int64 wallet, int64 merchant,
 {
 	Datum		values[5];
 
-	/* A database still on 0.2.0's SQL, before ALTER EXTENSION UPDATE, has no interactions. */
-	if (!OidIsValid(PayextRelid("interaction")))
-		return;
-
 	values[0] = Int64GetDatum(PayextNextId("interaction_id_seq"));
 	values[1] = CStringGetTextDatum(kind);
 	values[2] = Int64GetDatum(transfer_id);
@@ -465,10 +461,7 @@ payext_set_association_rule(PG_FUNCTION_ARGS)
 
 	/* public_service_id may be NULL (the default rule); the rest may not. */
 	for (int i = 1; i < 4; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-					 errmsg("argument \"%s\" must not be null", names[i])));
+		PayextRequireArg(fcinfo, i, names[i]);
 	if (!PG_ARGISNULL(0))
 		psid = PayextArgIdentifier(fcinfo, 0, "public_service_id", PAYEXT_MAX_IDENTIFIER_LEN);
 	min_interactions = PG_GETARG_INT32(1);

@@ -6,8 +6,6 @@
 #ifndef PAYEXT_ASSOCIATION_H
 #define PAYEXT_ASSOCIATION_H
 
-#include "postgres.h"
-
 /*
  * Records the interaction a charge ('payment') or a refund ('refund') left:
  * consumer the wallet's owner, merchant the account's public-service id,

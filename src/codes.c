@@ -428,10 +428,7 @@ payext_cancel_payment_code(PG_FUNCTION_ARGS)
 	CodeRow		row;
 	Datum		values[3];
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-				 errmsg("argument \"code\" must not be null")));
+	PayextRequireArg(fcinfo, 0, "code");
 	code = PG_GETARG_TEXT_PP(0);
 
 	PayextSpiConnect();

@@ -42,7 +42,7 @@
 #define PAYEXT_ERRCODE_JOURNAL_APPEND_ONLY	PAYEXT_SQLSTATE('1', '0', '9')
 #define PAYEXT_ERRCODE_SAME_ACCOUNT			PAYEXT_SQLSTATE('1', '1', '0')
 #define PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND	PAYEXT_SQLSTATE('1', '1', '1')
-/* PY112 is raised by the trigger account_status_guard (PL/pgSQL, 0.6.0). */
+/* PY112 is raised by the trigger account_status_guard (PL/pgSQL). */
 #define PAYEXT_ERRCODE_STATUS_OUTSIDE		PAYEXT_SQLSTATE('1', '1', '2')
 
 /* PY2xx: payment codes, charges and refunds */

@@ -14,7 +14,7 @@
  * journal's sum.  Locking them would serialise every top-up of a currency
  * and make any two concurrent ones conflict under REPEATABLE READ.
  *
- * Merchants (0.6.0) are paid through buckets.  A charge or a parking
+ * Merchants are paid through buckets.  A charge or a parking
  * payment takes its merchant's row FOR SHARE, not FOR NO KEY UPDATE, and
  * adds the amount to one of PAYEXT_MERCHANT_BUCKETS rows of
  * payext.merchant_credit, picked by backend, so payments to one merchant
@@ -135,12 +135,6 @@ static PayextPlan insert_account_plan = {
 	7, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 };
 
-static PayextPlan balance_plan = {
-	"SELECT a.balance, a.kind = 'system', a.kind = 'merchant'"
-	"  FROM payext.account a WHERE a.id = $1",
-	1, {INT8OID}
-};
-
 /* A system account's balance: the journal's sum, as numeric. */
 static PayextPlan system_balance_plan = {
 	"SELECT coalesce(sum(CASE WHEN t.credit_account = $1 THEN t.amount::numeric"
@@ -150,7 +144,7 @@ static PayextPlan system_balance_plan = {
 	1, {INT8OID}
 };
 
-/* Merchant buckets (0.6.0) */
+/* Merchant buckets */
 static PayextPlan lock_user_account_plan = {
 	"SELECT id, kind, currency, balance, status"
 	"  FROM payext.account"
@@ -193,7 +187,8 @@ static PayextPlan set_one_balance_plan = {
 	2, {INT8OID, INT8OID}
 };
 
-static PayextPlan balance_with_credits_plan = {
+/* An account's balance: its row's, plus a merchant's buckets. */
+static PayextPlan balance_plan = {
 	"SELECT a.balance + coalesce((SELECT sum(c.amount) FROM payext.merchant_credit c"
 	"                             WHERE c.account = a.id), 0)::bigint,"
 	"       a.kind = 'system', a.kind = 'merchant'"
@@ -421,13 +416,6 @@ LedgerLockPair(const LedgerTransferRequest *req, LedgerAccount *debit,
 						have_debit ? req->credit_account : req->debit_account)));
 }
 
-/* Whether the SQL installed has merchant buckets (0.6.0 and later). */
-static bool
-LedgerHasBuckets(void)
-{
-	return OidIsValid(PayextRelid("merchant_credit"));
-}
-
 /*
  * Folds a merchant's buckets into its row, which the caller holds FOR NO
  * KEY UPDATE (so no payment is adding to them), and sets balance_minor to
@@ -442,7 +430,7 @@ LedgerFoldCredits(LedgerAccount *account)
 {
 	Datum		values[1];
 
-	if (strcmp(account->kind, "merchant") != 0 || !LedgerHasBuckets())
+	if (strcmp(account->kind, "merchant") != 0)
 		return;
 	values[0] = Int64GetDatum(account->id);
 	if (PayextExecuteLatest(&fold_credits_plan, values, NULL,
@@ -644,7 +632,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 				 errmsg("cannot transfer from account " INT64_FORMAT " to itself",
 						req->debit_account)));
 
-	via_bucket = req->credit_via_bucket && LedgerHasBuckets();
+	via_bucket = req->credit_via_bucket;
 	if (via_bucket)
 		LedgerLockForBucketCredit(req, &debit, &credit);
 	else
@@ -1001,8 +989,7 @@ payext_balance(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	RolesBecomeOwner(fcinfo, &sw);
 	PayextSpiConnect();
-	if (PayextExecute(LedgerHasBuckets() ? &balance_with_credits_plan : &balance_plan,
-					  values, NULL, true, 1, SPI_OK_SELECT) == 0)
+	if (PayextExecute(&balance_plan, values, NULL, true, 1, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist",
@@ -1021,10 +1008,9 @@ payext_balance(PG_FUNCTION_ARGS)
 /*
  * payext.status_change: the merchant account whose status this function
  * call is changing, after it has folded the account's buckets.  The trigger
- * account_status_guard (0.6.0's SQL) refuses any change of a merchant's
- * status without it, so that a session still running an older library
- * (which folds nothing) or an UPDATE by hand cannot freeze or close a
- * merchant over credits it has not seen.  Set with GUC_ACTION_LOCAL in the
+ * account_status_guard refuses any change of a merchant's status without
+ * it, so that an UPDATE by hand (or any code that folds nothing) cannot
+ * freeze or close a merchant over credits it has not seen.  Set with GUC_ACTION_LOCAL in the
  * superuser's context: it ends with the function call (its SET clause) and
  * no ordinary role can set it.
  */
@@ -1075,7 +1061,7 @@ LedgerSetStatus(int64 account_id, const char *target)
 	LedgerRefuseSystemAccount(account_id, kind, "a change of status");
 	status = PayextResultCString(0, 2);
 	balance = DatumGetInt64(PayextResultDatum(0, 3));
-	if (strcmp(kind, "merchant") == 0 && LedgerHasBuckets())
+	if (strcmp(kind, "merchant") == 0)
 	{
 		/* Its buckets count: fold them (we hold the row). */
 		if (PayextExecuteLatest(&fold_credits_plan, values, NULL,

@@ -6,8 +6,6 @@
 #ifndef PAYEXT_LEDGER_H
 #define PAYEXT_LEDGER_H
 
-#include "postgres.h"
-
 #include "datatype/timestamp.h"
 
 /* An account as the ledger sees it. */

@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "money.h"
+#include "spi_util.h"
 
 const PayextCurrency *
 PayextArgCurrency(FunctionCallInfo fcinfo, int argno, const char *name)
@@ -19,10 +20,7 @@ PayextArgCurrency(FunctionCallInfo fcinfo, int argno, const char *name)
 	int			len;
 	const PayextCurrency *currency;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-				 errmsg("argument \"%s\" must not be null", name)));
+	PayextRequireArg(fcinfo, argno, name);
 	arg = PG_GETARG_TEXT_PP(argno);
 	len = VARSIZE_ANY_EXHDR(arg);
 	currency = NULL;
@@ -63,10 +61,7 @@ payext_format_amount(PG_FUNCTION_ARGS)
 {
 	const PayextCurrency *currency;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-				 errmsg("argument \"amount\" must not be null")));
+	PayextRequireArg(fcinfo, 0, "amount");
 	currency = PayextArgCurrency(fcinfo, 1, "currency");
 	PG_RETURN_TEXT_P(cstring_to_text(PayextFormatAmount(PG_GETARG_INT64(0),
 														currency->code)));

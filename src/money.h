@@ -5,8 +5,6 @@
 #ifndef PAYEXT_MONEY_H
 #define PAYEXT_MONEY_H
 
-#include "postgres.h"
-
 #include "fmgr.h"
 
 #include "currency.h"

@@ -253,10 +253,7 @@ ParkingArgPlate(FunctionCallInfo fcinfo, int argno)
 		[PLATE_TOO_LONG] = "A plate has at most 12 characters.",
 	};
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-				 errmsg("argument \"plate\" must not be null")));
+	PayextRequireArg(fcinfo, argno, "plate");
 	arg = PG_GETARG_TEXT_PP(argno);
 	if (VARSIZE_ANY_EXHDR(arg) > PAYEXT_MAX_IDENTIFIER_LEN)
 		ereport(ERROR,
@@ -444,10 +441,7 @@ ParkingArgTime(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	TimestampTz at;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-				 errmsg("argument \"%s\" must not be null", name)));
+	PayextRequireArg(fcinfo, argno, name);
 	at = PG_GETARG_TIMESTAMPTZ(argno);
 	if (!PayextTimestampIsFinite(at))
 		ereport(ERROR,
@@ -750,10 +744,8 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
 
 	/* night_price, cap_24h and cap_stay may be NULL; nothing else. */
 	for (int i = 0; i < 12; i++)
-		if (i != 6 && i != 9 && i != 10 && PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-					 errmsg("argument \"%s\" must not be null", names[i])));
+		if (i != 6 && i != 9 && i != 10)
+			PayextRequireArg(fcinfo, i, names[i]);
 	name = PayextArgIdentifier(fcinfo, 1, "name", PAYEXT_MAX_DISPLAY_NAME_LEN);
 	tz_name = PayextArgIdentifier(fcinfo, 2, "time_zone", 64);
 	if (pg_tzset(tz_name) == NULL)
@@ -820,7 +812,7 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
  * no function that updates one, and ids are never reused), so a copy can
  * not go stale within the query.
  *
- * parking_fee() is SECURITY INVOKER without a SET clause (0.6.0): a SET
+ * parking_fee() is SECURITY INVOKER without a SET clause: a SET
  * search_path costs a GUC save and restore on every call, which was most
  * of the time of pricing a million stays.  It reads the lot as its owner,
  * under a pinned search_path, itself, and only when the lot is not cached.

@@ -52,14 +52,14 @@
 /* Exit events of one plate at one lot this close, in seconds, are one event. */
 #define PAYEXT_EXIT_REPEAT_S		60
 
-/* Length of the journal row checksum kept in transfer.checksum, in bytes. */
 /*
  * Credits to a merchant (charges, parking payments) go to one of this many
  * buckets, chosen by backend, so that concurrent payments to one merchant
- * do not queue on its row (0.6.0; see ledger.c).
+ * do not queue on its row (see ledger.c).
  */
 #define PAYEXT_MERCHANT_BUCKETS		16
 
+/* Length of the journal row checksum kept in transfer.checksum, in bytes. */
 #define PAYEXT_CHECKSUM_LEN			16
 
 #endif							/* PAYEXT_PAYEXT_LIMITS_H */

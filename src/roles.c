@@ -66,9 +66,6 @@ RolesRequireAccountAccess(Oid role, int64 account_id, bool is_merchant)
 {
 	Datum		values[2];
 
-	/* Before 0.5.0's SQL there are no roles to check (an update pending). */
-	if (!OidIsValid(PayextRelid("merchant_role")))
-		return;
 	values[0] = ObjectIdGetDatum(role);
 	values[1] = Int64GetDatum(account_id);
 	if (is_merchant)

@@ -5,8 +5,6 @@
 #ifndef PAYEXT_ROLES_H
 #define PAYEXT_ROLES_H
 
-#include "postgres.h"
-
 #include "fmgr.h"
 
 /* Who called a function that runs as its owner by RolesBecomeOwner(). */

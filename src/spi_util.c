@@ -163,16 +163,21 @@ PayextNextId(const char *seq_name)
 }
 
 void
+PayextRequireArg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	Assert(argno < PG_NARGS());
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+				 errmsg("argument \"%s\" must not be null", name)));
+}
+
+void
 PayextRequireArgs(FunctionCallInfo fcinfo, int nargs, const char *const *names)
 {
 	Assert(nargs <= PG_NARGS());
 	for (int i = 0; i < nargs; i++)
-	{
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-					 errmsg("argument \"%s\" must not be null", names[i])));
-	}
+		PayextRequireArg(fcinfo, i, names[i]);
 }
 
 char *
@@ -183,10 +188,7 @@ PayextArgIdentifier(FunctionCallInfo fcinfo, int argno, const char *name,
 	int			len;
 	const char *data;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-				 errmsg("argument \"%s\" must not be null", name)));
+	PayextRequireArg(fcinfo, argno, name);
 	arg = PG_GETARG_TEXT_PP(argno);
 	len = VARSIZE_ANY_EXHDR(arg);
 	data = VARDATA_ANY(arg);
@@ -211,10 +213,7 @@ PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	int64		amount;
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
-				 errmsg("argument \"%s\" must not be null", name)));
+	PayextRequireArg(fcinfo, argno, name);
 	amount = PG_GETARG_INT64(argno);
 	if (amount <= 0)
 		ereport(ERROR,

@@ -6,8 +6,6 @@
 #ifndef PAYEXT_SPI_UTIL_H
 #define PAYEXT_SPI_UTIL_H
 
-#include "postgres.h"
-
 #include "executor/spi.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
@@ -48,10 +46,7 @@ extern Datum PayextResultDatum(uint64 row, int col);
 /* The same, or NULL when the column is null (text columns only). */
 extern char *PayextResultCString(uint64 row, int col);
 
-/*
- * The oid of relation payext.<name>, or InvalidOid when it does not exist
- * (a database whose SQL is older than the library: an update is pending).
- */
+/* The oid of relation payext.<name>, or InvalidOid when it does not exist. */
 extern Oid	PayextRelid(const char *name);
 
 /* A new id from sequence payext.<seq_name>, carrying the shard number. */
@@ -59,7 +54,11 @@ extern int64 PayextNextId(const char *seq_name);
 /* The next value of sequence payext.<seq_name>, as it is. */
 extern int64 PayextNextSerial(const char *seq_name);
 
-/* Argument checks; each raises PY0xx with the argument's name. */
+/*
+ * Argument checks; each raises PY0xx with the argument's name.  A null
+ * argument is PY001 (PayextRequireArg), whatever the function.
+ */
+extern void PayextRequireArg(FunctionCallInfo fcinfo, int argno, const char *name);
 extern void PayextRequireArgs(FunctionCallInfo fcinfo, int nargs,
 							  const char *const *names);
 extern char *PayextArgIdentifier(FunctionCallInfo fcinfo, int argno,
@@ -72,7 +71,7 @@ extern int64 PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *nam
  */
 extern bool PayextIntervalUsec(const Interval *interval, int64 *usec);
 
-/* A timestamptz as microseconds; false for -infinity and infinity. */
+/* Whether a timestamptz is finite: false for -infinity and infinity. */
 extern bool PayextTimestampIsFinite(TimestampTz t);
 
 /* Connects to SPI, raising on failure; PayextSpiFinish() the same. */
