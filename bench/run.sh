@@ -100,7 +100,7 @@ best_ms() {
 	echo "$best"
 }
 # Both queries as the planner runs them (in parallel: parking_fee is
-# PARALLEL SAFE since 0.6.0), and both again without parallel workers.
+# PARALLEL SAFE), and both again without parallel workers.
 fee_q="SELECT sum(payext.parking_fee(lot, entered_at, exited_at)) FROM stay_sample"
 trivial_q="SELECT sum(lot + 1) FROM stay_sample"
 serial="SET max_parallel_workers_per_gather = 0"

@@ -1,4 +1,4 @@
--- Merchant credit buckets (0.6.0): payments to a merchant go to buckets,
+-- Merchant credit buckets: payments to a merchant go to buckets,
 -- everything that takes money from it folds them into its row first.  The
 -- balance is exact, overflow is refused exactly at the bigint limit, and
 -- closing counts the buckets.  (Concurrency: test/specs/charge_hot_merchant.)

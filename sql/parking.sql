@@ -79,7 +79,7 @@ SELECT payext.parking_fee(:berlin, '2026-03-29 06:00+00', '2026-03-29 08:00+00')
 -- 03..07 CEST), day 08:00-13:00 CEST (6): 13 * 3.00 + 11 * 1.00.
 SELECT payext.parking_fee(:berlin, '2026-03-28 12:00+00', '2026-03-29 12:00+00') AS across_change;
 -- One query pricing many stays keeps the lot and the zone's offset spans it
--- has seen (0.6.0); it must agree with pricing each stay in a query of its
+-- has seen; it must agree with pricing each stay in a query of its
 -- own.  2 000 stays of up to three days around both of 2026's changes, in
 -- an order that jumps back and forth in time, at Berlin and at the flat lot.
 CREATE TEMP TABLE fee_sample AS

@@ -46,7 +46,7 @@ SELECT check_name, ok FROM payext.verify_ledger() WHERE NOT ok;
 ROLLBACK;
 
 -- A negative merchant row hidden by its buckets: the sum is right, the row
--- is not (0.6.0 counts each part on its own).
+-- is not (each part is counted on its own).
 SELECT balance AS row_balance, payext.balance(id) AS balance FROM payext.account WHERE id = :m;
 BEGIN;
 ALTER TABLE payext.account DROP CONSTRAINT account_balance_not_negative;
@@ -65,11 +65,10 @@ UPDATE payext.account SET balance = balance - 100 WHERE id = :w;
 SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
 ROLLBACK;
 
--- A merchant closed with money in its buckets, as a session still running
--- the 0.5.0 library would close it (it checks the row alone, under any
--- isolation level): the guard on account.status refuses any change of a
--- merchant's status that payext's own functions did not make, closing and
--- freezing alike ...
+-- A merchant closed with money in its buckets by an UPDATE that checks the
+-- row alone, under any isolation level: the guard on account.status
+-- refuses any change of a merchant's status that payext's own functions did
+-- not make, closing and freezing alike ...
 BEGIN;
 UPDATE payext.account SET status = 'closed' WHERE id = :m;
 \echo :SQLSTATE

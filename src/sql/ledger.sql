@@ -144,7 +144,7 @@ BEGIN
     RAISE EXCEPTION 'the status of merchant account % changes only through payext''s functions', NEW.id
       USING ERRCODE = 'PY112',
             DETAIL = 'freeze(), unfreeze() and close_account() fold the merchant''s credit buckets first.',
-            HINT = 'Call them from a session that has loaded payext 0.6.0 or later.';
+            HINT = 'Use payext.freeze(), payext.unfreeze() or payext.close_account().';
   END IF;
   RETURN NEW;
 END

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_dump / pg_restore round trip of the role model (0.5.0), as the DBA:
+# pg_dump / pg_restore round trip of the role model, as the DBA:
 # roles with capabilities and merchant mappings survive with every user row
 # (every table and sequence registered with pg_extension_config_dump), the
 # privileges on payext's objects are the same afterwards (ACLs and

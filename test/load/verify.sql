@@ -53,7 +53,7 @@ SELECT DISTINCT ON (transfer_id) * FROM ack_money ORDER BY transfer_id, call;
 CREATE TEMP TABLE failure (check_name text, detail text);
 
 -- What each account holds: its row's balance, plus, for a merchant, the
--- payments still in its credit buckets (0.6.0; payext.balance() adds the
+-- payments still in its credit buckets (payext.balance() adds the
 -- same).  NULL for system accounts, which store none.
 CREATE TEMP VIEW held AS
 SELECT a.id, a.kind, a.currency,

@@ -167,7 +167,7 @@ SELECT is(p.proconfig, ARRAY['search_path=pg_catalog, payext, pg_temp'],
   FROM contract c
   JOIN pg_proc p ON p.oid = format('payext.%s(%s)', c.fn, array_to_string(c.args, ','))::regprocedure
  WHERE c.fn NOT IN ('normalize_plate', 'parking_fee') ORDER BY c.fn;
--- 0.6.0: parking_fee reads a lot as its owner under a pinned search_path
+-- parking_fee reads a lot as its owner under a pinned search_path
 -- in C, and only when the query has not read it yet; no SET clause, whose
 -- GUC save and restore on every row was most of its cost.  The search_path
 -- hijack in roles.sql calls it under a hostile path.
