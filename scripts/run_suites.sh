@@ -4,12 +4,12 @@
 # Normally called through scripts/test_all.sh, which brings a throwaway
 # cluster.  Run one suite with: scripts/run_suites.sh regress
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump load crash valgrind demo)
+[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump upgrade load crash valgrind demo)
 
 passed=0
 failed=0
@@ -23,6 +23,8 @@ run_suite() {
 	isolation) make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= ;;
 	pgtap) test/pgtap/run.sh ;;
 	dump) test/dump/roundtrip.sh && test/dump/roles_roundtrip.sh ;;
+	# Released scripts unedited; every release updates to a fresh install's schema.
+	upgrade) test/upgrade/run.sh ;;
 	load) test/load/run.sh ;;
 	# A cluster of its own, which it kills and restarts.
 	crash) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh test/crash/run.sh ;;

@@ -1,0 +1,18 @@
+-- Money in a database before ALTER EXTENSION UPDATE (test/upgrade/run.sh):
+-- every flow leaves rows, using only the API of 0.7.0, the first release.
+SET client_min_messages = warning;
+SELECT payext.open_wallet('upgrade_erin') AS w \gset
+SELECT payext.open_merchant('gh_upgrade_shop', 'Upgrade Shop') AS m \gset
+SELECT payext.top_up(:w, 50000, 'upgrade-bank-1');
+SELECT payext.charge(:m, payext.request_payment(:w), 1200, 'upgrade-order-1');
+SELECT payext.refund(:m, 'upgrade-order-1', 200, 'upgrade-refund-1');
+SELECT payext.withdraw(:m, 500, 'upgrade-payout-1');
+SELECT payext.request_payment(:w, 900);
+SELECT payext.set_association_rule(NULL, 1, '1 day');
+SELECT payext.record_interaction('upgrade_erin', 'gh_upgrade_shop', 'visit');
+SELECT payext.create_parking_lot(:m, 'Upgrade Lot', 'Asia/Shanghai', 0, 60, 100) AS lot \gset
+SELECT payext.bind_vehicle('upgrade_erin', 'UP-0001', auto_pay => true);
+SELECT payext.vehicle_entered(:lot, 'UP0001', now() - interval '2 hours');
+SELECT payext.vehicle_exited(:lot, 'UP0001', now() - interval '1 minute');
+SELECT payext.vehicle_entered(:lot, 'UP0001', now());
+SELECT bool_and(ok) AS verifies FROM payext.verify_ledger();

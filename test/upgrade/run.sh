@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The upgrade suite.  Runs against the server in PGHOST/PGPORT as a
+# superuser, with payext built and installed (scripts/with_cluster.sh for a
+# throwaway server).  It proves:
+#
+#  1. A released install script is never edited: the frozen copy of the
+#     current version in test/upgrade/released/, once it is released, equals
+#     the one the Makefile builds from src/sql/, byte for byte.
+#  2. For every earlier release R frozen there: a database made with R,
+#     money in it, then ALTER EXTENSION payext UPDATE, has exactly the schema
+#     of a fresh CREATE EXTENSION (pg_dump --schema-only --binary-upgrade,
+#     which dumps the extension's own objects with their privileges and
+#     comments), still verifies, and holds the same balances.
+#  3. The comparison can fail: two fresh installs compare equal, and one
+#     with a changed comment or an extra privilege does not.
+#
+# Releasing version V: copy the built payext--V.sql to test/upgrade/released/
+# in the release commit.  Installing an old version needs its install script
+# in the server's extension directory; this suite copies it there for the
+# length of the run (with sudo when not root) and removes it afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PG_CONFIG=${PG_CONFIG:-pg_config}
+bindir=$("$PG_CONFIG" --bindir)
+extdir=$("$PG_CONFIG" --sharedir)/extension
+version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" payext.control)
+built=payext--$version.sql
+released=test/upgrade/released
+export PGOPTIONS='--client-min-messages=warning'
+
+dbs=()
+copied=()
+as_root=()
+[ -w "$extdir" ] || as_root=(sudo)
+cleanup() {
+	for db in ${dbs[@]+"${dbs[@]}"}; do dropdb --if-exists "$db" >/dev/null 2>&1 || true; done
+	for f in ${copied[@]+"${copied[@]}"}; do "${as_root[@]+"${as_root[@]}"}" rm -f "$f"; done
+}
+trap cleanup EXIT
+
+q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+fresh_db() {
+	dropdb --if-exists "$1"
+	createdb "$1"
+	dbs+=("$1")
+}
+
+# The schema of a database as pg_dump's binary-upgrade mode writes it, less
+# what differs between any two databases: OIDs, transaction ids, sequence
+# positions (data, not schema), and the random \restrict key of newer
+# pg_dump releases.
+schema_of() {
+	"$bindir/pg_dump" --schema-only --binary-upgrade -d "$1" |
+		sed -E -e '/^\\(un)?restrict /d' \
+			-e '/^SELECT pg_catalog\.binary_upgrade_set_next_/d' \
+			-e '/^SELECT pg_catalog\.setval\(/d' \
+			-e "s/(binary_upgrade_create_empty_extension\('payext', 'payext', (true|false), '[^']*'), '\{[0-9,]*\}'/\1, '{oids}'/" \
+			-e "s/relfrozenxid = '[0-9]+'/relfrozenxid = 'xid'/" \
+			-e "s/^WHERE oid = '[0-9]+';/WHERE oid = 'oid';/"
+}
+
+# same_schema DB1 DB2: prints the first differences and fails if any.
+same_schema() {
+	local a b
+	a=$(mktemp)
+	b=$(mktemp)
+	schema_of "$1" >"$a"
+	schema_of "$2" >"$b"
+	if diff -u "$a" "$b" >"$a.diff"; then
+		rm -f "$a" "$b" "$a.diff"
+		return 0
+	fi
+	head -n 60 "$a.diff"
+	rm -f "$a" "$b" "$a.diff"
+	return 1
+}
+
+[ -f "$built" ] || { echo "upgrade: $built is not built (make)" >&2; exit 1; }
+failures=0
+fail() { echo "upgrade: FAILED: $*"; failures=$((failures + 1)); }
+
+# 1. Released scripts are never edited.
+if [ -f "$released/payext--$version.sql" ]; then
+	if cmp -s "$released/payext--$version.sql" "$built"; then
+		echo "upgrade: $built is the released $version, byte for byte"
+	else
+		fail "$built differs from the released $released/payext--$version.sql"
+		diff -u "$released/payext--$version.sql" "$built" | head -n 40 || true
+	fi
+else
+	echo "upgrade: $version is not released yet (no $released/payext--$version.sql)"
+fi
+
+# 3. The comparison itself: equal for equal schemas, unequal otherwise.
+fresh_db payext_upgrade_a
+fresh_db payext_upgrade_b
+q -d payext_upgrade_a -c 'CREATE EXTENSION payext'
+q -d payext_upgrade_b -c 'CREATE EXTENSION payext'
+if same_schema payext_upgrade_a payext_upgrade_b >/dev/null; then
+	echo "upgrade: self-test: two fresh installs have the same schema"
+else
+	fail "two fresh installs of $version compare unequal"
+fi
+q -d payext_upgrade_b -c "COMMENT ON FUNCTION payext.balance(bigint) IS 'changed'"
+if same_schema payext_upgrade_a payext_upgrade_b >/dev/null; then
+	fail "the comparison missed a changed comment"
+else
+	echo "upgrade: self-test: a changed comment is a difference"
+fi
+q -d payext_upgrade_b -c "COMMENT ON FUNCTION payext.balance(bigint) IS NULL" \
+	-c 'GRANT EXECUTE ON FUNCTION payext.charge(bigint, text, bigint, text) TO PUBLIC'
+if same_schema payext_upgrade_a payext_upgrade_b >/dev/null; then
+	fail "the comparison missed a privilege granted to PUBLIC"
+else
+	echo "upgrade: self-test: a privilege granted to PUBLIC is a difference"
+fi
+
+# 2. Every earlier release updates to exactly the current schema.
+balances="SELECT string_agg(id || ':' || payext.balance(id), ' ' ORDER BY id) FROM payext.account"
+earlier=0
+for script in $(find "$released" -name 'payext--*.sql' 2>/dev/null | sort -V); do
+	old=${script##*/payext--}
+	old=${old%.sql}
+	[ "$old" != "$version" ] || continue
+	[ "$(printf '%s\n%s\n' "$old" "$version" | sort -V | head -n 1)" = "$old" ] || continue
+	earlier=$((earlier + 1))
+	if [ ! -f "$extdir/payext--$old.sql" ]; then
+		"${as_root[@]+"${as_root[@]}"}" cp "$script" "$extdir/payext--$old.sql"
+		copied+=("$extdir/payext--$old.sql")
+	fi
+	fresh_db payext_upgrade_old
+	q -d payext_upgrade_old -c "CREATE EXTENSION payext VERSION '$old'"
+	q -d payext_upgrade_old -f test/upgrade/money.sql >/dev/null
+	before=$(q -d payext_upgrade_old -c "$balances")
+	q -d payext_upgrade_old -c 'ALTER EXTENSION payext UPDATE'
+	now=$(q -d payext_upgrade_old -c "SELECT extversion FROM pg_extension WHERE extname = 'payext'")
+	[ "$now" = "$version" ] || fail "$old updated to $now, not $version"
+	after=$(q -d payext_upgrade_old -c "$balances")
+	[ "$before" = "$after" ] || fail "$old -> $version changed balances: $before / $after"
+	bad=$(q -d payext_upgrade_old -c "SELECT string_agg(check_name, ' ') FROM payext.verify_ledger() WHERE NOT ok")
+	[ -z "$bad" ] || fail "$old -> $version: verify_ledger() fails $bad"
+	if same_schema payext_upgrade_a payext_upgrade_old; then
+		echo "upgrade: $old -> $version gives the schema of a fresh $version, money intact"
+	else
+		fail "$old -> $version differs from a fresh install of $version (diff above: - fresh, + updated)"
+	fi
+done
+[ "$earlier" != 0 ] || echo "upgrade: no release before $version to update from"
+
+[ "$failures" = 0 ] || { echo "upgrade: $failures failure(s)"; exit 1; }
+echo "upgrade: ok"
