@@ -107,7 +107,9 @@ describe() {
 		echo
 		echo "The uniform charge as installed, then without the foreign keys of the"
 		echo 'tables it writes, then without their CHECK constraints too (but'
+		# shellcheck disable=SC2016 # the backquotes are Markdown, not commands
 		echo '`balance >= 0`), by `bench/unguard.sql` on the benchmark'"'"'s database.'
+		# shellcheck disable=SC2016
 		echo 'payext keeps both; `bench/NOTES.md` says why.'
 		echo
 		echo "| variant | tps | ÷ as installed | ÷ PL/pgSQL baseline |"

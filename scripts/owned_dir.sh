@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # owner is for the scripts that source this file
 # Sourced by the scripts that start a PostgreSQL server of their own.
 #
 #   owned_dir PREFIX

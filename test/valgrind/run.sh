@@ -114,6 +114,7 @@ EOF
 #  --fullpath-after= : payext's frames carry the full path of src/*.c.
 #  --gen-suppressions=all: a ready suppression after each error, to write
 #    postgres.supp from; -s: at exit, how often each suppression was used.
+# shellcheck disable=SC2054 # --error-markers takes two values after a comma
 vgopts=(--tool=memcheck --trace-children=yes --log-file="$vgdir/vg.%p.log"
 	--track-origins=yes --num-callers=30
 	--leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=none
@@ -174,7 +175,7 @@ done
 # compiled at, which need not be this checkout), not the library.
 report=$work/report
 mkdir -p "$report"
-srcfiles=$(cd src && ls *.c *.h | sed 's/[.]/[.]/' | paste -sd'|' -)
+srcfiles=$(cd src && printf '%s\n' ./*.c ./*.h | sed 's|^[.]/||; s/[.]/[.]/' | paste -sd'|' -)
 awk -v srcre="[(/]src/($srcfiles):[0-9]" -v report="$report" '
 function flush_rec(kind,   is_payext, i, key, n, line, named) {
 	is_payext = 0
@@ -230,9 +231,11 @@ END {
 	for (k in summary) printf "%6d  %s\n", summary[k], k > (report "/summary")
 	for (k in used) printf "%6d  %s\n", used[k], k > (report "/suppressed")
 }' "$vgdir"/vg.*.log
+# other_errors are postgres's own, reported through unsuppressed.
+# shellcheck disable=SC2034
 { read -r payext_errors; read -r payext_leaks; read -r other_errors; read -r other_leaks
   read -r unsuppressed; read -r suppressed; } <"$report/counts"
-nlogs=$(ls "$vgdir"/vg.*.log | wc -l)
+nlogs=$(find "$vgdir" -maxdepth 1 -name 'vg.*.log' | wc -l)
 
 echo "valgrind: $nlogs processes checked"
 echo "valgrind: $suppressed errors suppressed (known postgres false positives, test/valgrind/postgres.supp):"
