@@ -62,7 +62,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS) $(EXTENSION).control
 	    '\echo Use "CREATE EXTENSION payext" to load this file. \quit'; \
 	  for part in $(SQL_PARTS); do printf '\n-- %s\n\n' "$$part"; cat "$$part"; done; } > $@
 
-.PHONY: demo pgtap dumptest load unit fuzz test-all
+.PHONY: demo pgtap dumptest load unit fuzz test-all indent typedefs lint
 
 # Each of these runs against the server that PGHOST/PGPORT point at; wrap
 # them in scripts/with_cluster.sh for a throwaway one.
@@ -88,3 +88,16 @@ fuzz:
 # Every suite, in a throwaway cluster (what CI runs).
 test-all:
 	scripts/test_all.sh
+
+# PostgreSQL's pgindent style: `make indent` formats every C file with
+# pg_bsd_indent; `make lint` (the lint suite) fails on any file it would
+# change and runs shellcheck.  `make typedefs` rebuilds the type names
+# pg_bsd_indent needs from the objects' debug information.
+indent:
+	scripts/indent.sh
+
+typedefs: all
+	scripts/typedefs.sh
+
+lint:
+	scripts/lint.sh

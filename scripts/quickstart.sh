@@ -19,9 +19,11 @@ as_root=()
 
 packages=(make gcc postgresql-15 postgresql-common postgresql-server-dev-15
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libssl-dev)
-# The test suite also builds C unit tests and fuzzers with sanitizers, and
-# runs the regress suite under valgrind.
-if [ "$what" = test ]; then packages+=(clang libclang-rt-14-dev valgrind); fi
+# The test suite also builds C unit tests and fuzzers with sanitizers, runs
+# the regress suite under valgrind, and checks formatting and shell scripts.
+if [ "$what" = test ]; then
+	packages+=(clang libclang-rt-14-dev valgrind pg-bsd-indent shellcheck)
+fi
 # The benchmark draws its chart with gnuplot.
 if [ "$what" = bench ]; then packages+=(gnuplot-nox); fi
 missing=()

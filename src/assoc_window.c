@@ -10,6 +10,7 @@ AssocFindAnchor(const AssocPayment *payments, int n, const AssocRule *rule,
 {
 	int			lo = 0;
 	int64_t		count = 0;
+
 	/* At most 2^31 amounts below 2^63 each: 128 bits cannot overflow. */
 	__int128	total = 0;
 
@@ -21,7 +22,10 @@ AssocFindAnchor(const AssocPayment *payments, int n, const AssocRule *rule,
 		count++;
 		total += payments[i].amount_minor;
 
-		/* Drop what fell out of (t - within, t]; no left edge if t - within underflows. */
+		/*
+		 * Drop what fell out of (t - within, t]; no left edge if t - within
+		 * underflows.
+		 */
 		if (!__builtin_sub_overflow(t, rule->within_us, &left))
 		{
 			while (payments[lo].occurred_at_us <= left)

@@ -19,7 +19,7 @@
 
 typedef struct AssocPayment
 {
-	int64_t		occurred_at_us;	/* any monotone microsecond clock */
+	int64_t		occurred_at_us; /* any monotone microsecond clock */
 	int64_t		amount_minor;	/* >= 0 */
 } AssocPayment;
 

@@ -320,8 +320,8 @@ payext_interaction_recorded(PG_FUNCTION_ARGS)
 
 	/*
 	 * payext records every interaction at its transaction's time.  A row
-	 * recorded earlier is history copied in by pg_restore, whose pair
-	 * figures and associations are restored from the dump as they were.
+	 * recorded earlier is history copied in by pg_restore, whose pair figures
+	 * and associations are restored from the dump as they were.
 	 */
 	if (recorded_at != GetCurrentTransactionStartTimestamp())
 		return PointerGetDatum(tuple);

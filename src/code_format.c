@@ -78,7 +78,7 @@ ComputeMac(int shard, int32_t key_id, uint32_t serial,
 }
 
 CodeParseResult
-CodeParse(const char *text, size_t len, CodeFields *out)
+CodeParse(const char *digits, size_t len, CodeFields *out)
 {
 	uint32_t	serial = 0;
 
@@ -86,18 +86,18 @@ CodeParse(const char *text, size_t len, CodeFields *out)
 		return CODE_BAD_LENGTH;
 	for (size_t i = 0; i < len; i++)
 	{
-		if (text[i] < '0' || text[i] > '9')
+		if (digits[i] < '0' || digits[i] > '9')
 			return CODE_NOT_DIGITS;
 	}
-	if (CodeCheckDigit(text, CODE_DIGITS - 1) != text[CODE_DIGITS - 1] - '0')
+	if (CodeCheckDigit(digits, CODE_DIGITS - 1) != digits[CODE_DIGITS - 1] - '0')
 		return CODE_BAD_CHECK_DIGIT;
 
-	out->shard = text[0] - '0';
-	out->key_slot = text[1] - '0';
+	out->shard = digits[0] - '0';
+	out->key_slot = digits[1] - '0';
 	for (int i = 2; i < 10; i++)
-		serial = serial * 10 + (uint32_t) (text[i] - '0');
+		serial = serial * 10 + (uint32_t) (digits[i] - '0');
 	out->serial = serial;
-	memcpy(out->mac, text + 10, CODE_MAC_DIGITS);
+	memcpy(out->mac, digits + 10, CODE_MAC_DIGITS);
 	return CODE_OK;
 }
 

@@ -46,7 +46,7 @@ typedef struct CodeFields
 } CodeFields;
 
 /* Splits a code into its fields; checks length, digits and check digit. */
-extern CodeParseResult CodeParse(const char *text, size_t len, CodeFields *out);
+extern CodeParseResult CodeParse(const char *digits, size_t len, CodeFields *out);
 
 /*
  * Writes the code for (shard, key_id, serial) signed with key into out

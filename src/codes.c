@@ -497,7 +497,10 @@ CodesReplayOfUsed(const CodeRow *row, int64 merchant, const char *order_ref,
 		DatumGetInt64(PayextResultDatum(0, 2)) == merchant &&
 		strcmp(PayextResultCString(0, 3), order_ref) == 0)
 	{
-		/* This order, this code: a retry, or the same order at another amount. */
+		/*
+		 * This order, this code: a retry, or the same order at another
+		 * amount.
+		 */
 		return CodesFindCharge(merchant, order_ref, (uint32) (row->serial % CODE_SERIAL_MODULUS),
 							   amount_minor);
 	}

@@ -85,12 +85,15 @@ int
 CurrencyFormat(int64_t amount_minor, const PayextCurrency *currency,
 			   char *buf, size_t buf_len)
 {
-	/* The magnitude as unsigned, so that INT64_MIN has one too. */
-	uint64_t	magnitude = amount_minor < 0 ?
-		(uint64_t) 0 - (uint64_t) amount_minor : (uint64_t) amount_minor;
+	uint64_t	magnitude;
 	uint64_t	scale = 1;
 	int			written;
 
+	/* The magnitude as unsigned, so that INT64_MIN has one too. */
+	if (amount_minor < 0)
+		magnitude = (uint64_t) 0 - (uint64_t) amount_minor;
+	else
+		magnitude = (uint64_t) amount_minor;
 	for (int i = 0; i < currency->exponent; i++)
 		scale *= 10;
 

@@ -12,7 +12,7 @@
 typedef struct PayextCurrency
 {
 	char		code[4];		/* ISO 4217 alphabetic code, NUL-terminated */
-	int			exponent;		/* digits of the minor unit: 2 for CNY, 0 for JPY */
+	int			exponent;		/* minor unit's digits: 2 CNY, 0 JPY */
 	const char *name;
 } PayextCurrency;
 

@@ -301,7 +301,10 @@ LedgerFindReplay(const LedgerTransferRequest *req)
 		(same_accounts && DatumGetInt64(PayextResultDatum(0, 4)) == req->amount_minor))
 		return id;
 
-	/* Say what the reference moved only to a caller who names the same accounts. */
+	/*
+	 * Say what the reference moved only to a caller who names the same
+	 * accounts.
+	 */
 	ereport(ERROR,
 			(errcode(req->conflict_errcode != 0 ? req->conflict_errcode :
 					 PAYEXT_ERRCODE_IDEMPOTENCY_CONFLICT),
@@ -543,6 +546,7 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 						   PayextFormatAmount(debit->balance_minor, debit->currency),
 						   LedgerKindNoun(req->kind),
 						   PayextFormatAmount(req->amount_minor, debit->currency))));
+
 	/*
 	 * A system account is read with balance 0 (it stores none), so only the
 	 * user side can overflow; its new value is not stored.
@@ -645,7 +649,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	if (req->refuse_softly && !LedgerTransferPossible(req, &debit, &credit))
 		return 0;
 
-	/*
+	/*----------
 	 * The journal row goes in before any check, and its unique index on the
 	 * reference is the only duplicate test: a plain lookup would leave
 	 * SERIALIZABLE read locks on the index page that make unrelated
@@ -659,6 +663,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	 * Under REPEATABLE READ and SERIALIZABLE a conflicting row the snapshot
 	 * cannot see raises 40001.  A refused transfer takes its journal row
 	 * with it when the error rolls the statement back.
+	 *----------
 	 */
 	transfer_id = PayextNextId("transfer_id_seq");
 	if (!LedgerAppendJournal(req, transfer_id, debit.currency))
@@ -805,7 +810,11 @@ LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 
 	LedgerAccountInfo(account_id, kind, sizeof(kind), currency, &system_id);
 	LedgerRefuseSystemAccount(account_id, kind, inbound ? "a top-up" : "a withdrawal");
-	/* A merchant's money leaves only at the hands of that merchant or an admin. */
+
+	/*
+	 * A merchant's money leaves only at the hands of that merchant or an
+	 * admin.
+	 */
 	if (!inbound && OidIsValid(invoker))
 		RolesRequireAccountAccess(invoker, account_id, strcmp(kind, "merchant") == 0);
 	if (inbound && strcmp(kind, "wallet") != 0)

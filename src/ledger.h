@@ -24,28 +24,32 @@ typedef struct LedgerTransferRequest
 	int64		credit_account;
 	int64		amount_minor;	/* > 0 */
 	const char *kind;			/* journal kind: 'top_up', 'withdraw', ... */
+
 	/*
 	 * Idempotency: a non-NULL reference is unique within (kind, idem_scope).
 	 * idem_scope is 0 for references unique across the ledger (a bank's
-	 * reference) and an account id for those unique per account (a
-	 * merchant's order reference).
+	 * reference) and an account id for those unique per account (a merchant's
+	 * order reference).
 	 */
 	int64		idem_scope;
 	const char *reference;
 	/* SQLSTATE for a reference reused with other arguments; 0: PY107 */
 	int			conflict_errcode;
+
 	/*
 	 * true: a replay returns the first transfer's id whatever its arguments,
 	 * and the caller (which keeps more about the request than the journal
 	 * does) decides whether it was the same request.
 	 */
 	bool		caller_checks_replay;
+
 	/*
 	 * true: when an account is frozen, closed or short of funds, or the
 	 * currencies differ, return 0 and move nothing instead of raising (an
 	 * automatic payment that may simply not happen).
 	 */
 	bool		refuse_softly;
+
 	/*
 	 * true: the credit account is a merchant, to be credited through one of
 	 * its buckets under a shared lock of its row, so that payments to one

@@ -308,6 +308,7 @@ ParkingZoneOffset(void *ctx, int64_t utc_us, int32_t *offset_s, int64_t *next_ch
 	}
 	if (!ParkingZoneAsk(zone->tz, utc_us, offset_s, next_change_us))
 		return false;
+
 	/*
 	 * The offset holds on [utc_us, next change).  A span that ends at the
 	 * same change with the same offset joins the one we have.
@@ -661,7 +662,10 @@ payext_bind_vehicle(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		/* Bound already: to this owner, a change of auto_pay; to another, refused. */
+		/*
+		 * Bound already: to this owner, a change of auto_pay; to another,
+		 * refused.
+		 */
 		Datum		set_values[2];
 
 		PayextExecute(&lock_vehicle_plan, values, NULL, false, 1, SPI_OK_SELECT);
@@ -981,7 +985,10 @@ payext_vehicle_entered(PG_FUNCTION_ARGS)
 			id = open.id;		/* the same entry, seen again */
 		else if (at < open.entered_at)
 		{
-			/* An earlier stay's entry: seen again, late with its exit, or alone. */
+			/*
+			 * An earlier stay's entry: seen again, late with its exit, or
+			 * alone.
+			 */
 			if (PayextExecute(&find_entered_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
 				id = DatumGetInt64(PayextResultDatum(0, 1));
 			else
@@ -1041,7 +1048,11 @@ payext_vehicle_exited(PG_FUNCTION_ARGS)
 		}
 		/* Older than the open stay's entry: an earlier stay's exit. */
 	}
-	/* A repeated exit event: of a stay that has ended, or of one without entry. */
+
+	/*
+	 * A repeated exit event: of a stay that has ended, or of one without
+	 * entry.
+	 */
 	if (PayextExecute(&find_repeated_exit_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
 	{
 		bool		isnull;
@@ -1166,7 +1177,10 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 	LedgerReadAccount(PG_GETARG_INT64(1), &wallet);
 	LedgerRequireKind(&wallet, "wallet", "account a parking fee is paid from");
 
-	/* Only the vehicle's owner pays from a wallet; an unbound plate cannot be. */
+	/*
+	 * Only the vehicle's owner pays from a wallet; an unbound plate cannot
+	 * be.
+	 */
 	if (!ParkingPlateOwnedBy(stay.plate, stay.owner_at_entry, wallet.id))
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_NOT_OWNERS_VEHICLE),

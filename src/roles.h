@@ -10,7 +10,7 @@
 /* Who called a function that runs as its owner by RolesBecomeOwner(). */
 typedef struct RolesSwitch
 {
-	Oid			invoker;		/* the current user when the function was called */
+	Oid			invoker;		/* current user when it was called */
 	Oid			saved_userid;
 	int			saved_sec_context;
 } RolesSwitch;

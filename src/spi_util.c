@@ -85,11 +85,12 @@ PayextExecuteLatest(PayextPlan *plan, Datum *values, const char *nulls,
 
 	if (!IsolationUsesXactSnapshot())
 		return PayextExecute(plan, values, nulls, false, 0, expected_rc);
+
 	/*
 	 * Under REPEATABLE READ and SERIALIZABLE: the newest committed rows, with
 	 * the transaction's snapshot as the crosscheck, so that changing a row
-	 * the snapshot cannot see raises 40001 (what the foreign-key triggers
-	 * do for the same reason).
+	 * the snapshot cannot see raises 40001 (what the foreign-key triggers do
+	 * for the same reason).
 	 */
 	CommandCounterIncrement();
 	rc = SPI_execute_snapshot(PayextPreparedPlan(plan), values, nulls,

@@ -43,6 +43,7 @@ extern Portal PayextOpenCursor(PayextPlan *plan, Datum *values, const char *null
 
 /* Column `col` (1-based) of row `row` of the last result, which must be non-null. */
 extern Datum PayextResultDatum(uint64 row, int col);
+
 /* The same, or NULL when the column is null (text columns only). */
 extern char *PayextResultCString(uint64 row, int col);
 
@@ -51,6 +52,7 @@ extern Oid	PayextRelid(const char *name);
 
 /* A new id from sequence payext.<seq_name>, carrying the shard number. */
 extern int64 PayextNextId(const char *seq_name);
+
 /* The next value of sequence payext.<seq_name>, as it is. */
 extern int64 PayextNextSerial(const char *seq_name);
 

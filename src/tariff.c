@@ -58,6 +58,7 @@ DayUnitsAtOffset(const Tariff *t, int64_t block_us, int64_t unit_us,
 {
 	int64_t		offset_us = (int64_t) offset_s * 1000000;
 	int64_t		local_a = a + offset_us;
+
 	/* Local midnight at or before local_a (floor division). */
 	int64_t		midnight = local_a - (((local_a % TARIFF_USECS_PER_DAY) + TARIFF_USECS_PER_DAY) % TARIFF_USECS_PER_DAY);
 	int64_t		day_from = t->day_start_min * TARIFF_USECS_PER_MINUTE;
@@ -70,6 +71,7 @@ DayUnitsAtOffset(const Tariff *t, int64_t block_us, int64_t unit_us,
 		int64_t		base = midnight + d * TARIFF_USECS_PER_DAY;
 		int64_t		from = base + day_from;
 		int64_t		to = day_to > day_from ? base + day_to : base + TARIFF_USECS_PER_DAY + day_to;
+
 		/* Back to UTC, clipped to [a, b). */
 		int64_t		utc_from = from - offset_us;
 		int64_t		utc_to = to - offset_us;

@@ -27,7 +27,8 @@
 
 #define TARIFF_USECS_PER_MINUTE INT64_C(60000000)
 #define TARIFF_USECS_PER_DAY	(INT64_C(1440) * TARIFF_USECS_PER_MINUTE)
-#define TARIFF_NO_PRICE			(-1)	/* night_price or a cap that is not set */
+/* A night price or a cap that is not set. */
+#define TARIFF_NO_PRICE			(-1)
 
 /*
  * The lot's time zone: the UTC offset in effect at utc_us (seconds east of
@@ -50,7 +51,7 @@ typedef struct Tariff
 	int64_t		day_price;		/* >= 0, minor units per unit */
 	int64_t		night_price;	/* >= 0, or TARIFF_NO_PRICE */
 	int32_t		day_start_min;	/* minutes after local midnight, 0 .. 1439 */
-	int32_t		night_start_min;	/* idem; != day_start_min with a night price */
+	int32_t		night_start_min;	/* idem; differs with a night price */
 	int64_t		cap_24h;		/* >= 0, or TARIFF_NO_PRICE */
 	int64_t		cap_stay;		/* >= 0, or TARIFF_NO_PRICE */
 } Tariff;
