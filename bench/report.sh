@@ -32,11 +32,72 @@ describe() {
 }
 
 {
-	echo "# Benchmark results"
-	echo
+	# What this page is and how to make it again; the latest run follows.
+	cat <<'INTRO'
+# Benchmark results
+
+The latest run of payext's benchmark: its paths (issue a code and charge
+it, a hot merchant, association firing, parking entry and exit with
+auto-pay) against baselines measured in the same run on the same cluster.
+Where the time goes and what each change bought is in
+[../NOTES.md](../NOTES.md).
+
+## What is here
+
+| file | what |
+| --- | --- |
+| `README.md` | this page: the machine, the table, the targets and their verdicts, what the guarantees cost, durable commits |
+| `tps.png` | the chart: transactions per second against clients, `synchronous_commit` off and on, log scale |
+| `tps.csv` | every pgbench run: script, sync, clients, tps, failed transactions |
+| `fee.csv` | `parking_fee` over 1 M stays against a trivial expression, in ms: with parallel workers, then without |
+| `growth.csv` | the charge at 8 clients on a small journal, then after growing it: label, journal rows, tps |
+| `guarantees.csv` | the charge at 8 clients as installed, without foreign keys, without foreign keys and `CHECK` constraints |
+| `fsync.txt` | the disk's `pg_test_fsync` fdatasync rate (ops/s) |
+| `run.log` | the run's log: each pgbench run, the population, the growth, `verify_ledger()` after it |
+
+## How to reproduce
+
+```sh
+scripts/quickstart.sh bench     # about 20 minutes on 2 cores
+```
+
+It installs what is missing (gnuplot for the chart), builds payext without
+assertions, installs it, and runs `bench/run.sh` in a throwaway cluster of
+its own (`initdb`, `shared_buffers = 1GB`, `max_connections = 50`,
+`max_wal_size = 4GB`, `checkpoint_timeout = 30min`):
+
+1. the population (`bench/setup.sql`): 100 000 wallets, 1 000 merchants, 5
+   parking lots, one bound car with auto-pay per wallet, a rule that links
+   on the first payment at the last 100 merchants, a month of trade, then
+   `VACUUM ANALYZE`; the PL/pgSQL baseline (`bench/naive.sql`) and pgbench's
+   own tables;
+2. pgbench, 15 s per run, at 1, 4 and 8 clients, `synchronous_commit` off
+   and on, for every script in `bench/scripts/`;
+3. `parking_fee` over a million stays against `sum(lot + 1)`, in parallel
+   and not;
+4. the charge without foreign keys, then without `CHECK` constraints too
+   (`bench/unguard.sql`, which runs only in the `bench` database);
+5. the charge on a small database, then after 10 million more journal rows
+   and interactions (`bench/growth.sql`, `bench/grow.sql`), and
+   `verify_ledger()` after it;
+6. `bench/report.sh` writes this directory.
+
+Knobs: `BENCH_SECONDS` (15), `BENCH_CLIENTS` (`"1 4 8"`), `BENCH_SYNC`
+(`"off on"`), `BENCH_GROWTH_ROWS` (10000000), `BENCH_FEE_ROWS` (1000000),
+`BENCH_SCRIPTS` (all). Against a cluster of your own:
+`PAYEXT_CLUSTER=initdb scripts/with_cluster.sh -o shared_buffers=1GB bench/run.sh`.
+
+The machine is shared with other work: compare ratios within one run,
+never figures across runs.
+
+## The latest run
+
+INTRO
 	echo "Written by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); every figure below"
 	echo "comes from one run on one throwaway cluster. Transactions per second;"
 	echo "a charge script's transaction is one issue-and-charge (two SQL transactions)."
+	echo "The run measured commit $(git rev-parse --short HEAD 2>/dev/null || echo '(not a git checkout)')" \
+		"(see [../NOTES.md](../NOTES.md) for what changed since)."
 	echo
 	echo "Machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)),"
 	echo "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr),"
@@ -58,7 +119,7 @@ describe() {
 		echo "$row"
 	done
 	echo
-	echo "## Targets (8 clients, synchronous_commit off)"
+	echo "### Targets (8 clients, synchronous_commit off)"
 	echo
 	echo "| target | measured | verdict |"
 	echo "| --- | --- | --- |"
@@ -103,7 +164,7 @@ describe() {
 		echo
 	fi
 	if [ -s "$out/guarantees.csv" ]; then
-		echo "## What the declared guarantees cost the charge (8 clients, synchronous_commit off)"
+		echo "### What the declared guarantees cost the charge (8 clients, synchronous_commit off)"
 		echo
 		echo "The uniform charge as installed, then without the foreign keys of the"
 		echo 'tables it writes, then without their CHECK constraints too (but'
@@ -129,7 +190,7 @@ describe() {
 	fi
 	if [ -s "$out/fsync.txt" ] && [ -n "$(tps charge on 8)" ]; then
 		fsync=$(cat "$out/fsync.txt")
-		echo "## Durable commits (synchronous_commit on)"
+		echo "### Durable commits (synchronous_commit on)"
 		echo
 		echo "The disk: pg_test_fsync measures $fsync fdatasync/s, the most commits one"
 		echo "client can make per second. A charge script's transaction commits twice."

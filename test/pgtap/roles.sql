@@ -1,4 +1,4 @@
--- roles.sql: the privilege model (README.md, "Security model"),
+-- roles.sql: the privilege model (docs/security.md),
 -- enforced by PostgreSQL and tested role by role with SET ROLE.
 --
 -- Roles (made here, dropped again by the ROLLBACK):
