@@ -8,6 +8,9 @@
 #                                  # change, show the diff, exit 1 if any
 #   scripts/indent.sh FILE...      # only these files
 #
+# pg_bsd_indent 2.1.1 rewrites a raw 0x80 byte inside a string literal: write
+# such characters as \x escapes (test/unit/test_plate.c does).
+#
 # pg_bsd_indent needs the names of types to lay out declarations: the list
 # holds the typedefs our objects use, read from their debug information as
 # PostgreSQL's buildfarm does (scripts/typedefs.sh, `make typedefs`).

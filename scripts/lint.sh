@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The lint suite: C formatted as pgindent formats it (scripts/indent.sh
-# --check; `make indent` fixes it), every shell script passes the
-# shellcheck linter, and the version is the same in the control file and
+# --check; `make indent` fixes it), every shell script clean under the
+# linter shellcheck, and the version the same in the control file and in
 # META.json.  Needs no server.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2

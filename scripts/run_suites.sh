@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.." || exit 2
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(unit fuzz regress isolation pgtap dump upgrade load crash valgrind demo)
+[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap dump upgrade load crash valgrind demo)
 
 passed=0
 failed=0
@@ -17,6 +17,8 @@ failed_names=()
 
 run_suite() {
 	case "$1" in
+	# pgindent's formatting, shellcheck, versions that agree; no server.
+	lint) scripts/lint.sh ;;
 	unit) test/unit/run.sh ;;
 	fuzz) test/fuzz/run.sh ;;
 	regress) make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= ;;

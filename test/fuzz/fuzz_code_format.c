@@ -25,6 +25,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CodeFields	fields;
 	CodeFields	again;
 	char		code[CODE_DIGITS + 1];
+
 	/* A copy of exactly `size` bytes, so that ASan sees any overread. */
 	char	   *text = malloc(size > 0 ? size : 1);
 

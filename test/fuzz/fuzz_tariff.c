@@ -105,6 +105,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(__int128) fee1 > (__int128) t.cap_24h * ((stay + day - 1) / day))
 		abort();
 	if (r1 != TARIFF_OK && r1 != TARIFF_OVERFLOW)
-		abort();				/* a valid tariff and exit >= entry always price */
+		abort();				/* a valid tariff and exit >= entry always
+								 * price */
 	return 0;
 }

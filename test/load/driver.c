@@ -428,7 +428,7 @@ static bool
 connection_lost(Client *c, const char *state)
 {
 	return PQstatus(c->conn) == CONNECTION_BAD || state == NULL ||
-		strncmp(state, "08", 2) == 0 ||		/* connection exception */
+		strncmp(state, "08", 2) == 0 || /* connection exception */
 		strncmp(state, "57P", 3) == 0;	/* shutdown, crash, cannot connect */
 }
 
@@ -597,12 +597,24 @@ static Outcome
 external(Client *c, const char *call, bool top_up, int64_t account, bool merchant,
 		 int64_t amount, const char *ref, int64_t expect_tid)
 {
-	char		a[24], m[24];
-	Stmt		s = {top_up ? "SELECT payext.top_up($1, $2, $3)"
-		: "SELECT payext.withdraw($1, $2, $3)", 3, {a, m, ref}, NULL};
+	char		a[24],
+				m[24];
+	Stmt		s = {
+		.sql = (top_up ? "SELECT payext.top_up($1, $2, $3)"
+				: "SELECT payext.withdraw($1, $2, $3)"),
+		.n = 3,
+		.v = {a, m, ref},
+		.res = NULL,
+	};
 	int64_t		tid;
-	Ack			ack = {.call = call, .kind = top_up ? "top_up" : "withdraw", .ref = ref,
-	.wallet = merchant ? 0 : account, .merchant = merchant ? account : 0, .amount = amount};
+	Ack			ack = {
+		.call = call,
+		.kind = top_up ? "top_up" : "withdraw",
+		.ref = ref,
+		.wallet = merchant ? 0 : account,
+		.merchant = merchant ? account : 0,
+		.amount = amount,
+	};
 	Outcome		o;
 
 	i64(a, account);
@@ -700,7 +712,9 @@ static Outcome
 attempt_code_and_charge(Client *c, void *arg)
 {
 	ChargeOp   *op = arg;
-	char		w[24], m[24], amt[24];
+	char		w[24],
+				m[24],
+				amt[24];
 	PGresult   *r;
 	Outcome		o;
 
@@ -747,7 +761,8 @@ static Outcome
 attempt_charge(Client *c, void *arg)
 {
 	ChargeOp   *op = arg;
-	char		m[24], amt[24];
+	char		m[24],
+				amt[24];
 	const char *v[] = {m, op->code, amt, op->order_ref};
 	PGresult   *r;
 	Outcome		o;
@@ -780,18 +795,31 @@ remember_charge(Client *c, const ChargeOp *op)
 static void
 charge_ack(const ChargeOp *op, Ack *ack, const char *call)
 {
-	*ack = (Ack) {.call = call, .kind = "charge", .ref = op->order_ref, .tid = op->tid,
-		.wallet = op->wallet, .merchant = op->merchant, .amount = op->amount,
-	.code = op->code, .order_ref = op->order_ref};
+	Ack			charge = {
+		.call = call,
+		.kind = "charge",
+		.ref = op->order_ref,
+		.tid = op->tid,
+		.wallet = op->wallet,
+		.merchant = op->merchant,
+		.amount = op->amount,
+		.code = op->code,
+		.order_ref = op->order_ref,
+	};
+
+	*ack = charge;
 }
 
 static Outcome
 do_charge(Client *c)
 {
 	char		order_ref[REF_LEN];
-	ChargeOp	op = {.wallet = wallets[between(c, 0, n_wallets - 1)],
-	.merchant = merchants[between(c, 0, n_merchants - 1)], .amount = between(c, 1, 3000),
-	.order_ref = order_ref};
+	ChargeOp	op = {
+		.wallet = wallets[between(c, 0, n_wallets - 1)],
+		.merchant = merchants[between(c, 0, n_merchants - 1)],
+		.amount = between(c, 1, 3000),
+		.order_ref = order_ref,
+	};
 	Ack			ack;
 	Outcome		o;
 	int			how = (int) between(c, 0, 2);
@@ -805,10 +833,16 @@ do_charge(Client *c)
 	else
 	{
 		/* The app asks for a code (sometimes capped), the till charges it. */
-		char		w[24], cap[24];
+		char		w[24],
+					cap[24];
 		bool		capped = op.amount >= 2 && chance(c, 20);
-		Stmt		s = {capped ? "SELECT payext.request_payment($1, max_amount => $2)"
-			: "SELECT payext.request_payment($1)", capped ? 2 : 1, {w, cap}, NULL};
+		Stmt		s = {
+			.sql = (capped ? "SELECT payext.request_payment($1, max_amount => $2)"
+					: "SELECT payext.request_payment($1)"),
+			.n = capped ? 2 : 1,
+			.v = {w, cap},
+			.res = NULL,
+		};
 
 		i64(w, op.wallet);
 		i64(cap, op.amount - 1);
@@ -853,6 +887,20 @@ do_charge(Client *c)
 	return o;
 }
 
+/* A charge to make, nothing of it done yet (mode 0, no code, no transfer). */
+static ChargeOp
+charge_op(int64_t wallet, int64_t merchant, int64_t amount, const char *order_ref)
+{
+	ChargeOp	op = {
+		.wallet = wallet,
+		.merchant = merchant,
+		.amount = amount,
+		.order_ref = order_ref,
+	};
+
+	return op;
+}
+
 static Charge *
 pick_charge(Client *c)
 {
@@ -872,8 +920,7 @@ do_charge_retry(Client *c)
 
 	if (!ch)
 		return do_charge(c);
-	op = (ChargeOp) {.wallet = ch->wallet, .merchant = ch->merchant, .amount = ch->amount,
-	.order_ref = ch->order_ref};
+	op = charge_op(ch->wallet, ch->merchant, ch->amount, ch->order_ref);
 	snprintf(op.code, sizeof(op.code), "%s", ch->code);
 	o = retrying(c, "charge_retry", attempt_charge, &op);
 	charge_ack(&op, &ack, "charge_retry");
@@ -898,6 +945,7 @@ do_code_reuse(Client *c)
 {
 	Charge	   *ch = pick_charge(c);
 	char		order_ref[REF_LEN];
+	int64_t		merchant;
 	ChargeOp	op;
 	Ack			ack;
 	Outcome		o;
@@ -905,8 +953,9 @@ do_code_reuse(Client *c)
 	if (!ch)
 		return do_charge(c);
 	new_ref(c, order_ref, sizeof(order_ref), "reuse");
-	op = (ChargeOp) {.wallet = ch->wallet, .merchant = merchants[between(c, 0, n_merchants - 1)],
-	.amount = between(c, 1, 3000), .order_ref = order_ref};
+	/* The merchant first, then the amount: a seed repeats its run. */
+	merchant = merchants[between(c, 0, n_merchants - 1)];
+	op = charge_op(ch->wallet, merchant, between(c, 1, 3000), order_ref);
 	snprintf(op.code, sizeof(op.code), "%s", ch->code);
 	o = retrying(c, "code_reuse", attempt_charge, &op);
 	if (o == OK)
@@ -930,12 +979,24 @@ static Outcome
 refund(Client *c, const char *call, Charge *ch, int64_t amount, const char *refund_ref,
 	   int64_t expect_tid)
 {
-	char		m[24], amt[24];
-	Stmt		s = {"SELECT payext.refund($1, $2, $3, $4)", 4,
-	{m, ch->order_ref, amt, refund_ref}, NULL};
+	char		m[24],
+				amt[24];
+	Stmt		s = {
+		.sql = "SELECT payext.refund($1, $2, $3, $4)",
+		.n = 4,
+		.v = {m, ch->order_ref, amt, refund_ref},
+		.res = NULL,
+	};
 	int64_t		tid;
-	Ack			ack = {.call = call, .kind = "refund", .ref = refund_ref, .wallet = ch->wallet,
-	.merchant = ch->merchant, .amount = amount, .order_ref = ch->order_ref};
+	Ack			ack = {
+		.call = call,
+		.kind = "refund",
+		.ref = refund_ref,
+		.wallet = ch->wallet,
+		.merchant = ch->merchant,
+		.amount = amount,
+		.order_ref = ch->order_ref,
+	};
 	Outcome		o;
 
 	i64(m, ch->merchant);
@@ -995,12 +1056,13 @@ do_refund_retry(Client *c)
 {
 	long		n = c->n_refunds < RING ? c->n_refunds : RING;
 	Refund	   *rf;
-	Charge		ch;
+	Charge		ch = {0};
 
 	if (n == 0)
 		return do_refund(c);
 	rf = &c->refunds[between(c, 0, n - 1)];
-	ch = (Charge) {.wallet = rf->wallet, .merchant = rf->merchant};
+	ch.wallet = rf->wallet;
+	ch.merchant = rf->merchant;
 	snprintf(ch.order_ref, sizeof(ch.order_ref), "%s", rf->order_ref);
 	return refund(c, "refund_retry", &ch, rf->amount, rf->refund_ref, rf->tid);
 }
@@ -1049,7 +1111,9 @@ static Outcome
 attempt_exit(Client *c, void *arg)
 {
 	ExitOp	   *x = arg;
-	char		lot[24], at[24], stay[24];
+	char		lot[24],
+				at[24],
+				stay[24];
 	PGresult   *r;
 	Outcome		o;
 
@@ -1090,8 +1154,15 @@ attempt_exit(Client *c, void *arg)
 static Outcome
 vehicle_exit(Client *c, const char *call, const char *auto_call, ExitOp *x)
 {
-	Ack			ack = {.call = call, .ref = x->spot->plate, .wallet = x->spot->wallet,
-	.merchant = x->spot->operator_id, .stay = x->stay, .lot = x->spot->lot, .at = x->at};
+	Ack			ack = {
+		.call = call,
+		.ref = x->spot->plate,
+		.wallet = x->spot->wallet,
+		.merchant = x->spot->operator_id,
+		.stay = x->stay,
+		.lot = x->spot->lot,
+		.at = x->at,
+	};
 	Outcome		o = retrying(c, call, attempt_exit, x);
 
 	if (o == LOST)
@@ -1105,9 +1176,18 @@ vehicle_exit(Client *c, const char *call, const char *auto_call, ExitOp *x)
 	log_ack(c, &ack);
 	if (x->auto_tid)
 	{
-		Ack			pay = {.call = auto_call, .kind = "parking", .ref = x->spot->plate,
-			.tid = x->auto_tid, .wallet = x->auto_wallet, .merchant = x->spot->operator_id,
-		.amount = x->auto_amount, .stay = x->stay, .lot = x->spot->lot, .at = x->at};
+		Ack			pay = {
+			.call = auto_call,
+			.kind = "parking",
+			.ref = x->spot->plate,
+			.tid = x->auto_tid,
+			.wallet = x->auto_wallet,
+			.merchant = x->spot->operator_id,
+			.amount = x->auto_amount,
+			.stay = x->stay,
+			.lot = x->spot->lot,
+			.at = x->at,
+		};
 
 		log_ack(c, &pay);
 		if (!x->spot->auto_pay)
@@ -1122,7 +1202,8 @@ typedef struct PayOp
 	Spot	   *spot;
 	int64_t		stay;
 	int64_t		amount;			/* in: what to pay (0: read it first) */
-	bool		read_due;		/* read parking_service_info in the same transaction */
+	bool		read_due;		/* read parking_service_info in the same
+								 * transaction */
 	int64_t		due;			/* out: what parking_service_info showed */
 	int64_t		tid;			/* out */
 } PayOp;
@@ -1156,7 +1237,9 @@ static Outcome
 attempt_pay(Client *c, void *arg)
 {
 	PayOp	   *p = arg;
-	char		stay[24], wallet[24], amount[24];
+	char		stay[24],
+				wallet[24],
+				amount[24];
 	const char *v[] = {stay, wallet, amount};
 	PGresult   *r;
 	Outcome		o;
@@ -1189,14 +1272,22 @@ attempt_pay(Client *c, void *arg)
 static Outcome
 pay_parking(Client *c, const char *call, PayOp *p, int64_t expect_tid)
 {
-	Ack			ack = {.call = call, .kind = "parking", .ref = p->spot->plate,
-	.wallet = p->spot->wallet, .merchant = p->spot->operator_id, .amount = p->amount,
-	.stay = p->stay, .lot = p->spot->lot};
+	Ack			ack = {
+		.call = call,
+		.kind = "parking",
+		.ref = p->spot->plate,
+		.wallet = p->spot->wallet,
+		.merchant = p->spot->operator_id,
+		.amount = p->amount,
+		.stay = p->stay,
+		.lot = p->spot->lot,
+	};
 	Outcome		o = retrying(c, call, attempt_pay, p);
 
 	ack.amount = p->amount;
 	if (o == OK && p->tid == 0)
-		return OK;				/* read_due showed nothing; reported by the caller */
+		return OK;				/* read_due showed nothing; reported by the
+								 * caller */
 	if (o == OK)
 	{
 		ack.tid = p->tid;
@@ -1233,11 +1324,17 @@ static Outcome
 do_parking(Client *c, bool auto_pay)
 {
 	Spot	   *s = pick_spot(c, auto_pay);
-	char		lot[24], at[24];
-	Stmt		enter = {"SELECT payext.vehicle_entered($1, $2, to_timestamp($3::float8))", 3,
-	{lot, NULL, at}, NULL};
+	char		lot[24],
+				at[24];
+	Stmt		enter = {
+		.sql = "SELECT payext.vehicle_entered($1, $2, to_timestamp($3::float8))",
+		.n = 3,
+		.v = {lot, NULL, at},
+		.res = NULL,
+	};
 	ExitOp		x = {0};
-	int64_t		entered_at, stay;
+	int64_t		entered_at,
+				stay;
 	Outcome		o;
 
 	if (!s)
@@ -1253,8 +1350,15 @@ do_parking(Client *c, bool auto_pay)
 	if (o != OK)
 		return o;
 	{
-		Ack			ack = {.call = "enter", .ref = s->plate, .wallet = s->wallet,
-		.merchant = s->operator_id, .stay = stay, .lot = s->lot, .at = entered_at};
+		Ack			ack = {
+			.call = "enter",
+			.ref = s->plate,
+			.wallet = s->wallet,
+			.merchant = s->operator_id,
+			.stay = stay,
+			.lot = s->lot,
+			.at = entered_at,
+		};
 
 		log_ack(c, &ack);
 	}
@@ -1265,7 +1369,10 @@ do_parking(Client *c, bool auto_pay)
 
 	/* No auto-pay: the app reads what is due and pays it. */
 	{
-		PayOp		p = {.spot = s, .stay = stay};
+		PayOp		p = {
+			.spot = s,
+			.stay = stay,
+		};
 
 		if (chance(c, 50))
 			p.read_due = true;	/* read and pay in one transaction */
@@ -1297,7 +1404,11 @@ do_parking(Client *c, bool auto_pay)
 		if (chance(c, 25))
 		{
 			/* The app did not see the answer and pays again: same transfer. */
-			PayOp		again = {.spot = s, .stay = stay, .amount = p.amount};
+			PayOp		again = {
+				.spot = s,
+				.stay = stay,
+				.amount = p.amount,
+			};
 
 			o = pay_parking(c, "pay_parking_retry", &again, p.tid);
 		}
@@ -1357,7 +1468,9 @@ replay_one(Client *c, char **f)
 {
 	const char *call = f[1];
 	const char *ref = f[3];
-	int64_t		wallet = num(f[5]), merchant = num(f[6]), amount = num(f[7]);
+	int64_t		wallet = num(f[5]),
+				merchant = num(f[6]),
+				amount = num(f[7]);
 
 	if (starts(call, "top_up"))
 		return external(c, "top_up_replay", true, wallet, false, amount, ref, 0);
@@ -1366,16 +1479,20 @@ replay_one(Client *c, char **f)
 						merchant != 0, amount, ref, 0);
 	if (starts(call, "charge"))
 	{
-		ChargeOp	op = {.wallet = wallet, .merchant = merchant, .amount = amount,
-		.order_ref = ref};
+		ChargeOp	op = {
+			.wallet = wallet,
+			.merchant = merchant,
+			.amount = amount,
+			.order_ref = ref,
+		};
 		Ack			ack;
 		Outcome		o = REFUSED;
 
 		/*
 		 * With the code it had: the same transfer if the first attempt
-		 * committed.  A code requested in the lost transaction does not
-		 * exist (PY203); then, or without a code, a new code for the same
-		 * order: PY208 if the first attempt paid it.
+		 * committed.  A code requested in the lost transaction does not exist
+		 * (PY203); then, or without a code, a new code for the same order:
+		 * PY208 if the first attempt paid it.
 		 */
 		if (f[8])
 		{
@@ -1393,7 +1510,10 @@ replay_one(Client *c, char **f)
 	}
 	if (starts(call, "refund") || starts(call, "over_refund"))
 	{
-		Charge		ch = {.wallet = wallet, .merchant = merchant};
+		Charge		ch = {
+			.wallet = wallet,
+			.merchant = merchant,
+		};
 		bool		over = starts(call, "over_refund");
 		Outcome		o;
 
@@ -1410,12 +1530,20 @@ replay_one(Client *c, char **f)
 	}
 	if (starts(call, "pay_parking") || starts(call, "exit"))
 	{
-		Spot		s = {.lot = num(f[11]), .operator_id = merchant, .wallet = wallet};
+		Spot		s = {
+			.lot = num(f[11]),
+			.operator_id = merchant,
+			.wallet = wallet,
+		};
 
 		snprintf(s.plate, sizeof(s.plate), "%s", ref);
 		if (starts(call, "exit"))
 		{
-			ExitOp		x = {.spot = &s, .stay = num(f[10]), .at = num(f[12])};
+			ExitOp		x = {
+				.spot = &s,
+				.stay = num(f[10]),
+				.at = num(f[12]),
+			};
 
 			/* Whether auto-pay ran: the stay's payment tells. */
 			s.auto_pay = true;
@@ -1423,7 +1551,11 @@ replay_one(Client *c, char **f)
 		}
 		else
 		{
-			PayOp		p = {.spot = &s, .stay = num(f[10]), .amount = amount};
+			PayOp		p = {
+				.spot = &s,
+				.stay = num(f[10]),
+				.amount = amount,
+			};
 
 			return pay_parking(c, "pay_parking_replay", &p, 0);
 		}
@@ -1455,7 +1587,11 @@ connect_db(void)
 		fprintf(stderr, "driver: cannot connect: %s", PQerrorMessage(conn));
 		return NULL;
 	}
-	/* PY414's WARNING (an exit without entry) is reported by the exit's answer. */
+
+	/*
+	 * PY414's WARNING (an exit without entry) is reported by the exit's
+	 * answer.
+	 */
 	PQsetNoticeProcessor(conn, ignore_notice, NULL);
 	snprintf(sql, sizeof(sql),
 			 "SET default_transaction_isolation = '%s'; SET statement_timeout = '60s'",
@@ -1493,7 +1629,8 @@ load_population(PGconn *conn)
 	int			owners = 0;
 	char		last_owner[64] = "";
 	int			n_lots;
-	int64_t    *lot_ids, *lot_ops;
+	int64_t    *lot_ids,
+			   *lot_ops;
 
 	r = query(conn, "SELECT extract(epoch FROM now())::bigint");
 	start_epoch = parse_i64(PQgetvalue(r, 0, 0));
@@ -1532,9 +1669,9 @@ load_population(PGconn *conn)
 	PQclear(r);
 
 	/*
-	 * Every (lot, bound plate); its next entry comes after the last event
-	 * on record, so that a later round never dates a stay into an old one.
-	 * A client drives the plates of every opt_clients-th owner.
+	 * Every (lot, bound plate); its next entry comes after the last event on
+	 * record, so that a later round never dates a stay into an old one. A
+	 * client drives the plates of every opt_clients-th owner.
 	 */
 	r = query(conn,
 			  "SELECT v.plate, v.owner, v.auto_pay, w.id, l.id,"

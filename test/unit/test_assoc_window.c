@@ -44,7 +44,12 @@ static void
 test_boundaries(void)
 {
 	AssocRule	rule = {3, 30 * DAY, 0};
-	/* Three payments: days 0, 10, 30.  Day 0 is exactly 30 days before day 30: out. */
+	AssocRule	two_in_30_days = {2, 30 * DAY, 0};
+
+	/*
+	 * Three payments: days 0, 10, 30.  Day 0 is exactly 30 days before day
+	 * 30: out.
+	 */
 	AssocPayment edge[] = {{0, 100}, {10 * DAY, 100}, {30 * DAY, 100}};
 	AssocPayment inside[] = {{1, 100}, {10 * DAY, 100}, {30 * DAY, 100}};
 	AssocPayment ties[] = {{5 * DAY, 1}, {5 * DAY, 1}, {5 * DAY, 1}};
@@ -61,7 +66,7 @@ test_boundaries(void)
 	CHECK(AssocFindAnchor(inside, 3, &rule, INT64_MIN) == -1, "amount just below the bound");
 
 	/* from_us: only anchors at or after it count. */
-	rule = (AssocRule) {2, 30 * DAY, 0};
+	rule = two_in_30_days;
 	CHECK(AssocFindAnchor(inside, 3, &rule, INT64_MIN) == 1, "earliest anchor");
 	CHECK(AssocFindAnchor(inside, 3, &rule, 20 * DAY) == 2, "first anchor from day 20");
 	CHECK(AssocFindAnchor(inside, 3, &rule, 31 * DAY) == -1, "no anchor after the last payment");
@@ -72,6 +77,7 @@ static void
 test_extremes(void)
 {
 	AssocRule	rule = {2, INT64_MAX, INT64_MAX};
+	AssocRule	two_in_10_us = {2, 10, 2};
 	AssocPayment big[] = {{1, INT64_MAX}, {INT64_MAX, INT64_MAX}};
 	AssocPayment early[] = {{INT64_MIN, 1}, {INT64_MIN + 1, 1}};
 
@@ -80,7 +86,7 @@ test_extremes(void)
 	big[0].occurred_at_us = 0;
 	CHECK(AssocFindAnchor(big, 2, &rule, INT64_MIN) == -1, "0 is outside (0, max]");
 	/* t - within below the clock's start: the window has no left edge. */
-	rule = (AssocRule) {2, 10, 2};
+	rule = two_in_10_us;
 	CHECK(AssocFindAnchor(early, 2, &rule, INT64_MIN) == 1, "window reaching before the clock");
 }
 

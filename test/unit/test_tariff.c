@@ -95,6 +95,10 @@ test_examples(void)
 {
 	/* 15 free minutes, 30-minute units; day 08:00-20:00 at 5.00, night 2.00. */
 	Tariff		t = {15, 30, 500, 200, 8 * 60, 20 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	Tariff		night_shift = {0, 60, 300, 100, 20 * 60, 8 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	Tariff		one_price = {0, 60, 300, TARIFF_NO_PRICE, 8 * 60, 8 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	Tariff		seven_minutes = {0, 7, 10, TARIFF_NO_PRICE, 0, 0, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	Tariff		huge_price = {0, 1, INT64_MAX, TARIFF_NO_PRICE, 0, 0, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
 	int64_t		d0 = 20000 * DAY;	/* a UTC midnight */
 
 	CHECK(fee(&t, &utc, d0 + 10 * HOUR, d0 + 10 * HOUR) == 0, "no time");
@@ -118,20 +122,24 @@ test_examples(void)
 	t.cap_stay = 25000;
 	CHECK(fee(&t, &utc, d0, d0 + 30 * DAY) == 25000, "stay cap");
 	/* Day past midnight: day 20:00-08:00 (a night-shift lot). */
-	t = (Tariff) {0, 60, 300, 100, 20 * 60, 8 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	t = night_shift;
 	CHECK(fee(&t, &utc, d0 + 7 * HOUR, d0 + 9 * HOUR) == 300 + 100, "day past midnight");
 	/* No night price: every unit at the day price. */
-	t = (Tariff) {0, 60, 300, TARIFF_NO_PRICE, 8 * 60, 8 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	t = one_price;
 	CHECK(fee(&t, &utc, d0, d0 + 5 * HOUR) == 1500, "one price");
-	/* Units that do not divide the day: 7 minutes; the block's last is partial. */
-	t = (Tariff) {0, 7, 10, TARIFF_NO_PRICE, 0, 0, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+
+	/*
+	 * Units that do not divide the day: 7 minutes; the block's last is
+	 * partial.
+	 */
+	t = seven_minutes;
 	CHECK(fee(&t, &utc, d0, d0 + DAY) == 206 * 10, "1440 / 7 -> 206 started units");
 	CHECK(fee(&t, &utc, d0, d0 + DAY + MIN) == 207 * 10, "a new block restarts the units");
 	/* Refusals. */
 	CHECK(fee(&t, &utc, d0 + 1, d0) == -100 - TARIFF_EXIT_BEFORE_ENTRY, "exit before entry");
 	t.unit_minutes = 0;
 	CHECK(fee(&t, &utc, d0, d0 + DAY) == -100 - TARIFF_BAD_TARIFF, "bad tariff");
-	t = (Tariff) {0, 1, INT64_MAX, TARIFF_NO_PRICE, 0, 0, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	t = huge_price;
 	CHECK(fee(&t, &utc, d0, d0 + 2 * MIN) == -100 - TARIFF_OVERFLOW, "overflow");
 	t.cap_stay = 7;
 	CHECK(fee(&t, &utc, d0, d0 + 365 * DAY) == 7, "a cap keeps it in range");
@@ -142,11 +150,18 @@ static void
 test_dst(void)
 {
 	int64_t		d0 = 20000 * DAY;
-	/* Offset +1 h, then +2 h from d0 + 1 h UTC (a spring change at 02:00 local). */
+
+	/*
+	 * Offset +1 h, then +2 h from d0 + 1 h UTC (a spring change at 02:00
+	 * local).
+	 */
 	FakeZone	spring = {1, {d0 + HOUR}, {7200}, 3600};
 	Tariff		t = {0, 60, 500, 200, 8 * 60, 20 * 60, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
 
-	/* 05:00-07:00 UTC is 07:00-09:00 local after the change: one night, one day unit. */
+	/*
+	 * 05:00-07:00 UTC is 07:00-09:00 local after the change: one night, one
+	 * day unit.
+	 */
 	CHECK(fee(&t, &spring, d0 + 5 * HOUR, d0 + 7 * HOUR) == 200 + 500, "after the change");
 	/* Before it, 05:00 UTC would have been 06:00 local: both night. */
 	spring.change_at[0] = d0 + 10 * DAY;
