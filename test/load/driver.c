@@ -1479,12 +1479,7 @@ replay_one(Client *c, char **f)
 						merchant != 0, amount, ref, 0);
 	if (starts(call, "charge"))
 	{
-		ChargeOp	op = {
-			.wallet = wallet,
-			.merchant = merchant,
-			.amount = amount,
-			.order_ref = ref,
-		};
+		ChargeOp	op = charge_op(wallet, merchant, amount, ref);
 		Ack			ack;
 		Outcome		o = REFUSED;
 
