@@ -11,6 +11,7 @@ OBJS = \
 	src/code_format.o \
 	src/codes.o \
 	src/currency.o \
+	src/ident.o \
 	src/money.o \
 	src/parking.o \
 	src/plate.o \
@@ -41,7 +42,8 @@ REGRESS_OPTS = --load-extension=payext
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --load-extension=payext
 
-PG_CPPFLAGS = -Isrc
+# The library serves the SQL of its own version only (spi_util.c checks).
+PG_CPPFLAGS = -Isrc -DPAYEXT_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK += -lcrypto
 

@@ -4,6 +4,10 @@
 -- trigger's cost at O(log n + k).
 SET TIME ZONE 'UTC';
 
+-- Interactions, rules and manual associations name merchants that exist.
+SELECT count(payext.open_merchant(p, p)) AS merchants
+  FROM unnest(ARRAY['gh_assoc_tea', 'gh_assoc_bakery']) AS p;
+
 -- No rule, no association.
 SELECT payext.record_interaction('assoc_ann', 'gh_assoc_tea', 'payment', 100,
                                  '2026-01-01 10:00') > 0 AS recorded;
@@ -143,6 +147,19 @@ SELECT payext.record_interaction('assoc_ann', 'gh_assoc_tea', 'visit', 0, 'infin
 SELECT payext.record_interaction('assoc_ann', NULL, 'visit');
 \echo :SQLSTATE
 SELECT payext.opt_out('assoc_ann', '');
+\echo :SQLSTATE
+-- A public-service id no merchant has: no history, rule or association
+-- collects under a look-alike of a real one (PY305).
+SELECT payext.record_interaction('assoc_ann', 'gh_assoc_te', 'visit');
+\echo :SQLSTATE
+SELECT payext.set_association_rule('gh_assoc_te', 1, '1 day');
+\echo :SQLSTATE
+SELECT payext.associate('assoc_ann', 'gh_assoc_te');
+\echo :SQLSTATE
+-- ... nor under one that differs by an invisible character (PY004).
+SELECT payext.record_interaction('assoc_ann', E'gh_assoc\u200Btea', 'visit');
+\echo :SQLSTATE
+SELECT payext.associate(E'assoc_\u202Eann', 'gh_assoc_tea');
 \echo :SQLSTATE
 
 -- The trigger's window query, among 40 000 other interactions: an index

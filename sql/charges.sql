@@ -52,6 +52,11 @@ SELECT payext.charge(:m, :'capped', 1001, 'bakery-0003');
 \echo :SQLSTATE
 SELECT payext.charge(:m, :'capped', 7151, 'bakery-0003');
 \echo :SQLSTATE
+-- More than the wallet holds: the merchant learns neither the wallet's id
+-- nor its balance from the refusal.
+SELECT payext.request_payment(:w) AS uncapped \gset
+SELECT payext.charge(:m, :'uncapped', 999999, 'bakery-0003');
+\echo :SQLSTATE
 SELECT payext.charge(:m, :'capped', 0, 'bakery-0003');
 \echo :SQLSTATE
 SELECT payext.charge(:m, :'capped', 100, NULL);

@@ -21,9 +21,14 @@ SELECT count(*) AS journal_rows FROM payext.transfer WHERE reference = 'ledger-b
 -- The same reference with other arguments is refused.
 SELECT payext.top_up(:w, 9999, 'ledger-bank-1');
 \echo :SQLSTATE
--- Another wallet's call learns nothing of the transfer behind the reference.
-SELECT payext.top_up(:w2, 10000, 'ledger-bank-1');
-\echo :SQLSTATE
+-- References belong to their account: another wallet may use the same one
+-- (its own bank's), gets its own transfer, and so learns nothing of the
+-- first; a retry of each still finds its own.
+SELECT payext.top_up(:w2, 10000, 'ledger-bank-1') AS t1_w2 \gset
+SELECT :t1_w2 <> :t1 AS own_transfer,
+       payext.top_up(:w2, 10000, 'ledger-bank-1') = :t1_w2 AS w2_replay,
+       payext.top_up(:w, 10000, 'ledger-bank-1') = :t1 AS w_replay;
+SELECT payext.withdraw(:w2, 10000, 'ledger-bank-2') > 0 AS w2_emptied;
 
 -- Money out.
 SELECT payext.withdraw(account => :w, amount => 2500, external_ref => 'ledger-payout-1') AS t2 \gset

@@ -43,6 +43,12 @@ static PayextPlan insert_interaction_plan = {
 	7, {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
+static PayextPlan known_merchant_plan = {
+	"SELECT EXISTS (SELECT 1 FROM payext.account"
+	"                WHERE public_service_id = $1 AND kind = 'merchant')",
+	1, {TEXTOID}
+};
+
 static PayextPlan insert_transfer_interaction_plan = {
 	"INSERT INTO payext.interaction"
 	" (id, consumer, public_service_id, kind, amount, currency, occurred_at,"
@@ -380,6 +386,26 @@ AssocArgKind(FunctionCallInfo fcinfo, int argno)
  *					  amount bigint DEFAULT 0,
  *					  occurred_at timestamptz DEFAULT now()) RETURNS bigint
  */
+/*
+ * Raises PY305 unless a merchant account has this public-service id:
+ * interactions, rules and manual associations name real merchants, so that
+ * no look-alike id collects history.  Requires SPI.
+ */
+static void
+AssocRequireKnownMerchant(Datum psid)
+{
+	Datum		values[1];
+
+	values[0] = psid;
+	PayextExecute(&known_merchant_plan, values, NULL, true, 1, SPI_OK_SELECT);
+	if (!DatumGetBool(PayextResultDatum(0, 1)))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_MERCHANT),
+				 errmsg("no merchant has public-service id \"%s\"",
+						TextDatumGetCString(psid)),
+				 errhint("Open the merchant's account with payext.open_merchant() first.")));
+}
+
 PG_FUNCTION_INFO_V1(payext_record_interaction);
 Datum
 payext_record_interaction(PG_FUNCTION_ARGS)
@@ -415,6 +441,7 @@ payext_record_interaction(PG_FUNCTION_ARGS)
 						   PAYEXT_MAX_CLOCK_SKEW_S)));
 
 	PayextSpiConnect();
+	AssocRequireKnownMerchant(CStringGetTextDatum(psid));
 	id = PayextNextId("interaction_id_seq");
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(consumer);
@@ -482,6 +509,8 @@ payext_set_association_rule(PG_FUNCTION_ARGS)
 						  psprintf("It is " INT64_FORMAT ".", min_total));
 
 	PayextSpiConnect();
+	if (psid)
+		AssocRequireKnownMerchant(CStringGetTextDatum(psid));
 	/* One writer of rules at a time: the current rule stays unique. */
 	PayextExecute(&lock_rules_plan, NULL, NULL, false, 0, SPI_OK_UTILITY);
 	memset(nulls, ' ', sizeof(nulls));
@@ -645,6 +674,7 @@ payext_associate(PG_FUNCTION_ARGS)
 
 	AssocPairArgs(fcinfo, values);
 	PayextSpiConnect();
+	AssocRequireKnownMerchant(values[1]);
 	/* Inserted unless a row exists; then whatever is there decides. */
 	AssocCreate(values[0], values[1], GetCurrentTransactionStartTimestamp(), "manual", 0);
 	if (PayextExecute(&pair_state_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1 &&

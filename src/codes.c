@@ -582,6 +582,8 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	req.caller_checks_replay = true;
 	/* Concurrent charges of one merchant share its row (ledger.c). */
 	req.credit_via_bucket = true;
+	/* The merchant learns nothing of the wallet from a refusal. */
+	req.conceal_debit = true;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{

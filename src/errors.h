@@ -29,6 +29,8 @@
 #define PAYEXT_ERRCODE_INVALID_IDENTIFIER	PAYEXT_SQLSTATE('0', '0', '4')
 /* PY005 is unused.  PY006 is raised by grant_capability() (PL/pgSQL). */
 #define PAYEXT_ERRCODE_UNKNOWN_CAPABILITY	PAYEXT_SQLSTATE('0', '0', '6')
+/* The database's payext SQL is not the library's version: update pending. */
+#define PAYEXT_ERRCODE_VERSION_MISMATCH		PAYEXT_SQLSTATE('0', '0', '8')
 
 /* PY1xx: ledger */
 #define PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND	PAYEXT_SQLSTATE('1', '0', '1')
@@ -64,6 +66,7 @@
 #define PAYEXT_ERRCODE_BAD_INTERACTION		PAYEXT_SQLSTATE('3', '0', '2')
 #define PAYEXT_ERRCODE_OPTED_OUT			PAYEXT_SQLSTATE('3', '0', '3')
 #define PAYEXT_ERRCODE_TOO_MANY_PAYMENTS	PAYEXT_SQLSTATE('3', '0', '4')
+#define PAYEXT_ERRCODE_UNKNOWN_MERCHANT		PAYEXT_SQLSTATE('3', '0', '5')
 
 /* PY4xx: parking */
 #define PAYEXT_ERRCODE_BAD_PLATE			PAYEXT_SQLSTATE('4', '0', '1')

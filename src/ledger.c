@@ -52,10 +52,21 @@
 #include "roles.h"
 #include "spi_util.h"
 
+/*
+ * A reference's scope, as transfer_reference_key computes it: a top-up's or
+ * withdrawal's account, otherwise idem_scope.  Word for word the index's
+ * expression, so that ON CONFLICT infers the index and lookups use it.
+ */
+#define LEDGER_REFERENCE_SCOPE \
+	"(CASE kind WHEN 'top_up' THEN credit_account" \
+	" WHEN 'withdraw' THEN debit_account" \
+	" ELSE idem_scope END)"
+
 static PayextPlan find_by_reference_plan = {
 	"SELECT id, debit_account, credit_account, amount"
 	"  FROM payext.transfer"
-	" WHERE kind = $1 AND idem_scope = $2 AND reference = $3",
+	" WHERE kind = $1 AND " LEDGER_REFERENCE_SCOPE " = $2 AND reference = $3"
+	"   AND reference IS NOT NULL",
 	3, {TEXTOID, INT8OID, TEXTOID}
 };
 
@@ -87,8 +98,8 @@ static PayextPlan insert_transfer_plan = {
 	" (id, debit_account, credit_account, amount, currency, kind,"
 	"  idem_scope, reference, created_at, checksum)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-	" ON CONFLICT (kind, idem_scope, reference) WHERE reference IS NOT NULL"
-	" DO NOTHING",
+	" ON CONFLICT (kind, " LEDGER_REFERENCE_SCOPE ", reference)"
+	" WHERE reference IS NOT NULL DO NOTHING",
 	10, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
 	INT8OID, TEXTOID, TIMESTAMPTZOID, BYTEAOID}
 };
@@ -275,6 +286,17 @@ LedgerKindNoun(const char *kind)
 	return kind;
 }
 
+/* The scope of req's reference, as LEDGER_REFERENCE_SCOPE computes it. */
+static int64
+LedgerReferenceScope(const LedgerTransferRequest *req)
+{
+	if (strcmp(req->kind, "top_up") == 0)
+		return req->credit_account;
+	if (strcmp(req->kind, "withdraw") == 0)
+		return req->debit_account;
+	return req->idem_scope;
+}
+
 /*
  * A replay of an idempotent request: returns the first transfer's id when
  * the request is the same, raises when the reference was used for another,
@@ -288,7 +310,7 @@ LedgerFindReplay(const LedgerTransferRequest *req)
 	bool		same_accounts;
 
 	values[0] = CStringGetTextDatum(req->kind);
-	values[1] = Int64GetDatum(req->idem_scope);
+	values[1] = Int64GetDatum(LedgerReferenceScope(req));
 	values[2] = CStringGetTextDatum(req->reference);
 	if (PayextExecute(&find_by_reference_plan, values, NULL, false, 1,
 					  SPI_OK_SELECT) == 0)
@@ -354,20 +376,38 @@ LedgerRequireKind(const LedgerAccount *account, const char *kind,
 						   role, kind, account->id, account->kind)));
 }
 
-void
-LedgerCheckActive(const LedgerAccount *account)
+/*
+ * How errors name an account: by its id, or, for a customer's wallet that
+ * a merchant is charging, without one.
+ */
+static const char *
+LedgerAccountName(const LedgerAccount *account, bool conceal)
+{
+	return conceal ? "the customer's wallet" :
+		psprintf("account " INT64_FORMAT, account->id);
+}
+
+static void
+LedgerCheckActiveAs(const LedgerAccount *account, bool conceal)
 {
 	if (strcmp(account->status, "frozen") == 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_FROZEN),
-				 errmsg("account " INT64_FORMAT " is frozen", account->id),
+				 errmsg("%s is frozen", LedgerAccountName(account, conceal)),
 				 errdetail("A frozen account can neither pay nor be paid."),
+				 conceal ? 0 :
 				 errhint("An administrator can lift this with payext.unfreeze().")));
 	if (strcmp(account->status, "closed") == 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_CLOSED),
-				 errmsg("account " INT64_FORMAT " is closed", account->id),
+				 errmsg("%s is closed", LedgerAccountName(account, conceal)),
 				 errdetail("A closed account can neither pay nor be paid.")));
+}
+
+void
+LedgerCheckActive(const LedgerAccount *account)
+{
+	LedgerCheckActiveAs(account, false);
 }
 
 /*
@@ -528,8 +568,15 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 					const LedgerAccount *credit, int64 *debit_after,
 					int64 *credit_after)
 {
-	LedgerCheckActive(debit);
+	LedgerCheckActiveAs(debit, req->conceal_debit);
 	LedgerCheckActive(credit);
+	if (strcmp(debit->currency, credit->currency) != 0 && req->conceal_debit)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CURRENCY_MISMATCH),
+				 errmsg("the customer's wallet holds another currency than account " INT64_FORMAT,
+						credit->id),
+				 errdetail("Account " INT64_FORMAT " holds %s.", credit->id, credit->currency),
+				 errhint("Ask the customer for a code of a wallet in %s.", credit->currency)));
 	if (strcmp(debit->currency, credit->currency) != 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_CURRENCY_MISMATCH),
@@ -538,6 +585,14 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errdetail("Account " INT64_FORMAT " holds %s, account " INT64_FORMAT " holds %s.",
 						   debit->id, debit->currency, credit->id, credit->currency),
 				 errhint("payext does not convert currencies; use accounts of one currency.")));
+	if (strcmp(debit->kind, "system") != 0 && debit->balance_minor < req->amount_minor &&
+		req->conceal_debit)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
+				 errmsg("insufficient funds in the customer's wallet"),
+				 errdetail("The %s needs %s.", LedgerKindNoun(req->kind),
+						   PayextFormatAmount(req->amount_minor, debit->currency)),
+				 errhint("Ask the customer to top up, or to pay another way.")));
 	if (strcmp(debit->kind, "system") != 0 && debit->balance_minor < req->amount_minor)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
@@ -816,7 +871,7 @@ LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 	 * admin.
 	 */
 	if (!inbound && OidIsValid(invoker))
-		RolesRequireAccountAccess(invoker, account_id, strcmp(kind, "merchant") == 0);
+		RolesRequireAccountAccess(invoker, account_id, RolesAccountKindOf(kind));
 	if (inbound && strcmp(kind, "wallet") != 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
@@ -991,7 +1046,7 @@ payext_balance(PG_FUNCTION_ARGS)
 	static const char *const names[] = {"account"};
 	Datum		values[1];
 	int64		balance;
-	bool		is_merchant;
+	RolesAccountKind kind;
 	RolesSwitch sw;
 
 	PayextRequireArgs(fcinfo, 1, names);
@@ -1003,12 +1058,15 @@ payext_balance(PG_FUNCTION_ARGS)
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist",
 						PG_GETARG_INT64(0))));
-	is_merchant = DatumGetBool(PayextResultDatum(0, 3));
-	if (DatumGetBool(PayextResultDatum(0, 2)))
+	kind = DatumGetBool(PayextResultDatum(0, 3)) ? ROLES_ACCOUNT_MERCHANT :
+		DatumGetBool(PayextResultDatum(0, 2)) ? ROLES_ACCOUNT_SYSTEM :
+		ROLES_ACCOUNT_WALLET;
+	/* A system account stores no balance: NULL, its sum computed after. */
+	balance = kind == ROLES_ACCOUNT_SYSTEM ? 0 : DatumGetInt64(PayextResultDatum(0, 1));
+	/* Judged before a system account's sum is computed, not after. */
+	RolesRequireAccountAccess(sw.invoker, PG_GETARG_INT64(0), kind);
+	if (kind == ROLES_ACCOUNT_SYSTEM)
 		balance = LedgerSystemBalance(PG_GETARG_INT64(0));
-	else
-		balance = DatumGetInt64(PayextResultDatum(0, 1));
-	RolesRequireAccountAccess(sw.invoker, PG_GETARG_INT64(0), is_merchant);
 	PayextSpiFinish();
 	RolesRestore(&sw);
 	PG_RETURN_INT64(balance);

@@ -56,6 +56,13 @@ typedef struct LedgerTransferRequest
 	 * merchant do not wait for each other (charges, parking payments).
 	 */
 	bool		credit_via_bucket;
+
+	/*
+	 * true: the debit account is a customer's wallet and the caller a
+	 * merchant (a charge): errors about the wallet name neither its id nor
+	 * its balance.
+	 */
+	bool		conceal_debit;
 } LedgerTransferRequest;
 
 /* Registers the ledger's settings; called from _PG_init(). */

@@ -35,6 +35,11 @@ static PayextPlan app_or_admin_plan = {
 	1, {OIDOID}
 };
 
+static PayextPlan admin_plan = {
+	"SELECT payext.role_has_capability($1, 'admin')",
+	1, {OIDOID}
+};
+
 static PayextPlan pseudonym_key_plan = {
 	"SELECT secret FROM payext.pseudonym_key WHERE id = 1",
 	0, {0}
@@ -61,24 +66,39 @@ RolesRestore(const RolesSwitch *sw)
 	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
 }
 
-void
-RolesRequireAccountAccess(Oid role, int64 account_id, bool is_merchant)
+RolesAccountKind
+RolesAccountKindOf(const char *kind)
 {
+	if (strcmp(kind, "merchant") == 0)
+		return ROLES_ACCOUNT_MERCHANT;
+	if (strcmp(kind, "wallet") == 0)
+		return ROLES_ACCOUNT_WALLET;
+	return ROLES_ACCOUNT_SYSTEM;
+}
+
+void
+RolesRequireAccountAccess(Oid role, int64 account_id, RolesAccountKind kind)
+{
+	static const char *const hints[] = {
+		[ROLES_ACCOUNT_WALLET] = "Wallets are for the app and for admins.",
+		[ROLES_ACCOUNT_MERCHANT] = "A merchant account is for the roles mapped to it and for admins.",
+		[ROLES_ACCOUNT_SYSTEM] = "The system accounts (the platform's float) are for admins.",
+	};
 	Datum		values[2];
 
 	values[0] = ObjectIdGetDatum(role);
 	values[1] = Int64GetDatum(account_id);
-	if (is_merchant)
+	if (kind == ROLES_ACCOUNT_MERCHANT)
 		PayextExecute(&may_act_for_plan, values, NULL, true, 1, SPI_OK_SELECT);
-	else
+	else if (kind == ROLES_ACCOUNT_WALLET)
 		PayextExecute(&app_or_admin_plan, values, NULL, true, 1, SPI_OK_SELECT);
+	else
+		PayextExecute(&admin_plan, values, NULL, true, 1, SPI_OK_SELECT);
 	if (!DatumGetBool(PayextResultDatum(0, 1)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for account " INT64_FORMAT, account_id),
-				 is_merchant ?
-				 errhint("A merchant account is for the roles mapped to it and for admins.") :
-				 errhint("Wallets are for the app and for admins.")));
+				 errhint("%s", hints[kind])));
 }
 
 /* calling_role() RETURNS oid */

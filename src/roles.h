@@ -23,11 +23,24 @@ typedef struct RolesSwitch
 extern void RolesBecomeOwner(FunctionCallInfo fcinfo, RolesSwitch *sw);
 extern void RolesRestore(const RolesSwitch *sw);
 
+/* The kinds of account, as access to them is judged. */
+typedef enum RolesAccountKind
+{
+	ROLES_ACCOUNT_WALLET,
+	ROLES_ACCOUNT_MERCHANT,
+	ROLES_ACCOUNT_SYSTEM
+} RolesAccountKind;
+
+/* The RolesAccountKind of an account kind as payext.account names it. */
+extern RolesAccountKind RolesAccountKindOf(const char *kind);
+
 /*
  * Raises 42501 unless `role` may use this account: a merchant account only
- * a superuser, an admin or a role mapped to it; a wallet or system account
- * only a superuser, an admin or an app.  Requires SPI.
+ * a superuser, an admin or a role mapped to it; a wallet a superuser, an
+ * admin or an app; a system account (the platform's float) a superuser or an
+ * admin.  Requires SPI.
  */
-extern void RolesRequireAccountAccess(Oid role, int64 account_id, bool is_merchant);
+extern void RolesRequireAccountAccess(Oid role, int64 account_id,
+									  RolesAccountKind kind);
 
 #endif							/* PAYEXT_ROLES_H */

@@ -4,24 +4,93 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "commands/sequence.h"
 #include "common/int.h"
+#include "mb/pg_wchar.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 #include "errors.h"
+#include "ident.h"
 #include "payext_limits.h"
 #include "spi_util.h"
 
 int			payext_shard_id = PAYEXT_DEFAULT_SHARD_ID;
 
+/* The extversion of payext in this database, palloc'd; NULL if none. */
+static char *
+PayextInstalledVersion(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("payext"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		datum = heap_getattr(tuple, Anum_pg_extension_extversion,
+										 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = TextDatumGetCString(datum);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/*
+ * The library serves the SQL of its own version only: between `make
+ * install` of a new release and ALTER EXTENSION payext UPDATE, every call
+ * is refused (PY008) rather than run against tables and indexes it does
+ * not know.  Checked once per transaction, not during CREATE or ALTER
+ * EXTENSION.
+ */
+static void
+PayextCheckSqlVersion(void)
+{
+	static LocalTransactionId checked_lxid = InvalidLocalTransactionId;
+	char	   *installed;
+
+	if (checked_lxid == MyProc->lxid || creating_extension)
+		return;
+	installed = PayextInstalledVersion();
+	if (installed == NULL || strcmp(installed, PAYEXT_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_VERSION_MISMATCH),
+				 errmsg("payext's SQL in this database is version %s, its library %s",
+						installed ? installed : "(none)", PAYEXT_VERSION),
+				 errdetail("The library serves the SQL of its own version only."),
+				 errhint("Run ALTER EXTENSION payext UPDATE in this database.")));
+	checked_lxid = MyProc->lxid;
+}
+
 void
 PayextSpiConnect(void)
 {
-	int			rc = SPI_connect();
+	int			rc;
+
+	PayextCheckSqlVersion();
+	rc = SPI_connect();
 
 	if (rc != SPI_OK_CONNECT)
 		elog(ERROR, "payext: SPI_connect failed: %s", SPI_result_code_string(rc));
@@ -181,6 +250,36 @@ PayextRequireArgs(FunctionCallInfo fcinfo, int nargs, const char *const *names)
 		PayextRequireArg(fcinfo, i, names[i]);
 }
 
+/*
+ * Raises PY004 when an identifier holds a control or invisible format
+ * character, or a space at either end: two identities must not look alike.
+ */
+static void
+PayextCheckIdentifier(const char *name, const char *data, int len)
+{
+	static const char *const what[] = {
+		[IDENT_BAD_UTF8] = "a byte that is not UTF-8",
+		[IDENT_CONTROL] = "a control character",
+		[IDENT_FORMAT] = "an invisible formatting character",
+		[IDENT_EDGE_SPACE] = "a space at its start or end",
+	};
+	size_t		offset;
+	uint32_t	cp;
+	IdentResult result;
+
+	if (GetDatabaseEncoding() == PG_UTF8)
+		result = IdentCheck(data, (size_t) len, &offset, &cp);
+	else
+		result = IdentCheckAscii(data, (size_t) len, &offset, &cp);
+	if (result == IDENT_OK)
+		return;
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_INVALID_IDENTIFIER),
+			 errmsg("argument \"%s\" contains %s", name, what[result]),
+			 errdetail("At byte %d: U+%04X.", (int) offset + 1, (unsigned int) cp),
+			 errhint("Identifiers and references refuse control and format characters (Unicode Cc and Cf) and surrounding spaces, so that no two look alike.")));
+}
+
 char *
 PayextArgIdentifier(FunctionCallInfo fcinfo, int argno, const char *name,
 					int max_len)
@@ -198,14 +297,7 @@ PayextArgIdentifier(FunctionCallInfo fcinfo, int argno, const char *name,
 				(errcode(PAYEXT_ERRCODE_INVALID_IDENTIFIER),
 				 errmsg("argument \"%s\" must be 1 to %d bytes long", name, max_len),
 				 errdetail("It is %d bytes long.", len)));
-	for (int i = 0; i < len; i++)
-	{
-		if ((unsigned char) data[i] < 0x20 || data[i] == 0x7f)
-			ereport(ERROR,
-					(errcode(PAYEXT_ERRCODE_INVALID_IDENTIFIER),
-					 errmsg("argument \"%s\" contains a control character", name),
-					 errdetail("Byte %d is 0x%02x.", i + 1, (unsigned char) data[i])));
-	}
+	PayextCheckIdentifier(name, data, len);
 	return text_to_cstring(arg);
 }
 

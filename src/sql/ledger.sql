@@ -70,16 +70,24 @@ CREATE TABLE payext.transfer (
   amount         bigint NOT NULL CHECK (amount > 0),
   currency       text NOT NULL,
   kind           text NOT NULL,
-  -- A reference is unique within (kind, idem_scope): 0 for references
-  -- unique across the ledger, an account id for per-account references.
+  -- A reference is unique within its kind and scope: the merchant for
+  -- charges, refunds and parking payments (idem_scope), the user's account
+  -- for top-ups and withdrawals (transfer_reference_key says which side),
+  -- the whole ledger (idem_scope 0) for administrative transfers.
   idem_scope     bigint NOT NULL DEFAULT 0,
   reference      text,
   created_at     timestamptz NOT NULL,
   checksum       bytea NOT NULL,
   CONSTRAINT transfer_distinct_accounts CHECK (debit_account <> credit_account)
 );
+-- The scope expression must match ledger.c's ON CONFLICT clause word for
+-- word.  A top-up's or withdrawal's reference belongs to its account: two
+-- accounts may use one, and a refusal tells nobody about another's.
 CREATE UNIQUE INDEX transfer_reference_key
-  ON payext.transfer (kind, idem_scope, reference) WHERE reference IS NOT NULL;
+  ON payext.transfer (kind, (CASE kind WHEN 'top_up' THEN credit_account
+                                       WHEN 'withdraw' THEN debit_account
+                                       ELSE idem_scope END), reference)
+  WHERE reference IS NOT NULL;
 CREATE INDEX transfer_debit_idx ON payext.transfer (debit_account);
 CREATE INDEX transfer_credit_idx ON payext.transfer (credit_account);
 COMMENT ON TABLE payext.transfer IS

@@ -185,6 +185,27 @@ BEGIN
 END
 $$;
 
+-- The arguments of grant_capability() and revoke_capability(): both given,
+-- and a capability that exists (PY001, PY006).
+CREATE FUNCTION payext.check_capability_args(capability text, grantee regrole)
+RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF capability IS NULL OR grantee IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001',
+      MESSAGE = format('argument "%s" must not be null',
+                       CASE WHEN capability IS NULL THEN 'capability' ELSE 'grantee' END);
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM payext.capability k WHERE k.capability = check_capability_args.capability) THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY006',
+      MESSAGE = format('unknown capability "%s"', capability),
+      HINT = 'The capabilities are app, merchant, analyst and admin.';
+  END IF;
+END
+$$;
+
 CREATE FUNCTION payext.grant_capability(capability text, grantee regrole)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -193,14 +214,7 @@ AS $$
 DECLARE
   c record;
 BEGIN
-  IF capability IS NULL OR grantee IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PY001', MESSAGE = 'capability and grantee must not be null';
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM payext.capability k WHERE k.capability = grant_capability.capability) THEN
-    RAISE EXCEPTION USING ERRCODE = 'PY006',
-      MESSAGE = format('unknown capability "%s"', capability),
-      HINT = 'The capabilities are app, merchant, analyst and admin.';
-  END IF;
+  PERFORM payext.check_capability_args(capability, grantee);
   FOR c IN SELECT k.privilege, k.object FROM payext.capability k
             WHERE k.capability = grant_capability.capability ORDER BY k.object LOOP
     EXECUTE format('GRANT %s ON %s TO %s', c.privilege, c.object, grantee);
@@ -220,9 +234,7 @@ AS $$
 DECLARE
   c record;
 BEGIN
-  IF capability IS NULL OR grantee IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PY001', MESSAGE = 'capability and grantee must not be null';
-  END IF;
+  PERFORM payext.check_capability_args(capability, grantee);
   FOR c IN SELECT k.privilege, k.object FROM payext.capability k
             WHERE k.capability = revoke_capability.capability
               -- what another capability of the same role still needs stays
@@ -241,19 +253,33 @@ $$;
 COMMENT ON FUNCTION payext.revoke_capability(text, regrole) IS
   'takes a capability back from a role';
 
+-- The arguments of map_merchant_role() and unmap_merchant_role(): both
+-- given, and a merchant account (PY001, PY111).
+CREATE FUNCTION payext.check_merchant_role_args(grantee regrole, merchant bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF grantee IS NULL OR merchant IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001',
+      MESSAGE = format('argument "%s" must not be null',
+                       CASE WHEN grantee IS NULL THEN 'grantee' ELSE 'merchant' END);
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = merchant AND a.kind = 'merchant') THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY111',
+      MESSAGE = format('account %s is not a merchant account', merchant);
+  END IF;
+END
+$$;
+
 CREATE FUNCTION payext.map_merchant_role(grantee regrole, merchant bigint)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
 BEGIN
-  IF grantee IS NULL OR merchant IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PY001', MESSAGE = 'grantee and merchant must not be null';
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = merchant AND a.kind = 'merchant') THEN
-    RAISE EXCEPTION USING ERRCODE = 'PY111',
-      MESSAGE = format('account %s is not a merchant account', merchant);
-  END IF;
+  PERFORM payext.check_merchant_role_args(grantee, merchant);
   INSERT INTO payext.merchant_role VALUES (grantee, merchant, now()) ON CONFLICT DO NOTHING;
 END
 $$;
@@ -262,11 +288,17 @@ COMMENT ON FUNCTION payext.map_merchant_role(regrole, bigint) IS
 
 CREATE FUNCTION payext.unmap_merchant_role(grantee regrole, merchant bigint)
 RETURNS void
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
-  DELETE FROM payext.merchant_role m WHERE m.grantee = $1 AND m.merchant = $2
+BEGIN
+  PERFORM payext.check_merchant_role_args(grantee, merchant);
+  DELETE FROM payext.merchant_role m
+   WHERE m.grantee = unmap_merchant_role.grantee AND m.merchant = unmap_merchant_role.merchant;
+END
 $$;
+COMMENT ON FUNCTION payext.unmap_merchant_role(regrole, bigint) IS
+  'stops a merchant role acting for a merchant account';
 
 ---------------------------------------------------------------------------
 -- Merchants: procedures, and their own rows under row-level security
@@ -299,7 +331,11 @@ COMMENT ON PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint) 
   'a merchant role refunds an order of a merchant account it is mapped to';
 
 -- Withdraws the account's balance to the merchant's bank under bank_ref
--- (idempotent on it) and summarises the day (UTC) it settles.
+-- (idempotent on it) and summarises the day (UTC) it settles.  The
+-- merchant's row is locked first, so that concurrent settlements take
+-- turns: each pays out what is there when its turn comes (a later one finds
+-- nothing and pays nothing; one under the same bank_ref finds the first's
+-- transfer), or raises 40001 under REPEATABLE READ and SERIALIZABLE.
 CREATE PROCEDURE payext.merchant_settle(merchant bigint, bank_ref text,
                                         INOUT amount bigint DEFAULT NULL,
                                         INOUT transfer_id bigint DEFAULT NULL,
@@ -314,6 +350,8 @@ DECLARE
   day_start timestamptz := date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 BEGIN
   PERFORM payext.require_merchant(merchant);
+  PERFORM 1 FROM payext.account a
+   WHERE a.id = merchant_settle.merchant FOR NO KEY UPDATE;
   SELECT t.id, t.amount INTO transfer_id, amount
     FROM payext.transfer t
    WHERE t.kind = 'withdraw' AND t.idem_scope = 0 AND t.reference = bank_ref

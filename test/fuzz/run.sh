@@ -14,7 +14,7 @@ build=test/fuzz/build
 mkdir -p "$build"
 
 status=0
-for target in code_format tariff plate; do
+for target in code_format tariff plate ident; do
 	"$clang" -g -O1 -std=c11 -Wall -Wextra -Werror -Isrc \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		"test/fuzz/fuzz_$target.c" "src/$target.c" -lcrypto -o "$build/fuzz_$target"

@@ -22,6 +22,8 @@
 --       PY301 a rule out of bounds (min_interactions 0 and 100001, within
 --             '0', '-1 day', '3661 days', min_total_amount -1)
 --       PY303 associate() after opt_out()
+--       PY305 a public-service id no merchant has (record_interaction,
+--             set_association_rule, associate)
 --   - the rule, with fixed timestamps: exactly min_interactions payments
 --     associate, one fewer does not; a total exactly at min_total_amount
 --     associates, one minor unit below does not; a payment exactly `within`
@@ -46,8 +48,23 @@
 -- Everything runs in one transaction that is rolled back.  Names start with
 -- tap-as- so that nothing else is counted.
 BEGIN;
-SELECT plan(192);
+SELECT plan(195);
 SET LOCAL TIME ZONE 'UTC';
+
+-- Interactions, rules and manual associations name merchants that exist
+-- (PY305 otherwise): every tap-as- name is a merchant's public-service id.
+SELECT count(payext.open_merchant(p, p)) FROM unnest(ARRAY[
+    'tap-as-a1', 'tap-as-a2', 'tap-as-amt', 'tap-as-ann', 'tap-as-b1',
+    'tap-as-b2', 'tap-as-b3', 'tap-as-b4', 'tap-as-bf', 'tap-as-bf2',
+    'tap-as-bob', 'tap-as-bounds', 'tap-as-c', 'tap-as-c1', 'tap-as-c9',
+    'tap-as-cat', 'tap-as-cnt', 'tap-as-d1', 'tap-as-dan', 'tap-as-dflt',
+    'tap-as-e1', 'tap-as-eve', 'tap-as-k1', 'tap-as-kind', 'tap-as-m',
+    'tap-as-m1', 'tap-as-n1', 'tap-as-none', 'tap-as-o1', 'tap-as-o2',
+    'tap-as-o3', 'tap-as-ok', 'tap-as-v1', 'tap-as-v2', 'tap-as-v3',
+    'tap-as-ver', 'tap-as-view', 'tap-as-w-edge', 'tap-as-w-in',
+    'tap-as-w-ooo', 'tap-as-w-rev', 'tap-as-win'
+  ]) AS p;
+SELECT payext.open_merchant(repeat('m', 128), 'a 128-byte public-service id');
 
 -- A payment interaction (void: nothing to print).
 CREATE FUNCTION pg_temp.pay(consumer text, psid text, amount bigint, at timestamptz)
@@ -370,6 +387,14 @@ SELECT is(pg_temp.assoc('tap-as-o1', 'tap-as-ok'), NULL, 'a payment meeting the 
 SELECT is(payext.evaluate_associations('tap-as-ok'), 0, 'evaluate_associations skips the opted-out consumer');
 SELECT throws_ok($$SELECT payext.associate('tap-as-o1', 'tap-as-ok')$$, 'PY303',
                  'consumer "tap-as-o1" opted out of merchant "tap-as-ok"', 'associate after opt_out: PY303');
+
+-- PY305: a public-service id that no merchant has collects nothing.
+SELECT throws_ok($$SELECT payext.record_interaction('tap-as-c', 'tap-as-nobody', 'visit')$$, 'PY305',
+                 'no merchant has public-service id "tap-as-nobody"', 'an interaction with an unknown merchant: PY305');
+SELECT throws_ok($$SELECT payext.set_association_rule('tap-as-nobody', 1, '1 day')$$, 'PY305',
+                 'no merchant has public-service id "tap-as-nobody"', 'a rule of an unknown merchant: PY305');
+SELECT throws_ok($$SELECT payext.associate('tap-as-c', 'tap-as-nobody')$$, 'PY305',
+                 'no merchant has public-service id "tap-as-nobody"', 'an association with an unknown merchant: PY305');
 SELECT is(pg_temp.assoc('tap-as-o1', 'tap-as-ok'), NULL, '... and nothing was associated');
 SELECT lives_ok($$SELECT payext.opt_in(consumer => 'tap-as-o1', public_service_id => 'tap-as-ok')$$, 'opt_in');
 SELECT is_empty($$SELECT 1 FROM payext.association_opt_out WHERE consumer = 'tap-as-o1'$$, 'opt_in lifts the opt-out');

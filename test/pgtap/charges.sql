@@ -190,11 +190,11 @@ SELECT throws_ok(format('SELECT payext.request_payment(%s)', :frozen), 'PY102', 
 SELECT throws_ok(format('SELECT payext.request_payment(%s)', :closed), 'PY103', format('account %s is closed', :closed), 'request_payment for a closed wallet');
 SELECT payext.request_payment(:bob) AS c_bob \gset
 SELECT payext.freeze(:bob);
-SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_bob', 'tap-fz'), 'PY102', format('account %s is frozen', :bob), 'a charge of a code whose wallet was frozen since');
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_bob', 'tap-fz'), 'PY102', 'the customer''s wallet is frozen', 'a charge of a code whose wallet was frozen since (the merchant is not told its id)');
 SELECT payext.unfreeze(:bob);
 SELECT payext.request_payment(:closing) AS c_closing \gset
 SELECT payext.close_account(:closing);
-SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_closing', 'tap-cl'), 'PY103', format('account %s is closed', :closing), 'a charge of a code whose wallet was closed since');
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_closing', 'tap-cl'), 'PY103', 'the customer''s wallet is closed', 'a charge of a code whose wallet was closed since (the merchant is not told its id)');
 SELECT payext.freeze(:cafe);
 SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :cafe, :'c_bob', 'tap-fz'), 'PY102', format('account %s is frozen', :cafe), 'a charge by a frozen merchant');
 SELECT payext.unfreeze(:cafe);
@@ -205,9 +205,9 @@ SELECT payext.unfreeze(:cafe);
 SELECT payext.request_payment(:alice, max_amount => 3000) AS c_cap \gset
 SELECT throws_ok(format('SELECT payext.charge(%s, %L, 3001, %L)', :shop, :'c_cap', 'tap-cap'), 'PY207', 'amount exceeds the payment code''s limit', 'a charge above the code''s cap');
 SELECT payext.request_payment(:alice) AS c_big \gset
-SELECT throws_ok(format('SELECT payext.charge(%s, %L, 10001, %L)', :shop, :'c_big', 'tap-big'), 'PY104', format('insufficient funds in account %s', :alice), 'a charge above the wallet''s balance');
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 10001, %L)', :shop, :'c_big', 'tap-big'), 'PY104', 'insufficient funds in the customer''s wallet', 'a charge above the wallet''s balance (the merchant is not told its id)');
 SELECT payext.request_payment(:usd) AS c_usd \gset
-SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_usd', 'tap-usd'), 'PY105', format('accounts %s and %s hold different currencies', :usd, :shop), 'a USD wallet''s code charged by a CNY merchant');
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_usd', 'tap-usd'), 'PY105', format('the customer''s wallet holds another currency than account %s', :shop), 'a USD wallet''s code charged by a CNY merchant (the merchant is not told its id)');
 -- A refused charge does not burn the code and moves nothing.
 SELECT is(pg_temp.code_state(:'c_cap'), 'issued', 'the code refused over its cap is still issued');
 SELECT is(pg_temp.code_state(:'c_big'), 'issued', 'the code refused for lack of funds is still issued');

@@ -40,7 +40,11 @@
 --   - grant_capability: PY006 for an unknown capability, PY001 for NULL,
 --     idempotent, safe with a role name full of quotes; revoke_capability
 --     takes a capability back (42501 afterwards) but keeps what another
---     capability of the same role still needs;
+--     capability of the same role still needs, and refuses what
+--     grant_capability refuses (PY006, PY001); unmap_merchant_role refuses
+--     NULL (PY001) and a non-merchant (PY111) as map_merchant_role does;
+--   - the system accounts' balance (the platform's float) is for admins:
+--     the app gets 42501;
 --   - search_path hijack: r_app makes schema evil with look-alikes (=, <>
 --     operators, lower, upper, now, length, format, pg_has_role, date_trunc,
 --     gen_random_uuid, views account, transfer, signing_key, pseudonym_key,
@@ -55,7 +59,7 @@
 --     is true throughout.
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(215);
+SELECT plan(221);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -405,6 +409,8 @@ SELECT throws_ok(format('SELECT payext.withdraw(%s, 1, ''tap-app-steal-b'')', :m
                  'app: withdraw() from the other merchant account is 42501 too');
 SELECT throws_ok(format('SELECT payext.withdraw(%s, 1, ''tap-app-sys'')', :sys_cny), 'PY111', NULL,
                  'app: withdraw() from a system account is PY111');
+SELECT throws_ok(format('SELECT payext.balance(%s)', :sys_cny), '42501', NULL,
+                 'app: balance() of a system account (the platform''s float) is 42501');
 SELECT lives_ok(format('SELECT payext.cancel_payment_code(payext.request_payment(%s, 100, ''30 seconds''))', :w_bob),
                 'app: request_payment and cancel_payment_code');
 SELECT lives_ok('SELECT payext.record_interaction(''tap_erin'', ''gh_tap_a'', ''visit'')', 'app: record_interaction');
@@ -684,6 +690,7 @@ SELECT lives_ok(format('SELECT payext.transfer(%s, %s, 1, ''tap-admin-t'')', :w_
 SELECT lives_ok('SELECT payext.set_association_rule(''gh_tap_a'', 2, ''1 day''), payext.evaluate_associations(''gh_tap_a''), payext.drop_association_rule(''gh_tap_a'')',
                 'admin: set, evaluate and drop an association rule');
 SELECT is(payext.balance(:m_b), 0::bigint, 'admin: balance() of any merchant');
+SELECT cmp_ok(payext.balance(:sys_cny), '<=', 0::bigint, 'admin: balance() of a system account (the float)');
 RESET ROLE;
 SELECT is(pg_temp.run_as('r_admin', 'SELECT count(*) FROM payext.transfer'),
           (SELECT count(*)::text FROM payext.transfer), 'admin: its count of transfers is the superuser''s');
@@ -714,6 +721,14 @@ SELECT throws_ok('SELECT payext.grant_capability(''superuser'', ''r_nobody'')', 
                  'grant_capability of an unknown capability is PY006');
 SELECT throws_ok('SELECT payext.grant_capability(NULL, ''r_nobody'')', 'PY001', NULL,
                  'grant_capability of NULL is PY001');
+SELECT throws_ok('SELECT payext.revoke_capability(''nonsense'', ''r_nobody'')', 'PY006',
+                 'unknown capability "nonsense"', 'revoke_capability of an unknown capability is PY006');
+SELECT throws_ok('SELECT payext.revoke_capability(''app'', NULL)', 'PY001',
+                 'argument "grantee" must not be null', 'revoke_capability of NULL is PY001');
+SELECT throws_ok(format('SELECT payext.unmap_merchant_role(NULL, %s)', :m_a), 'PY001',
+                 'argument "grantee" must not be null', 'unmap_merchant_role of NULL is PY001');
+SELECT throws_ok(format('SELECT payext.unmap_merchant_role(''r_shop'', %s)', :w_alice), 'PY111',
+                 format('account %s is not a merchant account', :w_alice), 'unmap_merchant_role of a wallet is PY111');
 SELECT lives_ok('SELECT payext.grant_capability(''app'', ''r_app''), payext.grant_capability(''app'', ''r_app'')',
                 'grant_capability again is harmless');
 SELECT payext.grant_capability('app', 'r_both') IS NULL AS x \gset
@@ -1061,8 +1076,7 @@ INSERT INTO tap_inj VALUES
   (33, 'caller_has_capability capability', 'r_nobody', true, 'SELECT payext.caller_has_capability(%1$L)',
       'SELECT %2$L = ''false'''),
   (34, 'grant_capability capability', current_user, false, 'SELECT payext.grant_capability(%1$L, ''r_nobody'')', NULL),
-  (35, 'revoke_capability capability', current_user, true, 'SELECT payext.revoke_capability(%1$L, ''r_nobody'')',
-      'SELECT true'),
+  (35, 'revoke_capability capability', current_user, false, 'SELECT payext.revoke_capability(%1$L, ''r_nobody'')', NULL),
   (36, 'pseudonym consumer', current_user, true, 'SELECT payext.pseudonym(%1$L)',
       'SELECT %2$L ~ ''^[0-9a-f]{32}$'''),
   (37, 'payment_status amount of the probe''s order', 'r_shop', true,

@@ -63,9 +63,11 @@ SELECT has_index('payext', 'account', i, cols, format('index %s on (%s)', i, arr
                ('account_system_key', ARRAY['currency'])) AS v(i, cols);
 SELECT index_is_unique('payext', 'account', i, format('%s is unique', i))
   FROM unnest(ARRAY['account_wallet_key', 'account_merchant_key', 'account_system_key']) AS i;
-SELECT has_index('payext', 'transfer', 'transfer_reference_key',
-                 ARRAY['kind', 'idem_scope', 'reference'],
-                 'index transfer_reference_key on (kind, idem_scope, reference)');
+SELECT is(regexp_replace(pg_get_indexdef('payext.transfer_reference_key'::regclass), '\s+', ' ', 'g'),
+          'CREATE UNIQUE INDEX transfer_reference_key ON payext.transfer USING btree (kind, '
+          '( CASE kind WHEN ''top_up''::text THEN credit_account WHEN ''withdraw''::text THEN debit_account ELSE idem_scope END), '
+          'reference) WHERE (reference IS NOT NULL)',
+          'index transfer_reference_key on (kind, the reference''s account or idem_scope, reference)');
 SELECT index_is_unique('payext', 'transfer', 'transfer_reference_key',
                        'transfer_reference_key is unique');
 SELECT is(pg_get_expr(x.indpred, x.indrelid), pred,

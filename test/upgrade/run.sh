@@ -7,17 +7,21 @@
 #     current version in test/upgrade/released/, once it is released, equals
 #     the one the Makefile builds from src/sql/, byte for byte.
 #  2. For every earlier release R frozen there: a database made with R,
-#     money in it, then ALTER EXTENSION payext UPDATE, has exactly the schema
-#     of a fresh CREATE EXTENSION (pg_dump --schema-only --binary-upgrade,
-#     which dumps the extension's own objects with their privileges and
-#     comments), still verifies, and holds the same balances.
+#     holding the rows R's own library wrote (frozen with it, restored as
+#     pg_restore restores them), refuses every call of the new library until
+#     it is updated (PY008); then ALTER EXTENSION payext UPDATE keeps every
+#     row, gives exactly the schema of a fresh CREATE EXTENSION (pg_dump
+#     --schema-only --binary-upgrade, which dumps the extension's own
+#     objects with their privileges and comments), and the ledger verifies.
 #  3. The comparison can fail: two fresh installs compare equal, and one
 #     with a changed comment or an extra privilege does not.
 #
-# Releasing version V: copy the built payext--V.sql to test/upgrade/released/
-# in the release commit.  Installing an old version needs its install script
-# in the server's extension directory; this suite copies it there for the
-# length of the run (with sudo when not root) and removes it afterwards.
+# Releasing version V: `test/upgrade/run.sh --freeze` in the release commit
+# writes test/upgrade/released/payext--V.sql (the built script) and
+# payext--V.data.sql (the rows test/upgrade/money.sql makes with V's own
+# library).  Installing an old version needs its install script in the
+# server's extension directory; this suite copies it there for the length of
+# the run (with sudo when not root) and removes it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -77,6 +81,20 @@ same_schema() {
 }
 
 [ -f "$built" ] || { echo "upgrade: $built is not built (make)" >&2; exit 1; }
+
+if [ "${1:-}" = --freeze ]; then
+	mkdir -p "$released"
+	cp "$built" "$released/payext--$version.sql"
+	fresh_db payext_upgrade_freeze
+	q -d payext_upgrade_freeze -c 'CREATE EXTENSION payext'
+	q -d payext_upgrade_freeze -f test/upgrade/money.sql >/dev/null
+	# What pg_dump keeps of the extension's tables, triggers off as
+	# pg_restore --disable-triggers has them.
+	"$bindir/pg_dump" --data-only --disable-triggers -n payext -d payext_upgrade_freeze |
+		sed -E -e '/^\\(un)?restrict /d' >"$released/payext--$version.data.sql"
+	echo "upgrade: froze $version in $released/payext--$version.sql and .data.sql"
+	exit 0
+fi
 failures=0
 fail() { echo "upgrade: FAILED: $*"; failures=$((failures + 1)); }
 
@@ -116,10 +134,10 @@ else
 	echo "upgrade: self-test: a privilege granted to PUBLIC is a difference"
 fi
 
-# 2. Every earlier release updates to exactly the current schema.
-balances="SELECT string_agg(id || ':' || payext.balance(id), ' ' ORDER BY id) FROM payext.account"
+# 2. Every earlier release, with its own library's rows, updates to exactly
+# the current schema and keeps every row.
 earlier=0
-for script in $(find "$released" -name 'payext--*.sql' 2>/dev/null | sort -V); do
+for script in $(find "$released" -name 'payext--*.sql' ! -name '*.data.sql' 2>/dev/null | sort -V); do
 	old=${script##*/payext--}
 	old=${old%.sql}
 	[ "$old" != "$version" ] || continue
@@ -131,17 +149,24 @@ for script in $(find "$released" -name 'payext--*.sql' 2>/dev/null | sort -V); d
 	fi
 	fresh_db payext_upgrade_old
 	q -d payext_upgrade_old -c "CREATE EXTENSION payext VERSION '$old'"
-	q -d payext_upgrade_old -f test/upgrade/money.sql >/dev/null
-	before=$(q -d payext_upgrade_old -c "$balances")
+	[ -f "$released/payext--$old.data.sql" ] ||
+		fail "$old has no frozen rows ($released/payext--$old.data.sql)"
+	[ ! -f "$released/payext--$old.data.sql" ] ||
+		q -d payext_upgrade_old -f "$released/payext--$old.data.sql" >/dev/null
+	before=$(q -d payext_upgrade_old -f test/upgrade/rows.sql)
+	# The new library refuses the old SQL, whatever the call.
+	state=$(q -d payext_upgrade_old -f test/upgrade/probe.sql 2>&1 | sed -n 's/.*WARNING: *//p')
+	[ "$state" = PY008 ] || fail "$old before the update: a call answered ${state:-nothing}, not PY008"
 	q -d payext_upgrade_old -c 'ALTER EXTENSION payext UPDATE'
 	now=$(q -d payext_upgrade_old -c "SELECT extversion FROM pg_extension WHERE extname = 'payext'")
 	[ "$now" = "$version" ] || fail "$old updated to $now, not $version"
-	after=$(q -d payext_upgrade_old -c "$balances")
-	[ "$before" = "$after" ] || fail "$old -> $version changed balances: $before / $after"
+	after=$(q -d payext_upgrade_old -f test/upgrade/rows.sql)
+	[ "$before" = "$after" ] ||
+		fail "$old -> $version changed rows: $(diff <(echo "$before") <(echo "$after") | head -n 6)"
 	bad=$(q -d payext_upgrade_old -c "SELECT string_agg(check_name, ' ') FROM payext.verify_ledger() WHERE NOT ok")
 	[ -z "$bad" ] || fail "$old -> $version: verify_ledger() fails $bad"
 	if same_schema payext_upgrade_a payext_upgrade_old; then
-		echo "upgrade: $old -> $version gives the schema of a fresh $version, money intact"
+		echo "upgrade: $old -> $version: PY008 before the update; after it the schema of a fresh $version, $(echo "$after" | awk -F'|' '{ n += $2 } END { print n }') rows kept, the ledger verifies"
 	else
 		fail "$old -> $version differs from a fresh install of $version (diff above: - fresh, + updated)"
 	fi
