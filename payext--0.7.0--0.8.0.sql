@@ -180,3 +180,53 @@ COMMENT ON FUNCTION payext.unmap_merchant_role(regrole, bigint) IS
   'stops a merchant role acting for a merchant account';
 REVOKE ALL ON FUNCTION payext.check_capability_args(text, regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.check_merchant_role_args(regrole, bigint) FROM PUBLIC;
+
+---------------------------------------------------------------------------
+-- Membership counts as privileges do: a NOINHERIT member acts after SET ROLE
+---------------------------------------------------------------------------
+
+-- Whether a role holds a capability (or is a superuser), and whether it
+-- may act for a merchant account: a superuser, an admin, or a role mapped
+-- to the account.  Membership counts as privileges do (USAGE): a NOINHERIT
+-- member, such as a pooled login, acts for a till only after SET ROLE.
+CREATE OR REPLACE FUNCTION payext.role_has_capability(role oid, capability text)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $1), false)
+      OR EXISTS (SELECT 1 FROM payext.capability_grant g
+                  WHERE g.capability = $2
+                    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE'))
+$$;
+
+CREATE OR REPLACE FUNCTION payext.role_may_act_for(role oid, merchant bigint)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT payext.role_has_capability($1, 'admin')
+      OR EXISTS (SELECT 1 FROM payext.merchant_role m
+                  WHERE m.merchant = $2
+                    AND pg_catalog.pg_has_role($1, m.grantee, 'USAGE'))
+$$;
+
+CREATE OR REPLACE FUNCTION payext.acting_accounts()
+RETURNS bigint[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT coalesce(array_agg(DISTINCT m.merchant), '{}')
+    FROM payext.merchant_role m
+   WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'USAGE')
+$$;
+
+CREATE OR REPLACE FUNCTION payext.acting_public_service_ids()
+RETURNS text[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT coalesce(array_agg(DISTINCT a.public_service_id), '{}')
+    FROM payext.merchant_role m JOIN payext.account a ON a.id = m.merchant
+   WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'USAGE')
+$$;

@@ -22,7 +22,7 @@ packages=(make gcc postgresql-15 postgresql-common postgresql-server-dev-15
 # The test suite also builds C unit tests and fuzzers with sanitizers, runs
 # the regress suite under valgrind, and checks formatting and shell scripts.
 if [ "$what" = test ]; then
-	packages+=(clang libclang-rt-14-dev valgrind pg-bsd-indent shellcheck)
+	packages+=(clang libclang-rt-14-dev valgrind pg-bsd-indent shellcheck pgbouncer)
 fi
 # The benchmark draws its chart with gnuplot.
 if [ "$what" = bench ]; then packages+=(gnuplot-nox); fi

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.." || exit 2
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap dump upgrade load crash valgrind demo)
+[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap dump upgrade pgbouncer load crash valgrind demo)
 
 passed=0
 failed=0
@@ -27,6 +27,8 @@ run_suite() {
 	dump) test/dump/roundtrip.sh && test/dump/roles_roundtrip.sh ;;
 	# Released scripts unedited; every release updates to a fresh install's schema.
 	upgrade) test/upgrade/run.sh ;;
+	# Through PgBouncer in transaction pooling mode, started on loopback.
+	pgbouncer) test/pgbouncer/run.sh ;;
 	load) test/load/run.sh ;;
 	# A cluster of its own, which it kills and restarts.
 	crash) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh test/crash/run.sh ;;

@@ -109,7 +109,8 @@ SELECT pg_catalog.pg_extension_config_dump('payext.merchant_role', '');
 
 -- Whether a role holds a capability (or is a superuser), and whether it
 -- may act for a merchant account: a superuser, an admin, or a role mapped
--- to the account.
+-- to the account.  Membership counts as privileges do (USAGE): a NOINHERIT
+-- member, such as a pooled login, acts for a till only after SET ROLE.
 CREATE FUNCTION payext.role_has_capability(role oid, capability text)
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER
@@ -118,7 +119,7 @@ AS $$
   SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $1), false)
       OR EXISTS (SELECT 1 FROM payext.capability_grant g
                   WHERE g.capability = $2
-                    AND pg_catalog.pg_has_role($1, g.grantee, 'MEMBER'))
+                    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE'))
 $$;
 
 CREATE FUNCTION payext.role_may_act_for(role oid, merchant bigint)
@@ -129,7 +130,7 @@ AS $$
   SELECT payext.role_has_capability($1, 'admin')
       OR EXISTS (SELECT 1 FROM payext.merchant_role m
                   WHERE m.merchant = $2
-                    AND pg_catalog.pg_has_role($1, m.grantee, 'MEMBER'))
+                    AND pg_catalog.pg_has_role($1, m.grantee, 'USAGE'))
 $$;
 
 CREATE FUNCTION payext.caller_has_capability(capability text)
@@ -155,7 +156,7 @@ SET search_path = pg_catalog, payext, pg_temp
 AS $$
   SELECT coalesce(array_agg(DISTINCT m.merchant), '{}')
     FROM payext.merchant_role m
-   WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'MEMBER')
+   WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'USAGE')
 $$;
 
 CREATE FUNCTION payext.acting_public_service_ids()
@@ -165,7 +166,7 @@ SET search_path = pg_catalog, payext, pg_temp
 AS $$
   SELECT coalesce(array_agg(DISTINCT a.public_service_id), '{}')
     FROM payext.merchant_role m JOIN payext.account a ON a.id = m.merchant
-   WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'MEMBER')
+   WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'USAGE')
 $$;
 
 CREATE FUNCTION payext.require_merchant(merchant bigint)

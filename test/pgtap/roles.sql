@@ -59,7 +59,7 @@
 --     is true throughout.
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(221);
+SELECT plan(223);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -631,6 +631,17 @@ RESET ROLE;
 SET LOCAL ROLE r_till;
 SELECT is(payext.balance(:m_a), 0::bigint, 'a member of the merchant role acts for its account');
 RESET ROLE;
+-- A NOINHERIT member (a pooled login) acts for the account only after SET
+-- ROLE, even holding the merchant capability itself.
+CREATE ROLE r_pool NOLOGIN NOINHERIT IN ROLE r_shop;
+SELECT payext.grant_capability('merchant', 'r_pool') IS NULL AS x \gset
+SET LOCAL ROLE r_pool;
+SELECT throws_ok(format('SELECT payext.balance(%s)', :m_a), '42501', NULL,
+                 'a NOINHERIT member of the merchant role does not act for its account');
+SET LOCAL ROLE r_shop;
+SELECT is(payext.balance(:m_a), 0::bigint, '... until it sets the role');
+RESET ROLE;
+SELECT payext.revoke_capability('merchant', 'r_pool') IS NULL AS x \gset
 SELECT payext.unmap_merchant_role('r_shop', :m_a) IS NULL AS x \gset
 SET LOCAL ROLE r_shop;
 SELECT throws_ok(format('CALL payext.merchant_charge(%s, %L, 10, ''tap-m-unmapped'')', :m_a, :'code_m2'), '42501', NULL,
