@@ -17,6 +17,7 @@ OBJS = \
 	src/plate.o \
 	src/roles.o \
 	src/spi_util.o \
+	src/throttle.o \
 	src/tariff.o \
 	src/ledger.o
 

@@ -230,3 +230,147 @@ AS $$
     FROM payext.merchant_role m JOIN payext.account a ON a.id = m.merchant
    WHERE pg_catalog.pg_has_role(payext.calling_role(), m.grantee, 'USAGE')
 $$;
+
+---------------------------------------------------------------------------
+-- Payment codes v2: 15 digits that reveal nothing; live codes unlogged
+---------------------------------------------------------------------------
+
+-- Codes of 0.7.0 carried their serial; their layout is gone, and so are
+-- they: a customer who showed one before the update shows a fresh one.
+-- Leaving the extension also takes the table out of the tables pg_dump
+-- keeps (extconfig); dropping it alone would not.
+ALTER TABLE payext.payment DROP CONSTRAINT payment_code_serial_fkey;
+ALTER EXTENSION payext DROP TABLE payext.payment_code;
+DROP TABLE payext.payment_code;
+
+-- Serials of codes: each key permutes the 10^15 numbers below the maximum,
+-- and serials are never reused (the sequence is dumped), so a code string
+-- never repeats while its key lives.
+ALTER SEQUENCE payext.code_serial_seq MAXVALUE 999999999999999;
+
+-- Live codes.  A code is a bearer token of a minute: what must be durable is
+-- its use (payext.payment), not its issue.  So the table is UNLOGGED (no
+-- WAL for issuing a code) and not dumped: after a crash or a restore, or on
+-- a promoted standby, codes not yet used are simply unknown and the
+-- customer shows a fresh one.  Rows are purged some minutes after expiry
+-- by request_payment() itself.
+CREATE UNLOGGED TABLE payext.payment_code (
+  serial     bigint PRIMARY KEY,
+  -- the 15 digits the code carries: serial under key_id's permutation
+  code       bigint NOT NULL CHECK (code >= 0 AND code < 1000000000000000),
+  key_id     integer NOT NULL,
+  wallet     bigint NOT NULL REFERENCES payext.account (id),
+  max_amount bigint CHECK (max_amount > 0),
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  state      text NOT NULL DEFAULT 'issued'
+             CHECK (state IN ('issued', 'used', 'cancelled')),
+  closed_at  timestamptz,
+  CONSTRAINT payment_code_closed CHECK ((state = 'issued') = (closed_at IS NULL))
+);
+CREATE UNIQUE INDEX payment_code_code_key ON payext.payment_code (code);
+CREATE INDEX payment_code_expires_idx ON payext.payment_code (expires_at);
+COMMENT ON TABLE payext.payment_code IS
+  'live payment codes issued by request_payment(): single use, short-lived, unlogged, not dumped';
+
+REVOKE ALL ON payext.payment_code FROM PUBLIC;
+COMMENT ON TABLE payext.signing_key IS
+  'keys of the payment codes'' keyed permutation (HMAC-SHA256 rounds). Not dumped: codes die with their keys.';
+
+-- Charges and refunds against the journal: part of verify_ledger().
+CREATE OR REPLACE FUNCTION payext.verify_payments()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH refunded AS (
+    SELECT r.payment, sum(r.amount::numeric) AS total FROM payext.refund r GROUP BY r.payment
+  ), bad_payment AS (
+    SELECT p.transfer_id FROM payext.payment p
+      LEFT JOIN payext.transfer t ON t.id = p.transfer_id
+      LEFT JOIN refunded r ON r.payment = p.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'charge' OR t.debit_account <> p.wallet
+        OR t.credit_account <> p.merchant OR t.amount <> p.amount
+        OR t.reference IS DISTINCT FROM p.order_ref
+        OR p.refunded::numeric <> coalesce(r.total, 0) OR p.refunded > p.amount
+  ), bad_refund AS (
+    SELECT r.transfer_id FROM payext.refund r
+      JOIN payext.payment p ON p.transfer_id = r.payment
+      LEFT JOIN payext.transfer t ON t.id = r.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'refund' OR t.debit_account <> r.merchant
+        OR r.merchant <> p.merchant OR t.credit_account <> p.wallet
+        OR t.amount <> r.amount OR t.reference IS DISTINCT FROM r.refund_ref
+  ), orphan_transfer AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE (t.kind = 'charge' AND NOT EXISTS (SELECT 1 FROM payext.payment p WHERE p.transfer_id = t.id))
+        OR (t.kind = 'refund' AND NOT EXISTS (SELECT 1 FROM payext.refund r WHERE r.transfer_id = t.id))
+  ), code_payments AS (
+    SELECT p.code_serial, count(*) AS n FROM payext.payment p GROUP BY p.code_serial
+  ), bad_code AS (
+    -- A live code is used if and only if paid, and no code, live or
+    -- purged, is paid twice: counted here, not left to the unique
+    -- constraint alone.
+    SELECT c.serial FROM payext.payment_code c
+      LEFT JOIN code_payments u ON u.code_serial = c.serial
+     WHERE (c.state = 'used') <> (u.n IS NOT NULL)
+    UNION
+    SELECT u.code_serial FROM code_payments u WHERE u.n > 1
+  )
+  SELECT 'payments_match_journal',
+         NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_refund)
+           AND NOT EXISTS (SELECT 1 FROM orphan_transfer),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_payment) OR EXISTS (SELECT 1 FROM bad_refund)
+                   OR EXISTS (SELECT 1 FROM orphan_transfer)
+              THEN format('%s payment(s), %s refund(s) and %s charge or refund transfer(s) disagree',
+                          (SELECT count(*) FROM bad_payment), (SELECT count(*) FROM bad_refund),
+                          (SELECT count(*) FROM orphan_transfer))
+              ELSE format('%s payments and %s refunds agree with the journal',
+                          (SELECT count(*) FROM payext.payment), (SELECT count(*) FROM payext.refund))
+         END
+  UNION ALL
+  SELECT 'codes_paid_once',
+         NOT EXISTS (SELECT 1 FROM bad_code),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_code)
+              THEN (SELECT count(*) FROM bad_code)::text || ' code(s) used without one payment, or paid while not used'
+              ELSE (SELECT count(*) FROM code_payments)::text || ' codes paid, once each'
+         END
+$$;
+COMMENT ON FUNCTION payext.verify_payments() IS
+  'charges and refunds against the journal; part of verify_ledger()';
+
+-- Codes that passed their check digit but were never issued, per merchant
+-- account: kept in shared memory by the library (payext must be in
+-- shared_preload_libraries) so that the charge's rollback cannot erase
+-- them.  Past payext.code_failure_limit within payext.code_failure_window
+-- the merchant charges no code until the window has passed or an admin
+-- unblocks it.
+CREATE FUNCTION payext.code_failures(OUT merchant bigint, OUT failures integer,
+                                     OUT first_at timestamptz, OUT last_at timestamptz,
+                                     OUT blocked_until timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'payext_code_failures'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION payext.code_failures() IS
+  'merchant accounts that submitted codes never issued, in the current window; behind the view code_failure';
+
+CREATE VIEW payext.code_failure AS
+SELECT f.merchant, f.failures, f.first_at, f.last_at, f.blocked_until
+  FROM payext.code_failures() f;
+COMMENT ON VIEW payext.code_failure IS
+  'merchant accounts that submitted payment codes that were never issued, and until when they may charge none';
+
+CREATE FUNCTION payext.unblock_charging(merchant bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'payext_unblock_charging'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.unblock_charging(bigint) IS
+  'lets a merchant blocked for guessing payment codes charge again, and forgets its failures';
+
+REVOKE ALL ON FUNCTION payext.code_failures() FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.unblock_charging(bigint) FROM PUBLIC;
+REVOKE ALL ON payext.code_failure FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('admin', 'SELECT', 'TABLE payext.code_failure'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.code_failures()'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.unblock_charging(bigint)');

@@ -4,6 +4,8 @@
 #
 #   scripts/with_cluster.sh [-o 'name=value']... COMMAND [ARG...]
 #
+# The server preloads payext (shared_preload_libraries), as payext asks of
+# every server that charges payment codes.
 # The command sees PGHOST, PGPORT, PGUSER and PGDATABASE=postgres.  With
 # pg_virtualenv (postgresql-common) present it is used; otherwise, or with
 # PAYEXT_CLUSTER=initdb, the cluster is made with initdb in a temporary
@@ -12,7 +14,8 @@
 # exported too, for tests that stop and start the server themselves.
 set -euo pipefail
 
-settings=()
+# payext keeps failed payment-code guesses in shared memory: it is preloaded.
+settings=(shared_preload_libraries=payext)
 while [ $# -gt 0 ] && [ "$1" = "-o" ]; do
 	settings+=("$2")
 	shift 2

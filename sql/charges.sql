@@ -20,7 +20,7 @@ SELECT payext.balance(:w) AS wallet, payext.balance(:m) AS bakery;
 SELECT kind, amount, debit_account = :w AS from_wallet, credit_account = :m AS to_bakery,
        idem_scope = :m AS scoped_to_merchant, reference
   FROM payext.transfer WHERE id = :t1;
-SELECT state FROM payext.payment_code WHERE short_serial = substr(:'code', 3, 8)::int;
+SELECT state FROM payext.payment_code WHERE code = substr(:'code', 3, 15)::bigint;
 SELECT transfer_id = :t1 AS same_transfer, amount, refunded_amount, state,
        created_at = updated_at AS not_updated_since
   FROM payext.payment_status(merchant => :m, order_ref => 'bakery-0001');
@@ -41,7 +41,7 @@ SELECT payext.charge(:m, :'code2', 2350, 'bakery-0001');
 SELECT payext.charge(:m, :'code', 2000, 'bakery-0001');
 \echo :SQLSTATE
 -- The refused code2 was not burnt: it still pays.
-SELECT state FROM payext.payment_code WHERE short_serial = substr(:'code2', 3, 8)::int;
+SELECT state FROM payext.payment_code WHERE code = substr(:'code2', 3, 15)::bigint;
 -- Order references are per merchant: the florist may use the same one.
 SELECT payext.charge(:m2, :'code2', 500, 'bakery-0001') > 0 AS florist_charged;
 
@@ -83,7 +83,7 @@ SELECT payext.charge(:m, '000000000000000000', 100, 'bakery-0003');
 \echo :SQLSTATE
 SELECT payext.balance(:w) = :w_before AS wallet_unchanged,
        payext.balance(:m) = :m_before AS bakery_unchanged;
-SELECT state FROM payext.payment_code WHERE short_serial = substr(:'capped', 3, 8)::int;
+SELECT state FROM payext.payment_code WHERE code = substr(:'capped', 3, 15)::bigint;
 SELECT count(*) AS payments_for_0003 FROM payext.payment WHERE order_ref = 'bakery-0003';
 -- ...and the capped code still pays within its cap.
 SELECT payext.charge(:m, :'capped', 1000, 'bakery-0003') > 0 AS charged_at_cap;

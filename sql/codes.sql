@@ -1,5 +1,6 @@
--- Payment codes: issuing, the layout, typos, forgeries, other shards,
--- expiry, cancellation and key rotation.  Charges are in charges.sql.
+-- Payment codes: issuing, the layout, typos, guesses, other partitions,
+-- expiry, cancellation, codes lost in a restart, key rotation.  Charges are
+-- in charges.sql, throttling of guesses in code_guessing.sql.
 
 -- Ids in this file's messages start after 3000, whatever ran before it.
 SELECT setval('payext.account_id_seq', 3000), setval('payext.transfer_id_seq', 3000);
@@ -23,13 +24,21 @@ SELECT payext.open_wallet('codes_carol') AS w \gset
 SELECT payext.open_merchant('gh_codes_cafe', 'Codes Cafe') AS m \gset
 SELECT payext.top_up(:w, 5000, 'codes-bank-1') > 0 AS topped_up;
 
--- A code is 18 digits: shard 0, key slot, 8-digit serial, 7-digit MAC,
--- check digit.  The first key is made on first use.
+-- A code is 18 digits: partition 00, 15 digits that are the code's serial
+-- under the key's permutation, check digit.  The first key is made on
+-- first use.
 SELECT payext.request_payment(wallet => :w) AS code1 \gset
 SELECT :'code1' ~ '^[0-9]{18}$' AS eighteen_digits,
-       substr(:'code1', 1, 1) AS shard,
-       substr(:'code1', 2, 1) = (SELECT (max(id) % 10)::text FROM payext.signing_key) AS key_slot,
+       substr(:'code1', 1, 2) AS partition,
        pg_temp.damm(left(:'code1', 17)) = :'code1' AS check_digit_ok;
+-- The 15 digits are not the serial, and the next code's are not near them:
+-- neither shows how many codes were issued or which comes next.
+SELECT payext.request_payment(wallet => :w) AS code1b \gset
+SELECT c.code <> c.serial AS serial_hidden,
+       (SELECT serial FROM payext.payment_code WHERE code = substr(:'code1b', 3, 15)::bigint) = c.serial + 1
+         AS next_serial,
+       abs(substr(:'code1b', 3, 15)::bigint - c.code) > 1000000 AS next_code_far
+  FROM payext.payment_code c WHERE c.code = substr(:'code1', 3, 15)::bigint;
 SELECT count(*) AS keys FROM payext.signing_key;
 -- The code's row: bound to the wallet, valid for payext.code_ttl (60 s).
 SELECT wallet = :w AS bound_to_wallet, max_amount, expires_at - created_at AS ttl, state
@@ -70,7 +79,7 @@ SELECT payext.request_payment(:w);
 SELECT payext.unfreeze(:w);
 
 -- Checking a code, before anything else is read: shape and check digit
--- (PY201), shard (PY202), signature (PY203).
+-- (PY201), partition (PY202); then 15 digits no key issued (PY203).
 SELECT payext.cancel_payment_code('12345');
 \echo :SQLSTATE
 SELECT payext.cancel_payment_code('01234567890123456x');
@@ -83,17 +92,15 @@ SELECT count(*) AS typos_caught
        LATERAL (SELECT overlay(:'code1' PLACING d::text FROM pos FOR 1) AS typo) t
  WHERE t.typo <> :'code1'
    AND t.typo <> pg_temp.damm(left(t.typo, 17));
--- A code of shard 1, well formed.
-SELECT payext.cancel_payment_code(pg_temp.damm('1' || substr(:'code1', 2, 16)));
+-- A code of partition 01 or 10, well formed.
+SELECT payext.cancel_payment_code(pg_temp.damm('01' || substr(:'code1', 3, 15)));
 \echo :SQLSTATE
--- Right shape, made up MAC.
-SELECT pg_temp.damm(left(:'code1', 10) ||
-       lpad(((substr(:'code1', 11, 7)::int + 1) % 10000000)::text, 7, '0')) AS forged \gset
+SELECT payext.cancel_payment_code(pg_temp.damm('10' || substr(:'code1', 3, 15)));
+\echo :SQLSTATE
+-- Right shape, 15 digits one away from a real code's: never issued.
+SELECT pg_temp.damm('00' || lpad(((substr(:'code1', 3, 15)::bigint + 1) % 1000000000000000)::text, 15, '0'))
+       AS forged \gset
 SELECT payext.cancel_payment_code(:'forged');
-\echo :SQLSTATE
--- Right shape, a key slot with no key.
-SELECT pg_temp.damm('09' || substr(:'code1', 3, 15)) AS no_key \gset
-SELECT payext.cancel_payment_code(:'no_key');
 \echo :SQLSTATE
 
 -- Cancelling: the code cannot pay afterwards; cancelling again is harmless.
@@ -101,7 +108,7 @@ SELECT payext.request_payment(:w) AS code2 \gset
 SELECT payext.cancel_payment_code(code => :'code2');
 SELECT payext.cancel_payment_code(:'code2');
 SELECT state, closed_at IS NOT NULL AS closed FROM payext.payment_code
- WHERE short_serial = substr(:'code2', 3, 8)::int;
+ WHERE code = substr(:'code2', 3, 15)::bigint;
 SELECT payext.charge(:m, :'code2', 100, 'codes-order-1');
 \echo :SQLSTATE
 
@@ -113,18 +120,35 @@ SELECT payext.charge(:m, :'short_lived', 100, 'codes-order-2');
 -- An expired code can still be cancelled (nothing to gain, nothing lost).
 SELECT payext.cancel_payment_code(:'short_lived');
 
+-- Live codes are unlogged: a crash forgets those not yet used, as the
+-- purge forgets expired ones.  Such a code is known again from its key
+-- and the serials handed out: refused as expired (PY204), not taken for a
+-- guess; once paid, as used (PY206), and its own order's retry still gets
+-- its transfer.
+SELECT relpersistence = 'u' AS unlogged FROM pg_class WHERE oid = 'payext.payment_code'::regclass;
+SELECT payext.request_payment(:w) AS lost \gset
+DELETE FROM payext.payment_code WHERE code = substr(:'lost', 3, 15)::bigint;
+SELECT payext.charge(:m, :'lost', 100, 'codes-order-lost');
+\echo :SQLSTATE
+SELECT payext.request_payment(:w) AS paid_then_purged \gset
+SELECT payext.charge(:m, :'paid_then_purged', 100, 'codes-order-purged') AS purged_transfer \gset
+DELETE FROM payext.payment_code WHERE code = substr(:'paid_then_purged', 3, 15)::bigint;
+SELECT payext.charge(:m, :'paid_then_purged', 100, 'codes-order-purged') = :purged_transfer AS retry_same_transfer;
+SELECT payext.charge(:m, :'paid_then_purged', 100, 'codes-order-other');
+\echo :SQLSTATE
+
 -- Rotation: new codes use the new key; earlier codes stay valid.
 SELECT payext.request_payment(:w) AS before_rotation \gset
 SELECT payext.rotate_signing_key() AS new_key \gset
 SELECT :new_key = (SELECT max(id) FROM payext.signing_key) AS newest_key;
 SELECT payext.request_payment(:w) AS after_rotation \gset
-SELECT substr(:'after_rotation', 2, 1) = (:new_key % 10)::text AS new_slot,
-       substr(:'before_rotation', 2, 1) <> substr(:'after_rotation', 2, 1) AS slots_differ;
+SELECT key_id = :new_key AS signed_by_new_key FROM payext.payment_code
+ WHERE code = substr(:'after_rotation', 3, 15)::bigint;
 SELECT payext.charge(:m, :'before_rotation', 100, 'codes-order-3') > 0 AS old_key_still_pays;
 SELECT payext.charge(:m, :'after_rotation', 100, 'codes-order-4') > 0 AS new_key_pays;
 SELECT payext.rotate_signing_key() = :new_key + 1 AS ids_increase;
 
--- Nothing above moved money but the two charges.
+-- Nothing above moved money but the three charges.
 SELECT payext.balance(:w) AS wallet, payext.balance(:m) AS merchant;
 SELECT state, count(*) FROM payext.payment_code WHERE wallet = :w GROUP BY state ORDER BY state;
 

@@ -1,6 +1,7 @@
 /*
  * code_format.c
- *		Payment code layout, MAC and check digit (see code_format.h).
+ *		Payment code layout, keyed permutation and check digit (see
+ *		code_format.h).
  */
 #include <string.h>
 
@@ -47,40 +48,105 @@ WriteDigits(char *out, uint64_t value, int width)
 	}
 }
 
-/* The MAC of (shard, key_id, serial) as CODE_MAC_DIGITS digits. */
-static void
-ComputeMac(int shard, int32_t key_id, uint32_t serial,
-		   const uint8_t key[CODE_KEY_BYTES], char mac[CODE_MAC_DIGITS])
+static uint64_t
+PowerOfTen(int n)
 {
-	static const char tag[] = "payext.code.v1";
-	uint8_t		message[sizeof(tag) - 1 + 1 + 4 + 4];
+	uint64_t	p = 1;
+
+	for (int i = 0; i < n; i++)
+		p *= 10;
+	return p;
+}
+
+/*
+ * The round function: HMAC-SHA256(key, tag || partition || digits || round
+ * || half), its first 8 bytes reduced mod 10^m.  The reduction's bias
+ * (2^64 mod 10^m over 2^64) is below 10^-10: no use to anyone.
+ */
+static uint64_t
+RoundValue(const uint8_t key[CODE_KEY_BYTES], int partition, int digits,
+		   int round, uint64_t half, uint64_t modulus)
+{
+	static const char tag[] = "payext.code.v2";
+	uint8_t		message[sizeof(tag) - 1 + 3 + 8];
 	uint8_t		digest[EVP_MAX_MD_SIZE];
 	unsigned int digest_len = 0;
 	uint64_t	head = 0;
 	size_t		pos = sizeof(tag) - 1;
-	uint64_t	modulus = 1;
 
 	memcpy(message, tag, pos);
-	message[pos++] = (uint8_t) shard;
-	for (int shift = 24; shift >= 0; shift -= 8)
-		message[pos++] = (uint8_t) ((uint32_t) key_id >> shift);
-	for (int shift = 24; shift >= 0; shift -= 8)
-		message[pos++] = (uint8_t) (serial >> shift);
-
+	message[pos++] = (uint8_t) partition;
+	message[pos++] = (uint8_t) digits;
+	message[pos++] = (uint8_t) round;
+	for (int shift = 56; shift >= 0; shift -= 8)
+		message[pos++] = (uint8_t) (half >> shift);
 	HMAC(EVP_sha256(), key, CODE_KEY_BYTES, message, pos, digest, &digest_len);
-	/* The first 8 bytes, reduced: the bias of 2^64 mod 10^7 is negligible. */
 	for (int i = 0; i < 8; i++)
 		head = (head << 8) | digest[i];
-	for (int i = 0; i < CODE_MAC_DIGITS; i++)
-		modulus *= 10;
-	WriteDigits(mac, head % modulus, CODE_MAC_DIGITS);
 	OPENSSL_cleanse(digest, sizeof(digest));
+	return head % modulus;
+}
+
+/*
+ * FF1's shape: A holds the first u = digits / 2 digits, B the other v;
+ * round i adds F(i, B) to A modulo 10^m (m = u in even rounds, v in odd
+ * ones) and swaps the halves.  Each round can be undone given B, so the
+ * whole is a permutation of the values below 10^digits whatever F is.
+ */
+uint64_t
+CodeFeistel(const uint8_t key[CODE_KEY_BYTES], int partition, int digits,
+			uint64_t value, bool decrypt)
+{
+	int			u = digits / 2;
+	int			v = digits - u;
+	uint64_t	pu = PowerOfTen(u);
+	uint64_t	pv = PowerOfTen(v);
+	uint64_t	a = value / pv;
+	uint64_t	b = value % pv;
+
+	if (!decrypt)
+	{
+		for (int i = 0; i < CODE_ROUNDS; i++)
+		{
+			uint64_t	m = (i % 2 == 0) ? pu : pv;
+			uint64_t	c = (a + RoundValue(key, partition, digits, i, b, m)) % m;
+
+			a = b;
+			b = c;
+		}
+	}
+	else
+	{
+		for (int i = CODE_ROUNDS - 1; i >= 0; i--)
+		{
+			uint64_t	m = (i % 2 == 0) ? pu : pv;
+			uint64_t	c = b;
+
+			b = a;
+			/* a + F = c (mod m), a < m: a = c - F (mod m) without underflow */
+			a = (c + m - RoundValue(key, partition, digits, i, b, m)) % m;
+		}
+	}
+	/* After an even number of rounds A has u digits again and B v. */
+	return a * pv + b;
+}
+
+uint64_t
+CodeEncrypt(const uint8_t key[CODE_KEY_BYTES], int partition, uint64_t serial)
+{
+	return CodeFeistel(key, partition, CODE_BODY_DIGITS, serial % CODE_BODY_MODULUS, false);
+}
+
+uint64_t
+CodeDecrypt(const uint8_t key[CODE_KEY_BYTES], int partition, uint64_t body)
+{
+	return CodeFeistel(key, partition, CODE_BODY_DIGITS, body % CODE_BODY_MODULUS, true);
 }
 
 CodeParseResult
 CodeParse(const char *digits, size_t len, CodeFields *out)
 {
-	uint32_t	serial = 0;
+	uint64_t	body = 0;
 
 	if (len != CODE_DIGITS)
 		return CODE_BAD_LENGTH;
@@ -92,40 +158,18 @@ CodeParse(const char *digits, size_t len, CodeFields *out)
 	if (CodeCheckDigit(digits, CODE_DIGITS - 1) != digits[CODE_DIGITS - 1] - '0')
 		return CODE_BAD_CHECK_DIGIT;
 
-	out->shard = digits[0] - '0';
-	out->key_slot = digits[1] - '0';
-	for (int i = 2; i < 10; i++)
-		serial = serial * 10 + (uint32_t) (digits[i] - '0');
-	out->serial = serial;
-	memcpy(out->mac, digits + 10, CODE_MAC_DIGITS);
+	out->partition = (digits[0] - '0') * 10 + (digits[1] - '0');
+	for (int i = CODE_PARTITION_DIGITS; i < CODE_PARTITION_DIGITS + CODE_BODY_DIGITS; i++)
+		body = body * 10 + (uint64_t) (digits[i] - '0');
+	out->body = body;
 	return CODE_OK;
 }
 
 void
-CodeCompose(int shard, int32_t key_id, uint64_t serial,
-			const uint8_t key[CODE_KEY_BYTES], char out[CODE_DIGITS + 1])
+CodeCompose(int partition, uint64_t body, char out[CODE_DIGITS + 1])
 {
-	uint32_t	short_serial = (uint32_t) (serial % CODE_SERIAL_MODULUS);
-
-	out[0] = (char) ('0' + shard);
-	out[1] = (char) ('0' + key_id % CODE_KEY_SLOTS);
-	WriteDigits(out + 2, short_serial, 8);
-	ComputeMac(shard, key_id, short_serial, key, out + 10);
+	WriteDigits(out, (uint64_t) partition % 100, CODE_PARTITION_DIGITS);
+	WriteDigits(out + CODE_PARTITION_DIGITS, body % CODE_BODY_MODULUS, CODE_BODY_DIGITS);
 	out[CODE_DIGITS - 1] = (char) ('0' + CodeCheckDigit(out, CODE_DIGITS - 1));
 	out[CODE_DIGITS] = '\0';
-}
-
-bool
-CodeMacIsValid(const CodeFields *fields, int32_t key_id,
-			   const uint8_t key[CODE_KEY_BYTES])
-{
-	char		expected[CODE_MAC_DIGITS];
-	bool		valid;
-
-	if (key_id < 0 || key_id % CODE_KEY_SLOTS != fields->key_slot)
-		return false;
-	ComputeMac(fields->shard, key_id, fields->serial, key, expected);
-	valid = CRYPTO_memcmp(expected, fields->mac, CODE_MAC_DIGITS) == 0;
-	OPENSSL_cleanse(expected, sizeof(expected));
-	return valid;
 }

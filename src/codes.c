@@ -7,13 +7,20 @@
  * before anything of the next is touched:
  *
  *	1. shape and check digit (code_format.c): a typo is PY201;
- *	2. shard digit: PY202;
- *	3. MAC with the signing key of its slot: a forgery is PY203;
- *	4. (merchant, order_ref) already charged: the same request returns its
- *	   transfer, another is PY208;
- *	5. the code's row, locked: cancelled PY205, used PY206, expired PY204,
- *	   over its cap PY207;
- *	6. the ledger's transfer: funds, states, currency.
+ *	2. partition digits: PY202;
+ *	3. the merchant may charge codes (throttle.c): PY213 when it guessed
+ *	   too often;
+ *	4. the code's live row, by its 15 digits, locked.  With none: 40001 when
+ *	   it was issued after the transaction's snapshot; PY206 or PY204 when a
+ *	   recent key issued it once (used, expired, cancelled, lost in a
+ *	   restart); otherwise a guess, counted against the merchant, PY203;
+ *	5. the row: cancelled PY205, used PY206 (or the same request's
+ *	   transfer), expired PY204, over its cap PY207;
+ *	6. the ledger's transfer: funds, states, currency, and (merchant,
+ *	   order_ref) charged once (PY208).
+ *
+ * Live codes are kept in an unlogged table and purged a few minutes after
+ * they expire; what is durable is a code's use, payment.code_serial.
  *
  * Lock order: the code's row (or, for a refund, the payment's row), then the
  * accounts in id order inside LedgerTransfer().  No path locks the rows the
@@ -24,6 +31,7 @@
 #include <openssl/crypto.h>
 
 #include "access/xact.h"
+#include "utils/snapmgr.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "datatype/timestamp.h"
@@ -41,6 +49,7 @@
 #include "money.h"
 #include "payext_limits.h"
 #include "spi_util.h"
+#include "throttle.h"
 
 static int	payext_code_ttl_s = PAYEXT_DEFAULT_CODE_TTL_S;
 static int	payext_max_code_ttl_s = PAYEXT_DEFAULT_MAX_CODE_TTL_S;
@@ -56,6 +65,7 @@ typedef struct CodeKey
 typedef struct CodeRow
 {
 	int64		serial;
+	int64		body;			/* the code's 15 digits */
 	int32		key_id;
 	int64		wallet;
 	int64		max_amount_minor;	/* 0: no cap */
@@ -68,10 +78,18 @@ static PayextPlan current_key_plan = {
 	0, {0}
 };
 
-static PayextPlan slot_key_plan = {
-	"SELECT id, secret FROM payext.signing_key"
-	" WHERE id % 10 = $1 ORDER BY id DESC LIMIT 1",
-	1, {INT4OID}
+/* The keys whose codes may still be shown: not superseded before $1. */
+static PayextPlan recent_keys_plan = {
+	"SELECT k.id, k.secret FROM payext.signing_key k"
+	" WHERE NOT EXISTS (SELECT 1 FROM payext.signing_key n"
+	"                    WHERE n.id > k.id AND n.created_at < $1)"
+	" ORDER BY k.id DESC LIMIT " CppAsString2(PAYEXT_CODE_KEYS_TRIED),
+	1, {TIMESTAMPTZOID}
+};
+
+static PayextPlan last_serial_plan = {
+	"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM payext.code_serial_seq",
+	0, {0}
 };
 
 static PayextPlan insert_key_plan = {
@@ -87,18 +105,31 @@ static PayextPlan lock_keys_plan = {
 
 static PayextPlan insert_code_plan = {
 	"INSERT INTO payext.payment_code"
-	" (serial, short_serial, key_id, wallet, max_amount, created_at, expires_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7)",
-	7, {INT8OID, INT4OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	" (serial, code, key_id, wallet, max_amount, created_at, expires_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	" ON CONFLICT (code) DO NOTHING",
+	7, {INT8OID, INT8OID, INT4OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan purge_codes_plan = {
+	"DELETE FROM payext.payment_code"
+	" WHERE serial IN (SELECT serial FROM payext.payment_code"
+	"                   WHERE expires_at < $1 ORDER BY expires_at"
+	"                   LIMIT " CppAsString2(PAYEXT_CODE_PURGE_ROWS) ")",
+	1, {TIMESTAMPTZOID}
 };
 
 static PayextPlan lock_code_plan = {
 	"SELECT serial, key_id, wallet, coalesce(max_amount, 0), expires_at, state"
 	"  FROM payext.payment_code"
-	" WHERE short_serial = $1"
-	" ORDER BY serial DESC LIMIT 1"
+	" WHERE code = $1"
 	"   FOR NO KEY UPDATE",
-	1, {INT4OID}
+	1, {INT8OID}
+};
+
+static PayextPlan find_code_plan = {
+	"SELECT 1 FROM payext.payment_code WHERE code = $1",
+	1, {INT8OID}
 };
 
 static PayextPlan close_code_plan = {
@@ -116,6 +147,11 @@ static PayextPlan find_payment_by_code_plan = {
 	"SELECT transfer_id, merchant, order_ref, amount"
 	"  FROM payext.payment WHERE code_serial = $1",
 	1, {INT8OID}
+};
+
+static PayextPlan lock_payment_exists_plan = {
+	"SELECT 1 FROM payext.payment WHERE merchant = $1 AND order_ref = $2",
+	2, {INT8OID, TEXTOID}
 };
 
 static PayextPlan insert_payment_plan = {
@@ -259,59 +295,8 @@ CodesRaiseForged(void)
 	ereport(ERROR,
 			(errcode(PAYEXT_ERRCODE_CODE_FORGED),
 			 errmsg("payment code is not valid"),
-			 errdetail("It was not issued by this server: its signature does not match."),
+			 errdetail("It was not issued by this server."),
 			 errhint("Ask the customer to show a fresh code.")));
-}
-
-/*
- * Parses the code and checks its shard and MAC.  Touches no table but the
- * signing keys.  Requires SPI.
- */
-static void
-CodesVerify(const char *code, size_t code_len, CodeFields *fields, int32 *key_id)
-{
-	CodeParseResult result = CodeParse(code, code_len, fields);
-	CodeKey		key;
-	Datum		values[1];
-	bool		valid;
-
-	if (result != CODE_OK)
-		CodesRaiseMalformed(result);
-	if (fields->shard != payext_shard_id)
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_CODE_WRONG_SHARD),
-				 errmsg("payment code belongs to shard %d", fields->shard),
-				 errdetail("This server is shard %d.", payext_shard_id),
-				 errhint("Route a charge to the shard named by the code's first digit.")));
-
-	values[0] = Int32GetDatum(fields->key_slot);
-	if (PayextExecute(&slot_key_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
-		CodesRaiseForged();
-	CodesTakeKey(&key);
-	valid = CodeMacIsValid(fields, key.id, key.secret);
-	*key_id = key.id;
-	explicit_bzero(&key, sizeof(key));
-	if (!valid)
-		CodesRaiseForged();
-}
-
-/* Locks the code's row; PY203 when there is none for this key. */
-static void
-CodesLockRow(const CodeFields *fields, int32 key_id, CodeRow *row)
-{
-	Datum		values[1];
-
-	values[0] = Int32GetDatum((int32) fields->serial);
-	if (PayextExecute(&lock_code_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
-		CodesRaiseForged();
-	row->serial = DatumGetInt64(PayextResultDatum(0, 1));
-	row->key_id = DatumGetInt32(PayextResultDatum(0, 2));
-	row->wallet = DatumGetInt64(PayextResultDatum(0, 3));
-	row->max_amount_minor = DatumGetInt64(PayextResultDatum(0, 4));
-	row->expires_at = DatumGetTimestampTz(PayextResultDatum(0, 5));
-	strlcpy(row->state, PayextResultCString(0, 6), sizeof(row->state));
-	if (row->key_id != key_id)
-		CodesRaiseForged();
 }
 
 static void
@@ -322,6 +307,117 @@ CodesRaiseUsed(void)
 			 errmsg("payment code has already been used"),
 			 errdetail("A payment code pays once."),
 			 errhint("Ask the customer to show a fresh code.")));
+}
+
+/* Parses the code and checks its partition: PY201, PY202.  No table. */
+static void
+CodesParse(const char *code, size_t code_len, CodeFields *fields)
+{
+	CodeParseResult result = CodeParse(code, code_len, fields);
+
+	if (result != CODE_OK)
+		CodesRaiseMalformed(result);
+	if (fields->partition != payext_shard_id)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CODE_WRONG_SHARD),
+				 errmsg("payment code belongs to partition %02d", fields->partition),
+				 errdetail("This server is partition %02d.", payext_shard_id),
+				 errhint("Route a charge to the partition named by the code's first two digits.")));
+}
+
+/*
+ * The serial of a code that has no live row but was issued once, by one of
+ * the keys whose codes may still be shown, or -1 when none issued it.  A
+ * key's permutation is undone and the serial must be one the sequence has
+ * handed out: a made-up code passes that with probability (codes issued) /
+ * 10^15 per key tried.
+ */
+static int64
+CodesIssuedSerial(const CodeFields *fields)
+{
+	Datum		values[1];
+	uint64		keys;
+	int64		last_serial;
+	int64		serial = -1;
+
+	PayextExecute(&last_serial_plan, NULL, NULL, true, 1, SPI_OK_SELECT);
+	last_serial = DatumGetInt64(PayextResultDatum(0, 1));
+	values[0] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp() -
+									(int64) PAYEXT_CODE_KEY_MEMORY_S * USECS_PER_SEC);
+	keys = PayextExecute(&recent_keys_plan, values, NULL, true, 0, SPI_OK_SELECT);
+	for (uint64 i = 0; i < keys && serial < 0; i++)
+	{
+		bytea	   *secret = DatumGetByteaP(PayextResultDatum(i, 2));
+		uint64		candidate;
+
+		if (VARSIZE(secret) - VARHDRSZ != CODE_KEY_BYTES)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+					 errmsg("signing key %d has the wrong length",
+							DatumGetInt32(PayextResultDatum(i, 1)))));
+		candidate = CodeDecrypt((const uint8 *) VARDATA(secret), fields->partition,
+								fields->body);
+		explicit_bzero(VARDATA(secret), CODE_KEY_BYTES);
+		if (candidate >= 1 && candidate <= (uint64) last_serial)
+			serial = (int64) candidate;
+	}
+	return serial;
+}
+
+/*
+ * Finds and locks the live row of a parsed code.  Without one: 40001 when
+ * the code was issued after the snapshot of a REPEATABLE READ or
+ * SERIALIZABLE transaction; a code issued once and paid returns false with
+ * row->serial set (a retry may be asking for its own transfer); a code
+ * issued once and not paid is PY204; anything else is a guess, counted
+ * against `merchant` (0: against nobody) before PY203.  Requires SPI.
+ */
+static bool
+CodesLockRow(const CodeFields *fields, const char *code_text, int64 merchant,
+			 CodeRow *row)
+{
+	Datum		values[1];
+
+	memset(row, 0, sizeof(*row));
+	row->body = (int64) fields->body;
+	values[0] = Int64GetDatum(row->body);
+	if (PayextExecute(&lock_code_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		row->serial = DatumGetInt64(PayextResultDatum(0, 1));
+		row->key_id = DatumGetInt32(PayextResultDatum(0, 2));
+		row->wallet = DatumGetInt64(PayextResultDatum(0, 3));
+		row->max_amount_minor = DatumGetInt64(PayextResultDatum(0, 4));
+		row->expires_at = DatumGetTimestampTz(PayextResultDatum(0, 5));
+		strlcpy(row->state, PayextResultCString(0, 6), sizeof(row->state));
+		return true;
+	}
+	if (IsolationUsesXactSnapshot() &&
+		PayextExecuteLatestRead(&find_code_plan, values, NULL) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access: the payment code was issued after this transaction's snapshot"),
+				 errhint("Retry the transaction.")));
+
+	row->serial = CodesIssuedSerial(fields);
+	if (row->serial < 0)
+	{
+		if (merchant != 0)
+			ThrottleRecordFailure(merchant, code_text);
+		CodesRaiseForged();
+	}
+	values[0] = Int64GetDatum(row->serial);
+	if (PayextExecute(&find_payment_by_code_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 1)
+	{
+		strlcpy(row->state, "used", sizeof(row->state));
+		return false;
+	}
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_CODE_EXPIRED),
+			 errmsg("payment code has expired"),
+			 errdetail("It expired, was cancelled, or was lost when the server restarted."),
+			 errhint("Ask the customer to show a fresh code.")));
+	return false;				/* not reached */
 }
 
 static void
@@ -368,6 +464,24 @@ CodesTtlUsec(FunctionCallInfo fcinfo, int argno)
  */
 
 /*
+ * Every PAYEXT_CODE_PURGE_EVERY-th code a backend issues deletes live rows
+ * expired more than PAYEXT_CODE_PURGE_AFTER_S ago, at most
+ * PAYEXT_CODE_PURGE_ROWS: the unlogged table stays the size of a few
+ * minutes of codes without any job running.
+ */
+static void
+CodesPurgeExpired(TimestampTz now)
+{
+	static uint32 issued = 0;
+	Datum		values[1];
+
+	if (++issued % PAYEXT_CODE_PURGE_EVERY != 0)
+		return;
+	values[0] = TimestampTzGetDatum(now - (int64) PAYEXT_CODE_PURGE_AFTER_S * USECS_PER_SEC);
+	PayextExecute(&purge_codes_plan, values, NULL, false, 0, SPI_OK_DELETE);
+}
+
+/*
  * request_payment(wallet bigint, max_amount bigint DEFAULT NULL,
  *				   ttl interval DEFAULT NULL) RETURNS text
  */
@@ -382,6 +496,7 @@ payext_request_payment(PG_FUNCTION_ARGS)
 	LedgerAccount wallet;
 	CodeKey		key;
 	int64		serial;
+	uint64		body = 0;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	Datum		values[7];
 	char		nulls[7];
@@ -399,20 +514,38 @@ payext_request_payment(PG_FUNCTION_ARGS)
 	LedgerCheckActive(&wallet);
 	CodesCurrentKey(&key);
 
-	serial = PayextNextSerial("code_serial_seq");
 	memset(nulls, ' ', sizeof(nulls));
-	values[0] = Int64GetDatum(serial);
-	values[1] = Int32GetDatum((int32) (serial % CODE_SERIAL_MODULUS));
 	values[2] = Int32GetDatum(key.id);
 	values[3] = Int64GetDatum(wallet_id);
 	values[4] = Int64GetDatum(max_amount);
 	nulls[4] = max_amount > 0 ? ' ' : 'n';
 	values[5] = TimestampTzGetDatum(now);
 	values[6] = TimestampTzGetDatum(now + ttl_usec);
-	PayextExecute(&insert_code_plan, values, nulls, false, 0, SPI_OK_INSERT);
 
-	CodeCompose(payext_shard_id, key.id, (uint64) serial, key.secret, code);
+	/*
+	 * Under one key distinct serials give distinct codes; a live code of the
+	 * previous key may still hold the same 15 digits (a chance of one in
+	 * 10^15 a code), and then the next serial is taken.
+	 */
+	for (int attempt = 0;; attempt++)
+	{
+		serial = PayextNextSerial("code_serial_seq");
+		if (serial < 1 || (uint64) serial >= CODE_BODY_MODULUS)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_CODES_EXHAUSTED),
+					 errmsg("payment code serials are exhausted"),
+					 errdetail("The sequence payext.code_serial_seq returned " INT64_FORMAT ".", serial)));
+		body = CodeEncrypt(key.secret, payext_shard_id, (uint64) serial);
+		values[0] = Int64GetDatum(serial);
+		values[1] = Int64GetDatum((int64) body);
+		if (PayextExecute(&insert_code_plan, values, nulls, false, 0, SPI_OK_INSERT) == 1)
+			break;
+		if (attempt >= 3)
+			elog(ERROR, "payext: four payment codes in a row collided with live ones");
+	}
 	explicit_bzero(&key, sizeof(key));
+	CodeCompose(payext_shard_id, body, code);
+	CodesPurgeExpired(now);
 	PayextSpiFinish();
 	PG_RETURN_TEXT_P(cstring_to_text(code));
 }
@@ -424,7 +557,6 @@ payext_cancel_payment_code(PG_FUNCTION_ARGS)
 {
 	text	   *code;
 	CodeFields	fields;
-	int32		key_id;
 	CodeRow		row;
 	Datum		values[3];
 
@@ -432,9 +564,9 @@ payext_cancel_payment_code(PG_FUNCTION_ARGS)
 	code = PG_GETARG_TEXT_PP(0);
 
 	PayextSpiConnect();
-	CodesVerify(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), &fields, &key_id);
-	CodesLockRow(&fields, key_id, &row);
-	if (strcmp(row.state, "used") == 0)
+	CodesParse(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), &fields);
+	if (!CodesLockRow(&fields, text_to_cstring(code), 0, &row) ||
+		strcmp(row.state, "used") == 0)
 		CodesRaiseUsed();
 	/* Cancelling twice, or after expiry, changes nothing more. */
 	if (strcmp(row.state, "issued") == 0)
@@ -454,7 +586,7 @@ payext_cancel_payment_code(PG_FUNCTION_ARGS)
  * another, returns 0 when there is none.
  */
 static int64
-CodesFindCharge(int64 merchant, const char *order_ref, uint32 short_serial,
+CodesFindCharge(int64 merchant, const char *order_ref, int64 code_serial_wanted,
 				int64 amount_minor)
 {
 	Datum		values[2];
@@ -469,13 +601,13 @@ CodesFindCharge(int64 merchant, const char *order_ref, uint32 short_serial,
 	transfer_id = DatumGetInt64(PayextResultDatum(0, 1));
 	code_serial = DatumGetInt64(PayextResultDatum(0, 2));
 	charged = DatumGetInt64(PayextResultDatum(0, 3));
-	if (code_serial % CODE_SERIAL_MODULUS != short_serial || charged != amount_minor)
+	if (code_serial != code_serial_wanted || charged != amount_minor)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ORDER_CONFLICT),
 				 errmsg("order \"%s\" was already charged differently", order_ref),
 				 errdetail("Transfer " INT64_FORMAT " charged " INT64_FORMAT " for this order with %s.",
 						   transfer_id, charged,
-						   code_serial % CODE_SERIAL_MODULUS != short_serial ?
+						   code_serial != code_serial_wanted ?
 						   "another payment code" : "this payment code"),
 				 errhint("A retry must repeat the original code and amount; a new order needs a new order reference.")));
 	return transfer_id;
@@ -501,8 +633,7 @@ CodesReplayOfUsed(const CodeRow *row, int64 merchant, const char *order_ref,
 		 * This order, this code: a retry, or the same order at another
 		 * amount.
 		 */
-		return CodesFindCharge(merchant, order_ref, (uint32) (row->serial % CODE_SERIAL_MODULUS),
-							   amount_minor);
+		return CodesFindCharge(merchant, order_ref, row->serial, amount_minor);
 	}
 	CodesRaiseUsed();
 	return 0;					/* not reached */
@@ -550,16 +681,16 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 			int64 amount_minor, const char *order_ref)
 {
 	CodeFields	fields;
-	int32		key_id;
 	LedgerAccount merchant;
 	CodeRow		row;
 	LedgerTransferRequest req = {0};
 	int64		transfer_id;
 	bool		replayed;
 
-	CodesVerify(code, code_len, &fields, &key_id);
+	CodesParse(code, code_len, &fields);
 	LedgerReadAccount(merchant_id, &merchant);
 	LedgerRequireKind(&merchant, "merchant", "account a charge pays");
+	ThrottleCheck(merchant_id);
 
 	/*
 	 * No lookup of (merchant, order_ref) first: under SERIALIZABLE its read
@@ -567,8 +698,8 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	 * conflict.  A replay finds its code used (below), or meets the first
 	 * charge at the journal's unique index in LedgerTransfer().
 	 */
-	CodesLockRow(&fields, key_id, &row);
-	if (strcmp(row.state, "used") == 0)
+	if (!CodesLockRow(&fields, pnstrdup(code, code_len), merchant_id, &row) ||
+		strcmp(row.state, "used") == 0)
 		return CodesReplayOfUsed(&row, merchant_id, order_ref, amount_minor);
 	CodesCheckUsable(&row);
 	CodesCheckCap(&row, amount_minor, merchant.currency);
@@ -588,7 +719,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	if (replayed)
 	{
 		/* The order was paid already, with another code: PY208. */
-		if (CodesFindCharge(merchant_id, order_ref, fields.serial, amount_minor) != transfer_id)
+		if (CodesFindCharge(merchant_id, order_ref, row.serial, amount_minor) != transfer_id)
 			elog(ERROR, "payext: order \"%s\" has a transfer but no payment", order_ref);
 		return transfer_id;
 	}
@@ -664,11 +795,19 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	values[0] = Int64GetDatum(merchant_id);
 	values[1] = CStringGetTextDatum(order_ref);
 	if (PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+	{
+		if (IsolationUsesXactSnapshot() &&
+			PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access: the payment was made after this transaction's snapshot"),
+					 errhint("Retry the transaction.")));
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_UNKNOWN_ORDER),
 				 errmsg("merchant " INT64_FORMAT " has no payment for order \"%s\"",
 						merchant_id, order_ref),
 				 errhint("Check the merchant account and the order reference.")));
+	}
 	payment_id = DatumGetInt64(PayextResultDatum(0, 1));
 	wallet = DatumGetInt64(PayextResultDatum(0, 2));
 	charged = DatumGetInt64(PayextResultDatum(0, 3));

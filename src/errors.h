@@ -29,6 +29,8 @@
 #define PAYEXT_ERRCODE_INVALID_IDENTIFIER	PAYEXT_SQLSTATE('0', '0', '4')
 /* PY005 is unused.  PY006 is raised by grant_capability() (PL/pgSQL). */
 #define PAYEXT_ERRCODE_UNKNOWN_CAPABILITY	PAYEXT_SQLSTATE('0', '0', '6')
+/* Throttling of payment codes is on, but payext was not preloaded. */
+#define PAYEXT_ERRCODE_NOT_PRELOADED		PAYEXT_SQLSTATE('0', '0', '7')
 /* The database's payext SQL is not the library's version: update pending. */
 #define PAYEXT_ERRCODE_VERSION_MISMATCH		PAYEXT_SQLSTATE('0', '0', '8')
 
@@ -60,6 +62,8 @@
 #define PAYEXT_ERRCODE_REFUND_EXCEEDS		PAYEXT_SQLSTATE('2', '1', '0')
 #define PAYEXT_ERRCODE_REFUND_CONFLICT		PAYEXT_SQLSTATE('2', '1', '1')
 #define PAYEXT_ERRCODE_CODE_BAD_TTL			PAYEXT_SQLSTATE('2', '1', '2')
+#define PAYEXT_ERRCODE_CHARGING_BLOCKED		PAYEXT_SQLSTATE('2', '1', '3')
+#define PAYEXT_ERRCODE_CODES_EXHAUSTED		PAYEXT_SQLSTATE('2', '1', '4')
 
 /* PY3xx: interactions and association */
 #define PAYEXT_ERRCODE_BAD_RULE				PAYEXT_SQLSTATE('3', '0', '1')

@@ -13,6 +13,7 @@
 #include "parking.h"
 #include "payext_limits.h"
 #include "spi_util.h"
+#include "throttle.h"
 
 PG_MODULE_MAGIC;
 
@@ -35,5 +36,6 @@ _PG_init(void)
 	LedgerInit();
 	CodesInit();
 	ParkingInit();
+	ThrottleInit();
 	MarkGUCPrefixReserved("payext");
 }

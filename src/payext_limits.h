@@ -34,6 +34,33 @@
 #define PAYEXT_DEFAULT_CODE_TTL_S	60
 #define PAYEXT_DEFAULT_MAX_CODE_TTL_S 300
 
+/*
+ * Payment code guesses (codes that were never issued) a merchant may submit
+ * within the window before it may charge no code until the window has
+ * passed: payext.code_failure_limit (0: no throttling) and
+ * payext.code_failure_window, in seconds; payext.code_failure_slots, the
+ * merchants shared memory keeps at once.
+ */
+#define PAYEXT_DEFAULT_CODE_FAILURE_LIMIT	20
+#define PAYEXT_MAX_CODE_FAILURE_LIMIT		100000
+#define PAYEXT_DEFAULT_CODE_FAILURE_WINDOW_S 600
+#define PAYEXT_MAX_CODE_FAILURE_WINDOW_S	86400
+#define PAYEXT_MIN_CODE_FAILURE_SLOTS		100
+#define PAYEXT_DEFAULT_CODE_FAILURE_SLOTS	10000
+#define PAYEXT_MAX_CODE_FAILURE_SLOTS		1000000
+
+/*
+ * Payment codes: live rows expired this long ago are purged, at most this
+ * many by every PAYEXT_CODE_PURGE_EVERY-th code a backend issues.
+ */
+#define PAYEXT_CODE_PURGE_AFTER_S	300
+#define PAYEXT_CODE_PURGE_EVERY		64
+#define PAYEXT_CODE_PURGE_ROWS		512
+/* How long a retired signing key still recognises its codes, in seconds. */
+#define PAYEXT_CODE_KEY_MEMORY_S	86400
+/* Keys tried when recognising a code that has no live row. */
+#define PAYEXT_CODE_KEYS_TRIED		8
+
 /* Association rules: the longest window, in days. */
 #define PAYEXT_MAX_RULE_WINDOW_DAYS 3660
 /* Payments of one consumer at one merchant evaluated at once. */

@@ -168,6 +168,17 @@ PayextExecuteLatest(PayextPlan *plan, Datum *values, const char *nulls,
 	return PayextProcessed(plan, rc, expected_rc);
 }
 
+uint64
+PayextExecuteLatestRead(PayextPlan *plan, Datum *values, const char *nulls)
+{
+	int			rc;
+
+	/* The newest committed rows, whatever the transaction's snapshot. */
+	rc = SPI_execute_snapshot(PayextPreparedPlan(plan), values, nulls,
+							  GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
+	return PayextProcessed(plan, rc, SPI_OK_SELECT);
+}
+
 Portal
 PayextOpenCursor(PayextPlan *plan, Datum *values, const char *nulls)
 {

@@ -38,6 +38,15 @@ extern uint64 PayextExecute(PayextPlan *plan, Datum *values, const char *nulls,
 extern uint64 PayextExecuteLatest(PayextPlan *plan, Datum *values,
 								  const char *nulls, int expected_rc);
 
+/*
+ * A read of the newest committed rows (at most one), whatever the
+ * transaction's snapshot: under REPEATABLE READ and SERIALIZABLE, tells a
+ * row that exists but is newer than the snapshot (40001 for the caller to
+ * raise) from one that does not exist.
+ */
+extern uint64 PayextExecuteLatestRead(PayextPlan *plan, Datum *values,
+									  const char *nulls);
+
 /* Opens a cursor on the plan (read-write snapshot semantics). */
 extern Portal PayextOpenCursor(PayextPlan *plan, Datum *values, const char *nulls);
 

@@ -10,41 +10,49 @@ CREATE TABLE payext.signing_key (
   created_at timestamptz NOT NULL
 );
 COMMENT ON TABLE payext.signing_key IS
-  'HMAC-SHA256 keys of payment codes; a code names its key by id mod 10. Not dumped: codes die with their keys.';
+  'keys of the payment codes'' keyed permutation (HMAC-SHA256 rounds). Not dumped: codes die with their keys.';
 
 ---------------------------------------------------------------------------
 -- Codes, payments, refunds
 ---------------------------------------------------------------------------
 
-CREATE SEQUENCE payext.code_serial_seq AS bigint;
+-- Serials of codes: each key permutes the 10^15 numbers below the maximum,
+-- and serials are never reused (the sequence is dumped), so a code string
+-- never repeats while its key lives.
+CREATE SEQUENCE payext.code_serial_seq AS bigint MAXVALUE 999999999999999;
 
-CREATE TABLE payext.payment_code (
-  serial       bigint PRIMARY KEY,
-  -- serial mod 10^8: the digits the code carries
-  short_serial integer NOT NULL CHECK (short_serial BETWEEN 0 AND 99999999),
-  key_id       integer NOT NULL,
-  wallet       bigint NOT NULL REFERENCES payext.account (id),
-  max_amount   bigint CHECK (max_amount > 0),
-  created_at   timestamptz NOT NULL,
-  expires_at   timestamptz NOT NULL,
-  state        text NOT NULL DEFAULT 'issued'
-               CHECK (state IN ('issued', 'used', 'cancelled')),
-  closed_at    timestamptz,
+-- Live codes.  A code is a bearer token of a minute: what must be durable is
+-- its use (payext.payment), not its issue.  So the table is UNLOGGED (no
+-- WAL for issuing a code) and not dumped: after a crash or a restore, or on
+-- a promoted standby, codes not yet used are simply unknown and the
+-- customer shows a fresh one.  Rows are purged some minutes after expiry
+-- by request_payment() itself.
+CREATE UNLOGGED TABLE payext.payment_code (
+  serial     bigint PRIMARY KEY,
+  -- the 15 digits the code carries: serial under key_id's permutation
+  code       bigint NOT NULL CHECK (code >= 0 AND code < 1000000000000000),
+  key_id     integer NOT NULL,
+  wallet     bigint NOT NULL REFERENCES payext.account (id),
+  max_amount bigint CHECK (max_amount > 0),
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  state      text NOT NULL DEFAULT 'issued'
+             CHECK (state IN ('issued', 'used', 'cancelled')),
+  closed_at  timestamptz,
   CONSTRAINT payment_code_closed CHECK ((state = 'issued') = (closed_at IS NULL))
 );
-CREATE INDEX payment_code_short_serial_idx
-  ON payext.payment_code (short_serial, serial DESC);
-CREATE INDEX payment_code_wallet_idx ON payext.payment_code (wallet);
+CREATE UNIQUE INDEX payment_code_code_key ON payext.payment_code (code);
+CREATE INDEX payment_code_expires_idx ON payext.payment_code (expires_at);
 COMMENT ON TABLE payext.payment_code IS
-  'payment codes issued by request_payment(); single use, short-lived';
+  'live payment codes issued by request_payment(): single use, short-lived, unlogged, not dumped';
 
 CREATE TABLE payext.payment (
   transfer_id bigint PRIMARY KEY REFERENCES payext.transfer (id),
   merchant    bigint NOT NULL REFERENCES payext.account (id),
   order_ref   text NOT NULL,
   wallet      bigint NOT NULL REFERENCES payext.account (id),
-  -- a code pays at most once
-  code_serial bigint NOT NULL UNIQUE REFERENCES payext.payment_code (serial),
+  -- a code pays at most once (its live row is unlogged: no foreign key)
+  code_serial bigint NOT NULL UNIQUE,
   amount      bigint NOT NULL CHECK (amount > 0),
   -- the refunds of a charge never exceed it
   refunded    bigint NOT NULL DEFAULT 0 CHECK (refunded >= 0 AND refunded <= amount),
@@ -68,7 +76,6 @@ CREATE TABLE payext.refund (
 CREATE INDEX refund_payment_idx ON payext.refund (payment);
 COMMENT ON TABLE payext.refund IS 'refunds, each of part or all of one payment';
 
-SELECT pg_catalog.pg_extension_config_dump('payext.payment_code', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.payment', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.refund', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.code_serial_seq', '');
@@ -146,6 +153,35 @@ $$;
 COMMENT ON FUNCTION payext.payment_status(bigint, text) IS
   'the state of a charge: paid, partially_refunded or refunded';
 
+-- Codes that passed their check digit but were never issued, per merchant
+-- account: kept in shared memory by the library (payext must be in
+-- shared_preload_libraries) so that the charge's rollback cannot erase
+-- them.  Past payext.code_failure_limit within payext.code_failure_window
+-- the merchant charges no code until the window has passed or an admin
+-- unblocks it.
+CREATE FUNCTION payext.code_failures(OUT merchant bigint, OUT failures integer,
+                                     OUT first_at timestamptz, OUT last_at timestamptz,
+                                     OUT blocked_until timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'payext_code_failures'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION payext.code_failures() IS
+  'merchant accounts that submitted codes never issued, in the current window; behind the view code_failure';
+
+CREATE VIEW payext.code_failure AS
+SELECT f.merchant, f.failures, f.first_at, f.last_at, f.blocked_until
+  FROM payext.code_failures() f;
+COMMENT ON VIEW payext.code_failure IS
+  'merchant accounts that submitted payment codes that were never issued, and until when they may charge none';
+
+CREATE FUNCTION payext.unblock_charging(merchant bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'payext_unblock_charging'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.unblock_charging(bigint) IS
+  'lets a merchant blocked for guessing payment codes charge again, and forgets its failures';
+
 CREATE FUNCTION payext.rotate_signing_key()
 RETURNS integer
 AS 'MODULE_PATHNAME', 'payext_rotate_signing_key'
@@ -184,11 +220,14 @@ AS $$
   ), code_payments AS (
     SELECT p.code_serial, count(*) AS n FROM payext.payment p GROUP BY p.code_serial
   ), bad_code AS (
-    -- Used if and only if paid, and paid once: counted here, not left to
-    -- the unique constraint alone.
+    -- A live code is used if and only if paid, and no code, live or
+    -- purged, is paid twice: counted here, not left to the unique
+    -- constraint alone.
     SELECT c.serial FROM payext.payment_code c
       LEFT JOIN code_payments u ON u.code_serial = c.serial
-     WHERE (c.state = 'used') <> (u.n IS NOT NULL) OR u.n > 1
+     WHERE (c.state = 'used') <> (u.n IS NOT NULL)
+    UNION
+    SELECT u.code_serial FROM code_payments u WHERE u.n > 1
   )
   SELECT 'payments_match_journal',
          NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_refund)
@@ -206,8 +245,7 @@ AS $$
          NOT EXISTS (SELECT 1 FROM bad_code),
          CASE WHEN EXISTS (SELECT 1 FROM bad_code)
               THEN (SELECT count(*) FROM bad_code)::text || ' code(s) used without one payment, or paid while not used'
-              ELSE (SELECT count(*) FROM payext.payment_code WHERE state = 'used')::text
-                   || ' used codes, one payment each'
+              ELSE (SELECT count(*) FROM code_payments)::text || ' codes paid, once each'
          END
 $$;
 COMMENT ON FUNCTION payext.verify_payments() IS

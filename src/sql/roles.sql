@@ -85,7 +85,11 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'SELECT', 'TABLE payext.parking_anomaly'),
   ('admin', 'SELECT', 'TABLE payext.association_rule'),
   -- a merchant's whole balance is its row's plus its credit buckets
-  ('admin', 'SELECT', 'TABLE payext.merchant_credit');
+  ('admin', 'SELECT', 'TABLE payext.merchant_credit'),
+  -- merchants that guessed payment codes
+  ('admin', 'SELECT', 'TABLE payext.code_failure'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.code_failures()'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.unblock_charging(bigint)');
 
 -- Which role holds which capability (for may_act_for and for revoking).
 CREATE TABLE payext.capability_grant (

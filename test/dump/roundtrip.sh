@@ -42,7 +42,6 @@ q -d "$src" -c "SELECT payext.freeze(1)" >/dev/null
 snapshot() {
 	q -d "$1" -c "SELECT * FROM payext.account ORDER BY id" \
 		-c "SELECT * FROM payext.transfer ORDER BY id" \
-		-c "SELECT * FROM payext.payment_code ORDER BY serial" \
 		-c "SELECT * FROM payext.payment ORDER BY transfer_id" \
 		-c "SELECT * FROM payext.refund ORDER BY transfer_id" \
 		-c "SELECT * FROM payext.interaction ORDER BY id" \
@@ -72,6 +71,13 @@ fi
 # makes a new key on first use, and a code signed before the dump is refused.
 keys=$(q -d "$dst" -c "SELECT count(*) FROM payext.signing_key")
 [ "$keys" = 0 ] || { echo "dump: $keys signing key(s) were restored" >&2; fail=1; }
+# Nor do live codes: bearer tokens of a minute, unlogged, never dumped.
+live=$(q -d "$dst" -c "SELECT count(*) FROM payext.payment_code")
+[ "$live" = 0 ] || { echo "dump: $live live payment code(s) were restored" >&2; fail=1; }
+if pg_restore -f - "$work/dump" | grep -qi 'COPY payext.payment_code'; then
+	echo "dump: the dump holds live payment codes" >&2
+	fail=1
+fi
 if pg_restore -f - "$work/dump" | grep -qi 'signing_key.*secret\|COPY payext.signing_key'; then
 	echo "dump: the dump holds signing keys" >&2
 	fail=1

@@ -146,11 +146,12 @@ SELECT 'acknowledged_not_in_journal',
     OR (SELECT count(*) FROM payext.transfer u
          WHERE u.kind = t.kind AND u.idem_scope = t.idem_scope AND u.reference = t.reference) <> 1
     OR (a.kind = 'charge' AND NOT EXISTS (
-          SELECT 1 FROM payext.payment p JOIN payext.payment_code pc ON pc.serial = p.code_serial
+          SELECT 1 FROM payext.payment p LEFT JOIN payext.payment_code pc ON pc.serial = p.code_serial
            WHERE p.transfer_id = a.transfer_id AND p.merchant = a.merchant
              AND p.order_ref = a.order_ref AND p.wallet = a.wallet AND p.amount = a.amount
-             -- digits 3-10 of a code are its serial mod 10^8
-             AND (a.code IS NULL OR pc.short_serial = substr(a.code, 3, 8)::integer)))
+             -- digits 3-17 of a code are its live row's code; the row may be
+             -- gone (unlogged: a crash; or purged after expiry)
+             AND (a.code IS NULL OR pc.serial IS NULL OR pc.code = substr(a.code, 3, 15)::bigint)))
     OR (a.kind = 'refund' AND NOT EXISTS (
           SELECT 1 FROM payext.refund r JOIN payext.payment p ON p.transfer_id = r.payment
            WHERE r.transfer_id = a.transfer_id AND r.refund_ref = a.ref AND r.amount = a.amount

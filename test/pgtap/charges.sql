@@ -2,15 +2,16 @@
 -- codes and charges", and the invariants).
 --
 -- Proves:
---   - a code is 18 decimal digits: shard digit 0, key slot (key id mod 10),
---     serial, MAC, and a Damm check digit (recomputed here in SQL from the
+--   - a code is 18 decimal digits: partition digits 00, 15 digits that are
+--     the code's serial under the signing key's permutation (not the serial
+--     itself), and a Damm check digit (recomputed here in SQL from the
 --     table in src/code_format.c);
 --   - every refusal of request_payment, cancel_payment_code, charge, refund
 --     and payment_status has its own SQLSTATE and message:
 --       PY001 null argument     PY002 non-positive amount  PY101 no such account
 --       PY102 frozen            PY103 closed               PY104 insufficient funds
 --       PY105 currency mismatch PY111 wrong kind of account
---       PY201 malformed code    PY202 code of another shard PY203 forged code
+--       PY201 malformed code    PY202 code of another partition PY203 forged code
 --       PY204 expired           PY205 cancelled            PY206 already used
 --       PY207 over the code's cap  PY208 order conflict    PY209 unknown order
 --       PY210 refund over charge   PY211 refund_ref conflict  PY212 bad ttl
@@ -18,23 +19,24 @@
 --   - charge is idempotent on (merchant, order_ref), refund on
 --     (merchant, refund_ref); payment_status goes paid -> partially_refunded
 --     -> refunded;
---   - rotate_signing_key returns increasing ids, new codes carry the new key
---     slot, and a code signed before the rotation still pays after it;
+--   - rotate_signing_key returns increasing ids, new codes are made under
+--     the new key, and a code made before the rotation still pays after it;
 --   - signing keys are not readable by a non-superuser (42501) and are not
---     registered with pg_extension_config_dump (never dumped).
+--     registered with pg_extension_config_dump (never dumped), nor are the
+--     live codes (an unlogged table).
 --
 -- How the codes that cannot be obtained from request_payment are made:
---   - PY202: a real code with its shard digit changed AND its check digit
+--   - PY202: a real code with a partition digit changed AND its check digit
 --     recomputed (otherwise the check digit refuses it first, PY201);
---   - PY203: a real code with one MAC digit (or its key slot) changed and
---     its check digit recomputed: well-formed, but not signed by us;
+--   - PY203: a real code with one of its 15 digits changed and its check
+--     digit recomputed: well-formed, but never issued;
 --   - PY204: inside one transaction now() does not advance, so a code given
 --     ttl 1 second is aged by moving its created_at and expires_at back one
 --     second in payment_code (as superuser); expiry is judged against the
 --     stored expires_at, which is shown to be created_at + ttl exactly.
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(117);
+SELECT plan(118);
 
 -- Damm check digit of a string of decimal digits (src/code_format.c).
 CREATE FUNCTION pg_temp.damm(digits text) RETURNS integer
@@ -74,10 +76,10 @@ LANGUAGE sql IMMUTABLE AS $$
   SELECT overlay(code PLACING ((substr(code, pos, 1)::integer + 1) % 10)::text FROM pos FOR 1)
 $$;
 
-CREATE FUNCTION pg_temp.code_state(code text) RETURNS text
+CREATE FUNCTION pg_temp.code_state(c text) RETURNS text
 LANGUAGE sql STABLE AS $$
   SELECT state FROM payext.payment_code
-   WHERE short_serial = substr(code, 3, 8)::integer ORDER BY serial DESC LIMIT 1
+   WHERE code = substr(c, 3, 15)::bigint
 $$;
 
 SELECT payext.open_wallet('tap-ch-alice') AS alice,
@@ -102,13 +104,15 @@ SELECT payext.close_account(:closed);
 SELECT payext.request_payment(wallet => :alice) AS c1 \gset
 SELECT (SELECT max(id) FROM payext.signing_key) AS key1 \gset
 SELECT matches(:'c1'::text, '^[0-9]{18}$', 'a payment code is 18 decimal digits');
-SELECT is(left(:'c1', 1), '0', 'its first digit is the shard, 0 on a single node');
-SELECT is(substr(:'c1', 2, 1), (:key1 % 10)::text, 'its second digit is the signing key''s id mod 10');
+SELECT is(left(:'c1', 2), '00', 'its first two digits are the partition, 00 on a single node');
+SELECT isnt((SELECT code FROM payext.payment_code WHERE code = substr(:'c1', 3, 15)::bigint),
+            (SELECT serial FROM payext.payment_code WHERE code = substr(:'c1', 3, 15)::bigint),
+            'its next 15 digits are not its serial');
 SELECT is(pg_temp.damm(left(:'c1', 17))::text, right(:'c1', 1),
           'its last digit is the Damm check digit of the 17 before it');
 SELECT is(pg_temp.code_state(:'c1'), 'issued', 'a new code is issued');
 SELECT is((SELECT expires_at - created_at FROM payext.payment_code
-            WHERE short_serial = substr(:'c1', 3, 8)::integer),
+            WHERE code = substr(:'c1', 3, 15)::bigint),
           interval '60 seconds', 'by default a code is valid for payext.code_ttl, 60 s');
 SELECT isnt(payext.request_payment(:alice), :'c1', 'every request gets a new code');
 
@@ -238,9 +242,9 @@ SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, overlay(
 SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.typo(:'c3', 7), 'tap-f'), 'PY201', 'payment code is malformed', 'a code with one digit mistyped');
 SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.typo(:'c3', 1), 'tap-f'), 'PY201', 'payment code is malformed', 'a code with its shard digit changed but not its check digit');
 SELECT throws_ok(format('SELECT payext.cancel_payment_code(%L)', pg_temp.typo(:'c3', 12)), 'PY201', 'payment code is malformed', 'cancel_payment_code of a mistyped code');
-SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.respell(:'c3', 1, 1), 'tap-f'), 'PY202', 'payment code belongs to shard 1', 'a well-formed code of shard 1');
-SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.respell(:'c3', 12, (substr(:'c3', 12, 1)::integer + 1) % 10), 'tap-f'), 'PY203', 'payment code is not valid', 'a well-formed code with a wrong MAC');
-SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.respell(:'c3', 2, 9), 'tap-f'), 'PY203', 'payment code is not valid', 'a well-formed code naming a key slot with no key');
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.respell(:'c3', 1, 1), 'tap-f'), 'PY202', 'payment code belongs to partition 10', 'a well-formed code of partition 10');
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.respell(:'c3', 12, (substr(:'c3', 12, 1)::integer + 1) % 10), 'tap-f'), 'PY203', 'payment code is not valid', 'a well-formed code one digit away from a real one');
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.respell(:'c3', 2, 9), 'tap-f'), 'PY202', 'payment code belongs to partition 09', 'a well-formed code of partition 09');
 SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, pg_temp.respell(:'c3', 3, (substr(:'c3', 3, 1)::integer + 1) % 10), 'tap-f'), 'PY203', 'payment code is not valid', 'a well-formed code with another serial');
 SELECT throws_ok(format('SELECT payext.cancel_payment_code(%L)', pg_temp.respell(:'c3', 17, (substr(:'c3', 17, 1)::integer + 1) % 10)), 'PY203', 'payment code is not valid', 'cancel_payment_code of a forged code');
 SELECT is(pg_temp.code_state(:'c3'), 'issued', 'the real code behind the bad ones is still issued');
@@ -250,14 +254,14 @@ SELECT is(pg_temp.code_state(:'c3'), 'issued', 'the real code behind the bad one
 ---------------------------------------------------------------------------
 SELECT payext.request_payment(:bob, ttl => '1 second') AS c_exp,
        payext.request_payment(:bob, ttl => '1 second') AS c_edge \gset
-SELECT is((SELECT expires_at - created_at FROM payext.payment_code WHERE short_serial = substr(:'c_exp', 3, 8)::integer),
+SELECT is((SELECT expires_at - created_at FROM payext.payment_code WHERE code = substr(:'c_exp', 3, 15)::bigint),
           interval '1 second', 'a code requested with ttl 1 second expires 1 second after it was issued');
 -- Age the codes (now() does not advance in this transaction): c_exp by its
 -- whole ttl, c_edge by its ttl less a microsecond.
 UPDATE payext.payment_code SET created_at = created_at - interval '1 second', expires_at = expires_at - interval '1 second'
- WHERE short_serial = substr(:'c_exp', 3, 8)::integer;
+ WHERE code = substr(:'c_exp', 3, 15)::bigint;
 UPDATE payext.payment_code SET created_at = created_at - interval '999999 microseconds', expires_at = expires_at - interval '999999 microseconds'
- WHERE short_serial = substr(:'c_edge', 3, 8)::integer;
+ WHERE code = substr(:'c_edge', 3, 15)::bigint;
 SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_exp', 'tap-exp'), 'PY204', 'payment code has expired', 'a code charged when its ttl is over');
 SELECT is(pg_temp.code_state(:'c_exp'), 'issued', 'an expired code is refused, not closed');
 SELECT lives_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_edge', 'tap-edge'), 'a code charged a microsecond before it expires pays');
@@ -304,17 +308,23 @@ SELECT payext.request_payment(:bob) AS c_before \gset
 SELECT payext.rotate_signing_key() AS k2 \gset
 SELECT cmp_ok(:k2, '>', :key1, 'rotate_signing_key returns a new, higher key id');
 SELECT payext.request_payment(:bob) AS c_after \gset
-SELECT is(substr(:'c_after', 2, 1), (:k2 % 10)::text, 'a code issued after the rotation carries the new key''s slot');
-SELECT isnt(substr(:'c_before', 2, 1), substr(:'c_after', 2, 1), '... which differs from the old code''s');
+SELECT is((SELECT key_id FROM payext.payment_code WHERE code = substr(:'c_after', 3, 15)::bigint), :k2,
+          'a code issued after the rotation is made under the new key');
+SELECT isnt((SELECT key_id FROM payext.payment_code WHERE code = substr(:'c_before', 3, 15)::bigint), :k2,
+            '... and one issued before under the old one');
 SELECT lives_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_before', 'tap-before-rotation'), 'a code issued before the rotation still pays after it');
 SELECT lives_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :shop, :'c_after', 'tap-after-rotation'), 'a code issued after the rotation pays');
 SELECT cmp_ok(payext.rotate_signing_key(), '>', :k2, 'the next rotation returns a higher id again');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'payext'
                         AND 'payext.signing_key'::regclass = ANY (e.extconfig)),
           'signing_key is not registered with pg_extension_config_dump: keys are never dumped');
+SELECT ok(NOT EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'payext'
+                        AND 'payext.payment_code'::regclass = ANY (e.extconfig))
+          AND (SELECT relpersistence FROM pg_class WHERE oid = 'payext.payment_code'::regclass) = 'u',
+          'live codes are neither dumped nor written to the WAL (unlogged)');
 SELECT ok(EXISTS (SELECT 1 FROM pg_extension e WHERE e.extname = 'payext'
-                    AND 'payext.payment_code'::regclass = ANY (e.extconfig)),
-          '(while payment_code is: the check above looks at the right list)');
+                    AND 'payext.payment'::regclass = ANY (e.extconfig)),
+          '(while payment is: the checks above look at the right list)');
 CREATE ROLE payext_tap_charges_nobody NOLOGIN;
 SET LOCAL ROLE payext_tap_charges_nobody;
 SELECT throws_ok('SELECT count(*) FROM payext.signing_key', '42501', 'permission denied for table signing_key',

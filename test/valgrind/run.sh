@@ -73,6 +73,7 @@ cat >>"$pgdata/postgresql.conf" <<EOF
 listen_addresses = ''
 unix_socket_directories = '$work'
 port = $port
+shared_preload_libraries = 'payext'
 # Under valgrind every process runs 20-50 times slower, and each process the
 # postmaster forks is one more valgrind'ed process to start, check and log.
 # No parallel query, no logical replication launcher, no autovacuum: fewer
