@@ -374,3 +374,114 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'SELECT', 'TABLE payext.code_failure'),
   ('admin', 'EXECUTE', 'FUNCTION payext.code_failures()'),
   ('admin', 'EXECUTE', 'FUNCTION payext.unblock_charging(bigint)');
+
+---------------------------------------------------------------------------
+-- Merchants read through functions; the journal's policy leaks nothing
+---------------------------------------------------------------------------
+
+DROP POLICY merchant_own_transfers ON payext.transfer;
+DROP POLICY merchant_own_interactions ON payext.interaction;
+DROP POLICY merchant_own_associations ON payext.association_state;
+DROP POLICY admin_all_transfers ON payext.transfer;
+DELETE FROM payext.capability
+ WHERE capability = 'merchant' AND privilege = 'SELECT'
+   AND object IN ('TABLE payext.transfer', 'TABLE payext.interaction',
+                  'TABLE payext.association_state');
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_transfers(bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_interactions(bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_associations(bigint)');
+
+CREATE FUNCTION payext.merchant_transfers(merchant bigint)
+RETURNS TABLE (transfer_id bigint, created_at timestamptz, kind text,
+               reference text, amount bigint, currency text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  -- amount is signed: what the movement did to the merchant's balance
+  RETURN QUERY
+    SELECT t.id, t.created_at, t.kind, t.reference,
+           CASE WHEN t.credit_account = merchant_transfers.merchant THEN t.amount ELSE -t.amount END,
+           t.currency
+      FROM payext.transfer t
+     WHERE t.credit_account = merchant_transfers.merchant
+        OR t.debit_account = merchant_transfers.merchant
+     ORDER BY t.id;
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_transfers(bigint) IS
+  'the movements of a merchant account the caller acts for, signed, without the other side''s account';
+
+CREATE FUNCTION payext.merchant_interactions(merchant bigint)
+RETURNS TABLE (interaction_id bigint, consumer text, kind text, amount bigint,
+               occurred_at timestamptz, transfer_id bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN QUERY
+    SELECT i.id, i.consumer, i.kind, i.amount, i.occurred_at, i.transfer_id
+      FROM payext.interaction i
+     WHERE i.public_service_id = (SELECT a.public_service_id FROM payext.account a
+                                   WHERE a.id = merchant_interactions.merchant)
+     ORDER BY i.occurred_at, i.id;
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_interactions(bigint) IS
+  'the interactions of consumers with the official account of a merchant account the caller acts for';
+
+CREATE FUNCTION payext.merchant_associations(merchant bigint)
+RETURNS TABLE (consumer text, state text, established_at timestamptz, how text,
+               changed_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN QUERY
+    SELECT s.consumer, s.state, s.established_at, s.how, s.changed_at
+      FROM payext.association_state s
+     WHERE s.public_service_id = (SELECT a.public_service_id FROM payext.account a
+                                   WHERE a.id = merchant_associations.merchant)
+     ORDER BY s.consumer;
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_associations(bigint) IS
+  'consumers associated with, or opted out of, the official account of a merchant account the caller acts for';
+
+-- The tables themselves: admins (and the owner) only.  The admins' policy
+-- is evaluated once per query.  (It is no guard against a role granted
+-- SELECT otherwise: a security-barrier qual filters rows after an index scan
+-- has counted them, and EXPLAIN ANALYZE shows the count.)
+CREATE POLICY admin_all_transfers ON payext.transfer FOR SELECT
+  USING ((SELECT payext.caller_has_capability('admin')));
+REVOKE ALL ON FUNCTION payext.merchant_transfers(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_interactions(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_associations(bigint) FROM PUBLIC;
+
+-- Roles that hold the merchant capability lose 0.7.0's SELECT on the three
+-- tables: row-level security cannot hide a plan's row counts.  A REVOKE in
+-- an extension script is also recorded as the objects' initial privileges
+-- (pg_init_privs), with every other role's grant in them, which would keep
+-- pg_dump from dumping those grants; so the three tables' initial
+-- privileges are set back to a fresh install's, the owner's alone.
+DO $$
+DECLARE
+  g record;
+BEGIN
+  FOR g IN SELECT c.grantee FROM payext.capability_grant c WHERE c.capability = 'merchant' LOOP
+    EXECUTE format('REVOKE SELECT ON payext.transfer, payext.interaction, payext.association_state FROM %s',
+                   g.grantee);
+  END LOOP;
+END
+$$;
+UPDATE pg_catalog.pg_init_privs i
+   SET initprivs = pg_catalog.acldefault('r', c.relowner)
+  FROM pg_catalog.pg_class c
+ WHERE i.objoid = c.oid AND i.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+   AND i.objsubid = 0 AND i.privtype = 'e'
+   AND c.oid IN ('payext.transfer'::pg_catalog.regclass, 'payext.interaction'::pg_catalog.regclass,
+                 'payext.association_state'::pg_catalog.regclass);

@@ -39,12 +39,12 @@ typedef struct ThrottleEntry
 	TimestampTz first_at;
 	TimestampTz last_at;
 	TimestampTz blocked_until;	/* 0: not blocked */
-}			ThrottleEntry;
+} ThrottleEntry;
 
 typedef struct ThrottleShared
 {
 	LWLock	   *lock;
-}			ThrottleShared;
+} ThrottleShared;
 
 static int	payext_code_failure_limit = PAYEXT_DEFAULT_CODE_FAILURE_LIMIT;
 static int	payext_code_failure_window_s = PAYEXT_DEFAULT_CODE_FAILURE_WINDOW_S;
@@ -60,8 +60,8 @@ static const struct config_enum_entry log_level_options[] = {
 	{NULL, 0, false}
 };
 
-static ThrottleShared * throttle_shared = NULL;
-static HTAB * throttle_hash = NULL;
+static ThrottleShared *throttle_shared = NULL;
+static HTAB *throttle_hash = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -154,7 +154,7 @@ ThrottleOn(void)
 }
 
 static void
-ThrottleRaiseBlocked(int64 merchant, const ThrottleEntry * entry)
+ThrottleRaiseBlocked(int64 merchant, const ThrottleEntry *entry)
 {
 	ereport(ERROR,
 			(errcode(PAYEXT_ERRCODE_CHARGING_BLOCKED),

@@ -152,7 +152,8 @@ SQL
 check_priv rdump_app 'payext.top_up(bigint, bigint, text)' EXECUTE t
 check_priv rdump_app 'payext.charge(bigint, text, bigint, text)' EXECUTE f
 check_priv rdump_shop 'payext.merchant_charge(bigint, text, bigint, text, bigint)' EXECUTE t
-check_priv rdump_shop 'payext.transfer' SELECT t
+check_priv rdump_shop 'payext.transfer' SELECT f
+check_priv rdump_shop 'payext.merchant_transfers(bigint)' EXECUTE t
 check_priv rdump_shop 'payext.payment' SELECT f
 check_priv rdump_analyst 'payext.analyst_consumer_merchant' SELECT t
 check_priv rdump_analyst 'payext.pseudonym(text)' EXECUTE f
@@ -222,11 +223,14 @@ expect "shop charges as B" "$(state rdump_shop "CALL payext.merchant_charge(4, '
 expect "shop refunds for B" "$(state rdump_shop "CALL payext.merchant_refund(4, 'rd-b-1', 1, 'rd-steal-refund')")" 42501
 expect "shop balance of B" "$(state rdump_shop "SELECT payext.balance(4)")" 42501
 expect "shop reads payment" "$(state rdump_shop "SELECT * FROM payext.payment")" 42501
-expect "shop's transfers (RLS)" "$(q -d "$dst" -c "SET ROLE rdump_shop" -c "SELECT count(*) FROM payext.transfer WHERE true")" \
+expect "shop's transfers" "$(q -d "$dst" -c "SET ROLE rdump_shop" -c "SELECT count(*) FROM payext.merchant_transfers(3)")" \
 	"$(q -d "$dst" -c "SELECT count(*) FROM payext.transfer WHERE 3 IN (debit_account, credit_account)")"
-expect "shop sees B's transfers" "$(q -d "$dst" -c "SET ROLE rdump_shop" -c "SELECT count(*) FROM payext.transfer WHERE 4 IN (debit_account, credit_account)")" 0
-expect "shop's interactions (RLS)" "$(q -d "$dst" -c "SET ROLE rdump_shop" -c "SELECT count(*) FROM payext.interaction WHERE public_service_id <> 'gh_rd_a'")" 0
-expect "shop2's associations (RLS)" "$(q -d "$dst" -c "SET ROLE rdump_shop2" -c "SELECT count(*) FROM payext.association_state WHERE public_service_id <> 'gh_rd_b'")" 0
+expect "shop asks for B's transfers" "$(q -d "$dst" -c "SET ROLE rdump_shop" -c "SELECT count(*) FROM payext.merchant_transfers(4)" 2>&1 | grep -o 'permission denied for merchant account 4')" \
+	"permission denied for merchant account 4"
+expect "shop's interactions" "$(q -d "$dst" -c "SET ROLE rdump_shop" -c "SELECT count(*) FROM payext.merchant_interactions(3)")" \
+	"$(q -d "$dst" -c "SELECT count(*) FROM payext.interaction WHERE public_service_id = 'gh_rd_a'")"
+expect "shop2's associations" "$(q -d "$dst" -c "SET ROLE rdump_shop2" -c "SELECT count(*) FROM payext.merchant_associations(4)")" \
+	"$(q -d "$dst" -c "SELECT count(*) FROM payext.association_state WHERE public_service_id = 'gh_rd_b'")"
 expect "shop 3 acts for B and C" "$(q -d "$dst" -c "SET ROLE \"rdump shop'3\"" -c "SELECT payext.acting_accounts()")" "{4,5}"
 expect "shop 3 settles C" "$(state "rdump shop'3" "CALL payext.merchant_settle(5, 'rd-after-settle')")" ok
 expect "shop2 settles A" "$(state rdump_shop2 "CALL payext.merchant_settle(3, 'rd-steal-settle')")" 42501

@@ -15,4 +15,11 @@ SELECT payext.bind_vehicle('upgrade_erin', 'UP-0001', auto_pay => true);
 SELECT payext.vehicle_entered(:lot, 'UP0001', now() - interval '2 hours');
 SELECT payext.vehicle_exited(:lot, 'UP0001', now() - interval '1 minute');
 SELECT payext.vehicle_entered(:lot, 'UP0001', now());
+-- A till role holding the merchant capability, mapped to the shop: an
+-- update must leave it exactly the privileges a fresh install gives it
+-- once grant_capability() runs again.  (The role is the cluster's:
+-- test/upgrade/run.sh makes it.)
+SELECT payext.grant_capability('merchant', 'payext_upgrade_till');
+SELECT payext.map_merchant_role('payext_upgrade_till', :m);
+SELECT payext.grant_capability('admin', 'payext_upgrade_admin');
 SELECT bool_and(ok) AS verifies FROM payext.verify_ledger();

@@ -39,6 +39,8 @@ as_root=()
 [ -w "$extdir" ] || as_root=(sudo)
 cleanup() {
 	for db in ${dbs[@]+"${dbs[@]}"}; do dropdb --if-exists "$db" >/dev/null 2>&1 || true; done
+	psql -X -q -c 'DROP ROLE IF EXISTS payext_upgrade_till' -c 'DROP ROLE IF EXISTS payext_upgrade_admin' \
+		>/dev/null 2>&1 || true
 	for f in ${copied[@]+"${copied[@]}"}; do "${as_root[@]+"${as_root[@]}"}" rm -f "$f"; done
 }
 trap cleanup EXIT
@@ -81,6 +83,9 @@ same_schema() {
 }
 
 [ -f "$built" ] || { echo "upgrade: $built is not built (make)" >&2; exit 1; }
+# The roles of test/upgrade/money.sql (roles are the cluster's).
+psql -X -q -c 'DROP ROLE IF EXISTS payext_upgrade_till' -c 'CREATE ROLE payext_upgrade_till NOLOGIN' \
+	-c 'DROP ROLE IF EXISTS payext_upgrade_admin' -c 'CREATE ROLE payext_upgrade_admin NOLOGIN'
 
 if [ "${1:-}" = --freeze ]; then
 	mkdir -p "$released"
@@ -113,8 +118,11 @@ fi
 # 3. The comparison itself: equal for equal schemas, unequal otherwise.
 fresh_db payext_upgrade_a
 fresh_db payext_upgrade_b
-q -d payext_upgrade_a -c 'CREATE EXTENSION payext'
-q -d payext_upgrade_b -c 'CREATE EXTENSION payext'
+for db in payext_upgrade_a payext_upgrade_b; do
+	q -d "$db" -c 'CREATE EXTENSION payext' \
+		-c "SELECT payext.grant_capability('merchant', 'payext_upgrade_till')" \
+		-c "SELECT payext.grant_capability('admin', 'payext_upgrade_admin')" >/dev/null
+done
 if same_schema payext_upgrade_a payext_upgrade_b >/dev/null; then
 	echo "upgrade: self-test: two fresh installs have the same schema"
 else
@@ -153,11 +161,15 @@ for script in $(find "$released" -name 'payext--*.sql' ! -name '*.data.sql' 2>/d
 		fail "$old has no frozen rows ($released/payext--$old.data.sql)"
 	[ ! -f "$released/payext--$old.data.sql" ] ||
 		q -d payext_upgrade_old -f "$released/payext--$old.data.sql" >/dev/null
+	# The roles get the privileges of their capabilities as $old granted them.
+	q -d payext_upgrade_old -c 'SELECT count(payext.grant_capability(capability, grantee)) FROM payext.capability_grant' >/dev/null
 	before=$(q -d payext_upgrade_old -f test/upgrade/rows.sql)
 	# The new library refuses the old SQL, whatever the call.
 	state=$(q -d payext_upgrade_old -f test/upgrade/probe.sql 2>&1 | sed -n 's/.*WARNING: *//p')
 	[ "$state" = PY008 ] || fail "$old before the update: a call answered ${state:-nothing}, not PY008"
 	q -d payext_upgrade_old -c 'ALTER EXTENSION payext UPDATE'
+	# What the README's Upgrading asks after an update.
+	q -d payext_upgrade_old -c 'SELECT count(payext.grant_capability(capability, grantee)) FROM payext.capability_grant' >/dev/null
 	now=$(q -d payext_upgrade_old -c "SELECT extversion FROM pg_extension WHERE extname = 'payext'")
 	[ "$now" = "$version" ] || fail "$old updated to $now, not $version"
 	after=$(q -d payext_upgrade_old -f test/upgrade/rows.sql)
