@@ -46,11 +46,12 @@ prefix=${sample:0:2}
 q <<SQL
 SET ROLE payext_guess_till;
 CREATE OR REPLACE FUNCTION public.guess_loop(merchant bigint, seconds numeric)
-RETURNS bigint LANGUAGE plpgsql AS \$\$
+RETURNS TABLE (state text, n bigint) LANGUAGE plpgsql AS \$\$
 DECLARE
   damm CONSTANT int[] := '{{0,3,1,7,5,9,8,6,4,2},{7,0,9,2,1,5,4,8,6,3},{4,2,0,6,8,7,1,3,5,9},{1,7,5,0,9,8,3,4,2,6},{6,1,2,3,0,4,5,9,7,8},{3,6,7,4,2,0,9,5,8,1},{5,8,6,9,7,2,0,1,3,4},{8,9,4,5,3,6,2,0,1,7},{9,4,3,8,6,1,7,2,0,5},{2,5,8,1,4,3,6,7,9,0}}';
   stop timestamptz := clock_timestamp() + seconds * interval '1 second';
-  n bigint := 0;
+  total bigint := 0;
+  counts jsonb := '{}';
   body text;
   x int;
   tid bigint;
@@ -62,14 +63,14 @@ BEGIN
       x := damm[x + 1][substr(body, i, 1)::int + 1];
     END LOOP;
     BEGIN
-      CALL payext.merchant_charge(merchant, body || x, 100, 'guess-' || pg_backend_pid() || '-' || n, tid);
-      RAISE NOTICE 'hit: %', body || x;
+      CALL payext.merchant_charge(merchant, body || x, 100, 'guess-' || pg_backend_pid() || '-' || total, tid);
+      counts := jsonb_set(counts, '{hit}', to_jsonb(coalesce((counts->>'hit')::bigint, 0) + 1));
     EXCEPTION WHEN OTHERS THEN
-      NULL;
+      counts := jsonb_set(counts, ARRAY[SQLSTATE], to_jsonb(coalesce((counts->>SQLSTATE)::bigint, 0) + 1));
     END;
-    n := n + 1;
+    total := total + 1;
   END LOOP;
-  RETURN n;
+  RETURN QUERY SELECT key, value::bigint FROM jsonb_each_text(counts);
 END
 \$\$;
 SQL
@@ -78,12 +79,13 @@ live=$(q -c "SELECT count(*) FROM payext.payment_code WHERE state = 'issued' AND
 for s in "${sessions[@]}"; do
 	dir=$(mktemp -d)
 	for i in $(seq 1 "$s"); do
-		q -c "SET ROLE payext_guess_till" -c "SELECT public.guess_loop(2, $seconds)" >"$dir/$i" &
+		q -F' ' -c "SET ROLE payext_guess_till" -c "SELECT * FROM public.guess_loop(2, $seconds)" >"$dir/$i" &
 	done
 	wait
-	total=$(cat "$dir"/* | paste -sd+ - | bc)
+	total=$(cat "$dir"/* | awk '{ n += $2 } END { print n + 0 }')
+	states=$(cat "$dir"/* | awk '{ n[$1] += $2 } END { for (s in n) printf " %s=%d", s, n[s] }')
 	rm -rf "$dir"
-	echo "guess: $s session(s), $seconds s: $total guesses, $((total / seconds)) a second; $live live codes"
+	echo "guess: $s session(s), $seconds s: $total codes submitted, $((total / seconds)) a second; answers:$states; $live live codes"
 done
 if q -c "SELECT to_regclass('payext.code_failure') IS NOT NULL" | grep -q t; then
 	q -c "SELECT 'guess: code_failure: merchant ' || merchant || ', ' || failures || ' failures, blocked until ' || coalesce(blocked_until::text, '-') FROM payext.code_failure"
