@@ -7,8 +7,9 @@
 #define PAYEXT_PAYEXT_LIMITS_H
 
 /*
- * Shard number (payext.shard_id).  One decimal digit: the payment code keeps
- * one digit for it, and ids carry it in their high bits.
+ * Shard number (payext.shard_id): a payment code's first two digits, and
+ * ids carry it in their high bits.  0-9 until partitions get their own
+ * property (the contract allows 0-99).
  */
 #define PAYEXT_MIN_SHARD_ID			0
 #define PAYEXT_MAX_SHARD_ID			9

@@ -1,6 +1,6 @@
 -- payext: roles.  Four capabilities granted to roles of the DBA's choosing;
--- merchants act through procedures and see their own rows under row-level
--- security.  Last, because it sets the privileges of every object above.
+-- merchants act through procedures and read their own rows through
+-- functions.  Last, because it sets the privileges of every object above.
 
 ---------------------------------------------------------------------------
 -- Who is calling

@@ -25,11 +25,14 @@
 --   - merchant: merchant_charge/refund/settle and payment_status work for its
 --     own account and are 42501 for the other merchant (and for a wallet or
 --     a missing id), also with crafted arguments; balance() of the other
---     merchant (and of wallets) is 42501; row-level security shows only its
---     own transfers, interactions and associations whatever the WHERE clause
---     (true, the other's ids, a leaky function of its own, row_security off);
---     payment, refund, account, payment_code are 42501; unmapping takes it
---     away; a member of the merchant role inherits the mapping;
+--     merchant (and of wallets) is 42501; merchant_transfers,
+--     merchant_interactions and merchant_associations show exactly its own
+--     rows and are 42501 for the other merchant; the tables themselves
+--     (transfer, interaction, association_state, payment, refund, account,
+--     payment_code) are 42501, EXPLAIN ANALYZE included, so no plan counts
+--     another merchant's or a customer's rows; unmapping takes it away; a
+--     member of the merchant role inherits the mapping, a NOINHERIT member
+--     only after SET ROLE;
 --   - analyst: pseudonyms are 32 hex digits, HMAC-keyed (not md5/sha256 of
 --     the id), stable across calls, distinct per consumer, never a social id,
 --     and agree with payext.pseudonym(); pseudonym(), consumer_merchant,
