@@ -45,6 +45,15 @@ SELECT wallet = :w AS bound_to_wallet, max_amount, expires_at - created_at AS tt
   FROM payext.payment_code ORDER BY serial DESC LIMIT 1;
 -- Codes are distinct.
 SELECT payext.request_payment(:w) <> :'code1' AS a_new_code_each_time;
+-- The review's repeat: 0.7.0 carried the serial mod 10^8, so the code 10^8
+-- serials later under the same key was the same string and charged its
+-- holder's wallet.  Now the serial is permuted whole: no repeat.
+SELECT serial AS s1 FROM payext.payment_code WHERE code = substr(:'code1', 3, 15)::bigint \gset
+SELECT setval('payext.code_serial_seq', :s1 + 100000000 - 1) > 0 AS serial_advanced;
+SELECT payext.request_payment(:w) AS code1_again \gset
+SELECT (SELECT serial FROM payext.payment_code WHERE code = substr(:'code1_again', 3, 15)::bigint) = :s1 + 100000000
+         AS serial_plus_ten_to_the_eight,
+       :'code1_again' <> :'code1' AS not_the_same_code;
 -- A cap and a ttl of the app's choosing.
 SELECT payext.request_payment(wallet => :w, max_amount => 1500, ttl => '90 seconds') AS capped \gset
 SELECT max_amount, expires_at - created_at AS ttl
