@@ -70,7 +70,8 @@ SELECT payext.charge(:m, pg_temp.made_up(3), 100, 'g-3');
 \echo :SQLSTATE
 SELECT payext.charge(:m, pg_temp.made_up(4), 100, 'g-4');
 \echo :SQLSTATE
-SELECT failures, blocked_until > now() + interval '9 minutes' AS blocked_for_the_window
+SELECT failures, blocked_until > now() + interval '9 minutes' AS blocked_for_the_window,
+       last_code = pg_temp.made_up(4) AS shows_the_last_guess
   FROM payext.code_failure WHERE merchant = :m;
 
 -- Blocked: even the customer's real code is refused, before it is looked

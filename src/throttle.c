@@ -39,6 +39,7 @@ typedef struct ThrottleEntry
 	TimestampTz first_at;
 	TimestampTz last_at;
 	TimestampTz blocked_until;	/* 0: not blocked */
+	char		last_code[24];	/* the last code refused, as submitted */
 } ThrottleEntry;
 
 typedef struct ThrottleShared
@@ -237,6 +238,7 @@ ThrottleRecordFailure(int64 merchant, const char *code)
 		if (entry->failures < PG_INT32_MAX)
 			entry->failures++;
 		entry->last_at = now;
+		strlcpy(entry->last_code, code, sizeof(entry->last_code));
 		if (entry->failures > payext_code_failure_limit && entry->blocked_until == 0)
 			entry->blocked_until = now + window_us;
 		failures = entry->failures;
@@ -255,7 +257,8 @@ ThrottleRecordFailure(int64 merchant, const char *code)
 
 /*
  * code_failures() RETURNS SETOF (merchant bigint, failures integer,
- *		first_at timestamptz, last_at timestamptz, blocked_until timestamptz)
+ *		first_at timestamptz, last_at timestamptz, blocked_until timestamptz,
+ *		last_code text)
  */
 PG_FUNCTION_INFO_V1(payext_code_failures);
 Datum
@@ -274,8 +277,8 @@ payext_code_failures(PG_FUNCTION_ARGS)
 	hash_seq_init(&status, throttle_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
 
 		/* A window that has passed, unblocked, is history: not shown. */
 		if (entry->blocked_until == 0 ? now - entry->first_at > window_us :
@@ -287,6 +290,7 @@ payext_code_failures(PG_FUNCTION_ARGS)
 		values[3] = TimestampTzGetDatum(entry->last_at);
 		values[4] = TimestampTzGetDatum(entry->blocked_until);
 		nulls[4] = entry->blocked_until == 0;
+		values[5] = CStringGetTextDatum(entry->last_code);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(throttle_shared->lock);

@@ -161,7 +161,7 @@ COMMENT ON FUNCTION payext.payment_status(bigint, text) IS
 -- unblocks it.
 CREATE FUNCTION payext.code_failures(OUT merchant bigint, OUT failures integer,
                                      OUT first_at timestamptz, OUT last_at timestamptz,
-                                     OUT blocked_until timestamptz)
+                                     OUT blocked_until timestamptz, OUT last_code text)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'payext_code_failures'
 LANGUAGE C VOLATILE STRICT;
@@ -169,10 +169,10 @@ COMMENT ON FUNCTION payext.code_failures() IS
   'merchant accounts that submitted codes never issued, in the current window; behind the view code_failure';
 
 CREATE VIEW payext.code_failure AS
-SELECT f.merchant, f.failures, f.first_at, f.last_at, f.blocked_until
+SELECT f.merchant, f.failures, f.first_at, f.last_at, f.blocked_until, f.last_code
   FROM payext.code_failures() f;
 COMMENT ON VIEW payext.code_failure IS
-  'merchant accounts that submitted payment codes that were never issued, and until when they may charge none';
+  'merchant accounts that submitted payment codes that were never issued, the last of them, and until when they may charge none';
 
 CREATE FUNCTION payext.unblock_charging(merchant bigint)
 RETURNS void
