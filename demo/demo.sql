@@ -72,15 +72,18 @@ SELECT plate, owner, auto_pay FROM payext.vehicle;
 SELECT payext.create_parking_lot(operator => :teahouse, name => 'Lotus Car Park', time_zone => 'Asia/Shanghai',
                                  free_minutes => 15, unit_minutes => 30, day_price => 500,
                                  night_price => 200, cap_24h => 6000) AS lot \gset
-\echo '== The camera sees her enter at 18:40 and (the camera repeats itself) again: one stay.'
-SELECT payext.vehicle_entered(lot => :lot, plate => '粤B 12345', at => '2026-11-20 18:40+08') AS stay;
-SELECT payext.vehicle_entered(lot => :lot, plate => '粤B12345', at => '2026-11-20 18:40:03+08') AS same_stay;
-\echo '== At 20:05 her app shows what is due: 19:10 and 19:40 were day units, 18:40 too; 20:10 not started yet.'
+-- Cameras report events as they happen (payext refuses times more than
+-- payext.max_stay old): her evening out was yesterday, Shanghai time.
+SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date - 1 AS yesterday \gset
+\echo '== The camera saw her enter at 18:40 yesterday and (the camera repeats itself) again: one stay.'
+SELECT payext.vehicle_entered(lot => :lot, plate => '粤B 12345', at => (:'yesterday' || ' 18:40+08')::timestamptz) AS stay;
+SELECT payext.vehicle_entered(lot => :lot, plate => '粤B12345', at => (:'yesterday' || ' 18:40:03+08')::timestamptz) AS same_stay;
+\echo '== At 20:05 her app showed what was due: 18:40, 19:10 and 19:40 were day units; 20:10 had not started.'
 SELECT plate, payext.format_amount(amount_due, currency) AS due, lot_name
-  FROM payext.parking_service_info(owner => 'wx_alice', at => '2026-11-20 20:05+08');
-\echo '== She leaves at 20:15: one night unit more, paid from her wallet at the gate.'
+  FROM payext.parking_service_info(owner => 'wx_alice', at => (:'yesterday' || ' 20:05+08')::timestamptz);
+\echo '== She left at 20:15: one night unit more, paid from her wallet at the gate.'
 SELECT payext.format_amount(payext.vehicle_exited(lot => :lot, plate => '粤B12345',
-                                                  at => '2026-11-20 20:15+08'), 'CNY') AS fee;
+                                                  at => (:'yesterday' || ' 20:15+08')::timestamptz), 'CNY') AS fee;
 SELECT count(*) AS still_due FROM payext.parking_service_info(owner => 'wx_alice');
 
 \echo '== Alice tries to withdraw more than she has: refused, and nothing changes.'

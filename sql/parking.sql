@@ -158,18 +158,29 @@ SELECT payext.parking_fee(-1, '2026-11-20 10:00', '2026-11-20 11:00');
 SELECT payext.parking_fee(:lot, '-infinity', '2026-11-20 11:00');
 \echo :SQLSTATE
 
--- Stays.  Amy's wallet; her car enters twice (the camera repeats itself).
+-- Stays.  Camera events are checked against the server's clock, so the
+-- story's two days, 2026-11-20 and 2026-11-21, are moved by whole days to 12
+-- and 11 days before today: story('2026-11-20 09:00') is 09:00 on the first.
+-- Shanghai keeps UTC+8 all year, so every fee is the same whatever the day;
+-- told() shows a time moved back to the story's days.
+CREATE TEMP TABLE story_days AS
+SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date - 12 - date '2026-11-20' AS days;
+CREATE FUNCTION pg_temp.story(t text) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$ SELECT t::timestamptz + make_interval(hours => 24 * days) FROM story_days $$;
+CREATE FUNCTION pg_temp.told(t timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$ SELECT t - make_interval(hours => 24 * days) FROM story_days $$;
+-- Amy's wallet; her car enters twice (the camera repeats itself).
 SELECT payext.open_wallet('park_amy', 'SGD') AS amy \gset
 SELECT payext.top_up(:amy, 10000, 'park-bank-1') > 0 AS topped_up;
-SELECT payext.vehicle_entered(lot => :lot, plate => '粤B12345', at => '2026-11-20 09:00') AS s1 \gset
-SELECT payext.vehicle_entered(:lot, '粤b 12345', '2026-11-20 09:00:02') = :s1 AS same_stay;
+SELECT payext.vehicle_entered(lot => :lot, plate => '粤B12345', at => pg_temp.story('2026-11-20 09:00')) AS s1 \gset
+SELECT payext.vehicle_entered(:lot, '粤b 12345', pg_temp.story('2026-11-20 09:00:02')) = :s1 AS same_stay;
 SELECT stay = :s1 AS s1, plate, lot = :lot AS harbour, exited_at, amount_due, lot_name, currency
-  FROM payext.parking_service_info('park_amy', '2026-11-20 11:00');
+  FROM payext.parking_service_info('park_amy', pg_temp.story('2026-11-20 11:00'));
 -- She leaves at 11:10: five units at 5.00, paid automatically.
-SELECT payext.vehicle_exited(lot => :lot, plate => '粤B12345', at => '2026-11-20 11:10') AS fee;
-SELECT payext.vehicle_exited(:lot, '粤B12345', '2026-11-20 11:10:30') AS repeated_exit;
+SELECT payext.vehicle_exited(lot => :lot, plate => '粤B12345', at => pg_temp.story('2026-11-20 11:10')) AS fee;
+SELECT payext.vehicle_exited(:lot, '粤B12345', pg_temp.story('2026-11-20 11:10:30')) AS repeated_exit;
 SELECT payext.balance(:amy) AS amy, payext.balance(:op) AS operator;
-SELECT count(*) AS due_rows FROM payext.parking_service_info('park_amy', '2026-11-20 12:00');
+SELECT count(*) AS due_rows FROM payext.parking_service_info('park_amy', pg_temp.story('2026-11-20 12:00'));
 SELECT state, fee, paid FROM payext.parking_stay WHERE id = :s1;
 
 -- Her second car has no auto-pay: she pays in the app before leaving.  (At
@@ -209,19 +220,19 @@ SELECT payext.pay_parking(:s2c, :amy, 300) > 0 AS paid_the_difference;
 
 -- A short wallet: auto-pay leaves the stay due instead of losing the exit.
 SELECT payext.withdraw(:amy, payext.balance(:amy), 'park-cashout-1') > 0 AS emptied;
-SELECT payext.vehicle_entered(:lot, '粤B12345', '2026-11-20 13:00') AS s3 \gset
-SELECT payext.vehicle_exited(:lot, '粤B12345', '2026-11-20 14:00') AS fee;
+SELECT payext.vehicle_entered(:lot, '粤B12345', pg_temp.story('2026-11-20 13:00')) AS s3 \gset
+SELECT payext.vehicle_exited(:lot, '粤B12345', pg_temp.story('2026-11-20 14:00')) AS fee;
 SELECT stay = :s3 AS s3, amount_due FROM payext.parking_service_info('park_amy', now());
 SELECT payext.top_up(:amy, 1000, 'park-bank-2') > 0 AS topped_up;
 SELECT payext.pay_parking(:s3, :amy, 1000) > 0 AS paid_later;
 
 -- Whose stay is whose: Ben cannot pay Amy's; nobody's wallet pays an unbound plate.
 SELECT payext.open_wallet('park_ben', 'SGD') AS ben \gset
-SELECT payext.vehicle_entered(:lot, 'SG1003', '2026-11-20 15:00') AS s4 \gset
+SELECT payext.vehicle_entered(:lot, 'SG1003', pg_temp.story('2026-11-20 15:00')) AS s4 \gset
 SELECT payext.pay_parking(:s4, :ben, 500);
 \echo :SQLSTATE
-SELECT payext.vehicle_entered(:lot, 'ZZ777', '2026-11-20 15:00') AS s5 \gset
-SELECT payext.vehicle_exited(:lot, 'ZZ777', '2026-11-20 16:00') AS unbound_fee;
+SELECT payext.vehicle_entered(:lot, 'ZZ777', pg_temp.story('2026-11-20 15:00')) AS s5 \gset
+SELECT payext.vehicle_exited(:lot, 'ZZ777', pg_temp.story('2026-11-20 16:00')) AS unbound_fee;
 SELECT payext.pay_parking(:s5, :ben, 1000);
 \echo :SQLSTATE
 SELECT payext.pay_parking(-1, :ben, 1000);
@@ -229,38 +240,40 @@ SELECT payext.pay_parking(-1, :ben, 1000);
 
 -- Camera trouble: an exit without an entry is kept and reported; the late
 -- entry completes the stay.  A car seen entering a second lot keeps both open.
-SELECT payext.vehicle_exited(:lot, 'SG1002', '2026-11-20 17:00') IS NULL AS no_fee_yet;
-SELECT anomaly, plate, seen_at FROM payext.parking_anomaly WHERE plate = 'SG1002';
-SELECT payext.vehicle_entered(:lot, 'SG1002', '2026-11-20 16:00') AS s6 \gset
-SELECT state, entered_at, exited_at, fee FROM payext.parking_stay WHERE id = :s6;
-SELECT payext.vehicle_entered(:flat, 'SG1003', '2026-11-20 15:30') > 0 AS entered_elsewhere;
+SELECT payext.vehicle_exited(:lot, 'SG1002', pg_temp.story('2026-11-20 17:00')) IS NULL AS no_fee_yet;
+SELECT anomaly, plate, pg_temp.told(seen_at) AS seen_at FROM payext.parking_anomaly WHERE plate = 'SG1002';
+SELECT payext.vehicle_entered(:lot, 'SG1002', pg_temp.story('2026-11-20 16:00')) AS s6 \gset
+SELECT state, pg_temp.told(entered_at) AS entered_at, pg_temp.told(exited_at) AS exited_at, fee
+  FROM payext.parking_stay WHERE id = :s6;
+SELECT payext.vehicle_entered(:flat, 'SG1003', pg_temp.story('2026-11-20 15:30')) > 0 AS entered_elsewhere;
 SELECT anomaly, plate FROM payext.parking_anomaly WHERE plate = 'SG1003' ORDER BY stay;
 SELECT payext.vehicle_entered(:lot, 'SG1003', now() + interval '1 hour');
 \echo :SQLSTATE
 
 -- More camera trouble.  An entry seen again 30 seconds later, after the
 -- exit, is the same stay.
-SELECT payext.vehicle_entered(:flat, 'CAM01', '2026-11-21 08:00') AS c1 \gset
-SELECT payext.vehicle_exited(:flat, 'CAM01', '2026-11-21 09:00') AS fee;
-SELECT payext.vehicle_entered(:flat, 'CAM01', '2026-11-21 08:00:30') = :c1 AS same_stay;
+SELECT payext.vehicle_entered(:flat, 'CAM01', pg_temp.story('2026-11-21 08:00')) AS c1 \gset
+SELECT payext.vehicle_exited(:flat, 'CAM01', pg_temp.story('2026-11-21 09:00')) AS fee;
+SELECT payext.vehicle_entered(:flat, 'CAM01', pg_temp.story('2026-11-21 08:00:30')) = :c1 AS same_stay;
 -- It enters at 10:00 and, its exit unseen, again at 12:00: the 10:00 stay's
 -- exit was missed.  That stay is set aside for a person, not charged.
-SELECT payext.vehicle_entered(:flat, 'CAM01', '2026-11-21 10:00') AS c2 \gset
-SELECT payext.vehicle_entered(:flat, 'CAM01', '2026-11-21 12:00') AS c3 \gset
+SELECT payext.vehicle_entered(:flat, 'CAM01', pg_temp.story('2026-11-21 10:00')) AS c2 \gset
+SELECT payext.vehicle_entered(:flat, 'CAM01', pg_temp.story('2026-11-21 12:00')) AS c3 \gset
 SELECT id = :c2 AS c2, id = :c3 AS c3, state, fee FROM payext.parking_stay
  WHERE id IN (:c2, :c3) ORDER BY id;
 SELECT anomaly FROM payext.parking_anomaly WHERE stay = :c2;
 -- A late entry (11:00) while a later stay is open, with its exit seen first.
-SELECT payext.vehicle_exited(:flat, 'CAM02', '2026-11-21 11:30') IS NULL AS exit_first;
-SELECT payext.vehicle_entered(:flat, 'CAM02', '2026-11-21 11:45') AS c4 \gset
-SELECT payext.vehicle_entered(:flat, 'CAM02', '2026-11-21 11:00') AS c5 \gset
-SELECT id = :c4 AS c4, state, entered_at, exited_at, fee FROM payext.parking_stay
+SELECT payext.vehicle_exited(:flat, 'CAM02', pg_temp.story('2026-11-21 11:30')) IS NULL AS exit_first;
+SELECT payext.vehicle_entered(:flat, 'CAM02', pg_temp.story('2026-11-21 11:45')) AS c4 \gset
+SELECT payext.vehicle_entered(:flat, 'CAM02', pg_temp.story('2026-11-21 11:00')) AS c5 \gset
+SELECT id = :c4 AS c4, state, pg_temp.told(entered_at) AS entered_at,
+       pg_temp.told(exited_at) AS exited_at, fee FROM payext.parking_stay
  WHERE id IN (:c4, :c5) ORDER BY id;
 
 -- A stay follows the owner it entered under: Amy's unpaid stay does not
 -- become Ben's when the plate changes hands.
-SELECT payext.vehicle_entered(:lot, 'SG1003', '2026-11-21 10:00') AS s7 \gset
-SELECT payext.vehicle_exited(:lot, 'SG1003', '2026-11-21 11:00') AS fee;
+SELECT payext.vehicle_entered(:lot, 'SG1003', pg_temp.story('2026-11-21 10:00')) AS s7 \gset
+SELECT payext.vehicle_exited(:lot, 'SG1003', pg_temp.story('2026-11-21 11:00')) AS fee;
 SELECT payext.unbind_vehicle('park_amy', 'SG1003');
 SELECT payext.bind_vehicle('park_ben', 'SG1003');
 SELECT count(*) AS bens_rows FROM payext.parking_service_info('park_ben', now()) WHERE stay = :s7;

@@ -15,8 +15,8 @@ SELECT payext.request_payment(:w) AS code \gset
 SELECT payext.charge(:m, :'code', 1000, 'verify-order-1') AS t1 \gset
 SELECT payext.create_parking_lot(:m, 'Verify Lot', 'UTC', 0, 60, 200) AS lot \gset
 SELECT payext.bind_vehicle('verify_vic', 'VF-001', auto_pay => true);
-SELECT payext.vehicle_entered(:lot, 'VF001', '2026-11-20 10:00+00') AS stay \gset
-SELECT payext.vehicle_exited(:lot, 'VF001', '2026-11-20 12:00+00') AS fee;
+SELECT payext.vehicle_entered(:lot, 'VF001', now() - interval '3 hours') AS stay \gset
+SELECT payext.vehicle_exited(:lot, 'VF001', now() - interval '90 minutes') AS fee;
 SELECT fee, paid, state FROM payext.parking_stay WHERE id = :stay;
 SELECT check_name, ok FROM payext.verify_ledger();
 

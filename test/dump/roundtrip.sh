@@ -30,9 +30,9 @@ SELECT payext.record_interaction('dump_carol', 'gh_dump_shop', 'visit');
 SELECT payext.opt_out('dump_dave', 'gh_dump_shop');
 SELECT payext.bind_vehicle('dump_alice', 'DUMP-01', true);
 SELECT payext.create_parking_lot(3, 'Dump Lot', 'Asia/Shanghai', 0, 60, 100);
-SELECT payext.vehicle_entered(1, 'DUMP01', '2026-11-20 10:00+08');
-SELECT payext.vehicle_exited(1, 'DUMP01', '2026-11-20 11:30+08');
-SELECT payext.vehicle_entered(1, 'DUMP01', '2026-11-20 12:00+08');
+SELECT payext.vehicle_entered(1, 'DUMP01', now() - interval '3 hours');
+SELECT payext.vehicle_exited(1, 'DUMP01', now() - interval '90 minutes');
+SELECT payext.vehicle_entered(1, 'DUMP01', now() - interval '1 hour');
 SELECT payext.charge(3, payext.request_payment(1), 700, 'dump-order-1');
 SELECT payext.refund(3, 'dump-order-1', 200, 'dump-refund-1');
 SQL

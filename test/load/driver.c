@@ -105,8 +105,12 @@ static bool opt_crash;
 static const char *opt_replay;
 static bool opt_verbose;
 
-/* Stays are dated in the past: this much before the start at most. */
-#define PARKING_HISTORY_S (300 * 86400)
+/*
+ * Stays are dated in the past: this much before the start at most, within
+ * payext.max_stay (30 days by default), beyond which cameras' times are
+ * refused.
+ */
+#define PARKING_HISTORY_S (25 * 86400)
 /* A stay's length: 20 to 119 minutes; then 2 minutes until the next entry. */
 #define STAY_MIN_S (20 * 60)
 #define STAY_SPREAD_MIN 100

@@ -78,14 +78,25 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- A stay as text: "state entered exited fee paid" (times in UTC).
+-- Camera events are checked against the server's clock, so the stays'
+-- story days, 2026-11-20 and 2026-11-21, are moved by whole days to 12 and
+-- 11 days before today: story('2026-11-20 10:00+08') is 10:00 (Shanghai)
+-- on the first.  Shanghai keeps UTC+8 all year, so every fee is the same
+-- whatever the day.  parking_fee() takes any times: its stays keep theirs.
+CREATE TEMP TABLE story_days ON COMMIT DROP AS
+SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date - 12 - date '2026-11-20' AS days;
+CREATE FUNCTION pg_temp.story(t text) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$ SELECT t::timestamptz + make_interval(hours => 24 * days) FROM story_days $$;
+
+-- A stay as text: "state entered exited fee paid" (times in UTC, moved back
+-- to the story's days).
 CREATE FUNCTION pg_temp.stay(stay_id bigint) RETURNS text
 LANGUAGE sql STABLE AS $$
   SELECT format('%s %s %s %s %s', state,
-                coalesce(to_char(entered_at, 'YYYY-MM-DD HH24:MI:SS.US'), '-'),
-                coalesce(to_char(exited_at, 'YYYY-MM-DD HH24:MI:SS.US'), '-'),
+                coalesce(to_char(entered_at - make_interval(hours => 24 * d.days), 'YYYY-MM-DD HH24:MI:SS.US'), '-'),
+                coalesce(to_char(exited_at - make_interval(hours => 24 * d.days), 'YYYY-MM-DD HH24:MI:SS.US'), '-'),
                 coalesce(fee::text, '-'), paid)
-    FROM payext.parking_stay WHERE id = stay_id
+    FROM payext.parking_stay, story_days d WHERE id = stay_id
 $$;
 
 ---------------------------------------------------------------------------
@@ -413,8 +424,8 @@ SELECT throws_ok(format('SELECT payext.create_parking_lot(999999999, %L, %L, 0, 
 ---------------------------------------------------------------------------
 SELECT throws_ok(format('SELECT payext.%s', call), 'PY407', 'parking lot 999999999 does not exist', what)
   FROM (VALUES ($$parking_fee(999999999, '2026-11-20 10:00+08', '2026-11-20 11:00+08')$$, 'parking_fee at an unknown lot'),
-               ($$vehicle_entered(999999999, 'PKU001', '2026-11-20 10:00+08')$$, 'vehicle_entered at an unknown lot'),
-               ($$vehicle_exited(999999999, 'PKU001', '2026-11-20 10:00+08')$$, 'vehicle_exited at an unknown lot'))
+               ($$vehicle_entered(999999999, 'PKU001', pg_temp.story('2026-11-20 10:00+08'))$$, 'vehicle_entered at an unknown lot'),
+               ($$vehicle_exited(999999999, 'PKU001', pg_temp.story('2026-11-20 10:00+08'))$$, 'vehicle_exited at an unknown lot'))
        AS v(call, what);
 SELECT throws_ok(format('SELECT payext.%s', call), 'PY412', msg, what)
   FROM (VALUES (format('parking_fee(%s, %L, %L)', :sh, '2026-11-20 12:00+08', '2026-11-20 11:59:59.999999+08'),
@@ -551,98 +562,98 @@ SELECT is(payext.parking_fee(lot, entered::timestamptz, exited::timestamptz), fe
 ---------------------------------------------------------------------------
 -- Stays: repeated entries and exits
 ---------------------------------------------------------------------------
-SELECT payext.vehicle_entered(:sh, 'pka 001', '2026-11-20 10:00+08') AS st1 \gset
-SELECT is(payext.vehicle_entered(:sh, 'PKA-001', '2026-11-20 10:00+08'), :st1::bigint,
+SELECT payext.vehicle_entered(:sh, 'pka 001', pg_temp.story('2026-11-20 10:00+08')) AS st1 \gset
+SELECT is(payext.vehicle_entered(:sh, 'PKA-001', pg_temp.story('2026-11-20 10:00+08')), :st1::bigint,
           'a repeated entry (another spelling of the plate) returns the same stay');
 SELECT is(pg_temp.stay(:st1), 'open 2026-11-20 02:00:00.000000 - - 0', '... which is open, entered at 10:00+08');
 SELECT results_eq($$SELECT stay, plate, lot, entered_at, exited_at, amount_due, lot_name, currency
-                      FROM payext.parking_service_info('tap-pk-alice', '2026-11-20 11:00+08')$$,
-                  format($$VALUES (%s::bigint, 'PKA001', %s::bigint, '2026-11-20 10:00+08'::timestamptz, NULL::timestamptz,
+                      FROM payext.parking_service_info('tap-pk-alice', pg_temp.story('2026-11-20 11:00+08'))$$,
+                  format($$VALUES (%s::bigint, 'PKA001', %s::bigint, pg_temp.story('2026-11-20 10:00+08'), NULL::timestamptz,
                                    600::bigint, 'TAP SH', 'CNY')$$, :st1, :sh),
                   'service info shows the open stay priced at `at`: 10:00-11:00 is 6.00');
-SELECT is(payext.vehicle_exited(:sh, 'PKA001', '2026-11-20 12:00+08'), 1200::bigint,
+SELECT is(payext.vehicle_exited(:sh, 'PKA001', pg_temp.story('2026-11-20 12:00+08')), 1200::bigint,
           'the exit at 12:00 returns the fee: 4 day units, 12.00');
 SELECT is(pg_temp.stay(:st1), 'exited 2026-11-20 02:00:00.000000 2026-11-20 04:00:00.000000 1200 0',
           '... the stay is exited with its fee, unpaid (alice has no auto_pay)');
-SELECT is(payext.vehicle_exited(:sh, 'PKA001', at::timestamptz), 1200::bigint,
+SELECT is(payext.vehicle_exited(:sh, 'PKA001', pg_temp.story(at)), 1200::bigint,
           format('a repeated exit at %s returns the same fee', at))
   FROM unnest(ARRAY['2026-11-20 12:00+08', '2026-11-20 12:00:30+08', '2026-11-20 12:01+08', '2026-11-20 11:59+08']) AS at;
 SELECT results_eq($$SELECT count(*)::int, max(exited_at) FROM payext.parking_stay WHERE plate = 'PKA001'$$,
-                  $$VALUES (1, '2026-11-20 12:00+08'::timestamptz)$$, '... and records nothing: one stay, exited at 12:00');
-SELECT is(payext.vehicle_entered(:sh, 'PKA001', '2026-11-20 10:00+08'), :st1::bigint,
+                  $$VALUES (1, pg_temp.story('2026-11-20 12:00+08'))$$, '... and records nothing: one stay, exited at 12:00');
+SELECT is(payext.vehicle_entered(:sh, 'PKA001', pg_temp.story('2026-11-20 10:00+08')), :st1::bigint,
           'the entry event repeated after the exit returns the same stay');
-SELECT is(payext.vehicle_exited(:sh, 'PKA001', '2026-11-20 12:01:00.000001+08'), NULL,
+SELECT is(payext.vehicle_exited(:sh, 'PKA001', pg_temp.story('2026-11-20 12:01:00.000001+08')), NULL,
           'an exit 60 s + 1 us after the last one is not a repeat: an exit without entry (NULL)');
 
 ---------------------------------------------------------------------------
 -- Exits without entry, late entries, several lots
 ---------------------------------------------------------------------------
-SELECT is(payext.vehicle_exited(:sh, 'PKA002', '2026-11-20 15:00+08'), NULL, 'an exit without entry returns NULL');
+SELECT is(payext.vehicle_exited(:sh, 'PKA002', pg_temp.story('2026-11-20 15:00+08')), NULL, 'an exit without entry returns NULL');
 SELECT id AS st2 FROM payext.parking_stay WHERE plate = 'PKA002' \gset
 SELECT is(pg_temp.stay(:st2), 'exit_without_entry - 2026-11-20 07:00:00.000000 - 0', '... and is recorded');
 SELECT results_eq($$SELECT stay, lot, plate, seen_at, anomaly FROM payext.parking_anomaly WHERE plate = 'PKA002'$$,
-                  format($$VALUES (%s::bigint, %s::bigint, 'PKA002', '2026-11-20 15:00+08'::timestamptz, 'exit_without_entry')$$, :st2, :sh),
+                  format($$VALUES (%s::bigint, %s::bigint, 'PKA002', pg_temp.story('2026-11-20 15:00+08'), 'exit_without_entry')$$, :st2, :sh),
                   '... and shows in parking_anomaly');
-SELECT is_empty($$SELECT 1 FROM payext.parking_service_info('tap-pk-alice', '2026-11-21 10:00+08') WHERE plate = 'PKA002'$$,
+SELECT is_empty($$SELECT 1 FROM payext.parking_service_info('tap-pk-alice', pg_temp.story('2026-11-21 10:00+08')) WHERE plate = 'PKA002'$$,
                 'an exit without entry (no fee yet) is not in service info');
 SELECT throws_ok(format('SELECT payext.pay_parking(%s, %s, 600)', :st2, :alice), 'PY410',
                  format('nothing is due for parking stay %s', :st2), 'nor can it be paid');
-SELECT is(payext.vehicle_exited(:sh, 'PKA002', '2026-11-20 15:00+08'), NULL, 'the exit without entry repeated: NULL again');
+SELECT is(payext.vehicle_exited(:sh, 'PKA002', pg_temp.story('2026-11-20 15:00+08')), NULL, 'the exit without entry repeated: NULL again');
 SELECT is((SELECT count(*)::int FROM payext.parking_stay WHERE plate = 'PKA002'), 1,
           '... and not recorded twice (repeated camera events are not duplicated)');
-SELECT is(payext.vehicle_entered(:sh, 'PKA002', '2026-11-20 14:00+08'), :st2::bigint,
+SELECT is(payext.vehicle_entered(:sh, 'PKA002', pg_temp.story('2026-11-20 14:00+08')), :st2::bigint,
           'a late entry (14:00) completes the exit without entry: same stay');
 SELECT is(pg_temp.stay(:st2), 'exited 2026-11-20 06:00:00.000000 2026-11-20 07:00:00.000000 600 0',
           '... now exited, priced 14:00-15:00: 2 day units, 6.00');
 SELECT is_empty($$SELECT 1 FROM payext.parking_anomaly WHERE plate = 'PKA002'$$, '... and no longer an anomaly');
-SELECT is(payext.vehicle_entered(:sh, 'PKA002', '2026-11-20 14:00+08'), :st2::bigint,
+SELECT is(payext.vehicle_entered(:sh, 'PKA002', pg_temp.story('2026-11-20 14:00+08')), :st2::bigint,
           'the late entry repeated returns the same stay');
 -- A late entry while a newer stay of the plate is open at the same lot.
-SELECT is(payext.vehicle_exited(:sh, 'PKU003', '2026-11-20 12:00+08'), NULL, 'PKU003 leaves at 12:00 without an entry');
+SELECT is(payext.vehicle_exited(:sh, 'PKU003', pg_temp.story('2026-11-20 12:00+08')), NULL, 'PKU003 leaves at 12:00 without an entry');
 SELECT id AS st_u3 FROM payext.parking_stay WHERE plate = 'PKU003' \gset
-SELECT payext.vehicle_entered(:sh, 'PKU003', '2026-11-20 13:00+08') AS st_u3b \gset
-SELECT is(payext.vehicle_entered(:sh, 'PKU003', '2026-11-20 11:00+08'), :st_u3::bigint,
+SELECT payext.vehicle_entered(:sh, 'PKU003', pg_temp.story('2026-11-20 13:00+08')) AS st_u3b \gset
+SELECT is(payext.vehicle_entered(:sh, 'PKU003', pg_temp.story('2026-11-20 11:00+08')), :st_u3::bigint,
           'the late entry of 11:00 completes the 12:00 exit, though the plate is open again since 13:00');
 SELECT is(pg_temp.stay(:st_u3), 'exited 2026-11-20 03:00:00.000000 2026-11-20 04:00:00.000000 600 0',
           '... priced 11:00-12:00: 2 day units, 6.00');
 SELECT is(pg_temp.stay(:st_u3b), 'open 2026-11-20 05:00:00.000000 - - 0', '... and the newer stay stays open');
 -- A repeated entry event of an earlier stay, once a newer one is open.
-SELECT payext.vehicle_entered(:sh, 'PKU004', '2026-11-20 08:00+08') AS st_u4 \gset
-SELECT is(payext.vehicle_exited(:sh, 'PKU004', '2026-11-20 09:00+08'), 600::bigint, 'PKU004 stays 08:00-09:00: 6.00');
-SELECT payext.vehicle_entered(:sh, 'PKU004', '2026-11-20 10:00+08') AS st_u4b \gset
-SELECT is(payext.vehicle_entered(:sh, 'PKU004', '2026-11-20 08:00+08'), :st_u4::bigint,
+SELECT payext.vehicle_entered(:sh, 'PKU004', pg_temp.story('2026-11-20 08:00+08')) AS st_u4 \gset
+SELECT is(payext.vehicle_exited(:sh, 'PKU004', pg_temp.story('2026-11-20 09:00+08')), 600::bigint, 'PKU004 stays 08:00-09:00: 6.00');
+SELECT payext.vehicle_entered(:sh, 'PKU004', pg_temp.story('2026-11-20 10:00+08')) AS st_u4b \gset
+SELECT is(payext.vehicle_entered(:sh, 'PKU004', pg_temp.story('2026-11-20 08:00+08')), :st_u4::bigint,
           'the 08:00 entry repeated after a new entry at 10:00 returns the 08:00 stay, not the open one');
 
-SELECT payext.vehicle_entered(:sh, 'PKA003', '2026-11-21 09:00+08') AS st3a \gset
-SELECT payext.vehicle_entered(:shb, 'PKA003', '2026-11-21 09:30+08') AS st3b \gset
+SELECT payext.vehicle_entered(:sh, 'PKA003', pg_temp.story('2026-11-21 09:00+08')) AS st3a \gset
+SELECT payext.vehicle_entered(:shb, 'PKA003', pg_temp.story('2026-11-21 09:30+08')) AS st3b \gset
 SELECT isnt(:st3b::bigint, :st3a::bigint, 'an entry at lot B while open at lot A is a new stay');
 SELECT results_eq($$SELECT id, state FROM payext.parking_stay WHERE plate = 'PKA003' ORDER BY id$$,
                   format($$VALUES (%s::bigint, 'open'), (%s::bigint, 'open')$$, :st3a, :st3b), '... both stay open');
 SELECT results_eq($$SELECT stay, lot, seen_at, anomaly FROM payext.parking_anomaly WHERE plate = 'PKA003' ORDER BY stay$$,
-                  format($$VALUES (%s::bigint, %s::bigint, '2026-11-21 09:00+08'::timestamptz, 'open_at_several_lots'),
-                                  (%s::bigint, %s::bigint, '2026-11-21 09:30+08'::timestamptz, 'open_at_several_lots')$$,
+                  format($$VALUES (%s::bigint, %s::bigint, pg_temp.story('2026-11-21 09:00+08'), 'open_at_several_lots'),
+                                  (%s::bigint, %s::bigint, pg_temp.story('2026-11-21 09:30+08'), 'open_at_several_lots')$$,
                          :st3a, :sh, :st3b, :shb),
                   '... and parking_anomaly lists both as open_at_several_lots');
 
 -- In again at the same lot, later, while open: the open stay's exit was missed.
-SELECT payext.vehicle_entered(:sh, 'PKU005', '2026-11-20 08:00+08') AS st_u5 \gset
-SELECT payext.vehicle_entered(:sh, 'PKU005', '2026-11-20 18:00+08') AS st_u5b \gset
+SELECT payext.vehicle_entered(:sh, 'PKU005', pg_temp.story('2026-11-20 08:00+08')) AS st_u5 \gset
+SELECT payext.vehicle_entered(:sh, 'PKU005', pg_temp.story('2026-11-20 18:00+08')) AS st_u5b \gset
 SELECT isnt(:st_u5b::bigint, :st_u5::bigint, 'an entry at the same lot hours after an open one is a new stay');
 SELECT results_eq($$SELECT id, state FROM payext.parking_stay WHERE plate = 'PKU005' ORDER BY id$$,
                   format($$VALUES (%s::bigint, 'exit_missed'), (%s::bigint, 'open')$$, :st_u5, :st_u5b),
                   '... the first one''s exit was missed; the new one is open');
 SELECT results_eq($$SELECT stay, seen_at, anomaly FROM payext.parking_anomaly WHERE plate = 'PKU005'$$,
-                  format($$VALUES (%s::bigint, '2026-11-20 08:00+08'::timestamptz, 'exit_missed')$$, :st_u5),
+                  format($$VALUES (%s::bigint, pg_temp.story('2026-11-20 08:00+08'), 'exit_missed')$$, :st_u5),
                   '... and parking_anomaly lists it as exit_missed');
 
 ---------------------------------------------------------------------------
 -- Unbound plates
 ---------------------------------------------------------------------------
-SELECT payext.vehicle_entered(:sh, 'PKU001', '2026-11-20 10:00+08') AS st_u1 \gset
-SELECT is(payext.vehicle_exited(:sh, 'PKU001', '2026-11-20 11:00+08'), 600::bigint, 'an unbound plate''s stay is priced');
-SELECT is_empty($$SELECT 1 FROM payext.parking_service_info('tap-pk-alice', '2026-11-21 10:00+08') WHERE plate LIKE 'PKU%'
-                  UNION ALL SELECT 1 FROM payext.parking_service_info('tap-pk-bob', '2026-11-21 10:00+08') WHERE plate LIKE 'PKU%'
-                  UNION ALL SELECT 1 FROM payext.parking_service_info('tap-pk-erin', '2026-11-21 10:00+08') WHERE plate LIKE 'PKU%'$$,
+SELECT payext.vehicle_entered(:sh, 'PKU001', pg_temp.story('2026-11-20 10:00+08')) AS st_u1 \gset
+SELECT is(payext.vehicle_exited(:sh, 'PKU001', pg_temp.story('2026-11-20 11:00+08')), 600::bigint, 'an unbound plate''s stay is priced');
+SELECT is_empty($$SELECT 1 FROM payext.parking_service_info('tap-pk-alice', pg_temp.story('2026-11-21 10:00+08')) WHERE plate LIKE 'PKU%'
+                  UNION ALL SELECT 1 FROM payext.parking_service_info('tap-pk-bob', pg_temp.story('2026-11-21 10:00+08')) WHERE plate LIKE 'PKU%'
+                  UNION ALL SELECT 1 FROM payext.parking_service_info('tap-pk-erin', pg_temp.story('2026-11-21 10:00+08')) WHERE plate LIKE 'PKU%'$$,
                 'unbound plates are in nobody''s service info');
 SELECT throws_ok(format('SELECT payext.pay_parking(%s, %s, 600)', :st_u1, :alice), 'PY411',
                  format('plate PKU001 is not bound to the owner of wallet %s', :alice),
@@ -652,8 +663,8 @@ SELECT throws_ok(format('SELECT payext.pay_parking(%s, %s, 600)', :st_u1, :alice
 SELECT payext.open_wallet('tap-pk-hank') AS hank \gset
 SELECT payext.top_up(:hank, 10000, 'tap-pk-bank-hank') > 0 AS t7 \gset
 SELECT payext.bind_vehicle('tap-pk-gina', 'PKG001');
-SELECT payext.vehicle_entered(:sh, 'PKG001', '2026-11-20 10:00+08') AS st_g1 \gset
-SELECT is(payext.vehicle_exited(:sh, 'PKG001', '2026-11-20 11:00+08'), 600::bigint, 'gina''s PKG001 stays 10:00-11:00: 6.00');
+SELECT payext.vehicle_entered(:sh, 'PKG001', pg_temp.story('2026-11-20 10:00+08')) AS st_g1 \gset
+SELECT is(payext.vehicle_exited(:sh, 'PKG001', pg_temp.story('2026-11-20 11:00+08')), 600::bigint, 'gina''s PKG001 stays 10:00-11:00: 6.00');
 SELECT payext.unbind_vehicle('tap-pk-gina', 'PKG001');
 SELECT payext.bind_vehicle('tap-pk-hank', 'PKG001', auto_pay => true);
 SELECT is_empty($$SELECT 1 FROM payext.parking_service_info('tap-pk-hank')$$,
@@ -668,14 +679,14 @@ SELECT throws_ok(format('SELECT payext.pay_parking(%s, %s, 600)', :st_g1, :hank)
 -- 09:00 (2 day units, 6.00), st3b open at lot B since 09:30 (30 min > 15
 -- free: 1 day unit, 3.00); ordered by entry.
 SELECT results_eq($$SELECT stay, plate, lot, entered_at, exited_at, amount_due, lot_name, currency
-                      FROM payext.parking_service_info('tap-pk-alice', '2026-11-21 10:00+08')$$,
-                  format($$VALUES (%s::bigint, 'PKA001', %s::bigint, '2026-11-20 10:00+08'::timestamptz, '2026-11-20 12:00+08'::timestamptz, 1200::bigint, 'TAP SH', 'CNY'),
-                                  (%s::bigint, 'PKA002', %s::bigint, '2026-11-20 14:00+08'::timestamptz, '2026-11-20 15:00+08'::timestamptz, 600::bigint, 'TAP SH', 'CNY'),
-                                  (%s::bigint, 'PKA003', %s::bigint, '2026-11-21 09:00+08'::timestamptz, NULL::timestamptz, 600::bigint, 'TAP SH', 'CNY'),
-                                  (%s::bigint, 'PKA003', %s::bigint, '2026-11-21 09:30+08'::timestamptz, NULL::timestamptz, 300::bigint, 'TAP SH-B', 'CNY')$$,
+                      FROM payext.parking_service_info('tap-pk-alice', pg_temp.story('2026-11-21 10:00+08'))$$,
+                  format($$VALUES (%s::bigint, 'PKA001', %s::bigint, pg_temp.story('2026-11-20 10:00+08'), pg_temp.story('2026-11-20 12:00+08'), 1200::bigint, 'TAP SH', 'CNY'),
+                                  (%s::bigint, 'PKA002', %s::bigint, pg_temp.story('2026-11-20 14:00+08'), pg_temp.story('2026-11-20 15:00+08'), 600::bigint, 'TAP SH', 'CNY'),
+                                  (%s::bigint, 'PKA003', %s::bigint, pg_temp.story('2026-11-21 09:00+08'), NULL::timestamptz, 600::bigint, 'TAP SH', 'CNY'),
+                                  (%s::bigint, 'PKA003', %s::bigint, pg_temp.story('2026-11-21 09:30+08'), NULL::timestamptz, 300::bigint, 'TAP SH-B', 'CNY')$$,
                          :st1, :sh, :st2, :sh, :st3a, :sh, :st3b, :shb),
                   'service info: exited unpaid stays with their fee, open ones priced at `at`');
-SELECT results_eq($$SELECT stay, amount_due FROM payext.parking_service_info('tap-pk-alice', '2026-11-21 09:10+08') WHERE plate = 'PKA003'$$,
+SELECT results_eq($$SELECT stay, amount_due FROM payext.parking_service_info('tap-pk-alice', pg_temp.story('2026-11-21 09:10+08')) WHERE plate = 'PKA003'$$,
                   format('VALUES (%s::bigint, 0::bigint), (%s::bigint, 0::bigint)', :st3a, :st3b),
                   'at 09:10 the open stays owe nothing: 10 minutes are free, the other has not begun');
 SELECT is_empty($$SELECT 1 FROM payext.parking_service_info('tap-pk-carol')$$, 'a user without vehicles has no rows');
@@ -717,7 +728,7 @@ SELECT results_eq(format('SELECT payext.balance(%s), (SELECT count(*)::int FROM 
                   $$VALUES (98800::bigint, 1)$$, '... and moves nothing');
 SELECT throws_ok(format('SELECT payext.pay_parking(%s, %s, 100)', :st1, :alice), 'PY410',
                  format('nothing is due for parking stay %s', :st1), 'another payment of a paid stay: nothing is due');
-SELECT is_empty(format('SELECT 1 FROM payext.parking_service_info(%L, %L) WHERE stay = %s', 'tap-pk-alice', '2026-11-21 10:00+08', :st1),
+SELECT is_empty(format('SELECT 1 FROM payext.parking_service_info(%L, %L) WHERE stay = %s', 'tap-pk-alice', pg_temp.story('2026-11-21 10:00+08'), :st1),
                 'a paid stay is gone from service info');
 SELECT lives_ok(format('SELECT payext.pay_parking(%s, %s, 600)', :st2, :alice), 'alice pays the 6.00 of the late-entry stay');
 
@@ -756,23 +767,23 @@ SELECT is(payext.balance(:bob), 9700::bigint, 'bob paid 1.00 (PKB001) + 1.00 and
 -- Automatic payment at exit (erin: PKE001 with auto_pay; 10.00 CNY and
 -- 1000.00 EUR)
 ---------------------------------------------------------------------------
-SELECT payext.vehicle_entered(:sh, 'PKE001', '2026-11-20 10:00+08') AS st_e1 \gset
-SELECT is(payext.vehicle_exited(:sh, 'PKE001', '2026-11-20 12:00+08'), 1200::bigint,
+SELECT payext.vehicle_entered(:sh, 'PKE001', pg_temp.story('2026-11-20 10:00+08')) AS st_e1 \gset
+SELECT is(payext.vehicle_exited(:sh, 'PKE001', pg_temp.story('2026-11-20 12:00+08')), 1200::bigint,
           'auto_pay, the wallet short (10.00 for 12.00): the exit still returns the fee');
 SELECT results_eq(format('SELECT fee, paid, payext.balance(%s) FROM payext.parking_stay WHERE id = %s', :erin, :st_e1),
                   $$VALUES (1200::bigint, 0::bigint, 1000::bigint)$$, '... nothing is paid, not even in part');
 SELECT results_eq($$SELECT stay, amount_due FROM payext.parking_service_info('tap-pk-erin')$$,
                   format('VALUES (%s::bigint, 1200::bigint)', :st_e1), '... and the fee is due');
 SELECT payext.top_up(:erin, 5000, 'tap-pk-bank-erin-2') > 0 AS t6 \gset
-SELECT payext.vehicle_entered(:sh, 'PKE001', '2026-11-20 13:00+08') AS st_e2 \gset
-SELECT is(payext.vehicle_exited(:sh, 'PKE001', '2026-11-20 14:00+08'), 600::bigint,
+SELECT payext.vehicle_entered(:sh, 'PKE001', pg_temp.story('2026-11-20 13:00+08')) AS st_e2 \gset
+SELECT is(payext.vehicle_exited(:sh, 'PKE001', pg_temp.story('2026-11-20 14:00+08')), 600::bigint,
           'auto_pay with the balance there: the exit returns the fee, 6.00');
 SELECT results_eq(format('SELECT s.fee, s.paid, p.wallet, p.amount, p.how FROM payext.parking_stay s
                             JOIN payext.parking_payment p ON p.stay = s.id WHERE s.id = %s', :st_e2),
                   format($$VALUES (600::bigint, 600::bigint, %s::bigint, 600::bigint, 'auto')$$, :erin),
                   '... paid automatically from erin''s CNY wallet');
-SELECT payext.vehicle_entered(:be, 'PKE001', '2026-11-20 10:00+01') AS st_e3 \gset
-SELECT is(payext.vehicle_exited(:be, 'PKE001', '2026-11-20 12:00+01'), 2000::bigint,
+SELECT payext.vehicle_entered(:be, 'PKE001', pg_temp.story('2026-11-20 10:00+01')) AS st_e3 \gset
+SELECT is(payext.vehicle_exited(:be, 'PKE001', pg_temp.story('2026-11-20 12:00+01')), 2000::bigint,
           'at the Berlin lot (EUR): 2 day units, 20.00');
 SELECT results_eq(format('SELECT p.wallet, p.amount, p.how, s.paid FROM payext.parking_stay s
                             JOIN payext.parking_payment p ON p.stay = s.id WHERE s.id = %s', :st_e3),

@@ -420,14 +420,14 @@ SELECT lives_ok('SELECT payext.record_interaction(''tap_erin'', ''gh_tap_a'', ''
 SELECT lives_ok('SELECT payext.opt_out(''tap_erin'', ''gh_tap_a''), payext.opt_in(''tap_erin'', ''gh_tap_a'')',
                 'app: opt_out and opt_in');
 SELECT lives_ok('SELECT payext.bind_vehicle(''tap_erin'', ''TP-001'', false)', 'app: bind_vehicle');
-SELECT lives_ok(format('SELECT payext.vehicle_entered(%s, ''TP001'', ''2026-01-01 10:00Z'')', :lot),
+SELECT lives_ok(format('SELECT payext.vehicle_entered(%s, ''TP001'', now() - interval ''3 hours'')', :lot),
                 'app: vehicle_entered');
-SELECT is(payext.vehicle_exited(:lot, 'TP001', '2026-01-01 12:00Z'), 200::bigint, 'app: vehicle_exited returns the fee');
+SELECT is(payext.vehicle_exited(:lot, 'TP001', now() - interval '1 hour'), 200::bigint, 'app: vehicle_exited returns the fee');
 SELECT is(payext.parking_fee(:lot, '2026-01-01 10:00Z', '2026-01-01 12:00Z'), 200::bigint, 'app: parking_fee');
-SELECT is((SELECT amount_due FROM payext.parking_service_info('tap_erin', '2026-01-01 13:00Z')), 200::bigint,
+SELECT is((SELECT amount_due FROM payext.parking_service_info('tap_erin', now())), 200::bigint,
           'app: parking_service_info shows what is due');
 SELECT lives_ok(format('SELECT payext.pay_parking(%s, %s, 200)',
-                       (SELECT stay FROM payext.parking_service_info('tap_erin', '2026-01-01 13:00Z')), :w_erin),
+                       (SELECT stay FROM payext.parking_service_info('tap_erin', now())), :w_erin),
                 'app: pay_parking');
 SELECT lives_ok('SELECT payext.unbind_vehicle(''tap_erin'', ''TP-001'')', 'app: unbind_vehicle');
 SELECT throws_ok(format('SELECT payext.charge(%s, %L, 10, ''tap-app-charge'')', :m_a, :'code_carol'), '42501', NULL,
@@ -795,6 +795,8 @@ DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO r_app', current_datab
 SELECT payext.request_payment(:w_alice) AS hj_code_b \gset
 SELECT payext.balance(:m_a) AS hj_bal_a0 \gset
 SELECT max(id) AS hj_key0 FROM payext.signing_key \gset
+-- Camera times near the server's clock, taken before evil.now() exists.
+SELECT now() - interval '3 hours' AS hj_in, now() - interval '1 hour' AS hj_out, now() AS hj_now \gset
 SELECT array_agg(consumer_pseudonym || '/' || public_service_id ORDER BY consumer_pseudonym, public_service_id) AS hj_ps0
   FROM payext.consumer_merchant_pseudonymous() \gset
 
@@ -882,10 +884,10 @@ SELECT payext.opt_out('tap_hj_owner', 'gh_tap_b') IS NULL AS hj_x \gset
 SELECT payext.opt_in('tap_hj_owner', 'gh_tap_b') IS NULL AS hj_x \gset
 SELECT payext.opt_out('tap_hj_owner', 'gh_tap_b') IS NULL AS hj_x \gset
 SELECT payext.bind_vehicle('tap_hj_owner', 'HJ-001', false) IS NULL AS hj_x \gset
-SELECT payext.vehicle_entered(:lot, 'HJ001', '2026-01-01 10:00Z') AS hj_stay \gset
-SELECT payext.vehicle_exited(:lot, 'hj 001', '2026-01-01 12:00Z') AS hj_fee \gset
+SELECT payext.vehicle_entered(:lot, 'HJ001', :'hj_in') AS hj_stay \gset
+SELECT payext.vehicle_exited(:lot, 'hj 001', :'hj_out') AS hj_fee \gset
 SELECT payext.parking_fee(:lot, '2026-01-01 10:00Z', '2026-01-01 12:00Z') AS hj_fee2 \gset
-SELECT stay AS hj_due_stay, amount_due AS hj_due FROM payext.parking_service_info('tap_hj_owner', '2026-01-01 13:00Z') \gset
+SELECT stay AS hj_due_stay, amount_due AS hj_due FROM payext.parking_service_info('tap_hj_owner', :'hj_now') \gset
 SELECT payext.pay_parking(:hj_due_stay, :hj_w, :hj_due) AS hj_pp \gset
 SELECT payext.unbind_vehicle('tap_hj_owner', 'HJ-001') IS NULL AS hj_x \gset
 SELECT payext.caller_has_capability('admin') AS hj_cap_admin, payext.caller_has_capability('app') AS hj_cap_app,
@@ -1074,10 +1076,10 @@ INSERT INTO tap_inj VALUES
   (26, 'bind_vehicle plate', 'r_app', false, 'SELECT payext.bind_vehicle(''tap_inj_plate_%3$s'', %1$L)',
       'SELECT owner = ''tap_inj_plate_%3$s'' FROM payext.vehicle WHERE plate = payext.normalize_plate(%1$L)'),
   (27, 'vehicle_entered plate', 'r_app', false,
-      format('SELECT payext.vehicle_entered(%s, %%1$L, ''2026-01-02 10:00Z'')', :lot),
+      format('SELECT payext.vehicle_entered(%s, %%1$L, now() - interval ''2 hours'')', :lot),
       'SELECT plate = payext.normalize_plate(%1$L) FROM payext.parking_stay WHERE id = %2$L::bigint'),
   (28, 'vehicle_exited plate', 'r_app', false,
-      format('SELECT payext.vehicle_exited(%s, %%1$L, ''2026-01-02 11:00Z'')', :lot),
+      format('SELECT payext.vehicle_exited(%s, %%1$L, now() - interval ''1 hour'')', :lot),
       'SELECT %2$L ~ ''^([0-9]+|<null>)$'''),
   (29, 'create_parking_lot name', 'r_admin', true,
       format('SELECT payext.create_parking_lot(%s, %%1$L, ''UTC'', 0, 60, 100)', :m_a),
