@@ -285,3 +285,45 @@ SELECT payext.pay_parking(:s7, :ben, 1000);
 SELECT kind, consumer, public_service_id, amount FROM payext.interaction
  WHERE public_service_id = 'gh_park_city' ORDER BY id;
 SELECT check_name, ok FROM payext.verify_ledger();
+
+-- Review: "a camera entry dated 1970 followed by an exit auto-paid
+-- 1,247,640.00 CNY; 4713-01-01 BC was accepted too."  Camera times more than
+-- payext.max_stay (30 days) before the server's clock, or more than
+-- payext.max_clock_skew (5 minutes) after it, are refused (PY412); the clock
+-- is the transaction's start, now().
+SHOW payext.max_stay;
+SHOW payext.max_clock_skew;
+SELECT payext.open_merchant('gh_park_review', 'Review Parking', 'CNY') AS rop \gset
+SELECT payext.create_parking_lot(:rop, 'Review', 'Asia/Shanghai', 0, 60, 500, cap_24h => 6000) AS rlot \gset
+SELECT payext.open_wallet('park_rita', 'CNY') AS rita \gset
+SELECT payext.top_up(:rita, 200000000, 'park-rita-1') > 0 AS topped_up;
+SELECT payext.bind_vehicle('park_rita', 'RV1970', auto_pay => true);
+SELECT payext.vehicle_entered(:rlot, 'RV1970', '1970-01-01 08:00');
+\echo :SQLSTATE
+SELECT payext.vehicle_entered(:rlot, 'RV1970', '4713-01-01 00:00 BC');
+\echo :SQLSTATE
+SELECT payext.vehicle_entered(:rlot, 'RV1970', now() - interval '31 days');
+\echo :SQLSTATE
+SELECT payext.vehicle_entered(:rlot, 'RV1970', now() - interval '30 days 0.000001 seconds');
+\echo :SQLSTATE
+SELECT payext.vehicle_entered(:rlot, 'RV1970', now() + interval '5 minutes 1 second');
+\echo :SQLSTATE
+SELECT payext.vehicle_exited(:rlot, 'RV1970', '1970-01-02 08:00');
+\echo :SQLSTATE
+-- No entry on record, so the exit is kept as an anomaly and nothing is paid.
+SELECT payext.vehicle_exited(:rlot, 'RV1970', now()) IS NULL AS no_fee;
+SELECT payext.balance(:rita) AS rita;
+-- Exactly at the bounds: accepted.
+SELECT payext.vehicle_entered(:rlot, 'RV0030', now() - interval '30 days') > 0 AS thirty_days_ago;
+SELECT payext.vehicle_exited(:rlot, 'RV0030', now() - interval '30 days' + interval '90 minutes') AS fee;
+SELECT payext.vehicle_entered(:rlot, 'RV0005', now() + interval '5 minutes') > 0 AS five_minutes_ahead;
+-- Both bounds are settings (a superuser's).
+SET payext.max_clock_skew = '1min';
+SELECT payext.vehicle_entered(:rlot, 'RV0001', now() + interval '2 minutes');
+\echo :SQLSTATE
+SET payext.max_stay = '2d';
+SELECT payext.vehicle_entered(:rlot, 'RV0002', now() - interval '3 days');
+\echo :SQLSTATE
+RESET payext.max_clock_skew;
+RESET payext.max_stay;
+SELECT payext.vehicle_entered(:rlot, 'RV0002', now() - interval '3 days') > 0 AS three_days_ago;

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/int.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -32,6 +33,8 @@
 #include "tariff.h"
 
 static int	payext_max_vehicles = PAYEXT_DEFAULT_MAX_VEHICLES;
+static int	payext_max_stay_min = PAYEXT_DEFAULT_MAX_STAY_MIN;
+static int	payext_max_clock_skew_s = PAYEXT_DEFAULT_MAX_CLOCK_SKEW_S;
 
 /* A lot as the pricing needs it. */
 typedef struct ParkingLot
@@ -232,6 +235,32 @@ ParkingInit(void)
 							PAYEXT_MAX_MAX_VEHICLES,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+
+	/*
+	 * Superuser settings: a camera's role must not widen its own bounds, nor
+	 * an app's the auto-payment it consents to.
+	 */
+	DefineCustomIntVariable("payext.max_stay",
+							"How old a camera event may be; also the longest stay priced at exit.",
+							"Older events are refused; a longer stay's exit is kept as an anomaly, unpriced. "
+							"A lot whose tariff could charge more than 64 bits over it is refused.",
+							&payext_max_stay_min,
+							PAYEXT_DEFAULT_MAX_STAY_MIN,
+							PAYEXT_MIN_MAX_STAY_MIN,
+							PAYEXT_MAX_MAX_STAY_MIN,
+							PGC_SUSET,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("payext.max_clock_skew",
+							"How far ahead of the server's clock a camera event may be.",
+							NULL,
+							&payext_max_clock_skew_s,
+							PAYEXT_DEFAULT_MAX_CLOCK_SKEW_S,
+							PAYEXT_MIN_MAX_CLOCK_SKEW_S,
+							PAYEXT_MAX_MAX_CLOCK_SKEW_S,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 }
 
@@ -451,15 +480,54 @@ ParkingArgTime(FunctionCallInfo fcinfo, int argno, const char *name)
 	return at;
 }
 
-static void
-ParkingRefuseFuture(TimestampTz at, const char *name)
+/* A span of whole minutes as a person reads it: "30 days", "36 hours". */
+static char *
+ParkingFormatMinutes(int64 minutes)
 {
-	if (at > GetCurrentTransactionStartTimestamp() + (int64) PAYEXT_MAX_CLOCK_SKEW_S * USECS_PER_SEC)
+	if (minutes % (24 * 60) == 0)
+		return psprintf(INT64_FORMAT " day%s", minutes / (24 * 60), minutes == 24 * 60 ? "" : "s");
+	if (minutes % 60 == 0)
+		return psprintf(INT64_FORMAT " hour%s", minutes / 60, minutes == 60 ? "" : "s");
+	return psprintf(INT64_FORMAT " minute%s", minutes, minutes == 1 ? "" : "s");
+}
+
+/* payext.max_stay in microseconds. */
+static int64
+ParkingMaxStayUs(void)
+{
+	return (int64) payext_max_stay_min * USECS_PER_MINUTE;
+}
+
+/*
+ * A camera's time: at most payext.max_stay before the server's clock (the
+ * transaction's start) and at most payext.max_clock_skew after it (PY412).
+ * A camera dated in 1970 would otherwise open a stay of half a century.
+ */
+static void
+ParkingCheckCameraTime(TimestampTz at, const char *name)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz earliest;
+	TimestampTz latest;
+
+	/* now is finite and the bounds are at most ten years: no overflow. */
+	if (pg_sub_s64_overflow(now, ParkingMaxStayUs(), &earliest) ||
+		pg_add_s64_overflow(now, (int64) payext_max_clock_skew_s * USECS_PER_SEC, &latest))
+		elog(ERROR, "payext: the camera time bounds overflow");
+	if (at > latest)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_BAD_TIME),
 				 errmsg("argument \"%s\" is in the future", name),
-				 errdetail("Up to %d seconds ahead of the server's clock are accepted.",
-						   PAYEXT_MAX_CLOCK_SKEW_S)));
+				 errdetail("Camera events up to %d seconds ahead of the server's clock are accepted (payext.max_clock_skew).",
+						   payext_max_clock_skew_s),
+				 errhint("Check the camera's clock.")));
+	if (at < earliest)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_TIME),
+				 errmsg("argument \"%s\" is too far in the past", name),
+				 errdetail("Camera events up to %s old are accepted (payext.max_stay).",
+						   ParkingFormatMinutes(payext_max_stay_min)),
+				 errhint("Check the camera's clock.")));
 }
 
 /* ---------------------------------------------------------------------
@@ -917,7 +985,7 @@ ParkingEventStart(FunctionCallInfo fcinfo, ParkingLot *lot, Datum *values,
 	PayextRequireArgs(fcinfo, 1, names);
 	*plate = ParkingArgPlate(fcinfo, 1);
 	*at = ParkingArgTime(fcinfo, 2, "at");
-	ParkingRefuseFuture(*at, "at");
+	ParkingCheckCameraTime(*at, "at");
 
 	PayextSpiConnect();
 	ParkingLoadLot(PG_GETARG_INT64(0), lot, false);

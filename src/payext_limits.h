@@ -75,6 +75,18 @@
 #define PAYEXT_MIN_MAX_VEHICLES		1
 #define PAYEXT_MAX_MAX_VEHICLES		100
 #define PAYEXT_DEFAULT_MAX_VEHICLES 3
+/*
+ * payext.max_stay, in minutes: camera events older than this are refused,
+ * no longer stay is priced at exit, and no lot's tariff may charge more than
+ * 64 bits over it.  An hour to ten years; 30 days by default.
+ */
+#define PAYEXT_MIN_MAX_STAY_MIN		60
+#define PAYEXT_MAX_MAX_STAY_MIN		(3660 * 1440)
+#define PAYEXT_DEFAULT_MAX_STAY_MIN (30 * 1440)
+/* payext.max_clock_skew: how far ahead of the server a camera may be, in seconds. */
+#define PAYEXT_MIN_MAX_CLOCK_SKEW_S 0
+#define PAYEXT_MAX_MAX_CLOCK_SKEW_S 3600
+#define PAYEXT_DEFAULT_MAX_CLOCK_SKEW_S 300
 /* A lot's free minutes at most (a week). */
 #define PAYEXT_MAX_FREE_MINUTES		10080
 /* Exit events of one plate at one lot this close, in seconds, are one event. */

@@ -10,7 +10,8 @@
 --     pg_catalog, payext, pg_temp except the pure normalize_plate, the one
 --     of them PUBLIC may execute; no PUBLIC privilege on the tables, view and
 --     sequences; user tables registered with pg_extension_config_dump;
---     payext.max_vehicles can be set by a superuser only;
+--     payext.max_vehicles, payext.max_stay and payext.max_clock_skew can be
+--     set by a superuser only, within their bounds (pg_settings);
 --   - every refusal has its own SQLSTATE and message:
 --       PY001 a NULL argument of each function (parking_fee's lot too)
 --       PY002 a non-positive payment  PY004 an empty owner or lot name
@@ -23,7 +24,10 @@
 --             that is not a wallet
 --       PY407 an unknown lot  PY408 an unknown stay  PY409 a stale amount
 --       PY410 nothing due     PY411 another owner's or an unbound plate's stay
---       PY412 exit before entry, an infinite or future time
+--       PY412 exit before entry, an infinite time, a camera time more than
+--             payext.max_stay (30 days) old (1970, 4713 BC, 30 days + 1 us)
+--             or more than payext.max_clock_skew (5 minutes) ahead; exactly
+--             at either bound is accepted
 --       PY413 a fee beyond 64 bits   PY105 a wallet of another currency
 --   - plates are normalised (case, spaces, dashes, middle dots, full-width
 --     forms, Unicode NFC);
@@ -56,7 +60,7 @@
 -- inside the transaction; every other time is fixed.  Everything runs in
 -- one transaction that is rolled back.  Names start with tap-pk-.
 BEGIN;
-SELECT plan(351);
+SELECT plan(367);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_encoding = 'UTF8';
 -- Exits without entry raise a WARNING (PY414); keep the TAP stream clean.
@@ -208,6 +212,10 @@ SELECT throws_ok($$SELECT payext.bind_vehicle('tap-pk-x', 'AB123')$$, '42501',
 SELECT throws_ok('SET payext.max_vehicles = 10', '42501',
                  'permission denied to set parameter "payext.max_vehicles"',
                  'a non-superuser role cannot change payext.max_vehicles');
+SELECT throws_ok(format('SET payext.%s = %L', name, value), '42501',
+                 format('permission denied to set parameter "payext.%s"', name),
+                 format('a non-superuser role cannot change payext.%s', name))
+  FROM (VALUES ('max_stay', '3650d'), ('max_clock_skew', '1h')) AS v(name, value);
 RESET ROLE;
 
 ---------------------------------------------------------------------------
@@ -261,6 +269,23 @@ SELECT results_eq(format('SELECT operator, currency, time_zone, free_minutes, un
                   format($$VALUES (%s::bigint, 'CNY', 'Asia/Shanghai', 15, 30, 300::bigint, 100::bigint,
                                    '08:00'::time, '20:00'::time, NULL::bigint, NULL::bigint, 15)$$, :op),
                   'a lot keeps its tariff, the defaults (08:00, 20:00, no caps, 15 minutes of grace) and its operator''s currency');
+
+---------------------------------------------------------------------------
+-- Settings: camera times
+---------------------------------------------------------------------------
+SELECT results_eq($$SELECT name, setting, unit, context, vartype, min_val, max_val, boot_val
+                      FROM pg_settings WHERE name IN ('payext.max_stay', 'payext.max_clock_skew') ORDER BY name$$,
+                  $$VALUES ('payext.max_clock_skew', '300', 's', 'superuser', 'integer', '0', '3600', '300'),
+                           ('payext.max_stay', '43200', 'min', 'superuser', 'integer', '60', '5270400', '43200')$$,
+                  'payext.max_stay: 30 days (an hour to ten years); payext.max_clock_skew: 5 minutes (none to an hour); superuser settings');
+SELECT is(current_setting(name), shown, format('%s shows as %s', name, shown))
+  FROM (VALUES ('payext.max_stay', '30d'), ('payext.max_clock_skew', '5min')) AS v(name, shown);
+SELECT throws_ok(format('SET LOCAL payext.%s = %L', name, value), '22023', msg, format('payext.%s = %s is refused', name, value))
+  FROM (VALUES ('max_stay', '59min', '59 min is outside the valid range for parameter "payext.max_stay" (60 .. 5270400)'),
+               ('max_stay', '3661d', '5271840 min is outside the valid range for parameter "payext.max_stay" (60 .. 5270400)'),
+               ('max_clock_skew', '-1', '-1 s is outside the valid range for parameter "payext.max_clock_skew" (0 .. 3600)'),
+               ('max_clock_skew', '61min', '3660 s is outside the valid range for parameter "payext.max_clock_skew" (0 .. 3600)'))
+       AS v(name, value, msg);
 
 ---------------------------------------------------------------------------
 -- PY001: NULL arguments
@@ -442,11 +467,25 @@ SELECT throws_ok(format('SELECT payext.%s', call), 'PY412', msg, what)
                 'argument "at" is in the future', 'vehicle_entered more than 5 minutes ahead'),
                (format('vehicle_exited(%s, %L, now() + interval %L)', :sh, 'PKU001', '1 hour'),
                 'argument "at" is in the future', 'vehicle_exited an hour ahead'),
+               (format('vehicle_entered(%s, %L, %L)', :sh, 'PKU001', '1970-01-01 08:00+08'),
+                'argument "at" is too far in the past', 'vehicle_entered in 1970'),
+               (format('vehicle_entered(%s, %L, %L)', :sh, 'PKU001', '4713-01-01 00:00+00 BC'),
+                'argument "at" is too far in the past', 'vehicle_entered in 4713 BC'),
+               (format('vehicle_exited(%s, %L, %L)', :sh, 'PKU001', '1970-01-01 10:00+08'),
+                'argument "at" is too far in the past', 'vehicle_exited in 1970'),
+               (format('vehicle_entered(%s, %L, now() - interval %L)', :sh, 'PKU001', '31 days'),
+                'argument "at" is too far in the past', 'vehicle_entered 31 days ago'),
+               (format('vehicle_exited(%s, %L, now() - interval %L)', :sh, 'PKU001', '30 days 0.000001 seconds'),
+                'argument "at" is too far in the past', 'vehicle_exited 30 days and 1 us ago'),
                ($$parking_service_info('tap-pk-alice', 'infinity')$$,
                 'argument "at" must be a finite time', 'parking_service_info at infinity'))
        AS v(call, msg, what);
 SELECT lives_ok(format('SELECT payext.vehicle_entered(%s, %L, now() + interval %L)', :shb, 'PKU009', '5 minutes'),
                 'vehicle_entered exactly 5 minutes ahead is accepted (clock skew)');
+SELECT lives_ok(format('SELECT payext.vehicle_entered(%s, %L, now() - interval %L)', :sh3, 'PKU010', '30 days'),
+                'vehicle_entered exactly 30 days ago is accepted (max_stay)');
+SELECT is(payext.vehicle_exited(:sh3, 'PKU010', now() - interval '30 days' + interval '1 hour'), 600::bigint,
+          '... and its exit an hour later is priced: 2 units at the flat 3.00');
 -- big: 1-minute units at 2^62.  One unit fits, two are 2^63 > INT64_MAX.
 SELECT is(payext.parking_fee(:big, '2026-11-20 10:00+08', '2026-11-20 10:01+08'), 4611686018427387904::bigint,
           'one unit at 2^62 is priced');
