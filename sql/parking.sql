@@ -327,3 +327,19 @@ SELECT payext.vehicle_entered(:rlot, 'RV0002', now() - interval '3 days');
 RESET payext.max_clock_skew;
 RESET payext.max_stay;
 SELECT payext.vehicle_entered(:rlot, 'RV0002', now() - interval '3 days') > 0 AS three_days_ago;
+
+-- Review: "a lot with a huge unit price made an exit overflow (PY413): the
+-- exit was lost and the owner's whole parking listing failed."  A lot whose
+-- tariff could charge more than 64 bits over payext.max_stay is refused
+-- (PY405).  The worst case is every unit at the dearer price, each 24 hours
+-- capped at cap_24h, the whole stay at cap_stay: 30 days of 1-minute units
+-- are 43,200 units, and 9223372036854775807 / 43200 = 213503982334601.
+SELECT payext.create_parking_lot(:rop, 'Huge', 'Asia/Shanghai', 0, 1, 213503982334602);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:rop, 'Huge nights', 'Asia/Shanghai', 0, 1, 100, 213503982334602);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:rop, 'Largest', 'Asia/Shanghai', 0, 1, 213503982334601) > 0 AS largest;
+SELECT payext.create_parking_lot(:rop, 'Capped', 'Asia/Shanghai', 0, 1, 9223372036854775807,
+                                 cap_24h => 6000) > 0 AS capped_24h;
+SELECT payext.create_parking_lot(:rop, 'Capped stay', 'Asia/Shanghai', 0, 1, 9223372036854775807,
+                                 cap_stay => 9223372036854775807) > 0 AS capped_stay;

@@ -779,6 +779,34 @@ ParkingRaiseBadLot(const char *message)
 			 errmsg("%s", message)));
 }
 
+/*
+ * Refuses a tariff that could charge more than 64 bits for a stay of at most
+ * payext.max_stay (PY405), so that every exit up to it can be priced.  A
+ * later, longer max_stay is the exit's problem: see ParkingCloseStay.
+ */
+static void
+ParkingRequireBoundedTariff(const Tariff *tariff)
+{
+	int64		worst;
+
+	switch (TariffWorstCase(tariff, ParkingMaxStayUs(), &worst))
+	{
+		case TARIFF_OK:
+			return;
+		case TARIFF_OVERFLOW:
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_BAD_LOT),
+					 errmsg("the tariff could charge more than the largest amount within payext.max_stay"),
+					 errdetail("A stay of %s (payext.max_stay) could cost more than " INT64_FORMAT " minor units at up to " INT64_FORMAT " a unit.",
+							   ParkingFormatMinutes(payext_max_stay_min), PG_INT64_MAX,
+							   Max(tariff->day_price, tariff->night_price)),
+					 errhint("Lower the prices, or give the lot a cap_24h or a cap_stay.")));
+			break;
+		default:
+			elog(ERROR, "payext: a checked tariff is invalid");
+	}
+}
+
 /* A time of day as whole minutes, or a refusal. */
 static int32
 ParkingArgMinuteOfDay(FunctionCallInfo fcinfo, int argno, const char *name)
@@ -848,6 +876,7 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
 	if (grace < 0 || grace > 1440)
 		ParkingRaiseBadLot("exit_grace_minutes must be between 0 and 1440");
 	Assert(TariffIsValid(&tariff));
+	ParkingRequireBoundedTariff(&tariff);
 
 	PayextSpiConnect();
 	LedgerReadAccount(PG_GETARG_INT64(0), &operator);

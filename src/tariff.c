@@ -186,3 +186,66 @@ TariffPriceStay(const Tariff *t, const TariffZone *zone, int64_t entered_us,
 	*fee_minor = (int64_t) total;
 	return TARIFF_OK;
 }
+
+/*
+ * The most one block of `units` units can cost: at `price` each, capped at
+ * cap_24h.  False when it does not fit in 64 bits.
+ */
+static bool
+BlockWorstCase(const Tariff *t, int64_t units, int64_t price, int64_t *worst)
+{
+	int64_t		sum;
+
+	if (__builtin_mul_overflow(units, price, &sum))
+	{
+		if (t->cap_24h == TARIFF_NO_PRICE)
+			return false;
+		sum = t->cap_24h;
+	}
+	if (t->cap_24h != TARIFF_NO_PRICE && sum > t->cap_24h)
+		sum = t->cap_24h;
+	*worst = sum;
+	return true;
+}
+
+TariffResult
+TariffWorstCase(const Tariff *t, int64_t max_stay_us, int64_t *worst_minor)
+{
+	int64_t		unit_us = t->unit_minutes * TARIFF_USECS_PER_MINUTE;
+	int64_t		price;
+	int64_t		full_blocks;
+	int64_t		rest_us;
+	int64_t		full_worst = 0;
+	int64_t		rest_worst = 0;
+	int64_t		total;
+	bool		fits;
+
+	*worst_minor = 0;
+	if (!TariffIsValid(t) || max_stay_us < 0)
+		return TARIFF_BAD_TARIFF;
+	/* Every stay that long at most is free. */
+	if (max_stay_us <= t->free_minutes * TARIFF_USECS_PER_MINUTE)
+		return TARIFF_OK;
+	price = t->night_price > t->day_price ? t->night_price : t->day_price;
+
+	/*
+	 * A shorter stay has fewer full blocks, or as many and a shorter last
+	 * one: the longest stay's blocks bound every other stay's.
+	 */
+	full_blocks = max_stay_us / TARIFF_USECS_PER_DAY;
+	rest_us = max_stay_us % TARIFF_USECS_PER_DAY;
+	fits = (full_blocks == 0 || BlockWorstCase(t, CeilDiv(TARIFF_USECS_PER_DAY, unit_us), price, &full_worst)) &&
+		(rest_us == 0 || BlockWorstCase(t, CeilDiv(rest_us, unit_us), price, &rest_worst)) &&
+		!__builtin_mul_overflow(full_blocks, full_worst, &total) &&
+		!__builtin_add_overflow(total, rest_worst, &total);
+	if (t->cap_stay != TARIFF_NO_PRICE && (!fits || total > t->cap_stay))
+	{
+		/* TariffPriceStay sums in 128 bits and stops at cap_stay. */
+		*worst_minor = t->cap_stay;
+		return TARIFF_OK;
+	}
+	if (!fits)
+		return TARIFF_OVERFLOW;
+	*worst_minor = total;
+	return TARIFF_OK;
+}

@@ -73,4 +73,15 @@ extern TariffResult TariffPriceStay(const Tariff *tariff, const TariffZone *zone
 									int64_t entered_us, int64_t exited_us,
 									int64_t *fee_minor);
 
+/*
+ * The most a stay of at most max_stay_us can cost, whatever its entry and
+ * zone: every unit at the dearer price, each started 24-hour block capped
+ * at cap_24h, the whole at cap_stay.  TARIFF_OVERFLOW when that does not fit
+ * in 64 bits; then some such stay may not be priceable.  When it fits, no
+ * such stay's TariffPriceStay() overflows, and without a night price the
+ * longest stay costs exactly *worst_minor.
+ */
+extern TariffResult TariffWorstCase(const Tariff *tariff, int64_t max_stay_us,
+									int64_t *worst_minor);
+
 #endif							/* PAYEXT_TARIFF_H */

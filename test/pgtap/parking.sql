@@ -19,7 +19,10 @@
 --             emoji, 129 bytes), with the reason in the detail
 --       PY402 a plate bound to another user   PY403 too many vehicles
 --       PY404 unbinding a plate the user has not bound
---       PY405 each lot validation    PY406 an unknown time zone
+--       PY405 each lot validation, and a tariff that could charge more
+--             than 64 bits over payext.max_stay (the worst case, checked on
+--             both sides of its boundary, over 30 days, 36 hours, an hour)
+--       PY406 an unknown time zone
 --       PY101/PY111 an operator that is missing / not a merchant, a payer
 --             that is not a wallet
 --       PY407 an unknown lot  PY408 an unknown stay  PY409 a stale amount
@@ -60,7 +63,7 @@
 -- inside the transaction; every other time is fixed.  Everything runs in
 -- one transaction that is rolled back.  Names start with tap-pk-.
 BEGIN;
-SELECT plan(367);
+SELECT plan(389);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_encoding = 'UTF8';
 -- Exits without entry raise a WARNING (PY414); keep the TAP stream clean.
@@ -241,8 +244,10 @@ SELECT payext.top_up(:alice, 100000, 'tap-pk-bank-alice') > 0 AS t1,
 -- 20:00-08:00.  sh3: no night price.  shc: 60-minute units, day 10.00,
 -- night 2.00, cap_24h 50.00, cap_stay 80.00.  l7: 7-minute units at 0.01.
 -- shg: 60-minute units at 1.00, no night price, exit grace 2 minutes.
--- big: 1-minute units at 2^62.  long: 1-minute units at 10^15, no cap;
--- longcap: the same with cap_stay 9 * 10^18.
+-- big: 1440-minute units at 2^62 and long: 1-minute units at 10^15, no
+-- cap, made while payext.max_stay was 1 and 6 days (their tariffs could
+-- overflow over the default 30 days, so a lot like them can no longer be
+-- made with it); longcap: long with cap_stay 9 * 10^18.
 -- be (EUR): Europe/Berlin, 60-minute units, day 10.00, night 1.00.
 -- bec (EUR): Europe/Berlin, 60-minute units at 10.00, no night, cap_24h 50.00.
 SELECT payext.create_parking_lot(:op, 'TAP SH', 'Asia/Shanghai', 15, 30, 300, 100) AS sh,
@@ -255,14 +260,17 @@ SELECT payext.create_parking_lot(:op, 'TAP SH', 'Asia/Shanghai', 15, 30, 300, 10
        payext.create_parking_lot(:op, 'TAP SH 7', 'Asia/Shanghai', 0, 7, 1) AS l7,
        payext.create_parking_lot(:op, 'TAP SH grace', 'Asia/Shanghai', 0, 60, 100,
                                  exit_grace_minutes => 2) AS shg,
-       payext.create_parking_lot(:op, 'TAP big', 'Asia/Shanghai', 0, 1, 4611686018427387904) AS big,
-       payext.create_parking_lot(:op, 'TAP long', 'Asia/Shanghai', 0, 1, 1000000000000000) AS long,
        payext.create_parking_lot(:op, 'TAP long capped', 'Asia/Shanghai', 0, 1, 1000000000000000,
                                  cap_stay => 9000000000000000000) AS longcap,
        payext.create_parking_lot(:op_eur, 'TAP Berlin', 'Europe/Berlin', 0, 60, 1000, 100) AS be,
        payext.create_parking_lot(:op_eur, 'TAP Berlin capped', 'Europe/Berlin', 0, 60, 1000,
                                  cap_24h => 5000) AS bec
 \gset
+SET LOCAL payext.max_stay = '1d';
+SELECT payext.create_parking_lot(:op, 'TAP big', 'Asia/Shanghai', 0, 1440, 4611686018427387904) AS big \gset
+SET LOCAL payext.max_stay = '6d';
+SELECT payext.create_parking_lot(:op, 'TAP long', 'Asia/Shanghai', 0, 1, 1000000000000000) AS long \gset
+RESET payext.max_stay;
 SELECT results_eq(format('SELECT operator, currency, time_zone, free_minutes, unit_minutes, day_price, night_price,
                                   day_start, night_start, cap_24h, cap_stay, exit_grace_minutes
                              FROM payext.parking_lot WHERE id = %s', :sh),
@@ -486,10 +494,10 @@ SELECT lives_ok(format('SELECT payext.vehicle_entered(%s, %L, now() - interval %
                 'vehicle_entered exactly 30 days ago is accepted (max_stay)');
 SELECT is(payext.vehicle_exited(:sh3, 'PKU010', now() - interval '30 days' + interval '1 hour'), 600::bigint,
           '... and its exit an hour later is priced: 2 units at the flat 3.00');
--- big: 1-minute units at 2^62.  One unit fits, two are 2^63 > INT64_MAX.
-SELECT is(payext.parking_fee(:big, '2026-11-20 10:00+08', '2026-11-20 10:01+08'), 4611686018427387904::bigint,
+-- big: 1440-minute units at 2^62.  One unit fits, two are 2^63 > INT64_MAX.
+SELECT is(payext.parking_fee(:big, '2026-11-20 10:00+08', '2026-11-21 10:00+08'), 4611686018427387904::bigint,
           'one unit at 2^62 is priced');
-SELECT throws_ok(format('SELECT payext.parking_fee(%s, %L, %L)', :big, '2026-11-20 10:00+08', '2026-11-20 10:01:00.000001+08'),
+SELECT throws_ok(format('SELECT payext.parking_fee(%s, %L, %L)', :big, '2026-11-20 10:00+08', '2026-11-21 10:00:00.000001+08'),
                  'PY413', 'the fee of this stay does not fit in 64 bits', 'two units at 2^62 overflow: PY413');
 -- long: 1440 units a day at 10^15; 6 days = 8.64 * 10^18 fits, 7 days =
 -- 1.008 * 10^19 does not; with cap_stay 9 * 10^18 the 7 days cost the cap.
@@ -499,6 +507,63 @@ SELECT throws_ok(format('SELECT payext.parking_fee(%s, %L, %L)', :long, '2026-11
                  'PY413', 'the fee of this stay does not fit in 64 bits', 'a 7-day stay of them overflows: PY413');
 SELECT is(payext.parking_fee(:longcap, '2026-11-01 10:00+08', '2026-11-08 10:00+08'), 9000000000000000000::bigint,
           'with cap_stay the 7-day stay costs the cap');
+
+---------------------------------------------------------------------------
+-- PY405: a tariff that could charge more than 64 bits over payext.max_stay
+---------------------------------------------------------------------------
+-- The worst case: every unit at the dearer price, a 24-hour block capped at
+-- cap_24h, the whole at cap_stay.  Over 30 days (the default max_stay),
+-- 1-minute units are 43,200 units, hourly ones 720, 7-minute ones 206 a
+-- block (the last 5 minutes long), 6,180; INT64_MAX = 9223372036854775807.
+SELECT throws_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, %s)', :op, 'tap-pk-huge', 'Asia/Shanghai', args),
+                 'PY405', 'the tariff could charge more than the largest amount within payext.max_stay',
+                 format('%s: refused', why))
+  FROM (VALUES ('0, 1, 213503982334602', '1-minute units at INT64_MAX / 43200 + 1'),
+               ('0, 1, 0, 213503982334602', '... at night (the dearer price counts)'),
+               ('0, 60, 12810238940076078', 'hourly units at INT64_MAX / 720 + 1'),
+               ('0, 7, 1492455022144786', '7-minute units at INT64_MAX / 6180 + 1'),
+               ('0, 1, 9223372036854775807, cap_24h => 307445734561825861', 'cap_24h INT64_MAX / 30 + 1'),
+               ('0, 1, 9223372036854775807, 9223372036854775807', 'INT64_MAX a minute, day and night'))
+       AS v(args, why);
+SELECT lives_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, %s)', :op, 'tap-pk-edge', 'Asia/Shanghai', args),
+                format('%s: accepted', why))
+  FROM (VALUES ('0, 1, 213503982334601', '1-minute units at INT64_MAX / 43200'),
+               ('0, 1, 0, 213503982334601', '... at night'),
+               ('0, 60, 12810238940076077', 'hourly units at INT64_MAX / 720'),
+               ('0, 7, 1492455022144785', '7-minute units at INT64_MAX / 6180'),
+               ('0, 1, 9223372036854775807, cap_24h => 307445734561825860', 'any price with cap_24h INT64_MAX / 30'),
+               ('0, 1, 9223372036854775807, 9223372036854775807, cap_stay => 9223372036854775807', 'any price with a cap_stay'),
+               ('0, 1, 0, 0', 'free parking'))
+       AS v(args, why);
+-- max_stay 36 hours: a full block and half a block (2,160 1-minute units, or
+-- two capped blocks); an hour: 60 units, or free within 60 free minutes.
+SET LOCAL payext.max_stay = '36h';
+SELECT throws_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, %s)', :op, 'tap-pk-huge', 'Asia/Shanghai', args),
+                 'PY405', 'the tariff could charge more than the largest amount within payext.max_stay',
+                 format('max_stay 36 hours, %s: refused', why))
+  FROM (VALUES ('0, 1, 4270079646692026', '1-minute units at INT64_MAX / 2160 + 1'),
+               ('0, 1, 9223372036854775807, cap_24h => 4611686018427387904', 'cap_24h INT64_MAX / 2 + 1')) AS v(args, why);
+SELECT lives_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, %s)', :op, 'tap-pk-edge', 'Asia/Shanghai', args),
+                format('max_stay 36 hours, %s: accepted', why))
+  FROM (VALUES ('0, 1, 4270079646692025', '1-minute units at INT64_MAX / 2160'),
+               ('0, 1, 9223372036854775807, cap_24h => 4611686018427387903', 'cap_24h INT64_MAX / 2')) AS v(args, why);
+SET LOCAL payext.max_stay = '1h';
+SELECT throws_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, %s)', :op, 'tap-pk-huge', 'Asia/Shanghai', args),
+                 'PY405', 'the tariff could charge more than the largest amount within payext.max_stay',
+                 format('max_stay an hour, %s: refused', why))
+  FROM (VALUES ('0, 1, 153722867280912931', '1-minute units at INT64_MAX / 60 + 1'),
+               ('59, 1, 9223372036854775807', '59 free minutes, then 1-minute units at INT64_MAX')) AS v(args, why);
+SELECT lives_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, %s)', :op, 'tap-pk-edge', 'Asia/Shanghai', args),
+                format('max_stay an hour, %s: accepted', why))
+  FROM (VALUES ('0, 1, 153722867280912930', '1-minute units at INT64_MAX / 60 (a full block would overflow)'),
+               ('60, 1, 9223372036854775807', '60 free minutes: every stay is free')) AS v(args, why);
+RESET payext.max_stay;
+SELECT is(pg_temp.refusal(format('SELECT payext.create_parking_lot(%s, %L, %L, 0, 1, 213503982334602)',
+                                 :op, 'tap-pk-huge', 'Asia/Shanghai')),
+          'PY405 the tariff could charge more than the largest amount within payext.max_stay: '
+          'A stay of 30 days (payext.max_stay) could cost more than 9223372036854775807 minor units '
+          'at up to 213503982334602 a unit.',
+          'the refusal''s detail says how much over how long');
 
 ---------------------------------------------------------------------------
 -- The tariff (parking_fee), Asia/Shanghai: UTC+8 all year

@@ -2,8 +2,9 @@
  * test_tariff.c
  *		Unit tests of the parking tariff (src/tariff.c): worked examples of
  *		DESIGN.md's arithmetic, a zone with daylight saving, and random
- *		stays against a unit-by-unit reading of the rules.  Prints
- *		"unit: N passed, M failed".
+ *		stays against a unit-by-unit reading of the rules; the worst case
+ *		over a longest stay (TariffWorstCase) against the stays it bounds.
+ *		Prints "unit: N passed, M failed".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,11 +221,144 @@ test_random_against_brute_force(void)
 	}
 }
 
+static int64_t
+worst(const Tariff *t, int64_t max_stay_us)
+{
+	int64_t		w = -1;
+	TariffResult r = TariffWorstCase(t, max_stay_us, &w);
+
+	return r == TARIFF_OK ? w : -100 - (int64_t) r;
+}
+
+/* The worst case over a longest stay, worked out by hand. */
+static void
+test_worst_case_examples(void)
+{
+	int64_t		max64 = INT64_MAX;
+	int64_t		thirty_days = 30 * DAY;
+	Tariff		flat = {0, 1, 0, TARIFF_NO_PRICE, 0, 0, TARIFF_NO_PRICE, TARIFF_NO_PRICE};
+	Tariff		t;
+
+	/* 30 days of 1-minute units: 43,200 units. */
+	flat.day_price = max64 / 43200;
+	CHECK(worst(&flat, thirty_days) == flat.day_price * 43200, "the largest 1-minute price over 30 days");
+	flat.day_price++;
+	CHECK(worst(&flat, thirty_days) == -100 - TARIFF_OVERFLOW, "one more overflows");
+	/* 36 hours: a full block and a half one, 2,160 units. */
+	flat.day_price = max64 / 2160;
+	CHECK(worst(&flat, 36 * HOUR) == flat.day_price * 2160, "36 hours: 2160 units");
+	flat.day_price++;
+	CHECK(worst(&flat, 36 * HOUR) == -100 - TARIFF_OVERFLOW, "36 hours: one more overflows");
+
+	/* Less than a block: its units only, though a full block would overflow. */
+	flat.day_price = max64 / 60;
+	CHECK(worst(&flat, HOUR) == flat.day_price * 60, "an hour: 60 units, no full block");
+	flat.day_price++;
+	CHECK(worst(&flat, HOUR) == -100 - TARIFF_OVERFLOW, "an hour: one more overflows");
+
+	/*
+	 * 7-minute units: 206 a block (the last 5 minutes long), 30 days 6,180.
+	 */
+	t = flat;
+	t.unit_minutes = 7;
+	t.day_price = 10;
+	CHECK(worst(&t, thirty_days) == 61800, "7-minute units: 206 a block");
+	/* 1 day + 8 minutes: 206 + 2 units (the second block restarts them). */
+	CHECK(worst(&t, DAY + 8 * MIN) == 2080, "a partial block's units start from its own start");
+	/* The dearer price counts, day or night. */
+	t.night_price = 30;
+	t.day_start_min = 8 * 60;
+	t.night_start_min = 20 * 60;
+	CHECK(worst(&t, thirty_days) == 6180 * 30, "the night price when it is the dearer");
+	t.day_price = 40;
+	CHECK(worst(&t, thirty_days) == 6180 * 40, "the day price when it is the dearer");
+	/* cap_24h bounds each block, cap_stay the whole. */
+	t = flat;
+	t.day_price = max64;
+	t.cap_24h = max64 / 30;
+	CHECK(worst(&t, thirty_days) == (max64 / 30) * 30, "any price with cap_24h: 30 capped blocks");
+	t.cap_24h++;
+	CHECK(worst(&t, thirty_days) == -100 - TARIFF_OVERFLOW, "a cap_24h too high for 30 blocks");
+	CHECK(worst(&t, 36 * HOUR) == 2 * t.cap_24h, "36 hours: a capped block and a capped half block");
+	t.cap_stay = 5;
+	CHECK(worst(&t, thirty_days) == 5, "cap_stay bounds everything");
+	t.cap_24h = TARIFF_NO_PRICE;
+	CHECK(worst(&t, 3660 * DAY) == 5, "... whatever the stay and the price");
+	t.cap_stay = max64;
+	CHECK(worst(&t, 3660 * DAY) == max64, "a cap_stay of INT64_MAX fits");
+	/* A stay within the free minutes costs nothing. */
+	t = flat;
+	t.day_price = max64;
+	t.free_minutes = 60;
+	CHECK(worst(&t, HOUR) == 0, "every stay up to max_stay is free");
+	CHECK(worst(&t, HOUR + 1) == -100 - TARIFF_OVERFLOW, "one microsecond more is 61 units at INT64_MAX");
+	/* Free prices never overflow; nonsense is refused. */
+	t.day_price = 0;
+	CHECK(worst(&t, 3660 * DAY) == 0, "free parking");
+	CHECK(worst(&t, -1) == -100 - TARIFF_BAD_TARIFF, "a negative max_stay");
+	t.unit_minutes = 0;
+	CHECK(worst(&t, DAY) == -100 - TARIFF_BAD_TARIFF, "a bad tariff");
+}
+
+/*
+ * Random tariffs: no stay up to max_stay costs more than the worst case
+ * (nor fails to price when it fits), and without a night price the bound is
+ * exact: the longest stay costs the worst case, or overflows when refused.
+ */
+static void
+test_worst_case_bounds_stays(void)
+{
+	for (int round = 0; round < 3000; round++)
+	{
+		Tariff		t;
+		FakeZone	z = {0, {0}, {0}, 0};
+		int64_t		max_stay = HOUR + (int64_t) (next_random() % (4 * DAY));
+		int64_t		in = 20000 * DAY + (int64_t) (next_random() % DAY);
+		int64_t		w;
+		int64_t		f;
+
+		t.free_minutes = (int32_t) (next_random() % 120);
+		t.unit_minutes = 1 + (int32_t) (next_random() % 1440);
+		/* Prices of every magnitude, up to INT64_MAX. */
+		t.day_price = (int64_t) (next_random() >> (1 + next_random() % 63));
+		t.night_price = next_random() % 3 == 0 ? TARIFF_NO_PRICE :
+			(int64_t) (next_random() >> (1 + next_random() % 63));
+		t.day_start_min = (int32_t) (next_random() % 1440);
+		t.night_start_min = (t.day_start_min + 1 + (int32_t) (next_random() % 1439)) % 1440;
+		t.cap_24h = next_random() % 3 == 0 ? (int64_t) (next_random() >> (1 + next_random() % 63)) : TARIFF_NO_PRICE;
+		t.cap_stay = next_random() % 4 == 0 ? (int64_t) (next_random() >> (1 + next_random() % 63)) : TARIFF_NO_PRICE;
+		z.offset_before = (int32_t) (next_random() % (26 * 3600)) - 12 * 3600;
+
+		if (TariffWorstCase(&t, max_stay, &w) != TARIFF_OK)
+		{
+			/* With one price the bound is exact: the longest stay overflows. */
+			if (t.night_price == TARIFF_NO_PRICE)
+				CHECK(fee(&t, &z, in, in + max_stay) == -100 - TARIFF_OVERFLOW,
+					  "round %d: refused, yet the longest stay prices", round);
+			continue;
+		}
+		CHECK(w >= 0, "round %d: a negative worst case", round);
+		for (int k = 0; k < 4; k++)
+		{
+			int64_t		stay = k == 0 ? max_stay : (int64_t) (next_random() % (max_stay + 1));
+
+			f = fee(&t, &z, in, in + stay);
+			CHECK(f >= 0 && f <= w, "round %d: a stay of %lld us costs %lld, the worst case is %lld",
+				  round, (long long) stay, (long long) f, (long long) w);
+			if (k == 0 && t.night_price == TARIFF_NO_PRICE)
+				CHECK(f == w, "round %d: one price: the longest stay costs %lld, the worst case is %lld",
+					  round, (long long) f, (long long) w);
+		}
+	}
+}
+
 int
 main(void)
 {
 	test_examples();
 	test_dst();
 	test_random_against_brute_force();
+	test_worst_case_examples();
+	test_worst_case_bounds_stays();
 	return unit_finish();
 }
