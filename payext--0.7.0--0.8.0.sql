@@ -485,3 +485,49 @@ UPDATE pg_catalog.pg_init_privs i
    AND i.objsubid = 0 AND i.privtype = 'e'
    AND c.oid IN ('payext.transfer'::pg_catalog.regclass, 'payext.interaction'::pg_catalog.regclass,
                  'payext.association_state'::pg_catalog.regclass);
+
+---------------------------------------------------------------------------
+-- Parking: exits that cannot be priced are kept as anomalies
+---------------------------------------------------------------------------
+
+-- A new state, exit_unpriced: the exit of a stay longer than payext.max_stay,
+-- or whose fee does not fit in 64 bits, is kept with its times and no fee
+-- for a person to settle (vehicle_exited warns PY415 and returns NULL).
+ALTER TABLE payext.parking_stay
+  DROP CONSTRAINT parking_stay_state_check,
+  ADD CONSTRAINT parking_stay_state_check
+    CHECK (state IN ('open', 'exited', 'exit_without_entry', 'exit_missed', 'exit_unpriced')),
+  DROP CONSTRAINT parking_stay_shape,
+  ADD CONSTRAINT parking_stay_shape CHECK (
+    (state IN ('open', 'exit_missed') AND entered_at IS NOT NULL AND exited_at IS NULL AND fee IS NULL) OR
+    (state = 'exited' AND entered_at IS NOT NULL AND exited_at >= entered_at AND fee IS NOT NULL) OR
+    (state = 'exit_without_entry' AND entered_at IS NULL AND exited_at IS NOT NULL AND fee IS NULL) OR
+    (state = 'exit_unpriced' AND entered_at IS NOT NULL AND exited_at >= entered_at AND fee IS NULL));
+COMMENT ON TABLE payext.parking_stay IS
+  'stays from plate camera events: open, exited (with its fee), an exit without entry, an entry whose exit was missed, or an exit that could not be priced';
+
+CREATE OR REPLACE VIEW payext.parking_anomaly AS
+SELECT s.id AS stay, s.lot, s.plate, s.exited_at AS seen_at, 'exit_without_entry'::text AS anomaly
+  FROM payext.parking_stay s
+ WHERE s.state = 'exit_without_entry'
+UNION ALL
+SELECT s.id, s.lot, s.plate, s.entered_at, 'exit_missed'
+  FROM payext.parking_stay s
+ WHERE s.state = 'exit_missed'
+UNION ALL
+SELECT s.id, s.lot, s.plate, s.entered_at, 'open_at_several_lots'
+  FROM payext.parking_stay s
+ WHERE s.state = 'open'
+   AND EXISTS (SELECT 1 FROM payext.parking_stay o
+                WHERE o.plate = s.plate AND o.state = 'open' AND o.lot <> s.lot)
+UNION ALL
+SELECT s.id, s.lot, s.plate, s.exited_at, 'exit_unpriced'
+  FROM payext.parking_stay s
+ WHERE s.state = 'exit_unpriced';
+COMMENT ON VIEW payext.parking_anomaly IS
+  'camera events that need a person: exits without entry, missed exits, plates open at several lots, exits that could not be priced';
+
+COMMENT ON FUNCTION payext.vehicle_exited(bigint, text, timestamptz) IS
+  'a camera saw a plate leave; returns what the stay cost (NULL for an exit without entry or one that cannot be priced), paying it with auto-pay';
+COMMENT ON FUNCTION payext.parking_service_info(text, timestamptz) IS
+  'a row per open or unpaid stay of the owner''s bound vehicles, with what is due at `at` (NULL: it cannot be priced)';

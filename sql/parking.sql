@@ -343,3 +343,41 @@ SELECT payext.create_parking_lot(:rop, 'Capped', 'Asia/Shanghai', 0, 1, 92233720
                                  cap_24h => 6000) > 0 AS capped_24h;
 SELECT payext.create_parking_lot(:rop, 'Capped stay', 'Asia/Shanghai', 0, 1, 9223372036854775807,
                                  cap_stay => 9223372036854775807) > 0 AS capped_stay;
+
+-- The rest of that review: an exit that cannot be priced is kept, as an
+-- anomaly (PY415, a WARNING), never lost, and the owner's listing keeps
+-- working.  One cause: a lot made while payext.max_stay was a day, whose
+-- tariff fits a day but not more (1-minute units at 4 * 10^15: 5.76 * 10^18
+-- a day); with the setting back at 30 days, a 3-day stay's fee does not fit
+-- in 64 bits.  The other: a stay longer than payext.max_stay, never priced
+-- at exit (no lot's tariff is checked beyond it).
+SET payext.max_stay = '1d';
+SELECT payext.create_parking_lot(:rop, 'Raised', 'Asia/Shanghai', 0, 1, 4000000000000000) AS raised \gset
+RESET payext.max_stay;
+SELECT payext.bind_vehicle('park_rita', 'RV0003', auto_pay => true);
+SELECT payext.bind_vehicle('park_rita', 'RV0006', auto_pay => true);
+SELECT payext.vehicle_entered(:raised, 'RV0003', now() - interval '3 days') AS s_raised \gset
+SELECT payext.vehicle_entered(:rlot, 'RV0006', now() - interval '30 days') AS s_long \gset
+-- Her app lists both, without an amount: the first's fee does not fit, the
+-- second has been in for 30 days and a moment by now.
+SELECT stay = :s_raised AS raised, stay = :s_long AS long, plate, exited_at, amount_due
+  FROM payext.parking_service_info('park_rita') ORDER BY stay;
+SELECT payext.pay_parking(:s_raised, :rita, 1);
+\echo :SQLSTATE
+-- Their exits: kept, not charged, a WARNING with its SQLSTATE (shown alone
+-- first, then in full), NULL for the fee; the repeated event adds nothing.
+\set VERBOSITY sqlstate
+SELECT payext.vehicle_exited(:raised, 'RV0003', now()) IS NULL AS no_fee;
+\set VERBOSITY default
+SELECT payext.vehicle_exited(:rlot, 'RV0006', now()) IS NULL AS no_fee;
+SELECT payext.vehicle_exited(:raised, 'RV0003', now()) IS NULL AS repeated_exit;
+SELECT id = :s_raised AS raised, plate, state, fee, exited_at IS NOT NULL AS exited, paid
+  FROM payext.parking_stay WHERE id IN (:s_raised, :s_long) ORDER BY id;
+SELECT stay = :s_raised AS raised, plate, anomaly FROM payext.parking_anomaly
+ WHERE stay IN (:s_raised, :s_long) ORDER BY stay;
+SELECT stay = :s_raised AS raised, plate, exited_at IS NOT NULL AS exited, amount_due
+  FROM payext.parking_service_info('park_rita') ORDER BY stay;
+SELECT payext.pay_parking(:s_long, :rita, 180500);
+\echo :SQLSTATE
+SELECT payext.balance(:rita) AS rita;
+SELECT check_name, ok FROM payext.verify_ledger();

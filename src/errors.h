@@ -89,6 +89,13 @@
 /* A warning, not an error: the exit is kept. */
 #define PAYEXT_ERRCODE_EXIT_WITHOUT_ENTRY	PAYEXT_SQLSTATE('4', '1', '4')
 
+/*
+ * A stay that cannot be priced (its fee beyond 64 bits, or longer than
+ * payext.max_stay): a warning at exit, where the exit is kept as an anomaly;
+ * an error from pay_parking.
+ */
+#define PAYEXT_ERRCODE_EXIT_UNPRICED		PAYEXT_SQLSTATE('4', '1', '5')
+
 /* PY9xx: a broken invariant; reaching one is a bug in payext */
 #define PAYEXT_ERRCODE_INVARIANT_BROKEN		PAYEXT_SQLSTATE('9', '0', '1')
 

@@ -126,7 +126,7 @@ static PayextPlan lock_open_stay_plan = {
 /* A stay that began within the repeat window of $3: the same entry again. */
 static PayextPlan find_entered_stay_plan = {
 	"SELECT id FROM payext.parking_stay"
-	" WHERE lot = $1 AND plate = $2 AND state IN ('exited', 'exit_missed')"
+	" WHERE lot = $1 AND plate = $2 AND state IN ('exited', 'exit_missed', 'exit_unpriced')"
 	"   AND entered_at BETWEEN $3 - make_interval(secs => $4) AND $3 + make_interval(secs => $4)"
 	" ORDER BY entered_at DESC LIMIT 1",
 	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID}
@@ -153,7 +153,7 @@ static PayextPlan lock_exit_without_entry_plan = {
 
 static PayextPlan find_repeated_exit_plan = {
 	"SELECT fee FROM payext.parking_stay"
-	" WHERE lot = $1 AND plate = $2 AND state IN ('exited', 'exit_without_entry')"
+	" WHERE lot = $1 AND plate = $2 AND state IN ('exited', 'exit_without_entry', 'exit_unpriced')"
 	"   AND exited_at BETWEEN $3 - make_interval(secs => $4) AND $3 + make_interval(secs => $4)"
 	" ORDER BY exited_at DESC LIMIT 1",
 	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, FLOAT8OID}
@@ -171,6 +171,12 @@ static PayextPlan close_stay_plan = {
 	"UPDATE payext.parking_stay SET entered_at = $2, exited_at = $3, fee = $4, state = 'exited'"
 	" WHERE id = $1",
 	4, {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID}
+};
+
+static PayextPlan close_unpriced_plan = {
+	"UPDATE payext.parking_stay SET entered_at = $2, exited_at = $3, fee = NULL, state = 'exit_unpriced'"
+	" WHERE id = $1",
+	3, {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
 static PayextPlan lock_stay_plan = {
@@ -218,7 +224,7 @@ static PayextPlan service_info_plan = {
 	"  JOIN payext.parking_lot l ON l.id = s.lot"
 	" WHERE v.owner = $1"
 	"   AND (s.owner_at_entry IS NULL OR s.owner_at_entry = v.owner)"
-	"   AND (s.state = 'open' OR (s.state = 'exited' AND s.fee > s.paid))"
+	"   AND (s.state IN ('open', 'exit_unpriced') OR (s.state = 'exited' AND s.fee > s.paid))"
 	" ORDER BY s.entered_at, s.id",
 	1, {TEXTOID}
 };
@@ -421,20 +427,29 @@ ParkingLoadLot(int64 lot_id, ParkingLot *lot, bool read_only)
 }
 
 /*
- * The lot's fee for [entered_at, exited_at]; raises PY412/PY413.  memo:
- * the lot's zone, kept by a caller that prices many stays; NULL for one.
+ * The lot's fee for [entered_at, exited_at], as the tariff core answers.
+ * memo: the lot's zone, kept by a caller that prices many stays; NULL for
+ * one.
  */
+static TariffResult
+ParkingTryPrice(const ParkingLot *lot, ParkingZone *memo, TimestampTz entered_at,
+				TimestampTz exited_at, int64 *fee)
+{
+	ParkingZone one = {lot->tz};
+	TariffZone	zone = {ParkingZoneOffset, memo != NULL ? memo : &one};
+
+	Assert(memo == NULL || memo->tz == lot->tz);
+	*fee = 0;
+	return TariffPriceStay(&lot->tariff, &zone, entered_at, exited_at, fee);
+}
+
+/* The lot's fee for [entered_at, exited_at]; raises PY412/PY413. */
 static int64
 ParkingPriceWith(const ParkingLot *lot, ParkingZone *memo, TimestampTz entered_at,
 				 TimestampTz exited_at)
 {
-	ParkingZone one = {lot->tz};
-	TariffZone	zone = {ParkingZoneOffset, memo != NULL ? memo : &one};
 	int64		fee = 0;
-	TariffResult result;
-
-	Assert(memo == NULL || memo->tz == lot->tz);
-	result = TariffPriceStay(&lot->tariff, &zone, entered_at, exited_at, &fee);
+	TariffResult result = ParkingTryPrice(lot, memo, entered_at, exited_at, &fee);
 
 	switch (result)
 	{
@@ -457,12 +472,6 @@ ParkingPriceWith(const ParkingLot *lot, ParkingZone *memo, TimestampTz entered_a
 	}
 	elog(ERROR, "payext: lot " INT64_FORMAT " cannot be priced (%d)", lot->id, (int) result);
 	return 0;					/* not reached */
-}
-
-static int64
-ParkingPrice(const ParkingLot *lot, TimestampTz entered_at, TimestampTz exited_at)
-{
-	return ParkingPriceWith(lot, NULL, entered_at, exited_at);
 }
 
 /* A camera's or a caller's time: finite, and not ahead of the server. */
@@ -530,6 +539,36 @@ ParkingCheckCameraTime(TimestampTz at, const char *name)
 				 errhint("Check the camera's clock.")));
 }
 
+/*
+ * A stay's fee at exit, or when its owner asks what is due: NULL with *fee
+ * set, or why it cannot be priced, for a person to settle.  No stay longer
+ * than payext.max_stay is priced: no lot's tariff is checked beyond it (see
+ * ParkingRequireBoundedTariff).  Within it, a lot made while max_stay was
+ * shorter (or before 0.8.0) may still give a fee beyond 64 bits.
+ */
+static const char *
+ParkingPriceStay(const ParkingLot *lot, TimestampTz entered_at, TimestampTz exited_at,
+				 int64 *fee)
+{
+	int64		span_us;
+
+	if (pg_sub_s64_overflow(exited_at, entered_at, &span_us) || span_us > ParkingMaxStayUs())
+		return psprintf("The stay lasted longer than payext.max_stay (%s).",
+						ParkingFormatMinutes(payext_max_stay_min));
+	switch (ParkingTryPrice(lot, NULL, entered_at, exited_at, fee))
+	{
+		case TARIFF_OK:
+			return NULL;
+		case TARIFF_OVERFLOW:
+			return "Its fee does not fit in 64 bits: the lot's tariff was accepted for a shorter payext.max_stay.";
+		case TARIFF_EXIT_BEFORE_ENTRY:
+		case TARIFF_BAD_TARIFF:
+		case TARIFF_ZONE_FAILED:
+			break;
+	}
+	return "The lot's tariff cannot price it.";
+}
+
 /* ---------------------------------------------------------------------
  * Stays
  * ---------------------------------------------------------------------
@@ -561,16 +600,31 @@ ParkingWithinGrace(const ParkingLot *lot, const ParkingStay *stay, TimestampTz a
 		at <= stay->paid_at + (int64) lot->exit_grace_minutes * 60 * USECS_PER_SEC;
 }
 
-/* What is due for the stay at time `at`. */
-static int64
-ParkingDue(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at)
+/*
+ * What is due for the stay at time `at`: NULL with *due set, or why the
+ * stay cannot be priced.
+ */
+static const char *
+ParkingDue(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at, int64 *due)
 {
+	const char *why;
+	int64		fee;
+
+	*due = 0;
 	if (strcmp(stay->state, "exited") == 0)
-		return stay->fee - stay->paid;
+	{
+		*due = stay->fee - stay->paid;
+		return NULL;
+	}
+	if (strcmp(stay->state, "exit_unpriced") == 0)
+		return "Its exit could not be priced; it is in payext.parking_anomaly.";
 	if (strcmp(stay->state, "open") != 0 || at <= stay->entered_at ||
 		ParkingWithinGrace(lot, stay, at))
-		return 0;
-	return ParkingPrice(lot, stay->entered_at, at) - stay->paid;
+		return NULL;
+	why = ParkingPriceStay(lot, stay->entered_at, at, &fee);
+	if (why == NULL)
+		*due = fee - stay->paid;
+	return why;
 }
 
 /* Moves `amount` from wallet to the lot's operator and books it on the stay. */
@@ -630,7 +684,35 @@ ParkingAutoPay(const ParkingLot *lot, const ParkingStay *stay, int64 due)
 	ParkingTransfer(lot, stay, DatumGetInt64(PayextResultDatum(0, 1)), due, "auto", true);
 }
 
-/* Closes an open stay (or completes an exit without entry); returns the fee. */
+/*
+ * An exit that cannot be priced: kept, with its times and no fee, as the
+ * anomaly exit_unpriced, and reported with a WARNING (PY415); nothing is
+ * charged.  A person settles it.
+ */
+static void
+ParkingCloseUnpriced(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_at,
+					 TimestampTz exited_at, const char *why)
+{
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(stay->id);
+	values[1] = TimestampTzGetDatum(entered_at);
+	values[2] = TimestampTzGetDatum(exited_at);
+	PayextExecute(&close_unpriced_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	stay->entered_at = entered_at;
+	stay->exited_at = exited_at;
+	strlcpy(stay->state, "exit_unpriced", sizeof(stay->state));
+	ereport(WARNING,
+			(errcode(PAYEXT_ERRCODE_EXIT_UNPRICED),
+			 errmsg("the stay of plate %s at lot " INT64_FORMAT " cannot be priced", stay->plate, lot->id),
+			 errdetail("%s The exit is kept in payext.parking_anomaly as exit_unpriced, and nothing is charged.", why),
+			 errhint("A person settles it.")));
+}
+
+/*
+ * Closes an open stay (or completes an exit without entry); returns the
+ * fee, or -1 when it cannot be priced.
+ */
 static int64
 ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_at,
 				 TimestampTz exited_at)
@@ -642,7 +724,16 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 	if (ParkingWithinGrace(lot, stay, exited_at))
 		fee = stay->paid;
 	else
-		fee = Max(ParkingPrice(lot, entered_at, exited_at), stay->paid);
+	{
+		const char *why = ParkingPriceStay(lot, entered_at, exited_at, &fee);
+
+		if (why != NULL)
+		{
+			ParkingCloseUnpriced(lot, stay, entered_at, exited_at, why);
+			return -1;
+		}
+		fee = Max(fee, stay->paid);
+	}
 	values[0] = Int64GetDatum(stay->id);
 	values[1] = TimestampTzGetDatum(entered_at);
 	values[2] = TimestampTzGetDatum(exited_at);
@@ -1141,6 +1232,8 @@ payext_vehicle_exited(PG_FUNCTION_ARGS)
 		{
 			fee = ParkingCloseStay(&lot, &stay, stay.entered_at, at);
 			PayextSpiFinish();
+			if (fee < 0)
+				PG_RETURN_NULL();	/* kept, unpriced */
 			PG_RETURN_INT64(fee);
 		}
 		/* Older than the open stay's entry: an earlier stay's exit. */
@@ -1188,6 +1281,7 @@ payext_parking_service_info(PG_FUNCTION_ARGS)
 	char	  **lot_names;
 	char	  **currencies;
 	ParkingLot	lot = {0};
+	int64		due;
 
 	InitMaterializedSRF(fcinfo, 0);
 	PayextSpiConnect();
@@ -1216,7 +1310,9 @@ payext_parking_service_info(PG_FUNCTION_ARGS)
 		values[3] = TimestampTzGetDatum(stays[i].entered_at);
 		values[4] = TimestampTzGetDatum(stays[i].exited_at);
 		nulls[4] = stays[i].exited_at == DT_NOBEGIN;
-		values[5] = Int64GetDatum(ParkingDue(&lot, &stays[i], at));
+		/* A stay that cannot be priced is listed without an amount. */
+		nulls[5] = ParkingDue(&lot, &stays[i], at, &due) != NULL;
+		values[5] = Int64GetDatum(due);
 		values[6] = CStringGetTextDatum(lot_names[i]);
 		values[7] = CStringGetTextDatum(currencies[i]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -1259,6 +1355,7 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 	LedgerAccount wallet;
 	Datum		values[3];
 	int64		due;
+	const char *why;
 	int64		transfer_id;
 
 	PayextRequireArgs(fcinfo, 3, names);
@@ -1286,7 +1383,13 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 				 errhint("A stay is paid from a wallet of the user the vehicle is bound to.")));
 
 	ParkingLoadLot(stay.lot, &lot, false);
-	due = ParkingDue(&lot, &stay, GetCurrentTransactionStartTimestamp());
+	why = ParkingDue(&lot, &stay, GetCurrentTransactionStartTimestamp(), &due);
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_EXIT_UNPRICED),
+				 errmsg("parking stay " INT64_FORMAT " cannot be priced", stay.id),
+				 errdetail("%s", why),
+				 errhint("A person settles it.")));
 	if (due == 0)
 	{
 		/* A retry of the payment that settled it answers with its transfer. */

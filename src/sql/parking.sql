@@ -63,12 +63,13 @@ CREATE TABLE payext.parking_stay (
   -- or whoever binds an unbound plate, sees and pays the stay.
   owner_at_entry text,
   state       text NOT NULL
-              CHECK (state IN ('open', 'exited', 'exit_without_entry', 'exit_missed')),
+              CHECK (state IN ('open', 'exited', 'exit_without_entry', 'exit_missed', 'exit_unpriced')),
   recorded_at timestamptz NOT NULL,
   CONSTRAINT parking_stay_shape CHECK (
     (state IN ('open', 'exit_missed') AND entered_at IS NOT NULL AND exited_at IS NULL AND fee IS NULL) OR
     (state = 'exited' AND entered_at IS NOT NULL AND exited_at >= entered_at AND fee IS NOT NULL) OR
-    (state = 'exit_without_entry' AND entered_at IS NULL AND exited_at IS NOT NULL AND fee IS NULL)),
+    (state = 'exit_without_entry' AND entered_at IS NULL AND exited_at IS NOT NULL AND fee IS NULL) OR
+    (state = 'exit_unpriced' AND entered_at IS NOT NULL AND exited_at >= entered_at AND fee IS NULL)),
   CONSTRAINT parking_stay_not_overpaid CHECK (fee IS NULL OR paid <= fee)
 );
 -- One open stay per lot and plate: a repeated entry event finds it.
@@ -76,7 +77,7 @@ CREATE UNIQUE INDEX parking_stay_open_key ON payext.parking_stay (lot, plate)
   WHERE state = 'open';
 CREATE INDEX parking_stay_plate_idx ON payext.parking_stay (plate, lot, exited_at);
 COMMENT ON TABLE payext.parking_stay IS
-  'stays from plate camera events: open, exited (with its fee), an exit without entry, or an entry whose exit was missed';
+  'stays from plate camera events: open, exited (with its fee), an exit without entry, an entry whose exit was missed, or an exit that could not be priced';
 
 -- One row per lot and plate that cameras have seen: every camera event
 -- upserts it first, so events of one plate at one lot are taken one at a
@@ -110,8 +111,9 @@ SELECT pg_catalog.pg_extension_config_dump('payext.parking_lot_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.parking_stay_id_seq', '');
 
 -- Stays that need a person: exits without entry, entries whose exit was
--- missed (the plate entered the same lot again), and plates open at more
--- than one lot.
+-- missed (the plate entered the same lot again), plates open at more than
+-- one lot, and exits that could not be priced (a stay longer than
+-- payext.max_stay, or a fee beyond 64 bits).
 CREATE VIEW payext.parking_anomaly AS
 SELECT s.id AS stay, s.lot, s.plate, s.exited_at AS seen_at, 'exit_without_entry'::text AS anomaly
   FROM payext.parking_stay s
@@ -125,9 +127,13 @@ SELECT s.id, s.lot, s.plate, s.entered_at, 'open_at_several_lots'
   FROM payext.parking_stay s
  WHERE s.state = 'open'
    AND EXISTS (SELECT 1 FROM payext.parking_stay o
-                WHERE o.plate = s.plate AND o.state = 'open' AND o.lot <> s.lot);
+                WHERE o.plate = s.plate AND o.state = 'open' AND o.lot <> s.lot)
+UNION ALL
+SELECT s.id, s.lot, s.plate, s.exited_at, 'exit_unpriced'
+  FROM payext.parking_stay s
+ WHERE s.state = 'exit_unpriced';
 COMMENT ON VIEW payext.parking_anomaly IS
-  'camera events that need a person: exits without entry, plates open at several lots';
+  'camera events that need a person: exits without entry, missed exits, plates open at several lots, exits that could not be priced';
 
 ---------------------------------------------------------------------------
 -- Functions
@@ -198,7 +204,7 @@ AS 'MODULE_PATHNAME', 'payext_vehicle_exited'
 LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.vehicle_exited(bigint, text, timestamptz) IS
-  'a camera saw a plate leave; returns what the stay cost (NULL for an exit without entry), paying it with auto-pay';
+  'a camera saw a plate leave; returns what the stay cost (NULL for an exit without entry or one that cannot be priced), paying it with auto-pay';
 
 CREATE FUNCTION payext.parking_service_info(owner text, at timestamptz DEFAULT now())
 RETURNS TABLE (stay bigint, plate text, lot bigint, entered_at timestamptz,
@@ -207,7 +213,7 @@ AS 'MODULE_PATHNAME', 'payext_parking_service_info'
 LANGUAGE C STABLE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.parking_service_info(text, timestamptz) IS
-  'a row per open or unpaid stay of the owner''s bound vehicles, with what is due at `at`';
+  'a row per open or unpaid stay of the owner''s bound vehicles, with what is due at `at` (NULL: it cannot be priced)';
 
 CREATE FUNCTION payext.pay_parking(stay bigint, wallet bigint, amount bigint)
 RETURNS bigint

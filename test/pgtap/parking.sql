@@ -32,6 +32,8 @@
 --             or more than payext.max_clock_skew (5 minutes) ahead; exactly
 --             at either bound is accepted
 --       PY413 a fee beyond 64 bits   PY105 a wallet of another currency
+--       PY415 paying a stay that cannot be priced (its fee beyond 64 bits,
+--             or longer than payext.max_stay)
 --   - plates are normalised (case, spaces, dashes, middle dots, full-width
 --     forms, Unicode NFC);
 --   - the tariff, with fixed timestamps, each expected fee worked out by hand
@@ -63,7 +65,7 @@
 -- inside the transaction; every other time is fixed.  Everything runs in
 -- one transaction that is rolled back.  Names start with tap-pk-.
 BEGIN;
-SELECT plan(389);
+SELECT plan(401);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_encoding = 'UTF8';
 -- Exits without entry raise a WARNING (PY414); keep the TAP stream clean.
@@ -899,6 +901,48 @@ SELECT results_eq($$SELECT stay, amount_due, currency FROM payext.parking_servic
                   format($$VALUES (%s::bigint, 1200::bigint, 'CNY')$$, :st_e1), 'only the short stay is still due');
 SELECT is((SELECT paid FROM payext.parking_stay WHERE id = :st1), 1200::bigint,
           'without auto_pay (alice) nothing was paid at exit: her stay was paid by pay_parking alone');
+
+---------------------------------------------------------------------------
+-- Exits that cannot be priced: kept as anomalies (PY415), never lost
+---------------------------------------------------------------------------
+-- ivy's PKI001 stays 7 days at long (made under a max_stay of 6 days: 1440
+-- units a day at 10^15, 7 days overflow); PKI002 stays 30 days (exactly
+-- payext.max_stay) at sh3 (flat 3.00 per 30 minutes, no auto-pay), then
+-- 29 days 23 hours once payext.max_stay is 29 days.
+SELECT payext.open_wallet('tap-pk-ivy') AS ivy \gset
+SELECT payext.top_up(:ivy, 10000000, 'tap-pk-bank-ivy') > 0 AS t8 \gset
+SELECT payext.bind_vehicle('tap-pk-ivy', 'PKI001', auto_pay => true);
+SELECT payext.bind_vehicle('tap-pk-ivy', 'PKI002');
+SELECT payext.vehicle_entered(:long, 'PKI001', now() - interval '7 days') AS st_i1 \gset
+SELECT payext.vehicle_entered(:sh3, 'PKI002', now() - interval '30 days') AS st_i2 \gset
+SELECT results_eq($$SELECT plate, amount_due FROM payext.parking_service_info('tap-pk-ivy') ORDER BY stay$$,
+                  $$VALUES ('PKI001', NULL::bigint), ('PKI002', 432000::bigint)$$,
+                  'service info lists an open stay it cannot price without an amount, and the others with theirs');
+SELECT throws_ok(format('SELECT payext.pay_parking(%s, %s, 1)', :st_i1, :ivy), 'PY415',
+                 format('parking stay %s cannot be priced', :st_i1), 'pay_parking of a stay that cannot be priced: PY415');
+SELECT is(payext.vehicle_exited(:long, 'PKI001', now()), NULL, 'an exit whose fee overflows returns NULL (PY415 warning)');
+SELECT is(pg_temp.refusal(format('SELECT payext.vehicle_exited(%s, %L, now())', :long, 'PKI001')), 'no error',
+          '... a repeated exit event is no error');
+SELECT is((SELECT count(*)::int FROM payext.parking_stay WHERE plate = 'PKI001'), 1, '... and records nothing more');
+SELECT results_eq(format('SELECT state, fee, entered_at, exited_at, paid FROM payext.parking_stay WHERE id = %s', :st_i1),
+                  $$VALUES ('exit_unpriced', NULL::bigint, now() - interval '7 days', now(), 0::bigint)$$,
+                  '... the stay is kept: exit_unpriced, its times, no fee, nothing paid');
+SELECT results_eq(format('SELECT stay, lot, plate, seen_at, anomaly FROM payext.parking_anomaly WHERE stay = %s', :st_i1),
+                  format($$VALUES (%s::bigint, %s::bigint, 'PKI001', now(), 'exit_unpriced')$$, :st_i1, :long),
+                  '... and shows in parking_anomaly as exit_unpriced, seen at its exit');
+SELECT is(payext.vehicle_exited(:sh3, 'PKI002', now()), 432000::bigint,
+          'a stay of exactly payext.max_stay (30 days) is priced: 1440 units at 3.00');
+SELECT payext.vehicle_entered(:sh3, 'PKI002', now() - interval '30 days' + interval '1 hour') AS st_i3 \gset
+SET LOCAL payext.max_stay = '29d';
+SELECT is(payext.vehicle_exited(:sh3, 'PKI002', now()), NULL,
+          'with payext.max_stay at 29 days, a stay of 29 days 23 hours is not priced at exit');
+RESET payext.max_stay;
+SELECT results_eq(format('SELECT state, fee FROM payext.parking_stay WHERE id = %s', :st_i3),
+                  $$VALUES ('exit_unpriced', NULL::bigint)$$, '... it is exit_unpriced');
+SELECT results_eq($$SELECT plate, exited_at IS NOT NULL, amount_due FROM payext.parking_service_info('tap-pk-ivy') ORDER BY stay$$,
+                  $$VALUES ('PKI001', true, NULL::bigint), ('PKI002', true, 432000::bigint), ('PKI002', true, NULL::bigint)$$,
+                  'ivy''s listing: the exits that could not be priced without an amount, the other with its fee');
+SELECT is(payext.balance(:ivy), 10000000::bigint, 'nothing was taken from ivy''s wallet');
 
 ---------------------------------------------------------------------------
 -- Interactions and the ledger
