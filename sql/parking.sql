@@ -380,4 +380,30 @@ SELECT stay = :s_raised AS raised, plate, exited_at IS NOT NULL AS exited, amoun
 SELECT payext.pay_parking(:s_long, :rita, 180500);
 \echo :SQLSTATE
 SELECT payext.balance(:rita) AS rita;
+-- Automatic payment at exit takes at most payext.max_auto_pay (20000 minor
+-- units: 200.00 CNY); a dearer stay is not paid automatically and stays due
+-- for the owner to pay.  At the Review lot (5.00 an hour, 60.00 a day at
+-- most), 3 days 4 hours cost 200.00, a microsecond more 205.00.  (One
+-- transaction, so that now() is one instant.)
+SHOW payext.max_auto_pay;
+SELECT payext.open_wallet('park_abe', 'CNY') AS abe \gset
+SELECT payext.top_up(:abe, 100000, 'park-abe-1') > 0 AS topped_up;
+SELECT payext.bind_vehicle('park_abe', 'AB0200', auto_pay => true);
+SELECT payext.bind_vehicle('park_abe', 'AB0205', auto_pay => true);
+BEGIN;
+SELECT payext.vehicle_entered(:rlot, 'AB0200', now() - interval '4 days') AS s_200 \gset
+SELECT payext.vehicle_entered(:rlot, 'AB0205', now() - interval '4 days') AS s_205 \gset
+SELECT payext.vehicle_exited(:rlot, 'AB0200', now() - interval '20 hours') AS fee;
+SELECT payext.vehicle_exited(:rlot, 'AB0205', now() - interval '20 hours' + interval '1 microsecond') AS fee;
+COMMIT;
+SELECT id = :s_200 AS s_200, fee, paid FROM payext.parking_stay WHERE id IN (:s_200, :s_205) ORDER BY id;
+SELECT stay = :s_205 AS s_205, amount_due FROM payext.parking_service_info('park_abe');
+SELECT payext.pay_parking(:s_205, :abe, 20500) > 0 AS paid_by_abe;
+SELECT payext.balance(:abe) AS abe;
+-- A superuser's setting: 0 turns automatic payment off.
+SET payext.max_auto_pay = 0;
+SELECT payext.vehicle_entered(:rlot, 'AB0200', now() - interval '2 hours') AS s_off \gset
+SELECT payext.vehicle_exited(:rlot, 'AB0200', now() - interval '90 minutes') AS fee;
+RESET payext.max_auto_pay;
+SELECT stay = :s_off AS s_off, amount_due FROM payext.parking_service_info('park_abe');
 SELECT check_name, ok FROM payext.verify_ledger();

@@ -35,6 +35,7 @@
 static int	payext_max_vehicles = PAYEXT_DEFAULT_MAX_VEHICLES;
 static int	payext_max_stay_min = PAYEXT_DEFAULT_MAX_STAY_MIN;
 static int	payext_max_clock_skew_s = PAYEXT_DEFAULT_MAX_CLOCK_SKEW_S;
+static int	payext_max_auto_pay = PAYEXT_DEFAULT_MAX_AUTO_PAY;
 
 /* A lot as the pricing needs it. */
 typedef struct ParkingLot
@@ -267,6 +268,16 @@ ParkingInit(void)
 							PAYEXT_MAX_MAX_CLOCK_SKEW_S,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("payext.max_auto_pay",
+							"The most an exit pays by itself from a wallet with auto-pay, in minor units.",
+							"A dearer stay stays due for its owner to pay; 0 turns automatic payment off.",
+							&payext_max_auto_pay,
+							PAYEXT_DEFAULT_MAX_AUTO_PAY,
+							PAYEXT_MIN_MAX_AUTO_PAY,
+							PAYEXT_MAX_MAX_AUTO_PAY,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 }
 
@@ -668,13 +679,16 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	return transfer_id;
 }
 
-/* At exit: pays what is due from the owner's wallet when auto_pay allows. */
+/*
+ * At exit: pays what is due from the owner's wallet when auto_pay allows, up
+ * to payext.max_auto_pay; a dearer stay stays due for the owner to pay.
+ */
 static void
 ParkingAutoPay(const ParkingLot *lot, const ParkingStay *stay, int64 due)
 {
 	Datum		values[3];
 
-	if (due <= 0)
+	if (due <= 0 || due > payext_max_auto_pay)
 		return;
 	values[0] = CStringGetTextDatum(stay->plate);
 	values[1] = CStringGetTextDatum(lot->currency);

@@ -87,6 +87,13 @@
 #define PAYEXT_MIN_MAX_CLOCK_SKEW_S 0
 #define PAYEXT_MAX_MAX_CLOCK_SKEW_S 3600
 #define PAYEXT_DEFAULT_MAX_CLOCK_SKEW_S 300
+/*
+ * payext.max_auto_pay, in minor units of the lot's currency: the most an
+ * exit pays by itself from a wallet with auto-pay; 0 turns it off.
+ */
+#define PAYEXT_MIN_MAX_AUTO_PAY		0
+#define PAYEXT_MAX_MAX_AUTO_PAY		PG_INT32_MAX
+#define PAYEXT_DEFAULT_MAX_AUTO_PAY 20000
 /* A lot's free minutes at most (a week). */
 #define PAYEXT_MAX_FREE_MINUTES		10080
 /* Exit events of one plate at one lot this close, in seconds, are one event. */

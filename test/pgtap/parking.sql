@@ -10,8 +10,9 @@
 --     pg_catalog, payext, pg_temp except the pure normalize_plate, the one
 --     of them PUBLIC may execute; no PUBLIC privilege on the tables, view and
 --     sequences; user tables registered with pg_extension_config_dump;
---     payext.max_vehicles, payext.max_stay and payext.max_clock_skew can be
---     set by a superuser only, within their bounds (pg_settings);
+--     payext.max_vehicles, payext.max_stay, payext.max_clock_skew and
+--     payext.max_auto_pay can be set by a superuser only, within their
+--     bounds (pg_settings);
 --   - every refusal has its own SQLSTATE and message:
 --       PY001 a NULL argument of each function (parking_fee's lot too)
 --       PY002 a non-positive payment  PY004 an empty owner or lot name
@@ -57,7 +58,8 @@
 --     returns the same transfer; paying before exit leaves
 --     exit_grace_minutes to leave at no further charge, leaving later makes
 --     the difference due; auto_pay pays at exit from the wallet in the lot's
---     currency when its balance allows, otherwise leaves the fee due;
+--     currency when its balance allows and the fee is at most
+--     payext.max_auto_pay, otherwise leaves the fee due;
 --   - every parking payment leaves a 'payment' interaction with the
 --     operator's public_service_id, and verify_ledger() holds at the end.
 -- Times that pay_parking compares with (it prices open stays at the
@@ -65,7 +67,7 @@
 -- inside the transaction; every other time is fixed.  Everything runs in
 -- one transaction that is rolled back.  Names start with tap-pk-.
 BEGIN;
-SELECT plan(401);
+SELECT plan(410);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_encoding = 'UTF8';
 -- Exits without entry raise a WARNING (PY414); keep the TAP stream clean.
@@ -220,7 +222,7 @@ SELECT throws_ok('SET payext.max_vehicles = 10', '42501',
 SELECT throws_ok(format('SET payext.%s = %L', name, value), '42501',
                  format('permission denied to set parameter "payext.%s"', name),
                  format('a non-superuser role cannot change payext.%s', name))
-  FROM (VALUES ('max_stay', '3650d'), ('max_clock_skew', '1h')) AS v(name, value);
+  FROM (VALUES ('max_stay', '3650d'), ('max_clock_skew', '1h'), ('max_auto_pay', '2147483647')) AS v(name, value);
 RESET ROLE;
 
 ---------------------------------------------------------------------------
@@ -284,17 +286,21 @@ SELECT results_eq(format('SELECT operator, currency, time_zone, free_minutes, un
 -- Settings: camera times
 ---------------------------------------------------------------------------
 SELECT results_eq($$SELECT name, setting, unit, context, vartype, min_val, max_val, boot_val
-                      FROM pg_settings WHERE name IN ('payext.max_stay', 'payext.max_clock_skew') ORDER BY name$$,
-                  $$VALUES ('payext.max_clock_skew', '300', 's', 'superuser', 'integer', '0', '3600', '300'),
+                      FROM pg_settings WHERE name IN ('payext.max_stay', 'payext.max_clock_skew', 'payext.max_auto_pay')
+                     ORDER BY name$$,
+                  $$VALUES ('payext.max_auto_pay', '20000', NULL, 'superuser', 'integer', '0', '2147483647', '20000'),
+                           ('payext.max_clock_skew', '300', 's', 'superuser', 'integer', '0', '3600', '300'),
                            ('payext.max_stay', '43200', 'min', 'superuser', 'integer', '60', '5270400', '43200')$$,
-                  'payext.max_stay: 30 days (an hour to ten years); payext.max_clock_skew: 5 minutes (none to an hour); superuser settings');
+                  'payext.max_stay: 30 days (an hour to ten years); payext.max_clock_skew: 5 minutes (none to an hour); '
+                  'payext.max_auto_pay: 20000 minor units (0 to 2^31 - 1); superuser settings');
 SELECT is(current_setting(name), shown, format('%s shows as %s', name, shown))
   FROM (VALUES ('payext.max_stay', '30d'), ('payext.max_clock_skew', '5min')) AS v(name, shown);
 SELECT throws_ok(format('SET LOCAL payext.%s = %L', name, value), '22023', msg, format('payext.%s = %s is refused', name, value))
   FROM (VALUES ('max_stay', '59min', '59 min is outside the valid range for parameter "payext.max_stay" (60 .. 5270400)'),
                ('max_stay', '3661d', '5271840 min is outside the valid range for parameter "payext.max_stay" (60 .. 5270400)'),
                ('max_clock_skew', '-1', '-1 s is outside the valid range for parameter "payext.max_clock_skew" (0 .. 3600)'),
-               ('max_clock_skew', '61min', '3660 s is outside the valid range for parameter "payext.max_clock_skew" (0 .. 3600)'))
+               ('max_clock_skew', '61min', '3660 s is outside the valid range for parameter "payext.max_clock_skew" (0 .. 3600)'),
+               ('max_auto_pay', '-1', '-1 is outside the valid range for parameter "payext.max_auto_pay" (0 .. 2147483647)'))
        AS v(name, value, msg);
 
 ---------------------------------------------------------------------------
@@ -944,10 +950,26 @@ SELECT results_eq($$SELECT plate, exited_at IS NOT NULL, amount_due FROM payext.
                   'ivy''s listing: the exits that could not be priced without an amount, the other with its fee');
 SELECT is(payext.balance(:ivy), 10000000::bigint, 'nothing was taken from ivy''s wallet');
 
+-- payext.max_auto_pay (20000): at shg (1.00 an hour), 200 hours are paid
+-- at exit, 201 hours are not and stay due.
+SELECT payext.bind_vehicle('tap-pk-ivy', 'PKI003', auto_pay => true);
+SELECT payext.vehicle_entered(:shg, 'PKI003', now() - interval '401 hours') AS st_i4 \gset
+SELECT is(payext.vehicle_exited(:shg, 'PKI003', now() - interval '201 hours'), 20000::bigint, 'a 200-hour stay costs 200.00');
+SELECT results_eq(format('SELECT fee, paid FROM payext.parking_stay WHERE id = %s', :st_i4),
+                  $$VALUES (20000::bigint, 20000::bigint)$$, '... paid at exit: exactly payext.max_auto_pay');
+SELECT payext.vehicle_entered(:shg, 'PKI003', now() - interval '201 hours') AS st_i5 \gset
+SELECT is(payext.vehicle_exited(:shg, 'PKI003', now()), 20100::bigint, 'a 201-hour stay costs 201.00');
+SELECT results_eq(format('SELECT fee, paid FROM payext.parking_stay WHERE id = %s', :st_i5),
+                  $$VALUES (20100::bigint, 0::bigint)$$, '... not paid at exit: above payext.max_auto_pay');
+SELECT results_eq(format('SELECT amount_due FROM payext.parking_service_info(%L) WHERE stay = %s', 'tap-pk-ivy', :st_i5),
+                  $$VALUES (20100::bigint)$$, '... and due for ivy to pay');
+SELECT lives_ok(format('SELECT payext.pay_parking(%s, %s, 20100)', :st_i5, :ivy), '... which she does');
+SELECT is(payext.balance(:ivy), 10000000 - 20000 - 20100::bigint, 'ivy paid 200.00 at exit and 201.00 herself');
+
 ---------------------------------------------------------------------------
 -- Interactions and the ledger
 ---------------------------------------------------------------------------
-SELECT is((SELECT count(*)::int FROM payext.parking_payment), 7, 'seven parking payments in all');
+SELECT is((SELECT count(*)::int FROM payext.parking_payment), 9, 'nine parking payments in all');
 SELECT is_empty($$
   SELECT p.transfer_id FROM payext.parking_payment p
     JOIN payext.account w ON w.id = p.wallet
@@ -957,8 +979,9 @@ SELECT is_empty($$
 $$, 'each parking payment left a payment interaction with the operator''s public_service_id');
 SELECT results_eq($$SELECT consumer, count(*)::int, sum(amount)::bigint FROM payext.interaction
                      WHERE public_service_id = 'tap-pk-op' AND kind = 'payment' GROUP BY consumer ORDER BY consumer$$,
-                  $$VALUES ('tap-pk-alice', 2, 1800::bigint), ('tap-pk-bob', 3, 300::bigint), ('tap-pk-erin', 2, 2600::bigint)$$,
-                  'interactions per consumer: alice 18.00, bob 3.00, erin 6.00 CNY + 20.00 EUR (minor units summed)');
+                  $$VALUES ('tap-pk-alice', 2, 1800::bigint), ('tap-pk-bob', 3, 300::bigint), ('tap-pk-erin', 2, 2600::bigint),
+                           ('tap-pk-ivy', 2, 40100::bigint)$$,
+                  'interactions per consumer: alice 18.00, bob 3.00, erin 6.00 CNY + 20.00 EUR (minor units summed), ivy 401.00');
 SELECT results_eq('SELECT check_name, ok FROM payext.verify_ledger() ORDER BY check_name',
                   $$VALUES ('balances_match_journal', true), ('codes_paid_once', true), ('journal_intact', true),
                            ('money_conserved', true), ('no_negative_balances', true),
