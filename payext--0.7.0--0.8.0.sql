@@ -531,3 +531,21 @@ COMMENT ON FUNCTION payext.vehicle_exited(bigint, text, timestamptz) IS
   'a camera saw a plate leave; returns what the stay cost (NULL for an exit without entry or one that cannot be priced), paying it with auto-pay';
 COMMENT ON FUNCTION payext.parking_service_info(text, timestamptz) IS
   'a row per open or unpaid stay of the owner''s bound vehicles, with what is due at `at` (NULL: it cannot be priced)';
+
+-- A lot's time zone is now an IANA name or an ISO 8601 offset (east of
+-- UTC); 0.7.0 took anything PostgreSQL does, and read '+08:00' or 'UTC+8'
+-- as a POSIX rule, UTC-8.  Such a lot keeps its zone (its fees so far were
+-- priced with it, and a lot's row never changes); each one is named here.
+DO $$
+DECLARE
+  l record;
+BEGIN
+  FOR l IN SELECT p.id, p.time_zone FROM payext.parking_lot p
+            WHERE lower(p.time_zone) NOT IN (SELECT lower(n.name) FROM pg_catalog.pg_timezone_names n)
+            ORDER BY p.id LOOP
+    RAISE WARNING 'parking lot % has time zone "%", which is not an IANA time zone', l.id, l.time_zone
+      USING DETAIL = 'PostgreSQL reads it as a POSIX rule, whose offsets count west of UTC, the opposite of ISO 8601.',
+            HINT = 'Check its fees; for new stays, make a lot with an IANA name or an ISO 8601 offset such as ''+08:00''.';
+  END LOOP;
+END
+$$;

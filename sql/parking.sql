@@ -406,4 +406,49 @@ SELECT payext.vehicle_entered(:rlot, 'AB0200', now() - interval '2 hours') AS s_
 SELECT payext.vehicle_exited(:rlot, 'AB0200', now() - interval '90 minutes') AS fee;
 RESET payext.max_auto_pay;
 SELECT stay = :s_off AS s_off, amount_due FROM payext.parking_service_info('park_abe');
+-- Review: "a lot's time_zone '+08:00' is read as UTC-8 (POSIX sign)."  A
+-- lot's time zone is an IANA name, or an ISO 8601 offset, which means east
+-- of UTC as ISO says, kept as a zone that prices that way (parking_lot shows
+-- what is kept); rules that PostgreSQL would read the POSIX way, offsets
+-- west of UTC, are refused (PY406).  Day 08:00-20:00 at 5.00, night at
+-- 1.00, 30-minute units.
+SELECT payext.create_parking_lot(:rop, 'East', '+08:00', 0, 30, 500, 100) AS east \gset
+SELECT payext.create_parking_lot(:rop, 'Shanghai', 'Asia/Shanghai', 0, 30, 500, 100) AS shanghai \gset
+SELECT time_zone FROM payext.parking_lot WHERE id = :east;
+-- 23:30-00:30 UTC is 07:30-08:30 at UTC+8: a night unit, then a day unit,
+-- 6.00, as in Shanghai.  (At UTC-8 it would be 15:30-16:30: 10.00.)
+SELECT payext.parking_fee(:east, '2026-11-20 23:30+00', '2026-11-21 00:30+00') AS east,
+       payext.parking_fee(:shanghai, '2026-11-20 23:30+00', '2026-11-21 00:30+00') AS shanghai;
+-- Half hours: 02:00-03:00 UTC is 07:30-08:30 at +05:30 (as in Kolkata),
+-- 13:00-14:00 UTC is 07:30-08:30 at -05:30.
+SELECT payext.create_parking_lot(:rop, 'India', '+05:30', 0, 30, 500, 100) AS india \gset
+SELECT payext.create_parking_lot(:rop, 'Kolkata', 'Asia/Kolkata', 0, 30, 500, 100) AS kolkata \gset
+SELECT payext.create_parking_lot(:rop, 'West', '-05:30', 0, 30, 500, 100) AS west \gset
+SELECT id = :india AS india, id = :west AS west, time_zone FROM payext.parking_lot
+ WHERE id IN (:india, :west) ORDER BY id;
+SELECT payext.parking_fee(:india, '2026-11-20 02:00+00', '2026-11-20 03:00+00') AS india,
+       payext.parking_fee(:kolkata, '2026-11-20 02:00+00', '2026-11-20 03:00+00') AS kolkata,
+       payext.parking_fee(:west, '2026-11-20 13:00+00', '2026-11-20 14:00+00') AS west;
+-- Other spellings of an offset; the largest offsets in use; an IANA name
+-- kept as the zone database spells it.
+CREATE TEMP TABLE zone_lots AS
+SELECT t AS given, payext.create_parking_lot(:rop, 'Zone ' || t, t, 0, 30, 500, 100) AS lot
+  FROM unnest(ARRAY['+0800', '+08', '-05', '+00:00', '+14:00', '-12:00', '+0545', 'asia/shanghai', 'EST5EDT'])
+       WITH ORDINALITY AS u(t, n)
+ ORDER BY n;
+SELECT z.given, l.time_zone AS kept FROM zone_lots z JOIN payext.parking_lot l ON l.id = z.lot ORDER BY z.lot;
+-- Refused: POSIX rules ('UTC+8' is UTC-8 to PostgreSQL), offsets that are
+-- not ISO 8601 or not in use, the server's own local time.
+SELECT payext.create_parking_lot(:rop, 'Bad', 'UTC+8', 0, 30, 500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:rop, 'Bad', 'XYZ+3', 0, 30, 500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:rop, 'Bad', '+8:00', 0, 30, 500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:rop, 'Bad', '+14:30', 0, 30, 500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:rop, 'Bad', '+08:60', 0, 30, 500);
+\echo :SQLSTATE
+SELECT payext.create_parking_lot(:rop, 'Bad', 'localtime', 0, 30, 500);
+\echo :SQLSTATE
 SELECT check_name, ok FROM payext.verify_ledger();

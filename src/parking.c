@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "access/xact.h"
 #include "common/int.h"
 #include "catalog/pg_type.h"
@@ -394,6 +396,139 @@ ParkingZoneAsk(pg_tz *tz, int64_t utc_us, int32_t *offset_s, int64_t *next_chang
 	else
 		*next_change_us = (int64_t) (boundary - PG_EPOCH_SHIFT_S) * USECS_PER_SEC;
 	return true;
+}
+
+/*
+ * Opens a zone file of the server's time zone database (the directory that
+ * pg_tzset reads: the system's tzdata on Debian), matching the name's case
+ * as pg_tzset does and giving its canonical spelling; -1 when there is no
+ * such file.  The server's own function, exported by the postgres binary
+ * but declared in src/timezone/pgtz.h, a header PostgreSQL does not install
+ * (pg_TZDIR, which would give the directory, is static).
+ */
+extern int	pg_open_tzfile(const char *name, char *canonname);
+
+/* True when the zone name is a file of the time zone database (TZif). */
+static bool
+ParkingZoneIsFile(const char *name)
+{
+	char		canon[TZ_STRLEN_MAX + 1];
+	char		magic[4];
+	int			fd;
+	bool		tzif;
+
+	/* Zone names are letters, digits, '_', '-', '+' and '/'; no "..". */
+	if (strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-/") != strlen(name) ||
+		strstr(name, "..") != NULL || name[0] == '/')
+		return false;
+	fd = pg_open_tzfile(name, canon);
+	if (fd < 0)
+		return false;
+	tzif = read(fd, magic, sizeof(magic)) == sizeof(magic) && memcmp(magic, "TZif", 4) == 0;
+	close(fd);
+	return tzif;
+}
+
+/*
+ * An ISO 8601 offset, +hh:mm, +hhmm or +hh (or with -): true, with the
+ * offset in minutes east of UTC, when the name has that shape.
+ */
+static bool
+ParkingParseIsoOffset(const char *name, int *minutes, bool *in_use)
+{
+	size_t		len = strlen(name);
+	int			hours;
+	int			mins = 0;
+
+	if ((name[0] != '+' && name[0] != '-') || (len != 3 && len != 5 && len != 6))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!(isdigit((unsigned char) name[i]) || (len == 6 && i == 3 && name[i] == ':')))
+			return false;
+	hours = (name[1] - '0') * 10 + (name[2] - '0');
+	if (len > 3)
+		mins = (name[len - 2] - '0') * 10 + (name[len - 1] - '0');
+	*minutes = (name[0] == '-' ? -1 : 1) * (hours * 60 + mins);
+	/* The offsets of the world's zones: -12:00 to +14:00. */
+	*in_use = mins < 60 && *minutes >= -12 * 60 && *minutes <= 14 * 60;
+	return true;
+}
+
+/*
+ * A zone that prices as an ISO 8601 offset says (east of UTC): the Etc zone
+ * of whole hours, whose POSIX-style name has the opposite sign ('+08:00' is
+ * Etc/GMT-8), or a fixed POSIX rule written with the sign PostgreSQL reads
+ * ('-05:30' is '<-0530>+05:30').
+ */
+static char *
+ParkingZoneForOffset(int minutes)
+{
+	int			east = Abs(minutes);
+	char		sign = minutes < 0 ? '-' : '+';
+	char		posix_sign = minutes < 0 ? '+' : '-';
+
+	if (minutes == 0)
+		return pstrdup("Etc/UTC");
+	if (east % 60 == 0)
+	{
+		char	   *etc = psprintf("Etc/GMT%c%d", posix_sign, east / 60);
+
+		if (ParkingZoneIsFile(etc))
+			return etc;
+	}
+	return psprintf("<%c%02d%02d>%c%02d:%02d", sign, east / 60, east % 60,
+					posix_sign, east / 60, east % 60);
+}
+
+/*
+ * The lot's time zone as it is kept: an IANA name (the zone database's
+ * spelling), or a zone that prices as an ISO 8601 offset says.  PostgreSQL
+ * would also take a POSIX rule ('UTC+8', '+08:00'), whose offsets count
+ * west of UTC: refused, as are the server's own 'localtime' and
+ * 'posixrules' (PY406).
+ */
+static char *
+ParkingArgTimeZone(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *name = PayextArgIdentifier(fcinfo, argno, "time_zone", 64);
+	char	   *kept;
+	pg_tz	   *tz;
+	int			minutes;
+	bool		in_use;
+
+	if (ParkingParseIsoOffset(name, &minutes, &in_use))
+	{
+		if (!in_use)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_UNKNOWN_TIME_ZONE),
+					 errmsg("time zone \"%s\" is not a UTC offset in use", name),
+					 errhint("ISO 8601 offsets in use run from -12:00 to +14:00, east of UTC.")));
+		kept = ParkingZoneForOffset(minutes);
+	}
+	else
+		kept = name;
+	tz = pg_tzset(kept);
+	if (tz == NULL)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_TIME_ZONE),
+				 errmsg("time zone \"%s\" is not known", name),
+				 errhint("Use a name from pg_timezone_names, such as 'Asia/Shanghai', or an ISO 8601 offset such as '+08:00'.")));
+	if (kept != name)
+		return kept;			/* one of ours, read as it is meant */
+	kept = pstrdup(pg_get_timezone_name(tz));
+	if (pg_strcasecmp(kept, "localtime") == 0 || pg_strcasecmp(kept, "posixrules") == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_TIME_ZONE),
+				 errmsg("time zone \"%s\" is not an IANA time zone", name),
+				 errdetail("It is the server's own setting, which may change."),
+				 errhint("Use an IANA name such as 'Asia/Shanghai', or an ISO 8601 offset such as '+08:00' (east of UTC).")));
+	if (!ParkingZoneIsFile(kept) || !pg_tz_acceptable(tz))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_TIME_ZONE),
+				 errmsg("time zone \"%s\" is not an IANA time zone", name),
+				 errdetail("PostgreSQL would read it as a POSIX rule, whose offsets count west of UTC, the opposite of ISO 8601."),
+				 errhint("Use an IANA name such as 'Asia/Shanghai', or an ISO 8601 offset such as '+08:00' (east of UTC).")));
+	return kept;
 }
 
 static void
@@ -952,12 +1087,7 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
 		if (i != 6 && i != 9 && i != 10)
 			PayextRequireArg(fcinfo, i, names[i]);
 	name = PayextArgIdentifier(fcinfo, 1, "name", PAYEXT_MAX_DISPLAY_NAME_LEN);
-	tz_name = PayextArgIdentifier(fcinfo, 2, "time_zone", 64);
-	if (pg_tzset(tz_name) == NULL)
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_UNKNOWN_TIME_ZONE),
-				 errmsg("time zone \"%s\" is not known", tz_name),
-				 errhint("Use a name from pg_timezone_names, such as 'Asia/Shanghai'.")));
+	tz_name = ParkingArgTimeZone(fcinfo, 2);
 	tariff.free_minutes = PG_GETARG_INT32(3);
 	tariff.unit_minutes = PG_GETARG_INT32(4);
 	tariff.day_price = PG_GETARG_INT64(5);

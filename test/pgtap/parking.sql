@@ -20,6 +20,10 @@
 --             emoji, 129 bytes), with the reason in the detail
 --       PY402 a plate bound to another user   PY403 too many vehicles
 --       PY404 unbinding a plate the user has not bound
+--       PY406 a time zone PostgreSQL would read as a POSIX rule (offsets
+--             west of UTC: 'UTC+8', 'XYZ+3', '<+08>-8', '+8:00'), an ISO
+--             offset not in use, 'localtime'; ISO offsets are kept as zones
+--             that price east of UTC (every quarter hour, -12:00 to +14:00)
 --       PY405 each lot validation, and a tariff that could charge more
 --             than 64 bits over payext.max_stay (the worst case, checked on
 --             both sides of its boundary, over 30 days, 36 hours, an hour)
@@ -67,7 +71,7 @@
 -- inside the transaction; every other time is fixed.  Everything runs in
 -- one transaction that is rolled back.  Names start with tap-pk-.
 BEGIN;
-SELECT plan(410);
+SELECT plan(455);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_encoding = 'UTF8';
 -- Exits without entry raise a WARNING (PY414); keep the TAP stream clean.
@@ -455,6 +459,72 @@ SELECT lives_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, %s)', :op, 
                ($$0, 30, 100, day_start => '09:00', night_start => '09:00'$$)) AS v(args);
 SELECT throws_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, 0, 30, 100)', :op, 'tap-pk-bad', 'Mars/Olympus'),
                  'PY406', 'time zone "Mars/Olympus" is not known', 'create_parking_lot with an unknown time zone');
+-- Time zones: IANA names, or ISO 8601 offsets (east of UTC); what
+-- PostgreSQL would read as a POSIX rule (offsets west of UTC) is refused.
+SELECT throws_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, 0, 30, 100)', :op, 'tap-pk-bad', tz),
+                 'PY406', format('time zone "%s" %s', tz, msg), format('time zone %s: %s', tz, why))
+  FROM (VALUES ('UTC+8', 'is not an IANA time zone', 'a POSIX rule, UTC-8 to PostgreSQL'),
+               ('XYZ+3', 'is not an IANA time zone', 'a POSIX rule with a made-up name'),
+               ('<+08>-8', 'is not an IANA time zone', 'a POSIX rule in angle brackets'),
+               ('EST5EDT,M3.2.0,M11.1.0', 'is not an IANA time zone', 'a POSIX rule with its changes'),
+               ('+8:00', 'is not an IANA time zone', 'an offset that is not ISO 8601 (one hour digit)'),
+               ('+08:00:00', 'is not an IANA time zone', 'an offset with seconds'),
+               ('localtime', 'is not an IANA time zone', 'the server''s own local time'),
+               ('posixrules', 'is not an IANA time zone', 'the zone database''s POSIX default'),
+               ('+14:15', 'is not a UTC offset in use', 'east of +14:00'),
+               ('-12:15', 'is not a UTC offset in use', 'west of -12:00'),
+               ('+15', 'is not a UTC offset in use', '15 hours'),
+               ('+08:60', 'is not a UTC offset in use', '60 minutes'),
+               ('Mars/Olympus', 'is not known', 'no such zone'))
+       AS v(tz, msg, why);
+SELECT is(pg_temp.refusal(format('SELECT payext.create_parking_lot(%s, %L, %L, 0, 30, 100)', :op, 'tap-pk-bad', 'UTC+8')),
+          'PY406 time zone "UTC+8" is not an IANA time zone: '
+          'PostgreSQL would read it as a POSIX rule, whose offsets count west of UTC, the opposite of ISO 8601.',
+          'the refusal of a POSIX rule says why');
+-- What a lot keeps: the zone database's own spelling of a name; an ISO
+-- offset as the Etc zone of whole hours (whose POSIX-style name has the
+-- opposite sign) or as a fixed POSIX rule written with the sign PostgreSQL
+-- expects.
+CREATE TEMP TABLE tz_kept ON COMMIT DROP AS
+SELECT given, payext.create_parking_lot(:op, 'tap-pk-zone', given, 0, 30, 300, 100) AS lot, kept
+  FROM (VALUES ('Asia/Shanghai', 'Asia/Shanghai'), ('asia/SHANGHAI', 'Asia/Shanghai'), ('EST5EDT', 'EST5EDT'),
+               ('UTC', 'UTC'), ('Etc/GMT-8', 'Etc/GMT-8'),
+               ('+08:00', 'Etc/GMT-8'), ('+0800', 'Etc/GMT-8'), ('+08', 'Etc/GMT-8'), ('-05:00', 'Etc/GMT+5'),
+               ('+14:00', 'Etc/GMT-14'), ('-12:00', 'Etc/GMT+12'), ('+00:00', 'Etc/UTC'), ('-00', 'Etc/UTC'),
+               ('+05:30', '<+0530>-05:30'), ('-05:30', '<-0530>+05:30'), ('+0545', '<+0545>-05:45'),
+               ('-09:30', '<-0930>+09:30')) AS v(given, kept);
+SELECT is(l.time_zone, k.kept, format('time zone %s is kept as %s', k.given, k.kept))
+  FROM tz_kept k JOIN payext.parking_lot l ON l.id = k.lot ORDER BY k.lot;
+-- Each prices as its offset says: the unit starting 30 minutes before local
+-- 08:00 is a night unit (1.00), the next a day unit (3.00), as at the IANA
+-- zone of the same offset (no DST in November 2026).
+SELECT is(payext.parking_fee(k.lot, t, t + interval '1 hour'), 400::bigint,
+          format('%s: 07:30-08:30 local (%s UTC) is a night and a day unit', k.given, t))
+  FROM tz_kept k,
+       LATERAL (SELECT '2026-11-20 07:30+00'::timestamptz - make_interval(mins => m) AS t
+                  FROM (VALUES ('+08:00', 480), ('-05:00', -300), ('+14:00', 840), ('-12:00', -720), ('+05:30', 330),
+                               ('-05:30', -330), ('+0545', 345), ('-09:30', -570)) AS o(given, m)
+                 WHERE o.given = k.given) AS x
+ ORDER BY k.lot;
+CREATE TEMP TABLE tz_iana ON COMMIT DROP AS
+SELECT name, m, payext.create_parking_lot(:op, 'tap-pk-zone', name, 0, 30, 300, 100) AS lot
+  FROM (VALUES ('Asia/Kolkata', 330), ('Asia/Kathmandu', 345), ('America/Bogota', -300), ('Pacific/Kiritimati', 840),
+               ('Pacific/Marquesas', -570)) AS z(name, m);
+SELECT is(payext.parking_fee(lot, t, t + interval '1 hour'), 400::bigint, format('%s: the same', name))
+  FROM tz_iana, LATERAL (SELECT '2026-11-20 07:30+00'::timestamptz - make_interval(mins => m) AS t) AS x
+ ORDER BY lot;
+-- Every quarter-hour offset from -12:00 to +14:00 prices the same way.
+CREATE TEMP TABLE tz_sweep ON COMMIT DROP AS
+SELECT m, format('%s%s:%s', CASE WHEN m < 0 THEN '-' ELSE '+' END, lpad((abs(m) / 60)::text, 2, '0'),
+                 lpad((abs(m) % 60)::text, 2, '0')) AS iso
+  FROM generate_series(-720, 840, 15) AS m;
+ALTER TABLE tz_sweep ADD COLUMN lot bigint;
+UPDATE tz_sweep SET lot = payext.create_parking_lot(:op, 'tap-pk-sweep', iso, 0, 30, 300, 100);
+SELECT is_empty($$SELECT iso FROM tz_sweep,
+                         LATERAL (SELECT '2026-11-20 07:30+00'::timestamptz - make_interval(mins => m) AS t) x
+                   WHERE payext.parking_fee(lot, t, t + interval '1 hour') <> 400
+                      OR payext.parking_fee(lot, t + interval '30 minutes', t + interval '1 hour') <> 300$$,
+                'all 105 quarter-hour offsets from -12:00 to +14:00: local 07:30 is night, 08:00 day');
 SELECT throws_ok(format('SELECT payext.create_parking_lot(%s, %L, %L, 0, 30, 100)', :alice, 'tap-pk-bad', 'Asia/Shanghai'),
                  'PY111', format('account %s is not a merchant account', :alice), 'a wallet cannot operate a lot');
 SELECT throws_ok(format('SELECT payext.create_parking_lot(999999999, %L, %L, 0, 30, 100)', 'tap-pk-bad', 'Asia/Shanghai'),
