@@ -19,6 +19,7 @@ OBJS = \
 	src/spi_util.o \
 	src/throttle.o \
 	src/tariff.o \
+	src/utf8.o \
 	src/ledger.o
 
 # The install script is built from the current definition of every object,

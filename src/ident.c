@@ -7,6 +7,7 @@
  * range makes a one-line change.
  */
 #include "ident.h"
+#include "utf8.h"
 
 typedef struct IdentRange
 {
@@ -62,43 +63,6 @@ IdentIsSpace(uint32_t cp)
 						 sizeof(space_ranges) / sizeof(space_ranges[0]));
 }
 
-/*
- * Decodes the character at s[0..len): its length in bytes, or 0 when it is
- * not well-formed UTF-8 (overlong forms, surrogates and values past U+10FFFF
- * included).
- */
-static size_t
-IdentDecode(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	size_t		n;
-	uint32_t	min;
-
-	if (s[0] < 0x80)
-	{
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		n = 2, min = 0x80, *cp = s[0] & 0x1F;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		n = 3, min = 0x800, *cp = s[0] & 0x0F;
-	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		n = 4, min = 0x10000, *cp = s[0] & 0x07;
-	else
-		return 0;
-	if (n > len)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-	{
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		*cp = (*cp << 6) | (s[i] & 0x3F);
-	}
-	if (*cp < min || *cp > 0x10FFFF || (*cp >= 0xD800 && *cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
 static IdentResult
 IdentRefuse(IdentResult result, size_t at, uint32_t cp, size_t *offset,
 			uint32_t *codepoint)
@@ -118,7 +82,7 @@ IdentCheck(const char *s, size_t len, size_t *offset, uint32_t *codepoint)
 
 	while (at < len)
 	{
-		size_t		n = IdentDecode(u + at, len - at, &cp);
+		size_t		n = Utf8Decode(u + at, len - at, &cp);
 
 		if (n == 0)
 			return IdentRefuse(IDENT_BAD_UTF8, at, 0, offset, codepoint);

@@ -5,71 +5,7 @@
 #include <stdint.h>
 
 #include "plate.h"
-
-/* Decodes one UTF-8 character; returns its length, or 0 when malformed. */
-static size_t
-DecodeUtf8(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	size_t		n;
-	uint32_t	c;
-
-	if (s[0] < 0x80)
-	{
-		*cp = s[0];
-		return 1;
-	}
-	if ((s[0] & 0xE0) == 0xC0)
-	{
-		n = 2;
-		c = s[0] & 0x1F;
-	}
-	else if ((s[0] & 0xF0) == 0xE0)
-	{
-		n = 3;
-		c = s[0] & 0x0F;
-	}
-	else if ((s[0] & 0xF8) == 0xF0)
-	{
-		n = 4;
-		c = s[0] & 0x07;
-	}
-	else
-		return 0;
-	if (n > len)
-		return 0;
-	for (size_t i = 1; i < n; i++)
-	{
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3F);
-	}
-	/* Overlong forms, surrogates and values past U+10FFFF are malformed. */
-	if ((n == 2 && c < 0x80) || (n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
-		(c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF)
-		return 0;
-	*cp = c;
-	return n;
-}
-
-static size_t
-EncodeUtf8(uint32_t cp, char *out)
-{
-	if (cp < 0x80)
-	{
-		out[0] = (char) cp;
-		return 1;
-	}
-	if (cp < 0x800)
-	{
-		out[0] = (char) (0xC0 | (cp >> 6));
-		out[1] = (char) (0x80 | (cp & 0x3F));
-		return 2;
-	}
-	out[0] = (char) (0xE0 | (cp >> 12));
-	out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
-	out[2] = (char) (0x80 | (cp & 0x3F));
-	return 3;
-}
+#include "utf8.h"
 
 static int
 IsDropped(uint32_t cp)
@@ -110,7 +46,7 @@ PlateNormalize(const char *in, size_t len, char *out)
 	{
 		uint32_t	cp;
 		uint32_t	folded;
-		size_t		n = DecodeUtf8(s + pos, len - pos, &cp);
+		size_t		n = Utf8Decode(s + pos, len - pos, &cp);
 
 		if (n == 0)
 			return PLATE_BAD_UTF8;
@@ -122,7 +58,7 @@ PlateNormalize(const char *in, size_t len, char *out)
 			return PLATE_BAD_CHARACTER;
 		if (++chars > PLATE_MAX_CHARS)
 			return PLATE_TOO_LONG;
-		written += EncodeUtf8(folded, out + written);
+		written += Utf8Encode(folded, out + written);
 	}
 	out[written] = '\0';
 	return chars < 2 ? PLATE_TOO_SHORT : PLATE_OK;

@@ -17,7 +17,7 @@ status=0
 for target in code_format tariff plate ident; do
 	"$clang" -g -O1 -std=c11 -Wall -Wextra -Werror -Isrc \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		"test/fuzz/fuzz_$target.c" "src/$target.c" -lcrypto -o "$build/fuzz_$target"
+		"test/fuzz/fuzz_$target.c" "src/$target.c" src/utf8.c -lcrypto -o "$build/fuzz_$target"
 	# New inputs go to a scratch copy; the committed corpus stays as it is.
 	work=$(mktemp -d)
 	cp test/fuzz/corpus/$target/* "$work/"

@@ -13,7 +13,7 @@ for t in test/unit/test_*.c; do
 	unit=src/${name#test_}.c
 	"$cc" -g -O1 -std=c11 -Wall -Wextra -Werror -Isrc -Itest/unit \
 		-fsanitize=address,undefined -fno-sanitize-recover=all \
-		"$t" "$unit" -lcrypto -o "$build/$name"
+		"$t" "$unit" src/utf8.c -lcrypto -o "$build/$name"
 	echo "--- $name"
 	"$build/$name" || status=1
 done

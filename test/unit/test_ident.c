@@ -8,36 +8,8 @@
 #include <string.h>
 
 #include "ident.h"
+#include "utf8.h"
 #include "unit.h"
-
-/* Writes cp as UTF-8 into out; returns its length. */
-static size_t
-encode(uint32_t cp, char *out)
-{
-	if (cp < 0x80)
-	{
-		out[0] = (char) cp;
-		return 1;
-	}
-	if (cp < 0x800)
-	{
-		out[0] = (char) (0xC0 | (cp >> 6));
-		out[1] = (char) (0x80 | (cp & 0x3F));
-		return 2;
-	}
-	if (cp < 0x10000)
-	{
-		out[0] = (char) (0xE0 | (cp >> 12));
-		out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
-		out[2] = (char) (0x80 | (cp & 0x3F));
-		return 3;
-	}
-	out[0] = (char) (0xF0 | (cp >> 18));
-	out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
-	out[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
-	out[3] = (char) (0x80 | (cp & 0x3F));
-	return 4;
-}
 
 /* "ab" + cp + "cd": what IdentCheck says of it. */
 static IdentResult
@@ -47,7 +19,7 @@ check_inside(uint32_t cp, size_t *offset)
 	size_t		len = 2;
 	uint32_t	at_cp;
 
-	len += encode(cp, buf + len);
+	len += Utf8Encode(cp, buf + len);
 	memcpy(buf + len, "cd", 2);
 	len += 2;
 	return IdentCheck(buf, len, offset, &at_cp);
