@@ -243,10 +243,10 @@ ALTER TABLE payext.payment DROP CONSTRAINT payment_code_serial_fkey;
 ALTER EXTENSION payext DROP TABLE payext.payment_code;
 DROP TABLE payext.payment_code;
 
--- Serials of codes: each key permutes the 10^15 numbers below the maximum,
--- and serials are never reused (the sequence is dumped), so a code string
--- never repeats while its key lives.
-ALTER SEQUENCE payext.code_serial_seq MAXVALUE 999999999999999;
+-- Serials of codes: each key permutes the 10^15 numbers of 15 digits, and
+-- serials are never reused (the sequence is dumped; request_payment refuses
+-- one past 10^15 - 1 with PY214), so a code string never repeats while its
+-- key lives.
 
 -- Live codes.  A code is a bearer token of a minute: what must be durable is
 -- its use (payext.payment), not its issue.  So the table is UNLOGGED (no
@@ -468,13 +468,24 @@ REVOKE ALL ON FUNCTION payext.merchant_associations(bigint) FROM PUBLIC;
 -- (pg_init_privs), with every other role's grant in them, which would keep
 -- pg_dump from dumping those grants; so the three tables' initial
 -- privileges are set back to a fresh install's, the owner's alone.
+-- A role whose other capability still lists a table (admin: transfer)
+-- keeps it; a grant_capability row of a role since dropped is passed over.
 DO $$
 DECLARE
   g record;
 BEGIN
-  FOR g IN SELECT c.grantee FROM payext.capability_grant c WHERE c.capability = 'merchant' LOOP
-    EXECUTE format('REVOKE SELECT ON payext.transfer, payext.interaction, payext.association_state FROM %s',
-                   g.grantee);
+  FOR g IN SELECT r.rolname, t.object
+             FROM payext.capability_grant c
+             JOIN pg_catalog.pg_roles r ON r.oid = c.grantee
+            CROSS JOIN unnest(ARRAY['TABLE payext.transfer', 'TABLE payext.interaction',
+                                    'TABLE payext.association_state']) AS t(object)
+            WHERE c.capability = 'merchant'
+              AND NOT EXISTS (SELECT 1 FROM payext.capability_grant o
+                                JOIN payext.capability k ON k.capability = o.capability
+                               WHERE o.grantee = c.grantee AND o.capability <> 'merchant'
+                                 AND k.object = t.object)
+  LOOP
+    EXECUTE format('REVOKE SELECT ON %s FROM %I', g.object, g.rolname);
   END LOOP;
 END
 $$;
@@ -549,3 +560,14 @@ BEGIN
   END LOOP;
 END
 $$;
+
+---------------------------------------------------------------------------
+-- A new signing key after every start or promotion of the server
+---------------------------------------------------------------------------
+
+-- A code string is a function of key, partition and serial; after a crash
+-- with asynchronous commit or a failover to a lagging standby the serial
+-- sequence may hand out serials again.  A key older than the server's start,
+-- or of another WAL timeline (NULL: 0.7.0's keys), is replaced by the next
+-- code request.
+ALTER TABLE payext.signing_key ADD COLUMN timeline integer;

@@ -96,6 +96,12 @@ SELECT kind, amount, debit_account = :m AS from_bakery, credit_account = :w AS t
   FROM payext.transfer WHERE id = :r1;
 SELECT transfer_id = :t1 AS same_charge, amount, refunded_amount, state
   FROM payext.payment_status(:m, 'bakery-0001');
+-- A refund to a frozen wallet: refused, and the merchant is not told the
+-- wallet's id.
+SELECT payext.freeze(:w);
+SELECT payext.refund(:m, 'bakery-0001', 100, 'bakery-refund-frozen');
+\echo :SQLSTATE
+SELECT payext.unfreeze(:w);
 SELECT payext.refund(:m, 'bakery-0001', 2001, 'bakery-refund-2');
 \echo :SQLSTATE
 SELECT payext.refund(:m, 'bakery-0001', 351, 'bakery-refund-1');

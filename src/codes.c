@@ -31,6 +31,7 @@
 #include <openssl/crypto.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "utils/snapmgr.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
@@ -74,7 +75,8 @@ typedef struct CodeRow
 } CodeRow;
 
 static PayextPlan current_key_plan = {
-	"SELECT id, secret FROM payext.signing_key ORDER BY id DESC LIMIT 1",
+	"SELECT id, secret, created_at, coalesce(timeline, 0) FROM payext.signing_key"
+	" ORDER BY id DESC LIMIT 1",
 	0, {0}
 };
 
@@ -93,9 +95,9 @@ static PayextPlan last_serial_plan = {
 };
 
 static PayextPlan insert_key_plan = {
-	"INSERT INTO payext.signing_key (id, secret, created_at)"
-	" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-	3, {INT4OID, BYTEAOID, TIMESTAMPTZOID}
+	"INSERT INTO payext.signing_key (id, secret, created_at, timeline)"
+	" VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+	4, {INT4OID, BYTEAOID, TIMESTAMPTZOID, INT4OID}
 };
 
 static PayextPlan lock_keys_plan = {
@@ -115,7 +117,8 @@ static PayextPlan purge_codes_plan = {
 	"DELETE FROM payext.payment_code"
 	" WHERE serial IN (SELECT serial FROM payext.payment_code"
 	"                   WHERE expires_at < $1 ORDER BY expires_at"
-	"                   LIMIT " CppAsString2(PAYEXT_CODE_PURGE_ROWS) ")",
+	"                   LIMIT " CppAsString2(PAYEXT_CODE_PURGE_ROWS)
+	"                     FOR UPDATE SKIP LOCKED)",
 	1, {TIMESTAMPTZOID}
 };
 
@@ -240,7 +243,7 @@ static bool
 CodesCreateKey(int32 key_id)
 {
 	bytea	   *secret = palloc(VARHDRSZ + CODE_KEY_BYTES);
-	Datum		values[3];
+	Datum		values[4];
 	bool		created;
 
 	SET_VARSIZE(secret, VARHDRSZ + CODE_KEY_BYTES);
@@ -252,22 +255,78 @@ CodesCreateKey(int32 key_id)
 	values[0] = Int32GetDatum(key_id);
 	values[1] = PointerGetDatum(secret);
 	values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[3] = Int32GetDatum((int32) GetWALInsertionTimeLine());
 	created = PayextExecute(&insert_key_plan, values, NULL, false, 0,
 							SPI_OK_INSERT) == 1;
 	explicit_bzero(VARDATA(secret), CODE_KEY_BYTES);
 	return created;
 }
 
-/* The newest key, created on first use. */
+/*
+ * Whether the key in row 0 of the last result predates this server's start
+ * or belongs to another timeline of the WAL (columns 3 and 4 of
+ * current_key_plan).
+ */
+static bool
+CodesKeyIsStale(void)
+{
+	TimestampTz created_at = DatumGetTimestampTz(PayextResultDatum(0, 3));
+	int32		timeline = DatumGetInt32(PayextResultDatum(0, 4));
+
+	/* A standby issues no code (it is read-only): nothing to judge there. */
+	if (RecoveryInProgress())
+		return false;
+	return created_at < PgStartTime || timeline != (int32) GetWALInsertionTimeLine();
+}
+
+/*
+ * Makes a new key the current one, one rotation at a time (codes are still
+ * issued and checked meanwhile); returns its id.  With `only_if_stale`, a
+ * rotation another backend made while this one waited is taken instead.
+ */
+static int32
+CodesRotate(bool only_if_stale)
+{
+	CodeKey		key;
+	int32		new_id = 1;
+
+	PayextExecute(&lock_keys_plan, NULL, NULL, false, 0, SPI_OK_UTILITY);
+	if (PayextExecute(&current_key_plan, NULL, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		bool		stale = CodesKeyIsStale();
+
+		CodesTakeKey(&key);
+		new_id = key.id;
+		explicit_bzero(&key, sizeof(key));
+		if (only_if_stale && !stale)
+			return new_id;
+		if (new_id == PG_INT32_MAX)
+			elog(ERROR, "payext: signing key ids are exhausted");
+		new_id++;
+	}
+	if (!CodesCreateKey(new_id))
+		elog(ERROR, "payext: signing key %d exists already", new_id);
+	return new_id;
+}
+
+/*
+ * The newest key, made on first use, and made anew by the first code after
+ * the server started or was promoted: a code string is a function of key,
+ * partition and serial, and after a crash with asynchronous commit or a
+ * failover to a standby that lagged, the serial sequence may hand out again
+ * serials whose codes customers still hold.  Under a new key those serials
+ * give other strings, so an old code never pays from another wallet.
+ */
 static void
 CodesCurrentKey(CodeKey *key)
 {
-	if (PayextExecute(&current_key_plan, NULL, NULL, false, 1, SPI_OK_SELECT) == 0)
+	if (PayextExecute(&current_key_plan, NULL, NULL, false, 1, SPI_OK_SELECT) == 0 ||
+		CodesKeyIsStale())
 	{
-		CodesCreateKey(1);
+		CodesRotate(true);
 		if (PayextExecute(&current_key_plan, NULL, NULL, false, 1,
 						  SPI_OK_SELECT) == 0)
-			elog(ERROR, "payext: the first signing key is not visible");
+			elog(ERROR, "payext: the new signing key is not visible");
 	}
 	CodesTakeKey(key);
 }
@@ -431,6 +490,7 @@ CodesCheckUsable(const CodeRow *row)
 				 errmsg("payment code was cancelled"),
 				 errdetail("The customer withdrew this code."),
 				 errhint("Ask the customer to show a fresh code.")));
+
 	if (row->expires_at <= GetCurrentTransactionStartTimestamp())
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_CODE_EXPIRED),
@@ -475,7 +535,12 @@ CodesPurgeExpired(TimestampTz now)
 	static uint32 issued = 0;
 	Datum		values[1];
 
-	if (++issued % PAYEXT_CODE_PURGE_EVERY != 0)
+	/*
+	 * Not under REPEATABLE READ or SERIALIZABLE, where a row another backend
+	 * purged first would fail the app's call with 40001; rows another purge
+	 * holds are skipped, so purges neither wait nor deadlock.
+	 */
+	if (++issued % PAYEXT_CODE_PURGE_EVERY != 0 || IsolationUsesXactSnapshot())
 		return;
 	values[0] = TimestampTzGetDatum(now - (int64) PAYEXT_CODE_PURGE_AFTER_S * USECS_PER_SEC);
 	PayextExecute(&purge_codes_plan, values, NULL, false, 0, SPI_OK_DELETE);
@@ -841,6 +906,8 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	req.idem_scope = merchant_id;
 	req.reference = refund_ref;
 	req.caller_checks_replay = true;
+	/* The merchant learns nothing of the wallet from a refusal. */
+	req.conceal_credit = true;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{
@@ -896,22 +963,10 @@ PG_FUNCTION_INFO_V1(payext_rotate_signing_key);
 Datum
 payext_rotate_signing_key(PG_FUNCTION_ARGS)
 {
-	CodeKey		key;
-	int32		new_id = 1;
+	int32		new_id;
 
 	PayextSpiConnect();
-	/* One rotation at a time; codes are still issued and checked meanwhile. */
-	PayextExecute(&lock_keys_plan, NULL, NULL, false, 0, SPI_OK_UTILITY);
-	if (PayextExecute(&current_key_plan, NULL, NULL, false, 1, SPI_OK_SELECT) == 1)
-	{
-		CodesTakeKey(&key);
-		if (key.id == PG_INT32_MAX)
-			elog(ERROR, "payext: signing key ids are exhausted");
-		new_id = key.id + 1;
-		explicit_bzero(&key, sizeof(key));
-	}
-	if (!CodesCreateKey(new_id))
-		elog(ERROR, "payext: signing key %d exists already", new_id);
+	new_id = CodesRotate(false);
 	PayextSpiFinish();
 	PG_RETURN_INT32(new_id);
 }

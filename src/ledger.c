@@ -569,7 +569,7 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 					int64 *credit_after)
 {
 	LedgerCheckActiveAs(debit, req->conceal_debit);
-	LedgerCheckActive(credit);
+	LedgerCheckActiveAs(credit, req->conceal_credit);
 	if (strcmp(debit->currency, credit->currency) != 0 && req->conceal_debit)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_CURRENCY_MISMATCH),

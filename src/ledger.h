@@ -58,11 +58,12 @@ typedef struct LedgerTransferRequest
 	bool		credit_via_bucket;
 
 	/*
-	 * true: the debit account is a customer's wallet and the caller a
-	 * merchant (a charge): errors about the wallet name neither its id nor
-	 * its balance.
+	 * true: the debit (a charge) or credit (a refund) account is a customer's
+	 * wallet and the caller a merchant: errors about the wallet name neither
+	 * its id nor its balance.
 	 */
 	bool		conceal_debit;
+	bool		conceal_credit;
 } LedgerTransferRequest;
 
 /* Registers the ledger's settings; called from _PG_init(). */

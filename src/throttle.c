@@ -96,9 +96,10 @@ ThrottleShmemStartup(void)
 		throttle_shared->lock = &(GetNamedLWLockTranche("payext"))->lock;
 	info.keysize = sizeof(int64);
 	info.entrysize = sizeof(ThrottleEntry);
+	/* Fixed size: never more than the slots, never the server's spare memory. */
 	throttle_hash = ShmemInitHash("payext code failures by merchant",
 								  payext_code_failure_slots, payext_code_failure_slots,
-								  &info, HASH_ELEM | HASH_BLOBS);
+								  &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -188,24 +189,39 @@ ThrottleCheck(int64 merchant)
 		ThrottleRaiseBlocked(merchant, &copy);
 }
 
-/* Makes room in a full hash: the oldest entry that is not blocked goes. */
+/*
+ * Makes room in a full hash: entries whose window has passed, unblocked, go
+ * first; then the oldest entry that is not blocked.
+ */
 static void
-ThrottleEvictOne(TimestampTz now)
+ThrottleEvict(TimestampTz now, int64 window_us)
 {
 	HASH_SEQ_STATUS status;
 	ThrottleEntry *entry;
 	ThrottleEntry *oldest = NULL;
+	int64		oldest_merchant = 0;
+	long		removed = 0;
 
 	hash_seq_init(&status, throttle_hash);
 	while ((entry = hash_seq_search(&status)) != NULL)
 	{
 		if (entry->blocked_until > now)
 			continue;
+		if (entry->blocked_until != 0 || now - entry->first_at > window_us)
+		{
+			/* Removing the entry just returned is allowed during a scan. */
+			hash_search(throttle_hash, &entry->merchant, HASH_REMOVE, NULL);
+			removed++;
+			continue;
+		}
 		if (oldest == NULL || entry->last_at < oldest->last_at)
+		{
 			oldest = entry;
+			oldest_merchant = entry->merchant;
+		}
 	}
-	if (oldest != NULL)
-		hash_search(throttle_hash, &oldest->merchant, HASH_REMOVE, NULL);
+	if (removed == 0 && oldest != NULL)
+		hash_search(throttle_hash, &oldest_merchant, HASH_REMOVE, NULL);
 }
 
 void
@@ -220,12 +236,10 @@ ThrottleRecordFailure(int64 merchant, const char *code)
 	if (!ThrottleOn())
 		return;
 	LWLockAcquire(throttle_shared->lock, LW_EXCLUSIVE);
+	if (hash_search(throttle_hash, &merchant, HASH_FIND, NULL) == NULL &&
+		hash_get_num_entries(throttle_hash) >= payext_code_failure_slots)
+		ThrottleEvict(now, window_us);
 	entry = hash_search(throttle_hash, &merchant, HASH_ENTER_NULL, &found);
-	if (entry == NULL)
-	{
-		ThrottleEvictOne(now);
-		entry = hash_search(throttle_hash, &merchant, HASH_ENTER_NULL, &found);
-	}
 	if (entry != NULL)
 	{
 		if (!found || (entry->blocked_until == 0 && now - entry->first_at > window_us) ||
@@ -306,7 +320,8 @@ payext_unblock_charging(PG_FUNCTION_ARGS)
 
 	PayextRequireArg(fcinfo, 0, "merchant");
 	merchant = PG_GETARG_INT64(0);
-	if (!ThrottleOn())
+	/* Whatever this session's limit: the counts are the server's. */
+	if (throttle_hash == NULL)
 		PG_RETURN_VOID();
 	LWLockAcquire(throttle_shared->lock, LW_EXCLUSIVE);
 	hash_search(throttle_hash, &merchant, HASH_REMOVE, NULL);

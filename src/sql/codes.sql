@@ -7,7 +7,10 @@
 CREATE TABLE payext.signing_key (
   id         integer PRIMARY KEY CHECK (id > 0),
   secret     bytea NOT NULL CHECK (length(secret) = 32),
-  created_at timestamptz NOT NULL
+  created_at timestamptz NOT NULL,
+  -- the WAL timeline it was made on: a key older than the server's start
+  -- or of another timeline is replaced by the next code (src/codes.c)
+  timeline   integer
 );
 COMMENT ON TABLE payext.signing_key IS
   'keys of the payment codes'' keyed permutation (HMAC-SHA256 rounds). Not dumped: codes die with their keys.';
@@ -16,10 +19,11 @@ COMMENT ON TABLE payext.signing_key IS
 -- Codes, payments, refunds
 ---------------------------------------------------------------------------
 
--- Serials of codes: each key permutes the 10^15 numbers below the maximum,
--- and serials are never reused (the sequence is dumped), so a code string
--- never repeats while its key lives.
-CREATE SEQUENCE payext.code_serial_seq AS bigint MAXVALUE 999999999999999;
+-- Serials of codes: each key permutes the 10^15 numbers of 15 digits, and
+-- serials are never reused (the sequence is dumped; request_payment refuses
+-- one past 10^15 - 1 with PY214), so a code string never repeats while its
+-- key lives.
+CREATE SEQUENCE payext.code_serial_seq AS bigint;
 
 -- Live codes.  A code is a bearer token of a minute: what must be durable is
 -- its use (payext.payment), not its issue.  So the table is UNLOGGED (no

@@ -22,4 +22,12 @@ SELECT payext.vehicle_entered(:lot, 'UP0001', now());
 SELECT payext.grant_capability('merchant', 'payext_upgrade_till');
 SELECT payext.map_merchant_role('payext_upgrade_till', :m);
 SELECT payext.grant_capability('admin', 'payext_upgrade_admin');
+-- The admin also holds the merchant capability: an update must not take
+-- from it what admin needs.  And a role that held a capability has been
+-- dropped since: its capability_grant row names an OID no role has.
+SELECT payext.grant_capability('merchant', 'payext_upgrade_admin');
+CREATE ROLE payext_upgrade_gone NOLOGIN;
+SELECT payext.grant_capability('merchant', 'payext_upgrade_gone');
+DROP OWNED BY payext_upgrade_gone;
+DROP ROLE payext_upgrade_gone;
 SELECT bool_and(ok) AS verifies FROM payext.verify_ledger();
