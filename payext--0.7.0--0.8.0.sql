@@ -259,7 +259,10 @@ CREATE UNLOGGED TABLE payext.payment_code (
   -- the 15 digits the code carries: serial under key_id's permutation
   code       bigint NOT NULL CHECK (code >= 0 AND code < 1000000000000000),
   key_id     integer NOT NULL,
-  wallet     bigint NOT NULL REFERENCES payext.account (id),
+  -- the wallet request_payment() found active.  No foreign key: its lock
+  -- (FOR KEY SHARE of the account row, a logged table) was the only WAL
+  -- that issuing a code wrote; charge() locks the wallet anyway.
+  wallet     bigint NOT NULL,
   max_amount bigint CHECK (max_amount > 0),
   created_at timestamptz NOT NULL,
   expires_at timestamptz NOT NULL,
