@@ -25,8 +25,9 @@ CREATE INDEX interaction_pair_payments_idx
 -- Analysts' per-merchant, per-day questions.
 CREATE INDEX interaction_merchant_day_idx
   ON payext.interaction (public_service_id, ((occurred_at AT TIME ZONE 'UTC')::date));
-CREATE INDEX interaction_transfer_idx ON payext.interaction (transfer_id)
-  WHERE transfer_id IS NOT NULL;
+-- No index on transfer_id: no query of payext looks an interaction up by
+-- its transfer, and the journal's rows are never deleted or rekeyed, so the
+-- foreign key never searches it; an index entry per payment for nothing.
 COMMENT ON TABLE payext.interaction IS
   'what happened between a consumer (social-app id) and a merchant (public-service id): payments, refunds, visits, ...';
 
