@@ -32,12 +32,7 @@ say "== bench: $(date -u '+%Y-%m-%d %H:%M UTC'), ${seconds}s per run, clients: $
 
 # -- The population (bench/setup.sql, bench/naive.sql, pgbench -i).
 start=$SECONDS
-dropdb --if-exists bench >/dev/null 2>&1 || true
-createdb bench
-psql_b -f bench/setup.sql >/dev/null
-psql_b -f bench/naive.sql >/dev/null
-psql_b -c "SELECT count(naive.charge(100001 + g % 800, naive.request_payment(1 + g * 7 % 100000), 100, 'warm-' || g))
-             FROM generate_series(1, 20000) g" -c "VACUUM ANALYZE" >/dev/null
+bench/populate.sh
 "$bindir/pgbench" -i -q -s 10 bench >>"$log" 2>&1
 say "population loaded in $((SECONDS - start)) s"
 

@@ -21,12 +21,7 @@ mkdir -p bench/results
 psql_b() { psql -X -q -v ON_ERROR_STOP=1 -d bench "$@"; }
 psql_v() { psql -X -At -v ON_ERROR_STOP=1 -d bench "$@"; }
 
-dropdb --if-exists bench >/dev/null 2>&1 || true
-createdb bench
-psql_b -f bench/setup.sql >/dev/null
-psql_b -f bench/naive.sql >/dev/null
-psql_b -c "SELECT count(naive.charge(100001 + g % 800, naive.request_payment(1 + g * 7 % 100000), 100, 'warm-' || g))
-             FROM generate_series(1, 20000) g" -c "VACUUM ANALYZE" >/dev/null
+bench/populate.sh
 
 # The per-table counters, as "schema.table ins upd hot del" lines.
 counters() {
