@@ -577,3 +577,36 @@ ALTER TABLE payext.signing_key ADD COLUMN timeline integer;
 
 -- An index entry per payment that no query used (bench/NOTES.md).
 DROP INDEX payext.interaction_transfer_idx;
+
+---------------------------------------------------------------------------
+-- charge_many(): many charges of one merchant in one call
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.charge_many(merchant bigint, codes text[], amounts bigint[],
+                                   order_refs text[])
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+AS 'MODULE_PATHNAME', 'payext_charge_many'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.charge_many(bigint, text[], bigint[], text[]) IS
+  'charges of one merchant in one call, each charged or refused on its own, in input order';
+
+-- A function, not a procedure: it answers with a row per item.
+CREATE FUNCTION payext.merchant_charge_many(merchant bigint, codes text[], amounts bigint[],
+                                            order_refs text[])
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN QUERY SELECT c.* FROM payext.charge_many(merchant, codes, amounts, order_refs) c;
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_charge_many(bigint, text[], bigint[], text[]) IS
+  'a merchant role charges many payment codes for a merchant account it is mapped to, each on its own';
+
+REVOKE ALL ON FUNCTION payext.charge_many(bigint, text[], bigint[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_charge_many(bigint, text[], bigint[], text[]) FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_many(bigint, text[], bigint[], text[])');

@@ -38,7 +38,12 @@
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "port.h"
+#include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/resowner.h"
+#include "utils/tuplestore.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
@@ -741,9 +746,13 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 	AssocRecordTransfer(transfer_id, row->wallet, merchant, "payment");
 }
 
+/*
+ * A charge.  check_throttle is false only when charge_many() charges again
+ * an item that passed the throttle before (see CodesChargeItems()).
+ */
 static int64
 CodesCharge(int64 merchant_id, const char *code, size_t code_len,
-			int64 amount_minor, const char *order_ref)
+			int64 amount_minor, const char *order_ref, bool check_throttle)
 {
 	CodeFields	fields;
 	LedgerAccount merchant;
@@ -755,7 +764,8 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	CodesParse(code, code_len, &fields);
 	LedgerReadAccount(merchant_id, &merchant);
 	LedgerRequireKind(&merchant, "merchant", "account a charge pays");
-	ThrottleCheck(merchant_id);
+	if (check_throttle)
+		ThrottleCheck(merchant_id);
 
 	/*
 	 * No lookup of (merchant, order_ref) first: under SERIALIZABLE its read
@@ -810,9 +820,250 @@ payext_charge(PG_FUNCTION_ARGS)
 
 	PayextSpiConnect();
 	transfer_id = CodesCharge(PG_GETARG_INT64(0), VARDATA_ANY(code),
-							  VARSIZE_ANY_EXHDR(code), amount, order_ref);
+							  VARSIZE_ANY_EXHDR(code), amount, order_ref, true);
 	PayextSpiFinish();
 	PG_RETURN_INT64(transfer_id);
+}
+
+/* One item of charge_many(), and what became of it. */
+typedef struct ChargeItem
+{
+	text	   *code;			/* NULL: the element was null */
+	int64		amount;
+	bool		amount_null;
+	text	   *order_ref;		/* NULL: the element was null */
+	bool		attempted;		/* has been through the throttle once */
+	bool		refused;
+	int64		transfer_id;	/* when charged */
+	int			sqlerrcode;		/* when refused */
+	char	   *message;		/* when refused */
+} ChargeItem;
+
+/* An item, checked and charged as charge() checks and charges its arguments. */
+static int64
+CodesChargeItem(int64 merchant_id, const ChargeItem *item, bool check_throttle)
+{
+	int64		amount;
+	char	   *order_ref;
+
+	if (item->code == NULL || item->amount_null || item->order_ref == NULL)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NULL_ARGUMENT),
+				 errmsg("argument \"%s\" must not be null",
+						item->code == NULL ? "code" :
+						item->amount_null ? "amount" : "order_ref")));
+	amount = PayextCheckAmount(item->amount, "amount");
+	order_ref = PayextCheckIdentifierText(item->order_ref, "order_ref",
+										  PAYEXT_MAX_REFERENCE_LEN);
+	return CodesCharge(merchant_id, VARDATA_ANY(item->code),
+					   VARSIZE_ANY_EXHDR(item->code), amount, order_ref,
+					   check_throttle);
+}
+
+/*
+ * Whether an error refuses one item of charge_many() (the caller's own
+ * doing: class PY, but not a broken invariant, a missing preload or a
+ * pending update) or ends the whole call (everything else: a serialization
+ * failure or deadlock to retry, a cancel, a missing privilege, a bug).
+ */
+static bool
+CodesItemRefusal(const ErrorData *edata)
+{
+	return edata->elevel == ERROR &&
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == PAYEXT_SQLSTATE('0', '0', '0') &&
+		PGUNSIXBIT(edata->sqlerrcode >> 12) != '9' &&
+		edata->sqlerrcode != PAYEXT_ERRCODE_NOT_PRELOADED &&
+		edata->sqlerrcode != PAYEXT_ERRCODE_VERSION_MISMATCH;
+}
+
+/*
+ * Charges items[from .. to), skipping the refused ones, in one
+ * subtransaction.  Returns `to` when all were charged, and the subtransaction
+ * is kept; otherwise the index of the item that was refused, with the
+ * subtransaction rolled back (the items before it are charged no more).
+ * Work memory is reset after each item.
+ */
+static int
+CodesChargeRange(int64 merchant_id, ChargeItem *items, int from, int to,
+				 MemoryContext work_cxt)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	ResourceOwner caller_owner = CurrentResourceOwner;
+	volatile int current = from;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(work_cxt);
+	PG_TRY();
+	{
+		for (; current < to; current++)
+		{
+			ChargeItem *item = &items[current];
+
+			if (item->refused)
+				continue;
+			item->transfer_id = CodesChargeItem(merchant_id, item, !item->attempted);
+			item->attempted = true;
+			MemoryContextReset(work_cxt);
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller_cxt);
+		CurrentResourceOwner = caller_owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		ChargeItem *item = &items[current];
+
+		MemoryContextSwitchTo(caller_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller_cxt);
+		CurrentResourceOwner = caller_owner;
+		MemoryContextReset(work_cxt);
+		if (!CodesItemRefusal(edata))
+			ReThrowError(edata);
+		item->attempted = true;
+		item->refused = true;
+		item->transfer_id = 0;
+		item->sqlerrcode = edata->sqlerrcode;
+		item->message = edata->message;
+		return current;
+	}
+	PG_END_TRY();
+	return to;
+}
+
+/*
+ * Charges the items in input order, each refused on its own.
+ *
+ * One subtransaction an item would give a batch of a hundred a hundred
+ * subtransaction ids; beyond 64 a backend's cache of them overflows, and
+ * every other backend's snapshot checks then look them up in pg_subtrans.
+ * So the items run optimistically in one subtransaction.  A refusal rolls it
+ * back; the items before the refused one are charged again, now to be kept
+ * (they are charged as before unless a concurrent transaction changed their
+ * rows in between, and then they are refused as charge() would refuse
+ * them), and the items after it go on in a new subtransaction.  A batch
+ * with r refusals uses r + 1 subtransaction ids, and charges at most 2n
+ * times.  An item charged again skips the throttle: it passed it once, in
+ * input order, before any later item's guess was counted.
+ */
+static void
+CodesChargeItems(int64 merchant_id, ChargeItem *items, int n)
+{
+	MemoryContext work_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "payext charge_many item",
+												   ALLOCSET_DEFAULT_SIZES);
+	int			from = 0;
+
+	while (from < n)
+	{
+		int			refused_at = CodesChargeRange(merchant_id, items, from, n, work_cxt);
+
+		if (refused_at == n)
+			break;
+		while (from < refused_at &&
+			   CodesChargeRange(merchant_id, items, from, refused_at, work_cxt) != refused_at)
+			;					/* another item refused: once more without it */
+		from = refused_at + 1;
+	}
+	MemoryContextDelete(work_cxt);
+}
+
+/* The elements of a one-dimensional array (or an empty one); PY009 else. */
+static int
+CodesBatchElements(ArrayType *array, const char *name, Oid elemtype,
+				   Datum **elems, bool **nulls)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			n;
+
+	if (ARR_NDIM(array) > 1)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_BATCH),
+				 errmsg("argument \"%s\" must be a one-dimensional array", name),
+				 errdetail("It has %d dimensions.", ARR_NDIM(array))));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(array, elemtype, typlen, typbyval, typalign, elems, nulls, &n);
+	return n;
+}
+
+/*
+ * charge_many(merchant bigint, codes text[], amounts bigint[], order_refs text[])
+ *   RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+ */
+PG_FUNCTION_INFO_V1(payext_charge_many);
+Datum
+payext_charge_many(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"merchant", "codes", "amounts", "order_refs"};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *codes;
+	bool	   *code_nulls;
+	Datum	   *amounts;
+	bool	   *amount_nulls;
+	Datum	   *refs;
+	bool	   *ref_nulls;
+	int			n;
+	int			n_amounts;
+	int			n_refs;
+	ChargeItem *items;
+
+	PayextRequireArgs(fcinfo, 4, names);
+	InitMaterializedSRF(fcinfo, 0);
+	n = CodesBatchElements(PG_GETARG_ARRAYTYPE_P(1), "codes", TEXTOID, &codes, &code_nulls);
+	n_amounts = CodesBatchElements(PG_GETARG_ARRAYTYPE_P(2), "amounts", INT8OID,
+								   &amounts, &amount_nulls);
+	n_refs = CodesBatchElements(PG_GETARG_ARRAYTYPE_P(3), "order_refs", TEXTOID,
+								&refs, &ref_nulls);
+	if (n_amounts != n || n_refs != n)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_BATCH),
+				 errmsg("arguments \"codes\", \"amounts\" and \"order_refs\" must have the same length"),
+				 errdetail("They have %d, %d and %d elements.", n, n_amounts, n_refs),
+				 errhint("Item i of the batch is codes[i], amounts[i] and order_refs[i].")));
+	if (n > PAYEXT_MAX_BATCH_ITEMS)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BATCH_TOO_LARGE),
+				 errmsg("a batch holds at most %d charges", PAYEXT_MAX_BATCH_ITEMS),
+				 errdetail("This one holds %d.", n),
+				 errhint("Split it; each batch is charged in one transaction.")));
+
+	items = palloc0(sizeof(ChargeItem) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		items[i].code = code_nulls[i] ? NULL : DatumGetTextPP(codes[i]);
+		items[i].amount_null = amount_nulls[i];
+		items[i].amount = amount_nulls[i] ? 0 : DatumGetInt64(amounts[i]);
+		items[i].order_ref = ref_nulls[i] ? NULL : DatumGetTextPP(refs[i]);
+	}
+
+	PayextSpiConnect();
+	CodesChargeItems(PG_GETARG_INT64(0), items, n);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(i + 1);
+		if (items[i].refused)
+		{
+			nulls[1] = true;
+			values[2] = CStringGetTextDatum(unpack_sql_state(items[i].sqlerrcode));
+			values[3] = CStringGetTextDatum(items[i].message);
+		}
+		else
+		{
+			values[1] = Int64GetDatum(items[i].transfer_id);
+			nulls[2] = nulls[3] = true;
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PayextSpiFinish();
+	return (Datum) 0;
 }
 
 /*

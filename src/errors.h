@@ -33,6 +33,9 @@
 #define PAYEXT_ERRCODE_NOT_PRELOADED		PAYEXT_SQLSTATE('0', '0', '7')
 /* The database's payext SQL is not the library's version: update pending. */
 #define PAYEXT_ERRCODE_VERSION_MISMATCH		PAYEXT_SQLSTATE('0', '0', '8')
+/* charge_many(): arrays that are not one list of items */
+#define PAYEXT_ERRCODE_BAD_BATCH			PAYEXT_SQLSTATE('0', '0', '9')
+#define PAYEXT_ERRCODE_BATCH_TOO_LARGE		PAYEXT_SQLSTATE('0', '1', '0')
 
 /* PY1xx: ledger */
 #define PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND	PAYEXT_SQLSTATE('1', '0', '1')

@@ -106,6 +106,9 @@
  */
 #define PAYEXT_MERCHANT_BUCKETS		16
 
+/* Items in one charge_many() call: one transaction, kept short. */
+#define PAYEXT_MAX_BATCH_ITEMS		1000
+
 /* Length of the journal row checksum kept in transfer.checksum, in bytes. */
 #define PAYEXT_CHECKSUM_LEN			16
 

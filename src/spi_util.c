@@ -292,17 +292,11 @@ PayextCheckIdentifier(const char *name, const char *data, int len)
 }
 
 char *
-PayextArgIdentifier(FunctionCallInfo fcinfo, int argno, const char *name,
-					int max_len)
+PayextCheckIdentifierText(text *arg, const char *name, int max_len)
 {
-	text	   *arg;
-	int			len;
-	const char *data;
+	int			len = VARSIZE_ANY_EXHDR(arg);
+	const char *data = VARDATA_ANY(arg);
 
-	PayextRequireArg(fcinfo, argno, name);
-	arg = PG_GETARG_TEXT_PP(argno);
-	len = VARSIZE_ANY_EXHDR(arg);
-	data = VARDATA_ANY(arg);
 	if (len == 0 || len > max_len)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INVALID_IDENTIFIER),
@@ -312,13 +306,17 @@ PayextArgIdentifier(FunctionCallInfo fcinfo, int argno, const char *name,
 	return text_to_cstring(arg);
 }
 
-int64
-PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *name)
+char *
+PayextArgIdentifier(FunctionCallInfo fcinfo, int argno, const char *name,
+					int max_len)
 {
-	int64		amount;
-
 	PayextRequireArg(fcinfo, argno, name);
-	amount = PG_GETARG_INT64(argno);
+	return PayextCheckIdentifierText(PG_GETARG_TEXT_PP(argno), name, max_len);
+}
+
+int64
+PayextCheckAmount(int64 amount, const char *name)
+{
 	if (amount <= 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INVALID_AMOUNT),
@@ -326,6 +324,13 @@ PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errdetail("Argument \"%s\" is " INT64_FORMAT ".", name, amount),
 				 errhint("Amounts are whole numbers of the currency's minor unit.")));
 	return amount;
+}
+
+int64
+PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	PayextRequireArg(fcinfo, argno, name);
+	return PayextCheckAmount(PG_GETARG_INT64(argno), name);
 }
 
 bool

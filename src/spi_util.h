@@ -76,6 +76,10 @@ extern char *PayextArgIdentifier(FunctionCallInfo fcinfo, int argno,
 								 const char *name, int max_len);
 extern int64 PayextArgAmount(FunctionCallInfo fcinfo, int argno, const char *name);
 
+/* The same checks of a value that is not an argument (an array's element). */
+extern char *PayextCheckIdentifierText(text *arg, const char *name, int max_len);
+extern int64 PayextCheckAmount(int64 amount, const char *name);
+
 /*
  * An interval as microseconds, months counted as 30 days and days as 24
  * hours; false when it does not fit in 64 bits.

@@ -116,6 +116,15 @@ SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.charge(bigint, text, bigint, text) IS
   'a merchant charges a payment code; returns the transfer id; idempotent on (merchant, order_ref)';
 
+CREATE FUNCTION payext.charge_many(merchant bigint, codes text[], amounts bigint[],
+                                   order_refs text[])
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+AS 'MODULE_PATHNAME', 'payext_charge_many'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.charge_many(bigint, text[], bigint[], text[]) IS
+  'charges of one merchant in one call, each charged or refused on its own, in input order';
+
 CREATE FUNCTION payext.refund(merchant bigint, order_ref text, amount bigint, refund_ref text)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'payext_refund'

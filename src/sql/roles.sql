@@ -47,6 +47,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('app', 'EXECUTE', 'FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz)'),
   -- merchant: a till and a back office, for mapped merchant accounts only
   ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_charge(bigint, text, bigint, text, bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_many(bigint, text[], bigint[], text[])'),
   ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint)'),
   ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.payment_status(bigint, text)'),
@@ -321,6 +322,21 @@ END
 $$;
 COMMENT ON PROCEDURE payext.merchant_charge(bigint, text, bigint, text, bigint) IS
   'a merchant role charges a payment code, for a merchant account it is mapped to';
+
+-- A function, not a procedure: it answers with a row per item.
+CREATE FUNCTION payext.merchant_charge_many(merchant bigint, codes text[], amounts bigint[],
+                                            order_refs text[])
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN QUERY SELECT c.* FROM payext.charge_many(merchant, codes, amounts, order_refs) c;
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_charge_many(bigint, text[], bigint[], text[]) IS
+  'a merchant role charges many payment codes for a merchant account it is mapped to, each on its own';
 
 CREATE PROCEDURE payext.merchant_refund(merchant bigint, order_ref text, amount bigint,
                                         refund_ref text, INOUT transfer_id bigint DEFAULT NULL)
