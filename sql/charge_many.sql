@@ -5,12 +5,13 @@
 -- whole call, and nothing of it is kept.
 
 -- Ids in this file's messages start after 9000, whatever ran before it.
+-- MYR is used by no other file, so its system account is made here.
 SELECT setval('payext.account_id_seq', 9000), setval('payext.transfer_id_seq', 9000);
 
-SELECT payext.open_wallet('many_ann', 'SGD') AS w \gset
-SELECT payext.open_wallet('many_bob', 'SGD') AS w2 \gset
-SELECT payext.open_merchant('gh_many_cafe', 'Cafe', 'SGD') AS m \gset
-SELECT payext.open_merchant('gh_many_kiosk', 'Kiosk', 'SGD') AS m2 \gset
+SELECT payext.open_wallet('many_ann', 'MYR') AS w \gset
+SELECT payext.open_wallet('many_bob', 'MYR') AS w2 \gset
+SELECT payext.open_merchant('gh_many_cafe', 'Cafe', 'MYR') AS m \gset
+SELECT payext.open_merchant('gh_many_kiosk', 'Kiosk', 'MYR') AS m2 \gset
 SELECT payext.top_up(:w, 10000, 'many-bank-1') > 0 AS topped_up,
        payext.top_up(:w2, 500, 'many-bank-2') > 0 AS topped_up_2;
 

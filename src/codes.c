@@ -68,6 +68,20 @@ typedef struct CodeKey
 } CodeKey;
 
 /* A payment code's row, locked. */
+/* payext.payment_code.state */
+typedef enum CodeState
+{
+	CODE_ISSUED,
+	CODE_USED,
+	CODE_CANCELLED
+} CodeState;
+
+static const char *const code_state_names[] = {
+	[CODE_ISSUED] = "issued",
+	[CODE_USED] = "used",
+	[CODE_CANCELLED] = "cancelled",
+};
+
 typedef struct CodeRow
 {
 	int64		serial;
@@ -76,7 +90,7 @@ typedef struct CodeRow
 	int64		wallet;
 	int64		max_amount_minor;	/* 0: no cap */
 	TimestampTz expires_at;
-	char		state[16];
+	CodeState	state;
 } CodeRow;
 
 static PayextPlan current_key_plan = {
@@ -428,6 +442,19 @@ CodesIssuedSerial(const CodeFields *fields)
 	return serial;
 }
 
+/* A code's state as its table stores it; PY901 for any other word. */
+static CodeState
+CodesParseState(const char *state)
+{
+	for (int i = 0; i < (int) lengthof(code_state_names); i++)
+		if (strcmp(state, code_state_names[i]) == 0)
+			return (CodeState) i;
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+			 errmsg("payext: unknown payment code state \"%s\"", state)));
+	return CODE_ISSUED;			/* not reached */
+}
+
 /*
  * Finds and locks the live row of a parsed code.  Without one: 40001 when
  * the code was issued after the snapshot of a REPEATABLE READ or
@@ -452,7 +479,7 @@ CodesLockRow(const CodeFields *fields, const char *code_text, int64 merchant,
 		row->wallet = DatumGetInt64(PayextResultDatum(0, 3));
 		row->max_amount_minor = DatumGetInt64(PayextResultDatum(0, 4));
 		row->expires_at = DatumGetTimestampTz(PayextResultDatum(0, 5));
-		strlcpy(row->state, PayextResultCString(0, 6), sizeof(row->state));
+		row->state = CodesParseState(PayextResultCString(0, 6));
 		return true;
 	}
 	if (IsolationUsesXactSnapshot() &&
@@ -473,7 +500,7 @@ CodesLockRow(const CodeFields *fields, const char *code_text, int64 merchant,
 	if (PayextExecute(&find_payment_by_code_plan, values, NULL, false, 1,
 					  SPI_OK_SELECT) == 1)
 	{
-		strlcpy(row->state, "used", sizeof(row->state));
+		row->state = CODE_USED;
 		return false;
 	}
 	ereport(ERROR,
@@ -487,9 +514,9 @@ CodesLockRow(const CodeFields *fields, const char *code_text, int64 merchant,
 static void
 CodesCheckUsable(const CodeRow *row)
 {
-	if (strcmp(row->state, "used") == 0)
+	if (row->state == CODE_USED)
 		CodesRaiseUsed();
-	if (strcmp(row->state, "cancelled") == 0)
+	if (row->state == CODE_CANCELLED)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_CODE_CANCELLED),
 				 errmsg("payment code was cancelled"),
@@ -580,7 +607,7 @@ payext_request_payment(PG_FUNCTION_ARGS)
 
 	PayextSpiConnect();
 	LedgerReadAccount(wallet_id, &wallet);
-	LedgerRequireKind(&wallet, "wallet", "account a payment code draws on");
+	LedgerRequireKind(&wallet, LEDGER_WALLET, "account a payment code draws on");
 	LedgerCheckActive(&wallet);
 	CodesCurrentKey(&key);
 
@@ -636,13 +663,13 @@ payext_cancel_payment_code(PG_FUNCTION_ARGS)
 	PayextSpiConnect();
 	CodesParse(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), &fields);
 	if (!CodesLockRow(&fields, text_to_cstring(code), 0, &row) ||
-		strcmp(row.state, "used") == 0)
+		row.state == CODE_USED)
 		CodesRaiseUsed();
 	/* Cancelling twice, or after expiry, changes nothing more. */
-	if (strcmp(row.state, "issued") == 0)
+	if (row.state == CODE_ISSUED)
 	{
 		values[0] = Int64GetDatum(row.serial);
-		values[1] = CStringGetTextDatum("cancelled");
+		values[1] = CStringGetTextDatum(code_state_names[CODE_CANCELLED]);
 		values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		PayextExecute(&close_code_plan, values, NULL, false, 0, SPI_OK_UPDATE);
 	}
@@ -731,7 +758,7 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 	Datum		values[7];
 
 	values[0] = Int64GetDatum(row->serial);
-	values[1] = CStringGetTextDatum("used");
+	values[1] = CStringGetTextDatum(code_state_names[CODE_USED]);
 	values[2] = TimestampTzGetDatum(now);
 	PayextExecute(&close_code_plan, values, NULL, false, 0, SPI_OK_UPDATE);
 
@@ -763,7 +790,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 
 	CodesParse(code, code_len, &fields);
 	LedgerReadAccount(merchant_id, &merchant);
-	LedgerRequireKind(&merchant, "merchant", "account a charge pays");
+	LedgerRequireKind(&merchant, LEDGER_MERCHANT, "account a charge pays");
 	if (check_throttle)
 		ThrottleCheck(merchant_id);
 
@@ -774,7 +801,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	 * charge at the journal's unique index in LedgerTransfer().
 	 */
 	if (!CodesLockRow(&fields, pnstrdup(code, code_len), merchant_id, &row) ||
-		strcmp(row.state, "used") == 0)
+		row.state == CODE_USED)
 		return CodesReplayOfUsed(&row, merchant_id, order_ref, amount_minor);
 	CodesCheckUsable(&row);
 	CodesCheckCap(&row, amount_minor, merchant.currency);
@@ -782,7 +809,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	req.debit_account = row.wallet;
 	req.credit_account = merchant_id;
 	req.amount_minor = amount_minor;
-	req.kind = "charge";
+	req.kind = LEDGER_CHARGE;
 	req.idem_scope = merchant_id;
 	req.reference = order_ref;
 	req.caller_checks_replay = true;
@@ -1153,7 +1180,7 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	req.debit_account = merchant_id;
 	req.credit_account = wallet;
 	req.amount_minor = amount_minor;
-	req.kind = "refund";
+	req.kind = LEDGER_REFUND;
 	req.idem_scope = merchant_id;
 	req.reference = refund_ref;
 	req.caller_checks_replay = true;

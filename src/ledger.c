@@ -218,7 +218,7 @@ static PayextPlan set_status_plan = {
 	2, {INT8OID, TEXTOID}
 };
 
-static void LedgerRefuseSystemAccount(int64 account_id, const char *kind,
+static void LedgerRefuseSystemAccount(int64 account_id, LedgerAccountKind kind,
 									  const char *what);
 
 /* ---------------------------------------------------------------------
@@ -275,24 +275,96 @@ LedgerChecksum(int64 id, int64 debit_account, int64 credit_account,
  * ---------------------------------------------------------------------
  */
 
+/* The words of payext.account.kind, in LedgerAccountKind's order. */
+static const char *const account_kind_names[] = {
+	[LEDGER_WALLET] = "wallet",
+	[LEDGER_MERCHANT] = "merchant",
+	[LEDGER_SYSTEM] = "system",
+};
+
+static const char *const account_status_names[] = {
+	[LEDGER_ACTIVE] = "active",
+	[LEDGER_FROZEN] = "frozen",
+	[LEDGER_CLOSED] = "closed",
+};
+
+/* payext.transfer.kind, and the same as a noun for messages. */
+static const char *const transfer_kind_names[] = {
+	[LEDGER_TOP_UP] = "top_up",
+	[LEDGER_WITHDRAW] = "withdraw",
+	[LEDGER_TRANSFER] = "transfer",
+	[LEDGER_CHARGE] = "charge",
+	[LEDGER_REFUND] = "refund",
+	[LEDGER_PARKING] = "parking",
+};
+static const char *const transfer_kind_nouns[] = {
+	[LEDGER_TOP_UP] = "top-up",
+	[LEDGER_WITHDRAW] = "withdrawal",
+	[LEDGER_TRANSFER] = "transfer",
+	[LEDGER_CHARGE] = "charge",
+	[LEDGER_REFUND] = "refund",
+	[LEDGER_PARKING] = "parking",
+};
+
+/* The index of `word` in names[n], or raises PY901 (a CHECK let it in?). */
+static int
+LedgerParseWord(const char *word, const char *const *names, int n,
+				const char *column)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(word, names[i]) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+			 errmsg("payext: unknown %s \"%s\"", column, word)));
+	return 0;					/* not reached */
+}
+
+LedgerAccountKind
+LedgerParseAccountKind(const char *kind)
+{
+	return (LedgerAccountKind) LedgerParseWord(kind, account_kind_names,
+											   lengthof(account_kind_names),
+											   "account kind");
+}
+
+const char *
+LedgerAccountKindName(LedgerAccountKind kind)
+{
+	Assert(kind >= 0 && kind < lengthof(account_kind_names));
+	return account_kind_names[kind];
+}
+
+const char *
+LedgerTransferKindName(LedgerTransferKind kind)
+{
+	Assert(kind >= 0 && kind < lengthof(transfer_kind_names));
+	return transfer_kind_names[kind];
+}
+
+static LedgerAccountStatus
+LedgerParseAccountStatus(const char *status)
+{
+	return (LedgerAccountStatus) LedgerParseWord(status, account_status_names,
+												 lengthof(account_status_names),
+												 "account status");
+}
+
 /* The journal kind as a noun for messages: 'top_up' reads "top-up". */
 static const char *
-LedgerKindNoun(const char *kind)
+LedgerKindNoun(LedgerTransferKind kind)
 {
-	if (strcmp(kind, "top_up") == 0)
-		return "top-up";
-	if (strcmp(kind, "withdraw") == 0)
-		return "withdrawal";
-	return kind;
+	Assert(kind >= 0 && kind < lengthof(transfer_kind_nouns));
+	return transfer_kind_nouns[kind];
 }
 
 /* The scope of req's reference, as LEDGER_REFERENCE_SCOPE computes it. */
 static int64
 LedgerReferenceScope(const LedgerTransferRequest *req)
 {
-	if (strcmp(req->kind, "top_up") == 0)
+	if (req->kind == LEDGER_TOP_UP)
 		return req->credit_account;
-	if (strcmp(req->kind, "withdraw") == 0)
+	if (req->kind == LEDGER_WITHDRAW)
 		return req->debit_account;
 	return req->idem_scope;
 }
@@ -309,7 +381,7 @@ LedgerFindReplay(const LedgerTransferRequest *req)
 	int64		id;
 	bool		same_accounts;
 
-	values[0] = CStringGetTextDatum(req->kind);
+	values[0] = CStringGetTextDatum(LedgerTransferKindName(req->kind));
 	values[1] = Int64GetDatum(LedgerReferenceScope(req));
 	values[2] = CStringGetTextDatum(req->reference);
 	if (PayextExecute(&find_by_reference_plan, values, NULL, false, 1,
@@ -344,10 +416,10 @@ static void
 LedgerReadLockedAccount(uint64 row, LedgerAccount *account)
 {
 	account->id = DatumGetInt64(PayextResultDatum(row, 1));
-	strlcpy(account->kind, PayextResultCString(row, 2), sizeof(account->kind));
+	account->kind = LedgerParseAccountKind(PayextResultCString(row, 2));
 	strlcpy(account->currency, PayextResultCString(row, 3), sizeof(account->currency));
 	account->balance_minor = DatumGetInt64(PayextResultDatum(row, 4));
-	strlcpy(account->status, PayextResultCString(row, 5), sizeof(account->status));
+	account->status = LedgerParseAccountStatus(PayextResultCString(row, 5));
 }
 
 void
@@ -365,15 +437,17 @@ LedgerReadAccount(int64 account_id, LedgerAccount *account)
 }
 
 void
-LedgerRequireKind(const LedgerAccount *account, const char *kind,
+LedgerRequireKind(const LedgerAccount *account, LedgerAccountKind kind,
 				  const char *role)
 {
-	if (strcmp(account->kind, kind) != 0)
+	if (account->kind != kind)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
-				 errmsg("account " INT64_FORMAT " is not a %s account", account->id, kind),
+				 errmsg("account " INT64_FORMAT " is not a %s account", account->id,
+						LedgerAccountKindName(kind)),
 				 errdetail("The %s must be a %s account; account " INT64_FORMAT " is a %s account.",
-						   role, kind, account->id, account->kind)));
+						   role, LedgerAccountKindName(kind), account->id,
+						   LedgerAccountKindName(account->kind))));
 }
 
 /*
@@ -390,14 +464,14 @@ LedgerAccountName(const LedgerAccount *account, bool conceal)
 static void
 LedgerCheckActiveAs(const LedgerAccount *account, bool conceal)
 {
-	if (strcmp(account->status, "frozen") == 0)
+	if (account->status == LEDGER_FROZEN)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_FROZEN),
 				 errmsg("%s is frozen", LedgerAccountName(account, conceal)),
 				 errdetail("A frozen account can neither pay nor be paid."),
 				 conceal ? 0 :
 				 errhint("An administrator can lift this with payext.unfreeze().")));
-	if (strcmp(account->status, "closed") == 0)
+	if (account->status == LEDGER_CLOSED)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_CLOSED),
 				 errmsg("%s is closed", LedgerAccountName(account, conceal)),
@@ -434,6 +508,9 @@ LedgerLockPair(const LedgerTransferRequest *req, LedgerAccount *debit,
 			LedgerAccount account;
 
 			LedgerReadLockedAccount(row, &account);
+			/* Lock order: the statement locked the rows in id order. */
+			Assert(pass == 1 || row == 0 ||
+				   DatumGetInt64(PayextResultDatum(row - 1, 1)) < account.id);
 			if (account.id == req->debit_account)
 			{
 				*debit = account;
@@ -473,7 +550,7 @@ LedgerFoldCredits(LedgerAccount *account)
 {
 	Datum		values[1];
 
-	if (strcmp(account->kind, "merchant") != 0)
+	if (account->kind != LEDGER_MERCHANT)
 		return;
 	values[0] = Int64GetDatum(account->id);
 	if (PayextExecuteLatest(&fold_credits_plan, values, NULL,
@@ -500,12 +577,17 @@ LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit
 						  LedgerAccount *credit)
 {
 	bool		debit_first = req->debit_account < req->credit_account;
+	int64		locked_before PG_USED_FOR_ASSERTS_ONLY = PG_INT64_MIN;
 
 	for (int i = 0; i < 2; i++)
 	{
 		bool		is_debit = (i == 0) == debit_first;
 		int64		id = is_debit ? req->debit_account : req->credit_account;
 		Datum		values[1];
+
+		/* Lock order: lower id first, so two payments cannot deadlock. */
+		Assert(id > locked_before);
+		locked_before = id;
 
 		values[0] = Int64GetDatum(id);
 		if (PayextExecute(is_debit ? &lock_user_account_plan : &share_merchant_plan,
@@ -517,7 +599,7 @@ LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit
 			LedgerReadAccount(id, &found);
 			if (is_debit)
 				LedgerRefuseSystemAccount(id, found.kind, "a payment");
-			LedgerRequireKind(&found, "merchant", "payee");
+			LedgerRequireKind(&found, LEDGER_MERCHANT, "payee");
 			elog(ERROR, "payext: account " INT64_FORMAT " could not be locked", id);
 		}
 		LedgerReadLockedAccount(0, is_debit ? debit : credit);
@@ -585,7 +667,7 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errdetail("Account " INT64_FORMAT " holds %s, account " INT64_FORMAT " holds %s.",
 						   debit->id, debit->currency, credit->id, credit->currency),
 				 errhint("payext does not convert currencies; use accounts of one currency.")));
-	if (strcmp(debit->kind, "system") != 0 && debit->balance_minor < req->amount_minor &&
+	if (debit->kind != LEDGER_SYSTEM && debit->balance_minor < req->amount_minor &&
 		req->conceal_debit)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
@@ -593,7 +675,7 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errdetail("The %s needs %s.", LedgerKindNoun(req->kind),
 						   PayextFormatAmount(req->amount_minor, debit->currency)),
 				 errhint("Ask the customer to top up, or to pay another way.")));
-	if (strcmp(debit->kind, "system") != 0 && debit->balance_minor < req->amount_minor)
+	if (debit->kind != LEDGER_SYSTEM && debit->balance_minor < req->amount_minor)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
 				 errmsg("insufficient funds in account " INT64_FORMAT, debit->id),
@@ -610,8 +692,16 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 		pg_add_s64_overflow(credit->balance_minor, req->amount_minor, credit_after))
 		LedgerRaiseOverflow(req);
 
+	/* Conservation: what leaves one side is what reaches the other. */
+	Assert(debit->balance_minor - *debit_after == req->amount_minor);
+	Assert(*credit_after - credit->balance_minor == req->amount_minor);
+	/* No user account below zero, before or after. */
+	Assert(debit->kind == LEDGER_SYSTEM || debit->balance_minor >= 0);
+	Assert(credit->kind == LEDGER_SYSTEM ||
+		   (credit->balance_minor >= 0 && *credit_after >= 0));
+
 	/* Release-build check: a wallet or merchant below zero costs money. */
-	if (strcmp(debit->kind, "system") != 0 && *debit_after < 0)
+	if (debit->kind != LEDGER_SYSTEM && *debit_after < 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
 				 errmsg("transfer would leave account " INT64_FORMAT " negative", debit->id)));
@@ -624,10 +714,10 @@ LedgerTransferPossible(const LedgerTransferRequest *req, const LedgerAccount *de
 {
 	int64		after;
 
-	return strcmp(debit->status, "active") == 0 &&
-		strcmp(credit->status, "active") == 0 &&
+	return debit->status == LEDGER_ACTIVE &&
+		credit->status == LEDGER_ACTIVE &&
 		strcmp(debit->currency, credit->currency) == 0 &&
-		(strcmp(debit->kind, "system") == 0 || debit->balance_minor >= req->amount_minor) &&
+		(debit->kind == LEDGER_SYSTEM || debit->balance_minor >= req->amount_minor) &&
 		!pg_add_s64_overflow(credit->balance_minor, req->amount_minor, &after);
 }
 
@@ -645,7 +735,7 @@ LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
 	values[2] = Int64GetDatum(req->credit_account);
 	values[3] = Int64GetDatum(req->amount_minor);
 	values[4] = CStringGetTextDatum(currency);
-	values[5] = CStringGetTextDatum(req->kind);
+	values[5] = CStringGetTextDatum(LedgerTransferKindName(req->kind));
 	values[6] = Int64GetDatum(req->idem_scope);
 	if (req->reference != NULL)
 		values[7] = CStringGetTextDatum(req->reference);
@@ -658,7 +748,8 @@ LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
 	values[9] = PointerGetDatum(LedgerChecksum(transfer_id, req->debit_account,
 											   req->credit_account,
 											   req->amount_minor, currency,
-											   req->kind, req->idem_scope,
+											   LedgerTransferKindName(req->kind),
+											   req->idem_scope,
 											   req->reference, created_at));
 	return PayextExecute(&insert_transfer_plan, values, nulls, false, 0,
 						 SPI_OK_INSERT) == 1;
@@ -677,7 +768,6 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	bool		replay_ignored;
 	bool		via_bucket;
 
-	Assert(req->kind != NULL);
 	if (replayed == NULL)
 		replayed = &replay_ignored;
 	*replayed = false;
@@ -746,7 +836,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	values[1] = Int64GetDatum(debit_after);
 	values[2] = Int64GetDatum(credit.id);
 	values[3] = Int64GetDatum(credit_after);
-	user_sides = (strcmp(debit.kind, "system") != 0) + (strcmp(credit.kind, "system") != 0);
+	user_sides = (debit.kind != LEDGER_SYSTEM) + (credit.kind != LEDGER_SYSTEM);
 	if (PayextExecute(&set_balances_plan, values, NULL, false, 0,
 					  SPI_OK_UPDATE) != user_sides)
 		elog(ERROR, "payext: balances of accounts " INT64_FORMAT " and " INT64_FORMAT " were not set",
@@ -823,7 +913,7 @@ LedgerSystemAccount(const char *currency)
  * id (0 when not yet created).  Raises when the account does not exist.
  */
 static void
-LedgerAccountInfo(int64 account_id, char *kind, size_t kind_len,
+LedgerAccountInfo(int64 account_id, LedgerAccountKind *kind,
 				  char *currency, int64 *system_id)
 {
 	Datum		values[1];
@@ -835,7 +925,7 @@ LedgerAccountInfo(int64 account_id, char *kind, size_t kind_len,
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
-	strlcpy(kind, PayextResultCString(0, 1), kind_len);
+	*kind = LedgerParseAccountKind(PayextResultCString(0, 1));
 	strlcpy(currency, PayextResultCString(0, 2), 4);
 	*system_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 3, &isnull));
@@ -844,9 +934,9 @@ LedgerAccountInfo(int64 account_id, char *kind, size_t kind_len,
 }
 
 static void
-LedgerRefuseSystemAccount(int64 account_id, const char *kind, const char *what)
+LedgerRefuseSystemAccount(int64 account_id, LedgerAccountKind kind, const char *what)
 {
-	if (strcmp(kind, "system") == 0)
+	if (kind == LEDGER_SYSTEM)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
 				 errmsg("account " INT64_FORMAT " is a system account", account_id),
@@ -858,12 +948,12 @@ static int64
 LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 					   const char *external_ref, bool inbound, Oid invoker)
 {
-	char		kind[16];
+	LedgerAccountKind kind;
 	char		currency[4];
 	int64		system_id;
 	LedgerTransferRequest req = {0};
 
-	LedgerAccountInfo(account_id, kind, sizeof(kind), currency, &system_id);
+	LedgerAccountInfo(account_id, &kind, currency, &system_id);
 	LedgerRefuseSystemAccount(account_id, kind, inbound ? "a top-up" : "a withdrawal");
 
 	/*
@@ -872,7 +962,7 @@ LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 	 */
 	if (!inbound && OidIsValid(invoker))
 		RolesRequireAccountAccess(invoker, account_id, RolesAccountKindOf(kind));
-	if (inbound && strcmp(kind, "wallet") != 0)
+	if (inbound && kind != LEDGER_WALLET)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
 				 errmsg("account " INT64_FORMAT " is not a wallet account", account_id),
@@ -883,7 +973,7 @@ LedgerExternalTransfer(int64 account_id, int64 amount_minor,
 	req.debit_account = inbound ? system_id : account_id;
 	req.credit_account = inbound ? account_id : system_id;
 	req.amount_minor = amount_minor;
-	req.kind = inbound ? "top_up" : "withdraw";
+	req.kind = inbound ? LEDGER_TOP_UP : LEDGER_WITHDRAW;
 	req.idem_scope = 0;
 	req.reference = external_ref;
 	return LedgerTransfer(&req, NULL);
@@ -998,7 +1088,7 @@ payext_transfer(PG_FUNCTION_ARGS)
 {
 	static const char *const names[] = {"debit_account", "credit_account", "amount"};
 	LedgerTransferRequest req = {0};
-	char		kind[16];
+	LedgerAccountKind kind;
 	char		currency[4];
 	int64		system_id;
 	int64		id;
@@ -1007,14 +1097,14 @@ payext_transfer(PG_FUNCTION_ARGS)
 	req.debit_account = PG_GETARG_INT64(0);
 	req.credit_account = PG_GETARG_INT64(1);
 	req.amount_minor = PayextArgAmount(fcinfo, 2, "amount");
-	req.kind = "transfer";
+	req.kind = LEDGER_TRANSFER;
 	req.reference = PG_ARGISNULL(3) ? NULL :
 		PayextArgIdentifier(fcinfo, 3, "reference", PAYEXT_MAX_REFERENCE_LEN);
 
 	PayextSpiConnect();
-	LedgerAccountInfo(req.debit_account, kind, sizeof(kind), currency, &system_id);
+	LedgerAccountInfo(req.debit_account, &kind, currency, &system_id);
 	LedgerRefuseSystemAccount(req.debit_account, kind, "a direct transfer");
-	LedgerAccountInfo(req.credit_account, kind, sizeof(kind), currency, &system_id);
+	LedgerAccountInfo(req.credit_account, &kind, currency, &system_id);
 	LedgerRefuseSystemAccount(req.credit_account, kind, "a direct transfer");
 	id = LedgerTransfer(&req, NULL);
 	PayextSpiFinish();
@@ -1107,15 +1197,15 @@ LedgerMarkStatusChange(int64 account_id)
 }
 
 /*
- * Moves an account to status `target` ('active', 'frozen' or 'closed').
+ * Moves an account to status `target`.
  * Closed is final; closing needs a zero balance.
  */
 static void
-LedgerSetStatus(int64 account_id, const char *target)
+LedgerSetStatus(int64 account_id, LedgerAccountStatus target)
 {
 	Datum		values[2];
-	char	   *kind;
-	char	   *status;
+	LedgerAccountKind kind;
+	LedgerAccountStatus status;
 	int64		balance;
 
 	values[0] = Int64GetDatum(account_id);
@@ -1124,11 +1214,11 @@ LedgerSetStatus(int64 account_id, const char *target)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
-	kind = PayextResultCString(0, 1);
+	kind = LedgerParseAccountKind(PayextResultCString(0, 1));
 	LedgerRefuseSystemAccount(account_id, kind, "a change of status");
-	status = PayextResultCString(0, 2);
+	status = LedgerParseAccountStatus(PayextResultCString(0, 2));
 	balance = DatumGetInt64(PayextResultDatum(0, 3));
-	if (strcmp(kind, "merchant") == 0)
+	if (kind == LEDGER_MERCHANT)
 	{
 		/* Its buckets count: fold them (we hold the row). */
 		if (PayextExecuteLatest(&fold_credits_plan, values, NULL,
@@ -1136,28 +1226,28 @@ LedgerSetStatus(int64 account_id, const char *target)
 			balance = DatumGetInt64(PayextResultDatum(0, 1));
 	}
 
-	if (strcmp(status, target) == 0)
+	if (status == target)
 		return;
-	if (strcmp(status, "closed") == 0)
+	if (status == LEDGER_CLOSED)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_CLOSED),
 				 errmsg("account " INT64_FORMAT " is closed", account_id),
 				 errdetail("Closing an account is final.")));
-	if (strcmp(target, "closed") == 0 && balance != 0)
+	if (target == LEDGER_CLOSED && balance != 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_EMPTY),
 				 errmsg("account " INT64_FORMAT " still holds money", account_id),
 				 errdetail("Its balance is " INT64_FORMAT ".", balance),
 				 errhint("Withdraw the balance first.")));
 
-	if (strcmp(kind, "merchant") == 0)
+	if (kind == LEDGER_MERCHANT)
 		LedgerMarkStatusChange(account_id);
-	values[1] = CStringGetTextDatum(target);
+	values[1] = CStringGetTextDatum(account_status_names[target]);
 	PayextExecute(&set_status_plan, values, NULL, false, 0, SPI_OK_UPDATE);
 }
 
 static Datum
-LedgerStatusFunction(FunctionCallInfo fcinfo, const char *target)
+LedgerStatusFunction(FunctionCallInfo fcinfo, LedgerAccountStatus target)
 {
 	static const char *const names[] = {"account"};
 
@@ -1173,7 +1263,7 @@ PG_FUNCTION_INFO_V1(payext_freeze);
 Datum
 payext_freeze(PG_FUNCTION_ARGS)
 {
-	return LedgerStatusFunction(fcinfo, "frozen");
+	return LedgerStatusFunction(fcinfo, LEDGER_FROZEN);
 }
 
 /* unfreeze(account bigint) RETURNS void */
@@ -1181,7 +1271,7 @@ PG_FUNCTION_INFO_V1(payext_unfreeze);
 Datum
 payext_unfreeze(PG_FUNCTION_ARGS)
 {
-	return LedgerStatusFunction(fcinfo, "active");
+	return LedgerStatusFunction(fcinfo, LEDGER_ACTIVE);
 }
 
 /* close_account(account bigint) RETURNS void */
@@ -1189,7 +1279,7 @@ PG_FUNCTION_INFO_V1(payext_close_account);
 Datum
 payext_close_account(PG_FUNCTION_ARGS)
 {
-	return LedgerStatusFunction(fcinfo, "closed");
+	return LedgerStatusFunction(fcinfo, LEDGER_CLOSED);
 }
 
 /*

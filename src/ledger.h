@@ -8,14 +8,41 @@
 
 #include "datatype/timestamp.h"
 
+/* payext.account.kind, parsed once when a row is read */
+typedef enum LedgerAccountKind
+{
+	LEDGER_WALLET,
+	LEDGER_MERCHANT,
+	LEDGER_SYSTEM
+} LedgerAccountKind;
+
+/* payext.account.status */
+typedef enum LedgerAccountStatus
+{
+	LEDGER_ACTIVE,
+	LEDGER_FROZEN,
+	LEDGER_CLOSED
+} LedgerAccountStatus;
+
+/* payext.transfer.kind: what moved the money */
+typedef enum LedgerTransferKind
+{
+	LEDGER_TOP_UP,
+	LEDGER_WITHDRAW,
+	LEDGER_TRANSFER,
+	LEDGER_CHARGE,
+	LEDGER_REFUND,
+	LEDGER_PARKING
+} LedgerTransferKind;
+
 /* An account as the ledger sees it. */
 typedef struct LedgerAccount
 {
 	int64		id;
-	char		kind[16];		/* 'wallet', 'merchant' or 'system' */
+	LedgerAccountKind kind;
 	char		currency[4];
 	int64		balance_minor;	/* 0 for system accounts (they store none) */
-	char		status[16];		/* 'active', 'frozen' or 'closed' */
+	LedgerAccountStatus status;
 } LedgerAccount;
 
 typedef struct LedgerTransferRequest
@@ -23,7 +50,7 @@ typedef struct LedgerTransferRequest
 	int64		debit_account;
 	int64		credit_account;
 	int64		amount_minor;	/* > 0 */
-	const char *kind;			/* journal kind: 'top_up', 'withdraw', ... */
+	LedgerTransferKind kind;
 
 	/*
 	 * Idempotency: a non-NULL reference is unique within (kind, idem_scope).
@@ -83,8 +110,16 @@ extern void LedgerReadAccount(int64 account_id, LedgerAccount *account);
 extern void LedgerCheckActive(const LedgerAccount *account);
 
 /* Raises PY111 unless the account is of this kind; `role` names it in the message. */
-extern void LedgerRequireKind(const LedgerAccount *account, const char *kind,
+extern void LedgerRequireKind(const LedgerAccount *account, LedgerAccountKind kind,
 							  const char *role);
+
+/*
+ * The enums from and to the words payext's tables store.  Parsing raises
+ * PY901 on a word the table's CHECK constraint would not have let in.
+ */
+extern LedgerAccountKind LedgerParseAccountKind(const char *kind);
+extern const char *LedgerAccountKindName(LedgerAccountKind kind);
+extern const char *LedgerTransferKindName(LedgerTransferKind kind);
 
 /* The id of the system account of a currency, created on first use. */
 extern int64 LedgerSystemAccount(const char *currency);

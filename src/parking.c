@@ -50,6 +50,15 @@ typedef struct ParkingLot
 	int32		exit_grace_minutes;
 } ParkingLot;
 
+/* parking_stay.state, as far as the C code tells states apart */
+typedef enum ParkingStayState
+{
+	STAY_OPEN,
+	STAY_EXITED,
+	STAY_EXIT_UNPRICED,
+	STAY_OTHER					/* a state no path here acts on */
+} ParkingStayState;
+
 /* A stay's row. */
 typedef struct ParkingStay
 {
@@ -61,7 +70,7 @@ typedef struct ParkingStay
 	int64		fee;			/* -1: none */
 	int64		paid;
 	TimestampTz paid_at;		/* DT_NOBEGIN: none */
-	char		state[24];
+	ParkingStayState state;
 	char		owner_at_entry[PAYEXT_MAX_IDENTIFIER_LEN + 1];	/* "": none */
 } ParkingStay;
 
@@ -720,6 +729,19 @@ ParkingPriceStay(const ParkingLot *lot, TimestampTz entered_at, TimestampTz exit
  * ---------------------------------------------------------------------
  */
 
+/* A stay's state as its table stores it. */
+static ParkingStayState
+ParkingParseStayState(const char *state)
+{
+	if (strcmp(state, "open") == 0)
+		return STAY_OPEN;
+	if (strcmp(state, "exited") == 0)
+		return STAY_EXITED;
+	if (strcmp(state, "exit_unpriced") == 0)
+		return STAY_EXIT_UNPRICED;
+	return STAY_OTHER;
+}
+
 static void
 ParkingReadStay(uint64 row, ParkingStay *stay)
 {
@@ -733,7 +755,7 @@ ParkingReadStay(uint64 row, ParkingStay *stay)
 	stay->fee = DatumGetInt64(PayextResultDatum(row, 6));
 	stay->paid = DatumGetInt64(PayextResultDatum(row, 7));
 	stay->paid_at = DatumGetTimestampTz(PayextResultDatum(row, 8));
-	strlcpy(stay->state, PayextResultCString(row, 9), sizeof(stay->state));
+	stay->state = ParkingParseStayState(PayextResultCString(row, 9));
 	owner = PayextResultCString(row, 10);
 	strlcpy(stay->owner_at_entry, owner ? owner : "", sizeof(stay->owner_at_entry));
 }
@@ -757,14 +779,14 @@ ParkingDue(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at, int64
 	int64		fee;
 
 	*due = 0;
-	if (strcmp(stay->state, "exited") == 0)
+	if (stay->state == STAY_EXITED)
 	{
 		*due = stay->fee - stay->paid;
 		return NULL;
 	}
-	if (strcmp(stay->state, "exit_unpriced") == 0)
+	if (stay->state == STAY_EXIT_UNPRICED)
 		return "Its exit could not be priced; it is in payext.parking_anomaly.";
-	if (strcmp(stay->state, "open") != 0 || at <= stay->entered_at ||
+	if (stay->state != STAY_OPEN || at <= stay->entered_at ||
 		ParkingWithinGrace(lot, stay, at))
 		return NULL;
 	why = ParkingPriceStay(lot, stay->entered_at, at, &fee);
@@ -787,7 +809,7 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	req.debit_account = wallet;
 	req.credit_account = lot->operator_id;
 	req.amount_minor = amount;
-	req.kind = "parking";
+	req.kind = LEDGER_PARKING;
 	req.idem_scope = lot->operator_id;
 	/* One reference per stay and amount paid before: a stay step pays once. */
 	req.reference = psprintf("stay-" INT64_FORMAT "-" INT64_FORMAT, stay->id, stay->paid);
@@ -850,7 +872,7 @@ ParkingCloseUnpriced(const ParkingLot *lot, ParkingStay *stay, TimestampTz enter
 	PayextExecute(&close_unpriced_plan, values, NULL, false, 0, SPI_OK_UPDATE);
 	stay->entered_at = entered_at;
 	stay->exited_at = exited_at;
-	strlcpy(stay->state, "exit_unpriced", sizeof(stay->state));
+	stay->state = STAY_EXIT_UNPRICED;
 	ereport(WARNING,
 			(errcode(PAYEXT_ERRCODE_EXIT_UNPRICED),
 			 errmsg("the stay of plate %s at lot " INT64_FORMAT " cannot be priced", stay->plate, lot->id),
@@ -891,7 +913,7 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 	stay->entered_at = entered_at;
 	stay->exited_at = exited_at;
 	stay->fee = fee;
-	strlcpy(stay->state, "exited", sizeof(stay->state));
+	stay->state = STAY_EXITED;
 	ParkingAutoPay(lot, stay, fee - stay->paid);
 	return fee;
 }
@@ -1115,7 +1137,7 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
 
 	PayextSpiConnect();
 	LedgerReadAccount(PG_GETARG_INT64(0), &operator);
-	LedgerRequireKind(&operator, "merchant", "operator of a parking lot");
+	LedgerRequireKind(&operator, LEDGER_MERCHANT, "operator of a parking lot");
 	id = PayextNextId("parking_lot_id_seq");
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(id);
@@ -1513,7 +1535,7 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 				 errmsg("parking stay " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
 	ParkingReadStay(0, &stay);
 	LedgerReadAccount(PG_GETARG_INT64(1), &wallet);
-	LedgerRequireKind(&wallet, "wallet", "account a parking fee is paid from");
+	LedgerRequireKind(&wallet, LEDGER_WALLET, "account a parking fee is paid from");
 
 	/*
 	 * Only the vehicle's owner pays from a wallet; an unbound plate cannot

@@ -67,12 +67,17 @@ RolesRestore(const RolesSwitch *sw)
 }
 
 RolesAccountKind
-RolesAccountKindOf(const char *kind)
+RolesAccountKindOf(LedgerAccountKind kind)
 {
-	if (strcmp(kind, "merchant") == 0)
-		return ROLES_ACCOUNT_MERCHANT;
-	if (strcmp(kind, "wallet") == 0)
-		return ROLES_ACCOUNT_WALLET;
+	switch (kind)
+	{
+		case LEDGER_MERCHANT:
+			return ROLES_ACCOUNT_MERCHANT;
+		case LEDGER_WALLET:
+			return ROLES_ACCOUNT_WALLET;
+		case LEDGER_SYSTEM:
+			break;
+	}
 	return ROLES_ACCOUNT_SYSTEM;
 }
 

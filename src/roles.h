@@ -7,6 +7,8 @@
 
 #include "fmgr.h"
 
+#include "ledger.h"
+
 /* Who called a function that runs as its owner by RolesBecomeOwner(). */
 typedef struct RolesSwitch
 {
@@ -31,8 +33,8 @@ typedef enum RolesAccountKind
 	ROLES_ACCOUNT_SYSTEM
 } RolesAccountKind;
 
-/* The RolesAccountKind of an account kind as payext.account names it. */
-extern RolesAccountKind RolesAccountKindOf(const char *kind);
+/* The RolesAccountKind of a ledger's account kind. */
+extern RolesAccountKind RolesAccountKindOf(LedgerAccountKind kind);
 
 /*
  * Raises 42501 unless `role` may use this account: a merchant account only
