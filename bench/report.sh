@@ -24,6 +24,7 @@ describe() {
 	assoc) echo "the same, a rule linking on the first payment" ;;
 	parking) echo "camera entry, exit with auto-pay" ;;
 	code) echo "issue a code" ;;
+	many) echo "issue 100 codes, charge them with one charge_many() (a transaction is 100 pairs)" ;;
 	naive) echo "baseline: PL/pgSQL + pgcrypto issue and charge" ;;
 	tpcb) echo "baseline: pgbench TPC-B" ;;
 	select) echo "baseline: pgbench select-only" ;;
@@ -128,8 +129,18 @@ INTRO
 	echo "| issue + charge ≥ 2.0× the PL/pgSQL baseline | $r× | $(verdict "$r" 2.0 min) |"
 	r=$(ratio "$(tps charge off 8)" "$(tps select off 8)")
 	echo "| issue + charge ≥ 0.35× pgbench select-only | $r× | $(verdict "$r" 0.35 min) |"
+	r=$(ratio "$(tps code off 8)" "$(tps select off 8)")
+	echo "| issuing a code alone ≥ 0.5× pgbench select-only | $r× | $(verdict "$r" 0.5 min) |"
+	r=$(ratio "$(awk -v t="$(tps many off 8)" 'BEGIN { if (t != "") print 100 * t }')" "$(tps charge off 8)")
+	echo "| \`charge_many\` in batches of 100 ≥ 3× single calls, per charge | $r× | $(verdict "$r" 3.0 min) |"
 	r=$(ratio "$(tps hot off 8)" "$(tps charge off 8)")
 	echo "| hot merchant ≥ 0.8× uniform | $r× | $(verdict "$r" 0.8 min) |"
+	if [ -n "$(tps charge on 8)" ]; then
+		r=$(ratio "$(tps charge on 8)" "$(tps naive on 8)")
+		echo "| synchronous_commit on: issue + charge ≥ 1.5× the baseline | $r× | $(verdict "$r" 1.5 min) |"
+		r=$(ratio "$(tps hot on 8)" "$(tps charge on 8)")
+		echo "| synchronous_commit on: hot merchant ≥ 0.8× uniform | $r× | $(verdict "$r" 0.8 min) |"
+	fi
 	if [ -s "$out/growth.csv" ]; then
 		small=$(awk -F, '$1 == "small" { print $3 }' "$out/growth.csv")
 		big=$(awk -F, '$1 == "big" { print $3 }' "$out/growth.csv")
