@@ -38,6 +38,23 @@ UPDATE payext.account SET balance = balance + CASE id WHEN :w THEN -1000 ELSE 10
 SELECT check_name, ok FROM payext.verify_ledger() WHERE NOT ok;
 ROLLBACK;
 
+-- A payment without its journal row, and an interaction naming a transfer
+-- that is not in the journal: no foreign key stops either (charge() writes
+-- them with their journal row), so verify_ledger() must see them.
+BEGIN;
+INSERT INTO payext.payment (transfer_id, merchant, order_ref, wallet, code_serial, amount,
+                            created_at, updated_at)
+VALUES (7998, :m, 'verify-order-3', :w, 999999999, 500, now(), now());
+SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
+ROLLBACK;
+BEGIN;
+INSERT INTO payext.interaction (id, consumer, public_service_id, kind, amount, currency,
+                                occurred_at, transfer_id, recorded_at)
+VALUES (7997, 'verify_vic', 'gh_verify_shop', 'payment', 500, 'NZD',
+        now() - interval '1 day', 7997, now() - interval '1 day');
+SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
+ROLLBACK;
+
 -- An exited stay paid beyond its fee: the fee lowered under what was paid.
 BEGIN;
 ALTER TABLE payext.parking_stay DROP CONSTRAINT parking_stay_not_overpaid;

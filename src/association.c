@@ -49,15 +49,17 @@ static PayextPlan known_merchant_plan = {
 	1, {TEXTOID}
 };
 
+/*
+ * A transfer's interaction, from what the transfer knows: no read of the
+ * journal or the accounts (each read of them was an index probe, and under
+ * SERIALIZABLE a read lock that made concurrent payments conflict).
+ */
 static PayextPlan insert_transfer_interaction_plan = {
 	"INSERT INTO payext.interaction"
 	" (id, consumer, public_service_id, kind, amount, currency, occurred_at,"
 	"  transfer_id, recorded_at)"
-	" SELECT $1, w.owner, m.public_service_id, $2, t.amount, t.currency,"
-	"        t.created_at, t.id, t.created_at"
-	"   FROM payext.transfer t, payext.account w, payext.account m"
-	"  WHERE t.id = $3 AND w.id = $4 AND m.id = $5",
-	5, {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID}
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7)",
+	8, {INT8OID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID}
 };
 
 static PayextPlan upsert_pair_plan = {
@@ -341,16 +343,27 @@ payext_interaction_recorded(PG_FUNCTION_ARGS)
 }
 
 void
-AssocRecordTransfer(int64 transfer_id, int64 wallet, int64 merchant,
-					const char *kind)
+AssocRecordTransfer(int64 transfer_id, const char *kind,
+					const LedgerAccount *wallet, const LedgerAccount *merchant,
+					int64 amount_minor)
 {
-	Datum		values[5];
+	Datum		values[8];
 
+	Assert(wallet->kind == LEDGER_WALLET && merchant->kind == LEDGER_MERCHANT);
+	if (wallet->owner == NULL || merchant->public_service_id == NULL)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				 errmsg("payext: transfer " INT64_FORMAT " is between accounts without owner or official account",
+						transfer_id)));
 	values[0] = Int64GetDatum(PayextNextId("interaction_id_seq"));
-	values[1] = CStringGetTextDatum(kind);
-	values[2] = Int64GetDatum(transfer_id);
-	values[3] = Int64GetDatum(wallet);
-	values[4] = Int64GetDatum(merchant);
+	values[1] = CStringGetTextDatum(wallet->owner);
+	values[2] = CStringGetTextDatum(merchant->public_service_id);
+	values[3] = CStringGetTextDatum(kind);
+	values[4] = Int64GetDatum(amount_minor);
+	values[5] = CStringGetTextDatum(wallet->currency);
+	/* the journal row's created_at (LedgerTransfer()) */
+	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[7] = Int64GetDatum(transfer_id);
 	if (PayextExecute(&insert_transfer_interaction_plan, values, NULL, false, 0,
 					  SPI_OK_INSERT) != 1)
 		elog(ERROR, "payext: transfer " INT64_FORMAT " left no interaction", transfer_id);

@@ -23,8 +23,10 @@
  * they expire; what is durable is a code's use, payment.code_serial.
  *
  * Lock order: the code's row (or, for a refund, the payment's row), then the
- * accounts in id order inside LedgerTransfer().  No path locks the rows the
- * other way round, so charges, refunds and cancellations cannot deadlock.
+ * accounts in id order inside LedgerTransfer().  charge_many() takes all its
+ * codes' rows, then all its accounts, before its first item.  No path locks
+ * the rows the other way round, so charges, batches, refunds and
+ * cancellations cannot deadlock.
  */
 #include "postgres.h"
 
@@ -147,6 +149,15 @@ static PayextPlan lock_code_plan = {
 	" WHERE code = $1"
 	"   FOR NO KEY UPDATE",
 	1, {INT8OID}
+};
+
+/* The live codes among $1, locked in code order (charge_many). */
+static PayextPlan lock_codes_plan = {
+	"SELECT wallet FROM payext.payment_code"
+	" WHERE code = ANY ($1)"
+	" ORDER BY code"
+	"   FOR NO KEY UPDATE",
+	1, {INT8ARRAYOID}
 };
 
 static PayextPlan find_code_plan = {
@@ -752,7 +763,9 @@ CodesCheckCap(const CodeRow *row, int64 amount_minor, const char *currency)
 /* Marks the code used and records which code paid which order. */
 static void
 CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
-				  const char *order_ref, int64 amount_minor)
+				  const char *order_ref, int64 amount_minor,
+				  const LedgerAccount *wallet_found,
+				  const LedgerAccount *merchant_found)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	Datum		values[7];
@@ -770,7 +783,8 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 	values[5] = Int64GetDatum(amount_minor);
 	values[6] = TimestampTzGetDatum(now);
 	PayextExecute(&insert_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
-	AssocRecordTransfer(transfer_id, row->wallet, merchant, "payment");
+	AssocRecordTransfer(transfer_id, "payment", wallet_found, merchant_found,
+						amount_minor);
 }
 
 /*
@@ -785,6 +799,8 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	LedgerAccount merchant;
 	CodeRow		row;
 	LedgerTransferRequest req = {0};
+	LedgerAccount wallet_found;
+	LedgerAccount merchant_found;
 	int64		transfer_id;
 	bool		replayed;
 
@@ -817,6 +833,8 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	req.credit_via_bucket = true;
 	/* The merchant learns nothing of the wallet from a refusal. */
 	req.conceal_debit = true;
+	req.debit_found = &wallet_found;
+	req.credit_found = &merchant_found;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{
@@ -825,7 +843,8 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 			elog(ERROR, "payext: order \"%s\" has a transfer but no payment", order_ref);
 		return transfer_id;
 	}
-	CodesRecordCharge(&row, transfer_id, merchant_id, order_ref, amount_minor);
+	CodesRecordCharge(&row, transfer_id, merchant_id, order_ref, amount_minor,
+					  &wallet_found, &merchant_found);
 	return transfer_id;
 }
 
@@ -998,6 +1017,47 @@ CodesChargeItems(int64 merchant_id, ChargeItem *items, int n)
 	MemoryContextDelete(work_cxt);
 }
 
+/*
+ * Takes a batch's locks up front, in the order every charge takes them:
+ * the live codes' rows (in code order), then the accounts (in id order).
+ * Charged one by one in input order, two batches, or a batch and a single
+ * charge, could otherwise each hold a row the other waits for: item 1's
+ * wallet held while item 2 waits for a code that a single charge holds
+ * while it waits for that wallet.  These locks belong to the call's
+ * transaction, not to an item's subtransaction, so an item's refusal does
+ * not release them.  Codes that do not parse are passed over (their items
+ * are refused as they come).
+ */
+static void
+CodesLockBatch(int64 merchant_id, const ChargeItem *items, int n)
+{
+	Datum	   *bodies = palloc(sizeof(Datum) * Max(n, 1));
+	int			found = 0;
+	Datum		values[1];
+	uint64		rows;
+	int64	   *wallets;
+
+	for (int i = 0; i < n; i++)
+	{
+		CodeFields	fields;
+
+		if (items[i].code != NULL &&
+			CodeParse(VARDATA_ANY(items[i].code), VARSIZE_ANY_EXHDR(items[i].code),
+					  &fields) == CODE_OK &&
+			fields.partition == payext_shard_id)
+			bodies[found++] = Int64GetDatum((int64) fields.body);
+	}
+	if (found == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(bodies, found, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	rows = PayextExecute(&lock_codes_plan, values, NULL, false, 0, SPI_OK_SELECT);
+	wallets = palloc(sizeof(int64) * Max(rows, 1));
+	for (uint64 r = 0; r < rows; r++)
+		wallets[r] = DatumGetInt64(PayextResultDatum(r, 1));
+	LedgerLockForPayments(merchant_id, wallets, (int) rows);
+}
+
 /* The elements of a one-dimensional array (or an empty one); PY009 else. */
 static int
 CodesBatchElements(ArrayType *array, const char *name, Oid elemtype,
@@ -1069,6 +1129,7 @@ payext_charge_many(PG_FUNCTION_ARGS)
 	}
 
 	PayextSpiConnect();
+	CodesLockBatch(PG_GETARG_INT64(0), items, n);
 	CodesChargeItems(PG_GETARG_INT64(0), items, n);
 	for (int i = 0; i < n; i++)
 	{
@@ -1134,6 +1195,8 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	int64		transfer_id;
 	bool		replayed;
 	LedgerTransferRequest req = {0};
+	LedgerAccount wallet_found;
+	LedgerAccount merchant_found;
 
 	values[0] = Int64GetDatum(merchant_id);
 	values[1] = CStringGetTextDatum(order_ref);
@@ -1186,6 +1249,8 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	req.caller_checks_replay = true;
 	/* The merchant learns nothing of the wallet from a refusal. */
 	req.conceal_credit = true;
+	req.debit_found = &merchant_found;
+	req.credit_found = &wallet_found;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
 	{
@@ -1207,7 +1272,8 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	values[4] = Int64GetDatum(amount_minor);
 	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	PayextExecute(&insert_refund_plan, values, NULL, false, 0, SPI_OK_INSERT);
-	AssocRecordTransfer(transfer_id, wallet, merchant_id, "refund");
+	AssocRecordTransfer(transfer_id, "refund", &wallet_found, &merchant_found,
+						amount_minor);
 	return transfer_id;
 }
 

@@ -40,6 +40,7 @@
 #include "fmgr.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -71,7 +72,7 @@ static PayextPlan find_by_reference_plan = {
 };
 
 static PayextPlan lock_accounts_plan = {
-	"SELECT id, kind, currency, balance, status"
+	"SELECT id, kind, currency, balance, status, owner, public_service_id"
 	"  FROM payext.account"
 	" WHERE (id = $1 OR id = $2) AND kind <> 'system'"
 	" ORDER BY id"
@@ -80,14 +81,14 @@ static PayextPlan lock_accounts_plan = {
 };
 
 static PayextPlan read_account_plan = {
-	"SELECT id, kind, currency, coalesce(balance, 0), status"
+	"SELECT id, kind, currency, coalesce(balance, 0), status, owner, public_service_id"
 	"  FROM payext.account"
 	" WHERE id = $1",
 	1, {INT8OID}
 };
 
 static PayextPlan read_system_plan = {
-	"SELECT id, kind, currency, 0::bigint, status"
+	"SELECT id, kind, currency, 0::bigint, status, owner, public_service_id"
 	"  FROM payext.account"
 	" WHERE id = $1 AND kind = 'system'",
 	1, {INT8OID}
@@ -157,7 +158,7 @@ static PayextPlan system_balance_plan = {
 
 /* Merchant buckets */
 static PayextPlan lock_user_account_plan = {
-	"SELECT id, kind, currency, balance, status"
+	"SELECT id, kind, currency, balance, status, owner, public_service_id"
 	"  FROM payext.account"
 	" WHERE id = $1 AND kind <> 'system'"
 	"   FOR NO KEY UPDATE",
@@ -165,11 +166,20 @@ static PayextPlan lock_user_account_plan = {
 };
 
 static PayextPlan share_merchant_plan = {
-	"SELECT id, kind, currency, balance, status"
+	"SELECT id, kind, currency, balance, status, owner, public_service_id"
 	"  FROM payext.account"
 	" WHERE id = $1 AND kind = 'merchant'"
 	"   FOR SHARE",
 	1, {INT8OID}
+};
+
+/* Wallets among $1, in id order (charge_many's locks up front). */
+static PayextPlan lock_wallets_plan = {
+	"SELECT id FROM payext.account"
+	" WHERE id = ANY ($1) AND kind <> 'system'"
+	" ORDER BY id"
+	"   FOR NO KEY UPDATE",
+	1, {INT8ARRAYOID}
 };
 
 /* Adds $3 to bucket $2 unless that would take it above $4. */
@@ -198,10 +208,17 @@ static PayextPlan set_one_balance_plan = {
 	2, {INT8OID, INT8OID}
 };
 
-/* An account's balance: its row's, plus a merchant's buckets. */
+/*
+ * An account's balance: its row's, plus a merchant's buckets.  Only a
+ * merchant's: under SERIALIZABLE, reading the buckets' index for a wallet
+ * would lock a page of it, and two transactions that each read a wallet and
+ * pay a merchant would then be refused as if they depended on each other.
+ */
 static PayextPlan balance_plan = {
-	"SELECT a.balance + coalesce((SELECT sum(c.amount) FROM payext.merchant_credit c"
-	"                             WHERE c.account = a.id), 0)::bigint,"
+	"SELECT a.balance + CASE WHEN a.kind = 'merchant'"
+	"                        THEN coalesce((SELECT sum(c.amount) FROM payext.merchant_credit c"
+	"                                        WHERE c.account = a.id), 0)::bigint"
+	"                        ELSE 0 END,"
 	"       a.kind = 'system', a.kind = 'merchant'"
 	"  FROM payext.account a WHERE a.id = $1",
 	1, {INT8OID}
@@ -420,6 +437,8 @@ LedgerReadLockedAccount(uint64 row, LedgerAccount *account)
 	strlcpy(account->currency, PayextResultCString(row, 3), sizeof(account->currency));
 	account->balance_minor = DatumGetInt64(PayextResultDatum(row, 4));
 	account->status = LedgerParseAccountStatus(PayextResultCString(row, 5));
+	account->owner = PayextResultCString(row, 6);
+	account->public_service_id = PayextResultCString(row, 7);
 }
 
 void
@@ -604,6 +623,51 @@ LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit
 		}
 		LedgerReadLockedAccount(0, is_debit ? debit : credit);
 	}
+}
+
+static int
+LedgerCompareIds(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Locks the wallets among ids[from .. to), in id order. */
+static void
+LedgerLockWallets(const int64 *ids, int from, int to)
+{
+	Datum	   *elems;
+	Datum		values[1];
+
+	if (from >= to)
+		return;
+	elems = palloc(sizeof(Datum) * (to - from));
+	for (int i = from; i < to; i++)
+		elems[i - from] = Int64GetDatum(ids[i]);
+	values[0] = PointerGetDatum(construct_array(elems, to - from, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	PayextExecute(&lock_wallets_plan, values, NULL, false, 0, SPI_OK_SELECT);
+}
+
+void
+LedgerLockForPayments(int64 merchant, int64 *wallets, int n)
+{
+	int			below = 0;
+	int			distinct = 0;
+	Datum		values[1];
+
+	qsort(wallets, n, sizeof(int64), LedgerCompareIds);
+	for (int i = 0; i < n; i++)
+		if (distinct == 0 || wallets[distinct - 1] != wallets[i])
+			wallets[distinct++] = wallets[i];
+	while (below < distinct && wallets[below] < merchant)
+		below++;
+	LedgerLockWallets(wallets, 0, below);
+	values[0] = Int64GetDatum(merchant);
+	PayextExecute(&share_merchant_plan, values, NULL, false, 1, SPI_OK_SELECT);
+	LedgerLockWallets(wallets, below, distinct);
 }
 
 /*
@@ -821,6 +885,10 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 		return transfer_id;
 	}
 	LedgerCheckTransfer(req, &debit, &credit, &debit_after, &credit_after);
+	if (req->debit_found != NULL)
+		*req->debit_found = debit;
+	if (req->credit_found != NULL)
+		*req->credit_found = credit;
 
 	if (via_bucket)
 	{

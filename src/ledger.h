@@ -43,6 +43,8 @@ typedef struct LedgerAccount
 	char		currency[4];
 	int64		balance_minor;	/* 0 for system accounts (they store none) */
 	LedgerAccountStatus status;
+	char	   *owner;			/* a wallet's owner; NULL when none */
+	char	   *public_service_id;	/* a merchant's official account */
 } LedgerAccount;
 
 typedef struct LedgerTransferRequest
@@ -91,6 +93,13 @@ typedef struct LedgerTransferRequest
 	 */
 	bool		conceal_debit;
 	bool		conceal_credit;
+
+	/*
+	 * When not NULL, set to the accounts as the transfer locked them (not on
+	 * a replay), so that the caller need not read them again.
+	 */
+	LedgerAccount *debit_found;
+	LedgerAccount *credit_found;
 } LedgerTransferRequest;
 
 /* Registers the ledger's settings; called from _PG_init(). */
@@ -102,6 +111,15 @@ extern void LedgerInit(void);
  * (when not NULL).  The caller must be connected to SPI.
  */
 extern int64 LedgerTransfer(const LedgerTransferRequest *req, bool *replayed);
+
+/*
+ * Takes, in the ledger's lock order (account id), the locks that payments
+ * from these wallets to this merchant would take one at a time: each
+ * wallet's row FOR NO KEY UPDATE, the merchant's FOR SHARE.  Ids that are
+ * not wallets, or not there, are passed over; the payments check them.
+ * Sorts `wallets` in place.  The caller must be connected to SPI.
+ */
+extern void LedgerLockForPayments(int64 merchant, int64 *wallets, int n);
 
 /* Reads an account without locking it; raises PY101 when it does not exist. */
 extern void LedgerReadAccount(int64 account_id, LedgerAccount *account);

@@ -801,6 +801,8 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 				int64 amount, const char *how, bool softly)
 {
 	LedgerTransferRequest req = {0};
+	LedgerAccount wallet_found;
+	LedgerAccount operator_found;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64		transfer_id;
 	bool		replayed;
@@ -816,6 +818,8 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	req.refuse_softly = softly;
 	/* The operator is a merchant: paid through its buckets. */
 	req.credit_via_bucket = true;
+	req.debit_found = &wallet_found;
+	req.credit_found = &operator_found;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (transfer_id == 0)
 		return 0;
@@ -832,7 +836,7 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	values[4] = TimestampTzGetDatum(now);
 	values[5] = CStringGetTextDatum(how);
 	PayextExecute(&record_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
-	AssocRecordTransfer(transfer_id, wallet, lot->operator_id, "payment");
+	AssocRecordTransfer(transfer_id, "payment", &wallet_found, &operator_found, amount);
 	return transfer_id;
 }
 

@@ -15,7 +15,9 @@ CREATE TABLE payext.interaction (
   amount            bigint NOT NULL DEFAULT 0 CHECK (amount >= 0),
   currency          text CHECK (currency ~ '^[A-Z]{3}$'),
   occurred_at       timestamptz NOT NULL,
-  transfer_id       bigint REFERENCES payext.transfer (id),
+  -- the payment that made it; no foreign key, as for payext.payment
+  -- (verify_payments() checks it)
+  transfer_id       bigint,
   recorded_at       timestamptz NOT NULL
 );
 -- The rule's window: a range scan of one pair's payments, O(log n + k).
@@ -26,8 +28,7 @@ CREATE INDEX interaction_pair_payments_idx
 CREATE INDEX interaction_merchant_day_idx
   ON payext.interaction (public_service_id, ((occurred_at AT TIME ZONE 'UTC')::date));
 -- No index on transfer_id: no query of payext looks an interaction up by
--- its transfer, and the journal's rows are never deleted or rekeyed, so the
--- foreign key never searches it; an index entry per payment for nothing.
+-- its transfer; an index entry per payment for nothing.
 COMMENT ON TABLE payext.interaction IS
   'what happened between a consumer (social-app id) and a merchant (public-service id): payments, refunds, visits, ...';
 

@@ -53,11 +53,16 @@ CREATE INDEX payment_code_expires_idx ON payext.payment_code (expires_at);
 COMMENT ON TABLE payext.payment_code IS
   'live payment codes issued by request_payment(): single use, short-lived, unlogged, not dumped';
 
+-- No foreign keys: charge() writes a payment right after its journal row,
+-- whose own keys hold the accounts, and verify_payments() checks the two
+-- against each other.  Each key was a statement per charge, a row lock
+-- written to the WAL, and, under SERIALIZABLE, a read lock on a page of the
+-- journal's primary key that made concurrent charges conflict.
 CREATE TABLE payext.payment (
-  transfer_id bigint PRIMARY KEY REFERENCES payext.transfer (id),
-  merchant    bigint NOT NULL REFERENCES payext.account (id),
+  transfer_id bigint PRIMARY KEY,
+  merchant    bigint NOT NULL,
   order_ref   text NOT NULL,
-  wallet      bigint NOT NULL REFERENCES payext.account (id),
+  wallet      bigint NOT NULL,
   -- a code pays at most once (its live row is unlogged: no foreign key)
   code_serial bigint NOT NULL UNIQUE,
   amount      bigint NOT NULL CHECK (amount > 0),
@@ -229,6 +234,11 @@ AS $$
      WHERE t.id IS NULL OR t.kind <> 'refund' OR t.debit_account <> r.merchant
         OR r.merchant <> p.merchant OR t.credit_account <> p.wallet
         OR t.amount <> r.amount OR t.reference IS DISTINCT FROM r.refund_ref
+  ), orphan_interaction AS (
+    -- an interaction that names a transfer names one in the journal
+    SELECT i.id FROM payext.interaction i
+     WHERE i.transfer_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM payext.transfer t WHERE t.id = i.transfer_id)
   ), orphan_transfer AS (
     SELECT t.id FROM payext.transfer t
      WHERE (t.kind = 'charge' AND NOT EXISTS (SELECT 1 FROM payext.payment p WHERE p.transfer_id = t.id))
@@ -247,12 +257,15 @@ AS $$
   )
   SELECT 'payments_match_journal',
          NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_refund)
-           AND NOT EXISTS (SELECT 1 FROM orphan_transfer),
+           AND NOT EXISTS (SELECT 1 FROM orphan_transfer)
+           AND NOT EXISTS (SELECT 1 FROM orphan_interaction),
          CASE WHEN EXISTS (SELECT 1 FROM bad_payment) OR EXISTS (SELECT 1 FROM bad_refund)
                    OR EXISTS (SELECT 1 FROM orphan_transfer)
-              THEN format('%s payment(s), %s refund(s) and %s charge or refund transfer(s) disagree',
+                   OR EXISTS (SELECT 1 FROM orphan_interaction)
+              THEN format('%s payment(s), %s refund(s), %s charge or refund transfer(s) and %s interaction(s) disagree',
                           (SELECT count(*) FROM bad_payment), (SELECT count(*) FROM bad_refund),
-                          (SELECT count(*) FROM orphan_transfer))
+                          (SELECT count(*) FROM orphan_transfer),
+                          (SELECT count(*) FROM orphan_interaction))
               ELSE format('%s payments and %s refunds agree with the journal',
                           (SELECT count(*) FROM payext.payment), (SELECT count(*) FROM payext.refund))
          END
