@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark's population in a fresh database "bench": payext's
 # (bench/setup.sql, with its month of trade), the PL/pgSQL baseline's
-# (bench/naive.sql) and the baseline's own month of 20 000 charges, then
-# VACUUM ANALYZE.  Run by bench/run.sh and bench/writes.sh, in the cluster
+# (bench/naive.sql) and the floor's (bench/floor.sql), each with its own
+# month of 20 000 charges, then VACUUM ANALYZE.  Run by bench/run.sh and bench/writes.sh, in the cluster
 # that PGHOST and PGPORT name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +12,8 @@ dropdb --if-exists bench >/dev/null 2>&1 || true
 createdb bench
 psql_b -f bench/setup.sql >/dev/null
 psql_b -f bench/naive.sql >/dev/null
+psql_b -f bench/floor.sql >/dev/null
 psql_b -c "SELECT count(naive.charge(100001 + g % 800, naive.request_payment(1 + g * 7 % 100000), 100, 'warm-' || g))
+             FROM generate_series(1, 20000) g" \
+	-c "SELECT count(floor.charge(100001 + g % 800, floor.request_payment(1 + g * 7 % 100000), 100, 'warm-' || g))
              FROM generate_series(1, 20000) g" -c "VACUUM ANALYZE" >/dev/null

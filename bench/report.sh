@@ -26,6 +26,7 @@ describe() {
 	code) echo "issue a code" ;;
 	many) echo "issue 100 codes, charge them with one charge_many() (a transaction is 100 pairs)" ;;
 	naive) echo "baseline: PL/pgSQL + pgcrypto issue and charge" ;;
+	floor) echo "floor: payext's rows written by plain PL/pgSQL, nothing else (bench/floor.sql)" ;;
 	tpcb) echo "baseline: pgbench TPC-B" ;;
 	select) echo "baseline: pgbench select-only" ;;
 	*) echo "$1" ;;
@@ -159,6 +160,12 @@ INTRO
 			r=$(ratio "$fee_serial" "$trivial_serial")
 			echo "| the same without parallel workers | $r× ($fee_serial vs $trivial_serial ms) | $(verdict "$r" 3 max) |"
 		fi
+	fi
+	if [ -n "$(tps floor off 8)" ]; then
+		echo
+		echo "What stands in the way: payext's own rows, written by plain PL/pgSQL with no"
+		echo "check, MAC or rule (\`floor\`), ran $(ratio "$(tps floor off 8)" "$(tps naive off 8)")× the baseline; payext ran"
+		echo "$(ratio "$(tps charge off 8)" "$(tps floor off 8)")× that floor. 2× the baseline asks for $(ratio "$(awk -v t="$(tps naive off 8)" 'BEGIN { print 2 * t }')" "$(tps floor off 8)")× the floor."
 	fi
 	echo
 	naive8=$(tps naive off 8)

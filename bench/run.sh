@@ -18,7 +18,7 @@ clients_list=${BENCH_CLIENTS:-1 4 8}
 sync_list=${BENCH_SYNC:-off on}
 growth_rows=${BENCH_GROWTH_ROWS:-10000000}
 fee_rows=${BENCH_FEE_ROWS:-1000000}
-scripts=${BENCH_SCRIPTS:-charge many hot assoc parking code naive tpcb select}
+scripts=${BENCH_SCRIPTS:-charge many hot assoc parking code naive floor tpcb select}
 out=bench/results
 bindir=$("${PG_CONFIG:-pg_config}" --bindir)
 mkdir -p "$out"
