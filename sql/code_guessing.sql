@@ -101,3 +101,31 @@ RESET payext.code_failure_window;
 -- Nothing but the three real charges moved money.
 SELECT payext.balance(:w) AS wallet, payext.balance(:m) AS till, payext.balance(:h) AS honest;
 SELECT check_name, ok FROM payext.verify_ledger() WHERE NOT ok;
+
+-- The counts are the server's, but each database's payext keeps its own:
+-- the till blocked here is not blocked in another database, where another
+-- merchant has the same account id (found by the differential test).
+SET payext.code_failure_limit = 3;
+\set VERBOSITY terse
+SELECT payext.charge(:m, pg_temp.made_up(6), 100, 'g-6');
+SELECT payext.charge(:m, pg_temp.made_up(7), 100, 'g-7');
+SELECT payext.charge(:m, pg_temp.made_up(8), 100, 'g-8');
+SELECT payext.charge(:m, pg_temp.made_up(9), 100, 'g-9');
+\set VERBOSITY default
+SELECT blocked_until IS NOT NULL AS blocked_here FROM payext.code_failure WHERE merchant = :m;
+\set regress_db :DBNAME
+CREATE DATABASE payext_guess_other;
+\c payext_guess_other
+SET client_min_messages = warning;
+CREATE EXTENSION payext;
+RESET client_min_messages;
+SELECT setval('payext.account_id_seq', :m - 1) > 0 AS ids_set;
+SELECT payext.open_merchant('gh_other_till', 'Another Till') = :m AS same_account_id;
+SELECT payext.open_wallet('other_customer') AS w_other \gset
+SELECT payext.top_up(:w_other, 1000, 'other-bank-1') > 0 AS topped_up;
+SELECT payext.charge(:m, payext.request_payment(:w_other), 100, 'other-1') > 0 AS charges_in_its_database;
+SELECT count(*) AS failures_seen_there FROM payext.code_failure;
+\c :regress_db
+DROP DATABASE payext_guess_other;
+SELECT blocked_until IS NOT NULL AS still_blocked_here FROM payext.code_failure WHERE merchant = :m;
+SELECT payext.unblock_charging(:m);

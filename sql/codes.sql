@@ -126,8 +126,12 @@ SELECT payext.request_payment(:w, NULL, '1 second') AS short_lived \gset
 SELECT pg_sleep(1.5);
 SELECT payext.charge(:m, :'short_lived', 100, 'codes-order-2');
 \echo :SQLSTATE
--- An expired code can still be cancelled (nothing to gain, nothing lost).
+-- An expired code can still be cancelled (nothing to gain, nothing lost);
+-- it stays expired, and a charge of it is refused as expired still.
 SELECT payext.cancel_payment_code(:'short_lived');
+SELECT state FROM payext.payment_code WHERE code = substr(:'short_lived', 3, 15)::bigint;
+SELECT payext.charge(:m, :'short_lived', 100, 'codes-order-2');
+\echo :SQLSTATE
 
 -- Live codes are unlogged: a crash forgets those not yet used, as the
 -- purge forgets expired ones.  Such a code is known again from its key

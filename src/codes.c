@@ -676,8 +676,13 @@ payext_cancel_payment_code(PG_FUNCTION_ARGS)
 	if (!CodesLockRow(&fields, text_to_cstring(code), 0, &row) ||
 		row.state == CODE_USED)
 		CodesRaiseUsed();
-	/* Cancelling twice, or after expiry, changes nothing more. */
-	if (row.state == CODE_ISSUED)
+
+	/*
+	 * Cancelling twice, or after expiry, changes nothing more: an expired
+	 * code stays expired (a charge of it is PY204, not PY205).
+	 */
+	if (row.state == CODE_ISSUED &&
+		row.expires_at > GetCurrentTransactionStartTimestamp())
 	{
 		values[0] = Int64GetDatum(row.serial);
 		values[1] = CStringGetTextDatum(code_state_names[CODE_CANCELLED]);

@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -32,9 +33,22 @@
 #include "spi_util.h"
 #include "throttle.h"
 
+/*
+ * Whose failures: a merchant account of the payext of one database.  The
+ * hash is the server's, and account ids are per database (and start again
+ * when the extension is made again), so the database and payext's schema
+ * are part of the key: another database's merchant 2 is another merchant.
+ */
+typedef struct ThrottleKey
+{
+	Oid			database;
+	Oid			schema;			/* of this payext: new after DROP/CREATE */
+	int64		merchant;
+}			ThrottleKey;
+
 typedef struct ThrottleEntry
 {
-	int64		merchant;		/* hash key */
+	ThrottleKey key;			/* hash key */
 	int32		failures;		/* within the window that began at first_at */
 	TimestampTz first_at;
 	TimestampTz last_at;
@@ -94,7 +108,7 @@ ThrottleShmemStartup(void)
 	throttle_shared = ShmemInitStruct("payext code failures", sizeof(ThrottleShared), &found);
 	if (!found)
 		throttle_shared->lock = &(GetNamedLWLockTranche("payext"))->lock;
-	info.keysize = sizeof(int64);
+	info.keysize = sizeof(ThrottleKey);
 	info.entrysize = sizeof(ThrottleEntry);
 	/* Fixed size: never more than the slots, never the server's spare memory. */
 	throttle_hash = ShmemInitHash("payext code failures by merchant",
@@ -167,9 +181,23 @@ ThrottleRaiseBlocked(int64 merchant, const ThrottleEntry *entry)
 			 errhint("An administrator can lift this with payext.unblock_charging(); customers' codes are not affected.")));
 }
 
+/* The key of a merchant of this database's payext. */
+static ThrottleKey
+ThrottleKeyOf(int64 merchant)
+{
+	ThrottleKey key;
+
+	memset(&key, 0, sizeof(key));	/* HASH_BLOBS compares every byte */
+	key.database = MyDatabaseId;
+	key.schema = get_namespace_oid("payext", true);
+	key.merchant = merchant;
+	return key;
+}
+
 void
 ThrottleCheck(int64 merchant)
 {
+	ThrottleKey key = ThrottleKeyOf(merchant);
 	ThrottleEntry *entry;
 	ThrottleEntry copy;
 	bool		blocked = false;
@@ -178,7 +206,7 @@ ThrottleCheck(int64 merchant)
 	if (!ThrottleOn())
 		return;
 	LWLockAcquire(throttle_shared->lock, LW_SHARED);
-	entry = hash_search(throttle_hash, &merchant, HASH_FIND, NULL);
+	entry = hash_search(throttle_hash, &key, HASH_FIND, NULL);
 	if (entry != NULL && entry->blocked_until > now)
 	{
 		copy = *entry;
@@ -199,7 +227,7 @@ ThrottleEvict(TimestampTz now, int64 window_us)
 	HASH_SEQ_STATUS status;
 	ThrottleEntry *entry;
 	ThrottleEntry *oldest = NULL;
-	int64		oldest_merchant = 0;
+	ThrottleKey oldest_key = {0};
 	long		removed = 0;
 
 	hash_seq_init(&status, throttle_hash);
@@ -210,23 +238,24 @@ ThrottleEvict(TimestampTz now, int64 window_us)
 		if (entry->blocked_until != 0 || now - entry->first_at > window_us)
 		{
 			/* Removing the entry just returned is allowed during a scan. */
-			hash_search(throttle_hash, &entry->merchant, HASH_REMOVE, NULL);
+			hash_search(throttle_hash, &entry->key, HASH_REMOVE, NULL);
 			removed++;
 			continue;
 		}
 		if (oldest == NULL || entry->last_at < oldest->last_at)
 		{
 			oldest = entry;
-			oldest_merchant = entry->merchant;
+			oldest_key = entry->key;
 		}
 	}
 	if (removed == 0 && oldest != NULL)
-		hash_search(throttle_hash, &oldest_merchant, HASH_REMOVE, NULL);
+		hash_search(throttle_hash, &oldest_key, HASH_REMOVE, NULL);
 }
 
 void
 ThrottleRecordFailure(int64 merchant, const char *code)
 {
+	ThrottleKey key = ThrottleKeyOf(merchant);
 	ThrottleEntry *entry;
 	TimestampTz now = GetCurrentTimestamp();
 	int64		window_us = (int64) payext_code_failure_window_s * USECS_PER_SEC;
@@ -236,10 +265,10 @@ ThrottleRecordFailure(int64 merchant, const char *code)
 	if (!ThrottleOn())
 		return;
 	LWLockAcquire(throttle_shared->lock, LW_EXCLUSIVE);
-	if (hash_search(throttle_hash, &merchant, HASH_FIND, NULL) == NULL &&
+	if (hash_search(throttle_hash, &key, HASH_FIND, NULL) == NULL &&
 		hash_get_num_entries(throttle_hash) >= payext_code_failure_slots)
 		ThrottleEvict(now, window_us);
-	entry = hash_search(throttle_hash, &merchant, HASH_ENTER_NULL, &found);
+	entry = hash_search(throttle_hash, &key, HASH_ENTER_NULL, &found);
 	if (entry != NULL)
 	{
 		if (!found || (entry->blocked_until == 0 && now - entry->first_at > window_us) ||
@@ -283,6 +312,7 @@ payext_code_failures(PG_FUNCTION_ARGS)
 	ThrottleEntry *entry;
 	TimestampTz now = GetCurrentTimestamp();
 	int64		window_us = (int64) payext_code_failure_window_s * USECS_PER_SEC;
+	ThrottleKey here = ThrottleKeyOf(0);
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (throttle_hash == NULL)
@@ -294,11 +324,14 @@ payext_code_failures(PG_FUNCTION_ARGS)
 		Datum		values[6];
 		bool		nulls[6] = {false, false, false, false, false, false};
 
+		/* Another database's, or another payext's: not ours to show. */
+		if (entry->key.database != here.database || entry->key.schema != here.schema)
+			continue;
 		/* A window that has passed, unblocked, is history: not shown. */
 		if (entry->blocked_until == 0 ? now - entry->first_at > window_us :
 			entry->blocked_until <= now)
 			continue;
-		values[0] = Int64GetDatum(entry->merchant);
+		values[0] = Int64GetDatum(entry->key.merchant);
 		values[1] = Int32GetDatum(entry->failures);
 		values[2] = TimestampTzGetDatum(entry->first_at);
 		values[3] = TimestampTzGetDatum(entry->last_at);
@@ -316,15 +349,15 @@ PG_FUNCTION_INFO_V1(payext_unblock_charging);
 Datum
 payext_unblock_charging(PG_FUNCTION_ARGS)
 {
-	int64		merchant;
+	ThrottleKey key;
 
 	PayextRequireArg(fcinfo, 0, "merchant");
-	merchant = PG_GETARG_INT64(0);
+	key = ThrottleKeyOf(PG_GETARG_INT64(0));
 	/* Whatever this session's limit: the counts are the server's. */
 	if (throttle_hash == NULL)
 		PG_RETURN_VOID();
 	LWLockAcquire(throttle_shared->lock, LW_EXCLUSIVE);
-	hash_search(throttle_hash, &merchant, HASH_REMOVE, NULL);
+	hash_search(throttle_hash, &key, HASH_REMOVE, NULL);
 	LWLockRelease(throttle_shared->lock);
 	PG_RETURN_VOID();
 }
