@@ -378,9 +378,10 @@ BEGIN
   SELECT * INTO c FROM model.code x WHERE x.code = code;
   IF NOT FOUND THEN PERFORM model.refuse('PY203'); END IF;
   IF c.state = 'used' THEN PERFORM model.refuse('PY206'); END IF;
-  -- order: an issued code past its expiry is marked cancelled too, so a
-  -- later charge of it is PY205, not PY204 (cancelled is checked first).
-  IF c.state = 'issued' THEN
+  -- An issued code past its expiry stays as it is: a later charge of it
+  -- is PY204 (expired), not PY205 (DESIGN.md: "withdraws a code not yet
+  -- used"; an expired one is withdrawn already).
+  IF c.state = 'issued' AND c.expires_at > now() THEN
     UPDATE model.code x SET state = 'cancelled' WHERE x.code = code;
   END IF;
 END $$;
