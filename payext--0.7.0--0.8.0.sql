@@ -692,3 +692,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION payext.verify_payments() IS
   'charges and refunds against the journal; part of verify_ledger()';
+
+-- An index entry per payment that no query used: a wallet's charges are
+-- its journal rows (transfer_debit_idx).
+DROP INDEX payext.payment_wallet_idx;

@@ -72,7 +72,9 @@ CREATE TABLE payext.payment (
   updated_at  timestamptz NOT NULL,
   CONSTRAINT payment_order_key UNIQUE (merchant, order_ref)
 );
-CREATE INDEX payment_wallet_idx ON payext.payment (wallet);
+-- No index on wallet: no query of payext looks payments up by wallet (a
+-- wallet's charges are its journal rows, transfer_debit_idx); an index
+-- entry per payment for nothing.
 COMMENT ON TABLE payext.payment IS
   'merchant charges: which code paid which order, and how much of it is refunded';
 
