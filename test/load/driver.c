@@ -12,6 +12,14 @@
  *                     code must survive) and then at the cap
  *   charge_retry      the same charge again: the same transfer id back
  *   code_reuse        a code this client saw paid, for another order: PY206
+ *   charge_many       2 to 20 codes (one statement), then one merchant's
+ *                     charge_many() of them, each item checked against what
+ *                     charge() would answer; sometimes with items refused on
+ *                     purpose (above a capped code's cap, PY207, and the same
+ *                     code later at its cap; a code paid before, PY206; an
+ *                     earlier item's code for another order); sometimes the
+ *                     whole batch again (charge_many_retry): charged items
+ *                     answer their transfers
  *   refund            part of a charge this client saw acknowledged
  *   refund_retry      the same refund again: the same transfer id back
  *   over_refund       more than what is left of a charge: PY210
@@ -44,6 +52,11 @@
  *             refund_ref (refund), the plate (camera events, parking)
  *   at        the camera event's time, in seconds since 1970
  *
+ * A charged item of a batch is logged as a charge (call charge_many,
+ * charge_many_retry or charge_many_replay).  An item refused for its code
+ * (PY206, PY207), whose order must never be paid, is logged with call
+ * charge_many_refused, kind and transfer \N.
+ *
  * test/load/verify.sql loads these lines and proves from them that nothing
  * acknowledged was lost and nothing was paid twice.
  *
@@ -53,6 +66,10 @@
  * first sends each such call again, with the same references, as a client
  * would after reconnecting: it must find the first attempt's transfer, or
  * do it now, never both.  Those answers are logged with call <call>_replay.
+ * A batch in flight leaves a line per item that may have been charged,
+ * consecutive; they are sent again as one batch, and an item whose code
+ * did not survive the crash is then charged with a fresh code under its
+ * order_ref (replay_batch()).
  *
  * Usage: driver [-d conninfo] [-c clients] [-T seconds] [-i isolation]
  *               [-t tag] [-o dir] [-r tries] [-s seed] [-C] [-R pending] [-v]
@@ -256,26 +273,33 @@ chance(Client *c, int percent)
 }
 
 static void
-count(Client *c, const char *fmt,...)
+count_key(Client *c, const char *key, long n)
 {
-	char		key[48];
-	va_list		ap;
 	Stats	   *s = c->stats;
 
-	va_start(ap, fmt);
-	vsnprintf(key, sizeof(key), fmt, ap);
-	va_end(ap);
 	for (int i = 0; i < s->used; i++)
 		if (strcmp(s->c[i].key, key) == 0)
 		{
-			s->c[i].n++;
+			s->c[i].n += n;
 			return;
 		}
 	if (s->used == MAX_COUNTERS)
 		return;
 	snprintf(s->c[s->used].key, sizeof(s->c[s->used].key), "%s", key);
-	s->c[s->used].n = 1;
+	s->c[s->used].n = n;
 	s->used++;
+}
+
+static void
+count(Client *c, const char *fmt,...)
+{
+	char		key[48];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(key, sizeof(key), fmt, ap);
+	va_end(ap);
+	count_key(c, key, 1);
 }
 
 static void
@@ -976,6 +1000,464 @@ do_code_reuse(Client *c)
 }
 
 /* ------------------------------------------------------------------ */
+/* Batches of charges: charge_many()                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A batch: 2 to BATCH_MAX charges of one merchant in one charge_many()
+ * call.  Its codes are issued first, in a statement and transaction of
+ * their own (under REPEATABLE READ and SERIALIZABLE a code issued after the
+ * batch's snapshot would be a 40001 for the whole call).  Now and then an
+ * item is refused on purpose: a capped code charged above its cap (PY207)
+ * and, later in the same batch, at its cap (it must pay: a refusal burns
+ * nothing); a code this client saw paid (PY206); the code of an earlier
+ * item of the batch for another order (PY206 when that item was charged).
+ *
+ * The client keeps a model of each code (its cap, the item whose order it
+ * paid) and checks every item's answer against it, in input order, as
+ * charge() would answer one by one: the same transfer for an item charged
+ * before, PY206 for a code paid by another order, PY207 above the cap, and
+ * otherwise a new transfer or PY104 (the client cannot know the balance).
+ */
+#define BATCH_MAX 20
+
+#define PAID_NONE (-1)			/* the code paid nothing (as far as known) */
+#define PAID_ELSEWHERE (-2)		/* the code paid an order outside the batch */
+
+typedef struct BatchCode
+{
+	char		code[24];
+	int64_t		wallet;
+	int64_t		cap;			/* max_amount; 0: none */
+	bool		issue;			/* to be issued (again) before the call */
+	int			paid_by;		/* the item whose order it paid, or PAID_* */
+} BatchCode;
+
+typedef struct BatchItem
+{
+	int			code;			/* index into Batch.codes */
+	int64_t		amount;
+	char		order_ref[REF_LEN];
+	int64_t		tid;			/* the transfer it was charged with; 0: none */
+	/* the last call's answer */
+	int64_t		got_tid;
+	char		state[6];
+	char		message[200];
+} BatchItem;
+
+typedef struct Batch
+{
+	int64_t		merchant;
+	int			n;
+	BatchItem	items[BATCH_MAX];
+	int			n_codes;
+	BatchCode	codes[BATCH_MAX];
+} Batch;
+
+/* An array literal, '{...}', for a text[] or bigint[] parameter. */
+typedef struct ArrayLit
+{
+	char		buf[8192];
+	size_t		len;
+} ArrayLit;
+
+static void
+lit_add(Client *c, ArrayLit *a, const char *elem)
+{
+	size_t		need = elem ? 2 * strlen(elem) + 3 : 4;
+
+	if (a->len == 0)
+		a->buf[a->len++] = '{';
+	else
+		a->buf[a->len++] = ',';
+	if (a->len + need + 2 > sizeof(a->buf))
+		fail(c, "a batch's array literal is too long");
+	if (!elem)
+	{
+		memcpy(a->buf + a->len, "NULL", 4);
+		a->len += 4;
+	}
+	else
+	{
+		a->buf[a->len++] = '"';
+		for (const char *p = elem; *p; p++)
+		{
+			if (*p == '"' || *p == '\\')
+				a->buf[a->len++] = '\\';
+			a->buf[a->len++] = *p;
+		}
+		a->buf[a->len++] = '"';
+	}
+	a->buf[a->len] = '\0';
+}
+
+static const char *
+lit_end(ArrayLit *a)
+{
+	if (a->len == 0)
+		a->buf[a->len++] = '{';
+	a->buf[a->len++] = '}';
+	a->buf[a->len] = '\0';
+	return a->buf;
+}
+
+/* Issues the codes marked `issue`, in one statement; on OK, stores them. */
+static Outcome
+attempt_issue_codes(Client *c, void *arg)
+{
+	Batch	   *b = arg;
+	ArrayLit	w = {.len = 0},
+				m = {.len = 0};
+	const char *v[2];
+	PGresult   *r;
+	Outcome		o;
+	int			k = 0;
+
+	for (int i = 0; i < b->n_codes; i++)
+		if (b->codes[i].issue)
+		{
+			char		a[24],
+						cap[24];
+
+			i64(a, b->codes[i].wallet);
+			i64(cap, b->codes[i].cap);
+			lit_add(c, &w, a);
+			lit_add(c, &m, b->codes[i].cap ? cap : NULL);
+			k++;
+		}
+	if (k == 0)
+		return OK;
+	v[0] = lit_end(&w);
+	v[1] = lit_end(&m);
+	o = run(c, &r, "SELECT payext.request_payment(u.w, max_amount => u.m)"
+			"  FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS u(w, m, i)"
+			" ORDER BY u.i", 2, v);
+	if (o != OK)
+		return o;
+	if (PQntuples(r) != k)
+		fail(c, "request_payment() for %d wallets answered %d rows", k, PQntuples(r));
+	k = 0;
+	for (int i = 0; i < b->n_codes; i++)
+		if (b->codes[i].issue)
+		{
+			snprintf(b->codes[i].code, sizeof(b->codes[i].code), "%s", PQgetvalue(r, k++, 0));
+			b->codes[i].issue = false;
+		}
+	PQclear(r);
+	return OK;
+}
+
+/* The batch in one charge_many() call; each item's answer is stored. */
+static Outcome
+attempt_charge_many(Client *c, void *arg)
+{
+	Batch	   *b = arg;
+	ArrayLit   *codes = calloc(3, sizeof(ArrayLit));
+	ArrayLit   *amounts = codes + 1,
+			   *refs = codes + 2;
+	char		m[24];
+	const char *v[4];
+	PGresult   *r;
+	Outcome		o;
+
+	if (!codes)
+		fail(c, "out of memory");
+	for (int i = 0; i < b->n; i++)
+	{
+		char		a[24];
+
+		i64(a, b->items[i].amount);
+		lit_add(c, codes, b->codes[b->items[i].code].code);
+		lit_add(c, amounts, a);
+		lit_add(c, refs, b->items[i].order_ref);
+	}
+	i64(m, b->merchant);
+	v[0] = m;
+	v[1] = lit_end(codes);
+	v[2] = lit_end(amounts);
+	v[3] = lit_end(refs);
+	/* No ORDER BY: the rows must come in input order by themselves. */
+	o = run(c, &r, "SELECT item, transfer_id, sqlstate, message"
+			"  FROM payext.charge_many($1, $2::text[], $3::bigint[], $4::text[])", 4, v);
+	free(codes);
+	if (o != OK)
+		return o;
+	if (PQntuples(r) != b->n)
+		fail(c, "UNEXPECTED: charge_many() of %d items answered %d rows", b->n, PQntuples(r));
+	for (int i = 0; i < b->n; i++)
+	{
+		BatchItem  *it = &b->items[i];
+		bool		charged = !PQgetisnull(r, i, 1);
+
+		if (parse_i64(PQgetvalue(r, i, 0)) != i + 1)
+			fail(c, "UNEXPECTED: charge_many() answered item %s in row %d", PQgetvalue(r, i, 0), i + 1);
+		if (charged != PQgetisnull(r, i, 2) || charged != PQgetisnull(r, i, 3))
+			fail(c, "UNEXPECTED: charge_many() item %d: transfer %s, sqlstate %s, message %s",
+				 i + 1, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+		it->got_tid = charged ? parse_i64(PQgetvalue(r, i, 1)) : 0;
+		snprintf(it->state, sizeof(it->state), "%s", charged ? "" : PQgetvalue(r, i, 2));
+		snprintf(it->message, sizeof(it->message), "%s", charged ? "" : PQgetvalue(r, i, 3));
+	}
+	PQclear(r);
+	return OK;
+}
+
+/* An item as a charge: the shape of a charge's acknowledgement. */
+static ChargeOp
+batch_op(const Batch *b, int i, int64_t tid)
+{
+	const BatchItem *it = &b->items[i];
+	const BatchCode *bc = &b->codes[it->code];
+	ChargeOp	op = charge_op(bc->wallet, b->merchant, it->amount, it->order_ref);
+
+	snprintf(op.code, sizeof(op.code), "%s", bc->code);
+	op.tid = tid;
+	return op;
+}
+
+/*
+ * What an item must answer now, from the model: "same" (the transfer it
+ * was charged with), a SQLSTATE, or NULL (a new transfer, or PY104).
+ */
+static const char *
+batch_expect(const Batch *b, int i)
+{
+	const BatchItem *it = &b->items[i];
+	const BatchCode *bc = &b->codes[it->code];
+
+	if (bc->paid_by == i)
+		return "same";
+	if (bc->paid_by != PAID_NONE)
+		return "PY206";
+	if (bc->cap && it->amount > bc->cap)
+		return "PY207";
+	return NULL;
+}
+
+/*
+ * Checks a call's answers against the model, in input order, and logs
+ * them: a charged item as a charge (call `call`), an item refused as
+ * expected for its code (PY206, PY207) as call charge_many_refused (no
+ * transfer: the checker proves that its order was never paid).  With
+ * `lenient` (the replay of a batch whose first answer never came), a new
+ * item may be refused for any reason: its code may be lost in the crash.
+ */
+static void
+batch_settle(Client *c, Batch *b, const char *call, bool lenient)
+{
+	long		charged = 0,
+				again = 0,
+				refused = 0;
+
+	for (int i = 0; i < b->n; i++)
+	{
+		BatchItem  *it = &b->items[i];
+		BatchCode  *bc = &b->codes[it->code];
+		const char *expect = batch_expect(b, i);
+		ChargeOp	op = batch_op(b, i, it->got_tid);
+		Ack			ack;
+
+		if (it->got_tid)
+		{
+			charge_ack(&op, &ack, call);
+			log_ack(c, &ack);
+			if (expect && strcmp(expect, "same") == 0)
+			{
+				again++;
+				if (it->got_tid != it->tid)
+					unexpected(c, call, "item %d (order %s) answered transfer %" PRId64
+							   ", the first answer was %" PRId64, i + 1, it->order_ref,
+							   it->got_tid, it->tid);
+				continue;
+			}
+			charged++;
+			if (expect)
+				unexpected(c, call, "item %d (order %s, code %s, amount %" PRId64
+						   ", cap %" PRId64 ") was charged (transfer %" PRId64 "), not refused with %s",
+						   i + 1, it->order_ref, bc->code, it->amount, bc->cap, it->got_tid, expect);
+			it->tid = it->got_tid;
+			bc->paid_by = i;
+			remember_charge(c, &op);
+			continue;
+		}
+		refused++;
+		count(c, "refused %s %s", call, it->state);
+		if (!expect)
+		{
+			if (!lenient && strcmp(it->state, "PY104") != 0)
+				unexpected(c, call, "item %d (order %s, amount %" PRId64 "%s) was refused: %s %s",
+						   i + 1, it->order_ref, it->amount,
+						   bc->cap ? ", at its code's cap after a refusal above it" : "",
+						   it->state, it->message);
+		}
+		else if (strcmp(expect, "same") == 0)
+			unexpected(c, call, "item %d (order %s, charged with transfer %" PRId64 ") was refused: %s %s",
+					   i + 1, it->order_ref, it->tid, it->state, it->message);
+		else if (strcmp(it->state, expect) != 0)
+			unexpected(c, call, "item %d (order %s, code %s, amount %" PRId64 ", cap %" PRId64
+					   ") was refused with %s, not %s: %s", i + 1, it->order_ref, bc->code,
+					   it->amount, bc->cap, it->state, expect, it->message);
+		else
+		{
+			/* Refused for its code: this order must never be paid. */
+			charge_ack(&op, &ack, "charge_many_refused");
+			ack.kind = NULL;
+			write_line(c, c->acks, &ack);
+		}
+	}
+	count_key(c, "batch calls", 1);
+	count_key(c, "batch items", b->n);
+	count_key(c, "batch charged", charged);
+	count_key(c, "batch answered again", again);
+	count_key(c, "batch refused", refused);
+}
+
+/*
+ * Crash mode: the batch's answer never came.  Its items that may have been
+ * charged are logged as pending (call charge_many, their codes, no
+ * transfer), consecutive, for the next run to send again as one batch;
+ * items that had to be refused for their code are not.
+ */
+static void
+batch_pending(Client *c, const Batch *b)
+{
+	for (int i = 0; i < b->n; i++)
+	{
+		const char *expect = batch_expect(b, i);
+		ChargeOp	op;
+		Ack			ack;
+
+		if (expect && strcmp(expect, "same") != 0)
+			continue;
+		op = batch_op(b, i, 0);
+		charge_ack(&op, &ack, "charge_many");
+		log_pending(c, &ack);
+	}
+}
+
+/* Sends the batch (retrying conflicts) and checks and logs the answer. */
+static Outcome
+batch_call(Client *c, Batch *b, const char *call, bool lenient)
+{
+	Outcome		o = retrying(c, call, attempt_charge_many, b);
+
+	if (o == OK)
+		batch_settle(c, b, call, lenient);
+	else if (o == LOST)
+		batch_pending(c, b);
+	else if (o == REFUSED)
+		unexpected(c, call, "the whole batch of %d items was refused: %s %s", b->n, c->state, c->message);
+	return o;
+}
+
+/* A random item of the batch with a code of its own, shared with none. */
+static int
+batch_plain_item(Client *c, const bool *taken, int lo, int hi)
+{
+	for (int t = 0; t < 8 && lo <= hi; t++)
+	{
+		int			i = (int) between(c, lo, hi);
+
+		if (!taken[i])
+			return i;
+	}
+	return -1;
+}
+
+static Outcome
+do_charge_many(Client *c)
+{
+	Batch	   *b = calloc(1, sizeof(Batch));
+	bool		taken[BATCH_MAX] = {false};
+	int			own[BATCH_MAX]; /* the item whose code an item uses */
+	int64_t		caps[BATCH_MAX] = {0};
+	int			used_item = -1;
+	Charge	   *used = NULL;
+	char		base[REF_LEN - 4];	/* room for "-<item>" */
+	Outcome		o;
+
+	if (!b)
+		fail(c, "out of memory");
+	b->merchant = merchants[between(c, 0, n_merchants - 1)];
+	b->n = (int) between(c, 2, BATCH_MAX);
+	new_ref(c, base, sizeof(base), "cm");
+	for (int i = 0; i < b->n; i++)
+	{
+		own[i] = i;
+		b->items[i].amount = between(c, 1, 3000);
+		snprintf(b->items[i].order_ref, sizeof(b->items[i].order_ref), "%s-%d", base, i + 1);
+	}
+	if (chance(c, 30))
+	{
+		/* Above a capped code's cap (PY207), then, later, at the cap. */
+		int			p = (int) between(c, 0, b->n - 2);
+		int			q = (int) between(c, p + 1, b->n - 1);
+
+		if (b->items[p].amount < 2)
+			b->items[p].amount = 2;
+		caps[p] = b->items[p].amount - 1;
+		b->items[q].amount = caps[p];
+		own[q] = p;
+		taken[p] = taken[q] = true;
+	}
+	if (c->n_charges > 0 && chance(c, 25) &&
+		(used_item = batch_plain_item(c, taken, 0, b->n - 1)) >= 0)
+	{
+		/* A code this client saw paid: PY206. */
+		used = pick_charge(c);
+		taken[used_item] = true;
+	}
+	if (chance(c, 20))
+	{
+		/* The code of an earlier item, for another order. */
+		int			q = batch_plain_item(c, taken, 1, b->n - 1);
+		int			p = q > 0 ? batch_plain_item(c, taken, 0, q - 1) : -1;
+
+		if (p >= 0)
+		{
+			own[q] = p;
+			taken[p] = taken[q] = true;
+		}
+	}
+
+	/* The codes: one per item that has its own. */
+	for (int i = 0; i < b->n; i++)
+	{
+		if (own[i] != i)
+		{
+			b->items[i].code = b->items[own[i]].code;
+			continue;
+		}
+		{
+			BatchCode  *bc = &b->codes[b->n_codes];
+
+			b->items[i].code = b->n_codes++;
+			bc->paid_by = PAID_NONE;
+			if (i == used_item)
+			{
+				snprintf(bc->code, sizeof(bc->code), "%s", used->code);
+				bc->wallet = used->wallet;
+				bc->paid_by = PAID_ELSEWHERE;
+			}
+			else
+			{
+				bc->wallet = wallets[between(c, 0, n_wallets - 1)];
+				bc->cap = caps[i];
+				bc->issue = true;
+			}
+		}
+	}
+	o = retrying(c, "request_payment", attempt_issue_codes, b);
+	if (o == OK)
+		o = batch_call(c, b, "charge_many", false);
+	/* The till did not see the answer and sends the batch again. */
+	if (o == OK && chance(c, 20))
+		o = batch_call(c, b, "charge_many_retry", false);
+	free(b);
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
 /* Refunds                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -1463,6 +1945,91 @@ starts(const char *s, const char *prefix)
 }
 
 /*
+ * The replay of a batch in flight at a crash (pending lines of one call):
+ * the same codes, amounts and order_refs in one call.  An item charged the
+ * first time answers its transfer; one whose code is unknown now (PY203,
+ * PY204: live codes do not survive a crash) was not charged, and is sent
+ * again with a fresh code, under the same order_ref, in a second call: it
+ * must be charged now (or PY104), never refused as paid (PY208).
+ */
+static Outcome
+replay_batch(Client *c, char **lines, int n)
+{
+	Batch	   *b = calloc(2, sizeof(Batch));
+	Batch	   *again = b + 1;
+	Outcome		o;
+
+	if (!b)
+		fail(c, "out of memory");
+	for (int i = 0; i < n; i++)
+	{
+		char	   *f[FIELDS];
+		char		copy[2048];
+		BatchItem  *it = &b->items[b->n];
+		int			k;
+
+		snprintf(copy, sizeof(copy), "%s", lines[i]);
+		if (!split_line(copy, f) || !f[5] || !f[6] || !f[7] || !f[8] || !f[9])
+			fail(c, "bad pending line of a batch: %s", lines[i]);
+		if (b->n > 0 && num(f[6]) != b->merchant)
+			fail(c, "a pending batch of two merchants: %s", lines[i]);
+		b->merchant = num(f[6]);
+		it->amount = num(f[7]);
+		snprintf(it->order_ref, sizeof(it->order_ref), "%s", f[9]);
+		/* Items that shared a code share it again. */
+		for (k = 0; k < b->n_codes; k++)
+			if (strcmp(b->codes[k].code, f[8]) == 0)
+				break;
+		if (k == b->n_codes)
+		{
+			b->n_codes++;
+			snprintf(b->codes[k].code, sizeof(b->codes[k].code), "%s", f[8]);
+			b->codes[k].wallet = num(f[5]);
+			b->codes[k].paid_by = PAID_NONE;
+		}
+		it->code = k;
+		b->n++;
+	}
+	o = batch_call(c, b, "charge_many_replay", true);
+	if (o == OK)
+	{
+		again->merchant = b->merchant;
+		for (int i = 0; i < b->n; i++)
+		{
+			BatchItem  *it = &b->items[i];
+			BatchCode  *bc;
+
+			if (it->got_tid || (strcmp(it->state, "PY203") != 0 && strcmp(it->state, "PY204") != 0))
+				continue;
+
+			/*
+			 * Its old code until the fresh one is issued (for the pending
+			 * log).
+			 */
+			bc = &again->codes[again->n_codes];
+			*bc = b->codes[it->code];
+			bc->paid_by = PAID_NONE;
+			bc->cap = 0;
+			bc->issue = true;
+			again->items[again->n] = *it;
+			again->items[again->n].code = again->n_codes++;
+			again->items[again->n].tid = 0;
+			again->n++;
+		}
+		if (again->n > 0)
+		{
+			o = retrying(c, "request_payment", attempt_issue_codes, again);
+			if (o == LOST)
+				batch_pending(c, again);
+			else if (o == OK)
+				o = batch_call(c, again, "charge_many_replay", false);
+		}
+	}
+	free(b);
+	return o;
+}
+
+/*
  * Sends one call that was in flight at a crash again, with its first
  * references.  It must either find what the first attempt did (the same
  * transfer, or a refusal saying the order is paid) or do it now, once.
@@ -1481,6 +2048,8 @@ replay_one(Client *c, char **f)
 	if (starts(call, "withdraw"))
 		return external(c, "withdraw_replay", false, merchant ? merchant : wallet,
 						merchant != 0, amount, ref, 0);
+	if (starts(call, "charge_many"))
+		fail(c, "a batch's pending line outside its batch");
 	if (starts(call, "charge"))
 	{
 		ChargeOp	op = charge_op(wallet, merchant, amount, ref);
@@ -1766,7 +2335,7 @@ run_client(int id)
 
 	while (now_seconds() < deadline)
 	{
-		int			pick = (int) between(c, 0, 99);
+		int			pick = (int) between(c, 0, 109);
 		Outcome		o;
 
 		if (pick < 12)
@@ -1791,8 +2360,10 @@ run_client(int id)
 			o = do_external_retry(c, false);
 		else if (pick < 87)
 			o = do_parking(c, true);
-		else
+		else if (pick < 100)
 			o = do_parking(c, false);
+		else
+			o = do_charge_many(c);
 		if (o == LOST)
 		{
 			c->stats->lost = 1;
@@ -1806,6 +2377,29 @@ run_client(int id)
 	exit(0);
 }
 
+/*
+ * The batch a pending line of charge_many belongs to: its order_ref less
+ * the item's number ("<tag>-<client>-cm-<sequence>-<item>"); NULL for other
+ * calls.  *len gets the key's length.
+ */
+static const char *
+batch_key(const char *line, size_t *len)
+{
+	char		copy[2048];
+	char	   *f[FIELDS];
+	const char *dash;
+
+	snprintf(copy, sizeof(copy), "%s", line);
+	if (!split_line(copy, f) || !f[1] || !starts(f[1], "charge_many") || !f[9])
+		return NULL;
+	dash = strrchr(f[9], '-');
+	if (!dash)
+		return NULL;
+	*len = (size_t) (dash - f[9]);
+	/* The same bytes in the line itself (f[9] points into the copy). */
+	return line + (f[9] - copy);
+}
+
 /* The parent, before the clients start: calls in flight at the last crash. */
 static void
 replay_pending(PGconn *conn)
@@ -1813,6 +2407,9 @@ replay_pending(PGconn *conn)
 	FILE	   *in = fopen(opt_replay, "r");
 	Client	   *c;
 	char		line[2048];
+	char	  **lines = NULL;
+	int			n = 0,
+				allocated = 0;
 	bool		lost = false;
 
 	if (!in)
@@ -1835,21 +2432,60 @@ replay_pending(PGconn *conn)
 		char		copy[2048];
 
 		snprintf(copy, sizeof(copy), "%s", line);
-		if (!split_line(line, f) || !f[1] || !f[3])
+		if (!split_line(copy, f) || !f[1] || !f[3])
 		{
-			fprintf(stderr, "driver: bad line in %s: %s", opt_replay, copy);
+			fprintf(stderr, "driver: bad line in %s: %s", opt_replay, line);
 			exit(1);
 		}
+		if (n == allocated)
+		{
+			allocated = allocated ? 2 * allocated : 64;
+			lines = realloc(lines, sizeof(char *) * (size_t) allocated);
+			if (!lines)
+				exit(1);
+		}
+		if (!(lines[n++] = strdup(line)))
+			exit(1);
+	}
+	fclose(in);
+	for (int i = 0; i < n;)
+	{
+		char	   *f[FIELDS];
+		char		copy[2048];
+		size_t		len = 0,
+					len2 = 0;
+		const char *key = batch_key(lines[i], &len);
+		int			j = i + 1;
+
+		/* A batch: its items' lines, consecutive, sent again in one call. */
+		if (key)
+			while (j < n && j - i < BATCH_MAX)
+			{
+				const char *key2 = batch_key(lines[j], &len2);
+
+				if (!key2 || len2 != len || strncmp(key, key2, len) != 0)
+					break;
+				j++;
+			}
 		if (lost)
 		{
 			/* Still unanswered: for the next run to send again. */
-			fputs(copy, c->pending);
-			continue;
+			for (int k = i; k < j; k++)
+				fputs(lines[k], c->pending);
 		}
-		if (replay_one(c, f) == LOST)
-			lost = true;
+		else if (key)
+			lost = replay_batch(c, lines + i, j - i) == LOST;
+		else
+		{
+			snprintf(copy, sizeof(copy), "%s", lines[i]);
+			split_line(copy, f);
+			lost = replay_one(c, f) == LOST;
+		}
+		i = j;
 	}
-	fclose(in);
+	for (int i = 0; i < n; i++)
+		free(lines[i]);
+	free(lines);
 	fclose(c->acks);
 	fclose(c->pending);
 	free(c);
@@ -1877,6 +2513,7 @@ summary(void)
 		{"retry ", "retried:"},
 		{"gave up ", "gave up after the last try:"},
 		{"in flight at the crash ", "in flight at the crash:"},
+		{"batch ", "charge_many (answered calls, their items):"},
 		{"unexpected ", "UNEXPECTED:"},
 	};
 
@@ -1912,7 +2549,9 @@ summary(void)
 				sum += total.c[j].n;
 				printf(" %s=%ld", total.c[j].key + strlen(groups[g][0]), total.c[j].n);
 			}
-		if (any)
+		if (any && strcmp(groups[g][0], "batch ") == 0)
+			printf("\n");		/* not one kind of thing: no sum */
+		else if (any)
 			printf(" (%ld)\n", sum);
 	}
 }

@@ -2,7 +2,8 @@
 # Multi-client load against the server in PGHOST/PGPORT, once under each
 # isolation level.  test/load/driver.c runs 8 clients, each on its own
 # connection, mixing top-ups, charges (codes as one statement, one
-# transaction or two; capped codes; charge retries; re-use of paid codes),
+# transaction or two; capped codes; charge retries; re-use of paid codes;
+# batches through charge_many(), with items refused on purpose and resent),
 # partial refunds (retries, over-refunds), withdrawals (payouts, cash-outs,
 # retries) and parking (auto-pay at exit; the app paying what
 # parking_service_info shows, and paying again), retrying 40001/40P01 as a
@@ -117,6 +118,13 @@ if [ "$selftest" = 1 ]; then
 	# The charge's transfer acknowledged once more, for a top-up.
 	expect_caught "one transfer answering two calls" transfer_for_two_calls \
 		"$(forged_line selftest top_up top_up selftest-shared "$tid" "$wallet" "$N" "$amount" "$N" "$N" "$N" "$N" "$N")"
+	# An item of a batch refused for its code (charge_many_refused) whose
+	# order was charged after all.
+	batch_line=$(awk -F'\t' '$2 == "charge_many" { print; exit }' "$logs"/*.acks)
+	[ -n "$batch_line" ] || { echo "load: self-test: no acknowledged batch item to forge from"; exit 1; }
+	IFS=$'\t' read -r _ _ _ b_order _ b_wallet b_merchant b_amount b_code _ <<<"$batch_line"
+	expect_caught "a refused batch item charged" refused_item_charged \
+		"$(forged_line selftest charge_many_refused "$N" "$b_order" "$N" "$b_wallet" "$b_merchant" "$b_amount" "$b_code" "$b_order" "$N" "$N" "$N")"
 	# Parking: an acknowledged exit (its stay, plate, lot and fee) ...
 	exit_line=$(awk -F'\t' '$2 == "exit" { print; exit }' "$logs"/*.acks)
 	[ -n "$exit_line" ] || { echo "load: self-test: no acknowledged exit to forge from"; exit 1; }

@@ -114,6 +114,15 @@ SELECT 'balance_differs_from_journal',
               GROUP BY m.account) j ON j.account = a.id
  WHERE a.kind <> 'system' AND a.balance IS DISTINCT FROM coalesce(j.net, 0);
 
+-- The journal's rows per (kind, scope, reference), counted once: looked up
+-- per acknowledged call below (a count per call over the journal would take
+-- time quadratic in the run's length).
+CREATE TEMP TABLE transfer_reference AS
+SELECT kind, idem_scope, reference, count(*) AS n
+  FROM payext.transfer WHERE reference IS NOT NULL GROUP BY kind, idem_scope, reference;
+CREATE INDEX ON transfer_reference (kind, idem_scope, reference);
+ANALYZE transfer_reference;
+
 -- 4. Nothing acknowledged was lost: every acknowledged transfer id is in
 -- the journal, once, as the movement the client asked for (kind, the
 -- reference in its scope, accounts, amount), and its one row under that
@@ -143,8 +152,9 @@ SELECT 'acknowledged_not_in_journal',
                             AND t.debit_account = a.wallet AND t.credit_account = a.merchant
          ELSE false
        END
-    OR (SELECT count(*) FROM payext.transfer u
-         WHERE u.kind = t.kind AND u.idem_scope = t.idem_scope AND u.reference = t.reference) <> 1
+    OR coalesce((SELECT r.n FROM transfer_reference r
+                  WHERE r.kind = t.kind AND r.idem_scope = t.idem_scope
+                    AND r.reference = t.reference), 0) <> 1
     OR (a.kind = 'charge' AND NOT EXISTS (
           SELECT 1 FROM payext.payment p LEFT JOIN payext.payment_code pc ON pc.serial = p.code_serial
            WHERE p.transfer_id = a.transfer_id AND p.merchant = a.merchant
@@ -276,6 +286,24 @@ SELECT 'balance_differs_from_record', format('account %s opened after the set-up
   FROM payext.account a
  WHERE a.kind <> 'system' AND NOT EXISTS (SELECT 1 FROM load.opening o WHERE o.account = a.id);
 \endif
+
+-- 12. A batch item refused for its code (charge_many_refused: the code
+-- paid another order, PY206, or the amount was above its cap, PY207)
+-- changed nothing, and no later call may pay its order either (the client
+-- never sends it another way): the order has no payment and no charge in
+-- the journal.  (A refusal for funds, PY104, is not recorded: a retry may
+-- charge it.)
+INSERT INTO failure
+SELECT 'refused_item_charged',
+       format('%s: order %s at merchant %s (code %s, amount %s) was refused, but has %s',
+              a.client, a.order_ref, a.merchant, a.code, a.amount,
+              CASE WHEN p.transfer_id IS NOT NULL THEN format('payment %s', p.transfer_id)
+                   ELSE format('transfer %s', t.id) END)
+  FROM ack a
+  LEFT JOIN payext.payment p ON p.merchant = a.merchant AND p.order_ref = a.order_ref
+  LEFT JOIN payext.transfer t ON t.kind = 'charge' AND t.idem_scope = a.merchant
+                             AND t.reference = a.order_ref
+ WHERE a.call = 'charge_many_refused' AND (p.transfer_id IS NOT NULL OR t.id IS NOT NULL);
 
 -- What was checked: acknowledged calls per kind, one line.
 SELECT 'verify: ' || (SELECT count(*) FROM ack) || ' acknowledged calls ('
