@@ -587,7 +587,8 @@ CREATE FUNCTION payext.charge_many(merchant bigint, codes text[], amounts bigint
 RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
 AS 'MODULE_PATHNAME', 'payext_charge_many'
 LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp;
+SET search_path = pg_catalog, payext, pg_temp
+SET enable_seqscan = off;
 COMMENT ON FUNCTION payext.charge_many(bigint, text[], bigint[], text[]) IS
   'charges of one merchant in one call, each charged or refused on its own, in input order';
 
@@ -696,3 +697,11 @@ COMMENT ON FUNCTION payext.verify_payments() IS
 -- An index entry per payment that no query used: a wallet's charges are
 -- its journal rows (transfer_debit_idx).
 DROP INDEX payext.payment_wallet_idx;
+
+-- The code functions read and lock rows by key only: without sequential
+-- scans of small tables, which under SERIALIZABLE read (and lock against
+-- writers) every row (charge_many_serializable.spec).
+ALTER FUNCTION payext.request_payment(bigint, bigint, interval) SET enable_seqscan = off;
+ALTER FUNCTION payext.cancel_payment_code(text) SET enable_seqscan = off;
+ALTER FUNCTION payext.charge(bigint, text, bigint, text) SET enable_seqscan = off;
+ALTER FUNCTION payext.refund(bigint, text, bigint, text) SET enable_seqscan = off;

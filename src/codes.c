@@ -151,13 +151,23 @@ static PayextPlan lock_code_plan = {
 	1, {INT8OID}
 };
 
-/* The live codes among $1, locked in code order (charge_many). */
+/*
+ * The codes among $1 that could still pay (issued, not expired at $2),
+ * locked in code order (charge_many), and the same for one code.
+ */
 static PayextPlan lock_codes_plan = {
 	"SELECT wallet FROM payext.payment_code"
-	" WHERE code = ANY ($1)"
+	" WHERE code = ANY ($1) AND state = 'issued' AND expires_at > $2"
 	" ORDER BY code"
 	"   FOR NO KEY UPDATE",
-	1, {INT8ARRAYOID}
+	2, {INT8ARRAYOID, TIMESTAMPTZOID}
+};
+
+static PayextPlan lock_usable_code_plan = {
+	"SELECT wallet FROM payext.payment_code"
+	" WHERE code = $1 AND state = 'issued' AND expires_at > $2"
+	"   FOR NO KEY UPDATE",
+	2, {INT8OID, TIMESTAMPTZOID}
 };
 
 static PayextPlan find_code_plan = {
@@ -804,8 +814,8 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	LedgerAccount merchant;
 	CodeRow		row;
 	LedgerTransferRequest req = {0};
-	LedgerAccount wallet_found;
-	LedgerAccount merchant_found;
+	LedgerAccount wallet_found = {0};
+	LedgerAccount merchant_found = {0};
 	int64		transfer_id;
 	bool		replayed;
 
@@ -890,12 +900,14 @@ typedef struct ChargeItem
 	char	   *message;		/* when refused */
 } ChargeItem;
 
-/* An item, checked and charged as charge() checks and charges its arguments. */
-static int64
-CodesChargeItem(int64 merchant_id, const ChargeItem *item, bool check_throttle)
+/*
+ * charge()'s checks of an item that need no row, raising as charge() does:
+ * its arguments, then the code's shape and partition.
+ */
+static void
+CodesCheckItem(const ChargeItem *item, int64 *amount, char **order_ref)
 {
-	int64		amount;
-	char	   *order_ref;
+	CodeFields	fields;
 
 	if (item->code == NULL || item->amount_null || item->order_ref == NULL)
 		ereport(ERROR,
@@ -903,9 +915,49 @@ CodesChargeItem(int64 merchant_id, const ChargeItem *item, bool check_throttle)
 				 errmsg("argument \"%s\" must not be null",
 						item->code == NULL ? "code" :
 						item->amount_null ? "amount" : "order_ref")));
-	amount = PayextCheckAmount(item->amount, "amount");
-	order_ref = PayextCheckIdentifierText(item->order_ref, "order_ref",
-										  PAYEXT_MAX_REFERENCE_LEN);
+	*amount = PayextCheckAmount(item->amount, "amount");
+	*order_ref = PayextCheckIdentifierText(item->order_ref, "order_ref",
+										   PAYEXT_MAX_REFERENCE_LEN);
+	CodesParse(VARDATA_ANY(item->code), VARSIZE_ANY_EXHDR(item->code), &fields);
+}
+
+/*
+ * Whether CodesCheckItem() might refuse the item: false only when it
+ * certainly passes (so that the common item needs no subtransaction to
+ * find out).  An order reference that is not printable ASCII is left to
+ * the real check.
+ */
+static bool
+CodesItemSuspect(const ChargeItem *item)
+{
+	CodeFields	fields;
+	const char *ref;
+	int			len;
+
+	if (item->code == NULL || item->amount_null || item->order_ref == NULL ||
+		item->amount <= 0)
+		return true;
+	if (CodeParse(VARDATA_ANY(item->code), VARSIZE_ANY_EXHDR(item->code),
+				  &fields) != CODE_OK || fields.partition != payext_shard_id)
+		return true;
+	ref = VARDATA_ANY(item->order_ref);
+	len = VARSIZE_ANY_EXHDR(item->order_ref);
+	if (len == 0 || len > PAYEXT_MAX_REFERENCE_LEN || ref[0] == ' ' || ref[len - 1] == ' ')
+		return true;
+	for (int i = 0; i < len; i++)
+		if ((unsigned char) ref[i] < 0x20 || (unsigned char) ref[i] >= 0x7f)
+			return true;
+	return false;
+}
+
+/* An item, checked and charged as charge() checks and charges its arguments. */
+static int64
+CodesChargeItem(int64 merchant_id, const ChargeItem *item, bool check_throttle)
+{
+	int64		amount;
+	char	   *order_ref;
+
+	CodesCheckItem(item, &amount, &order_ref);
 	return CodesCharge(merchant_id, VARDATA_ANY(item->code),
 					   VARSIZE_ANY_EXHDR(item->code), amount, order_ref,
 					   check_throttle);
@@ -928,11 +980,77 @@ CodesItemRefusal(const ErrorData *edata)
 }
 
 /*
+ * After an error in an item's subtransaction, rolled back by the caller:
+ * records it as the item's refusal, or rethrows it when it is not one.
+ */
+static void
+CodesRefuseItem(ChargeItem *item, ErrorData *edata)
+{
+	if (!CodesItemRefusal(edata))
+		ReThrowError(edata);
+	item->attempted = true;
+	item->refused = true;
+	item->transfer_id = 0;
+	item->sqlerrcode = edata->sqlerrcode;
+	item->message = edata->message;
+}
+
+/*
+ * Refuses, before any item is charged, the items whose arguments or code
+ * charge() would refuse before reading a row (a null, an amount, an order
+ * reference, a malformed code, another partition): these refusals depend on
+ * nothing else, so they come out as in input order.  Only a suspect item
+ * gets a subtransaction, which writes nothing and so takes no transaction
+ * id.  The optimistic charging below then rolls back only for refusals
+ * that need the rows.
+ */
+static void
+CodesPrecheckItems(ChargeItem *items, int n)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	ResourceOwner caller_owner = CurrentResourceOwner;
+
+	for (int i = 0; i < n; i++)
+	{
+		ChargeItem *volatile item = &items[i];
+		int64		amount;
+		char	   *order_ref;
+
+		if (!CodesItemSuspect(item))
+			continue;
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(caller_cxt);
+		PG_TRY();
+		{
+			CodesCheckItem(item, &amount, &order_ref);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller_cxt);
+			CurrentResourceOwner = caller_owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(caller_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller_cxt);
+			CurrentResourceOwner = caller_owner;
+			CodesRefuseItem(item, edata);
+		}
+		PG_END_TRY();
+	}
+}
+
+/*
  * Charges items[from .. to), skipping the refused ones, in one
  * subtransaction.  Returns `to` when all were charged, and the subtransaction
  * is kept; otherwise the index of the item that was refused, with the
  * subtransaction rolled back (the items before it are charged no more).
- * Work memory is reset after each item.
+ * Each item has an SPI connection of its own, so that what its statements
+ * leave in SPI's memory goes when it is done; a rolled-back
+ * subtransaction takes the connections it opened with it.
  */
 static int
 CodesChargeRange(int64 merchant_id, ChargeItem *items, int from, int to,
@@ -952,7 +1070,9 @@ CodesChargeRange(int64 merchant_id, ChargeItem *items, int from, int to,
 
 			if (item->refused)
 				continue;
+			PayextSpiConnect();
 			item->transfer_id = CodesChargeItem(merchant_id, item, !item->attempted);
+			PayextSpiFinish();
 			item->attempted = true;
 			MemoryContextReset(work_cxt);
 		}
@@ -972,13 +1092,7 @@ CodesChargeRange(int64 merchant_id, ChargeItem *items, int from, int to,
 		MemoryContextSwitchTo(caller_cxt);
 		CurrentResourceOwner = caller_owner;
 		MemoryContextReset(work_cxt);
-		if (!CodesItemRefusal(edata))
-			ReThrowError(edata);
-		item->attempted = true;
-		item->refused = true;
-		item->transfer_id = 0;
-		item->sqlerrcode = edata->sqlerrcode;
-		item->message = edata->message;
+		CodesRefuseItem(item, edata);
 		return current;
 	}
 	PG_END_TRY();
@@ -991,14 +1105,17 @@ CodesChargeRange(int64 merchant_id, ChargeItem *items, int from, int to,
  * One subtransaction an item would give a batch of a hundred a hundred
  * subtransaction ids; beyond 64 a backend's cache of them overflows, and
  * every other backend's snapshot checks then look them up in pg_subtrans.
- * So the items run optimistically in one subtransaction.  A refusal rolls it
- * back; the items before the refused one are charged again, now to be kept
- * (they are charged as before unless a concurrent transaction changed their
- * rows in between, and then they are refused as charge() would refuse
- * them), and the items after it go on in a new subtransaction.  A batch
- * with r refusals uses r + 1 subtransaction ids, and charges at most 2n
- * times.  An item charged again skips the throttle: it passed it once, in
- * input order, before any later item's guess was counted.
+ * So the refusals that need no row are found first (CodesPrecheckItems(),
+ * no transaction id), and the other items run optimistically in one
+ * subtransaction.  A refusal there rolls it back; the items before the
+ * refused one are charged again, now to be kept (as before, unless a
+ * concurrent transaction changed their rows in between, and then they are
+ * refused as charge() would refuse them), and the items after it go on in a
+ * new subtransaction.  Each such refusal costs a rolled-back range and its
+ * redo: a batch with r of them uses up to 2r + 1 subtransaction ids (past
+ * 32 refusals that need a row, the cache overflows).  An item charged again
+ * skips the throttle: it passed it once, in input order, before any later
+ * item's guess was counted.
  */
 static void
 CodesChargeItems(int64 merchant_id, ChargeItem *items, int n)
@@ -1022,6 +1139,15 @@ CodesChargeItems(int64 merchant_id, ChargeItem *items, int n)
 	MemoryContextDelete(work_cxt);
 }
 
+static int
+CodesCompareBodies(const void *a, const void *b)
+{
+	int64		x = DatumGetInt64(*(const Datum *) a);
+	int64		y = DatumGetInt64(*(const Datum *) b);
+
+	return (x > y) - (x < y);
+}
+
 /*
  * Takes a batch's locks up front, in the order every charge takes them:
  * the live codes' rows (in code order), then the accounts (in id order).
@@ -1030,57 +1156,97 @@ CodesChargeItems(int64 merchant_id, ChargeItem *items, int n)
  * wallet held while item 2 waits for a code that a single charge holds
  * while it waits for that wallet.  These locks belong to the call's
  * transaction, not to an item's subtransaction, so an item's refusal does
- * not release them.  Codes that do not parse are passed over (their items
- * are refused as they come).
+ * not release them.  So only what a charge could use is locked: codes
+ * that are issued and not expired, wallets of the merchant's currency;
+ * nothing at all when the merchant is no merchant account or may charge no
+ * code now (every item will be refused).  Items refused already are passed
+ * over.
  */
 static void
 CodesLockBatch(int64 merchant_id, const ChargeItem *items, int n)
 {
 	Datum	   *bodies = palloc(sizeof(Datum) * Max(n, 1));
 	int			found = 0;
-	Datum		values[1];
+	Datum		values[2];
 	uint64		rows;
 	int64	   *wallets;
+	LedgerAccount merchant;
 
+	if (!LedgerFindAccount(merchant_id, &merchant) || merchant.kind != LEDGER_MERCHANT ||
+		ThrottleIsBlocked(merchant_id))
+		return;
 	for (int i = 0; i < n; i++)
 	{
 		CodeFields	fields;
 
-		if (items[i].code != NULL &&
+		if (!items[i].refused &&
 			CodeParse(VARDATA_ANY(items[i].code), VARSIZE_ANY_EXHDR(items[i].code),
-					  &fields) == CODE_OK &&
-			fields.partition == payext_shard_id)
+					  &fields) == CODE_OK)
 			bodies[found++] = Int64GetDatum((int64) fields.body);
 	}
 	if (found == 0)
 		return;
-	values[0] = PointerGetDatum(construct_array(bodies, found, INT8OID, sizeof(int64),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	rows = PayextExecute(&lock_codes_plan, values, NULL, false, 0, SPI_OK_SELECT);
-	wallets = palloc(sizeof(int64) * Max(rows, 1));
-	for (uint64 r = 0; r < rows; r++)
-		wallets[r] = DatumGetInt64(PayextResultDatum(r, 1));
-	LedgerLockForPayments(merchant_id, wallets, (int) rows);
+	values[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (IsolationIsSerializable())
+	{
+		/*
+		 * One row at a time, by the unique index, in code order: a sequential
+		 * scan (which the planner may choose for the array) would read the
+		 * whole table under SERIALIZABLE (see LedgerLockWallets()).
+		 */
+		qsort(bodies, found, sizeof(Datum), CodesCompareBodies);
+		wallets = palloc(sizeof(int64) * found);
+		rows = 0;
+		for (int i = 0; i < found; i++)
+		{
+			values[0] = bodies[i];
+			if (PayextExecute(&lock_usable_code_plan, values, NULL, false, 1,
+							  SPI_OK_SELECT) == 1)
+				wallets[rows++] = DatumGetInt64(PayextResultDatum(0, 1));
+		}
+	}
+	else
+	{
+		values[0] = PointerGetDatum(construct_array(bodies, found, INT8OID, sizeof(int64),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		rows = PayextExecute(&lock_codes_plan, values, NULL, false, 0, SPI_OK_SELECT);
+		wallets = palloc(sizeof(int64) * Max(rows, 1));
+		for (uint64 r = 0; r < rows; r++)
+			wallets[r] = DatumGetInt64(PayextResultDatum(r, 1));
+	}
+	LedgerLockForPayments(merchant_id, merchant.currency, wallets, (int) rows);
 }
 
-/* The elements of a one-dimensional array (or an empty one); PY009 else. */
-static int
-CodesBatchElements(ArrayType *array, const char *name, Oid elemtype,
-				   Datum **elems, bool **nulls)
+/*
+ * A batch's array argument, one-dimensional (or empty; PY009 else), and
+ * its length.  Nothing of its elements is read yet: the sizes are checked
+ * before deconstruct_array() allocates for them.
+ */
+static ArrayType *
+CodesBatchArray(FunctionCallInfo fcinfo, int argno, const char *name, int *n)
 {
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			n;
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(argno);
 
 	if (ARR_NDIM(array) > 1)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_BAD_BATCH),
 				 errmsg("argument \"%s\" must be a one-dimensional array", name),
 				 errdetail("It has %d dimensions.", ARR_NDIM(array))));
+	*n = ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array));
+	return array;
+}
+
+/* The elements of a batch's array (CodesBatchArray()). */
+static void
+CodesBatchElements(ArrayType *array, Oid elemtype, Datum **elems, bool **nulls)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			n;
+
 	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 	deconstruct_array(array, elemtype, typlen, typbyval, typalign, elems, nulls, &n);
-	return n;
 }
 
 /*
@@ -1102,27 +1268,31 @@ payext_charge_many(PG_FUNCTION_ARGS)
 	int			n;
 	int			n_amounts;
 	int			n_refs;
+	ArrayType  *code_array;
+	ArrayType  *amount_array;
+	ArrayType  *ref_array;
 	ChargeItem *items;
 
 	PayextRequireArgs(fcinfo, 4, names);
 	InitMaterializedSRF(fcinfo, 0);
-	n = CodesBatchElements(PG_GETARG_ARRAYTYPE_P(1), "codes", TEXTOID, &codes, &code_nulls);
-	n_amounts = CodesBatchElements(PG_GETARG_ARRAYTYPE_P(2), "amounts", INT8OID,
-								   &amounts, &amount_nulls);
-	n_refs = CodesBatchElements(PG_GETARG_ARRAYTYPE_P(3), "order_refs", TEXTOID,
-								&refs, &ref_nulls);
+	code_array = CodesBatchArray(fcinfo, 1, "codes", &n);
+	amount_array = CodesBatchArray(fcinfo, 2, "amounts", &n_amounts);
+	ref_array = CodesBatchArray(fcinfo, 3, "order_refs", &n_refs);
 	if (n_amounts != n || n_refs != n)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_BAD_BATCH),
 				 errmsg("arguments \"codes\", \"amounts\" and \"order_refs\" must have the same length"),
 				 errdetail("They have %d, %d and %d elements.", n, n_amounts, n_refs),
-				 errhint("Item i of the batch is codes[i], amounts[i] and order_refs[i].")));
+				 errhint("The n-th elements of the three arrays are the batch's n-th item.")));
 	if (n > PAYEXT_MAX_BATCH_ITEMS)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_BATCH_TOO_LARGE),
 				 errmsg("a batch holds at most %d charges", PAYEXT_MAX_BATCH_ITEMS),
 				 errdetail("This one holds %d.", n),
 				 errhint("Split it; each batch is charged in one transaction.")));
+	CodesBatchElements(code_array, TEXTOID, &codes, &code_nulls);
+	CodesBatchElements(amount_array, INT8OID, &amounts, &amount_nulls);
+	CodesBatchElements(ref_array, TEXTOID, &refs, &ref_nulls);
 
 	items = palloc0(sizeof(ChargeItem) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -1133,6 +1303,7 @@ payext_charge_many(PG_FUNCTION_ARGS)
 		items[i].order_ref = ref_nulls[i] ? NULL : DatumGetTextPP(refs[i]);
 	}
 
+	CodesPrecheckItems(items, n);
 	PayextSpiConnect();
 	CodesLockBatch(PG_GETARG_INT64(0), items, n);
 	CodesChargeItems(PG_GETARG_INT64(0), items, n);
@@ -1200,8 +1371,8 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	int64		transfer_id;
 	bool		replayed;
 	LedgerTransferRequest req = {0};
-	LedgerAccount wallet_found;
-	LedgerAccount merchant_found;
+	LedgerAccount wallet_found = {0};
+	LedgerAccount merchant_found = {0};
 
 	values[0] = Int64GetDatum(merchant_id);
 	values[1] = CStringGetTextDatum(order_ref);

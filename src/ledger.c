@@ -173,13 +173,21 @@ static PayextPlan share_merchant_plan = {
 	1, {INT8OID}
 };
 
-/* Wallets among $1, in id order (charge_many's locks up front). */
+/* Wallets in currency $2 among $1, in id order (charge_many's locks). */
 static PayextPlan lock_wallets_plan = {
 	"SELECT id FROM payext.account"
-	" WHERE id = ANY ($1) AND kind <> 'system'"
+	" WHERE id = ANY ($1) AND kind = 'wallet' AND currency = $2"
 	" ORDER BY id"
 	"   FOR NO KEY UPDATE",
-	1, {INT8ARRAYOID}
+	2, {INT8ARRAYOID, TEXTOID}
+};
+
+/* The same for one wallet, by the primary key. */
+static PayextPlan lock_wallet_plan = {
+	"SELECT id FROM payext.account"
+	" WHERE id = $1 AND kind = 'wallet' AND currency = $2"
+	"   FOR NO KEY UPDATE",
+	2, {INT8OID, TEXTOID}
 };
 
 /*
@@ -323,6 +331,7 @@ static const char *const account_status_names[] = {
 
 /* payext.transfer.kind, and the same as a noun for messages. */
 static const char *const transfer_kind_names[] = {
+	[LEDGER_KIND_UNSET] = NULL,
 	[LEDGER_TOP_UP] = "top_up",
 	[LEDGER_WITHDRAW] = "withdraw",
 	[LEDGER_TRANSFER] = "transfer",
@@ -331,6 +340,7 @@ static const char *const transfer_kind_names[] = {
 	[LEDGER_PARKING] = "parking",
 };
 static const char *const transfer_kind_nouns[] = {
+	[LEDGER_KIND_UNSET] = NULL,
 	[LEDGER_TOP_UP] = "top-up",
 	[LEDGER_WITHDRAW] = "withdrawal",
 	[LEDGER_TRANSFER] = "transfer",
@@ -371,7 +381,7 @@ LedgerAccountKindName(LedgerAccountKind kind)
 const char *
 LedgerTransferKindName(LedgerTransferKind kind)
 {
-	Assert(kind >= 0 && kind < lengthof(transfer_kind_names));
+	Assert(kind > LEDGER_KIND_UNSET && kind < lengthof(transfer_kind_names));
 	return transfer_kind_names[kind];
 }
 
@@ -387,7 +397,7 @@ LedgerParseAccountStatus(const char *status)
 static const char *
 LedgerKindNoun(LedgerTransferKind kind)
 {
-	Assert(kind >= 0 && kind < lengthof(transfer_kind_nouns));
+	Assert(kind > LEDGER_KIND_UNSET && kind < lengthof(transfer_kind_nouns));
 	return transfer_kind_nouns[kind];
 }
 
@@ -455,6 +465,19 @@ LedgerReadLockedAccount(uint64 row, LedgerAccount *account)
 	account->status = LedgerParseAccountStatus(PayextResultCString(row, 5));
 	account->owner = PayextResultCString(row, 6);
 	account->public_service_id = PayextResultCString(row, 7);
+}
+
+bool
+LedgerFindAccount(int64 account_id, LedgerAccount *account)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(account_id);
+	if (PayextExecute(&read_account_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 0)
+		return false;
+	LedgerReadLockedAccount(0, account);
+	return true;
 }
 
 void
@@ -650,15 +673,32 @@ LedgerCompareIds(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Locks the wallets among ids[from .. to), in id order. */
+/*
+ * Locks the wallets among ids[from .. to), which are in id order.  Under
+ * SERIALIZABLE one row at a time, by the primary key: for the one
+ * statement over the array the planner may choose a sequential scan of the
+ * table, which under SERIALIZABLE reads every row of it, and then any
+ * concurrent payment seems to depend on this transaction
+ * (charge_many_serializable.spec).
+ */
 static void
-LedgerLockWallets(const int64 *ids, int from, int to)
+LedgerLockWallets(const int64 *ids, int from, int to, const char *currency)
 {
 	Datum	   *elems;
-	Datum		values[1];
+	Datum		values[2];
 
 	if (from >= to)
 		return;
+	values[1] = CStringGetTextDatum(currency);
+	if (IsolationIsSerializable())
+	{
+		for (int i = from; i < to; i++)
+		{
+			values[0] = Int64GetDatum(ids[i]);
+			PayextExecute(&lock_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT);
+		}
+		return;
+	}
 	elems = palloc(sizeof(Datum) * (to - from));
 	for (int i = from; i < to; i++)
 		elems[i - from] = Int64GetDatum(ids[i]);
@@ -668,7 +708,7 @@ LedgerLockWallets(const int64 *ids, int from, int to)
 }
 
 void
-LedgerLockForPayments(int64 merchant, int64 *wallets, int n)
+LedgerLockForPayments(int64 merchant, const char *currency, int64 *wallets, int n)
 {
 	int			below = 0;
 	int			distinct = 0;
@@ -680,10 +720,10 @@ LedgerLockForPayments(int64 merchant, int64 *wallets, int n)
 			wallets[distinct++] = wallets[i];
 	while (below < distinct && wallets[below] < merchant)
 		below++;
-	LedgerLockWallets(wallets, 0, below);
+	LedgerLockWallets(wallets, 0, below, currency);
 	values[0] = Int64GetDatum(merchant);
 	PayextExecute(&share_merchant_plan, values, NULL, false, 1, SPI_OK_SELECT);
-	LedgerLockWallets(wallets, below, distinct);
+	LedgerLockWallets(wallets, below, distinct, currency);
 }
 
 /*
@@ -851,6 +891,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	bool		replay_ignored;
 	bool		via_bucket;
 
+	Assert(req->kind != LEDGER_KIND_UNSET);
 	if (replayed == NULL)
 		replayed = &replay_ignored;
 	*replayed = false;

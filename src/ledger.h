@@ -27,6 +27,7 @@ typedef enum LedgerAccountStatus
 /* payext.transfer.kind: what moved the money */
 typedef enum LedgerTransferKind
 {
+	LEDGER_KIND_UNSET,			/* 0: a request that forgot its kind */
 	LEDGER_TOP_UP,
 	LEDGER_WITHDRAW,
 	LEDGER_TRANSFER,
@@ -116,10 +117,15 @@ extern int64 LedgerTransfer(const LedgerTransferRequest *req, bool *replayed);
  * Takes, in the ledger's lock order (account id), the locks that payments
  * from these wallets to this merchant would take one at a time: each
  * wallet's row FOR NO KEY UPDATE, the merchant's FOR SHARE.  Ids that are
- * not wallets, or not there, are passed over; the payments check them.
+ * not wallets of the merchant's currency, or not there, are passed over
+ * (their payments will be refused; they hold nothing).
  * Sorts `wallets` in place.  The caller must be connected to SPI.
  */
-extern void LedgerLockForPayments(int64 merchant, int64 *wallets, int n);
+extern void LedgerLockForPayments(int64 merchant, const char *currency,
+								  int64 *wallets, int n);
+
+/* Reads an account without locking it; false when it does not exist. */
+extern bool LedgerFindAccount(int64 account_id, LedgerAccount *account);
 
 /* Reads an account without locking it; raises PY101 when it does not exist. */
 extern void LedgerReadAccount(int64 account_id, LedgerAccount *account);

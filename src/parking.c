@@ -801,8 +801,8 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 				int64 amount, const char *how, bool softly)
 {
 	LedgerTransferRequest req = {0};
-	LedgerAccount wallet_found;
-	LedgerAccount operator_found;
+	LedgerAccount wallet_found = {0};
+	LedgerAccount operator_found = {0};
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64		transfer_id;
 	bool		replayed;

@@ -217,6 +217,23 @@ ThrottleCheck(int64 merchant)
 		ThrottleRaiseBlocked(merchant, &copy);
 }
 
+bool
+ThrottleIsBlocked(int64 merchant)
+{
+	ThrottleKey key;
+	ThrottleEntry *entry;
+	bool		blocked;
+
+	if (!ThrottleOn())
+		return false;
+	key = ThrottleKeyOf(merchant);
+	LWLockAcquire(throttle_shared->lock, LW_SHARED);
+	entry = hash_search(throttle_hash, &key, HASH_FIND, NULL);
+	blocked = entry != NULL && entry->blocked_until > GetCurrentTimestamp();
+	LWLockRelease(throttle_shared->lock);
+	return blocked;
+}
+
 /*
  * Makes room in a full hash: entries whose window has passed, unblocked, go
  * first; then the oldest entry that is not blocked.

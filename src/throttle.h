@@ -26,4 +26,10 @@ extern void ThrottleCheck(int64 merchant);
  */
 extern void ThrottleRecordFailure(int64 merchant, const char *code);
 
+/*
+ * Whether the merchant may charge no code now (what ThrottleCheck() would
+ * raise PY213 for), without raising.
+ */
+extern bool ThrottleIsBlocked(int64 merchant);
+
 #endif							/* PAYEXT_THROTTLE_H */

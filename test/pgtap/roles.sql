@@ -10,7 +10,8 @@
 --
 -- Proves:
 --   - every SECURITY DEFINER function has proconfig exactly
---     search_path=pg_catalog, payext, pg_temp; no key table is dumped or
+--     search_path=pg_catalog, payext, pg_temp (the five code functions also
+--     enable_seqscan=off); no key table is dumped or
 --     read by a view; payext.capability names only real objects and never a
 --     key, a grant function, charge/refund, pseudonym() or the internal checks;
 --   - the matrix: for each role, what the catalogs say it may use
@@ -207,8 +208,8 @@ INSERT INTO tap_role VALUES ('r_app', '{app}'), ('r_shop', '{merchant}'), ('r_sh
 SELECT is_empty($$
   SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p
    WHERE p.pronamespace = 'payext'::regnamespace AND p.prosecdef
-     AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, payext, pg_temp']
-$$, 'every SECURITY DEFINER function of payext has proconfig {search_path=pg_catalog, payext, pg_temp}');
+     AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_many', 'refund') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END
+$$, 'every SECURITY DEFINER function of payext has proconfig {search_path=pg_catalog, payext, pg_temp} (and the code functions enable_seqscan=off)');
 SELECT cmp_ok((SELECT count(*)::int FROM pg_proc p
                 WHERE p.pronamespace = 'payext'::regnamespace AND p.prosecdef), '>=', 45,
               '(and there are many of them: the check above looks at the right functions)');
