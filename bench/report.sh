@@ -26,7 +26,7 @@ describe() {
 	code) echo "issue a code" ;;
 	many) echo "issue 100 codes, charge them with one charge_many() (a transaction is 100 pairs)" ;;
 	naive) echo "baseline: PL/pgSQL + pgcrypto issue and charge" ;;
-	floor) echo "floor: payext's rows written by plain PL/pgSQL, nothing else (bench/floor.sql)" ;;
+	floor) echo "payext's rows, written by plain PL/pgSQL with nothing else (bench/floor.sql)" ;;
 	tpcb) echo "baseline: pgbench TPC-B" ;;
 	select) echo "baseline: pgbench select-only" ;;
 	*) echo "$1" ;;
