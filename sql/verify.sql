@@ -54,6 +54,11 @@ VALUES (7997, 'verify_vic', 'gh_verify_shop', 'payment', 500, 'NZD',
         now() - interval '1 day', 7997, now() - interval '1 day');
 SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
 ROLLBACK;
+-- The charge's own interaction, altered: another amount.
+BEGIN;
+UPDATE payext.interaction SET amount = amount + 1 WHERE transfer_id = :t1;
+SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE NOT ok;
+ROLLBACK;
 
 -- An exited stay paid beyond its fee: the fee lowered under what was paid.
 BEGIN;

@@ -995,6 +995,33 @@ CodesRefuseItem(ChargeItem *item, ErrorData *edata)
 	item->message = edata->message;
 }
 
+/* Keeps the current (an item's) subtransaction and returns to the caller's state. */
+static void
+CodesSubxactKeep(MemoryContext caller_cxt, ResourceOwner caller_owner)
+{
+	ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(caller_cxt);
+	CurrentResourceOwner = caller_owner;
+}
+
+/*
+ * In PG_CATCH(): the error, copied into the caller's memory, and the
+ * current (an item's) subtransaction rolled back.
+ */
+static ErrorData *
+CodesSubxactAbort(MemoryContext caller_cxt, ResourceOwner caller_owner)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(caller_cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(caller_cxt);
+	CurrentResourceOwner = caller_owner;
+	return edata;
+}
+
 /*
  * Refuses, before any item is charged, the items whose arguments or code
  * charge() would refuse before reading a row (a null, an amount, an order
@@ -1023,21 +1050,11 @@ CodesPrecheckItems(ChargeItem *items, int n)
 		PG_TRY();
 		{
 			CodesCheckItem(item, &amount, &order_ref);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(caller_cxt);
-			CurrentResourceOwner = caller_owner;
+			CodesSubxactKeep(caller_cxt, caller_owner);
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(caller_cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(caller_cxt);
-			CurrentResourceOwner = caller_owner;
-			CodesRefuseItem(item, edata);
+			CodesRefuseItem(item, CodesSubxactAbort(caller_cxt, caller_owner));
 		}
 		PG_END_TRY();
 	}
@@ -1076,23 +1093,14 @@ CodesChargeRange(int64 merchant_id, ChargeItem *items, int from, int to,
 			item->attempted = true;
 			MemoryContextReset(work_cxt);
 		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_cxt);
-		CurrentResourceOwner = caller_owner;
+		CodesSubxactKeep(caller_cxt, caller_owner);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-		ChargeItem *item = &items[current];
+		ErrorData  *edata = CodesSubxactAbort(caller_cxt, caller_owner);
 
-		MemoryContextSwitchTo(caller_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_cxt);
-		CurrentResourceOwner = caller_owner;
 		MemoryContextReset(work_cxt);
-		CodesRefuseItem(item, edata);
+		CodesRefuseItem(&items[current], edata);
 		return current;
 	}
 	PG_END_TRY();

@@ -248,10 +248,19 @@ AS $$
         OR r.merchant <> p.merchant OR t.credit_account <> p.wallet
         OR t.amount <> r.amount OR t.reference IS DISTINCT FROM r.refund_ref
   ), orphan_interaction AS (
-    -- an interaction that names a transfer names one in the journal
+    -- an interaction that names a transfer says what the journal says of
+    -- it: its amount, currency and time, the wallet's owner, the merchant's
+    -- public-service id (a refund's wallet is its credit side)
     SELECT i.id FROM payext.interaction i
+      LEFT JOIN payext.transfer t ON t.id = i.transfer_id
+      LEFT JOIN payext.account w
+        ON w.id = CASE WHEN t.kind = 'refund' THEN t.credit_account ELSE t.debit_account END
+      LEFT JOIN payext.account m
+        ON m.id = CASE WHEN t.kind = 'refund' THEN t.debit_account ELSE t.credit_account END
      WHERE i.transfer_id IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM payext.transfer t WHERE t.id = i.transfer_id)
+       AND (t.id IS NULL OR i.amount <> t.amount OR i.currency IS DISTINCT FROM t.currency
+            OR i.occurred_at <> t.created_at OR i.consumer IS DISTINCT FROM w.owner
+            OR i.public_service_id IS DISTINCT FROM m.public_service_id)
   ), orphan_transfer AS (
     SELECT t.id FROM payext.transfer t
      WHERE (t.kind = 'charge' AND NOT EXISTS (SELECT 1 FROM payext.payment p WHERE p.transfer_id = t.id))
