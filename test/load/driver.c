@@ -2059,15 +2059,17 @@ replay_one(Client *c, char **f)
 		/*
 		 * With the code it had: the same transfer if the first attempt
 		 * committed.  A code requested in the lost transaction does not exist
-		 * (PY203); then, or without a code, a new code for the same order:
-		 * PY208 if the first attempt paid it.
+		 * (PY203), and one issued before the crash but unused died with its
+		 * unlogged row (PY204); then, or without a code, a new code for the
+		 * same order: PY208 if the first attempt paid it.
 		 */
 		if (f[8])
 		{
 			snprintf(op.code, sizeof(op.code), "%s", f[8]);
 			o = retrying(c, "charge_replay", attempt_charge, &op);
 		}
-		if (o == REFUSED && (!f[8] || strcmp(c->state, "PY203") == 0))
+		if (o == REFUSED && (!f[8] || strcmp(c->state, "PY203") == 0 ||
+							 strcmp(c->state, "PY204") == 0))
 			o = retrying(c, "charge_replay", attempt_code_and_charge, &op);
 		charge_ack(&op, &ack, "charge_replay");
 		if (o == OK)
