@@ -463,19 +463,6 @@ CodesIssuedSerial(const CodeFields *fields)
 	return serial;
 }
 
-/* A code's state as its table stores it; PY901 for any other word. */
-static CodeState
-CodesParseState(const char *state)
-{
-	for (int i = 0; i < (int) lengthof(code_state_names); i++)
-		if (strcmp(state, code_state_names[i]) == 0)
-			return (CodeState) i;
-	ereport(ERROR,
-			(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
-			 errmsg("payext: unknown payment code state \"%s\"", state)));
-	return CODE_ISSUED;			/* not reached */
-}
-
 /*
  * Finds and locks the live row of a parsed code.  Without one: 40001 when
  * the code was issued after the snapshot of a REPEATABLE READ or
@@ -500,7 +487,9 @@ CodesLockRow(const CodeFields *fields, const char *code_text, int64 merchant,
 		row->wallet = DatumGetInt64(PayextResultDatum(0, 3));
 		row->max_amount_minor = DatumGetInt64(PayextResultDatum(0, 4));
 		row->expires_at = DatumGetTimestampTz(PayextResultDatum(0, 5));
-		row->state = CodesParseState(PayextResultCString(0, 6));
+		row->state = (CodeState) PayextParseWord(PayextResultCString(0, 6), code_state_names,
+												 lengthof(code_state_names),
+												 "payment code state");
 		return true;
 	}
 	if (IsolationUsesXactSnapshot() &&
@@ -1147,15 +1136,6 @@ CodesChargeItems(int64 merchant_id, ChargeItem *items, int n)
 	MemoryContextDelete(work_cxt);
 }
 
-static int
-CodesCompareBodies(const void *a, const void *b)
-{
-	int64		x = DatumGetInt64(*(const Datum *) a);
-	int64		y = DatumGetInt64(*(const Datum *) b);
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Takes a batch's locks up front, in the order every charge takes them:
  * the live codes' rows (in code order), then the accounts (in id order).
@@ -1173,7 +1153,7 @@ CodesCompareBodies(const void *a, const void *b)
 static void
 CodesLockBatch(int64 merchant_id, const ChargeItem *items, int n)
 {
-	Datum	   *bodies = palloc(sizeof(Datum) * Max(n, 1));
+	int64	   *bodies = palloc(sizeof(int64) * Max(n, 1));
 	int			found = 0;
 	Datum		values[2];
 	uint64		rows;
@@ -1190,7 +1170,7 @@ CodesLockBatch(int64 merchant_id, const ChargeItem *items, int n)
 		if (!items[i].refused &&
 			CodeParse(VARDATA_ANY(items[i].code), VARSIZE_ANY_EXHDR(items[i].code),
 					  &fields) == CODE_OK)
-			bodies[found++] = Int64GetDatum((int64) fields.body);
+			bodies[found++] = (int64) fields.body;
 	}
 	if (found == 0)
 		return;
@@ -1202,12 +1182,12 @@ CodesLockBatch(int64 merchant_id, const ChargeItem *items, int n)
 		 * scan (which the planner may choose for the array) would read the
 		 * whole table under SERIALIZABLE (see LedgerLockWallets()).
 		 */
-		qsort(bodies, found, sizeof(Datum), CodesCompareBodies);
+		qsort(bodies, found, sizeof(int64), PayextCompareInt64);
 		wallets = palloc(sizeof(int64) * found);
 		rows = 0;
 		for (int i = 0; i < found; i++)
 		{
-			values[0] = bodies[i];
+			values[0] = Int64GetDatum(bodies[i]);
 			if (PayextExecute(&lock_usable_code_plan, values, NULL, false, 1,
 							  SPI_OK_SELECT) == 1)
 				wallets[rows++] = DatumGetInt64(PayextResultDatum(0, 1));
@@ -1215,8 +1195,7 @@ CodesLockBatch(int64 merchant_id, const ChargeItem *items, int n)
 	}
 	else
 	{
-		values[0] = PointerGetDatum(construct_array(bodies, found, INT8OID, sizeof(int64),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[0] = PayextInt64Array(bodies, found);
 		rows = PayextExecute(&lock_codes_plan, values, NULL, false, 0, SPI_OK_SELECT);
 		wallets = palloc(sizeof(int64) * Max(rows, 1));
 		for (uint64 r = 0; r < rows; r++)

@@ -349,24 +349,10 @@ static const char *const transfer_kind_nouns[] = {
 	[LEDGER_PARKING] = "parking",
 };
 
-/* The index of `word` in names[n], or raises PY901 (a CHECK let it in?). */
-static int
-LedgerParseWord(const char *word, const char *const *names, int n,
-				const char *column)
-{
-	for (int i = 0; i < n; i++)
-		if (strcmp(word, names[i]) == 0)
-			return i;
-	ereport(ERROR,
-			(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
-			 errmsg("payext: unknown %s \"%s\"", column, word)));
-	return 0;					/* not reached */
-}
-
 LedgerAccountKind
 LedgerParseAccountKind(const char *kind)
 {
-	return (LedgerAccountKind) LedgerParseWord(kind, account_kind_names,
+	return (LedgerAccountKind) PayextParseWord(kind, account_kind_names,
 											   lengthof(account_kind_names),
 											   "account kind");
 }
@@ -388,7 +374,7 @@ LedgerTransferKindName(LedgerTransferKind kind)
 static LedgerAccountStatus
 LedgerParseAccountStatus(const char *status)
 {
-	return (LedgerAccountStatus) LedgerParseWord(status, account_status_names,
+	return (LedgerAccountStatus) PayextParseWord(status, account_status_names,
 												 lengthof(account_status_names),
 												 "account status");
 }
@@ -664,15 +650,6 @@ LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit
 	}
 }
 
-static int
-LedgerCompareIds(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Locks the wallets among ids[from .. to), which are in id order.  Under
  * SERIALIZABLE one row at a time, by the primary key: for the one
@@ -684,7 +661,6 @@ LedgerCompareIds(const void *a, const void *b)
 static void
 LedgerLockWallets(const int64 *ids, int from, int to, const char *currency)
 {
-	Datum	   *elems;
 	Datum		values[2];
 
 	if (from >= to)
@@ -699,11 +675,7 @@ LedgerLockWallets(const int64 *ids, int from, int to, const char *currency)
 		}
 		return;
 	}
-	elems = palloc(sizeof(Datum) * (to - from));
-	for (int i = from; i < to; i++)
-		elems[i - from] = Int64GetDatum(ids[i]);
-	values[0] = PointerGetDatum(construct_array(elems, to - from, INT8OID, sizeof(int64),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[0] = PayextInt64Array(ids + from, to - from);
 	PayextExecute(&lock_wallets_plan, values, NULL, false, 0, SPI_OK_SELECT);
 }
 
@@ -714,7 +686,7 @@ LedgerLockForPayments(int64 merchant, const char *currency, int64 *wallets, int 
 	int			distinct = 0;
 	Datum		values[1];
 
-	qsort(wallets, n, sizeof(int64), LedgerCompareIds);
+	qsort(wallets, n, sizeof(int64), PayextCompareInt64);
 	for (int i = 0; i < n; i++)
 		if (distinct == 0 || wallets[distinct - 1] != wallets[i])
 			wallets[distinct++] = wallets[i];

@@ -16,6 +16,8 @@
 #include "common/int.h"
 #include "mb/pg_wchar.h"
 #include "storage/proc.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -350,4 +352,36 @@ bool
 PayextTimestampIsFinite(TimestampTz t)
 {
 	return !TIMESTAMP_NOT_FINITE(t);
+}
+
+int
+PayextParseWord(const char *word, const char *const *names, int n, const char *what)
+{
+	for (int i = 0; i < n; i++)
+		if (names[i] != NULL && strcmp(word, names[i]) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+			 errmsg("payext: unknown %s \"%s\"", what, word)));
+	return 0;					/* not reached */
+}
+
+int
+PayextCompareInt64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+Datum
+PayextInt64Array(const int64 *ids, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	return PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

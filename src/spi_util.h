@@ -93,6 +93,19 @@ extern bool PayextTimestampIsFinite(TimestampTz t);
 extern void PayextSpiConnect(void);
 extern void PayextSpiFinish(void);
 
+/*
+ * The index of `word` in names[0 .. n), a word a table's CHECK constraint
+ * lets in; PY901 (a broken invariant) for any other.  `what` names it.
+ */
+extern int	PayextParseWord(const char *word, const char *const *names, int n,
+							const char *what);
+
+/* qsort() comparison of int64s. */
+extern int	PayextCompareInt64(const void *a, const void *b);
+
+/* ids[0 .. n) as a bigint[] Datum, for a plan's `= ANY ($1)`. */
+extern Datum PayextInt64Array(const int64 *ids, int n);
+
 /* payext.shard_id */
 extern int	payext_shard_id;
 
