@@ -10,18 +10,27 @@
 -- least.  bench/run.sh runs it next to payext and the baseline.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-DROP SCHEMA IF EXISTS floor CASCADE;
-CREATE SCHEMA floor;
-
-CREATE TABLE floor.account (LIKE payext.account INCLUDING ALL);
-CREATE TABLE floor.merchant_credit (LIKE payext.merchant_credit INCLUDING ALL);
-CREATE TABLE floor.transfer (LIKE payext.transfer INCLUDING ALL);
-CREATE TABLE floor.payment (LIKE payext.payment INCLUDING ALL);
-CREATE UNLOGGED TABLE floor.payment_code (LIKE payext.payment_code INCLUDING ALL);
-CREATE TABLE floor.interaction (LIKE payext.interaction INCLUDING ALL);
-CREATE TABLE floor.interaction_pair (LIKE payext.interaction_pair INCLUDING ALL);
-CREATE SEQUENCE floor.id_seq;
-INSERT INTO floor.account SELECT * FROM payext.account;
+-- Three schemas of the same tables, each warmed alike by bench/populate.sh,
+-- so that no script runs on rows another one left: floor (the PL/pgSQL
+-- functions below), floorc and floorlean (the C functions at the end).
+DO $$
+DECLARE
+  s text;
+BEGIN
+  FOREACH s IN ARRAY ARRAY['floor', 'floorc', 'floorlean'] LOOP
+    EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', s);
+    EXECUTE format('CREATE SCHEMA %I', s);
+    EXECUTE format('CREATE TABLE %I.account (LIKE payext.account INCLUDING ALL)', s);
+    EXECUTE format('CREATE TABLE %I.merchant_credit (LIKE payext.merchant_credit INCLUDING ALL)', s);
+    EXECUTE format('CREATE TABLE %I.transfer (LIKE payext.transfer INCLUDING ALL)', s);
+    EXECUTE format('CREATE TABLE %I.payment (LIKE payext.payment INCLUDING ALL)', s);
+    EXECUTE format('CREATE UNLOGGED TABLE %I.payment_code (LIKE payext.payment_code INCLUDING ALL)', s);
+    EXECUTE format('CREATE TABLE %I.interaction (LIKE payext.interaction INCLUDING ALL)', s);
+    EXECUTE format('CREATE TABLE %I.interaction_pair (LIKE payext.interaction_pair INCLUDING ALL)', s);
+    EXECUTE format('CREATE SEQUENCE %I.id_seq', s);
+    EXECUTE format('INSERT INTO %I.account SELECT * FROM payext.account', s);
+  END LOOP;
+END $$;
 
 CREATE FUNCTION floor.request_payment(wallet bigint) RETURNS text
 LANGUAGE plpgsql AS $$
@@ -71,4 +80,23 @@ BEGIN
           payment_amount = p.payment_amount + excluded.payment_amount, last_at = excluded.last_at;
   RETURN t;
 END $$;
-VACUUM ANALYZE floor.account;
+
+-- The same two functions in C without the executor (bench/floorc/), when
+-- its module is installed (scripts/quickstart.sh bench installs it):
+-- floorc.* write the same rows, floorlean.* all but the payment row (the
+-- lower bound of a payment and its journal row as one row).  Each writes
+-- into the tables of its own schema.
+DO $$
+BEGIN
+  CREATE FUNCTION floorc.request_payment(wallet bigint) RETURNS text
+    AS '$libdir/payext_floor', 'floor_c_request_payment' LANGUAGE C STRICT;
+  CREATE FUNCTION floorc.charge(merchant bigint, code text, amount bigint, order_ref text)
+    RETURNS bigint AS '$libdir/payext_floor', 'floor_c_charge' LANGUAGE C STRICT;
+  CREATE FUNCTION floorlean.request_payment(wallet bigint) RETURNS text
+    AS '$libdir/payext_floor', 'floor_c_request_payment' LANGUAGE C STRICT;
+  CREATE FUNCTION floorlean.charge(merchant bigint, code text, amount bigint, order_ref text)
+    RETURNS bigint AS '$libdir/payext_floor', 'floor_c_charge_lean' LANGUAGE C STRICT;
+EXCEPTION WHEN undefined_file THEN
+  RAISE NOTICE 'payext_floor is not installed: no floorc and floorlean functions (make -C bench/floorc install)';
+END $$;
+VACUUM ANALYZE floor.account, floorc.account, floorlean.account;

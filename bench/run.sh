@@ -18,7 +18,7 @@ clients_list=${BENCH_CLIENTS:-1 4 8}
 sync_list=${BENCH_SYNC:-off on}
 growth_rows=${BENCH_GROWTH_ROWS:-10000000}
 fee_rows=${BENCH_FEE_ROWS:-1000000}
-scripts=${BENCH_SCRIPTS:-charge many hot assoc parking code naive floor tpcb select}
+scripts=${BENCH_SCRIPTS:-charge many hot assoc parking code naive floor floorc floorlean tpcb select}
 out=bench/results
 bindir=$("${PG_CONFIG:-pg_config}" --bindir)
 mkdir -p "$out"
@@ -35,6 +35,14 @@ start=$SECONDS
 bench/populate.sh
 "$bindir/pgbench" -i -q -s 10 bench >>"$log" 2>&1
 say "population loaded in $((SECONDS - start)) s"
+# floorc and floorlean need bench/floorc's module (scripts/quickstart.sh
+# bench installs it; or make -C bench/floorc install).
+if [ "$(psql_b -At -c "SELECT to_regproc('floorc.charge') IS NULL")" = t ]; then
+	case " $scripts " in *" floorc "* | *" floorlean "*)
+		say "bench/floorc is not installed: floorc and floorlean are left out"
+		scripts=$(tr ' ' '\n' <<<"$scripts" | grep -vx 'floorc\|floorlean' | paste -sd' ' -) ;;
+	esac
+fi
 
 # -- pgbench_run SYNC CLIENTS ARG...: one pgbench run of BENCH_SECONDS on
 # the bench database; prints its report, or logs it and fails.

@@ -33,8 +33,8 @@ typedefs=src/typedefs.list
 
 files=("$@")
 if [ ${#files[@]} = 0 ]; then
-	mapfile -t files < <(git ls-files -- 'src/*.[ch]' 'test/*.[ch]' 2>/dev/null ||
-		find src test -name '*.[ch]' -not -path '*/build/*')
+	mapfile -t files < <(git ls-files -- 'src/*.[ch]' 'test/*.[ch]' 'bench/*.[ch]' 2>/dev/null ||
+		find src test bench -name '*.[ch]' -not -path '*/build/*')
 fi
 
 # pgindent's standard options (src/tools/pgindent in PostgreSQL 15).

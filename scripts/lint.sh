@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The lint suite: C formatted as pgindent formats it (scripts/indent.sh
-# --check; `make indent` fixes it), every shell script clean under the
+# --check; `make indent` fixes it), bench/floorc built with -Werror, every shell script clean under the
 # linter shellcheck, and the version the same in the control file and in
 # META.json.  Needs no server.
 set -uo pipefail
@@ -17,6 +17,16 @@ else
 	echo "lint: shellcheck found problems"
 	status=1
 fi
+# bench/floorc (a measurement of the benchmark's, built nowhere else in the
+# tests) compiles warning-free, so that it does not rot.
+pg_config=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+if make -s -C bench/floorc clean all COPT=-Werror PG_CONFIG="$pg_config" >/dev/null; then
+	echo "lint: bench/floorc builds without warnings"
+else
+	echo "lint: bench/floorc does not build cleanly"
+	status=1
+fi
+make -s -C bench/floorc clean PG_CONFIG="$pg_config" >/dev/null 2>&1 || true
 version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" payext.control)
 # The distribution's version and the extension's under "provides" (not the
 # meta-spec's, which sits on one line with its url).

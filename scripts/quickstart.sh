@@ -52,6 +52,11 @@ else
 	make -s
 fi
 "${as_root[@]+"${as_root[@]}"}" make -s install PG_CONFIG="$PG_CONFIG"
+if [ "$what" = bench ]; then
+	# The floor without the executor (bench/floorc/), a measurement only.
+	make -s -C bench/floorc clean all PG_CONFIG="$PG_CONFIG"
+	"${as_root[@]+"${as_root[@]}"}" make -s -C bench/floorc install PG_CONFIG="$PG_CONFIG"
+fi
 
 if [ "$what" = demo ]; then
 	exec scripts/with_cluster.sh make -s demo PG_CONFIG="$PG_CONFIG"
