@@ -14,6 +14,7 @@ OBJS = \
 	src/ident.o \
 	src/money.o \
 	src/parking.o \
+	src/partition.o \
 	src/plate.o \
 	src/roles.o \
 	src/spi_util.o \
@@ -26,6 +27,7 @@ OBJS = \
 # one file per concern, in this order (pgvector's DATA_built).  Upgrade
 # scripts payext--A--B.sql are written by hand for every released version.
 SQL_PARTS = \
+	src/sql/partition.sql \
 	src/sql/ledger.sql \
 	src/sql/codes.sql \
 	src/sql/association.sql \

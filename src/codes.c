@@ -53,6 +53,7 @@
 #include "code_format.h"
 #include "codes.h"
 #include "errors.h"
+#include "partition.h"
 #include "ledger.h"
 #include "money.h"
 #include "payext_limits.h"
@@ -413,14 +414,16 @@ static void
 CodesParse(const char *code, size_t code_len, CodeFields *fields)
 {
 	CodeParseResult result = CodeParse(code, code_len, fields);
+	int			partition;
 
 	if (result != CODE_OK)
 		CodesRaiseMalformed(result);
-	if (fields->partition != payext_shard_id)
+	partition = PayextPartition();
+	if (fields->partition != partition)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_CODE_WRONG_SHARD),
 				 errmsg("payment code belongs to partition %02d", fields->partition),
-				 errdetail("This server is partition %02d.", payext_shard_id),
+				 errdetail("This database is partition %02d.", partition),
 				 errhint("Route a charge to the partition named by the code's first two digits.")));
 }
 
@@ -603,6 +606,7 @@ payext_request_payment(PG_FUNCTION_ARGS)
 	LedgerAccount wallet;
 	CodeKey		key;
 	int64		serial;
+	int			partition;
 	uint64		body = 0;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	Datum		values[7];
@@ -634,6 +638,8 @@ payext_request_payment(PG_FUNCTION_ARGS)
 	 * previous key may still hold the same 15 digits (a chance of one in
 	 * 10^15 a code), and then the next serial is taken.
 	 */
+	/* Before the serial: set_partition() waits for this transaction. */
+	partition = PayextPartition();
 	for (int attempt = 0;; attempt++)
 	{
 		serial = PayextNextSerial("code_serial_seq");
@@ -642,7 +648,7 @@ payext_request_payment(PG_FUNCTION_ARGS)
 					(errcode(PAYEXT_ERRCODE_CODES_EXHAUSTED),
 					 errmsg("payment code serials are exhausted"),
 					 errdetail("The sequence payext.code_serial_seq returned " INT64_FORMAT ".", serial)));
-		body = CodeEncrypt(key.secret, payext_shard_id, (uint64) serial);
+		body = CodeEncrypt(key.secret, partition, (uint64) serial);
 		values[0] = Int64GetDatum(serial);
 		values[1] = Int64GetDatum((int64) body);
 		if (PayextExecute(&insert_code_plan, values, nulls, false, 0, SPI_OK_INSERT) == 1)
@@ -651,7 +657,7 @@ payext_request_payment(PG_FUNCTION_ARGS)
 			elog(ERROR, "payext: four payment codes in a row collided with live ones");
 	}
 	explicit_bzero(&key, sizeof(key));
-	CodeCompose(payext_shard_id, body, code);
+	CodeCompose(partition, body, code);
 	CodesPurgeExpired(now);
 	PayextSpiFinish();
 	PG_RETURN_TEXT_P(cstring_to_text(code));
@@ -852,6 +858,26 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	return transfer_id;
 }
 
+/*
+ * code_partition(code text) RETURNS integer: the partition a code names, for
+ * a router (PY001, PY201).  Reads no table.
+ */
+PG_FUNCTION_INFO_V1(payext_code_partition);
+Datum
+payext_code_partition(PG_FUNCTION_ARGS)
+{
+	text	   *code;
+	CodeFields	fields;
+	CodeParseResult result;
+
+	PayextRequireArg(fcinfo, 0, "code");
+	code = PG_GETARG_TEXT_PP(0);
+	result = CodeParse(VARDATA_ANY(code), VARSIZE_ANY_EXHDR(code), &fields);
+	if (result != CODE_OK)
+		CodesRaiseMalformed(result);
+	PG_RETURN_INT32(fields.partition);
+}
+
 /* charge(merchant bigint, code text, amount bigint, order_ref text) RETURNS bigint */
 PG_FUNCTION_INFO_V1(payext_charge);
 Datum
@@ -927,7 +953,7 @@ CodesItemSuspect(const ChargeItem *item)
 		item->amount <= 0)
 		return true;
 	if (CodeParse(VARDATA_ANY(item->code), VARSIZE_ANY_EXHDR(item->code),
-				  &fields) != CODE_OK || fields.partition != payext_shard_id)
+				  &fields) != CODE_OK || fields.partition != PayextPartition())
 		return true;
 	ref = VARDATA_ANY(item->order_ref);
 	len = VARSIZE_ANY_EXHDR(item->order_ref);

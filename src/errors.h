@@ -8,7 +8,8 @@
  *
  *	PY0xx	arguments		PY1xx	ledger
  *	PY2xx	payment codes	PY3xx	association
- *	PY4xx	parking			PY9xx	broken invariant (never the caller's fault)
+ *	PY4xx	parking			PY5xx	partitions
+ *	PY9xx	broken invariant (never the caller's fault)
  *
  * PostgreSQL's own codes stay where clients already react to them: 40001 and
  * 40P01 (retry), 42501 (privilege), 57014 (cancel).
@@ -98,6 +99,12 @@
  * an error from pay_parking.
  */
 #define PAYEXT_ERRCODE_EXIT_UNPRICED		PAYEXT_SQLSTATE('4', '1', '5')
+
+/* PY5xx: partitions */
+/* A partition number outside 0-99, a count outside 1-100, an id of none */
+#define PAYEXT_ERRCODE_BAD_PARTITION		PAYEXT_SQLSTATE('5', '0', '1')
+/* set_partition() on a database whose number is fixed */
+#define PAYEXT_ERRCODE_PARTITION_FIXED		PAYEXT_SQLSTATE('5', '0', '2')
 
 /* PY9xx: a broken invariant; reaching one is a bug in payext */
 #define PAYEXT_ERRCODE_INVARIANT_BROKEN		PAYEXT_SQLSTATE('9', '0', '1')

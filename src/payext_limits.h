@@ -7,15 +7,21 @@
 #define PAYEXT_PAYEXT_LIMITS_H
 
 /*
- * Shard number (payext.shard_id): a payment code's first two digits, and
- * ids carry it in their high bits.  0-9 until partitions get their own
- * property (the contract allows 0-99).
+ * A partition's number (payext.partition_info, set_partition()): a payment
+ * code's first two digits, and ids carry it in their high bits.
+ */
+#define PAYEXT_MIN_PARTITION		0
+#define PAYEXT_MAX_PARTITION		99
+
+/*
+ * payext.shard_id, 0.7.0's partition number: read only by the update from
+ * 0.7.0, which moves it into payext.partition_info.
  */
 #define PAYEXT_MIN_SHARD_ID			0
 #define PAYEXT_MAX_SHARD_ID			9
 #define PAYEXT_DEFAULT_SHARD_ID		0
 
-/* Ids are (shard << PAYEXT_ID_SHARD_SHIFT) | serial. */
+/* Ids are (partition << PAYEXT_ID_SHARD_SHIFT) | serial; 99 << 56 < 2^63. */
 #define PAYEXT_ID_SHARD_SHIFT		56
 #define PAYEXT_MAX_ID_SERIAL		((INT64CONST(1) << PAYEXT_ID_SHARD_SHIFT) - 1)
 

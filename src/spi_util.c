@@ -25,11 +25,11 @@
 #include "utils/snapmgr.h"
 
 #include "errors.h"
+#include "partition.h"
 #include "ident.h"
 #include "payext_limits.h"
 #include "spi_util.h"
 
-int			payext_shard_id = PAYEXT_DEFAULT_SHARD_ID;
 
 /* The extversion of payext in this database, palloc'd; NULL if none. */
 static char *
@@ -234,6 +234,8 @@ PayextNextSerial(const char *seq_name)
 int64
 PayextNextId(const char *seq_name)
 {
+	/* Before the serial: set_partition() waits for this transaction. */
+	int			partition = PayextPartition();
 	int64		serial = PayextNextSerial(seq_name);
 
 	if (serial < 1 || serial > PAYEXT_MAX_ID_SERIAL)
@@ -242,7 +244,7 @@ PayextNextId(const char *seq_name)
 				 errmsg("id sequence payext.%s is out of range", seq_name),
 				 errdetail("The sequence returned " INT64_FORMAT ", but ids hold serials from 1 to " INT64_FORMAT ".",
 						   serial, PAYEXT_MAX_ID_SERIAL)));
-	return ((int64) payext_shard_id << PAYEXT_ID_SHARD_SHIFT) | serial;
+	return ((int64) partition << PAYEXT_ID_SHARD_SHIFT) | serial;
 }
 
 void

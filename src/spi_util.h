@@ -59,7 +59,7 @@ extern char *PayextResultCString(uint64 row, int col);
 /* The oid of relation payext.<name>, or InvalidOid when it does not exist. */
 extern Oid	PayextRelid(const char *name);
 
-/* A new id from sequence payext.<seq_name>, carrying the shard number. */
+/* A new id from sequence payext.<seq_name>, carrying the partition. */
 extern int64 PayextNextId(const char *seq_name);
 
 /* The next value of sequence payext.<seq_name>, as it is. */
@@ -105,8 +105,5 @@ extern int	PayextCompareInt64(const void *a, const void *b);
 
 /* ids[0 .. n) as a bigint[] Datum, for a plan's `= ANY ($1)`. */
 extern Datum PayextInt64Array(const int64 *ids, int n);
-
-/* payext.shard_id */
-extern int	payext_shard_id;
 
 #endif							/* PAYEXT_SPI_UTIL_H */

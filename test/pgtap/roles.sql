@@ -251,7 +251,8 @@ INSERT INTO tap_public_priv
 SELECT 'EXECUTE ' || f::regprocedure::text FROM unnest(ARRAY[
   'payext.format_amount(bigint, text)', 'payext.currencies()', 'payext.normalize_plate(text)',
   'payext.calling_role()', 'payext.caller_has_capability(text)', 'payext.acting_accounts()',
-  'payext.acting_public_service_ids()']) f;
+  'payext.acting_public_service_ids()', 'payext.current_partition()', 'payext.partition_of(bigint)',
+  'payext.code_partition(text)', 'payext.owner_hash(text)', 'payext.owner_partition(text, integer)']) f;
 
 CREATE TEMP VIEW tap_expected AS
 SELECT t.r, CASE WHEN k.privilege = 'EXECUTE'

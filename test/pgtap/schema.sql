@@ -164,8 +164,9 @@ SELECT set_eq($$
    WHERE p.pronamespace = 'payext'::regnamespace
      AND has_function_privilege('public', p.oid, 'EXECUTE')
 $$, ARRAY['currencies', 'format_amount', 'normalize_plate', 'calling_role',
-        'caller_has_capability', 'acting_accounts', 'acting_public_service_ids'],
-'PUBLIC executes only the pure helpers and what row-level security policies call about the caller itself');
+        'caller_has_capability', 'acting_accounts', 'acting_public_service_ids',
+        'current_partition', 'partition_of', 'code_partition', 'owner_hash', 'owner_partition'],
+'PUBLIC executes only the pure helpers (routing ones included) and what row-level security policies call about the caller itself');
 SELECT table_privs_are('payext', t, 'public', ARRAY[]::name[],
                        format('PUBLIC has no privilege on payext.%s', t))
   FROM unnest(ARRAY['account', 'transfer']) AS t;

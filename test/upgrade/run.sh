@@ -41,6 +41,9 @@ cleanup() {
 	for db in ${dbs[@]+"${dbs[@]}"}; do dropdb --if-exists "$db" >/dev/null 2>&1 || true; done
 	psql -X -q -c 'DROP ROLE IF EXISTS payext_upgrade_till' -c 'DROP ROLE IF EXISTS payext_upgrade_admin' \
 		>/dev/null 2>&1 || true
+	if [ "${shard_set:-0}" = 1 ]; then
+		psql -X -q -c 'ALTER SYSTEM RESET payext.shard_id' -c 'SELECT pg_reload_conf()' >/dev/null 2>&1 || true
+	fi
 	for f in ${copied[@]+"${copied[@]}"}; do "${as_root[@]+"${as_root[@]}"}" rm -f "$f"; done
 }
 trap cleanup EXIT
@@ -196,6 +199,28 @@ for script in $(find "$released" -name 'payext--*.sql' ! -name '*.data.sql' 2>/d
 	fi
 done
 [ "$earlier" != 0 ] || echo "upgrade: no release before $version to update from"
+
+# 4. 0.7.0's server-wide partition number (payext.shard_id) becomes the
+# database's own (payext.partition_info) in the update to 0.8.0.
+if [ -f "$extdir/payext--0.7.0.sql" ] && [ "$(printf '%s\n' 0.8.0 "$version" | sort -V | head -n 1)" = 0.8.0 ]; then
+	shard_set=1
+	q -c 'ALTER SYSTEM SET payext.shard_id = 3' -c 'SELECT pg_reload_conf()' >/dev/null
+	for _ in $(seq 50); do
+		[ "$(q -c 'SHOW payext.shard_id')" = 3 ] && break
+		sleep 0.1
+	done
+	fresh_db payext_upgrade_shard
+	q -d payext_upgrade_shard -c "CREATE EXTENSION payext VERSION '0.7.0'" \
+		-c 'ALTER EXTENSION payext UPDATE TO '"'0.8.0'" -c 'ALTER EXTENSION payext UPDATE'
+	q -c 'ALTER SYSTEM RESET payext.shard_id' -c 'SELECT pg_reload_conf()' >/dev/null
+	shard_set=0
+	got=$(q -d payext_upgrade_shard -c "SELECT payext.current_partition(), payext.partition_of(payext.open_wallet('shard-ann'))")
+	if [ "$got" = "3|3" ]; then
+		echo "upgrade: 0.7.0 with payext.shard_id = 3 -> $version: the database is partition 3, and its new ids carry 3"
+	else
+		fail "0.7.0 with payext.shard_id = 3 -> $version: partition and new id's partition $got, not 3|3"
+	fi
+fi
 
 [ "$failures" = 0 ] || { echo "upgrade: $failures failure(s)"; exit 1; }
 echo "upgrade: ok"

@@ -1,0 +1,91 @@
+--
+-- Partitions: a database's number, fixed for life, and what a router
+-- routes by (DESIGN.md, "More than one node").  Concurrency:
+-- test/specs/partition_fixed.spec.
+--
+\set VERBOSITY default
+SET client_min_messages = notice;
+
+-- This database hands out ids under partition 0 (had the tests before this
+-- one not done so already, this wallet would): its number can be fixed at
+-- 0, never changed to another.
+SELECT payext.current_partition();
+SELECT payext.open_wallet('part-first') > 0 AS opened;
+-- (terse: the sequences used so far depend on the tests run before)
+\set VERBOSITY terse
+SELECT payext.set_partition(5);
+\set VERBOSITY default
+SELECT payext.set_partition(0);
+SELECT payext.set_partition(0);
+SELECT number FROM payext.partition_info;
+SELECT payext.set_partition(5);
+-- Out of range, null.
+SELECT payext.set_partition(100);
+SELECT payext.set_partition(-1);
+SELECT payext.set_partition(NULL);
+
+-- The partition of an id: its high bits.
+SELECT payext.partition_of(payext.open_wallet('part-ann'));
+SELECT payext.partition_of((99::bigint << 56) | 12345) AS p99,
+       payext.partition_of(1) AS p0;
+SELECT payext.partition_of(0);
+SELECT payext.partition_of(-1);
+SELECT payext.partition_of((100::bigint << 56) | 1);
+SELECT payext.partition_of(NULL);
+
+-- A code's partition: its first two digits, once the check digit holds.
+SELECT payext.code_partition(payext.request_payment(payext.open_wallet('part-ann')));
+SELECT payext.code_partition('12345');
+SELECT payext.code_partition('000000000000000001');
+SELECT payext.code_partition(NULL);
+
+-- owner_hash is the first four bytes of SHA-256 over the id's UTF-8
+-- bytes, big-endian, as a signed integer: computed here apart, with
+-- PostgreSQL's sha256().
+SELECT o, payext.owner_hash(o) = ('x' || left(encode(sha256(convert_to(o, 'UTF8')), 'hex'), 8))::bit(32)::integer AS same
+  FROM unnest(ARRAY['ann', 'ben', 'wx_7f3a9c', '用户一', repeat('z', 128)]) AS o;
+-- Fixed values: a router and every partition must agree on them forever.
+SELECT payext.owner_hash('ann') AS ann, payext.owner_hash('ben') AS ben;
+-- owner_partition among n partitions: the hash as unsigned, modulo n; for
+-- a power of two, the low bits PL/Proxy's RUN ON owner_hash(...) takes.
+SELECT o, payext.owner_partition(o, 4) AS of_4,
+       payext.owner_partition(o, 4) = (payext.owner_hash(o) & 3) AS as_plproxy,
+       payext.owner_partition(o, 100) AS of_100,
+       payext.owner_partition(o, 100) = ((payext.owner_hash(o)::bigint & 4294967295) % 100)::integer AS unsigned_mod
+  FROM unnest(ARRAY['ann', 'ben', 'cat', 'dan']) AS o;
+SELECT payext.owner_partition('ann', 1);
+-- Bad owners are refused as open_wallet refuses them; bad counts too.
+SELECT payext.owner_hash(' ann');
+SELECT payext.owner_hash(E'an\u200bn');
+SELECT payext.owner_hash('');
+SELECT payext.owner_partition('ann', 0);
+SELECT payext.owner_partition('ann', 101);
+SELECT payext.owner_partition('ann', NULL);
+
+-- A database of its own, fixed at 7 before its first id: its ids and
+-- codes carry 7, and a code of 7 is not charged on partition 0.
+\set regress_db :DBNAME
+CREATE DATABASE payext_partition_seven;
+\c payext_partition_seven
+SET client_min_messages = warning;
+CREATE EXTENSION payext;
+RESET client_min_messages;
+SELECT payext.current_partition();
+SELECT payext.set_partition(7);
+SELECT payext.set_partition(7);
+SELECT payext.set_partition(8);
+SELECT payext.current_partition();
+SELECT payext.open_wallet('seven-ann') AS wallet \gset
+SELECT payext.open_merchant('gh_seven', 'Seven Shop') AS shop \gset
+SELECT payext.partition_of(:wallet) AS wallet_partition,
+       payext.partition_of(:shop) AS shop_partition,
+       payext.partition_of(payext.top_up(:wallet, 1000, 'seven-in')) AS transfer_partition;
+SELECT payext.request_payment(:wallet) AS code \gset
+SELECT left(:'code', 2) AS digits, payext.code_partition(:'code') AS code_partition;
+SELECT payext.partition_of(payext.charge(:shop, :'code', 300, 'seven-1')) AS charge_partition;
+SELECT payext.balance(:wallet) AS wallet_balance;
+SELECT payext.request_payment(:wallet) AS code7 \gset
+\c :regress_db
+-- The regression database is partition 0: the code of 7 goes elsewhere.
+SELECT payext.charge(payext.open_merchant('gh_part_zero', 'Zero Shop'), :'code7', 100, 'zero-1');
+DROP DATABASE payext_partition_seven;
