@@ -37,4 +37,11 @@ else
 	echo "lint: META.json says $(echo "$meta" | paste -sd' ' -), payext.control says $version"
 	status=1
 fi
+router=$(sed -n "s/^default_version = '\(.*\)'/\1/p" payext_router.control)
+if [ "$router" = "$version" ]; then
+	echo "lint: payext_router.control says $version too"
+else
+	echo "lint: payext_router.control says $router, payext.control $version"
+	status=1
+fi
 exit "$status"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.." || exit 2
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap diff dump upgrade pgbouncer load crash valgrind demo)
+[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap diff dump upgrade pgbouncer router load crash valgrind demo)
 
 passed=0
 failed=0
@@ -31,6 +31,8 @@ run_suite() {
 	upgrade) test/upgrade/run.sh ;;
 	# Through PgBouncer in transaction pooling mode, started on loopback.
 	pgbouncer) test/pgbouncer/run.sh ;;
+	# Two partitions and a PL/Proxy router, each a cluster of its own.
+	router) scripts/with_partitions.sh 2 test/router/run.sh ;;
 	load) test/load/run.sh ;;
 	# A cluster of its own, which it kills and restarts.
 	crash) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh test/crash/run.sh ;;

@@ -105,6 +105,10 @@
 #define PAYEXT_ERRCODE_BAD_PARTITION		PAYEXT_SQLSTATE('5', '0', '1')
 /* set_partition() on a database whose number is fixed */
 #define PAYEXT_ERRCODE_PARTITION_FIXED		PAYEXT_SQLSTATE('5', '0', '2')
+/*
+ * PY503, raised by the router (payext_router--*.sql, in SQL): a partition
+ * whose number is not its place in configure_partitions()'s list.
+ */
 
 /* PY9xx: a broken invariant; reaching one is a bug in payext */
 #define PAYEXT_ERRCODE_INVARIANT_BROKEN		PAYEXT_SQLSTATE('9', '0', '1')

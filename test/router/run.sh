@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The router suite: test/router/sql/*.sql against the router that PGHOST,
+# PGPORT and PGDATABASE name, run by pg_regress on the existing database.
+# Run it inside scripts/with_partitions.sh 2 (scripts/run_suites.sh does).
+set -euo pipefail
+cd "$(dirname "$0")"
+PG_CONFIG=${PG_CONFIG:-pg_config}
+regress="$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress"
+[ -n "${PAYEXT_PARTITIONS:-}" ] || { echo "router: run inside scripts/with_partitions.sh" >&2; exit 2; }
+rm -rf results regression.diffs regression.out
+tests=()
+for f in sql/*.sql; do tests+=("$(basename "$f" .sql)"); done
+"$regress" --use-existing --dbname="$PGDATABASE" --host="$PGHOST" --port="$PGPORT" \
+	--user="$PGUSER" --inputdir=. --outputdir=. "${tests[@]}" || {
+	[ ! -f regression.diffs ] || cat regression.diffs
+	exit 1
+}

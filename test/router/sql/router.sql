@@ -1,0 +1,75 @@
+--
+-- The router (payext_router over PL/Proxy), with two partitions
+-- (scripts/with_partitions.sh 2): each call lands on the partition its
+-- arguments name, and answers as a single node would, SQLSTATEs included.
+-- test/router/run.sh runs it.
+--
+\set VERBOSITY default
+SELECT payext.router_partitions();
+-- Each partition is the number the router sends its ids to.
+SELECT p, payext.router_partition_number(p) FROM generate_series(0, 1) p;
+
+-- Wallets open on the partition of their owner's hash, and the router
+-- computes the hash as payext does (the partition's own owner_partition).
+SELECT o, payext.route_owner(o) AS routed, payext.owner_partition(o, 2) AS payext_says,
+       payext.partition_of(payext.open_wallet(o)) AS wallet_on
+  FROM unnest(ARRAY['ann', 'ben', 'cat', 'dan', '用户一']) AS o;
+-- Again: the same wallet, not a second one elsewhere.
+SELECT payext.open_wallet('ann') = payext.open_wallet('ann') AS same_wallet;
+
+-- Money moves on the wallet's partition; retries are idempotent there.
+SELECT payext.open_wallet('ann') AS ann, payext.open_wallet('ben') AS ben \gset
+SELECT payext.partition_of(payext.top_up(:ann, 10000, 'in-1')) AS ann_topup_on,
+       payext.partition_of(payext.top_up(:ben, 5000, 'in-1')) AS ben_topup_on;
+SELECT payext.top_up(:ann, 10000, 'in-1') = payext.top_up(:ann, 10000, 'in-1') AS replay_same;
+SELECT payext.balance(:ann) AS ann_balance, payext.balance(:ben) AS ben_balance;
+SELECT payext.partition_of(payext.withdraw(:ann, 2500, 'out-1')) AS withdraw_on;
+SELECT payext.balance(:ann) AS ann_balance;
+
+-- Codes carry their partition: issued by the wallet's, cancelled there.
+SELECT payext.request_payment(:ann) AS ann_code, payext.request_payment(:ben) AS ben_code \gset
+SELECT payext.code_partition(:'ann_code') = payext.partition_of(:ann) AS ann_code_home,
+       payext.code_partition(:'ben_code') = payext.partition_of(:ben) AS ben_code_home;
+SELECT payext.cancel_payment_code(:'ann_code');
+
+-- Errors come back with the partition's SQLSTATE, detail and hint; the
+-- message is PL/Proxy's, naming the function and the partition.  After a
+-- remote error PL/Proxy drops that connection and makes a new one at the
+-- next call (its NOTICE, hidden here).
+SET client_min_messages = warning;
+SELECT payext.top_up(:ann, -5, 'bad');
+\set VERBOSITY sqlstate
+SELECT payext.withdraw(:ben, 999999, 'too-much');
+SELECT payext.open_wallet(' ann');
+SELECT payext.open_wallet('ann', 'XXX');
+SELECT payext.cancel_payment_code('000000000000000001');
+SELECT payext.cancel_payment_code(:'ann_code');
+-- The router's own refusals, before any partition: nulls, ids and codes
+-- of partitions it does not have, malformed codes.
+SELECT payext.open_wallet(NULL);
+SELECT payext.balance(NULL);
+SELECT payext.balance(0);
+SELECT payext.balance((5::bigint << 56) | 1);
+SELECT payext.cancel_payment_code('05' || substr(:'ann_code', 3));
+SELECT payext.cancel_payment_code('12345');
+\set VERBOSITY default
+SELECT payext.balance((5::bigint << 56) | 1);
+-- A partition's refusal leaves the router usable: the next call works.
+SELECT payext.balance(:ann) AS ann_balance;
+
+-- Every partition verifies; verify_ledger() answers for each.
+SELECT check_name, count(*) AS partitions, bool_and(ok) AS ok
+  FROM payext.verify_ledger() GROUP BY check_name ORDER BY check_name;
+
+-- Configuring: a list out of order is refused (each partition is asked its
+-- number) and the router keeps its partitions; so is a count that is not
+-- a power of two, or nothing.
+\set VERBOSITY sqlstate
+SELECT payext.configure_partitions(ARRAY(
+  SELECT substr(o, 4) FROM pg_foreign_server s, unnest(s.srvoptions) AS o
+   WHERE s.srvname = 'payext_partitions' AND o ~ '^p[0-9]+=' ORDER BY o DESC));
+SELECT payext.configure_partitions(ARRAY['host=a', 'host=b', 'host=c']);
+SELECT payext.configure_partitions(ARRAY[]::text[]);
+SELECT payext.configure_partitions(NULL);
+\set VERBOSITY default
+SELECT payext.router_partitions(), payext.balance(:ann) AS ann_balance;
