@@ -730,3 +730,65 @@ GRANT EXECUTE ON FUNCTION payext.partition_of(bigint) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.code_partition(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.owner_hash(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.owner_partition(text, integer) TO PUBLIC;
+
+-- References claimed for one partition behind a router.
+CREATE TABLE payext.reference_claim (
+  merchant         bigint NOT NULL,
+  kind             text NOT NULL CHECK (kind IN ('order', 'refund')),
+  reference        text NOT NULL CHECK (length(reference) BETWEEN 1 AND 128),
+  partition_number integer NOT NULL CHECK (partition_number >= 0 AND partition_number <= 99),
+  claimed_at       timestamptz NOT NULL,
+  PRIMARY KEY (merchant, kind, reference)
+);
+COMMENT ON TABLE payext.reference_claim IS
+  'behind a router: which partition charged a merchant''s order_ref, or refunded under a refund_ref';
+SELECT pg_catalog.pg_extension_config_dump('payext.reference_claim', '');
+
+CREATE FUNCTION payext.claim_reference(merchant bigint, kind text, reference text,
+                                       partition_number integer)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  owner_number integer;
+BEGIN
+  IF merchant IS NULL OR kind IS NULL OR reference IS NULL OR partition_number IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null',
+      CASE WHEN merchant IS NULL THEN 'merchant' WHEN kind IS NULL THEN 'kind'
+           WHEN reference IS NULL THEN 'reference' ELSE 'partition_number' END
+      USING ERRCODE = 'PY001';
+  END IF;
+  IF partition_number < 0 OR partition_number > 99 THEN
+    RAISE EXCEPTION 'partition % is out of range', partition_number USING ERRCODE = 'PY501',
+      DETAIL = 'A partition''s number must be 0 to 99.';
+  END IF;
+  -- The first claim wins; a concurrent one waits for it, then reads it.
+  INSERT INTO payext.reference_claim AS c (merchant, kind, reference, partition_number, claimed_at)
+  VALUES (claim_reference.merchant, claim_reference.kind, claim_reference.reference,
+          claim_reference.partition_number, now())
+  ON CONFLICT ON CONSTRAINT reference_claim_pkey DO NOTHING;
+  SELECT c.partition_number INTO owner_number
+    FROM payext.reference_claim c
+   WHERE c.merchant = claim_reference.merchant AND c.kind = claim_reference.kind
+     AND c.reference = claim_reference.reference;
+  RETURN owner_number;
+END
+$$;
+COMMENT ON FUNCTION payext.claim_reference(bigint, text, text, integer) IS
+  'a router claims a merchant''s order_ref or refund_ref for a partition; returns the partition that holds it (the first claim''s)';
+
+CREATE FUNCTION payext.claimed_partition(merchant bigint, kind text, reference text)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT c.partition_number FROM payext.reference_claim c
+   WHERE c.merchant = $1 AND c.kind = $2 AND c.reference = $3
+$$;
+COMMENT ON FUNCTION payext.claimed_partition(bigint, text, text) IS
+  'the partition a merchant''s order_ref or refund_ref was claimed for, or NULL';
+
+REVOKE ALL ON TABLE payext.reference_claim FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.claim_reference(bigint, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.claimed_partition(bigint, text, text) FROM PUBLIC;

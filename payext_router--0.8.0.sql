@@ -138,6 +138,17 @@ BEGIN
 END
 $$;
 
+-- payext.owner_hash's arithmetic: SHA-256's first four bytes, big-endian,
+-- unsigned here, modulo the partitions (a power of two).
+CREATE FUNCTION payext.route_text(t text)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT ((('x' || left(encode(sha256(convert_to($1, 'UTF8')), 'hex'), 8))::bit(32)::integer::bigint
+           & 4294967295) % greatest(payext.router_partitions(), 1))::integer
+$$;
+
 CREATE FUNCTION payext.route_owner(owner text)
 RETURNS integer
 LANGUAGE plpgsql STABLE
@@ -147,11 +158,62 @@ BEGIN
   IF owner IS NULL THEN
     RAISE EXCEPTION 'argument "owner" must not be null' USING ERRCODE = 'PY001';
   END IF;
-  -- payext.owner_hash: SHA-256's first four bytes, big-endian, unsigned
-  -- here, modulo the partitions (a power of two).
-  RETURN ((('x' || left(encode(sha256(convert_to(owner, 'UTF8')), 'hex'), 8))::bit(32)::integer::bigint
-           & 4294967295) % greatest(payext.router_partitions(), 1))::integer;
+  RETURN payext.route_text(owner);
 END
+$$;
+
+-- Where a merchant's order_ref or refund_ref is claimed: a hash of both.
+CREATE FUNCTION payext.route_reference(merchant bigint, reference text)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT payext.route_text($1::text || '/' || $2)
+$$;
+
+-- Refuses a null argument as payext does (PY001).
+CREATE FUNCTION payext.require_args(names text[], present boolean[])
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  FOR i IN 1 .. array_length(names, 1) LOOP
+    IF NOT present[i] THEN
+      RAISE EXCEPTION 'argument "%" must not be null', names[i] USING ERRCODE = 'PY001';
+    END IF;
+  END LOOP;
+END
+$$;
+
+---------------------------------------------------------------------------
+-- Merchants: a sub-account on every partition
+---------------------------------------------------------------------------
+
+-- A merchant's id at the router is its account on partition 0; this table
+-- names its account on each partition (the router's only state, written by
+-- open_merchant, which may be called again to mend it).
+CREATE TABLE payext.merchant_account (
+  merchant          bigint NOT NULL,
+  partition_number  integer NOT NULL CHECK (partition_number >= 0 AND partition_number <= 99),
+  account           bigint NOT NULL UNIQUE,
+  public_service_id text NOT NULL,
+  currency          text NOT NULL,
+  PRIMARY KEY (merchant, partition_number)
+);
+COMMENT ON TABLE payext.merchant_account IS
+  'each merchant''s account on each partition; its id at the router is partition 0''s';
+SELECT pg_catalog.pg_extension_config_dump('payext.merchant_account', '');
+
+-- The merchant's account on partition p; a merchant the router does not
+-- know is passed on as it is, for the partition to judge (PY101, PY111).
+CREATE FUNCTION payext.merchant_on(merchant bigint, p integer)
+RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT m.account FROM payext.merchant_account m
+                    WHERE m.merchant = $1 AND m.partition_number = $2), $1)
 $$;
 
 ---------------------------------------------------------------------------
@@ -176,10 +238,199 @@ RETURNS bigint LANGUAGE plproxy AS $$
   RUN ON payext.route_id(account, 'account');
 $$;
 
-CREATE FUNCTION payext.balance(account bigint)
+CREATE FUNCTION payext.balance_on(p integer, account bigint)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON payext.route_id(account, 'account');
+  RUN ON p;
+  SELECT payext.balance(account);
+$$;
+
+-- A merchant's balance is its accounts' on every partition.
+CREATE FUNCTION payext.balance(account bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  total bigint := 0;
+  m record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM payext.merchant_account a WHERE a.merchant = balance.account) THEN
+    RETURN payext.balance_on(payext.route_id(account, 'account'), account);
+  END IF;
+  FOR m IN SELECT a.partition_number, a.account FROM payext.merchant_account a
+            WHERE a.merchant = balance.account ORDER BY a.partition_number LOOP
+    total := total + payext.balance_on(m.partition_number, m.account);
+  END LOOP;
+  RETURN total;
+END
+$$;
+
+CREATE FUNCTION payext.open_merchant_on(p integer, public_service_id text, display_name text,
+                                        currency text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.open_merchant(public_service_id, display_name, currency);
+$$;
+
+-- The merchant's account on every partition (each idempotent there), in
+-- partition order; again, the same ids.
+CREATE FUNCTION payext.open_merchant(public_service_id text, display_name text,
+                                     currency text DEFAULT 'CNY')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer := payext.router_partitions();
+  id bigint;
+  first bigint;
+BEGIN
+  PERFORM payext.require_args(ARRAY['public_service_id', 'display_name', 'currency'],
+                              ARRAY[public_service_id IS NOT NULL, display_name IS NOT NULL,
+                                    currency IS NOT NULL]);
+  FOR p IN 0 .. n - 1 LOOP
+    id := payext.open_merchant_on(p, public_service_id, display_name, currency);
+    first := coalesce(first, id);
+    INSERT INTO payext.merchant_account AS a
+      (merchant, partition_number, account, public_service_id, currency)
+    VALUES (first, p, id, open_merchant.public_service_id, open_merchant.currency)
+    ON CONFLICT (merchant, partition_number) DO NOTHING;
+  END LOOP;
+  RETURN first;
+END
+$$;
+
+CREATE FUNCTION payext.claim_reference_on(p integer, merchant bigint, kind text, reference text,
+                                          partition_number integer)
+RETURNS integer LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.claim_reference(merchant, kind, reference, partition_number);
+$$;
+
+CREATE FUNCTION payext.claimed_partition_on(p integer, merchant bigint, kind text, reference text)
+RETURNS integer LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.claimed_partition(merchant, kind, reference);
+$$;
+
+CREATE FUNCTION payext.charge_on(p integer, merchant bigint, code text, amount bigint,
+                                 order_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.charge(merchant, code, amount, order_ref);
+$$;
+
+-- A charge runs on the payer's partition (the code's digits), after the
+-- order_ref is claimed for that partition, so that no other partition can
+-- charge the same order.
+CREATE FUNCTION payext.charge(merchant bigint, code text, amount bigint, order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  holder integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'code', 'amount', 'order_ref'],
+                              ARRAY[merchant IS NOT NULL, code IS NOT NULL, amount IS NOT NULL,
+                                    order_ref IS NOT NULL]);
+  p := payext.route_code(code);
+  IF order_ref <> '' AND octet_length(order_ref) <= 128 THEN
+    holder := payext.claim_reference_on(payext.route_reference(merchant, order_ref), merchant,
+                                        'order', order_ref, p);
+    IF holder <> p THEN
+      RAISE EXCEPTION 'order "%" was already charged differently', order_ref
+        USING ERRCODE = 'PY208',
+              DETAIL = format('It was charged, or a charge was tried, with a code of partition %s; '
+                              'only such codes may charge it.', lpad(holder::text, 2, '0')),
+              HINT = 'Use a new order_ref for a new order.';
+    END IF;
+  END IF;
+  -- (an empty or overlong order_ref is the partition's to refuse: PY004)
+  RETURN payext.charge_on(p, payext.merchant_on(merchant, p), code, amount, order_ref);
+END
+$$;
+
+CREATE FUNCTION payext.refund_on(p integer, merchant bigint, order_ref text, amount bigint,
+                                 refund_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.refund(merchant, order_ref, amount, refund_ref);
+$$;
+
+-- A refund runs where its order was charged, after its refund_ref is
+-- claimed for that partition.
+CREATE FUNCTION payext.refund(merchant bigint, order_ref text, amount bigint, refund_ref text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  holder integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'order_ref', 'amount', 'refund_ref'],
+                              ARRAY[merchant IS NOT NULL, order_ref IS NOT NULL,
+                                    amount IS NOT NULL, refund_ref IS NOT NULL]);
+  p := payext.claimed_partition_on(payext.route_reference(merchant, order_ref), merchant,
+                                   'order', order_ref);
+  IF p IS NULL THEN
+    RAISE EXCEPTION 'merchant % has no payment for order "%"', merchant, order_ref
+      USING ERRCODE = 'PY209';
+  END IF;
+  IF refund_ref <> '' AND octet_length(refund_ref) <= 128 THEN
+    holder := payext.claim_reference_on(payext.route_reference(merchant, refund_ref), merchant,
+                                        'refund', refund_ref, p);
+    IF holder <> p THEN
+      RAISE EXCEPTION 'refund reference "%" was already used for a different refund', refund_ref
+        USING ERRCODE = 'PY211',
+              DETAIL = 'It refunded an order charged on another partition.',
+              HINT = 'Use a new refund_ref for a new refund.';
+    END IF;
+  END IF;
+  RETURN payext.refund_on(p, payext.merchant_on(merchant, p), order_ref, amount, refund_ref);
+END
+$$;
+
+CREATE FUNCTION payext.payment_status_on(p integer, merchant bigint, order_ref text,
+                                         OUT transfer_id bigint, OUT amount bigint,
+                                         OUT refunded_amount bigint, OUT state text,
+                                         OUT created_at timestamptz, OUT updated_at timestamptz)
+RETURNS record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.payment_status(merchant, order_ref);
+$$;
+
+CREATE FUNCTION payext.payment_status(merchant bigint, order_ref text,
+                                      OUT transfer_id bigint, OUT amount bigint,
+                                      OUT refunded_amount bigint, OUT state text,
+                                      OUT created_at timestamptz, OUT updated_at timestamptz)
+RETURNS record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'order_ref'],
+                              ARRAY[merchant IS NOT NULL, order_ref IS NOT NULL]);
+  p := payext.claimed_partition_on(payext.route_reference(merchant, order_ref), merchant,
+                                   'order', order_ref);
+  IF p IS NULL THEN
+    RAISE EXCEPTION 'merchant % has no payment for order "%"', merchant, order_ref
+      USING ERRCODE = 'PY209';
+  END IF;
+  SELECT * INTO transfer_id, amount, refunded_amount, state, created_at, updated_at
+    FROM payext.payment_status_on(p, payext.merchant_on(merchant, p), order_ref);
+END
 $$;
 
 CREATE FUNCTION payext.request_payment(wallet bigint, max_amount bigint DEFAULT NULL,

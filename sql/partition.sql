@@ -89,3 +89,21 @@ SELECT payext.request_payment(:wallet) AS code7 \gset
 -- The regression database is partition 0: the code of 7 goes elsewhere.
 SELECT payext.charge(payext.open_merchant('gh_part_zero', 'Zero Shop'), :'code7', 100, 'zero-1');
 DROP DATABASE payext_partition_seven;
+
+-- Behind a router, a merchant's order_ref and refund_ref are claimed for
+-- one partition (concurrency: test/specs/partition_claim_race.spec).  The
+-- first claim wins; kinds are claimed apart.
+SELECT payext.claim_reference(42, 'order', 'o-1', 3) AS first,
+       payext.claim_reference(42, 'order', 'o-1', 5) AS second,
+       payext.claim_reference(42, 'refund', 'o-1', 5) AS refund_kind,
+       payext.claim_reference(43, 'order', 'o-1', 7) AS other_merchant;
+SELECT payext.claimed_partition(42, 'order', 'o-1') AS claimed,
+       payext.claimed_partition(42, 'order', 'o-2') AS unclaimed;
+SELECT payext.claim_reference(NULL, 'order', 'o-1', 3);
+SELECT payext.claim_reference(42, 'order', NULL, 3);
+SELECT payext.claim_reference(42, 'order', 'o-1', 100);
+\set VERBOSITY terse
+SELECT payext.claim_reference(42, 'other', 'o-1', 3);
+SELECT payext.claim_reference(42, 'order', '', 3);
+\set VERBOSITY default
+DELETE FROM payext.reference_claim;

@@ -32,11 +32,54 @@ SELECT payext.code_partition(:'ann_code') = payext.partition_of(:ann) AS ann_cod
        payext.code_partition(:'ben_code') = payext.partition_of(:ben) AS ben_code_home;
 SELECT payext.cancel_payment_code(:'ann_code');
 
--- Errors come back with the partition's SQLSTATE, detail and hint; the
--- message is PL/Proxy's, naming the function and the partition.  After a
--- remote error PL/Proxy drops that connection and makes a new one at the
--- next call (its NOTICE, hidden here).
+-- After a remote error PL/Proxy drops that connection and makes a new one
+-- at the next call; its NOTICE is hidden from here on.
 SET client_min_messages = warning;
+
+-- A merchant has an account on every partition; its id at the router is
+-- partition 0's.  Again: the same ids.
+SELECT payext.open_merchant('gh_tea', 'Tea House') AS shop \gset
+SELECT payext.partition_of(:shop) AS shop_on,
+       payext.open_merchant('gh_tea', 'Tea House') = :shop AS same_again;
+SELECT partition_number, payext.partition_of(account) AS account_on, public_service_id, currency
+  FROM payext.merchant_account WHERE merchant = :shop ORDER BY partition_number;
+
+-- Charges run on the payer's partition, to the merchant's account there.
+SELECT payext.request_payment(:ann) AS ann_code2, payext.request_payment(:ben) AS ben_code2 \gset
+SELECT payext.partition_of(payext.charge(:shop, :'ann_code2', 1200, 'T-1')) AS ann_paid_on,
+       payext.partition_of(payext.charge(:shop, :'ben_code2', 800, 'T-2')) AS ben_paid_on;
+-- Replays return the first transfer and move nothing.
+SELECT payext.charge(:shop, :'ann_code2', 1200, 'T-1') = payext.charge(:shop, :'ann_code2', 1200, 'T-1') AS replay_same;
+SELECT payext.balance(:ann) AS ann_balance, payext.balance(:ben) AS ben_balance,
+       payext.balance(:shop) AS shop_balance;
+SELECT a.partition_number, payext.balance_on(a.partition_number, a.account) AS account_balance
+  FROM payext.merchant_account a WHERE a.merchant = :shop ORDER BY a.partition_number;
+SELECT transfer_id > 0 AS paid, amount, refunded_amount, state
+  FROM payext.payment_status(:shop, 'T-1');
+-- One order is charged on one partition only: a code of the other
+-- partition under T-1 is refused, even by a wallet with money.
+SELECT payext.request_payment(:ben) AS ben_code3 \gset
+\set VERBOSITY sqlstate
+SELECT payext.charge(:shop, :'ben_code3', 1200, 'T-1');
+\set VERBOSITY default
+SELECT payext.charge(:shop, :'ben_code3', 1200, 'T-1');
+-- Refunds run where the order was charged; a refund_ref is the merchant's
+-- across partitions.
+SELECT payext.partition_of(payext.refund(:shop, 'T-1', 200, 'R-1')) AS refunded_on;
+SELECT payext.refund(:shop, 'T-1', 200, 'R-1') = payext.refund(:shop, 'T-1', 200, 'R-1') AS refund_replay_same;
+SELECT amount, refunded_amount, state FROM payext.payment_status(:shop, 'T-1');
+\set VERBOSITY sqlstate
+SELECT payext.refund(:shop, 'T-2', 100, 'R-1');
+SELECT payext.refund(:shop, 'T-9', 100, 'R-9');
+SELECT * FROM payext.payment_status(:shop, 'T-9');
+SELECT payext.refund(:shop, 'T-1', 5000, 'R-2');
+SELECT payext.charge(:shop, :'ben_code3', 100, NULL);
+SELECT payext.refund(NULL, 'T-1', 100, 'R-3');
+\set VERBOSITY default
+SELECT payext.balance(:ann) AS ann_balance, payext.balance(:shop) AS shop_balance;
+
+-- Errors come back with the partition's SQLSTATE, detail and hint; the
+-- message is PL/Proxy's, naming the function and the partition.
 SELECT payext.top_up(:ann, -5, 'bad');
 \set VERBOSITY sqlstate
 SELECT payext.withdraw(:ben, 999999, 'too-much');
