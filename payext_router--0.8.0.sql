@@ -216,26 +216,138 @@ AS $$
                     WHERE m.merchant = $1 AND m.partition_number = $2), $1)
 $$;
 
+-- A partition that cannot be reached, or that went away during the call,
+-- is PL/Proxy's XX000; the router says PY504 instead: the call's outcome is
+-- unknown, and the caller retries it with the same reference.  Any other
+-- XX000 is passed on as it is.
+CREATE FUNCTION payext.raise_unreachable(p integer, message text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF message ~* '(could not connect|connection refused|connection to server|server closed the connection|terminating connection|no connection to the server|lost connection|connection timed out|PQconnectPoll|query timeout|could not send)' THEN
+    RAISE EXCEPTION 'partition % cannot be reached', coalesce(lpad(p::text, 2, '0'), 'of the call')
+      USING ERRCODE = 'PY504',
+            DETAIL = 'The outcome of the call is unknown. ' || message,
+            HINT = 'Retry with the same reference: payext moves the money of one reference once.';
+  END IF;
+END
+$$;
+
 ---------------------------------------------------------------------------
 -- payext's API, routed
 ---------------------------------------------------------------------------
 
-CREATE FUNCTION payext.open_wallet(owner text, currency text DEFAULT 'CNY')
+CREATE FUNCTION payext.open_wallet_on(p integer, owner text, currency text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON payext.route_owner(owner);
+  RUN ON p;
+  SELECT payext.open_wallet(owner, currency);
+$$;
+
+CREATE FUNCTION payext.open_wallet(owner text, currency text DEFAULT 'CNY')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer := payext.route_owner(owner);
+BEGIN
+  RETURN payext.open_wallet_on(p, owner, currency);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.top_up_on(p integer, wallet bigint, amount bigint, external_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.top_up(wallet, amount, external_ref);
 $$;
 
 CREATE FUNCTION payext.top_up(wallet bigint, amount bigint, external_ref text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer := payext.route_id(wallet, 'wallet');
+BEGIN
+  RETURN payext.top_up_on(p, wallet, amount, external_ref);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.withdraw_on(p integer, account bigint, amount bigint, external_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON payext.route_id(wallet, 'wallet');
+  RUN ON p;
+  SELECT payext.withdraw(account, amount, external_ref);
 $$;
 
 CREATE FUNCTION payext.withdraw(account bigint, amount bigint, external_ref text)
-RETURNS bigint LANGUAGE plproxy AS $$
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer := payext.route_id(account, 'account');
+BEGIN
+  RETURN payext.withdraw_on(p, account, amount, external_ref);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.request_payment_on(p integer, wallet bigint, max_amount bigint, ttl interval)
+RETURNS text LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON payext.route_id(account, 'account');
+  RUN ON p;
+  SELECT payext.request_payment(wallet, max_amount, ttl);
+$$;
+
+CREATE FUNCTION payext.request_payment(wallet bigint, max_amount bigint DEFAULT NULL,
+                                       ttl interval DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer := payext.route_id(wallet, 'wallet');
+BEGIN
+  RETURN payext.request_payment_on(p, wallet, max_amount, ttl);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.cancel_payment_code_on(p integer, code text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.cancel_payment_code(code);
+$$;
+
+CREATE FUNCTION payext.cancel_payment_code(code text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer := payext.route_code(code);
+BEGIN
+  PERFORM payext.cancel_payment_code_on(p, code);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
 $$;
 
 CREATE FUNCTION payext.balance_on(p integer, account bigint)
@@ -254,15 +366,21 @@ AS $$
 DECLARE
   total bigint := 0;
   m record;
+  p integer;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM payext.merchant_account a WHERE a.merchant = balance.account) THEN
-    RETURN payext.balance_on(payext.route_id(account, 'account'), account);
+    p := payext.route_id(account, 'account');
+    RETURN payext.balance_on(p, account);
   END IF;
   FOR m IN SELECT a.partition_number, a.account FROM payext.merchant_account a
             WHERE a.merchant = balance.account ORDER BY a.partition_number LOOP
-    total := total + payext.balance_on(m.partition_number, m.account);
+    p := m.partition_number;
+    total := total + payext.balance_on(p, m.account);
   END LOOP;
   RETURN total;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
 END
 $$;
 
@@ -286,11 +404,13 @@ DECLARE
   n integer := payext.router_partitions();
   id bigint;
   first bigint;
+  p integer;
 BEGIN
   PERFORM payext.require_args(ARRAY['public_service_id', 'display_name', 'currency'],
                               ARRAY[public_service_id IS NOT NULL, display_name IS NOT NULL,
                                     currency IS NOT NULL]);
-  FOR p IN 0 .. n - 1 LOOP
+  FOR i IN 0 .. n - 1 LOOP
+    p := i;
     id := payext.open_merchant_on(p, public_service_id, display_name, currency);
     first := coalesce(first, id);
     INSERT INTO payext.merchant_account AS a
@@ -299,6 +419,9 @@ BEGIN
     ON CONFLICT (merchant, partition_number) DO NOTHING;
   END LOOP;
   RETURN first;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
 END
 $$;
 
@@ -335,6 +458,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   p integer;
+  at_p integer;
   holder integer;
 BEGIN
   PERFORM payext.require_args(ARRAY['merchant', 'code', 'amount', 'order_ref'],
@@ -342,8 +466,8 @@ BEGIN
                                     order_ref IS NOT NULL]);
   p := payext.route_code(code);
   IF order_ref <> '' AND octet_length(order_ref) <= 128 THEN
-    holder := payext.claim_reference_on(payext.route_reference(merchant, order_ref), merchant,
-                                        'order', order_ref, p);
+    at_p := payext.route_reference(merchant, order_ref);
+    holder := payext.claim_reference_on(at_p, merchant, 'order', order_ref, p);
     IF holder <> p THEN
       RAISE EXCEPTION 'order "%" was already charged differently', order_ref
         USING ERRCODE = 'PY208',
@@ -353,7 +477,11 @@ BEGIN
     END IF;
   END IF;
   -- (an empty or overlong order_ref is the partition's to refuse: PY004)
+  at_p := p;
   RETURN payext.charge_on(p, payext.merchant_on(merchant, p), code, amount, order_ref);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM);
+  RAISE;
 END
 $$;
 
@@ -374,20 +502,21 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   p integer;
+  at_p integer;
   holder integer;
 BEGIN
   PERFORM payext.require_args(ARRAY['merchant', 'order_ref', 'amount', 'refund_ref'],
                               ARRAY[merchant IS NOT NULL, order_ref IS NOT NULL,
                                     amount IS NOT NULL, refund_ref IS NOT NULL]);
-  p := payext.claimed_partition_on(payext.route_reference(merchant, order_ref), merchant,
-                                   'order', order_ref);
+  at_p := payext.route_reference(merchant, order_ref);
+  p := payext.claimed_partition_on(at_p, merchant, 'order', order_ref);
   IF p IS NULL THEN
     RAISE EXCEPTION 'merchant % has no payment for order "%"', merchant, order_ref
       USING ERRCODE = 'PY209';
   END IF;
   IF refund_ref <> '' AND octet_length(refund_ref) <= 128 THEN
-    holder := payext.claim_reference_on(payext.route_reference(merchant, refund_ref), merchant,
-                                        'refund', refund_ref, p);
+    at_p := payext.route_reference(merchant, refund_ref);
+    holder := payext.claim_reference_on(at_p, merchant, 'refund', refund_ref, p);
     IF holder <> p THEN
       RAISE EXCEPTION 'refund reference "%" was already used for a different refund', refund_ref
         USING ERRCODE = 'PY211',
@@ -395,7 +524,11 @@ BEGIN
               HINT = 'Use a new refund_ref for a new refund.';
     END IF;
   END IF;
+  at_p := p;
   RETURN payext.refund_on(p, payext.merchant_on(merchant, p), order_ref, amount, refund_ref);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM);
+  RAISE;
 END
 $$;
 
@@ -419,37 +552,44 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   p integer;
+  at_p integer;
 BEGIN
   PERFORM payext.require_args(ARRAY['merchant', 'order_ref'],
                               ARRAY[merchant IS NOT NULL, order_ref IS NOT NULL]);
-  p := payext.claimed_partition_on(payext.route_reference(merchant, order_ref), merchant,
-                                   'order', order_ref);
+  at_p := payext.route_reference(merchant, order_ref);
+  p := payext.claimed_partition_on(at_p, merchant, 'order', order_ref);
   IF p IS NULL THEN
     RAISE EXCEPTION 'merchant % has no payment for order "%"', merchant, order_ref
       USING ERRCODE = 'PY209';
   END IF;
+  at_p := p;
   SELECT * INTO transfer_id, amount, refunded_amount, state, created_at, updated_at
     FROM payext.payment_status_on(p, payext.merchant_on(merchant, p), order_ref);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM);
+  RAISE;
 END
 $$;
 
-CREATE FUNCTION payext.request_payment(wallet bigint, max_amount bigint DEFAULT NULL,
-                                       ttl interval DEFAULT NULL)
-RETURNS text LANGUAGE plproxy AS $$
-  CLUSTER 'payext_partitions';
-  RUN ON payext.route_id(wallet, 'wallet');
-$$;
-
-CREATE FUNCTION payext.cancel_payment_code(code text)
-RETURNS void LANGUAGE plproxy AS $$
-  CLUSTER 'payext_partitions';
-  RUN ON payext.route_code(code);
-$$;
-
-CREATE FUNCTION payext.verify_ledger()
+CREATE FUNCTION payext.verify_ledger_on_all()
 RETURNS TABLE (check_name text, ok boolean, detail text) LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON ALL;
+  SELECT * FROM payext.verify_ledger();
+$$;
+
+-- Every partition's checks, each partition answering its own rows.
+CREATE FUNCTION payext.verify_ledger()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM payext.verify_ledger_on_all();
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(NULL, SQLERRM);
+  RAISE;
+END
 $$;
 
 -- Pure helpers: any partition answers alike.

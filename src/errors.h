@@ -106,8 +106,10 @@
 /* set_partition() on a database whose number is fixed */
 #define PAYEXT_ERRCODE_PARTITION_FIXED		PAYEXT_SQLSTATE('5', '0', '2')
 /*
- * PY503, raised by the router (payext_router--*.sql, in SQL): a partition
- * whose number is not its place in configure_partitions()'s list.
+ * Raised by the router (payext_router--*.sql, in SQL): PY503, a partition
+ * whose number is not its place in configure_partitions()'s list; PY504, a
+ * partition that cannot be reached or went away during the call (PL/Proxy's
+ * XX000): the outcome is unknown, retry with the same reference.
  */
 
 /* PY9xx: a broken invariant; reaching one is a bug in payext */

@@ -15,3 +15,7 @@ for f in sql/*.sql; do tests+=("$(basename "$f" .sql)"); done
 	[ ! -f regression.diffs ] || cat regression.diffs
 	exit 1
 }
+# Then load through the router, and the faults: a partition down, and
+# killed during a call.
+./load.sh
+./faults.sh

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The router's faults, inside scripts/with_partitions.sh 2 (test/router/run.sh
+# runs it after the pg_regress story):
+#
+#  1. Partition 1 down: its calls are PY504 ("cannot be reached; the outcome
+#     is unknown, retry with the same reference"), never XX000; partition 0
+#     keeps serving, wallets, codes and charges alike.
+#  2. Partition 1 back: the retry with the same reference moves the money
+#     once.
+#  3. Partition 1 killed while a top-up waits there for a row lock: PY504;
+#     after the restart, the retry with the same reference moves it once.
+#  4. Both partitions verify.
+set -euo pipefail
+
+fail() { echo "router faults: FAILED: $*" >&2; exit 1; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+# sqlstate SQL: the SQLSTATE of the statement's error, or "ok".
+sqlstate() {
+	local out
+	if out=$(psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate -c "$1" 2>&1); then
+		echo ok
+	else
+		sed -n 's/^.*ERROR: *\([0-9A-Z]\{5\}\).*$/\1/p' <<<"$out" | head -n 1
+	fi
+}
+
+read -r -a datas <<<"${PAYEXT_PARTITION_DATA:?run inside scripts/with_partitions.sh 2}"
+read -r -a uris <<<"$PAYEXT_PARTITIONS"
+[ "${#datas[@]}" = 2 ] || fail "needs 2 partitions, has ${#datas[@]}"
+# PAYEXT_PGCTL is a command with its arguments (runuser ... pg_ctl).
+read -r -a pgctl <<<"$PAYEXT_PGCTL"
+p1_stop() { "${pgctl[@]}" -D "${datas[1]}" -m immediate stop >/dev/null; }
+p1_start() { "${pgctl[@]}" -D "${datas[1]}" -l "${datas[1]}.log" -w -t 60 start >/dev/null; }
+
+# A user of each partition, by the router's hash.
+owner_on() { q -c "SELECT o FROM generate_series(1, 1000) g, format('fault-%s', g) o
+                    WHERE payext.route_owner(o) = $1 LIMIT 1"; }
+w0=$(q -c "SELECT payext.open_wallet('$(owner_on 0)')")
+w1=$(q -c "SELECT payext.open_wallet('$(owner_on 1)')")
+[ "$(q -c "SELECT payext.partition_of($w0), payext.partition_of($w1)")" = "0|1" ] ||
+	fail "wallets not on partitions 0 and 1"
+q -c "SELECT payext.top_up($w0, 10000, 'fault-in-0'), payext.top_up($w1, 10000, 'fault-in-1')" >/dev/null
+shop=$(q -c "SELECT payext.open_merchant('gh_fault', 'Fault Shop')")
+
+# 1. Partition 1 down.
+p1_stop
+st=$(sqlstate "SELECT payext.top_up($w1, 100, 'fault-a')")
+[ "$st" = PY504 ] || fail "top-up on a stopped partition: $st, not PY504"
+st=$(sqlstate "SELECT payext.balance($w1)")
+[ "$st" = PY504 ] || fail "balance on a stopped partition: $st, not PY504"
+st=$(sqlstate "SELECT * FROM payext.verify_ledger()")
+[ "$st" = PY504 ] || fail "verify_ledger with a stopped partition: $st, not PY504"
+[ "$(sqlstate "SELECT payext.top_up($w0, 100, 'fault-b')")" = ok ] ||
+	fail "partition 0 refused a top-up while partition 1 was down"
+code0=$(q -c "SELECT payext.request_payment($w0)")
+[ "$(sqlstate "SELECT payext.charge($shop, '$code0', 300, 'fault-order-0')")" = ok ] ||
+	fail "partition 0 refused a charge while partition 1 was down"
+echo "router faults: partition 1 down: its calls PY504, partition 0 served a top-up and a charge"
+
+# 2. Back: the retry moves the money once.
+p1_start
+a1=$(q -c "SELECT payext.top_up($w1, 100, 'fault-a')")
+a2=$(q -c "SELECT payext.top_up($w1, 100, 'fault-a')")
+[ "$a1" = "$a2" ] || fail "the retried top-up gave two transfers: $a1, $a2"
+[ "$(q -c "SELECT payext.balance($w1)")" = 10100 ] || fail "after the retry, balance $(q -c "SELECT payext.balance($w1)"), not 10100"
+echo "router faults: partition 1 back: the retry with the same reference moved 1.00 once"
+
+# 3. Killed during a call: a session on partition 1 holds the wallet's row,
+# the router's top-up waits for it, and partition 1 stops.
+psql -X -q -d "${uris[1]}" -c "BEGIN" \
+	-c "SELECT 1 FROM payext.account WHERE id = $w1 FOR UPDATE" -c "SELECT pg_sleep(60)" \
+	>/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 100); do
+	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")" = 1 ] && break
+	sleep 0.1
+done
+sqlstate "SELECT payext.top_up($w1, 250, 'fault-c')" >"${datas[1]}.inflight" &
+caller=$!
+for _ in $(seq 100); do
+	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" = 1 ] && break
+	sleep 0.1
+done
+[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" = 1 ] ||
+	fail "the routed top-up never waited on partition 1"
+p1_stop
+wait "$caller" || true
+wait "$holder" || true
+st=$(cat "${datas[1]}.inflight")
+[ "$st" = PY504 ] || fail "a top-up cut off by its partition's crash: $st, not PY504"
+p1_start
+b1=$(q -c "SELECT payext.top_up($w1, 250, 'fault-c')")
+b2=$(q -c "SELECT payext.top_up($w1, 250, 'fault-c')")
+[ "$b1" = "$b2" ] || fail "the retried top-up gave two transfers: $b1, $b2"
+[ "$(q -c "SELECT payext.balance($w1)")" = 10350 ] || fail "after the crash and retry, balance $(q -c "SELECT payext.balance($w1)"), not 10350"
+echo "router faults: partition 1 killed during a top-up: PY504; the retry moved 2.50 once"
+
+# 4. Both partitions verify.
+bad=$(q -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")
+n=$(q -c "SELECT count(DISTINCT check_name) FROM payext.verify_ledger()")
+if [ "$bad" != 0 ] || [ "$n" = 0 ]; then fail "verify_ledger: $bad failing checks of $n"; fi
+echo "router faults: ok, verify_ledger holds on both partitions"

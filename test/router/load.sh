@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Load through the router, inside scripts/with_partitions.sh 2 (test/router/
+# run.sh runs it): pgbench clients issue codes and charge them through the
+# router, the wallets spread over both partitions by their owners' hash, one
+# merchant with an account on each.  Then, from the partitions themselves:
+# every charge pgbench saw acknowledged is one payment (none lost, none
+# twice), money is conserved across the partitions (what the wallets lost
+# is what the merchant's accounts hold), and both partitions verify.
+#
+#   PAYEXT_ROUTER_LOAD_SECONDS (default 5), PAYEXT_ROUTER_LOAD_CLIENTS (8)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+seconds=${PAYEXT_ROUTER_LOAD_SECONDS:-5}
+clients=${PAYEXT_ROUTER_LOAD_CLIENTS:-8}
+wallets=64
+seed=100000
+fail() { echo "router load: FAILED: $*" >&2; exit 1; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+read -r -a uris <<<"${PAYEXT_PARTITIONS:?run inside scripts/with_partitions.sh}"
+bindir=$("${PG_CONFIG:-pg_config}" --bindir)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The population, through the router: wallets (their ids in a table of the
+# router's database, for pgbench) and one merchant.
+q -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS public.load_wallet" \
+	-c "CREATE TABLE public.load_wallet (i integer PRIMARY KEY, id bigint NOT NULL)" \
+	-c "INSERT INTO public.load_wallet
+	    SELECT g, payext.open_wallet('load-' || g) FROM generate_series(1, $wallets) g" \
+	-c "SELECT count(payext.top_up(id, $seed, 'load-seed')) FROM public.load_wallet" >/dev/null
+shop=$(q -c "SELECT payext.open_merchant('gh_load', 'Load Shop')")
+spread=$(q -c "SELECT string_agg(n::text, '/' ORDER BY p) FROM (SELECT payext.partition_of(id) p, count(*) n
+                FROM public.load_wallet GROUP BY 1) s")
+
+cat >"$work/charge.sql" <<EOF
+\set w random(1, $wallets)
+\set r random(1, 1000000000000)
+SELECT id AS wallet FROM public.load_wallet WHERE i = :w \gset
+SELECT payext.request_payment(:wallet) AS code \gset
+SELECT payext.charge($shop, ':code', 100, 'load-' || :client_id || '-' || :r);
+EOF
+out=$("$bindir/pgbench" -n -c "$clients" -j 2 -T "$seconds" -f "$work/charge.sql" 2>&1) ||
+	{ echo "$out"; fail "pgbench failed"; }
+acked=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
+if [ -z "$acked" ] || [ "$acked" = 0 ]; then
+	echo "$out"
+	fail "no transaction processed"
+fi
+
+# From the partitions: payments, what wallets lost, what the merchant holds.
+payments=0
+lost=0
+for uri in "${uris[@]}"; do
+	read -r n l < <(psql -X -q -At -F ' ' -d "$uri" -c "
+		SELECT (SELECT count(*) FROM payext.payment WHERE order_ref LIKE 'load-%'),
+		       (SELECT coalesce(sum($seed - balance), 0) FROM payext.account
+		         WHERE kind = 'wallet' AND owner LIKE 'load-%')")
+	payments=$((payments + n))
+	lost=$((lost + l))
+	bad=$(psql -X -q -At -d "$uri" -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")
+	[ "$bad" = 0 ] || fail "verify_ledger fails on $uri"
+done
+held=$(q -c "SELECT payext.balance($shop)")
+[ "$payments" = "$acked" ] ||
+	fail "pgbench acknowledged $acked charges, the partitions hold $payments payments"
+[ "$lost" = $((acked * 100)) ] || fail "wallets lost $lost, $acked charges of 100 were made"
+[ "$held" = "$lost" ] || fail "the merchant holds $held, the wallets lost $lost"
+echo "router load: $clients clients, ${seconds} s, $acked charges acknowledged (${failed:-0} failed, $tps a second) over wallets $spread on partitions 0/1: each one payment, the merchant's accounts hold what the wallets lost, both partitions verify"
