@@ -616,3 +616,14 @@ RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON ANY;
 $$;
+
+---------------------------------------------------------------------------
+-- Privileges
+---------------------------------------------------------------------------
+
+-- Pointing the router at other servers, and recording merchants' accounts
+-- (open_merchant writes merchant_account), are the owner's.  Every routed
+-- call runs on its partition as the calling role, where payext's own
+-- capabilities judge it.
+REVOKE ALL ON FUNCTION payext.configure_partitions(text[]) FROM PUBLIC;
+REVOKE ALL ON TABLE payext.merchant_account FROM PUBLIC;

@@ -116,3 +116,6 @@ SELECT payext.configure_partitions(ARRAY[]::text[]);
 SELECT payext.configure_partitions(NULL);
 \set VERBOSITY default
 SELECT payext.router_partitions(), payext.balance(:ann) AS ann_balance;
+-- Only the owner points the router elsewhere or records merchants.
+SELECT has_function_privilege('public', 'payext.configure_partitions(text[])', 'EXECUTE') AS public_configures,
+       has_table_privilege('public', 'payext.merchant_account', 'INSERT') AS public_maps_merchants;
