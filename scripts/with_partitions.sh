@@ -15,7 +15,9 @@
 # pointing at the router, PAYEXT_PARTITIONS (the partitions' connection
 # URIs, one per word, partition 0 first) and PAYEXT_PARTITION_DATA (their
 # data directories, likewise), PAYEXT_PGCTL (pg_ctl, as the clusters'
-# owner) for tests that stop and start a partition.
+# owner) for tests that stop and start a partition.  With
+# PAYEXT_PIN_PARTITIONS=1 each partition's server runs on one CPU (taskset;
+# partition p on CPU p modulo the CPUs), for the scale benchmark.
 set -euo pipefail
 
 n=${1:-}
@@ -71,7 +73,7 @@ start() {
 		echo "shared_buffers = 32MB"
 		for s in "$@"; do echo "$s"; done
 	} >>"$tmp/$name/postgresql.conf"
-	as_owner "$bindir/pg_ctl" -D "$tmp/$name" -l "$tmp/$name.log" -w -t 60 start >/dev/null
+	"${pin[@]+"${pin[@]}"}" "${as_owner[@]+"${as_owner[@]}"}" "$bindir/pg_ctl" -D "$tmp/$name" -l "$tmp/$name.log" -w -t 60 start >/dev/null
 }
 sql() {
 	local port=$1 db=$2
@@ -82,8 +84,10 @@ sql() {
 partitions=()
 connstrs=()
 data=()
+pin=()
 for ((p = 0; p < n; p++)); do
 	port=$((base + 1 + p))
+	[ "${PAYEXT_PIN_PARTITIONS:-0}" != 1 ] || pin=(taskset -c "$((p % $(nproc)))")
 	start "p$p" "$port" "shared_preload_libraries = 'payext'"
 	createdb -h 127.0.0.1 -p "$port" -U "$owner" "payext_p$p"
 	sql "$port" "payext_p$p" -c 'CREATE EXTENSION payext' -c "SELECT payext.set_partition($p)" >/dev/null
@@ -92,6 +96,7 @@ for ((p = 0; p < n; p++)); do
 	data+=("$tmp/p$p")
 done
 
+pin=()
 start router "$base"
 createdb -h 127.0.0.1 -p "$base" -U "$owner" payext_router
 list=$(printf "'%s'," "${connstrs[@]}")
