@@ -792,3 +792,56 @@ COMMENT ON FUNCTION payext.claimed_partition(bigint, text, text) IS
 REVOKE ALL ON TABLE payext.reference_claim FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.claim_reference(bigint, text, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.claimed_partition(bigint, text, text) FROM PUBLIC;
+
+-- Every row on the partition its key names (the router's verify_ledger).
+-- Behind a router: every row on the partition its key names.  Every id
+-- carries this database's partition, and every wallet's owner hashes here
+-- among `partitions` (NULL: a single node, where every owner belongs).
+-- The router's verify_ledger() runs it on every partition.
+CREATE FUNCTION payext.verify_placement(partitions integer)
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH here AS (
+    SELECT payext.current_partition() AS p
+  ), ids AS (
+    SELECT 'account' AS what, a.id FROM payext.account a
+    UNION ALL SELECT 'transfer', t.id FROM payext.transfer t
+    UNION ALL SELECT 'interaction', i.id FROM payext.interaction i
+    UNION ALL SELECT 'association_rule', r.id FROM payext.association_rule r
+    UNION ALL SELECT 'parking_lot', l.id FROM payext.parking_lot l
+    UNION ALL SELECT 'parking_stay', s.id FROM payext.parking_stay s
+  ), stray_id AS (
+    SELECT i.what, i.id FROM ids i, here WHERE (i.id >> 56) <> here.p
+  ), stray_owner AS (
+    SELECT a.id, a.owner FROM payext.account a, here
+     WHERE a.kind = 'wallet' AND $1 IS NOT NULL
+       AND payext.owner_partition(a.owner, $1) <> here.p
+  )
+  SELECT 'placement_ids',
+         NOT EXISTS (SELECT 1 FROM stray_id),
+         CASE WHEN EXISTS (SELECT 1 FROM stray_id)
+              THEN format('%s id(s) of another partition, the first %s %s',
+                          (SELECT count(*) FROM stray_id),
+                          (SELECT what FROM stray_id ORDER BY what, id LIMIT 1),
+                          (SELECT id FROM stray_id ORDER BY what, id LIMIT 1))
+              ELSE format('every id carries partition %s', (SELECT p FROM here))
+         END
+  UNION ALL
+  SELECT 'placement_owners',
+         NOT EXISTS (SELECT 1 FROM stray_owner),
+         CASE WHEN $1 IS NULL THEN 'a single node: every owner belongs here'
+              WHEN EXISTS (SELECT 1 FROM stray_owner)
+              THEN format('%s wallet(s) whose owner hashes to another of %s partitions, the first %s',
+                          (SELECT count(*) FROM stray_owner), $1,
+                          (SELECT id FROM stray_owner ORDER BY id LIMIT 1))
+              ELSE format('every wallet''s owner hashes here among %s partitions', $1)
+         END
+$$;
+COMMENT ON FUNCTION payext.verify_placement(integer) IS
+  'behind a router: every id carries this partition, every wallet''s owner hashes to it among partitions';
+
+REVOKE ALL ON FUNCTION payext.verify_placement(integer) FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('admin', 'EXECUTE', 'FUNCTION payext.verify_placement(integer)');

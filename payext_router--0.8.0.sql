@@ -58,6 +58,14 @@ BEGIN
     IF partitions[i] IS NULL OR partitions[i] = '' THEN
       RAISE EXCEPTION 'partition % has no connection string', i - 1 USING ERRCODE = 'PY001';
     END IF;
+    -- PL/Proxy connects as the calling role unless the string names one:
+    -- a fixed user would run every routed call with that user's rights.
+    IF partitions[i] ~* '(^|[\s?&])user\s*=' THEN
+      RAISE EXCEPTION 'partition %''s connection string names a user', i - 1
+        USING ERRCODE = 'PY503',
+              DETAIL = 'Routed calls must run on the partition as the calling role, whose capabilities payext checks there.',
+              HINT = 'Leave user out; give passwords in .pgpass or a user mapping.';
+    END IF;
     opts := opts || format('%s p%s %L', CASE WHEN i > 1 THEN ',' ELSE '' END, i - 1, partitions[i]);
   END LOOP;
   DROP SERVER IF EXISTS payext_partitions CASCADE;
@@ -209,11 +217,31 @@ SELECT pg_catalog.pg_extension_config_dump('payext.merchant_account', '');
 -- know is passed on as it is, for the partition to judge (PY101, PY111).
 CREATE FUNCTION payext.merchant_on(merchant bigint, p integer)
 RETURNS bigint
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT coalesce((SELECT m.account FROM payext.merchant_account m
                     WHERE m.merchant = $1 AND m.partition_number = $2), $1)
+$$;
+
+-- A merchant's accounts, partition by partition (none: not a merchant's
+-- id at the router); the table itself is the owner's.
+CREATE FUNCTION payext.merchant_accounts(merchant bigint)
+RETURNS TABLE (partition_number integer, account bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT m.partition_number, m.account FROM payext.merchant_account m
+   WHERE m.merchant = $1 ORDER BY m.partition_number
+$$;
+
+-- Whether an id is a merchant's, at the router or on a partition.
+CREATE FUNCTION payext.is_merchant_account(id bigint)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (SELECT 1 FROM payext.merchant_account m WHERE m.merchant = $1 OR m.account = $1)
 $$;
 
 -- A partition that cannot be reached, or that went away during the call,
@@ -298,6 +326,14 @@ AS $$
 DECLARE
   p integer := payext.route_id(account, 'account');
 BEGIN
+  -- A merchant's money lies on every partition: it is paid out whole by
+  -- merchant_settle, not by withdraw from one of its accounts.
+  IF payext.is_merchant_account(account) THEN
+    RAISE EXCEPTION 'account % is a merchant''s, with an account on every partition', account
+      USING ERRCODE = 'PY111',
+            DETAIL = 'Behind a router a merchant is paid out by merchant_settle, which adds up its partitions.',
+            HINT = 'Use merchant_settle.';
+  END IF;
   RETURN payext.withdraw_on(p, account, amount, external_ref);
 EXCEPTION WHEN internal_error THEN
   PERFORM payext.raise_unreachable(p, SQLERRM);
@@ -368,12 +404,11 @@ DECLARE
   m record;
   p integer;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM payext.merchant_account a WHERE a.merchant = balance.account) THEN
+  IF NOT EXISTS (SELECT 1 FROM payext.merchant_accounts(account)) THEN
     p := payext.route_id(account, 'account');
     RETURN payext.balance_on(p, account);
   END IF;
-  FOR m IN SELECT a.partition_number, a.account FROM payext.merchant_account a
-            WHERE a.merchant = balance.account ORDER BY a.partition_number LOOP
+  FOR m IN SELECT a.partition_number, a.account FROM payext.merchant_accounts(account) a LOOP
     p := m.partition_number;
     total := total + payext.balance_on(p, m.account);
   END LOOP;
@@ -578,7 +613,15 @@ RETURNS TABLE (check_name text, ok boolean, detail text) LANGUAGE plproxy AS $$
   SELECT * FROM payext.verify_ledger();
 $$;
 
--- Every partition's checks, each partition answering its own rows.
+CREATE FUNCTION payext.verify_placement_on_all(partitions integer)
+RETURNS TABLE (check_name text, ok boolean, detail text) LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON ALL;
+  SELECT * FROM payext.verify_placement(partitions);
+$$;
+
+-- Every partition's checks, each partition answering its own rows, and on
+-- each that every row lives where its key says (verify_placement).
 CREATE FUNCTION payext.verify_ledger()
 RETURNS TABLE (check_name text, ok boolean, detail text)
 LANGUAGE plpgsql
@@ -586,6 +629,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   RETURN QUERY SELECT * FROM payext.verify_ledger_on_all();
+  RETURN QUERY SELECT * FROM payext.verify_placement_on_all(payext.router_partitions());
 EXCEPTION WHEN internal_error THEN
   PERFORM payext.raise_unreachable(NULL, SQLERRM);
   RAISE;
@@ -625,5 +669,6 @@ $$;
 -- (open_merchant writes merchant_account), are the owner's.  Every routed
 -- call runs on its partition as the calling role, where payext's own
 -- capabilities judge it.
+GRANT USAGE ON SCHEMA payext TO PUBLIC;
 REVOKE ALL ON FUNCTION payext.configure_partitions(text[]) FROM PUBLIC;
 REVOKE ALL ON TABLE payext.merchant_account FROM PUBLIC;

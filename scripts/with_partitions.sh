@@ -92,7 +92,8 @@ for ((p = 0; p < n; p++)); do
 	createdb -h 127.0.0.1 -p "$port" -U "$owner" "payext_p$p"
 	sql "$port" "payext_p$p" -c 'CREATE EXTENSION payext' -c "SELECT payext.set_partition($p)" >/dev/null
 	partitions+=("postgresql://$owner@127.0.0.1:$port/payext_p$p")
-	connstrs+=("host=127.0.0.1 port=$port dbname=payext_p$p user=$owner")
+	# No user=: PL/Proxy then connects as the calling role.
+	connstrs+=("host=127.0.0.1 port=$port dbname=payext_p$p")
 	data+=("$tmp/p$p")
 done
 

@@ -84,6 +84,16 @@ SELECT payext.request_payment(:wallet) AS code \gset
 SELECT left(:'code', 2) AS digits, payext.code_partition(:'code') AS code_partition;
 SELECT payext.partition_of(payext.charge(:shop, :'code', 300, 'seven-1')) AS charge_partition;
 SELECT payext.balance(:wallet) AS wallet_balance;
+-- verify_placement: every id here carries 7; as one of 8 partitions, the
+-- wallet's owner must hash to 7 (it does not: 'seven-ann' hashes to
+-- owner_partition('seven-ann', 8)); a row with an id of another partition
+-- is caught.
+SELECT payext.owner_partition('seven-ann', 8) AS seven_ann_of_8;
+SELECT * FROM payext.verify_placement(NULL);
+SELECT * FROM payext.verify_placement(8);
+INSERT INTO payext.interaction (id, consumer, public_service_id, kind, amount, occurred_at, recorded_at)
+VALUES (42, 'seven-ann', 'gh_seven', 'visit', 0, now(), now());
+SELECT * FROM payext.verify_placement(NULL);
 SELECT payext.request_payment(:wallet) AS code7 \gset
 \c :regress_db
 -- The regression database is partition 0: the code of 7 goes elsewhere.

@@ -69,6 +69,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.transfer(bigint, bigint, bigint, text)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.verify_ledger()'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.verify_placement(integer)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.set_association_rule(text, integer, interval, bigint)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.drop_association_rule(text)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.evaluate_associations(text)'),

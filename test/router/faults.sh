@@ -100,3 +100,18 @@ bad=$(q -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")
 n=$(q -c "SELECT count(DISTINCT check_name) FROM payext.verify_ledger()")
 if [ "$bad" != 0 ] || [ "$n" = 0 ]; then fail "verify_ledger: $bad failing checks of $n"; fi
 echo "router faults: ok, verify_ledger holds on both partitions"
+
+# 5. A wallet opened on partition 0 directly, for an owner that hashes to
+# partition 1: the router's verify_ledger finds it out of place.
+stray=$(owner_on 1)-stray
+for _ in $(seq 50); do
+	[ "$(q -c "SELECT payext.route_owner('$stray')")" = 0 ] || break
+	stray=${stray}x
+done
+id=$(psql -X -q -At -d "${uris[0]}" -c "SELECT payext.open_wallet('$stray')")
+[ "$(q -c "SELECT ok FROM payext.verify_ledger() WHERE check_name = 'placement_owners' AND NOT ok")" = f ] ||
+	fail "verify_ledger did not find wallet $id of '$stray' out of place on partition 0"
+psql -X -q -d "${uris[0]}" -c "DELETE FROM payext.account WHERE id = $id"
+[ "$(q -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")" = 0 ] ||
+	fail "verify_ledger still fails after the stray wallet went"
+echo "router faults: a wallet on the wrong partition: verify_ledger's placement_owners fails; without it, all hold"

@@ -18,4 +18,5 @@ for f in sql/*.sql; do tests+=("$(basename "$f" .sql)"); done
 # Then load through the router, and the faults: a partition down, and
 # killed during a call.
 ./load.sh
+./roles.sh
 ./faults.sh

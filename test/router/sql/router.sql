@@ -75,6 +75,10 @@ SELECT * FROM payext.payment_status(:shop, 'T-9');
 SELECT payext.refund(:shop, 'T-1', 5000, 'R-2');
 SELECT payext.charge(:shop, :'ben_code3', 100, NULL);
 SELECT payext.refund(NULL, 'T-1', 100, 'R-3');
+-- A merchant is paid out whole (merchant_settle), not from one partition.
+SELECT payext.withdraw(:shop, 100, 'W-1');
+SELECT payext.withdraw((SELECT account FROM payext.merchant_account
+                         WHERE merchant = :shop AND partition_number = 1), 100, 'W-1');
 \set VERBOSITY default
 SELECT payext.balance(:ann) AS ann_balance, payext.balance(:shop) AS shop_balance;
 
@@ -100,7 +104,8 @@ SELECT payext.balance((5::bigint << 56) | 1);
 -- A partition's refusal leaves the router usable: the next call works.
 SELECT payext.balance(:ann) AS ann_balance;
 
--- Every partition verifies; verify_ledger() answers for each.
+-- Every partition verifies; verify_ledger() answers for each, and on each
+-- that every id carries the partition and every wallet's owner hashes there.
 SELECT check_name, count(*) AS partitions, bool_and(ok) AS ok
   FROM payext.verify_ledger() GROUP BY check_name ORDER BY check_name;
 
@@ -114,6 +119,10 @@ SELECT payext.configure_partitions(ARRAY(
 SELECT payext.configure_partitions(ARRAY['host=a', 'host=b', 'host=c']);
 SELECT payext.configure_partitions(ARRAY[]::text[]);
 SELECT payext.configure_partitions(NULL);
+-- A connection string that names a user would run every routed call as
+-- that user, whatever role called the router.
+SELECT payext.configure_partitions(ARRAY['host=127.0.0.1 dbname=x user=postgres']);
+SELECT payext.configure_partitions(ARRAY['postgresql://127.0.0.1/x?user=postgres']);
 \set VERBOSITY default
 SELECT payext.router_partitions(), payext.balance(:ann) AS ann_balance;
 -- Only the owner points the router elsewhere or records merchants.
