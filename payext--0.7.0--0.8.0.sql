@@ -747,7 +747,7 @@ SELECT pg_catalog.pg_extension_config_dump('payext.reference_claim', '');
 CREATE FUNCTION payext.claim_reference(merchant bigint, kind text, reference text,
                                        partition_number integer)
 RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
 DECLARE
@@ -763,6 +763,13 @@ BEGIN
     RAISE EXCEPTION 'partition % is out of range', partition_number USING ERRCODE = 'PY501',
       DETAIL = 'A partition''s number must be 0 to 99.';
   END IF;
+  -- The merchant's account on this partition, which the caller acts for.
+  IF merchant < 1 OR (merchant >> 56) <> payext.current_partition() THEN
+    RAISE EXCEPTION 'account % is not of this partition', merchant USING ERRCODE = 'PY501',
+      DETAIL = format('This database is partition %s.', payext.current_partition()),
+      HINT = 'Claim with the merchant''s account on the partition the claim goes to.';
+  END IF;
+  PERFORM payext.require_merchant(merchant);
   -- The first claim wins; a concurrent one waits for it, then reads it.
   INSERT INTO payext.reference_claim AS c (merchant, kind, reference, partition_number, claimed_at)
   VALUES (claim_reference.merchant, claim_reference.kind, claim_reference.reference,
@@ -780,11 +787,18 @@ COMMENT ON FUNCTION payext.claim_reference(bigint, text, text, integer) IS
 
 CREATE FUNCTION payext.claimed_partition(merchant bigint, kind text, reference text)
 RETURNS integer
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
-  SELECT c.partition_number FROM payext.reference_claim c
-   WHERE c.merchant = $1 AND c.kind = $2 AND c.reference = $3
+DECLARE
+  holder integer;
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  SELECT c.partition_number INTO holder FROM payext.reference_claim c
+   WHERE c.merchant = claimed_partition.merchant AND c.kind = claimed_partition.kind
+     AND c.reference = claimed_partition.reference;
+  RETURN holder;
+END
 $$;
 COMMENT ON FUNCTION payext.claimed_partition(bigint, text, text) IS
   'the partition a merchant''s order_ref or refund_ref was claimed for, or NULL';
@@ -845,3 +859,43 @@ COMMENT ON FUNCTION payext.verify_placement(integer) IS
 REVOKE ALL ON FUNCTION payext.verify_placement(integer) FROM PUBLIC;
 INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.verify_placement(integer)');
+
+-- Behind a router: the merchant procedures as functions.
+-- The function forms of CALL merchant_charge and CALL merchant_refund, for
+-- a router: PL/Proxy calls functions, not procedures
+-- (docs/partitions.md).  The same checks, the same result.
+CREATE FUNCTION payext.merchant_charge_call(merchant bigint, code text, amount bigint,
+                                            order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.charge(merchant, code, amount, order_ref);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_charge_call(bigint, text, bigint, text) IS
+  'CALL merchant_charge as a function, for a router';
+
+CREATE FUNCTION payext.merchant_refund_call(merchant bigint, order_ref text, amount bigint,
+                                            refund_ref text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.refund(merchant, order_ref, amount, refund_ref);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_refund_call(bigint, text, bigint, text) IS
+  'CALL merchant_refund as a function, for a router';
+
+REVOKE ALL ON FUNCTION payext.merchant_charge_call(bigint, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_refund_call(bigint, text, bigint, text) FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_call(bigint, text, bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_refund_call(bigint, text, bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.claim_reference(bigint, text, text, integer)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.claimed_partition(bigint, text, text)');

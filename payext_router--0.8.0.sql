@@ -235,6 +235,16 @@ AS $$
    WHERE m.merchant = $1 ORDER BY m.partition_number
 $$;
 
+-- The merchant's id at the router for its id there or any of its
+-- accounts; NULL for an id that is no merchant's.
+CREATE FUNCTION payext.router_merchant(id bigint)
+RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT m.merchant FROM payext.merchant_account m WHERE m.merchant = $1 OR m.account = $1 LIMIT 1
+$$;
+
 -- Whether an id is a merchant's, at the router or on a partition.
 CREATE FUNCTION payext.is_merchant_account(id bigint)
 RETURNS boolean
@@ -460,6 +470,69 @@ EXCEPTION WHEN internal_error THEN
 END
 $$;
 
+CREATE FUNCTION payext.map_merchant_role_on(p integer, grantee text, merchant bigint)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.map_merchant_role(grantee::regrole, merchant);
+$$;
+
+CREATE FUNCTION payext.unmap_merchant_role_on(p integer, grantee text, merchant bigint)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.unmap_merchant_role(grantee::regrole, merchant);
+$$;
+
+-- A merchant role acts for the merchant's account on every partition (the
+-- role must exist on each; each mapping is idempotent there, so a failed
+-- call is mended by calling again).
+CREATE FUNCTION payext.map_merchant_role(grantee regrole, merchant bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  a record;
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['grantee', 'merchant'],
+                              ARRAY[grantee IS NOT NULL, merchant IS NOT NULL]);
+  m := payext.require_router_merchant(merchant);
+  FOR a IN SELECT * FROM payext.merchant_accounts(m) LOOP
+    p := a.partition_number;
+    PERFORM payext.map_merchant_role_on(p, grantee::text, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.unmap_merchant_role(grantee regrole, merchant bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  a record;
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['grantee', 'merchant'],
+                              ARRAY[grantee IS NOT NULL, merchant IS NOT NULL]);
+  m := payext.require_router_merchant(merchant);
+  FOR a IN SELECT * FROM payext.merchant_accounts(m) LOOP
+    p := a.partition_number;
+    PERFORM payext.unmap_merchant_role_on(p, grantee::text, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
 CREATE FUNCTION payext.claim_reference_on(p integer, merchant bigint, kind text, reference text,
                                           partition_number integer)
 RETURNS integer LANGUAGE plproxy AS $$
@@ -483,15 +556,45 @@ RETURNS bigint LANGUAGE plproxy AS $$
   SELECT payext.charge(merchant, code, amount, order_ref);
 $$;
 
--- A charge runs on the payer's partition (the code's digits), after the
--- order_ref is claimed for that partition, so that no other partition can
--- charge the same order.
-CREATE FUNCTION payext.charge(merchant bigint, code text, amount bigint, order_ref text)
+CREATE FUNCTION payext.merchant_charge_call_on(p integer, merchant bigint, code text,
+                                               amount bigint, order_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.merchant_charge_call(merchant, code, amount, order_ref);
+$$;
+
+-- The merchant's id at the router, or PY101.
+CREATE FUNCTION payext.require_router_merchant(merchant bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint := payext.router_merchant(merchant);
+BEGIN
+  IF m IS NULL THEN
+    RAISE EXCEPTION 'account % is no merchant''s at this router', merchant
+      USING ERRCODE = 'PY101',
+            HINT = 'The router knows the merchants opened through it (open_merchant).';
+  END IF;
+  RETURN m;
+END
+$$;
+
+-- A charge runs on the payer's partition (the code's digits), to the
+-- merchant's account there, after the order_ref is claimed for that
+-- partition (on the partition a hash of the merchant and the order_ref
+-- names, under the merchant's account there), so that no other partition
+-- can charge the same order.  as_merchant: CALL merchant_charge's checks.
+CREATE FUNCTION payext.route_charge(merchant bigint, code text, amount bigint, order_ref text,
+                                    as_merchant boolean)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  m bigint;
   p integer;
   at_p integer;
   holder integer;
@@ -499,10 +602,12 @@ BEGIN
   PERFORM payext.require_args(ARRAY['merchant', 'code', 'amount', 'order_ref'],
                               ARRAY[merchant IS NOT NULL, code IS NOT NULL, amount IS NOT NULL,
                                     order_ref IS NOT NULL]);
+  m := payext.require_router_merchant(merchant);
   p := payext.route_code(code);
+  -- (an empty or overlong order_ref is the partition's to refuse: PY004)
   IF order_ref <> '' AND octet_length(order_ref) <= 128 THEN
-    at_p := payext.route_reference(merchant, order_ref);
-    holder := payext.claim_reference_on(at_p, merchant, 'order', order_ref, p);
+    at_p := payext.route_reference(m, order_ref);
+    holder := payext.claim_reference_on(at_p, payext.merchant_on(m, at_p), 'order', order_ref, p);
     IF holder <> p THEN
       RAISE EXCEPTION 'order "%" was already charged differently', order_ref
         USING ERRCODE = 'PY208',
@@ -511,12 +616,30 @@ BEGIN
               HINT = 'Use a new order_ref for a new order.';
     END IF;
   END IF;
-  -- (an empty or overlong order_ref is the partition's to refuse: PY004)
   at_p := p;
-  RETURN payext.charge_on(p, payext.merchant_on(merchant, p), code, amount, order_ref);
+  IF as_merchant THEN
+    RETURN payext.merchant_charge_call_on(p, payext.merchant_on(m, p), code, amount, order_ref);
+  END IF;
+  RETURN payext.charge_on(p, payext.merchant_on(m, p), code, amount, order_ref);
 EXCEPTION WHEN internal_error THEN
   PERFORM payext.raise_unreachable(at_p, SQLERRM);
   RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.charge(merchant bigint, code text, amount bigint, order_ref text)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payext.route_charge($1, $2, $3, $4, false) $$;
+
+CREATE PROCEDURE payext.merchant_charge(merchant bigint, code text, amount bigint,
+                                        order_ref text, INOUT transfer_id bigint DEFAULT NULL)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  transfer_id := payext.route_charge(merchant, code, amount, order_ref, true);
 END
 $$;
 
@@ -528,14 +651,24 @@ RETURNS bigint LANGUAGE plproxy AS $$
   SELECT payext.refund(merchant, order_ref, amount, refund_ref);
 $$;
 
--- A refund runs where its order was charged, after its refund_ref is
--- claimed for that partition.
-CREATE FUNCTION payext.refund(merchant bigint, order_ref text, amount bigint, refund_ref text)
+CREATE FUNCTION payext.merchant_refund_call_on(p integer, merchant bigint, order_ref text,
+                                               amount bigint, refund_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.merchant_refund_call(merchant, order_ref, amount, refund_ref);
+$$;
+
+-- A refund runs where its order was charged (its claim), after its
+-- refund_ref is claimed for that partition.
+CREATE FUNCTION payext.route_refund(merchant bigint, order_ref text, amount bigint,
+                                    refund_ref text, as_merchant boolean)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  m bigint;
   p integer;
   at_p integer;
   holder integer;
@@ -543,15 +676,16 @@ BEGIN
   PERFORM payext.require_args(ARRAY['merchant', 'order_ref', 'amount', 'refund_ref'],
                               ARRAY[merchant IS NOT NULL, order_ref IS NOT NULL,
                                     amount IS NOT NULL, refund_ref IS NOT NULL]);
-  at_p := payext.route_reference(merchant, order_ref);
-  p := payext.claimed_partition_on(at_p, merchant, 'order', order_ref);
+  m := payext.require_router_merchant(merchant);
+  at_p := payext.route_reference(m, order_ref);
+  p := payext.claimed_partition_on(at_p, payext.merchant_on(m, at_p), 'order', order_ref);
   IF p IS NULL THEN
     RAISE EXCEPTION 'merchant % has no payment for order "%"', merchant, order_ref
       USING ERRCODE = 'PY209';
   END IF;
   IF refund_ref <> '' AND octet_length(refund_ref) <= 128 THEN
-    at_p := payext.route_reference(merchant, refund_ref);
-    holder := payext.claim_reference_on(at_p, merchant, 'refund', refund_ref, p);
+    at_p := payext.route_reference(m, refund_ref);
+    holder := payext.claim_reference_on(at_p, payext.merchant_on(m, at_p), 'refund', refund_ref, p);
     IF holder <> p THEN
       RAISE EXCEPTION 'refund reference "%" was already used for a different refund', refund_ref
         USING ERRCODE = 'PY211',
@@ -560,10 +694,30 @@ BEGIN
     END IF;
   END IF;
   at_p := p;
-  RETURN payext.refund_on(p, payext.merchant_on(merchant, p), order_ref, amount, refund_ref);
+  IF as_merchant THEN
+    RETURN payext.merchant_refund_call_on(p, payext.merchant_on(m, p), order_ref, amount,
+                                          refund_ref);
+  END IF;
+  RETURN payext.refund_on(p, payext.merchant_on(m, p), order_ref, amount, refund_ref);
 EXCEPTION WHEN internal_error THEN
   PERFORM payext.raise_unreachable(at_p, SQLERRM);
   RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.refund(merchant bigint, order_ref text, amount bigint, refund_ref text)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payext.route_refund($1, $2, $3, $4, false) $$;
+
+CREATE PROCEDURE payext.merchant_refund(merchant bigint, order_ref text, amount bigint,
+                                        refund_ref text, INOUT transfer_id bigint DEFAULT NULL)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  transfer_id := payext.route_refund(merchant, order_ref, amount, refund_ref, true);
 END
 $$;
 
@@ -586,20 +740,22 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  m bigint;
   p integer;
   at_p integer;
 BEGIN
   PERFORM payext.require_args(ARRAY['merchant', 'order_ref'],
                               ARRAY[merchant IS NOT NULL, order_ref IS NOT NULL]);
-  at_p := payext.route_reference(merchant, order_ref);
-  p := payext.claimed_partition_on(at_p, merchant, 'order', order_ref);
+  m := payext.require_router_merchant(merchant);
+  at_p := payext.route_reference(m, order_ref);
+  p := payext.claimed_partition_on(at_p, payext.merchant_on(m, at_p), 'order', order_ref);
   IF p IS NULL THEN
     RAISE EXCEPTION 'merchant % has no payment for order "%"', merchant, order_ref
       USING ERRCODE = 'PY209';
   END IF;
   at_p := p;
   SELECT * INTO transfer_id, amount, refunded_amount, state, created_at, updated_at
-    FROM payext.payment_status_on(p, payext.merchant_on(merchant, p), order_ref);
+    FROM payext.payment_status_on(p, payext.merchant_on(m, p), order_ref);
 EXCEPTION WHEN internal_error THEN
   PERFORM payext.raise_unreachable(at_p, SQLERRM);
   RAISE;

@@ -101,19 +101,38 @@ SELECT payext.charge(payext.open_merchant('gh_part_zero', 'Zero Shop'), :'code7'
 DROP DATABASE payext_partition_seven;
 
 -- Behind a router, a merchant's order_ref and refund_ref are claimed for
--- one partition (concurrency: test/specs/partition_claim_race.spec).  The
--- first claim wins; kinds are claimed apart.
-SELECT payext.claim_reference(42, 'order', 'o-1', 3) AS first,
-       payext.claim_reference(42, 'order', 'o-1', 5) AS second,
-       payext.claim_reference(42, 'refund', 'o-1', 5) AS refund_kind,
-       payext.claim_reference(43, 'order', 'o-1', 7) AS other_merchant;
-SELECT payext.claimed_partition(42, 'order', 'o-1') AS claimed,
-       payext.claimed_partition(42, 'order', 'o-2') AS unclaimed;
+-- one partition (concurrency: test/specs/partition_claim_race.spec), under
+-- the merchant's account on the partition the claim goes to.  The first
+-- claim wins; kinds are claimed apart.
+SELECT payext.open_merchant('gh_claim_a', 'Claim A') AS claim_a,
+       payext.open_merchant('gh_claim_b', 'Claim B') AS claim_b \gset
+SELECT payext.claim_reference(:claim_a, 'order', 'o-1', 3) AS first,
+       payext.claim_reference(:claim_a, 'order', 'o-1', 5) AS second,
+       payext.claim_reference(:claim_a, 'refund', 'o-1', 5) AS refund_kind,
+       payext.claim_reference(:claim_b, 'order', 'o-1', 7) AS other_merchant;
+SELECT payext.claimed_partition(:claim_a, 'order', 'o-1') AS claimed,
+       payext.claimed_partition(:claim_a, 'order', 'o-2') AS unclaimed;
 SELECT payext.claim_reference(NULL, 'order', 'o-1', 3);
-SELECT payext.claim_reference(42, 'order', NULL, 3);
-SELECT payext.claim_reference(42, 'order', 'o-1', 100);
+SELECT payext.claim_reference(:claim_a, 'order', NULL, 3);
+SELECT payext.claim_reference(:claim_a, 'order', 'o-1', 100);
+-- An account of another partition is not claimed under here.
+SELECT payext.claim_reference((5::bigint << 56) | 1, 'order', 'o-1', 3);
 \set VERBOSITY terse
-SELECT payext.claim_reference(42, 'other', 'o-1', 3);
-SELECT payext.claim_reference(42, 'order', '', 3);
+SELECT payext.claim_reference(:claim_a, 'other', 'o-1', 3);
+SELECT payext.claim_reference(:claim_a, 'order', '', 3);
 \set VERBOSITY default
+-- A merchant role claims only for the accounts it acts for.
+CREATE ROLE part_till;
+SELECT payext.grant_capability('merchant', 'part_till');
+SELECT payext.map_merchant_role('part_till', :claim_a);
+SET ROLE part_till;
+SELECT payext.claim_reference(:claim_a, 'order', 'o-till', 2) AS till_claims_its_own;
+\set VERBOSITY sqlstate
+SELECT payext.claim_reference(:claim_b, 'order', 'o-till', 2);
+SELECT payext.claimed_partition(:claim_b, 'order', 'o-1');
+\set VERBOSITY default
+RESET ROLE;
+SELECT payext.unmap_merchant_role('part_till', :claim_a);
+SELECT payext.revoke_capability('merchant', 'part_till');
+DROP ROLE part_till;
 DELETE FROM payext.reference_claim;

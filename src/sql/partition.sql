@@ -76,7 +76,7 @@ COMMENT ON FUNCTION payext.owner_partition(text, integer) IS
 -- partition, but an order_ref (and a refund_ref) is the merchant's across
 -- all of them.  Before charging, the router claims the reference for the
 -- payer's partition, on the partition that a hash of (merchant, reference)
--- names; the claim commits there first, so that two codes of two
+-- names, under the merchant's account there (merchant_role judges); the claim commits there first, so that two codes of two
 -- partitions can never both charge one order (docs/partitions.md).  On a
 -- single node nothing writes here.
 CREATE TABLE payext.reference_claim (
@@ -94,7 +94,7 @@ SELECT pg_catalog.pg_extension_config_dump('payext.reference_claim', '');
 CREATE FUNCTION payext.claim_reference(merchant bigint, kind text, reference text,
                                        partition_number integer)
 RETURNS integer
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
 DECLARE
@@ -110,6 +110,13 @@ BEGIN
     RAISE EXCEPTION 'partition % is out of range', partition_number USING ERRCODE = 'PY501',
       DETAIL = 'A partition''s number must be 0 to 99.';
   END IF;
+  -- The merchant's account on this partition, which the caller acts for.
+  IF merchant < 1 OR (merchant >> 56) <> payext.current_partition() THEN
+    RAISE EXCEPTION 'account % is not of this partition', merchant USING ERRCODE = 'PY501',
+      DETAIL = format('This database is partition %s.', payext.current_partition()),
+      HINT = 'Claim with the merchant''s account on the partition the claim goes to.';
+  END IF;
+  PERFORM payext.require_merchant(merchant);
   -- The first claim wins; a concurrent one waits for it, then reads it.
   INSERT INTO payext.reference_claim AS c (merchant, kind, reference, partition_number, claimed_at)
   VALUES (claim_reference.merchant, claim_reference.kind, claim_reference.reference,
@@ -127,11 +134,18 @@ COMMENT ON FUNCTION payext.claim_reference(bigint, text, text, integer) IS
 
 CREATE FUNCTION payext.claimed_partition(merchant bigint, kind text, reference text)
 RETURNS integer
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
-  SELECT c.partition_number FROM payext.reference_claim c
-   WHERE c.merchant = $1 AND c.kind = $2 AND c.reference = $3
+DECLARE
+  holder integer;
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  SELECT c.partition_number INTO holder FROM payext.reference_claim c
+   WHERE c.merchant = claimed_partition.merchant AND c.kind = claimed_partition.kind
+     AND c.reference = claimed_partition.reference;
+  RETURN holder;
+END
 $$;
 COMMENT ON FUNCTION payext.claimed_partition(bigint, text, text) IS
   'the partition a merchant''s order_ref or refund_ref was claimed for, or NULL';

@@ -55,6 +55,12 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_transfers(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_interactions(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_associations(bigint)'),
+  -- behind a router: the procedures as functions, and the references it
+  -- claims for the merchant's orders and refunds
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_call(bigint, text, bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_refund_call(bigint, text, bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.claim_reference(bigint, text, text, integer)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.claimed_partition(bigint, text, text)'),
   -- analyst: aggregates and pseudonyms, never a social-app id
   ('analyst', 'SELECT', 'TABLE payext.merchant_summary'),
   ('analyst', 'SELECT', 'TABLE payext.merchant_daily'),
@@ -351,6 +357,37 @@ END
 $$;
 COMMENT ON PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint) IS
   'a merchant role refunds an order of a merchant account it is mapped to';
+
+-- The function forms of CALL merchant_charge and CALL merchant_refund, for
+-- a router: PL/Proxy calls functions, not procedures
+-- (docs/partitions.md).  The same checks, the same result.
+CREATE FUNCTION payext.merchant_charge_call(merchant bigint, code text, amount bigint,
+                                            order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.charge(merchant, code, amount, order_ref);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_charge_call(bigint, text, bigint, text) IS
+  'CALL merchant_charge as a function, for a router';
+
+CREATE FUNCTION payext.merchant_refund_call(merchant bigint, order_ref text, amount bigint,
+                                            refund_ref text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.refund(merchant, order_ref, amount, refund_ref);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_refund_call(bigint, text, bigint, text) IS
+  'CALL merchant_refund as a function, for a router';
 
 -- Withdraws the account's balance to the merchant's bank under bank_ref
 -- (idempotent on it) and summarises the day (UTC) it settles.  The

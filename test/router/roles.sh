@@ -46,4 +46,45 @@ st=$(sqlstate_app "SELECT count(*) FROM payext.merchant_account")
 [ "$st" = 42501 ] || fail "app read the router's merchant table: $st, not 42501"
 [ "$(sqlstate_app "SELECT payext.balance($shop)")" = 42501 ] ||
 	fail "app read a merchant's balance (payext's balance() is admin's for merchants)"
+# A till: a merchant role mapped through the router to the merchant's
+# account on every partition, charging and refunding by CALL.
+q -c "CREATE ROLE router_till LOGIN" >/dev/null
+for uri in "${uris[@]}"; do
+	psql -X -q -d "$uri" -c "CREATE ROLE router_till LOGIN" \
+		-c "SELECT payext.grant_capability('merchant', 'router_till')" >/dev/null
+done
+q -c "SELECT payext.map_merchant_role('router_till', $shop)" >/dev/null
+other=$(q -c "SELECT payext.open_merchant('gh_roles_other', 'Other Shop')")
+as_till() { psql -X -q -At -v ON_ERROR_STOP=1 -U router_till "$@"; }
+sqlstate_till() {
+	local out
+	if out=$(as_till -v VERBOSITY=sqlstate -c "$1" 2>&1); then echo ok; else
+		sed -n 's/^.*ERROR: *\([0-9A-Z]\{5\}\).*$/\1/p' <<<"$out" | head -n 1
+	fi
+}
+total=0
+for o in roles-a roles-b roles-c roles-d; do
+	w=$(q -c "SELECT payext.open_wallet('$o')")
+	code=$(q -c "SELECT payext.request_payment($w)")
+	t=$(as_till -c "CALL payext.merchant_charge($shop, '$code', 100, 'till-$o', NULL)")
+	[ -n "$t" ] || fail "the till's charge of $o returned no transfer"
+	[ "$(as_till -c "CALL payext.merchant_charge($shop, '$code', 100, 'till-$o', NULL)")" = "$t" ] ||
+		fail "the till's charge of $o, sent again, gave another transfer"
+	total=$((total + 100))
+done
+[ "$(as_till -c "SELECT payext.balance($shop)")" = "$total" ] || fail "the till's balance is not $total"
+as_till -c "CALL payext.merchant_refund($shop, 'till-roles-a', 40, 'till-r-1', NULL)" >/dev/null
+[ "$(as_till -c "SELECT refunded_amount FROM payext.payment_status($shop, 'till-roles-a')")" = 40 ] ||
+	fail "the till's refund is not in payment_status"
+w=$(q -c "SELECT payext.open_wallet('roles-a')")
+code=$(q -c "SELECT payext.request_payment($w)")
+st=$(sqlstate_till "CALL payext.merchant_charge($other, '$code', 100, 'till-other', NULL)")
+[ "$st" = 42501 ] || fail "the till charged for another merchant: $st, not 42501"
+st=$(sqlstate_till "SELECT payext.balance($other)")
+[ "$st" = 42501 ] || fail "the till read another merchant's balance: $st, not 42501"
+q -c "SELECT payext.unmap_merchant_role('router_till', $shop)" >/dev/null
+code=$(q -c "SELECT payext.request_payment($w)")
+st=$(sqlstate_till "CALL payext.merchant_charge($shop, '$code', 100, 'till-after', NULL)")
+[ "$st" = 42501 ] || fail "the till charged after its mapping went: $st, not 42501"
+echo "router roles: a till mapped through the router charges and refunds by CALL on both partitions; another merchant's, and after unmapping, 42501"
 echo "router roles: an app role works on both partitions through the router; charging (42501 from the partition), repointing the router and reading its merchant table (42501 at the router) are refused"

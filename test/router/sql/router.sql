@@ -74,6 +74,7 @@ SELECT payext.refund(:shop, 'T-9', 100, 'R-9');
 SELECT * FROM payext.payment_status(:shop, 'T-9');
 SELECT payext.refund(:shop, 'T-1', 5000, 'R-2');
 SELECT payext.charge(:shop, :'ben_code3', 100, NULL);
+SELECT payext.charge(:ben, :'ben_code3', 100, 'T-wallet');
 SELECT payext.refund(NULL, 'T-1', 100, 'R-3');
 -- A merchant is paid out whole (merchant_settle), not from one partition.
 SELECT payext.withdraw(:shop, 100, 'W-1');
