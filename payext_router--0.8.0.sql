@@ -818,6 +818,515 @@ RETURNS integer LANGUAGE plproxy AS $$
 $$;
 
 ---------------------------------------------------------------------------
+-- More of payext's API, routed: association by the consumer's hash,
+-- account states, rules and keys on every partition, merchants' statements
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.record_interaction_on(p integer, consumer text, public_service_id text, kind text, amount bigint, occurred_at timestamptz)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.record_interaction(consumer, public_service_id, kind, amount, occurred_at);
+$$;
+
+CREATE FUNCTION payext.record_interaction(consumer text, public_service_id text, kind text,
+                                           amount bigint DEFAULT 0, occurred_at timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['consumer'], ARRAY[consumer IS NOT NULL]);
+  p := payext.route_text(consumer);
+  RETURN payext.record_interaction_on(p, consumer, public_service_id, kind, amount, occurred_at);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.opt_out_on(p integer, consumer text, public_service_id text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.opt_out(consumer, public_service_id);
+$$;
+
+CREATE FUNCTION payext.opt_out(consumer text, public_service_id text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['consumer'], ARRAY[consumer IS NOT NULL]);
+  p := payext.route_text(consumer);
+  PERFORM payext.opt_out_on(p, consumer, public_service_id);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.opt_in_on(p integer, consumer text, public_service_id text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.opt_in(consumer, public_service_id);
+$$;
+
+CREATE FUNCTION payext.opt_in(consumer text, public_service_id text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['consumer'], ARRAY[consumer IS NOT NULL]);
+  p := payext.route_text(consumer);
+  PERFORM payext.opt_in_on(p, consumer, public_service_id);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.associate_on(p integer, consumer text, public_service_id text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.associate(consumer, public_service_id);
+$$;
+
+CREATE FUNCTION payext.associate(consumer text, public_service_id text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['consumer'], ARRAY[consumer IS NOT NULL]);
+  p := payext.route_text(consumer);
+  PERFORM payext.associate_on(p, consumer, public_service_id);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.freeze_on(p integer, account bigint)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.freeze(account);
+$$;
+
+-- A merchant's id: each of its accounts, partition by partition (not
+-- atomic: a call that fails on one partition is mended by calling again).
+CREATE FUNCTION payext.freeze(account bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  a record;
+BEGIN
+  PERFORM payext.require_args(ARRAY['account'], ARRAY[account IS NOT NULL]);
+  IF payext.router_merchant(account) IS NULL THEN
+    p := payext.route_id(account, 'account');
+    PERFORM payext.freeze_on(p, account);
+    RETURN;
+  END IF;
+  FOR a IN SELECT * FROM payext.merchant_accounts(payext.router_merchant(account)) LOOP
+    p := a.partition_number;
+    PERFORM payext.freeze_on(p, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.unfreeze_on(p integer, account bigint)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.unfreeze(account);
+$$;
+
+-- A merchant's id: each of its accounts, partition by partition (not
+-- atomic: a call that fails on one partition is mended by calling again).
+CREATE FUNCTION payext.unfreeze(account bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  a record;
+BEGIN
+  PERFORM payext.require_args(ARRAY['account'], ARRAY[account IS NOT NULL]);
+  IF payext.router_merchant(account) IS NULL THEN
+    p := payext.route_id(account, 'account');
+    PERFORM payext.unfreeze_on(p, account);
+    RETURN;
+  END IF;
+  FOR a IN SELECT * FROM payext.merchant_accounts(payext.router_merchant(account)) LOOP
+    p := a.partition_number;
+    PERFORM payext.unfreeze_on(p, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.close_account_on(p integer, account bigint)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.close_account(account);
+$$;
+
+-- A merchant's id: each of its accounts, partition by partition (not
+-- atomic: a call that fails on one partition is mended by calling again).
+CREATE FUNCTION payext.close_account(account bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  a record;
+BEGIN
+  PERFORM payext.require_args(ARRAY['account'], ARRAY[account IS NOT NULL]);
+  IF payext.router_merchant(account) IS NULL THEN
+    p := payext.route_id(account, 'account');
+    PERFORM payext.close_account_on(p, account);
+    RETURN;
+  END IF;
+  FOR a IN SELECT * FROM payext.merchant_accounts(payext.router_merchant(account)) LOOP
+    p := a.partition_number;
+    PERFORM payext.close_account_on(p, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.unblock_charging_on(p integer, merchant bigint)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.unblock_charging(merchant);
+$$;
+
+CREATE FUNCTION payext.unblock_charging(merchant bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  a record;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant'], ARRAY[merchant IS NOT NULL]);
+  FOR a IN SELECT * FROM payext.merchant_accounts(payext.require_router_merchant(merchant)) LOOP
+    p := a.partition_number;
+    PERFORM payext.unblock_charging_on(p, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.set_association_rule_on(p integer, public_service_id text, min_interactions integer, within interval, min_total_amount bigint)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.set_association_rule(public_service_id, min_interactions, within, min_total_amount);
+$$;
+
+-- On every partition, partition by partition (a call that fails on one
+-- is mended by calling again: each is idempotent there, or harmless).
+CREATE FUNCTION payext.set_association_rule(public_service_id text, min_interactions integer, within interval,
+                                             min_total_amount bigint DEFAULT 0)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  FOR i IN 0 .. payext.router_partitions() - 1 LOOP
+    p := i;
+    PERFORM payext.set_association_rule_on(p, public_service_id, min_interactions, within, min_total_amount);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.drop_association_rule_on(p integer, public_service_id text)
+RETURNS boolean LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.drop_association_rule(public_service_id);
+$$;
+
+-- On every partition, partition by partition (a call that fails on one
+-- is mended by calling again: each is idempotent there, or harmless).
+CREATE FUNCTION payext.drop_association_rule(public_service_id text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  results boolean[] := '{}';
+BEGIN
+  FOR i IN 0 .. payext.router_partitions() - 1 LOOP
+    p := i;
+    results := results || payext.drop_association_rule_on(p, public_service_id);
+  END LOOP;
+  RETURN (SELECT bool_or(x) FROM unnest(results) x);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.evaluate_associations_on(p integer, public_service_id text)
+RETURNS integer LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.evaluate_associations(public_service_id);
+$$;
+
+-- On every partition, partition by partition (a call that fails on one
+-- is mended by calling again: each is idempotent there, or harmless).
+CREATE FUNCTION payext.evaluate_associations(public_service_id text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  results integer[] := '{}';
+BEGIN
+  FOR i IN 0 .. payext.router_partitions() - 1 LOOP
+    p := i;
+    results := results || payext.evaluate_associations_on(p, public_service_id);
+  END LOOP;
+  RETURN (SELECT sum(x) FROM unnest(results) x);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.rotate_signing_key_on(p integer)
+RETURNS integer LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.rotate_signing_key();
+$$;
+
+-- On every partition, partition by partition (a call that fails on one
+-- is mended by calling again: each is idempotent there, or harmless).
+CREATE FUNCTION payext.rotate_signing_key()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  results integer[] := '{}';
+BEGIN
+  FOR i IN 0 .. payext.router_partitions() - 1 LOOP
+    p := i;
+    results := results || payext.rotate_signing_key_on(p);
+  END LOOP;
+  RETURN (SELECT max(x) FROM unnest(results) x);
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.grant_capability_on(p integer, capability text, grantee text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.grant_capability(capability, grantee::regrole);
+$$;
+
+-- On every partition, partition by partition (a call that fails on one
+-- is mended by calling again: each is idempotent there, or harmless).
+CREATE FUNCTION payext.grant_capability(capability text, grantee regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  FOR i IN 0 .. payext.router_partitions() - 1 LOOP
+    p := i;
+    PERFORM payext.grant_capability_on(p, capability, grantee::text);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.revoke_capability_on(p integer, capability text, grantee text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.revoke_capability(capability, grantee::regrole);
+$$;
+
+-- On every partition, partition by partition (a call that fails on one
+-- is mended by calling again: each is idempotent there, or harmless).
+CREATE FUNCTION payext.revoke_capability(capability text, grantee regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  FOR i IN 0 .. payext.router_partitions() - 1 LOOP
+    p := i;
+    PERFORM payext.revoke_capability_on(p, capability, grantee::text);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.merchant_transfers_on(p integer, merchant bigint)
+RETURNS TABLE (transfer_id bigint, created_at timestamptz, kind text, reference text, amount bigint, currency text) LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.merchant_transfers(merchant);
+$$;
+
+-- The merchant's accounts' rows on every partition, together.
+CREATE FUNCTION payext.merchant_transfers(merchant bigint)
+RETURNS TABLE (transfer_id bigint, created_at timestamptz, kind text, reference text, amount bigint, currency text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  a record;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant'], ARRAY[merchant IS NOT NULL]);
+  FOR a IN SELECT * FROM payext.merchant_accounts(payext.require_router_merchant(merchant_transfers.merchant)) LOOP
+    p := a.partition_number;
+    RETURN QUERY SELECT * FROM payext.merchant_transfers_on(p, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.merchant_interactions_on(p integer, merchant bigint)
+RETURNS TABLE (interaction_id bigint, consumer text, kind text, amount bigint, occurred_at timestamptz, transfer_id bigint) LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.merchant_interactions(merchant);
+$$;
+
+-- The merchant's accounts' rows on every partition, together.
+CREATE FUNCTION payext.merchant_interactions(merchant bigint)
+RETURNS TABLE (interaction_id bigint, consumer text, kind text, amount bigint, occurred_at timestamptz, transfer_id bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  a record;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant'], ARRAY[merchant IS NOT NULL]);
+  FOR a IN SELECT * FROM payext.merchant_accounts(payext.require_router_merchant(merchant_interactions.merchant)) LOOP
+    p := a.partition_number;
+    RETURN QUERY SELECT * FROM payext.merchant_interactions_on(p, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.merchant_associations_on(p integer, merchant bigint)
+RETURNS TABLE (consumer text, state text, established_at timestamptz, how text, changed_at timestamptz) LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.merchant_associations(merchant);
+$$;
+
+-- The merchant's accounts' rows on every partition, together.
+CREATE FUNCTION payext.merchant_associations(merchant bigint)
+RETURNS TABLE (consumer text, state text, established_at timestamptz, how text, changed_at timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  a record;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant'], ARRAY[merchant IS NOT NULL]);
+  FOR a IN SELECT * FROM payext.merchant_accounts(payext.require_router_merchant(merchant_associations.merchant)) LOOP
+    p := a.partition_number;
+    RETURN QUERY SELECT * FROM payext.merchant_associations_on(p, a.account);
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.code_failures_on_all(OUT merchant bigint, OUT failures integer,
+                                            OUT first_at timestamptz, OUT last_at timestamptz,
+                                            OUT blocked_until timestamptz, OUT last_code text)
+RETURNS SETOF record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON ALL;
+  SELECT * FROM payext.code_failures();
+$$;
+
+-- Every partition's guesses, by the merchant's account there.
+CREATE FUNCTION payext.code_failures(OUT merchant bigint, OUT failures integer,
+                                     OUT first_at timestamptz, OUT last_at timestamptz,
+                                     OUT blocked_until timestamptz, OUT last_code text)
+RETURNS SETOF record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM payext.code_failures_on_all();
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(NULL, SQLERRM);
+  RAISE;
+END
+$$;
+
+---------------------------------------------------------------------------
 -- Privileges
 ---------------------------------------------------------------------------
 

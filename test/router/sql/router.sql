@@ -129,3 +129,35 @@ SELECT payext.router_partitions(), payext.balance(:ann) AS ann_balance;
 -- Only the owner points the router elsewhere or records merchants.
 SELECT has_function_privilege('public', 'payext.configure_partitions(text[])', 'EXECUTE') AS public_configures,
        has_table_privilege('public', 'payext.merchant_account', 'INSERT') AS public_maps_merchants;
+
+-- Association through the router: interactions live on the consumer's
+-- partition, rules and merchants on every partition.
+SELECT payext.set_association_rule('gh_tea', 2, '30 days', 0);
+SELECT payext.partition_of(payext.record_interaction('ann', 'gh_tea', 'visit')) = payext.route_owner('ann') AS ann_visit_home,
+       payext.partition_of(payext.record_interaction('ben', 'gh_tea', 'visit')) = payext.route_owner('ben') AS ben_visit_home;
+SELECT payext.opt_out('cat', 'gh_tea');
+SELECT payext.evaluate_associations('gh_tea') >= 0 AS evaluated;
+SELECT consumer, state FROM payext.merchant_associations(:shop) ORDER BY consumer;
+SELECT kind, count(*) FROM payext.merchant_interactions(:shop) GROUP BY kind ORDER BY kind;
+SELECT payext.drop_association_rule('gh_tea') AS dropped, payext.drop_association_rule('gh_tea') AS again;
+-- The merchant's statement gathers its accounts on both partitions.
+SELECT kind, count(*), sum(amount) FROM payext.merchant_transfers(:shop) GROUP BY kind ORDER BY kind;
+-- Freezing a merchant freezes it everywhere; unfreezing, likewise.
+SELECT payext.freeze(:shop);
+SELECT payext.request_payment(:ann) AS ann_code4, payext.request_payment(:ben) AS ben_code4 \gset
+\set VERBOSITY sqlstate
+SELECT payext.charge(:shop, :'ann_code4', 100, 'F-1');
+SELECT payext.charge(:shop, :'ben_code4', 100, 'F-2');
+\set VERBOSITY default
+SELECT payext.unfreeze(:shop);
+SELECT payext.charge(:shop, :'ann_code4', 100, 'F-1') > 0 AS ann_paid,
+       payext.charge(:shop, :'ben_code4', 100, 'F-2') > 0 AS ben_paid;
+-- Keys are rotated on every partition; guesses are gathered from all.
+SELECT payext.rotate_signing_key() > 0 AS rotated;
+SELECT count(*) AS merchants_with_guesses FROM payext.code_failures();
+SELECT payext.unblock_charging(:shop);
+\set VERBOSITY sqlstate
+SELECT payext.record_interaction(NULL, 'gh_tea', 'visit');
+SELECT payext.unblock_charging(:ann);
+SELECT * FROM payext.merchant_transfers(:ann);
+\set VERBOSITY default
