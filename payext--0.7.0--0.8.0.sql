@@ -899,3 +899,35 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_refund_call(bigint, text, bigint, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claim_reference(bigint, text, text, integer)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claimed_partition(bigint, text, text)');
+
+-- Many claims of one merchant at once, for a router's charge_many: the
+-- partition that holds each reference, in order.
+CREATE FUNCTION payext.claim_references(merchant bigint, kind text, refs text[],
+                                        partition_numbers integer[])
+RETURNS integer[]
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  holders integer[] := '{}';
+BEGIN
+  IF refs IS NULL OR partition_numbers IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null',
+      CASE WHEN refs IS NULL THEN 'refs' ELSE 'partition_numbers' END USING ERRCODE = 'PY001';
+  END IF;
+  IF coalesce(array_length(refs, 1), 0) <> coalesce(array_length(partition_numbers, 1), 0) THEN
+    RAISE EXCEPTION 'arguments "refs" and "partition_numbers" must have the same length'
+      USING ERRCODE = 'PY009';
+  END IF;
+  FOR i IN 1 .. coalesce(array_length(refs, 1), 0) LOOP
+    holders := holders || payext.claim_reference(merchant, kind, refs[i], partition_numbers[i]);
+  END LOOP;
+  RETURN holders;
+END
+$$;
+COMMENT ON FUNCTION payext.claim_references(bigint, text, text[], integer[]) IS
+  'claim_reference for many references of one merchant, in order; the partitions that hold them';
+
+REVOKE ALL ON FUNCTION payext.claim_references(bigint, text, text[], integer[]) FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('merchant', 'EXECUTE', 'FUNCTION payext.claim_references(bigint, text, text[], integer[])');

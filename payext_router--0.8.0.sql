@@ -817,6 +817,158 @@ RETURNS integer LANGUAGE plproxy AS $$
   RUN ON ANY;
 $$;
 
+CREATE FUNCTION payext.claim_references_on(p integer, merchant bigint, kind text, refs text[],
+                                           partition_numbers integer[])
+RETURNS integer[] LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.claim_references(merchant, kind, refs, partition_numbers);
+$$;
+
+CREATE FUNCTION payext.charge_many_on(p integer, merchant bigint, codes text[], amounts bigint[],
+                                      order_refs text[])
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.charge_many(merchant, codes, amounts, order_refs);
+$$;
+
+CREATE FUNCTION payext.merchant_charge_many_on(p integer, merchant bigint, codes text[],
+                                               amounts bigint[], order_refs text[])
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.merchant_charge_many(merchant, codes, amounts, order_refs);
+$$;
+
+-- A batch through the router: each item's order_ref is claimed for its
+-- code's partition (the claims of one claim partition in one call), the
+-- items a claim refuses are PY208, and the others go to their partitions'
+-- charge_many, one call per partition.  Each partition's part is one
+-- transaction there, the batch is not one across partitions: a batch that
+-- ended in an error (40001, a partition unreachable) is sent again whole,
+-- and the items charged before answer with their first transfer.
+CREATE FUNCTION payext.route_charge_many(merchant bigint, codes text[], amounts bigint[],
+                                         order_refs text[], as_merchant boolean)
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  n integer;
+  parts integer := payext.router_partitions();
+  home integer[];      -- each item's partition (NULL: refused here)
+  verdict text[];      -- each item's refusal here
+  note text[];
+  tids bigint[];
+  h integer;
+  at_p integer;
+  idx integer[];
+  holders integer[];
+  r record;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'codes', 'amounts', 'order_refs'],
+                              ARRAY[merchant IS NOT NULL, codes IS NOT NULL, amounts IS NOT NULL,
+                                    order_refs IS NOT NULL]);
+  IF array_ndims(codes) > 1 OR array_ndims(amounts) > 1 OR array_ndims(order_refs) > 1 THEN
+    RAISE EXCEPTION 'arguments "codes", "amounts" and "order_refs" must be one-dimensional arrays'
+      USING ERRCODE = 'PY009';
+  END IF;
+  n := coalesce(array_length(codes, 1), 0);
+  IF n <> coalesce(array_length(amounts, 1), 0) OR n <> coalesce(array_length(order_refs, 1), 0) THEN
+    RAISE EXCEPTION 'arguments "codes", "amounts" and "order_refs" must have the same length'
+      USING ERRCODE = 'PY009',
+            DETAIL = format('They have %s, %s and %s elements.', n,
+                            coalesce(array_length(amounts, 1), 0),
+                            coalesce(array_length(order_refs, 1), 0));
+  END IF;
+  IF n > 1000 THEN
+    RAISE EXCEPTION 'a batch holds at most 1000 charges' USING ERRCODE = 'PY010',
+      DETAIL = format('This one holds %s.', n);
+  END IF;
+  m := payext.require_router_merchant(merchant);
+  home := array_fill(NULL::integer, ARRAY[greatest(n, 1)]);
+  verdict := array_fill(NULL::text, ARRAY[greatest(n, 1)]);
+  note := array_fill(NULL::text, ARRAY[greatest(n, 1)]);
+  tids := array_fill(NULL::bigint, ARRAY[greatest(n, 1)]);
+  FOR i IN 1 .. n LOOP
+    IF codes[i] ~ '^[0-9]{18}$' AND substr(codes[i], 1, 2)::integer >= parts THEN
+      verdict[i] := 'PY202';
+      note[i] := format('payment code belongs to partition %s', substr(codes[i], 1, 2));
+    ELSIF codes[i] ~ '^[0-9]{18}$' THEN
+      home[i] := substr(codes[i], 1, 2)::integer;
+    ELSE
+      home[i] := 0;   -- not a code: partition 0 refuses it as any would
+    END IF;
+  END LOOP;
+  -- The claims, one call per claim partition.
+  FOR h IN 0 .. parts - 1 LOOP
+    idx := ARRAY(SELECT i FROM generate_series(1, n) i
+                  WHERE home[i] IS NOT NULL AND codes[i] ~ '^[0-9]{18}$'
+                    AND order_refs[i] <> '' AND octet_length(order_refs[i]) <= 128
+                    AND payext.route_reference(m, order_refs[i]) = h ORDER BY i);
+    CONTINUE WHEN cardinality(idx) = 0;
+    at_p := h;
+    holders := payext.claim_references_on(h, payext.merchant_on(m, h), 'order',
+                                          ARRAY(SELECT order_refs[i] FROM unnest(idx) i),
+                                          ARRAY(SELECT home[i] FROM unnest(idx) i));
+    FOR k IN 1 .. cardinality(idx) LOOP
+      IF holders[k] <> home[idx[k]] THEN
+        verdict[idx[k]] := 'PY208';
+        note[idx[k]] := format('order "%s" was already charged differently', order_refs[idx[k]]);
+        home[idx[k]] := NULL;
+      END IF;
+    END LOOP;
+  END LOOP;
+  -- The charges, one call per partition.
+  FOR p IN 0 .. parts - 1 LOOP
+    idx := ARRAY(SELECT i FROM generate_series(1, n) i WHERE home[i] = p ORDER BY i);
+    CONTINUE WHEN cardinality(idx) = 0;
+    at_p := p;
+    IF as_merchant THEN
+      FOR r IN SELECT * FROM payext.merchant_charge_many_on(p, payext.merchant_on(m, p),
+                               ARRAY(SELECT codes[i] FROM unnest(idx) i),
+                               ARRAY(SELECT amounts[i] FROM unnest(idx) i),
+                               ARRAY(SELECT order_refs[i] FROM unnest(idx) i)) LOOP
+        tids[idx[r.item]] := r.transfer_id;
+        verdict[idx[r.item]] := r.sqlstate;
+        note[idx[r.item]] := r.message;
+      END LOOP;
+    ELSE
+      FOR r IN SELECT * FROM payext.charge_many_on(p, payext.merchant_on(m, p),
+                               ARRAY(SELECT codes[i] FROM unnest(idx) i),
+                               ARRAY(SELECT amounts[i] FROM unnest(idx) i),
+                               ARRAY(SELECT order_refs[i] FROM unnest(idx) i)) LOOP
+        tids[idx[r.item]] := r.transfer_id;
+        verdict[idx[r.item]] := r.sqlstate;
+        note[idx[r.item]] := r.message;
+      END LOOP;
+    END IF;
+  END LOOP;
+  RETURN QUERY SELECT i, tids[i], verdict[i], note[i] FROM generate_series(1, n) i ORDER BY i;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.charge_many(merchant bigint, codes text[], amounts bigint[],
+                                   order_refs text[])
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM payext.route_charge_many($1, $2, $3, $4, false) $$;
+
+CREATE FUNCTION payext.merchant_charge_many(merchant bigint, codes text[], amounts bigint[],
+                                            order_refs text[])
+RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM payext.route_charge_many($1, $2, $3, $4, true) $$;
+
 ---------------------------------------------------------------------------
 -- More of payext's API, routed: association by the consumer's hash,
 -- account states, rules and keys on every partition, merchants' statements

@@ -61,6 +61,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_refund_call(bigint, text, bigint, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claim_reference(bigint, text, text, integer)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claimed_partition(bigint, text, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.claim_references(bigint, text, text[], integer[])'),
   -- analyst: aggregates and pseudonyms, never a social-app id
   ('analyst', 'SELECT', 'TABLE payext.merchant_summary'),
   ('analyst', 'SELECT', 'TABLE payext.merchant_daily'),

@@ -161,3 +161,27 @@ SELECT payext.record_interaction(NULL, 'gh_tea', 'visit');
 SELECT payext.unblock_charging(:ann);
 SELECT * FROM payext.merchant_transfers(:ann);
 \set VERBOSITY default
+
+-- charge_many through the router: each item on its code's partition, after
+-- its order_ref's claim; an order claimed for the other partition is
+-- PY208, a code of a partition the router lacks PY202, a malformed one
+-- the partition's PY201; the rest as a single node answers.
+SELECT payext.request_payment(:ann) AS a1, payext.request_payment(:ann) AS a2,
+       payext.request_payment(:ben) AS b1, payext.request_payment(:ben) AS b2 \gset
+SELECT item, transfer_id IS NOT NULL AS charged,
+       CASE WHEN transfer_id IS NOT NULL THEN payext.partition_of(transfer_id) END AS charged_on,
+       sqlstate
+  FROM payext.charge_many(:shop, ARRAY[:'a1', :'b1', '05' || substr(:'a2', 3), '12345', :'b2', :'a2'],
+                          ARRAY[100, 200, 100, 100, 50000000, 300]::bigint[],
+                          ARRAY['M-1', 'M-2', 'M-3', 'M-4', 'M-5', 'T-2']);
+-- Sent again: the charged items answer with their first transfers.
+SELECT count(*) FILTER (WHERE transfer_id IS NOT NULL) AS charged
+  FROM payext.charge_many(:shop, ARRAY[:'a1', :'b1'], ARRAY[100, 200]::bigint[], ARRAY['M-1', 'M-2']);
+SELECT order_ref, amount FROM (VALUES ('M-1'), ('M-2')) o(order_ref),
+       LATERAL payext.payment_status(:shop, o.order_ref) ORDER BY 1;
+\set VERBOSITY sqlstate
+SELECT * FROM payext.charge_many(:shop, ARRAY['x'], ARRAY[1, 2]::bigint[], ARRAY['y']);
+SELECT * FROM payext.charge_many(:shop, NULL, ARRAY[1]::bigint[], ARRAY['y']);
+SELECT * FROM payext.charge_many(:ann, ARRAY['x'], ARRAY[1]::bigint[], ARRAY['y']);
+\set VERBOSITY default
+SELECT count(*) FROM payext.charge_many(:shop, '{}', '{}', '{}');
