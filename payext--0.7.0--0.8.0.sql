@@ -931,3 +931,25 @@ COMMENT ON FUNCTION payext.claim_references(bigint, text, text[], integer[]) IS
 REVOKE ALL ON FUNCTION payext.claim_references(bigint, text, text[], integer[]) FROM PUBLIC;
 INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'FUNCTION payext.claim_references(bigint, text, text[], integer[])');
+
+-- CALL merchant_settle as a function, for a router: the same checks and
+-- the same result.
+CREATE FUNCTION payext.merchant_settle_call(merchant bigint, bank_ref text,
+                                            OUT amount bigint, OUT transfer_id bigint,
+                                            OUT charges bigint, OUT charged_amount bigint,
+                                            OUT refunds bigint, OUT refunded_amount bigint)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  CALL payext.merchant_settle(merchant, bank_ref, amount, transfer_id, charges, charged_amount,
+                              refunds, refunded_amount);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_settle_call(bigint, text) IS
+  'CALL merchant_settle as a function, for a router';
+
+REVOKE ALL ON FUNCTION payext.merchant_settle_call(bigint, text) FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_settle_call(bigint, text)');

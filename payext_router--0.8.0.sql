@@ -969,6 +969,56 @@ LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT * FROM payext.route_charge_many($1, $2, $3, $4, true) $$;
 
+CREATE FUNCTION payext.merchant_settle_call_on(p integer, merchant bigint, bank_ref text,
+                                               OUT amount bigint, OUT transfer_id bigint,
+                                               OUT charges bigint, OUT charged_amount bigint,
+                                               OUT refunds bigint, OUT refunded_amount bigint)
+RETURNS record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.merchant_settle_call(merchant, bank_ref);
+$$;
+
+-- A merchant is settled partition by partition, each of its accounts paid
+-- out under the same bank_ref (idempotent there); the sums add up, and
+-- transfer_id is the first partition's payout.  Not one transaction: a
+-- settlement that failed half-way is finished by calling it again with
+-- the same bank_ref, which pays out only what was not.
+CREATE PROCEDURE payext.merchant_settle(merchant bigint, bank_ref text,
+                                        INOUT amount bigint DEFAULT NULL,
+                                        INOUT transfer_id bigint DEFAULT NULL,
+                                        INOUT charges bigint DEFAULT NULL,
+                                        INOUT charged_amount bigint DEFAULT NULL,
+                                        INOUT refunds bigint DEFAULT NULL,
+                                        INOUT refunded_amount bigint DEFAULT NULL)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  a record;
+  r record;
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'bank_ref'],
+                              ARRAY[merchant IS NOT NULL, bank_ref IS NOT NULL]);
+  amount := 0; transfer_id := NULL; charges := 0; charged_amount := 0;
+  refunds := 0; refunded_amount := 0;
+  FOR a IN SELECT * FROM payext.merchant_accounts(payext.require_router_merchant(merchant)) LOOP
+    p := a.partition_number;
+    SELECT * INTO r FROM payext.merchant_settle_call_on(p, a.account, bank_ref);
+    amount := amount + coalesce(r.amount, 0);
+    transfer_id := coalesce(transfer_id, r.transfer_id);
+    charges := charges + r.charges;
+    charged_amount := charged_amount + r.charged_amount;
+    refunds := refunds + r.refunds;
+    refunded_amount := refunded_amount + r.refunded_amount;
+  END LOOP;
+EXCEPTION WHEN internal_error THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM);
+  RAISE;
+END
+$$;
+
 ---------------------------------------------------------------------------
 -- More of payext's API, routed: association by the consumer's hash,
 -- account states, rules and keys on every partition, merchants' statements

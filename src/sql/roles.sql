@@ -59,6 +59,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   -- claims for the merchant's orders and refunds
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_call(bigint, text, bigint, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_refund_call(bigint, text, bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_settle_call(bigint, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claim_reference(bigint, text, text, integer)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claimed_partition(bigint, text, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claim_references(bigint, text, text[], integer[])'),
@@ -430,6 +431,24 @@ END
 $$;
 COMMENT ON PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint) IS
   'pays a merchant account''s balance out under bank_ref and summarises today''s charges and refunds';
+
+-- CALL merchant_settle as a function, for a router: the same checks and
+-- the same result.
+CREATE FUNCTION payext.merchant_settle_call(merchant bigint, bank_ref text,
+                                            OUT amount bigint, OUT transfer_id bigint,
+                                            OUT charges bigint, OUT charged_amount bigint,
+                                            OUT refunds bigint, OUT refunded_amount bigint)
+RETURNS record
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  CALL payext.merchant_settle(merchant, bank_ref, amount, transfer_id, charges, charged_amount,
+                              refunds, refunded_amount);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_settle_call(bigint, text) IS
+  'CALL merchant_settle as a function, for a router';
 
 -- What a merchant role reads, for the accounts it acts for: functions, not
 -- tables.  Row-level security cannot hide what a plan shows: a merchant's

@@ -76,6 +76,8 @@ done
 as_till -c "CALL payext.merchant_refund($shop, 'till-roles-a', 40, 'till-r-1', NULL)" >/dev/null
 [ "$(as_till -c "SELECT refunded_amount FROM payext.payment_status($shop, 'till-roles-a')")" = 40 ] ||
 	fail "the till's refund is not in payment_status"
+as_till -c "CALL payext.merchant_settle($shop, 'till-bank')" >/dev/null
+[ "$(as_till -c "SELECT payext.balance($shop)")" = 0 ] || fail "the till's settlement left money behind"
 w=$(q -c "SELECT payext.open_wallet('roles-a')")
 code=$(q -c "SELECT payext.request_payment($w)")
 st=$(sqlstate_till "CALL payext.merchant_charge($other, '$code', 100, 'till-other', NULL)")
@@ -86,5 +88,5 @@ q -c "SELECT payext.unmap_merchant_role('router_till', $shop)" >/dev/null
 code=$(q -c "SELECT payext.request_payment($w)")
 st=$(sqlstate_till "CALL payext.merchant_charge($shop, '$code', 100, 'till-after', NULL)")
 [ "$st" = 42501 ] || fail "the till charged after its mapping went: $st, not 42501"
-echo "router roles: a till mapped through the router charges and refunds by CALL on both partitions; another merchant's, and after unmapping, 42501"
+echo "router roles: a till mapped through the router charges, refunds and settles by CALL on both partitions; another merchant's, and after unmapping, 42501"
 echo "router roles: an app role works on both partitions through the router; charging (42501 from the partition), repointing the router and reading its merchant table (42501 at the router) are refused"

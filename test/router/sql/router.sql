@@ -185,3 +185,16 @@ SELECT * FROM payext.charge_many(:shop, NULL, ARRAY[1]::bigint[], ARRAY['y']);
 SELECT * FROM payext.charge_many(:ann, ARRAY['x'], ARRAY[1]::bigint[], ARRAY['y']);
 \set VERBOSITY default
 SELECT count(*) FROM payext.charge_many(:shop, '{}', '{}', '{}');
+
+-- Settlement through the router: every account of the merchant paid out
+-- under one bank_ref, the day's sums added up; again, nothing more.
+SELECT payext.balance(:shop) AS before_settle \gset
+CALL payext.merchant_settle(:shop, 'BANK-1') \gset s_
+SELECT :s_amount = :before_settle AS paid_all, payext.partition_of(:s_transfer_id) AS first_payout_on,
+       :s_charges AS charges_today, :s_charged_amount AS charged_today,
+       :s_refunds AS refunds_today, payext.balance(:shop) AS after_settle;
+CALL payext.merchant_settle(:shop, 'BANK-1') \gset t_
+SELECT :t_amount = :s_amount AS same_amount, :t_transfer_id = :s_transfer_id AS same_transfer,
+       payext.balance(:shop) AS after_again;
+SELECT count(*) AS payouts, sum(amount) = -:s_amount AS sum_paid
+  FROM payext.merchant_transfers(:shop) WHERE kind = 'withdraw';
