@@ -109,7 +109,8 @@
  * Raised by the router (payext_router--*.sql, in SQL): PY503, a partition
  * whose number is not its place in configure_partitions()'s list; PY504, a
  * partition that cannot be reached or went away during the call (PL/Proxy's
- * XX000): the outcome is unknown, retry with the same reference.
+ * XX000): the outcome is unknown, retry with the same reference; PY505, a
+ * transfer between accounts of two partitions.
  */
 
 /* PY9xx: a broken invariant; reaching one is a bug in payext */
