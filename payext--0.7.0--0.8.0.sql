@@ -669,6 +669,20 @@ COMMENT ON TABLE payext.partition_info IS
   'this database''s partition number (no row: 0), set once by set_partition()';
 SELECT pg_catalog.pg_extension_config_dump('payext.partition_info', '');
 
+CREATE FUNCTION payext.partition_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'payext_partition_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION payext.partition_guard() IS
+  'refuses UPDATE, DELETE and TRUNCATE on partition_info; an INSERT empties every backend''s kept number';
+
+CREATE TRIGGER partition_info_fixed
+  BEFORE INSERT OR UPDATE OR DELETE ON payext.partition_info
+  FOR EACH ROW EXECUTE FUNCTION payext.partition_guard();
+CREATE TRIGGER partition_info_no_truncate
+  BEFORE TRUNCATE ON payext.partition_info
+  FOR EACH STATEMENT EXECUTE FUNCTION payext.partition_guard();
+
 CREATE FUNCTION payext.set_partition(number integer)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'payext_set_partition'
@@ -724,6 +738,7 @@ SELECT s.number, pg_catalog.now()
  WHERE s.number IS NOT NULL AND s.number <> 0;
 
 REVOKE ALL ON FUNCTION payext.set_partition(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.partition_guard() FROM PUBLIC;
 REVOKE ALL ON TABLE payext.partition_info FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.current_partition() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.partition_of(bigint) TO PUBLIC;

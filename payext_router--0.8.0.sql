@@ -54,6 +54,15 @@ BEGIN
       USING ERRCODE = 'PY501',
             DETAIL = 'PL/Proxy maps a hash to a partition by its low bits.';
   END IF;
+  -- Owners' wallets and orders' claims live where a hash modulo the count
+  -- puts them: the count is the router's for life (a partition may move to
+  -- another server, and be pointed at again, under the same count).
+  IF payext.router_partitions() NOT IN (0, n) THEN
+    RAISE EXCEPTION 'this router has % partitions for life', payext.router_partitions()
+      USING ERRCODE = 'PY503',
+            DETAIL = format('%s were given. Wallets and orders are placed by a hash modulo the count.', n),
+            HINT = 'Give the same number of partitions, in the same order.';
+  END IF;
   FOR i IN 1 .. n LOOP
     IF partitions[i] IS NULL OR partitions[i] = '' THEN
       RAISE EXCEPTION 'partition % has no connection string', i - 1 USING ERRCODE = 'PY001';
@@ -118,6 +127,38 @@ BEGIN
 END
 $$;
 
+-- The code's Damm check digit holds (src/code_format.c: the same
+-- quasigroup): a typo is refused before the router claims anything for the
+-- partition its first digits name.
+CREATE FUNCTION payext.code_check_digit_ok(code text)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  t constant integer[] := ARRAY[
+    0, 3, 1, 7, 5, 9, 8, 6, 4, 2,
+    7, 0, 9, 2, 1, 5, 4, 8, 6, 3,
+    4, 2, 0, 6, 8, 7, 1, 3, 5, 9,
+    1, 7, 5, 0, 9, 8, 3, 4, 2, 6,
+    6, 1, 2, 3, 0, 4, 5, 9, 7, 8,
+    3, 6, 7, 4, 2, 0, 9, 5, 8, 1,
+    5, 8, 6, 9, 7, 2, 0, 1, 3, 4,
+    8, 9, 4, 5, 3, 6, 2, 0, 1, 7,
+    9, 4, 3, 8, 6, 1, 7, 2, 0, 5,
+    2, 5, 8, 1, 4, 3, 6, 7, 9, 0];
+  interim integer := 0;
+BEGIN
+  IF code !~ '^[0-9]+$' THEN
+    RETURN false;
+  END IF;
+  FOR i IN 1 .. length(code) LOOP
+    interim := t[interim * 10 + substr(code, i, 1)::integer + 1];
+  END LOOP;
+  RETURN interim = 0;
+END
+$$;
+
 CREATE FUNCTION payext.route_code(code text)
 RETURNS integer
 LANGUAGE plpgsql STABLE
@@ -129,11 +170,16 @@ BEGIN
   IF code IS NULL THEN
     RAISE EXCEPTION 'argument "code" must not be null' USING ERRCODE = 'PY001';
   END IF;
-  -- The partition checks the check digit; a code that is not 18 digits is
-  -- refused here as the partition would refuse it.
+  -- Refused here as the partition would refuse it, before anything is
+  -- claimed for the partition its digits name: not 18 digits, or a typo.
   IF code !~ '^[0-9]{18}$' THEN
     RAISE EXCEPTION 'payment code is malformed' USING ERRCODE = 'PY201',
       DETAIL = 'A payment code is 18 decimal digits.', HINT = 'Scan the code again.';
+  END IF;
+  IF NOT payext.code_check_digit_ok(code) THEN
+    RAISE EXCEPTION 'payment code is malformed' USING ERRCODE = 'PY201',
+      DETAIL = 'Its check digit does not match: a digit was probably mistyped or misread.',
+      HINT = 'Scan the code again.';
   END IF;
   p := substr(code, 1, 2)::integer;
   IF p >= payext.router_partitions() THEN
@@ -255,16 +301,26 @@ AS $$
 $$;
 
 -- A partition that cannot be reached, or that went away during the call,
--- is PL/Proxy's XX000; the router says PY504 instead: the call's outcome is
--- unknown, and the caller retries it with the same reference.  Any other
--- XX000 is passed on as it is.
-CREATE FUNCTION payext.raise_unreachable(p integer, message text)
+-- is PL/Proxy's XX000, or the partition's own 57P01-57P03 or class 08 when
+-- its backend was stopped or lost; the router says PY504 instead: the
+-- call's outcome is unknown, and the caller retries it with the same
+-- reference.  A partition that refuses the role itself (no such role there,
+-- a password, pg_hba.conf) is 42501: retrying cannot help.  Any other XX000
+-- is passed on as it is.
+CREATE FUNCTION payext.raise_unreachable(p integer, message text, state text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF message ~* '(could not connect|connection refused|connection to server|server closed the connection|terminating connection|no connection to the server|lost connection|connection timed out|PQconnectPoll|query timeout|could not send)' THEN
+  IF message ~* '(role "[^"]*" does not exist|password authentication failed|no pg_hba\.conf entry|database "[^"]*" does not exist|not permitted to log in)' THEN
+    RAISE EXCEPTION 'partition % refuses the connection of role %', coalesce(lpad(p::text, 2, '0'), 'of the call'), current_user
+      USING ERRCODE = '42501',
+            DETAIL = message,
+            HINT = 'Routed calls run on each partition as the calling role: create it there, with its capabilities.';
+  END IF;
+  IF state <> 'XX000'
+     OR message ~* '(could not connect|connection refused|connection to server|server closed the connection|terminating connection|no connection to the server|lost connection|connection timed out|PQconnectPoll|query timeout|could not send)' THEN
     RAISE EXCEPTION 'partition % cannot be reached', coalesce(lpad(p::text, 2, '0'), 'of the call')
       USING ERRCODE = 'PY504',
             DETAIL = 'The outcome of the call is unknown. ' || message,
@@ -293,8 +349,9 @@ DECLARE
   p integer := payext.route_owner(owner);
 BEGIN
   RETURN payext.open_wallet_on(p, owner, currency);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -315,8 +372,9 @@ DECLARE
   p integer := payext.route_id(wallet, 'wallet');
 BEGIN
   RETURN payext.top_up_on(p, wallet, amount, external_ref);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -345,8 +403,9 @@ BEGIN
             HINT = 'Use merchant_settle.';
   END IF;
   RETURN payext.withdraw_on(p, account, amount, external_ref);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -368,8 +427,9 @@ DECLARE
   p integer := payext.route_id(wallet, 'wallet');
 BEGIN
   RETURN payext.request_payment_on(p, wallet, max_amount, ttl);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -390,8 +450,9 @@ DECLARE
   p integer := payext.route_code(code);
 BEGIN
   PERFORM payext.cancel_payment_code_on(p, code);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -423,8 +484,9 @@ BEGIN
     total := total + payext.balance_on(p, m.account);
   END LOOP;
   RETURN total;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -464,8 +526,9 @@ BEGIN
     ON CONFLICT (merchant, partition_number) DO NOTHING;
   END LOOP;
   RETURN first;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -504,8 +567,9 @@ BEGIN
     p := a.partition_number;
     PERFORM payext.map_merchant_role_on(p, grantee::text, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -527,8 +591,9 @@ BEGIN
     p := a.partition_number;
     PERFORM payext.unmap_merchant_role_on(p, grantee::text, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -621,8 +686,9 @@ BEGIN
     RETURN payext.merchant_charge_call_on(p, payext.merchant_on(m, p), code, amount, order_ref);
   END IF;
   RETURN payext.charge_on(p, payext.merchant_on(m, p), code, amount, order_ref);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(at_p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -699,8 +765,9 @@ BEGIN
                                           refund_ref);
   END IF;
   RETURN payext.refund_on(p, payext.merchant_on(m, p), order_ref, amount, refund_ref);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(at_p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -756,8 +823,9 @@ BEGIN
   at_p := p;
   SELECT * INTO transfer_id, amount, refunded_amount, state, created_at, updated_at
     FROM payext.payment_status_on(p, payext.merchant_on(m, p), order_ref);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(at_p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -786,8 +854,9 @@ AS $$
 BEGIN
   RETURN QUERY SELECT * FROM payext.verify_ledger_on_all();
   RETURN QUERY SELECT * FROM payext.verify_placement_on_all(payext.router_partitions());
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(NULL, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(NULL, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -864,6 +933,7 @@ DECLARE
   verdict text[];      -- each item's refusal here
   note text[];
   tids bigint[];
+  unclaimed boolean[];
   h integer;
   at_p integer;
   idx integer[];
@@ -894,20 +964,22 @@ BEGIN
   verdict := array_fill(NULL::text, ARRAY[greatest(n, 1)]);
   note := array_fill(NULL::text, ARRAY[greatest(n, 1)]);
   tids := array_fill(NULL::bigint, ARRAY[greatest(n, 1)]);
+  unclaimed := array_fill(false, ARRAY[greatest(n, 1)]);
   FOR i IN 1 .. n LOOP
-    IF codes[i] ~ '^[0-9]{18}$' AND substr(codes[i], 1, 2)::integer >= parts THEN
+    IF NOT (codes[i] ~ '^[0-9]{18}$' AND payext.code_check_digit_ok(codes[i])) THEN
+      home[i] := 0;   -- not a code, or a typo: partition 0 refuses it as any would
+      unclaimed[i] := true;
+    ELSIF substr(codes[i], 1, 2)::integer >= parts THEN
       verdict[i] := 'PY202';
       note[i] := format('payment code belongs to partition %s', substr(codes[i], 1, 2));
-    ELSIF codes[i] ~ '^[0-9]{18}$' THEN
-      home[i] := substr(codes[i], 1, 2)::integer;
     ELSE
-      home[i] := 0;   -- not a code: partition 0 refuses it as any would
+      home[i] := substr(codes[i], 1, 2)::integer;
     END IF;
   END LOOP;
   -- The claims, one call per claim partition.
   FOR h IN 0 .. parts - 1 LOOP
     idx := ARRAY(SELECT i FROM generate_series(1, n) i
-                  WHERE home[i] IS NOT NULL AND codes[i] ~ '^[0-9]{18}$'
+                  WHERE home[i] IS NOT NULL AND NOT unclaimed[i]
                     AND order_refs[i] <> '' AND octet_length(order_refs[i]) <= 128
                     AND payext.route_reference(m, order_refs[i]) = h ORDER BY i);
     CONTINUE WHEN cardinality(idx) = 0;
@@ -949,8 +1021,9 @@ BEGIN
     END IF;
   END LOOP;
   RETURN QUERY SELECT i, tids[i], verdict[i], note[i] FROM generate_series(1, n) i ORDER BY i;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(at_p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1013,8 +1086,9 @@ BEGIN
     refunds := refunds + r.refunds;
     refunded_amount := refunded_amount + r.refunded_amount;
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1043,8 +1117,9 @@ BEGIN
   PERFORM payext.require_args(ARRAY['consumer'], ARRAY[consumer IS NOT NULL]);
   p := payext.route_text(consumer);
   RETURN payext.record_interaction_on(p, consumer, public_service_id, kind, amount, occurred_at);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1067,8 +1142,9 @@ BEGIN
   PERFORM payext.require_args(ARRAY['consumer'], ARRAY[consumer IS NOT NULL]);
   p := payext.route_text(consumer);
   PERFORM payext.opt_out_on(p, consumer, public_service_id);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1091,8 +1167,9 @@ BEGIN
   PERFORM payext.require_args(ARRAY['consumer'], ARRAY[consumer IS NOT NULL]);
   p := payext.route_text(consumer);
   PERFORM payext.opt_in_on(p, consumer, public_service_id);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1115,8 +1192,9 @@ BEGIN
   PERFORM payext.require_args(ARRAY['consumer'], ARRAY[consumer IS NOT NULL]);
   p := payext.route_text(consumer);
   PERFORM payext.associate_on(p, consumer, public_service_id);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1149,8 +1227,9 @@ BEGIN
     p := a.partition_number;
     PERFORM payext.freeze_on(p, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1183,8 +1262,9 @@ BEGIN
     p := a.partition_number;
     PERFORM payext.unfreeze_on(p, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1217,8 +1297,9 @@ BEGIN
     p := a.partition_number;
     PERFORM payext.close_account_on(p, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1244,8 +1325,9 @@ BEGIN
     p := a.partition_number;
     PERFORM payext.unblock_charging_on(p, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1272,8 +1354,9 @@ BEGIN
     p := i;
     PERFORM payext.set_association_rule_on(p, public_service_id, min_interactions, within, min_total_amount);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1301,8 +1384,9 @@ BEGIN
     results := results || payext.drop_association_rule_on(p, public_service_id);
   END LOOP;
   RETURN (SELECT bool_or(x) FROM unnest(results) x);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1330,8 +1414,9 @@ BEGIN
     results := results || payext.evaluate_associations_on(p, public_service_id);
   END LOOP;
   RETURN (SELECT sum(x) FROM unnest(results) x);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1359,8 +1444,9 @@ BEGIN
     results := results || payext.rotate_signing_key_on(p);
   END LOOP;
   RETURN (SELECT max(x) FROM unnest(results) x);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1386,8 +1472,9 @@ BEGIN
     p := i;
     PERFORM payext.grant_capability_on(p, capability, grantee::text);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1413,8 +1500,9 @@ BEGIN
     p := i;
     PERFORM payext.revoke_capability_on(p, capability, grantee::text);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1441,8 +1529,9 @@ BEGIN
     p := a.partition_number;
     RETURN QUERY SELECT * FROM payext.merchant_transfers_on(p, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1469,8 +1558,9 @@ BEGIN
     p := a.partition_number;
     RETURN QUERY SELECT * FROM payext.merchant_interactions_on(p, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1497,8 +1587,9 @@ BEGIN
     p := a.partition_number;
     RETURN QUERY SELECT * FROM payext.merchant_associations_on(p, a.account);
   END LOOP;
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1522,8 +1613,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   RETURN QUERY SELECT * FROM payext.code_failures_on_all();
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(NULL, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(NULL, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1561,8 +1653,9 @@ BEGIN
             HINT = 'Moving money between partitions needs a saga, which the router does not have yet (docs/partitions.md).';
   END IF;
   RETURN payext.transfer_on(p, debit_account, credit_account, amount, reference);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1586,8 +1679,9 @@ DECLARE
   p integer := payext.route_id(lot, 'lot');
 BEGIN
   RETURN payext.parking_fee_on(p, lot, entered_at, exited_at);
-EXCEPTION WHEN internal_error THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;

@@ -74,6 +74,10 @@ SELECT payext.current_partition();
 SELECT payext.set_partition(7);
 SELECT payext.set_partition(7);
 SELECT payext.set_partition(8);
+-- Not by hand either: a backend that kept 7 would go on making ids of 7.
+UPDATE payext.partition_info SET number = 8;
+DELETE FROM payext.partition_info;
+TRUNCATE payext.partition_info;
 SELECT payext.current_partition();
 SELECT payext.open_wallet('seven-ann') AS wallet \gset
 SELECT payext.open_merchant('gh_seven', 'Seven Shop') AS shop \gset

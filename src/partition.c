@@ -23,6 +23,7 @@
 
 #include "access/table.h"
 #include "access/tableam.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -208,10 +209,7 @@ payext_set_partition(PG_FUNCTION_ARGS)
 							   1, types, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "payext: could not record the partition: %s", SPI_result_code_string(rc));
-	/* Every backend's kept number goes when this commits; this one's now. */
-	CacheInvalidateRelcacheByRelid(relid);
-	partition_number = -1;
-	partition_relid = InvalidOid;
+	/* partition_guard() sends the invalidation that empties every cache. */
 	PayextSpiFinish();
 	PG_RETURN_INT32(number);
 }
@@ -287,4 +285,38 @@ payext_owner_partition(PG_FUNCTION_ARGS)
 				 errmsg("%d partitions are out of range", partitions),
 				 errdetail("A router has 1 to %d partitions.", PAYEXT_MAX_PARTITION + 1)));
 	PG_RETURN_INT32((int32) (PartitionOwnerHash(owner) % (uint32) partitions));
+}
+
+/*
+ * partition_guard(): the trigger of payext.partition_info.  An INSERT (by
+ * set_partition(), or a restore's COPY into a fresh database) sends the
+ * invalidation that empties every backend's kept number; UPDATE, DELETE
+ * and TRUNCATE are refused (PY502): the number is fixed for life, and a
+ * backend that kept the old one would go on making its ids.
+ */
+PG_FUNCTION_INFO_V1(payext_partition_guard);
+Datum
+payext_partition_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "payext: partition_guard() must be called as a trigger");
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) &&
+		TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+	{
+		CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+		partition_number = -1;
+		partition_relid = InvalidOid;
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	}
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_PARTITION_FIXED),
+			 errmsg("this database's partition number is fixed for life"),
+			 errdetail("%s on %s is refused.",
+					   TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "UPDATE" :
+					   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE",
+					   RelationGetRelationName(trigdata->tg_relation)),
+			 errhint("Ids and payment codes carry the number; a partition keeps it when it moves.")));
+	PG_RETURN_NULL();			/* not reached */
 }

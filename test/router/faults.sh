@@ -95,6 +95,33 @@ b2=$(q -c "SELECT payext.top_up($w1, 250, 'fault-c')")
 [ "$(q -c "SELECT payext.balance($w1)")" = 10350 ] || fail "after the crash and retry, balance $(q -c "SELECT payext.balance($w1)"), not 10350"
 echo "router faults: partition 1 killed during a top-up: PY504; the retry moved 2.50 once"
 
+# 3b. The partition's backend terminated during a call (pg_terminate_backend,
+# a fast shutdown, a failover): PY504 too, not the partition's 57P01.
+psql -X -q -d "${uris[1]}" -c "BEGIN" \
+	-c "SELECT 1 FROM payext.account WHERE id = $w1 FOR UPDATE" -c "SELECT pg_sleep(60)" \
+	>/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 100); do
+	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")" = 1 ] && break
+	sleep 0.1
+done
+sqlstate "SELECT payext.top_up($w1, 75, 'fault-d')" >"${datas[1]}.inflight" &
+caller=$!
+for _ in $(seq 100); do
+	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" = 1 ] && break
+	sleep 0.1
+done
+psql -X -q -At -d "${uris[1]}" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" >/dev/null
+wait "$caller" || true
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+st=$(cat "${datas[1]}.inflight")
+[ "$st" = PY504 ] || fail "a top-up whose partition backend was terminated: $st, not PY504"
+d1=$(q -c "SELECT payext.top_up($w1, 75, 'fault-d')")
+[ "$(q -c "SELECT payext.top_up($w1, 75, 'fault-d')")" = "$d1" ] || fail "the retried top-up gave two transfers"
+[ "$(q -c "SELECT payext.balance($w1)")" = 10425 ] || fail "after the terminated call and retry, balance $(q -c "SELECT payext.balance($w1)"), not 10425"
+echo "router faults: partition 1's backend terminated during a top-up: PY504; the retry moved 0.75 once"
+
 # 4. Both partitions verify.
 bad=$(q -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")
 n=$(q -c "SELECT count(DISTINCT check_name) FROM payext.verify_ledger()")

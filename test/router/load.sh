@@ -4,7 +4,8 @@
 # router, the wallets spread over both partitions by their owners' hash, one
 # merchant with an account on each.  Then, from the partitions themselves:
 # every charge pgbench saw acknowledged is one payment (none lost, none
-# twice), money is conserved across the partitions (what the wallets lost
+# twice, at most the last in flight unacknowledged), money is conserved
+# across the partitions (what the wallets lost
 # is what the merchant's accounts hold), and both partitions verify.
 #
 #   PAYEXT_ROUTER_LOAD_SECONDS (default 5), PAYEXT_ROUTER_LOAD_CLIENTS (8)
@@ -80,8 +81,14 @@ for uri in "${uris[@]}"; do
 	[ "$bad" = 0 ] || fail "verify_ledger fails on $uri"
 done
 held=$(q -c "SELECT payext.balance($shop)")
-[ "$payments" = "$acked" ] ||
-	fail "pgbench acknowledged $acked charges, the partitions hold $payments payments"
-[ "$lost" = $((acked * 100)) ] || fail "wallets lost $lost, $acked charges of 100 were made"
+# pgbench counts a transaction only once it has its answer; one in flight
+# when the time is up (at most a batch of two per client) may have been
+# charged unacknowledged.  Nothing acknowledged may be missing, nothing may
+# be charged beyond that.
+[ "$payments" -ge "$acked" ] ||
+	fail "pgbench acknowledged $acked charges, the partitions hold only $payments payments"
+[ "$payments" -le $((acked + 2 * clients)) ] ||
+	fail "the partitions hold $payments payments, more than the $acked acknowledged and $((2 * clients)) in flight"
+[ "$lost" = $((payments * 100)) ] || fail "wallets lost $lost, $payments payments of 100 were made"
 [ "$held" = "$lost" ] || fail "the merchant holds $held, the wallets lost $lost"
-echo "router load: $clients clients, ${seconds} s, $acked charges acknowledged ($singles single, $batches batches of 2) (${failed:-0} failed, $tps a second) over wallets $spread on partitions 0/1: each one payment, the merchant's accounts hold what the wallets lost, both partitions verify"
+echo "router load: $clients clients, ${seconds} s, $acked charges acknowledged ($singles single, $batches batches of 2; $payments payments, $((payments - acked)) in flight at the end) (${failed:-0} failed, $tps a second) over wallets $spread on partitions 0/1: each one payment, the merchant's accounts hold what the wallets lost, both partitions verify"

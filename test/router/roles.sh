@@ -88,5 +88,12 @@ q -c "SELECT payext.unmap_merchant_role('router_till', $shop)" >/dev/null
 code=$(q -c "SELECT payext.request_payment($w)")
 st=$(sqlstate_till "CALL payext.merchant_charge($shop, '$code', 100, 'till-after', NULL)")
 [ "$st" = 42501 ] || fail "the till charged after its mapping went: $st, not 42501"
+# A role the partitions do not know: 42501 from the router (retrying cannot
+# help), not PY504.
+q -c "CREATE ROLE router_ghost LOGIN" >/dev/null
+st=$(psql -X -q -At -U router_ghost -v VERBOSITY=sqlstate -c "SELECT payext.balance($shop)" 2>&1 |
+	sed -n 's/^.*ERROR: *\([0-9A-Z]\{5\}\).*$/\1/p' | head -n 1 || true)
+[ "$st" = 42501 ] || fail "a role unknown to the partitions: $st, not 42501"
+echo "router roles: a role the partitions do not know: 42501"
 echo "router roles: a till mapped through the router charges, refunds and settles by CALL on both partitions; another merchant's, and after unmapping, 42501"
 echo "router roles: an app role works on both partitions through the router; charging (42501 from the partition), repointing the router and reading its merchant table (42501 at the router) are refused"

@@ -98,7 +98,10 @@ SELECT payext.open_wallet(NULL);
 SELECT payext.balance(NULL);
 SELECT payext.balance(0);
 SELECT payext.balance((5::bigint << 56) | 1);
-SELECT payext.cancel_payment_code('05' || substr(:'ann_code', 3));
+-- (a well-formed code of partition 05: its check digit made to hold)
+SELECT '05' || substr(:'ann_code', 3, 15) || d AS code05 FROM generate_series(0, 9) d
+ WHERE payext.code_check_digit_ok('05' || substr(:'ann_code', 3, 15) || d) \gset
+SELECT payext.cancel_payment_code(:'code05');
 SELECT payext.cancel_payment_code('12345');
 \set VERBOSITY default
 SELECT payext.balance((5::bigint << 56) | 1);
@@ -171,7 +174,7 @@ SELECT payext.request_payment(:ann) AS a1, payext.request_payment(:ann) AS a2,
 SELECT item, transfer_id IS NOT NULL AS charged,
        CASE WHEN transfer_id IS NOT NULL THEN payext.partition_of(transfer_id) END AS charged_on,
        sqlstate
-  FROM payext.charge_many(:shop, ARRAY[:'a1', :'b1', '05' || substr(:'a2', 3), '12345', :'b2', :'a2'],
+  FROM payext.charge_many(:shop, ARRAY[:'a1', :'b1', :'code05', '12345', :'b2', :'a2'],
                           ARRAY[100, 200, 100, 100, 50000000, 300]::bigint[],
                           ARRAY['M-1', 'M-2', 'M-3', 'M-4', 'M-5', 'T-2']);
 -- Sent again: the charged items answer with their first transfers.
@@ -212,3 +215,24 @@ SELECT payext.transfer(:ann, :ben, 100, 'fix-2');
 -- Pure helpers answer from any partition.
 SELECT count(*) AS currencies FROM payext.currencies();
 SELECT payext.normalize_plate('粤b-12345') AS plate;
+
+-- A typo (a wrong check digit) is refused before anything is claimed: the
+-- customer's right code then charges the order, as on a single node.
+SELECT payext.request_payment(:ann) AS ta, payext.request_payment(:ben) AS tb \gset
+\set VERBOSITY sqlstate
+SELECT payext.charge(:shop, substr(:'ta', 1, 17) || ((substr(:'ta', 18, 1)::integer + 1) % 10)::text,
+                     100, 'typo');
+\set VERBOSITY default
+SELECT payext.charge(:shop, :'tb', 100, 'typo') > 0 AS right_code_charged;
+SELECT item, sqlstate FROM payext.charge_many(:shop,
+         ARRAY[substr(:'ta', 1, 17) || ((substr(:'ta', 18, 1)::integer + 1) % 10)::text],
+         ARRAY[100]::bigint[], ARRAY['typo-2']);
+SELECT payext.charge(:shop, :'ta', 100, 'typo-2') > 0 AS right_code_charged;
+-- The count of partitions is the router's for life: owners and orders are
+-- placed by a hash modulo it.
+\set VERBOSITY sqlstate
+SELECT payext.configure_partitions(ARRAY(
+  SELECT substr(o, 4) FROM pg_foreign_server s, unnest(s.srvoptions) AS o, generate_series(1, 2)
+   WHERE s.srvname = 'payext_partitions' AND o ~ '^p[0-9]+=' ORDER BY o));
+\set VERBOSITY default
+SELECT payext.router_partitions();
