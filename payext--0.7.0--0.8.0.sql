@@ -968,3 +968,67 @@ COMMENT ON FUNCTION payext.merchant_settle_call(bigint, text) IS
 REVOKE ALL ON FUNCTION payext.merchant_settle_call(bigint, text) FROM PUBLIC;
 INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_settle_call(bigint, text)');
+
+-- A router's charge when the order's claim belongs on the payer's own
+-- partition: the claim and the charge in one transaction here, one call
+-- from the router instead of two (and a refused charge leaves no claim).
+-- Invoker's rights: charge_claimed needs bare charge (the owner's),
+-- merchant_charge_claimed what a till has (claim_reference,
+-- merchant_charge_call).
+-- Claims order_ref for this partition, or PY208 when another holds it.
+CREATE FUNCTION payext.require_claim_here(merchant bigint, order_ref text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  here integer := payext.current_partition();
+  holder integer := payext.claim_reference(merchant, 'order', order_ref, here);
+BEGIN
+  IF holder <> here THEN
+    RAISE EXCEPTION 'order "%" was already charged differently', order_ref
+      USING ERRCODE = 'PY208',
+            DETAIL = format('It was charged, or a charge was tried, with a code of partition %s; '
+                            'only such codes may charge it.', lpad(holder::text, 2, '0')),
+            HINT = 'Use a new order_ref for a new order.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION payext.require_claim_here(bigint, text) IS
+  'claims a merchant''s order_ref for this partition, or PY208';
+
+CREATE FUNCTION payext.charge_claimed(merchant bigint, code text, amount bigint,
+                                      order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_claim_here(merchant, order_ref);
+  RETURN payext.charge(merchant, code, amount, order_ref);
+END
+$$;
+COMMENT ON FUNCTION payext.charge_claimed(bigint, text, bigint, text) IS
+  'a router''s charge whose order claim belongs here: claim and charge in one transaction';
+
+CREATE FUNCTION payext.merchant_charge_claimed(merchant bigint, code text, amount bigint,
+                                               order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_claim_here(merchant, order_ref);
+  RETURN payext.merchant_charge_call(merchant, code, amount, order_ref);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_charge_claimed(bigint, text, bigint, text) IS
+  'a router''s CALL merchant_charge whose order claim belongs here: claim and charge in one transaction';
+
+
+REVOKE ALL ON FUNCTION payext.require_claim_here(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.charge_claimed(bigint, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_charge_claimed(bigint, text, bigint, text) FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_claimed(bigint, text, bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.require_claim_here(bigint, text)');

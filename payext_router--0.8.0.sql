@@ -629,6 +629,22 @@ RETURNS bigint LANGUAGE plproxy AS $$
   SELECT payext.merchant_charge_call(merchant, code, amount, order_ref);
 $$;
 
+CREATE FUNCTION payext.charge_claimed_on(p integer, merchant bigint, code text, amount bigint,
+                                         order_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.charge_claimed(merchant, code, amount, order_ref);
+$$;
+
+CREATE FUNCTION payext.merchant_charge_claimed_on(p integer, merchant bigint, code text,
+                                                  amount bigint, order_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.merchant_charge_claimed(merchant, code, amount, order_ref);
+$$;
+
 -- The merchant's id at the router, or PY101.
 CREATE FUNCTION payext.require_router_merchant(merchant bigint)
 RETURNS bigint
@@ -672,6 +688,15 @@ BEGIN
   -- (an empty or overlong order_ref is the partition's to refuse: PY004)
   IF order_ref <> '' AND octet_length(order_ref) <= 128 THEN
     at_p := payext.route_reference(m, order_ref);
+    IF at_p = p THEN
+      -- The claim belongs on the payer's partition: one call, one
+      -- transaction there.
+      IF as_merchant THEN
+        RETURN payext.merchant_charge_claimed_on(p, payext.merchant_on(m, p), code, amount,
+                                                 order_ref);
+      END IF;
+      RETURN payext.charge_claimed_on(p, payext.merchant_on(m, p), code, amount, order_ref);
+    END IF;
     holder := payext.claim_reference_on(at_p, payext.merchant_on(m, at_p), 'order', order_ref, p);
     IF holder <> p THEN
       RAISE EXCEPTION 'order "%" was already charged differently', order_ref

@@ -236,3 +236,15 @@ SELECT payext.configure_partitions(ARRAY(
    WHERE s.srvname = 'payext_partitions' AND o ~ '^p[0-9]+=' ORDER BY o));
 \set VERBOSITY default
 SELECT payext.router_partitions();
+
+-- An order whose claim belongs on the payer's own partition is claimed and
+-- charged in one transaction there: a refused charge leaves no claim, and
+-- a code of the other partition may then charge the order.
+SELECT r AS fold_ref FROM generate_series(1, 200) g, format('fold-%s', g) r
+ WHERE payext.route_reference(:shop, r) = payext.partition_of(:ben) LIMIT 1 \gset
+SELECT payext.request_payment(:ben) AS fb, payext.request_payment(:ann) AS fa \gset
+\set VERBOSITY sqlstate
+SELECT payext.charge(:shop, :'fb', 99999999, :'fold_ref');
+\set VERBOSITY default
+SELECT payext.partition_of(payext.charge(:shop, :'fa', 100, :'fold_ref')) = payext.partition_of(:ann)
+       AS other_partition_charged;
