@@ -1231,67 +1231,11 @@ RETURNS void LANGUAGE plproxy AS $$
   SELECT payext.freeze(account);
 $$;
 
--- A merchant's id: each of its accounts, partition by partition (not
--- atomic: a call that fails on one partition is mended by calling again).
-CREATE FUNCTION payext.freeze(account bigint)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  p integer;
-  a record;
-BEGIN
-  PERFORM payext.require_args(ARRAY['account'], ARRAY[account IS NOT NULL]);
-  IF payext.router_merchant(account) IS NULL THEN
-    p := payext.route_id(account, 'account');
-    PERFORM payext.freeze_on(p, account);
-    RETURN;
-  END IF;
-  FOR a IN SELECT * FROM payext.merchant_accounts(payext.router_merchant(account)) LOOP
-    p := a.partition_number;
-    PERFORM payext.freeze_on(p, a.account);
-  END LOOP;
-EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
-               OR connection_exception THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
-  RAISE;
-END
-$$;
-
 CREATE FUNCTION payext.unfreeze_on(p integer, account bigint)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON p;
   SELECT payext.unfreeze(account);
-$$;
-
--- A merchant's id: each of its accounts, partition by partition (not
--- atomic: a call that fails on one partition is mended by calling again).
-CREATE FUNCTION payext.unfreeze(account bigint)
-RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  p integer;
-  a record;
-BEGIN
-  PERFORM payext.require_args(ARRAY['account'], ARRAY[account IS NOT NULL]);
-  IF payext.router_merchant(account) IS NULL THEN
-    p := payext.route_id(account, 'account');
-    PERFORM payext.unfreeze_on(p, account);
-    RETURN;
-  END IF;
-  FOR a IN SELECT * FROM payext.merchant_accounts(payext.router_merchant(account)) LOOP
-    p := a.partition_number;
-    PERFORM payext.unfreeze_on(p, a.account);
-  END LOOP;
-EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
-               OR connection_exception THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
-  RAISE;
-END
 $$;
 
 CREATE FUNCTION payext.close_account_on(p integer, account bigint)
@@ -1301,9 +1245,11 @@ RETURNS void LANGUAGE plproxy AS $$
   SELECT payext.close_account(account);
 $$;
 
--- A merchant's id: each of its accounts, partition by partition (not
+-- freeze, unfreeze and close_account: on the account's partition, or for a
+-- merchant's id on each of its accounts, partition by partition (not
 -- atomic: a call that fails on one partition is mended by calling again).
-CREATE FUNCTION payext.close_account(account bigint)
+-- fn is one of the three names, from the functions below.
+CREATE FUNCTION payext.route_account_state(fn text, account bigint)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1315,12 +1261,12 @@ BEGIN
   PERFORM payext.require_args(ARRAY['account'], ARRAY[account IS NOT NULL]);
   IF payext.router_merchant(account) IS NULL THEN
     p := payext.route_id(account, 'account');
-    PERFORM payext.close_account_on(p, account);
+    EXECUTE format('SELECT payext.%I($1, $2)', fn || '_on') USING p, account;
     RETURN;
   END IF;
   FOR a IN SELECT * FROM payext.merchant_accounts(payext.router_merchant(account)) LOOP
     p := a.partition_number;
-    PERFORM payext.close_account_on(p, a.account);
+    EXECUTE format('SELECT payext.%I($1, $2)', fn || '_on') USING p, a.account;
   END LOOP;
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
@@ -1328,6 +1274,18 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
   RAISE;
 END
 $$;
+
+CREATE FUNCTION payext.freeze(account bigint)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payext.route_account_state('freeze', $1) $$;
+
+CREATE FUNCTION payext.unfreeze(account bigint)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payext.route_account_state('unfreeze', $1) $$;
+
+CREATE FUNCTION payext.close_account(account bigint)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payext.route_account_state('close_account', $1) $$;
 
 CREATE FUNCTION payext.unblock_charging_on(p integer, merchant bigint)
 RETURNS void LANGUAGE plproxy AS $$

@@ -248,3 +248,17 @@ SELECT payext.charge(:shop, :'fb', 99999999, :'fold_ref');
 \set VERBOSITY default
 SELECT payext.partition_of(payext.charge(:shop, :'fa', 100, :'fold_ref')) = payext.partition_of(:ann)
        AS other_partition_charged;
+
+-- A wallet's state on its own partition.
+SELECT payext.open_wallet('eve') AS eve \gset
+SELECT payext.freeze(:eve);
+\set VERBOSITY sqlstate
+SELECT payext.top_up(:eve, 100, 'eve-1');
+\set VERBOSITY default
+SELECT payext.unfreeze(:eve);
+SELECT payext.top_up(:eve, 100, 'eve-1') > 0 AS topped_up;
+SELECT payext.close_account(payext.open_wallet('fay'));
+\set VERBOSITY sqlstate
+SELECT payext.top_up(payext.open_wallet('fay'), 100, 'fay-1');
+SELECT payext.close_account(:eve);
+\set VERBOSITY default
