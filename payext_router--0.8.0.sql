@@ -307,6 +307,16 @@ $$;
 -- reference.  A partition that refuses the role itself (no such role there,
 -- a password, pg_hba.conf) is 42501: retrying cannot help.  Any other XX000
 -- is passed on as it is.
+CREATE FUNCTION payext.is_unreachable(state text, message text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT $2 !~* '(role "[^"]*" does not exist|password authentication failed|no pg_hba\.conf entry|database "[^"]*" does not exist|not permitted to log in)'
+     AND ($1 <> 'XX000'
+          OR $2 ~* '(could not connect|connection refused|connection to server|server closed the connection|terminating connection|no connection to the server|lost connection|connection timed out|PQconnectPoll|query timeout|could not send)')
+$$;
+
 CREATE FUNCTION payext.raise_unreachable(p integer, message text, state text)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -319,8 +329,7 @@ BEGIN
             DETAIL = message,
             HINT = 'Routed calls run on each partition as the calling role: create it there, with its capabilities.';
   END IF;
-  IF state <> 'XX000'
-     OR message ~* '(could not connect|connection refused|connection to server|server closed the connection|terminating connection|no connection to the server|lost connection|connection timed out|PQconnectPoll|query timeout|could not send)' THEN
+  IF payext.is_unreachable(state, message) THEN
     RAISE EXCEPTION 'partition % cannot be reached', coalesce(lpad(p::text, 2, '0'), 'of the call')
       USING ERRCODE = 'PY504',
             DETAIL = 'The outcome of the call is unknown. ' || message,
@@ -884,31 +893,6 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
   PERFORM payext.raise_unreachable(NULL, SQLERRM, SQLSTATE);
   RAISE;
 END
-$$;
-
--- Pure helpers: any partition answers alike.
-CREATE FUNCTION payext.format_amount(amount bigint, currency text)
-RETURNS text LANGUAGE plproxy AS $$
-  CLUSTER 'payext_partitions';
-  RUN ON ANY;
-$$;
-
-CREATE FUNCTION payext.partition_of(id bigint)
-RETURNS integer LANGUAGE plproxy AS $$
-  CLUSTER 'payext_partitions';
-  RUN ON ANY;
-$$;
-
-CREATE FUNCTION payext.code_partition(code text)
-RETURNS integer LANGUAGE plproxy AS $$
-  CLUSTER 'payext_partitions';
-  RUN ON ANY;
-$$;
-
-CREATE FUNCTION payext.owner_partition(owner text, partitions integer)
-RETURNS integer LANGUAGE plproxy AS $$
-  CLUSTER 'payext_partitions';
-  RUN ON ANY;
 $$;
 
 CREATE FUNCTION payext.claim_references_on(p integer, merchant bigint, kind text, refs text[],
@@ -1669,18 +1653,202 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
 END
 $$;
 
--- Pure helpers: any partition answers alike.
-CREATE FUNCTION payext.currencies(OUT code text, OUT exponent integer, OUT name text)
-RETURNS SETOF record LANGUAGE plproxy AS $$
+-- Pure helpers: any partition answers alike.  Each tries the partitions
+-- in turn from a random one, so that one partition down does not stop
+-- them; PY504 only when none answers.
+
+CREATE FUNCTION payext.format_amount_on(p integer, amount bigint, currency text)
+RETURNS text LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON ANY;
-  SELECT * FROM payext.currencies();
+  RUN ON p;
+  SELECT payext.format_amount(amount, currency);
+$$;
+
+CREATE FUNCTION payext.format_amount(amount bigint, currency text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer := greatest(payext.router_partitions(), 1);
+  first integer := floor(random() * n)::integer;
+  p integer;
+BEGIN
+  FOR k IN 0 .. n - 1 LOOP
+    p := (first + k) % n;
+    BEGIN
+      RETURN payext.format_amount_on(p, amount, currency);
+    EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+                   OR connection_exception THEN
+      IF k = n - 1 OR NOT payext.is_unreachable(SQLSTATE, SQLERRM) THEN
+        PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
+END
+$$;
+
+CREATE FUNCTION payext.partition_of_on(p integer, id bigint)
+RETURNS integer LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.partition_of(id);
+$$;
+
+CREATE FUNCTION payext.partition_of(id bigint)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer := greatest(payext.router_partitions(), 1);
+  first integer := floor(random() * n)::integer;
+  p integer;
+BEGIN
+  FOR k IN 0 .. n - 1 LOOP
+    p := (first + k) % n;
+    BEGIN
+      RETURN payext.partition_of_on(p, id);
+    EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+                   OR connection_exception THEN
+      IF k = n - 1 OR NOT payext.is_unreachable(SQLSTATE, SQLERRM) THEN
+        PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
+END
+$$;
+
+CREATE FUNCTION payext.code_partition_on(p integer, code text)
+RETURNS integer LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.code_partition(code);
+$$;
+
+CREATE FUNCTION payext.code_partition(code text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer := greatest(payext.router_partitions(), 1);
+  first integer := floor(random() * n)::integer;
+  p integer;
+BEGIN
+  FOR k IN 0 .. n - 1 LOOP
+    p := (first + k) % n;
+    BEGIN
+      RETURN payext.code_partition_on(p, code);
+    EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+                   OR connection_exception THEN
+      IF k = n - 1 OR NOT payext.is_unreachable(SQLSTATE, SQLERRM) THEN
+        PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
+END
+$$;
+
+CREATE FUNCTION payext.owner_partition_on(p integer, owner text, partitions integer)
+RETURNS integer LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.owner_partition(owner, partitions);
+$$;
+
+CREATE FUNCTION payext.owner_partition(owner text, partitions integer)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer := greatest(payext.router_partitions(), 1);
+  first integer := floor(random() * n)::integer;
+  p integer;
+BEGIN
+  FOR k IN 0 .. n - 1 LOOP
+    p := (first + k) % n;
+    BEGIN
+      RETURN payext.owner_partition_on(p, owner, partitions);
+    EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+                   OR connection_exception THEN
+      IF k = n - 1 OR NOT payext.is_unreachable(SQLSTATE, SQLERRM) THEN
+        PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
+END
+$$;
+
+CREATE FUNCTION payext.normalize_plate_on(p integer, plate text)
+RETURNS text LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.normalize_plate(plate);
 $$;
 
 CREATE FUNCTION payext.normalize_plate(plate text)
-RETURNS text LANGUAGE plproxy AS $$
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer := greatest(payext.router_partitions(), 1);
+  first integer := floor(random() * n)::integer;
+  p integer;
+BEGIN
+  FOR k IN 0 .. n - 1 LOOP
+    p := (first + k) % n;
+    BEGIN
+      RETURN payext.normalize_plate_on(p, plate);
+    EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+                   OR connection_exception THEN
+      IF k = n - 1 OR NOT payext.is_unreachable(SQLSTATE, SQLERRM) THEN
+        PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
+END
+$$;
+
+CREATE FUNCTION payext.currencies_on(p integer, OUT code text, OUT exponent integer,
+                                     OUT name text)
+RETURNS SETOF record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON ANY;
+  RUN ON p;
+  SELECT * FROM payext.currencies();
+$$;
+
+CREATE FUNCTION payext.currencies(OUT code text, OUT exponent integer, OUT name text)
+RETURNS SETOF record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n integer := greatest(payext.router_partitions(), 1);
+  first integer := floor(random() * n)::integer;
+  p integer;
+BEGIN
+  FOR k IN 0 .. n - 1 LOOP
+    p := (first + k) % n;
+    BEGIN
+      RETURN QUERY SELECT * FROM payext.currencies_on(p);
+      RETURN;
+    EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+                   OR connection_exception THEN
+      IF k = n - 1 OR NOT payext.is_unreachable(SQLSTATE, SQLERRM) THEN
+        PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
+END
 $$;
 
 ---------------------------------------------------------------------------
