@@ -72,28 +72,41 @@ a2=$(q -c "SELECT payext.top_up($w1, 100, 'fault-a')")
 [ "$(q -c "SELECT payext.balance($w1)")" = 10100 ] || fail "after the retry, balance $(q -c "SELECT payext.balance($w1)"), not 10100"
 echo "router faults: partition 1 back: the retry with the same reference moved 1.00 once"
 
-# 3. Killed during a call: a session on partition 1 holds the wallet's row,
-# the router's top-up waits for it, and partition 1 stops.
-psql -X -q -d "${uris[1]}" -c "BEGIN" \
-	-c "SELECT 1 FROM payext.account WHERE id = $w1 FOR UPDATE" -c "SELECT pg_sleep(60)" \
-	>/dev/null 2>&1 &
-holder=$!
-for _ in $(seq 100); do
-	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")" = 1 ] && break
-	sleep 0.1
-done
-sqlstate "SELECT payext.top_up($w1, 250, 'fault-c')" >"${datas[1]}.inflight" &
-caller=$!
-for _ in $(seq 100); do
-	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" = 1 ] && break
-	sleep 0.1
-done
-[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" = 1 ] ||
-	fail "the routed top-up never waited on partition 1"
-p1_stop
-wait "$caller" || true
-wait "$holder" || true
-st=$(cat "${datas[1]}.inflight")
+# cut_off AMOUNT REF CUT...: a session on partition 1 holds w1's row, a
+# routed top-up of AMOUNT under REF waits for it there, then CUT runs (it
+# stops the partition or ends the waiting backend); prints the top-up's
+# SQLSTATE.
+cut_off() {
+	local amount=$1 ref=$2 holder caller
+	shift 2
+	psql -X -q -d "${uris[1]}" -c "BEGIN" \
+		-c "SELECT 1 FROM payext.account WHERE id = $w1 FOR UPDATE" -c "SELECT pg_sleep(60)" \
+		>/dev/null 2>&1 &
+	holder=$!
+	for _ in $(seq 100); do
+		[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")" = 1 ] && break
+		sleep 0.1
+	done
+	sqlstate "SELECT payext.top_up($w1, $amount, '$ref')" >"${datas[1]}.inflight" &
+	caller=$!
+	for _ in $(seq 100); do
+		[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" = 1 ] && break
+		sleep 0.1
+	done
+	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" = 1 ] ||
+		fail "the routed top-up never waited on partition 1"
+	"$@"
+	wait "$caller" || true
+	kill "$holder" 2>/dev/null || true
+	wait "$holder" 2>/dev/null || true
+	cat "${datas[1]}.inflight"
+}
+terminate_waiter() {
+	psql -X -q -At -d "${uris[1]}" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" >/dev/null
+}
+
+# 3. Killed during a call: partition 1 stops while the top-up waits there.
+st=$(cut_off 250 fault-c p1_stop)
 [ "$st" = PY504 ] || fail "a top-up cut off by its partition's crash: $st, not PY504"
 p1_start
 b1=$(q -c "SELECT payext.top_up($w1, 250, 'fault-c')")
@@ -104,25 +117,7 @@ echo "router faults: partition 1 killed during a top-up: PY504; the retry moved 
 
 # 3b. The partition's backend terminated during a call (pg_terminate_backend,
 # a fast shutdown, a failover): PY504 too, not the partition's 57P01.
-psql -X -q -d "${uris[1]}" -c "BEGIN" \
-	-c "SELECT 1 FROM payext.account WHERE id = $w1 FOR UPDATE" -c "SELECT pg_sleep(60)" \
-	>/dev/null 2>&1 &
-holder=$!
-for _ in $(seq 100); do
-	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")" = 1 ] && break
-	sleep 0.1
-done
-sqlstate "SELECT payext.top_up($w1, 75, 'fault-d')" >"${datas[1]}.inflight" &
-caller=$!
-for _ in $(seq 100); do
-	[ "$(psql -X -At -d "${uris[1]}" -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" = 1 ] && break
-	sleep 0.1
-done
-psql -X -q -At -d "${uris[1]}" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'" >/dev/null
-wait "$caller" || true
-kill "$holder" 2>/dev/null || true
-wait "$holder" 2>/dev/null || true
-st=$(cat "${datas[1]}.inflight")
+st=$(cut_off 75 fault-d terminate_waiter)
 [ "$st" = PY504 ] || fail "a top-up whose partition backend was terminated: $st, not PY504"
 d1=$(q -c "SELECT payext.top_up($w1, 75, 'fault-d')")
 [ "$(q -c "SELECT payext.top_up($w1, 75, 'fault-d')")" = "$d1" ] || fail "the retried top-up gave two transfers"
