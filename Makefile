@@ -32,6 +32,7 @@ SQL_PARTS = \
 	src/sql/codes.sql \
 	src/sql/association.sql \
 	src/sql/parking.sql \
+	src/sql/saga.sql \
 	src/sql/views.sql \
 	src/sql/roles.sql
 

@@ -1032,3 +1032,491 @@ REVOKE ALL ON FUNCTION payext.merchant_charge_claimed(bigint, text, bigint, text
 INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_claimed(bigint, text, bigint, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.require_claim_here(bigint, text)');
+
+
+---------------------------------------------------------------------------
+-- Sagas: money between partitions, with a clearing account per currency
+---------------------------------------------------------------------------
+
+-- A clearing account stores no balance, like a system account: its
+-- balance is the journal's sum, negative on the partition that owes.
+ALTER TABLE payext.account
+  DROP CONSTRAINT account_kind_check,
+  ADD CONSTRAINT account_kind_check CHECK (kind IN ('wallet', 'merchant', 'system', 'clearing')),
+  DROP CONSTRAINT account_balance_stored,
+  ADD CONSTRAINT account_balance_stored CHECK ((kind IN ('system', 'clearing')) = (balance IS NULL));
+CREATE UNIQUE INDEX account_clearing_key ON payext.account (currency)
+  WHERE kind = 'clearing';
+COMMENT ON TABLE payext.account IS
+  'wallets (per owner and currency), merchant accounts (per public-service id and currency), one system account per currency, and one clearing account per currency for sagas between partitions';
+COMMENT ON COLUMN payext.account.balance IS
+  'in the minor unit; with a merchant''s payext.merchant_credit buckets (payext.balance() adds them), always equals credits minus debits in payext.transfer; NULL for system and clearing accounts, whose balance is the journal''s sum';
+
+CREATE OR REPLACE FUNCTION payext.verify_journal()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH movement AS (
+    SELECT t.debit_account AS account, -t.amount::numeric AS delta FROM payext.transfer t
+    UNION ALL
+    SELECT t.credit_account, t.amount::numeric FROM payext.transfer t
+  ), journal AS (
+    SELECT m.account, sum(m.delta) AS balance FROM movement m GROUP BY m.account
+  ), held AS (
+    -- What each account holds: its row, plus a merchant's buckets.
+    SELECT a.id, a.kind, a.currency,
+           a.balance::numeric + coalesce(c.amount, 0) AS balance
+      FROM payext.account a
+      LEFT JOIN (SELECT mc.account, sum(mc.amount) AS amount
+                   FROM payext.merchant_credit mc GROUP BY mc.account) c ON c.account = a.id
+  ), mismatch AS (
+    SELECT a.id, a.balance, coalesce(j.balance, 0) AS journal_balance
+      FROM held a LEFT JOIN journal j ON j.account = a.id
+     WHERE a.kind NOT IN ('system', 'clearing')
+       AND a.balance IS DISTINCT FROM coalesce(j.balance, 0)
+  ), orphan AS (
+    SELECT j.account FROM journal j
+     WHERE NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = j.account)
+  ), unbalanced AS (
+    -- Stored balances of wallets and merchants against the journal sums
+    -- of the system and clearing accounts: the sides of every currency.
+    SELECT a.currency,
+           sum(CASE WHEN a.kind IN ('system', 'clearing') THEN coalesce(j.balance, 0)
+                    ELSE a.balance END) AS total
+      FROM held a LEFT JOIN journal j ON j.account = a.id
+     GROUP BY a.currency
+    HAVING sum(CASE WHEN a.kind IN ('system', 'clearing') THEN coalesce(j.balance, 0)
+                    ELSE a.balance END) <> 0
+  ), negative AS (
+    -- The whole balance, and each part on its own: positive buckets must
+    -- not hide a negative row.
+    SELECT a.id, a.balance FROM held a
+     WHERE a.kind NOT IN ('system', 'clearing') AND a.balance < 0
+    UNION
+    SELECT a.id, a.balance::numeric FROM payext.account a
+     WHERE a.kind NOT IN ('system', 'clearing') AND a.balance < 0
+    UNION
+    SELECT c.account, c.amount::numeric FROM payext.merchant_credit c WHERE c.amount < 0
+  ), stray AS (
+    -- Buckets belong to active merchants only (freezing and closing fold
+    -- them), and a closed account holds nothing.
+    SELECT c.account,
+           CASE WHEN a.kind <> 'merchant' THEN 'a credit bucket on a ' || a.kind
+                ELSE 'a credit bucket on a ' || a.status || ' merchant' END AS what
+      FROM payext.merchant_credit c
+      JOIN payext.account a ON a.id = c.account
+     WHERE a.kind <> 'merchant' OR a.status <> 'active'
+    UNION ALL
+    SELECT a.id, 'a closed account holding ' || a.balance
+      FROM payext.account a WHERE a.status = 'closed' AND a.balance <> 0
+  ), altered AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE t.checksum <> payext.transfer_checksum(
+             t.id, t.debit_account, t.credit_account, t.amount, t.currency,
+             t.kind, t.idem_scope, t.reference, t.created_at)
+        OR EXISTS (SELECT 1 FROM payext.account a
+                    WHERE a.id = ANY (ARRAY[t.debit_account, t.credit_account])
+                      AND a.currency <> t.currency)
+  )
+  SELECT 'balances_match_journal',
+         NOT EXISTS (SELECT 1 FROM mismatch) AND NOT EXISTS (SELECT 1 FROM orphan)
+           AND NOT EXISTS (SELECT 1 FROM stray),
+         CASE WHEN EXISTS (SELECT 1 FROM stray)
+              THEN (SELECT count(*) FROM stray)::text
+                   || ' holding(s) where no money may be, e.g. '
+                   || (SELECT string_agg(format('account %s: %s', x.account, x.what), '; ')
+                         FROM (SELECT * FROM stray ORDER BY account, what LIMIT 3) x)
+              WHEN EXISTS (SELECT 1 FROM orphan)
+              THEN (SELECT count(*) FROM orphan)::text
+                   || ' account(s) in the journal do not exist, e.g. '
+                   || (SELECT string_agg(o.account::text, ', ')
+                         FROM (SELECT account FROM orphan ORDER BY account LIMIT 3) o)
+              WHEN EXISTS (SELECT 1 FROM mismatch)
+              THEN (SELECT count(*) FROM mismatch)::text
+                   || ' account(s) differ from the journal, e.g. '
+                   || (SELECT string_agg(format('account %s holds %s, journal says %s',
+                                                m.id, m.balance, m.journal_balance), '; ')
+                         FROM (SELECT * FROM mismatch ORDER BY id LIMIT 3) m)
+              ELSE (SELECT count(*) FROM payext.account)::text || ' accounts agree with the journal'
+         END
+  UNION ALL
+  SELECT 'money_conserved',
+         NOT EXISTS (SELECT 1 FROM unbalanced),
+         coalesce((SELECT string_agg(format('%s sums to %s', u.currency, u.total), '; ' ORDER BY u.currency)
+                     FROM unbalanced u),
+                  'every currency sums to zero')
+  UNION ALL
+  SELECT 'no_negative_balances',
+         NOT EXISTS (SELECT 1 FROM negative),
+         coalesce((SELECT string_agg(format('account %s holds %s', n.id, n.balance), '; ' ORDER BY n.id)
+                     FROM (SELECT * FROM negative ORDER BY id LIMIT 3) n),
+                  'no wallet or merchant is below zero')
+  UNION ALL
+  SELECT 'journal_intact',
+         NOT EXISTS (SELECT 1 FROM altered),
+         CASE WHEN EXISTS (SELECT 1 FROM altered)
+              THEN (SELECT count(*) FROM altered)::text || ' transfer(s) altered, e.g. '
+                   || (SELECT string_agg(x.id::text, ', ') FROM (SELECT id FROM altered ORDER BY id LIMIT 3) x)
+              ELSE (SELECT count(*) FROM payext.transfer)::text || ' transfers match their checksums'
+         END
+$$;
+COMMENT ON FUNCTION payext.verify_journal() IS
+  'the ledger''s own checks; part of verify_ledger()';
+
+---------------------------------------------------------------------------
+-- The outbox and the inbox
+---------------------------------------------------------------------------
+
+CREATE TABLE payext.saga (
+  id              uuid PRIMARY KEY,
+  account         bigint NOT NULL REFERENCES payext.account (id),
+  amount          bigint NOT NULL CHECK (amount > 0),
+  currency        text NOT NULL,
+  to_partition    integer NOT NULL CHECK (to_partition >= 0 AND to_partition <= 99),
+  to_account      bigint NOT NULL,
+  out_transfer    bigint NOT NULL,
+  state           text NOT NULL DEFAULT 'open'
+                  CHECK (state IN ('open', 'done', 'returned')),
+  -- the second leg's transfer, on to_partition, once the money arrived
+  in_transfer     bigint,
+  -- the first leg undone, here, once the second was refused, and why
+  back_transfer   bigint,
+  refused_sqlstate text,
+  refused_message text,
+  created_at      timestamptz NOT NULL,
+  finished_at     timestamptz,
+  CONSTRAINT saga_done_has_in CHECK ((state = 'done') = (in_transfer IS NOT NULL)),
+  CONSTRAINT saga_returned_has_back
+    CHECK ((state = 'returned') = (back_transfer IS NOT NULL AND refused_sqlstate IS NOT NULL)),
+  CONSTRAINT saga_finished CHECK ((state = 'open') = (finished_at IS NULL))
+);
+CREATE INDEX saga_open_idx ON payext.saga (created_at) WHERE state = 'open';
+COMMENT ON TABLE payext.saga IS
+  'sagas whose money left this partition (the outbox): open until it arrived (done) or came back (returned)';
+SELECT pg_catalog.pg_extension_config_dump('payext.saga', '');
+
+CREATE TABLE payext.saga_inbox (
+  saga            uuid PRIMARY KEY,
+  from_partition  integer NOT NULL CHECK (from_partition >= 0 AND from_partition <= 99),
+  account         bigint NOT NULL,
+  amount          bigint NOT NULL CHECK (amount > 0),
+  currency        text NOT NULL,
+  outcome         text NOT NULL CHECK (outcome IN ('received', 'refused')),
+  transfer        bigint,
+  refused_sqlstate text,
+  refused_message text,
+  decided_at      timestamptz NOT NULL,
+  CONSTRAINT saga_inbox_outcome
+    CHECK ((outcome = 'received') = (transfer IS NOT NULL AND refused_sqlstate IS NULL))
+);
+COMMENT ON TABLE payext.saga_inbox IS
+  'sagas whose money came to this partition: received, or refused for good; decided once';
+SELECT pg_catalog.pg_extension_config_dump('payext.saga_inbox', '');
+
+-- One leg: between a wallet or merchant of this partition and the
+-- partition's clearing account (ledger.c).  Granted to nobody.
+CREATE FUNCTION payext.clearing_transfer(account bigint, amount bigint, kind text, saga uuid)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_clearing_transfer'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.clearing_transfer(bigint, bigint, text, uuid) IS
+  'one leg of a saga (clearing_out, clearing_in, clearing_back); only the saga functions call it';
+
+-- Arguments present (PY001), and the other side of the saga a partition
+-- other than this one, which its account's id names when one is given
+-- (PY501).
+CREATE FUNCTION payext.check_saga_args(names text[], present boolean[],
+                                       other_partition integer, other_account bigint)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  FOR i IN 1 .. array_length(names, 1) LOOP
+    IF NOT present[i] THEN
+      RAISE EXCEPTION 'argument "%" must not be null', names[i] USING ERRCODE = 'PY001';
+    END IF;
+  END LOOP;
+  IF other_partition < 0 OR other_partition > 99
+     OR other_partition = payext.current_partition()
+     OR (other_account IS NOT NULL
+         AND payext.partition_of(other_account) <> other_partition) THEN
+    RAISE EXCEPTION 'partition % is not the other side of a saga from partition %',
+      lpad(other_partition::text, 2, '0'), lpad(payext.current_partition()::text, 2, '0')
+      USING ERRCODE = 'PY501',
+            DETAIL = CASE WHEN other_account IS NULL THEN 'It is this partition, or out of range.'
+                          ELSE format('Account %s carries partition %s.', other_account,
+                                      lpad(payext.partition_of(other_account)::text, 2, '0')) END,
+            HINT = 'A saga moves money between two different partitions.';
+  END IF;
+END
+$$;
+
+---------------------------------------------------------------------------
+-- The legs
+---------------------------------------------------------------------------
+
+-- Leg 1: takes the amount from the account into this partition's clearing
+-- account and records the saga, atomically.  Again with the same saga and
+-- arguments it returns the first leg's transfer; with other arguments it
+-- is PY107.
+CREATE FUNCTION payext.saga_send(saga uuid, account bigint, amount bigint,
+                                 to_partition integer, to_account bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  s payext.saga;
+  t bigint;
+BEGIN
+  PERFORM payext.check_saga_args(ARRAY['saga', 'account', 'amount', 'to_partition', 'to_account'],
+                                 ARRAY[saga IS NOT NULL, account IS NOT NULL, amount IS NOT NULL,
+                                       to_partition IS NOT NULL, to_account IS NOT NULL],
+                                 to_partition, to_account);
+  SELECT * INTO s FROM payext.saga g WHERE g.id = saga_send.saga;
+  IF NOT FOUND THEN
+    -- A concurrent send of the same saga waits at the journal's reference
+    -- index and then finds this one's transfer (or PY107).
+    t := payext.clearing_transfer(account, amount, 'clearing_out', saga);
+    INSERT INTO payext.saga (id, account, amount, currency, to_partition, to_account,
+                             out_transfer, created_at)
+    SELECT saga, account, amount, a.currency, to_partition, to_account, t, now()
+      FROM payext.account a WHERE a.id = saga_send.account
+    ON CONFLICT (id) DO NOTHING;
+    SELECT * INTO STRICT s FROM payext.saga g WHERE g.id = saga_send.saga;
+  END IF;
+  IF (s.account, s.amount, s.to_partition, s.to_account)
+     IS DISTINCT FROM (account, amount, to_partition, to_account) THEN
+    RAISE EXCEPTION 'saga % was already sent with other arguments', saga
+      USING ERRCODE = 'PY107',
+            DETAIL = format('It moves %s from account %s to account %s.', s.amount, s.account,
+                            s.to_account),
+            HINT = 'A retry must repeat the original arguments; a new transfer needs a new reference.';
+  END IF;
+  RETURN s.out_transfer;
+END
+$$;
+COMMENT ON FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint) IS
+  'a saga''s first leg: the account pays this partition''s clearing account, and the saga is recorded (idempotent)';
+
+-- Leg 2: pays the account from this partition's clearing account, or
+-- refuses for good (any of payext's own errors: a closed or frozen account,
+-- another currency, an overflow).  The decision is kept and returned again
+-- to every later call; a transient error (a lost lock race, 40001) is
+-- raised instead and decides nothing.
+CREATE FUNCTION payext.saga_receive(saga uuid, from_partition integer, account bigint,
+                                    amount bigint, currency text)
+RETURNS TABLE (outcome text, transfer bigint, refused_sqlstate text, refused_message text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  r payext.saga_inbox;
+  t bigint;
+  st text;
+  msg text;
+  have text;
+BEGIN
+  PERFORM payext.check_saga_args(ARRAY['saga', 'from_partition', 'account', 'amount', 'currency'],
+                                 ARRAY[saga IS NOT NULL, from_partition IS NOT NULL,
+                                       account IS NOT NULL, amount IS NOT NULL,
+                                       currency IS NOT NULL],
+                                 from_partition, NULL);
+  -- One decision per saga: concurrent receives of one saga take turns.
+  PERFORM pg_catalog.pg_advisory_xact_lock(
+    ('x' || pg_catalog.left(pg_catalog.replace(saga::text, '-', ''), 16))::bit(64)::bigint);
+  SELECT * INTO r FROM payext.saga_inbox i WHERE i.saga = saga_receive.saga;
+  IF NOT FOUND THEN
+    BEGIN
+      SELECT a.currency INTO have FROM payext.account a WHERE a.id = saga_receive.account;
+      IF have IS DISTINCT FROM currency AND have IS NOT NULL THEN
+        RAISE EXCEPTION 'account % holds %, not %', account, have, currency
+          USING ERRCODE = 'PY105';
+      END IF;
+      t := payext.clearing_transfer(account, amount, 'clearing_in', saga);
+    EXCEPTION WHEN OTHERS THEN
+      IF SQLSTATE NOT LIKE 'PY%' THEN
+        RAISE;
+      END IF;
+      st := SQLSTATE;
+      msg := SQLERRM;
+    END;
+    INSERT INTO payext.saga_inbox
+      VALUES (saga, from_partition, account, amount, currency,
+              CASE WHEN t IS NULL THEN 'refused' ELSE 'received' END, t, st, msg, now())
+    RETURNING * INTO STRICT r;
+  END IF;
+  IF (r.from_partition, r.account, r.amount, r.currency)
+     IS DISTINCT FROM (from_partition, account, amount, currency) THEN
+    RAISE EXCEPTION 'saga % was already received with other arguments', saga
+      USING ERRCODE = 'PY107',
+            DETAIL = format('It brought %s %s from partition %s to account %s.', r.amount,
+                            r.currency, lpad(r.from_partition::text, 2, '0'), r.account);
+  END IF;
+  RETURN QUERY SELECT r.outcome, r.transfer, r.refused_sqlstate, r.refused_message;
+END
+$$;
+COMMENT ON FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text) IS
+  'a saga''s second leg: this partition''s clearing account pays the account, or refuses for good; decided once';
+
+-- Step 3 when the money arrived: the saga is done.
+CREATE FUNCTION payext.saga_finish(saga uuid, in_transfer bigint)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  s payext.saga;
+BEGIN
+  IF saga IS NULL OR in_transfer IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null',
+      CASE WHEN saga IS NULL THEN 'saga' ELSE 'in_transfer' END USING ERRCODE = 'PY001';
+  END IF;
+  SELECT * INTO s FROM payext.saga g WHERE g.id = saga_finish.saga FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'saga % did not start on this partition', saga USING ERRCODE = 'PY506';
+  END IF;
+  IF s.state = 'open' THEN
+    UPDATE payext.saga g SET state = 'done', in_transfer = saga_finish.in_transfer,
+                             finished_at = now()
+     WHERE g.id = saga_finish.saga;
+    RETURN 'done';
+  END IF;
+  IF s.state = 'done' AND s.in_transfer = saga_finish.in_transfer THEN
+    RETURN 'done';
+  END IF;
+  RAISE EXCEPTION 'saga % is already %', saga, s.state
+    USING ERRCODE = 'PY507',
+          DETAIL = CASE WHEN s.state = 'done'
+                        THEN format('Its money arrived as transfer %s.', s.in_transfer)
+                        ELSE format('Its money came back as transfer %s.', s.back_transfer) END;
+END
+$$;
+COMMENT ON FUNCTION payext.saga_finish(uuid, bigint) IS
+  'marks a saga whose money arrived (transfer in_transfer on the other partition) done';
+
+-- Step 3 when the other partition refused: the money comes back.
+CREATE FUNCTION payext.saga_return(saga uuid, refused_sqlstate text, refused_message text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  s payext.saga;
+  t bigint;
+BEGIN
+  IF saga IS NULL OR refused_sqlstate IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null',
+      CASE WHEN saga IS NULL THEN 'saga' ELSE 'refused_sqlstate' END USING ERRCODE = 'PY001';
+  END IF;
+  SELECT * INTO s FROM payext.saga g WHERE g.id = saga_return.saga FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'saga % did not start on this partition', saga USING ERRCODE = 'PY506';
+  END IF;
+  IF s.state = 'returned' THEN
+    RETURN s.back_transfer;
+  END IF;
+  IF s.state = 'done' THEN
+    RAISE EXCEPTION 'saga % is already done', saga
+      USING ERRCODE = 'PY507',
+            DETAIL = format('Its money arrived as transfer %s.', s.in_transfer);
+  END IF;
+  t := payext.clearing_transfer(s.account, s.amount, 'clearing_back', saga);
+  UPDATE payext.saga g
+     SET state = 'returned', back_transfer = t, refused_sqlstate = saga_return.refused_sqlstate,
+         refused_message = saga_return.refused_message, finished_at = now()
+   WHERE g.id = saga_return.saga;
+  RETURN t;
+END
+$$;
+COMMENT ON FUNCTION payext.saga_return(uuid, text, text) IS
+  'gives a refused saga''s money back to the account it left, and keeps why it was refused';
+
+---------------------------------------------------------------------------
+-- Verification
+---------------------------------------------------------------------------
+
+-- Each saga's legs against the journal: the outbox's and the inbox's
+-- transfers exist as they say, and no clearing leg lacks its saga.  Only
+-- where a clearing account exists: a single node never has one.
+CREATE FUNCTION payext.verify_sagas()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH leg AS (
+    SELECT t.id, t.kind, t.reference,
+           CASE WHEN t.kind = 'clearing_out' THEN t.debit_account ELSE t.credit_account END AS account,
+           t.amount
+      FROM payext.transfer t
+     WHERE t.kind IN ('clearing_out', 'clearing_in', 'clearing_back')
+  ), expected AS (
+    SELECT s.id::text AS reference, 'clearing_out' AS kind, s.out_transfer AS id, s.account, s.amount
+      FROM payext.saga s
+    UNION ALL
+    SELECT s.id::text, 'clearing_back', s.back_transfer, s.account, s.amount
+      FROM payext.saga s WHERE s.back_transfer IS NOT NULL
+    UNION ALL
+    SELECT i.saga::text, 'clearing_in', i.transfer, i.account, i.amount
+      FROM payext.saga_inbox i WHERE i.transfer IS NOT NULL
+  ), wrong AS (
+    SELECT coalesce(e.reference, l.reference) AS saga,
+           CASE WHEN l.id IS NULL THEN 'its ' || e.kind || ' leg is not in the journal'
+                WHEN e.id IS NULL THEN 'a ' || l.kind || ' leg (transfer ' || l.id || ') has no saga'
+                ELSE 'its ' || e.kind || ' leg differs from the journal' END AS what
+      FROM expected e
+      FULL JOIN leg l ON l.kind = e.kind AND l.reference = e.reference
+     WHERE l.id IS NULL OR e.id IS NULL
+        OR (l.id, l.account, l.amount) IS DISTINCT FROM (e.id, e.account, e.amount)
+  )
+  SELECT 'sagas_match_journal',
+         NOT EXISTS (SELECT 1 FROM wrong),
+         coalesce((SELECT (SELECT count(*) FROM wrong)::text || ' saga leg(s) wrong, e.g. '
+                          || string_agg(format('saga %s: %s', w.saga, w.what), '; ')
+                     FROM (SELECT * FROM wrong ORDER BY saga, what LIMIT 3) w
+                    HAVING count(*) > 0),
+                  format('%s saga(s) sent (%s open), %s received here, all in the journal',
+                         (SELECT count(*) FROM payext.saga),
+                         (SELECT count(*) FROM payext.saga WHERE state = 'open'),
+                         (SELECT count(*) FROM payext.saga_inbox)))
+   WHERE EXISTS (SELECT 1 FROM payext.account a WHERE a.kind = 'clearing')
+      OR EXISTS (SELECT 1 FROM payext.saga) OR EXISTS (SELECT 1 FROM payext.saga_inbox)
+$$;
+COMMENT ON FUNCTION payext.verify_sagas() IS
+  'checks every saga''s legs against the journal (a row only where sagas ever ran); part of verify_ledger()';
+
+CREATE OR REPLACE FUNCTION payext.verify_ledger()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT * FROM payext.verify_journal()
+  UNION ALL
+  SELECT * FROM payext.verify_payments()
+  UNION ALL
+  SELECT * FROM payext.verify_parking()
+  UNION ALL
+  SELECT * FROM payext.verify_sagas()
+$$;
+COMMENT ON FUNCTION payext.verify_ledger() IS
+  'recomputes the ledger from the journal; one row per check, failures as rows';
+
+REVOKE ALL ON FUNCTION payext.clearing_transfer(bigint, bigint, text, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.check_saga_args(text[], boolean[], integer, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.saga_finish(uuid, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.saga_return(uuid, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.verify_sagas() FROM PUBLIC;
+REVOKE ALL ON TABLE payext.saga FROM PUBLIC;
+REVOKE ALL ON TABLE payext.saga_inbox FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_finish(uuid, bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_return(uuid, text, text)'),
+  ('admin', 'SELECT', 'TABLE payext.saga'),
+  ('admin', 'SELECT', 'TABLE payext.saga_inbox');

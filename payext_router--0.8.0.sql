@@ -878,8 +878,9 @@ RETURNS TABLE (check_name text, ok boolean, detail text) LANGUAGE plproxy AS $$
   SELECT * FROM payext.verify_placement(partitions);
 $$;
 
--- Every partition's checks, each partition answering its own rows, and on
--- each that every row lives where its key says (verify_placement).
+-- Every partition's checks, each partition answering its own rows, on
+-- each that every row lives where its key says (verify_placement), and
+-- across them that the clearing accounts hold the money in flight.
 CREATE FUNCTION payext.verify_ledger()
 RETURNS TABLE (check_name text, ok boolean, detail text)
 LANGUAGE plpgsql
@@ -888,6 +889,7 @@ AS $$
 BEGIN
   RETURN QUERY SELECT * FROM payext.verify_ledger_on_all();
   RETURN QUERY SELECT * FROM payext.verify_placement_on_all(payext.router_partitions());
+  RETURN QUERY SELECT * FROM payext.verify_clearing();
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
   PERFORM payext.raise_unreachable(NULL, SQLERRM, SQLSTATE);
@@ -1587,6 +1589,255 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
 END
 $$;
 
+---------------------------------------------------------------------------
+-- Sagas: money between partitions (docs/partitions.md, "Sagas")
+---------------------------------------------------------------------------
+
+-- The partitions keep the sagas (payext.saga, the outbox, on the paying
+-- partition; payext.saga_inbox on the receiving one): the router keeps
+-- nothing, so losing it mid-saga loses nothing, and whoever calls
+-- resume_sagas() next finishes what it left.
+
+CREATE FUNCTION payext.saga_send_on(p integer, saga uuid, account bigint, amount bigint,
+                                    to_partition integer, to_account bigint)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.saga_send(saga, account, amount, to_partition, to_account);
+$$;
+
+CREATE FUNCTION payext.saga_receive_on(p integer, saga uuid, from_partition integer,
+                                       account bigint, amount bigint, currency text,
+                                       OUT outcome text, OUT transfer bigint,
+                                       OUT refused_sqlstate text, OUT refused_message text)
+RETURNS record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.saga_receive(saga, from_partition, account, amount, currency);
+$$;
+
+CREATE FUNCTION payext.saga_finish_on(p integer, saga uuid, in_transfer bigint)
+RETURNS text LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.saga_finish(saga, in_transfer);
+$$;
+
+CREATE FUNCTION payext.saga_return_on(p integer, saga uuid, refused_sqlstate text,
+                                      refused_message text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.saga_return(saga, refused_sqlstate, refused_message);
+$$;
+
+-- A saga as its paying partition's payext.saga row shows it.
+CREATE TYPE payext.saga_info AS (
+  id uuid, account bigint, amount bigint, currency text, to_partition integer,
+  to_account bigint, out_transfer bigint, state text, in_transfer bigint,
+  back_transfer bigint, refused_sqlstate text, refused_message text,
+  created_at timestamptz, finished_at timestamptz
+);
+
+-- The sagas that left partition p: all of them, or the open ones.
+CREATE FUNCTION payext.sagas_on(p integer, only_open boolean)
+RETURNS SETOF payext.saga_info LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT s.id, s.account, s.amount, s.currency, s.to_partition, s.to_account, s.out_transfer,
+         s.state, s.in_transfer, s.back_transfer, s.refused_sqlstate, s.refused_message,
+         s.created_at, s.finished_at
+    FROM payext.saga s
+   WHERE s.state = 'open' OR NOT only_open
+   ORDER BY s.created_at, s.id;
+$$;
+
+CREATE FUNCTION payext.saga_on(p integer, saga uuid)
+RETURNS SETOF payext.saga_info LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT s.id, s.account, s.amount, s.currency, s.to_partition, s.to_account, s.out_transfer,
+         s.state, s.in_transfer, s.back_transfer, s.refused_sqlstate, s.refused_message,
+         s.created_at, s.finished_at
+    FROM payext.saga s WHERE s.id = saga;
+$$;
+
+-- Each partition's clearing balances, and the sagas it received.
+CREATE FUNCTION payext.clearing_on(p integer, OUT currency text, OUT balance numeric)
+RETURNS SETOF record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT a.currency,
+         coalesce((SELECT sum(CASE WHEN t.credit_account = a.id THEN t.amount::numeric
+                                   ELSE -t.amount::numeric END)
+                     FROM payext.transfer t
+                    WHERE t.credit_account = a.id OR t.debit_account = a.id), 0) AS balance
+    FROM payext.account a WHERE a.kind = 'clearing';
+$$;
+
+CREATE FUNCTION payext.inbox_on(p integer, OUT saga uuid, OUT outcome text)
+RETURNS SETOF record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT i.saga, i.outcome FROM payext.saga_inbox i;
+$$;
+
+-- A saga's id for a reference: the same reference, the same saga, so that
+-- a retry resumes the first attempt instead of starting another.
+CREATE FUNCTION payext.saga_id(purpose text, reference text)
+RETURNS uuid
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT encode(substring(sha256(convert_to('payext.saga:' || $1 || ':' || $2, 'UTF8'))
+                          FROM 1 FOR 16), 'hex')::uuid
+$$;
+
+-- Runs an open saga's second leg and its last step, from partition p,
+-- where it left.  Returns its state: 'done' or 'returned'.  Raises PY504
+-- when a partition cannot be reached (the saga stays open for later).
+CREATE FUNCTION payext.drive_saga(p integer, saga uuid, account bigint, amount bigint,
+                                  currency text, to_partition integer, to_account bigint)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r record;
+  at_p integer := to_partition;
+BEGIN
+  SELECT * INTO STRICT r
+    FROM payext.saga_receive_on(to_partition, saga, p, to_account, amount, currency);
+  at_p := p;
+  IF r.outcome = 'received' THEN
+    RETURN payext.saga_finish_on(p, saga, r.transfer);
+  END IF;
+  PERFORM payext.saga_return_on(p, saga, r.refused_sqlstate, r.refused_message);
+  RETURN 'returned';
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+-- Finishes every saga open for at least older_than (so that it does not
+-- race the call that started it), partition by partition: a partition
+-- that cannot be reached, or a saga whose step fails, waits for the next
+-- run.  Returns how many it finished.  pg_cron runs it every minute
+-- (docs/partitions.md); anyone with the admin capability may run it.
+CREATE FUNCTION payext.resume_sagas(older_than interval DEFAULT '30 seconds')
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  open_sagas payext.saga_info[];
+  s payext.saga_info;
+  finished integer := 0;
+BEGIN
+  FOR p IN 0 .. payext.router_partitions() - 1 LOOP
+    BEGIN
+      -- Read first, then call: PL/Proxy runs one call per cluster at a time.
+      SELECT array_agg(o ORDER BY o.created_at) INTO open_sagas
+        FROM payext.sagas_on(p, true) o
+       WHERE o.created_at <= now() - older_than;
+    EXCEPTION WHEN OTHERS THEN
+      RAISE WARNING 'payext: the open sagas of partition % cannot be read: %', p, SQLERRM;
+      CONTINUE;
+    END;
+    FOREACH s IN ARRAY coalesce(open_sagas, '{}') LOOP
+      BEGIN
+        PERFORM payext.drive_saga(p, s.id, s.account, s.amount, s.currency,
+                                  s.to_partition, s.to_account);
+        finished := finished + 1;
+      EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'payext: saga % stays open: %', s.id, SQLERRM;
+      END;
+    END LOOP;
+  END LOOP;
+  RETURN finished;
+END
+$$;
+COMMENT ON FUNCTION payext.resume_sagas(interval) IS
+  'finishes the sagas open for at least older_than on every reachable partition; returns how many';
+
+-- Every saga of every partition, for operators.
+CREATE FUNCTION payext.sagas(only_open boolean DEFAULT false,
+    OUT from_partition integer, OUT id uuid, OUT account bigint, OUT amount bigint,
+    OUT currency text, OUT to_partition integer, OUT to_account bigint,
+    OUT state text, OUT refused_sqlstate text, OUT created_at timestamptz,
+    OUT finished_at timestamptz)
+RETURNS SETOF record
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  at_p integer;
+BEGIN
+  FOR p IN 0 .. payext.router_partitions() - 1 LOOP
+    at_p := p;
+    RETURN QUERY
+      SELECT p, s.id, s.account, s.amount, s.currency, s.to_partition, s.to_account, s.state,
+             s.refused_sqlstate, s.created_at, s.finished_at
+        FROM payext.sagas_on(p, only_open) s;
+  END LOOP;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+COMMENT ON FUNCTION payext.sagas(boolean) IS
+  'the sagas of every partition (only_open: those whose money is still in flight)';
+
+-- Per currency: the clearing balances of all partitions add up to the
+-- money in flight, the open sagas whose second leg has not run; once no
+-- saga is open, to zero.
+CREATE FUNCTION payext.verify_clearing()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  clearing jsonb := '{}';
+  in_flight jsonb := '{}';
+  received uuid[] := '{}';
+  open_sagas payext.saga_info[] := '{}';
+  c record;
+  s payext.saga_info;
+  wrong text[] := '{}';
+  n_open integer := 0;
+BEGIN
+  FOR p IN 0 .. payext.router_partitions() - 1 LOOP
+    FOR c IN SELECT * FROM payext.clearing_on(p) LOOP
+      clearing := jsonb_set(clearing, ARRAY[c.currency],
+                            to_jsonb(coalesce((clearing ->> c.currency)::numeric, 0) + c.balance));
+    END LOOP;
+    received := received || ARRAY(SELECT i.saga FROM payext.inbox_on(p) i WHERE i.outcome = 'received');
+    open_sagas := open_sagas || ARRAY(SELECT o FROM payext.sagas_on(p, true) o);
+  END LOOP;
+  FOREACH s IN ARRAY open_sagas LOOP
+    n_open := n_open + 1;
+    IF NOT s.id = ANY (received) THEN
+      in_flight := jsonb_set(in_flight, ARRAY[s.currency],
+                             to_jsonb(coalesce((in_flight ->> s.currency)::numeric, 0) + s.amount));
+    END IF;
+  END LOOP;
+  SELECT coalesce(array_agg(format('%s: clearing %s, in flight %s', k,
+                                   coalesce((clearing ->> k)::numeric, 0),
+                                   coalesce((in_flight ->> k)::numeric, 0)) ORDER BY k), '{}')
+    INTO wrong
+    FROM (SELECT jsonb_object_keys(clearing) AS k
+          UNION SELECT jsonb_object_keys(in_flight)) keys
+   WHERE coalesce((clearing ->> k)::numeric, 0) <> coalesce((in_flight ->> k)::numeric, 0);
+  RETURN QUERY SELECT 'clearing_matches_sagas', cardinality(wrong) = 0,
+    CASE WHEN cardinality(wrong) > 0 THEN array_to_string(wrong, '; ')
+         ELSE format('%s saga(s) open; the clearing accounts hold exactly their money in flight',
+                     n_open) END;
+END
+$$;
+
 CREATE FUNCTION payext.transfer_on(p integer, debit_account bigint, credit_account bigint,
                                    amount bigint, reference text)
 RETURNS bigint LANGUAGE plproxy AS $$
@@ -1595,8 +1846,13 @@ RETURNS bigint LANGUAGE plproxy AS $$
   SELECT payext.transfer(debit_account, credit_account, amount, reference);
 $$;
 
--- A correction between two accounts of one partition; across partitions
--- it would need a saga, which the router does not have yet (PY505).
+-- A correction between two accounts.  Within a partition, that
+-- partition's transfer.  Across two, a saga: the money leaves the debit
+-- account (the first transfer's id is returned), reaches the credit
+-- account, or comes back to the debit account when the credit account
+-- refuses it, and then the refusal is raised with its own SQLSTATE.  A
+-- partition that cannot be reached is PY504: the saga goes on when it is
+-- back, and a retry with the same reference resumes it.
 CREATE FUNCTION payext.transfer(debit_account bigint, credit_account bigint, amount bigint,
                                 reference text DEFAULT NULL)
 RETURNS bigint
@@ -1606,23 +1862,43 @@ AS $$
 DECLARE
   p integer;
   q integer;
+  at_p integer;
+  saga uuid;
+  sent bigint;
+  s record;
 BEGIN
   PERFORM payext.require_args(ARRAY['debit_account', 'credit_account', 'amount'],
                               ARRAY[debit_account IS NOT NULL, credit_account IS NOT NULL,
                                     amount IS NOT NULL]);
   p := payext.route_id(debit_account, 'debit_account');
   q := payext.route_id(credit_account, 'credit_account');
-  IF p <> q THEN
-    RAISE EXCEPTION 'accounts % and % are on partitions % and %', debit_account, credit_account,
-      lpad(p::text, 2, '0'), lpad(q::text, 2, '0')
-      USING ERRCODE = 'PY505',
-            DETAIL = 'A transfer through the router stays within one partition.',
-            HINT = 'Moving money between partitions needs a saga, which the router does not have yet (docs/partitions.md).';
+  at_p := p;
+  IF p = q THEN
+    RETURN payext.transfer_on(p, debit_account, credit_account, amount, reference);
   END IF;
-  RETURN payext.transfer_on(p, debit_account, credit_account, amount, reference);
+  saga := CASE WHEN reference IS NULL THEN gen_random_uuid()
+               ELSE payext.saga_id('transfer', reference) END;
+  sent := payext.saga_send_on(p, saga, debit_account, amount, q, credit_account);
+  SELECT * INTO STRICT s FROM payext.saga_on(p, saga);
+  IF s.state = 'open' THEN
+    at_p := NULL;
+    PERFORM payext.drive_saga(p, saga, s.account, s.amount, s.currency, s.to_partition,
+                              s.to_account);
+    at_p := p;
+    SELECT * INTO STRICT s FROM payext.saga_on(p, saga);
+  END IF;
+  IF s.state = 'returned' THEN
+    RAISE EXCEPTION 'account % refused the transfer; the money went back to account %',
+      credit_account, debit_account
+      USING ERRCODE = s.refused_sqlstate,
+            DETAIL = s.refused_message,
+            HINT = format('Saga %s: transfer %s took the money, transfer %s gave it back.',
+                          saga, s.out_transfer, s.back_transfer);
+  END IF;
+  RETURN sent;
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;

@@ -21,10 +21,10 @@ packages=(make gcc postgresql-15 postgresql-common postgresql-server-dev-15
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libssl-dev)
 # The test suite also builds C unit tests and fuzzers with sanitizers, runs
 # the regress suite under valgrind, checks formatting and shell scripts, and
-# runs partitions behind a PL/Proxy router.
+# runs partitions behind a PL/Proxy router, whose sagas pg_cron resumes.
 if [ "$what" = test ]; then
 	packages+=(clang libclang-rt-14-dev valgrind pg-bsd-indent shellcheck pgbouncer
-		postgresql-15-plproxy)
+		postgresql-15-plproxy postgresql-15-cron)
 fi
 # The benchmark draws its chart with gnuplot.
 if [ "$what" = bench ]; then packages+=(gnuplot-nox); fi

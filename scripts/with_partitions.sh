@@ -15,7 +15,10 @@
 # pointing at the router, PAYEXT_PARTITIONS (the partitions' connection
 # URIs, one per word, partition 0 first) and PAYEXT_PARTITION_DATA (their
 # data directories, likewise), PAYEXT_PGCTL (pg_ctl, as the clusters'
-# owner) for tests that stop and start a partition.  With
+# owner) for tests that stop and start a partition, and PAYEXT_ROUTER_DATA
+# (the router's data directory) for those that stop the router.  Where
+# pg_cron is installed, the router runs payext.resume_sagas() every minute
+# (job payext-resume-sagas).  With
 # PAYEXT_PIN_PARTITIONS=1 each partition's server runs on one CPU (taskset;
 # partition p on CPU p modulo the CPUs), for the scale benchmark.
 set -euo pipefail
@@ -98,13 +101,25 @@ for ((p = 0; p < n; p++)); do
 done
 
 pin=()
-start router "$base"
+# pg_cron, where installed (the test suite installs it), resumes the sagas
+# a call left open every minute, in background workers of the router.
+cron=()
+if [ -f "$("$PG_CONFIG" --sharedir)/extension/pg_cron.control" ]; then
+	cron=("shared_preload_libraries = 'pg_cron'" "cron.database_name = 'payext_router'"
+		"cron.use_background_workers = on" "max_worker_processes = 16")
+fi
+start router "$base" ${cron[@]+"${cron[@]}"}
 createdb -h 127.0.0.1 -p "$base" -U "$owner" payext_router
 list=$(printf "'%s'," "${connstrs[@]}")
 sql "$base" payext_router -c 'CREATE EXTENSION payext_router CASCADE' \
 	-c "SELECT payext.configure_partitions(ARRAY[${list%,}])" >/dev/null
+if [ ${#cron[@]} -gt 0 ]; then
+	sql "$base" payext_router -c 'CREATE EXTENSION pg_cron' \
+		-c "SELECT cron.schedule('payext-resume-sagas', '* * * * *', 'SELECT payext.resume_sagas()')" >/dev/null
+fi
 
 export PGHOST=127.0.0.1 PGPORT=$base PGUSER=$owner PGDATABASE=payext_router
 export PAYEXT_PARTITIONS="${partitions[*]}" PAYEXT_PARTITION_DATA="${data[*]}"
+export PAYEXT_ROUTER_DATA="$tmp/router"
 export PAYEXT_PGCTL="${as_owner[*]+"${as_owner[*]}"} $bindir/pg_ctl"
 "$@"

@@ -74,7 +74,7 @@ static PayextPlan find_by_reference_plan = {
 static PayextPlan lock_accounts_plan = {
 	"SELECT id, kind, currency, balance, status, owner, public_service_id"
 	"  FROM payext.account"
-	" WHERE (id = $1 OR id = $2) AND kind <> 'system'"
+	" WHERE (id = $1 OR id = $2) AND balance IS NOT NULL"
 	" ORDER BY id"
 	"   FOR NO KEY UPDATE",
 	2, {INT8OID, INT8OID}
@@ -90,7 +90,7 @@ static PayextPlan read_account_plan = {
 static PayextPlan read_system_plan = {
 	"SELECT id, kind, currency, 0::bigint, status, owner, public_service_id"
 	"  FROM payext.account"
-	" WHERE id = $1 AND kind = 'system'",
+	" WHERE id = $1 AND balance IS NULL",
 	1, {INT8OID}
 };
 
@@ -108,7 +108,7 @@ static PayextPlan insert_transfer_plan = {
 static PayextPlan set_balances_plan = {
 	"UPDATE payext.account"
 	"   SET balance = CASE WHEN id = $1 THEN $2 ELSE $4 END"
-	" WHERE (id = $1 OR id = $3) AND kind <> 'system'",
+	" WHERE (id = $1 OR id = $3) AND balance IS NOT NULL",
 	4, {INT8OID, INT8OID, INT8OID, INT8OID}
 };
 
@@ -123,6 +123,11 @@ static PayextPlan account_info_plan = {
 
 static PayextPlan find_system_plan = {
 	"SELECT id FROM payext.account WHERE kind = 'system' AND currency = $1",
+	1, {TEXTOID}
+};
+
+static PayextPlan find_clearing_plan = {
+	"SELECT id FROM payext.account WHERE kind = 'clearing' AND currency = $1",
 	1, {TEXTOID}
 };
 
@@ -142,7 +147,7 @@ static PayextPlan insert_account_plan = {
 	"INSERT INTO payext.account"
 	" (id, kind, owner, public_service_id, display_name, currency, created_at,"
 	"  balance)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $2 = 'system' THEN NULL ELSE 0 END)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $2 IN ('system', 'clearing') THEN NULL ELSE 0 END)"
 	" ON CONFLICT DO NOTHING",
 	7, {INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
 };
@@ -160,7 +165,7 @@ static PayextPlan system_balance_plan = {
 static PayextPlan lock_user_account_plan = {
 	"SELECT id, kind, currency, balance, status, owner, public_service_id"
 	"  FROM payext.account"
-	" WHERE id = $1 AND kind <> 'system'"
+	" WHERE id = $1 AND balance IS NOT NULL"
 	"   FOR NO KEY UPDATE",
 	1, {INT8OID}
 };
@@ -228,7 +233,7 @@ static PayextPlan fold_credits_plan = {
 };
 
 static PayextPlan set_one_balance_plan = {
-	"UPDATE payext.account SET balance = $2 WHERE id = $1 AND kind <> 'system'",
+	"UPDATE payext.account SET balance = $2 WHERE id = $1 AND balance IS NOT NULL",
 	2, {INT8OID, INT8OID}
 };
 
@@ -243,7 +248,7 @@ static PayextPlan balance_plan = {
 	"                        THEN coalesce((SELECT sum(c.amount) FROM payext.merchant_credit c"
 	"                                        WHERE c.account = a.id), 0)::bigint"
 	"                        ELSE 0 END,"
-	"       a.kind = 'system', a.kind = 'merchant'"
+	"       a.balance IS NULL, a.kind = 'merchant'"
 	"  FROM payext.account a WHERE a.id = $1",
 	1, {INT8OID}
 };
@@ -321,6 +326,7 @@ static const char *const account_kind_names[] = {
 	[LEDGER_WALLET] = "wallet",
 	[LEDGER_MERCHANT] = "merchant",
 	[LEDGER_SYSTEM] = "system",
+	[LEDGER_CLEARING] = "clearing",
 };
 
 static const char *const account_status_names[] = {
@@ -338,6 +344,9 @@ static const char *const transfer_kind_names[] = {
 	[LEDGER_CHARGE] = "charge",
 	[LEDGER_REFUND] = "refund",
 	[LEDGER_PARKING] = "parking",
+	[LEDGER_CLEARING_OUT] = "clearing_out",
+	[LEDGER_CLEARING_IN] = "clearing_in",
+	[LEDGER_CLEARING_BACK] = "clearing_back",
 };
 static const char *const transfer_kind_nouns[] = {
 	[LEDGER_KIND_UNSET] = NULL,
@@ -347,6 +356,9 @@ static const char *const transfer_kind_nouns[] = {
 	[LEDGER_CHARGE] = "charge",
 	[LEDGER_REFUND] = "refund",
 	[LEDGER_PARKING] = "parking",
+	[LEDGER_CLEARING_OUT] = "transfer to another partition",
+	[LEDGER_CLEARING_IN] = "transfer from another partition",
+	[LEDGER_CLEARING_BACK] = "return of a transfer to another partition",
 };
 
 LedgerAccountKind
@@ -762,7 +774,7 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errdetail("Account " INT64_FORMAT " holds %s, account " INT64_FORMAT " holds %s.",
 						   debit->id, debit->currency, credit->id, credit->currency),
 				 errhint("payext does not convert currencies; use accounts of one currency.")));
-	if (debit->kind != LEDGER_SYSTEM && debit->balance_minor < req->amount_minor &&
+	if (LedgerStoresBalance(debit->kind) && debit->balance_minor < req->amount_minor &&
 		req->conceal_debit)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
@@ -770,7 +782,7 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errdetail("The %s needs %s.", LedgerKindNoun(req->kind),
 						   PayextFormatAmount(req->amount_minor, debit->currency)),
 				 errhint("Ask the customer to top up, or to pay another way.")));
-	if (debit->kind != LEDGER_SYSTEM && debit->balance_minor < req->amount_minor)
+	if (LedgerStoresBalance(debit->kind) && debit->balance_minor < req->amount_minor)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
 				 errmsg("insufficient funds in account " INT64_FORMAT, debit->id),
@@ -791,12 +803,12 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 	Assert(debit->balance_minor - *debit_after == req->amount_minor);
 	Assert(*credit_after - credit->balance_minor == req->amount_minor);
 	/* No user account below zero, before or after. */
-	Assert(debit->kind == LEDGER_SYSTEM || debit->balance_minor >= 0);
-	Assert(credit->kind == LEDGER_SYSTEM ||
+	Assert(!LedgerStoresBalance(debit->kind) || debit->balance_minor >= 0);
+	Assert(!LedgerStoresBalance(credit->kind) ||
 		   (credit->balance_minor >= 0 && *credit_after >= 0));
 
 	/* Release-build check: a wallet or merchant below zero costs money. */
-	if (debit->kind != LEDGER_SYSTEM && *debit_after < 0)
+	if (LedgerStoresBalance(debit->kind) && *debit_after < 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
 				 errmsg("transfer would leave account " INT64_FORMAT " negative", debit->id)));
@@ -812,7 +824,7 @@ LedgerTransferPossible(const LedgerTransferRequest *req, const LedgerAccount *de
 	return debit->status == LEDGER_ACTIVE &&
 		credit->status == LEDGER_ACTIVE &&
 		strcmp(debit->currency, credit->currency) == 0 &&
-		(debit->kind == LEDGER_SYSTEM || debit->balance_minor >= req->amount_minor) &&
+		(!LedgerStoresBalance(debit->kind) || debit->balance_minor >= req->amount_minor) &&
 		!pg_add_s64_overflow(credit->balance_minor, req->amount_minor, &after);
 }
 
@@ -936,7 +948,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	values[1] = Int64GetDatum(debit_after);
 	values[2] = Int64GetDatum(credit.id);
 	values[3] = Int64GetDatum(credit_after);
-	user_sides = (debit.kind != LEDGER_SYSTEM) + (credit.kind != LEDGER_SYSTEM);
+	user_sides = LedgerStoresBalance(debit.kind) + LedgerStoresBalance(credit.kind);
 	if (PayextExecute(&set_balances_plan, values, NULL, false, 0,
 					  SPI_OK_UPDATE) != user_sides)
 		elog(ERROR, "payext: balances of accounts " INT64_FORMAT " and " INT64_FORMAT " were not set",
@@ -1008,6 +1020,17 @@ LedgerSystemAccount(const char *currency)
 									NULL, NULL, NULL, currency);
 }
 
+/* The partition's clearing account of a currency, made on first use. */
+static int64
+LedgerClearingAccount(const char *currency)
+{
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(currency);
+	return LedgerGetOrCreateAccount(&find_clearing_plan, values, "clearing",
+									NULL, NULL, NULL, currency);
+}
+
 /*
  * The kind and currency of an account, and its currency's system account
  * id (0 when not yet created).  Raises when the account does not exist.
@@ -1041,6 +1064,11 @@ LedgerRefuseSystemAccount(int64 account_id, LedgerAccountKind kind, const char *
 				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
 				 errmsg("account " INT64_FORMAT " is a system account", account_id),
 				 errdetail("System accounts are where external money enters and leaves; they cannot be used for %s.", what)));
+	if (kind == LEDGER_CLEARING)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_WRONG_ACCOUNT_KIND),
+				 errmsg("account " INT64_FORMAT " is a clearing account", account_id),
+				 errdetail("A clearing account holds money on its way between partitions; only a saga's legs move it, never %s.", what)));
 }
 
 /* top_up and withdraw: money crossing the ledger's edge. */
@@ -1206,6 +1234,51 @@ payext_transfer(PG_FUNCTION_ARGS)
 	LedgerRefuseSystemAccount(req.debit_account, kind, "a direct transfer");
 	LedgerAccountInfo(req.credit_account, &kind, currency, &system_id);
 	LedgerRefuseSystemAccount(req.credit_account, kind, "a direct transfer");
+	id = LedgerTransfer(&req, NULL);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * clearing_transfer(account bigint, amount bigint, kind text, saga uuid)
+ * RETURNS bigint: one leg of a saga (src/sql/saga.sql), between a wallet or
+ * merchant of this partition and the partition's clearing account of its
+ * currency.  'clearing_out' takes the money from the account, 'clearing_in'
+ * and 'clearing_back' give it; the saga's id is the reference, so a leg
+ * repeated after a crash returns its first transfer.  Granted to nobody:
+ * the saga functions, which run as payext's owner, decide when a leg runs.
+ */
+PG_FUNCTION_INFO_V1(payext_clearing_transfer);
+Datum
+payext_clearing_transfer(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"account", "amount", "kind", "saga"};
+	static const char *const leg_names[] = {"clearing_out", "clearing_in", "clearing_back"};
+	static const LedgerTransferKind leg_kinds[] = {
+		LEDGER_CLEARING_OUT, LEDGER_CLEARING_IN, LEDGER_CLEARING_BACK
+	};
+	LedgerTransferRequest req = {0};
+	LedgerAccountKind kind;
+	char		currency[4];
+	int64		system_id;
+	int64		clearing_id;
+	int			leg;
+	int64		id;
+
+	PayextRequireArgs(fcinfo, 4, names);
+	leg = PayextParseWord(text_to_cstring(PG_GETARG_TEXT_PP(2)), leg_names,
+						  lengthof(leg_names), "saga leg");
+	req.amount_minor = PayextArgAmount(fcinfo, 1, "amount");
+	req.kind = leg_kinds[leg];
+	req.idem_scope = 0;
+	req.reference = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(3)));
+
+	PayextSpiConnect();
+	LedgerAccountInfo(PG_GETARG_INT64(0), &kind, currency, &system_id);
+	LedgerRefuseSystemAccount(PG_GETARG_INT64(0), kind, "a saga's leg");
+	clearing_id = LedgerClearingAccount(currency);
+	req.debit_account = req.kind == LEDGER_CLEARING_OUT ? PG_GETARG_INT64(0) : clearing_id;
+	req.credit_account = req.kind == LEDGER_CLEARING_OUT ? clearing_id : PG_GETARG_INT64(0);
 	id = LedgerTransfer(&req, NULL);
 	PayextSpiFinish();
 	PG_RETURN_INT64(id);

@@ -13,8 +13,21 @@ typedef enum LedgerAccountKind
 {
 	LEDGER_WALLET,
 	LEDGER_MERCHANT,
-	LEDGER_SYSTEM
+	LEDGER_SYSTEM,
+	LEDGER_CLEARING				/* money in flight between partitions */
 } LedgerAccountKind;
+
+/*
+ * Wallets and merchants store their balance and never go below zero; a
+ * system account (money outside) and a clearing account (money on its way
+ * to or from another partition) store none, are never locked, and their
+ * balance is the journal's sum, of either sign.
+ */
+static inline bool
+LedgerStoresBalance(LedgerAccountKind kind)
+{
+	return kind == LEDGER_WALLET || kind == LEDGER_MERCHANT;
+}
 
 /* payext.account.status */
 typedef enum LedgerAccountStatus
@@ -33,7 +46,10 @@ typedef enum LedgerTransferKind
 	LEDGER_TRANSFER,
 	LEDGER_CHARGE,
 	LEDGER_REFUND,
-	LEDGER_PARKING
+	LEDGER_PARKING,
+	LEDGER_CLEARING_OUT,		/* a saga's first leg: account -> clearing */
+	LEDGER_CLEARING_IN,			/* its second, elsewhere: clearing -> account */
+	LEDGER_CLEARING_BACK		/* the first leg undone: clearing -> account */
 } LedgerTransferKind;
 
 /* An account as the ledger sees it. */
@@ -42,7 +58,7 @@ typedef struct LedgerAccount
 	int64		id;
 	LedgerAccountKind kind;
 	char		currency[4];
-	int64		balance_minor;	/* 0 for system accounts (they store none) */
+	int64		balance_minor;	/* 0 for system and clearing accounts */
 	LedgerAccountStatus status;
 	char	   *owner;			/* a wallet's owner; NULL when none */
 	char	   *public_service_id;	/* a merchant's official account */

@@ -76,6 +76,7 @@ RolesAccountKindOf(LedgerAccountKind kind)
 		case LEDGER_WALLET:
 			return ROLES_ACCOUNT_WALLET;
 		case LEDGER_SYSTEM:
+		case LEDGER_CLEARING:
 			break;
 	}
 	return ROLES_ACCOUNT_SYSTEM;

@@ -34,12 +34,13 @@ CREATE SEQUENCE payext.transfer_id_seq AS bigint;
 CREATE TABLE payext.account (
   id                bigint PRIMARY KEY,
   kind              text NOT NULL
-                    CHECK (kind IN ('wallet', 'merchant', 'system')),
+                    CHECK (kind IN ('wallet', 'merchant', 'system', 'clearing')),
   owner             text,
   public_service_id text,
   display_name      text,
   currency          text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-  -- NULL for system accounts: theirs is the journal's sum (see balance()).
+  -- NULL for system and clearing accounts: theirs is the journal's sum
+  -- (see balance()), of either sign.
   balance           bigint DEFAULT 0,
   status            text NOT NULL DEFAULT 'active'
                     CHECK (status IN ('active', 'frozen', 'closed')),
@@ -47,7 +48,7 @@ CREATE TABLE payext.account (
   -- Wallets and merchants never go below zero.  The C code checks first;
   -- this is the last line.
   CONSTRAINT account_balance_not_negative CHECK (balance >= 0),
-  CONSTRAINT account_balance_stored CHECK ((kind = 'system') = (balance IS NULL)),
+  CONSTRAINT account_balance_stored CHECK ((kind IN ('system', 'clearing')) = (balance IS NULL)),
   CONSTRAINT account_wallet_has_owner CHECK ((kind = 'wallet') = (owner IS NOT NULL)),
   CONSTRAINT account_merchant_has_psid
     CHECK ((kind = 'merchant') = (public_service_id IS NOT NULL))
@@ -58,10 +59,13 @@ CREATE UNIQUE INDEX account_merchant_key ON payext.account (public_service_id, c
   WHERE kind = 'merchant';
 CREATE UNIQUE INDEX account_system_key ON payext.account (currency)
   WHERE kind = 'system';
+-- Money on its way to or from another partition (src/sql/saga.sql).
+CREATE UNIQUE INDEX account_clearing_key ON payext.account (currency)
+  WHERE kind = 'clearing';
 COMMENT ON TABLE payext.account IS
-  'wallets (per owner and currency), merchant accounts (per public-service id and currency) and one system account per currency';
+  'wallets (per owner and currency), merchant accounts (per public-service id and currency), one system account per currency, and one clearing account per currency for sagas between partitions';
 COMMENT ON COLUMN payext.account.balance IS
-  'in the minor unit; with a merchant''s payext.merchant_credit buckets (payext.balance() adds them), always equals credits minus debits in payext.transfer; NULL for system accounts, whose balance is the journal''s sum';
+  'in the minor unit; with a merchant''s payext.merchant_credit buckets (payext.balance() adds them), always equals credits minus debits in payext.transfer; NULL for system and clearing accounts, whose balance is the journal''s sum';
 
 CREATE TABLE payext.transfer (
   id             bigint PRIMARY KEY,
@@ -279,29 +283,29 @@ AS $$
   ), mismatch AS (
     SELECT a.id, a.balance, coalesce(j.balance, 0) AS journal_balance
       FROM held a LEFT JOIN journal j ON j.account = a.id
-     WHERE a.kind <> 'system'
+     WHERE a.kind NOT IN ('system', 'clearing')
        AND a.balance IS DISTINCT FROM coalesce(j.balance, 0)
   ), orphan AS (
     SELECT j.account FROM journal j
      WHERE NOT EXISTS (SELECT 1 FROM payext.account a WHERE a.id = j.account)
   ), unbalanced AS (
-    -- Stored balances of wallets and merchants against the system
-    -- accounts' journal sums: the two sides of every currency.
+    -- Stored balances of wallets and merchants against the journal sums
+    -- of the system and clearing accounts: the sides of every currency.
     SELECT a.currency,
-           sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
+           sum(CASE WHEN a.kind IN ('system', 'clearing') THEN coalesce(j.balance, 0)
                     ELSE a.balance END) AS total
       FROM held a LEFT JOIN journal j ON j.account = a.id
      GROUP BY a.currency
-    HAVING sum(CASE WHEN a.kind = 'system' THEN coalesce(j.balance, 0)
+    HAVING sum(CASE WHEN a.kind IN ('system', 'clearing') THEN coalesce(j.balance, 0)
                     ELSE a.balance END) <> 0
   ), negative AS (
     -- The whole balance, and each part on its own: positive buckets must
     -- not hide a negative row.
     SELECT a.id, a.balance FROM held a
-     WHERE a.kind <> 'system' AND a.balance < 0
+     WHERE a.kind NOT IN ('system', 'clearing') AND a.balance < 0
     UNION
     SELECT a.id, a.balance::numeric FROM payext.account a
-     WHERE a.kind <> 'system' AND a.balance < 0
+     WHERE a.kind NOT IN ('system', 'clearing') AND a.balance < 0
     UNION
     SELECT c.account, c.amount::numeric FROM payext.merchant_credit c WHERE c.amount < 0
   ), stray AS (

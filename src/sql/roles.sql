@@ -101,7 +101,14 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   -- merchants that guessed payment codes
   ('admin', 'SELECT', 'TABLE payext.code_failure'),
   ('admin', 'EXECUTE', 'FUNCTION payext.code_failures()'),
-  ('admin', 'EXECUTE', 'FUNCTION payext.unblock_charging(bigint)');
+  ('admin', 'EXECUTE', 'FUNCTION payext.unblock_charging(bigint)'),
+  -- money between partitions: a router's transfers and its saga worker
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_finish(uuid, bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_return(uuid, text, text)'),
+  ('admin', 'SELECT', 'TABLE payext.saga'),
+  ('admin', 'SELECT', 'TABLE payext.saga_inbox');
 
 -- Which role holds which capability (for may_act_for and for revoking).
 CREATE TABLE payext.capability_grant (

@@ -123,6 +123,8 @@ AS $$
   SELECT * FROM payext.verify_payments()
   UNION ALL
   SELECT * FROM payext.verify_parking()
+  UNION ALL
+  SELECT * FROM payext.verify_sagas()
 $$;
 COMMENT ON FUNCTION payext.verify_ledger() IS
   'recomputes the ledger from the journal; one row per check, failures as rows';
