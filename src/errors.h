@@ -109,8 +109,11 @@
  * Raised by the router (payext_router--*.sql, in SQL): PY503, a partition
  * whose number is not its place in configure_partitions()'s list; PY504, a
  * partition that cannot be reached or went away during the call (PL/Proxy's
- * XX000): the outcome is unknown, retry with the same reference; PY505, a
- * transfer between accounts of two partitions.
+ * XX000): the outcome is unknown, retry with the same reference.  Raised by
+ * the saga functions (src/sql/saga.sql): PY506, the last step of a saga
+ * that did not start on this partition; PY507, finishing a returned saga
+ * or returning a delivered one.  (PY505, a transfer across partitions
+ * before sagas, was never released.)
  */
 
 /* PY9xx: a broken invariant; reaching one is a bug in payext */

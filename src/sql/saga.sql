@@ -97,7 +97,8 @@ BEGIN
      OR (other_account IS NOT NULL
          AND payext.partition_of(other_account) <> other_partition) THEN
     RAISE EXCEPTION 'partition % is not the other side of a saga from partition %',
-      lpad(other_partition::text, 2, '0'), lpad(payext.current_partition()::text, 2, '0')
+      CASE WHEN other_partition BETWEEN 0 AND 9 THEN '0' ELSE '' END || other_partition,
+      lpad(payext.current_partition()::text, 2, '0')
       USING ERRCODE = 'PY501',
             DETAIL = CASE WHEN other_account IS NULL THEN 'It is this partition, or out of range.'
                           ELSE format('Account %s carries partition %s.', other_account,

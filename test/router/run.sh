@@ -16,7 +16,9 @@ for f in sql/*.sql; do tests+=("$(basename "$f" .sql)"); done
 	exit 1
 }
 # Then load through the router, and the faults: a partition down, and
-# killed during a call.
+# killed during a call; then sagas cut off by a partition, by their
+# worker's end, and by the router's.
 ./load.sh
 ./roles.sh
 ./faults.sh
+./sagas.sh

@@ -1,0 +1,126 @@
+--
+-- Sagas, the partition's side (src/sql/saga.sql): this database is
+-- partition 0 and plays both ends against an imagined partition 1.  The
+-- router's story is test/router/sql/saga.sql; concurrency:
+-- test/specs/saga_receive_race.spec.
+--
+\set VERBOSITY default
+SET client_min_messages = notice;
+SELECT payext.open_wallet('saga-ann') AS ann, payext.open_wallet('saga-bob') AS bob \gset
+SELECT payext.top_up(:ann, 1000, 'saga-ann-in') > 0 AS topped_up;
+-- An account of partition 1 (ids carry their partition in the high bits).
+SELECT (1::bigint << 56) | 7 AS far \gset
+
+-- Leg 1: the money leaves the wallet for the clearing account of its
+-- currency, made on first use, and the saga is recorded as open.
+SELECT payext.saga_send('00000000-0000-4000-8000-000000000001', :ann, 300, 1, :far) AS out1 \gset
+SELECT payext.partition_of(:out1) AS out_on, payext.balance(:ann) AS ann_after;
+SELECT id AS clearing FROM payext.account WHERE kind = 'clearing' \gset
+SELECT kind, currency, balance IS NULL AS stores_none, status FROM payext.account WHERE id = :clearing;
+SELECT payext.balance(:clearing) AS clearing_holds;
+SELECT state, amount, currency, to_partition, to_account = :far AS to_far,
+       out_transfer = :out1 AS out_recorded, in_transfer, back_transfer, finished_at
+  FROM payext.saga;
+SELECT kind, debit_account = :ann AS from_ann, credit_account = :clearing AS to_clearing,
+       amount, reference
+  FROM payext.transfer WHERE id = :out1;
+-- Again: the same transfer, nothing moves; with another amount: PY107.
+SELECT payext.saga_send('00000000-0000-4000-8000-000000000001', :ann, 300, 1, :far) = :out1 AS same,
+       payext.balance(:ann) AS ann_again;
+-- (Errors that name account ids show their SQLSTATE only: the ids depend
+-- on the tests run before this one.)
+\set VERBOSITY sqlstate
+SELECT payext.saga_send('00000000-0000-4000-8000-000000000001', :ann, 301, 1, :far);
+
+-- Only a saga's legs move a clearing account (PY111).
+SELECT payext.transfer(:clearing, :bob, 10);
+SELECT payext.transfer(:bob, :clearing, 10);
+SELECT payext.withdraw(:clearing, 10, 'saga-out');
+SELECT payext.top_up(:clearing, 10, 'saga-in');
+SELECT payext.freeze(:clearing);
+SELECT payext.close_account(:clearing);
+SELECT payext.saga_send(gen_random_uuid(), :clearing, 10, 1, :far);
+-- The other side must be another partition, which its account names.
+\set VERBOSITY terse
+SELECT payext.saga_send(gen_random_uuid(), :ann, 10, 0, :bob);
+SELECT payext.saga_send(gen_random_uuid(), :ann, 10, 2, :far);
+SELECT payext.saga_send(gen_random_uuid(), :ann, 10, 100, :far);
+SELECT payext.saga_send(NULL, :ann, 10, 1, :far);
+SELECT payext.saga_send(gen_random_uuid(), :ann, 0, 1, :far);
+\set VERBOSITY sqlstate
+SELECT payext.saga_send(gen_random_uuid(), :ann, 5000, 1, :far);
+\set VERBOSITY default
+
+-- Partition 1 refused it: the money comes back, the saga is returned,
+-- and stays so; it can no longer be finished.
+SELECT payext.saga_return('00000000-0000-4000-8000-000000000001', 'PY103', 'account 7 is closed') AS back1 \gset
+SELECT payext.balance(:ann) AS ann_back, payext.balance(:clearing) AS clearing_empty;
+SELECT state, back_transfer = :back1 AS back_recorded, refused_sqlstate, refused_message,
+       finished_at IS NOT NULL AS finished
+  FROM payext.saga;
+SELECT payext.saga_return('00000000-0000-4000-8000-000000000001', 'PY103', 'again') = :back1 AS same_return;
+\set VERBOSITY sqlstate
+SELECT payext.saga_finish('00000000-0000-4000-8000-000000000001', 12345);
+\set VERBOSITY default
+
+-- Delivered instead: done, and no longer returnable.
+SELECT payext.saga_send('00000000-0000-4000-8000-000000000002', :ann, 200, 1, :far) > 0 AS sent;
+SELECT payext.saga_finish('00000000-0000-4000-8000-000000000002', (1::bigint << 56) | 99);
+SELECT payext.saga_finish('00000000-0000-4000-8000-000000000002', (1::bigint << 56) | 99);
+\set VERBOSITY sqlstate
+SELECT payext.saga_finish('00000000-0000-4000-8000-000000000002', (1::bigint << 56) | 98);
+SELECT payext.saga_return('00000000-0000-4000-8000-000000000002', 'PY103', 'too late');
+\set VERBOSITY default
+SELECT payext.saga_finish('00000000-0000-4000-8000-0000000000ff', 1);
+SELECT payext.saga_return('00000000-0000-4000-8000-0000000000ff', 'PY103', NULL);
+SELECT id, state FROM payext.saga ORDER BY created_at, id;
+
+-- Leg 2 here, for sagas from partition 1: the clearing account pays the
+-- wallet, once (on a partition that only receives, it goes below zero by
+-- what arrived: the sending partition holds that money).
+SELECT * FROM payext.saga_receive('00000000-0000-4000-8000-000000000003', 1, :bob, 50, 'CNY') \gset in3_
+SELECT :'in3_outcome' AS outcome, payext.partition_of(:in3_transfer) AS on_here,
+       payext.balance(:bob) AS bob_after, payext.balance(:clearing) AS clearing_after;
+SELECT outcome, transfer = :in3_transfer AS same
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000003', 1, :bob, 50, 'CNY');
+SELECT payext.balance(:bob) AS bob_once;
+\set VERBOSITY sqlstate
+SELECT * FROM payext.saga_receive('00000000-0000-4000-8000-000000000003', 1, :bob, 51, 'CNY');
+\set VERBOSITY default
+-- Refused for good, and decided once: a frozen wallet, then unfrozen,
+-- still refuses that saga; another currency; an account that is not here.
+SELECT payext.freeze(:bob);
+SELECT outcome, transfer, refused_sqlstate, refused_message ~ 'is frozen' AS says_frozen
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000004', 1, :bob, 20, 'CNY');
+SELECT payext.unfreeze(:bob);
+SELECT outcome, transfer, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000004', 1, :bob, 20, 'CNY');
+SELECT outcome, transfer, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000005', 1, :bob, 20, 'USD');
+SELECT outcome, transfer, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000006', 1, 4242, 20, 'CNY');
+SELECT payext.balance(:bob) AS bob_unchanged;
+\set VERBOSITY terse
+SELECT * FROM payext.saga_receive('00000000-0000-4000-8000-000000000007', 0, :bob, 20, 'CNY');
+SELECT * FROM payext.saga_receive('00000000-0000-4000-8000-000000000007', 1, :bob, 20, NULL);
+\set VERBOSITY default
+SELECT saga, outcome, refused_sqlstate FROM payext.saga_inbox ORDER BY saga;
+
+-- The ledger holds: the clearing account's journal sum keeps each
+-- currency at zero, and every saga's legs are in the journal.
+SELECT check_name, ok, detail FROM payext.verify_ledger()
+ WHERE check_name IN ('money_conserved', 'sagas_match_journal', 'balances_match_journal');
+-- A saga whose leg is not in the journal, or not as it says, is found.
+BEGIN;
+ALTER TABLE payext.saga DISABLE TRIGGER ALL;
+INSERT INTO payext.saga (id, account, amount, currency, to_partition, to_account, out_transfer, created_at)
+VALUES ('00000000-0000-4000-8000-0000000000aa', :ann, 5, 'CNY', 1, :far, 424242, now());
+UPDATE payext.saga_inbox SET amount = 49 WHERE saga = '00000000-0000-4000-8000-000000000003';
+SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE check_name = 'sagas_match_journal';
+ROLLBACK;
+-- The saga functions are admins' only.
+SELECT count(*) AS admin_saga_objects FROM payext.capability
+ WHERE capability = 'admin' AND object ~ 'saga';
+SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may
+  FROM pg_proc p WHERE p.pronamespace = 'payext'::regnamespace AND p.proname ~ 'saga|clearing'
+ ORDER BY 1;
