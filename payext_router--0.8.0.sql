@@ -759,8 +759,73 @@ RETURNS bigint LANGUAGE plproxy AS $$
   SELECT payext.merchant_refund_call(merchant, order_ref, amount, refund_ref);
 $$;
 
+-- The refund on partition p, by the procedure's function or bare.
+CREATE FUNCTION payext.refund_at(p integer, account bigint, order_ref text, amount bigint,
+                                 refund_ref text, as_merchant boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF as_merchant THEN
+    RETURN payext.merchant_refund_call_on(p, account, order_ref, amount, refund_ref);
+  END IF;
+  RETURN payext.refund_on(p, account, order_ref, amount, refund_ref);
+END
+$$;
+
+CREATE FUNCTION payext.merchant_cover_on(p integer, saga uuid, account bigint, amount bigint,
+                                         to_partition integer, to_account bigint)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.merchant_cover(saga, account, amount, to_partition, to_account);
+$$;
+
+-- Brings merchant m's money from its accounts on other partitions to its
+-- account on partition p until that holds `amount`, one saga per account
+-- (lowest partition first), each named by the refund it serves, so that a
+-- retried refund resumes its covers instead of moving more.  Each cover's
+-- first leg runs as the caller (merchant_cover: its own money only), the
+-- rest as the router's owner (resume_saga).  Returns whether p's account
+-- now holds enough.
+CREATE FUNCTION payext.cover_merchant(m bigint, p integer, amount bigint, refund_ref text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  here bigint := payext.merchant_on(m, p);
+  there bigint;
+  need bigint;
+  saga uuid;
+BEGIN
+  need := amount - payext.balance_on(p, here);
+  FOR q IN 0 .. payext.router_partitions() - 1 LOOP
+    EXIT WHEN need <= 0;
+    CONTINUE WHEN q = p;
+    SELECT a.account INTO there FROM payext.merchant_accounts(m) a WHERE a.partition_number = q;
+    CONTINUE WHEN there IS NULL;
+    saga := payext.saga_id('cover', m || ':' || q || ':' || refund_ref);
+    BEGIN
+      PERFORM payext.merchant_cover_on(q, saga, there,
+                                       least(need, payext.balance_on(q, there)), p, here);
+    EXCEPTION WHEN SQLSTATE 'PY107' OR SQLSTATE 'PY002' OR SQLSTATE 'PY104' THEN
+      -- Covered before for this refund (a retry: resumed below), nothing
+      -- there, or spent meanwhile.
+      NULL;
+    END;
+    PERFORM payext.resume_saga(q, saga);
+    need := amount - payext.balance_on(p, here);
+  END LOOP;
+  RETURN need <= 0;
+END
+$$;
+
 -- A refund runs where its order was charged (its claim), after its
--- refund_ref is claimed for that partition.
+-- refund_ref is claimed for that partition.  When the merchant's account
+-- there holds too little (PY104), the merchant's money on other partitions
+-- covers it first (cover_merchant), and the refund is tried again.
 CREATE FUNCTION payext.route_refund(merchant bigint, order_ref text, amount bigint,
                                     refund_ref text, as_merchant boolean)
 RETURNS bigint
@@ -794,11 +859,18 @@ BEGIN
     END IF;
   END IF;
   at_p := p;
-  IF as_merchant THEN
-    RETURN payext.merchant_refund_call_on(p, payext.merchant_on(m, p), order_ref, amount,
-                                          refund_ref);
-  END IF;
-  RETURN payext.refund_on(p, payext.merchant_on(m, p), order_ref, amount, refund_ref);
+  BEGIN
+    RETURN payext.refund_at(p, payext.merchant_on(m, p), order_ref, amount, refund_ref,
+                            as_merchant);
+  EXCEPTION WHEN SQLSTATE 'PY104' THEN
+    at_p := NULL;
+    IF NOT payext.cover_merchant(m, p, amount, refund_ref) THEN
+      RAISE;
+    END IF;
+    at_p := p;
+  END;
+  RETURN payext.refund_at(p, payext.merchant_on(m, p), order_ref, amount, refund_ref,
+                          as_merchant);
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
   PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
@@ -1608,12 +1680,13 @@ $$;
 
 CREATE FUNCTION payext.saga_receive_on(p integer, saga uuid, from_partition integer,
                                        account bigint, amount bigint, currency text,
-                                       OUT outcome text, OUT transfer bigint,
+                                       public_service_id text, OUT outcome text, OUT transfer bigint,
                                        OUT refused_sqlstate text, OUT refused_message text)
 RETURNS record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON p;
-  SELECT * FROM payext.saga_receive(saga, from_partition, account, amount, currency);
+  SELECT * FROM payext.saga_receive(saga, from_partition, account, amount, currency,
+                                    public_service_id);
 $$;
 
 CREATE FUNCTION payext.saga_finish_on(p integer, saga uuid, in_transfer bigint)
@@ -1633,7 +1706,7 @@ $$;
 
 -- A saga as its paying partition's payext.saga row shows it.
 CREATE TYPE payext.saga_info AS (
-  id uuid, account bigint, amount bigint, currency text, to_partition integer,
+  id uuid, purpose text, public_service_id text, account bigint, amount bigint, currency text, to_partition integer,
   to_account bigint, out_transfer bigint, state text, in_transfer bigint,
   back_transfer bigint, refused_sqlstate text, refused_message text,
   created_at timestamptz, finished_at timestamptz
@@ -1644,7 +1717,8 @@ CREATE FUNCTION payext.sagas_on(p integer, only_open boolean)
 RETURNS SETOF payext.saga_info LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON p;
-  SELECT s.id, s.account, s.amount, s.currency, s.to_partition, s.to_account, s.out_transfer,
+  SELECT s.id, s.purpose, s.public_service_id, s.account, s.amount, s.currency, s.to_partition,
+         s.to_account, s.out_transfer,
          s.state, s.in_transfer, s.back_transfer, s.refused_sqlstate, s.refused_message,
          s.created_at, s.finished_at
     FROM payext.saga s
@@ -1656,7 +1730,8 @@ CREATE FUNCTION payext.saga_on(p integer, saga uuid)
 RETURNS SETOF payext.saga_info LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON p;
-  SELECT s.id, s.account, s.amount, s.currency, s.to_partition, s.to_account, s.out_transfer,
+  SELECT s.id, s.purpose, s.public_service_id, s.account, s.amount, s.currency, s.to_partition,
+         s.to_account, s.out_transfer,
          s.state, s.in_transfer, s.back_transfer, s.refused_sqlstate, s.refused_message,
          s.created_at, s.finished_at
     FROM payext.saga s WHERE s.id = saga;
@@ -1694,25 +1769,26 @@ AS $$
 $$;
 
 -- Runs an open saga's second leg and its last step, from partition p,
--- where it left.  Returns its state: 'done' or 'returned'.  Raises PY504
--- when a partition cannot be reached (the saga stays open for later).
-CREATE FUNCTION payext.drive_saga(p integer, saga uuid, account bigint, amount bigint,
-                                  currency text, to_partition integer, to_account bigint)
+-- where it left, as its outbox row s says.  Returns its state: 'done' or
+-- 'returned'.  Raises PY504 when a partition cannot be reached (the saga
+-- stays open for later).
+CREATE FUNCTION payext.drive_saga(p integer, s payext.saga_info)
 RETURNS text
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   r record;
-  at_p integer := to_partition;
+  at_p integer := s.to_partition;
 BEGIN
   SELECT * INTO STRICT r
-    FROM payext.saga_receive_on(to_partition, saga, p, to_account, amount, currency);
+    FROM payext.saga_receive_on(s.to_partition, s.id, p, s.to_account, s.amount, s.currency,
+                                s.public_service_id);
   at_p := p;
   IF r.outcome = 'received' THEN
-    RETURN payext.saga_finish_on(p, saga, r.transfer);
+    RETURN payext.saga_finish_on(p, s.id, r.transfer);
   END IF;
-  PERFORM payext.saga_return_on(p, saga, r.refused_sqlstate, r.refused_message);
+  PERFORM payext.saga_return_on(p, s.id, r.refused_sqlstate, r.refused_message);
   RETURN 'returned';
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
@@ -1720,6 +1796,41 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
   RAISE;
 END
 $$;
+
+-- Drives saga `saga`, which left partition p, to its end, as the router's
+-- owner: whoever calls it can only finish what a leg 1 really started
+-- (the steps come from the paying partition's outbox, never from the
+-- caller), and finishing is what the worker would do anyway.  A merchant's
+-- refund uses it to bring its own money over (route_refund).  Returns the
+-- saga's state; NULL for a saga p does not have.
+CREATE FUNCTION payext.resume_saga(p integer, saga uuid)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s payext.saga_info;
+BEGIN
+  IF p IS NULL OR saga IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null', CASE WHEN p IS NULL THEN 'p' ELSE 'saga' END
+      USING ERRCODE = 'PY001';
+  END IF;
+  SELECT * INTO s FROM payext.saga_on(p, saga);
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF s.state = 'open' THEN
+    RETURN payext.drive_saga(p, s);
+  END IF;
+  RETURN s.state;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+COMMENT ON FUNCTION payext.resume_saga(integer, uuid) IS
+  'drives one saga that left partition p to its end, as the router''s owner; returns its state';
 
 -- Finishes every saga open for at least older_than (so that it does not
 -- race the call that started it), partition by partition: a partition
@@ -1748,8 +1859,7 @@ BEGIN
     END;
     FOREACH s IN ARRAY coalesce(open_sagas, '{}') LOOP
       BEGIN
-        PERFORM payext.drive_saga(p, s.id, s.account, s.amount, s.currency,
-                                  s.to_partition, s.to_account);
+        PERFORM payext.drive_saga(p, s);
         finished := finished + 1;
       EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'payext: saga % stays open: %', s.id, SQLERRM;
@@ -1865,7 +1975,7 @@ DECLARE
   at_p integer;
   saga uuid;
   sent bigint;
-  s record;
+  s payext.saga_info;
 BEGIN
   PERFORM payext.require_args(ARRAY['debit_account', 'credit_account', 'amount'],
                               ARRAY[debit_account IS NOT NULL, credit_account IS NOT NULL,
@@ -1882,8 +1992,7 @@ BEGIN
   SELECT * INTO STRICT s FROM payext.saga_on(p, saga);
   IF s.state = 'open' THEN
     at_p := NULL;
-    PERFORM payext.drive_saga(p, saga, s.account, s.amount, s.currency, s.to_partition,
-                              s.to_account);
+    PERFORM payext.drive_saga(p, s);
     at_p := p;
     SELECT * INTO STRICT s FROM payext.saga_on(p, saga);
   END IF;

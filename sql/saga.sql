@@ -106,6 +106,44 @@ SELECT * FROM payext.saga_receive('00000000-0000-4000-8000-000000000007', 1, :bo
 \set VERBOSITY default
 SELECT saga, outcome, refused_sqlstate FROM payext.saga_inbox ORDER BY saga;
 
+-- A merchant's cover: its own money, to its own account elsewhere.  The
+-- saga keeps the public-service id, and the receiving side pays only that
+-- merchant's account.
+SELECT payext.open_merchant('gh_saga', 'Saga Shop') AS shop,
+       payext.open_merchant('gh_saga_other', 'Other Shop') AS other \gset
+SELECT payext.charge(:shop, payext.request_payment(:ann), 120, 'saga-order') > 0 AS charged;
+SELECT payext.merchant_cover('00000000-0000-4000-8000-000000000010', :shop, 100, 1, :far) > 0 AS covered;
+SELECT purpose, public_service_id, amount, state, payext.balance(:shop) AS shop_left
+  FROM payext.saga WHERE id = '00000000-0000-4000-8000-000000000010';
+\set VERBOSITY sqlstate
+SELECT payext.merchant_cover(gen_random_uuid(), :ann, 10, 1, :far);
+SELECT payext.merchant_cover('00000000-0000-4000-8000-000000000010', :shop, 100, 1, :far + 1);
+\set VERBOSITY default
+SELECT outcome, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000012', 1, :other, 30, 'CNY', 'gh_saga');
+SELECT outcome, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000013', 1, :bob, 30, 'CNY', 'gh_saga');
+SELECT outcome, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000014', 1, :shop, 30, 'CNY', 'gh_saga');
+SELECT payext.balance(:shop) AS shop_now;
+-- A merchant role covers only for the accounts it acts for; the legs
+-- that follow are admins'.
+CREATE ROLE saga_till;
+SELECT payext.grant_capability('merchant', 'saga_till');
+SELECT payext.map_merchant_role('saga_till', :shop);
+SET ROLE saga_till;
+SELECT payext.merchant_cover('00000000-0000-4000-8000-000000000015', :shop, 5, 1, :far) > 0 AS till_covers_its_own;
+\set VERBOSITY sqlstate
+SELECT payext.merchant_cover(gen_random_uuid(), :other, 5, 1, :far);
+SELECT payext.saga_send(gen_random_uuid(), :shop, 5, 1, :far);
+SELECT * FROM payext.saga_receive(gen_random_uuid(), 1, :shop, 5, 'CNY', 'gh_saga');
+SELECT payext.saga_finish('00000000-0000-4000-8000-000000000015', 1);
+\set VERBOSITY default
+RESET ROLE;
+SELECT payext.unmap_merchant_role('saga_till', :shop);
+SELECT payext.revoke_capability('merchant', 'saga_till');
+DROP ROLE saga_till;
+
 -- The ledger holds: the clearing account's journal sum keeps each
 -- currency at zero, and every saga's legs are in the journal.
 SELECT check_name, ok, detail FROM payext.verify_ledger()
@@ -113,8 +151,9 @@ SELECT check_name, ok, detail FROM payext.verify_ledger()
 -- A saga whose leg is not in the journal, or not as it says, is found.
 BEGIN;
 ALTER TABLE payext.saga DISABLE TRIGGER ALL;
-INSERT INTO payext.saga (id, account, amount, currency, to_partition, to_account, out_transfer, created_at)
-VALUES ('00000000-0000-4000-8000-0000000000aa', :ann, 5, 'CNY', 1, :far, 424242, now());
+INSERT INTO payext.saga (id, purpose, account, amount, currency, to_partition, to_account,
+                         out_transfer, created_at)
+VALUES ('00000000-0000-4000-8000-0000000000aa', 'transfer', :ann, 5, 'CNY', 1, :far, 424242, now());
 UPDATE payext.saga_inbox SET amount = 49 WHERE saga = '00000000-0000-4000-8000-000000000003';
 SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE check_name = 'sagas_match_journal';
 ROLLBACK;

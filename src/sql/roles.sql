@@ -65,6 +65,8 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'FUNCTION payext.claim_reference(bigint, text, text, integer)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claimed_partition(bigint, text, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.claim_references(bigint, text, text[], integer[])'),
+  -- and the merchant's money moved to its account where a refund needs it
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_cover(uuid, bigint, bigint, integer, bigint)'),
   -- analyst: aggregates and pseudonyms, never a social-app id
   ('analyst', 'SELECT', 'TABLE payext.merchant_summary'),
   ('analyst', 'SELECT', 'TABLE payext.merchant_daily'),
@@ -104,7 +106,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.unblock_charging(bigint)'),
   -- money between partitions: a router's transfers and its saga worker
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint)'),
-  ('admin', 'EXECUTE', 'FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text, text)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_finish(uuid, bigint)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_return(uuid, text, text)'),
   ('admin', 'SELECT', 'TABLE payext.saga'),

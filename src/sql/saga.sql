@@ -23,6 +23,11 @@
 
 CREATE TABLE payext.saga (
   id              uuid PRIMARY KEY,
+  -- 'transfer': an admin's correction; 'cover': a merchant's money moved
+  -- to its own account on another partition (public_service_id), where a
+  -- refund needs it
+  purpose         text NOT NULL CHECK (purpose IN ('transfer', 'cover')),
+  public_service_id text,
   account         bigint NOT NULL REFERENCES payext.account (id),
   amount          bigint NOT NULL CHECK (amount > 0),
   currency        text NOT NULL,
@@ -42,7 +47,8 @@ CREATE TABLE payext.saga (
   CONSTRAINT saga_done_has_in CHECK ((state = 'done') = (in_transfer IS NOT NULL)),
   CONSTRAINT saga_returned_has_back
     CHECK ((state = 'returned') = (back_transfer IS NOT NULL AND refused_sqlstate IS NOT NULL)),
-  CONSTRAINT saga_finished CHECK ((state = 'open') = (finished_at IS NULL))
+  CONSTRAINT saga_finished CHECK ((state = 'open') = (finished_at IS NULL)),
+  CONSTRAINT saga_cover_names_merchant CHECK ((purpose = 'cover') = (public_service_id IS NOT NULL))
 );
 CREATE INDEX saga_open_idx ON payext.saga (created_at) WHERE state = 'open';
 COMMENT ON TABLE payext.saga IS
@@ -55,6 +61,8 @@ CREATE TABLE payext.saga_inbox (
   account         bigint NOT NULL,
   amount          bigint NOT NULL CHECK (amount > 0),
   currency        text NOT NULL,
+  -- a cover's merchant: only its account may receive it
+  public_service_id text,
   outcome         text NOT NULL CHECK (outcome IN ('received', 'refused')),
   transfer        bigint,
   refused_sqlstate text,
@@ -115,11 +123,12 @@ $$;
 -- Leg 1: takes the amount from the account into this partition's clearing
 -- account and records the saga, atomically.  Again with the same saga and
 -- arguments it returns the first leg's transfer; with other arguments it
--- is PY107.
-CREATE FUNCTION payext.saga_send(saga uuid, account bigint, amount bigint,
-                                 to_partition integer, to_account bigint)
+-- is PY107.  Called by saga_send (an admin's transfer) and merchant_cover
+-- (a merchant's own money), which say who may.
+CREATE FUNCTION payext.saga_start(saga uuid, purpose text, account bigint, amount bigint,
+                                  to_partition integer, to_account bigint)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
 DECLARE
@@ -130,20 +139,21 @@ BEGIN
                                  ARRAY[saga IS NOT NULL, account IS NOT NULL, amount IS NOT NULL,
                                        to_partition IS NOT NULL, to_account IS NOT NULL],
                                  to_partition, to_account);
-  SELECT * INTO s FROM payext.saga g WHERE g.id = saga_send.saga;
+  SELECT * INTO s FROM payext.saga g WHERE g.id = saga_start.saga;
   IF NOT FOUND THEN
     -- A concurrent send of the same saga waits at the journal's reference
     -- index and then finds this one's transfer (or PY107).
     t := payext.clearing_transfer(account, amount, 'clearing_out', saga);
-    INSERT INTO payext.saga (id, account, amount, currency, to_partition, to_account,
-                             out_transfer, created_at)
-    SELECT saga, account, amount, a.currency, to_partition, to_account, t, now()
-      FROM payext.account a WHERE a.id = saga_send.account
+    INSERT INTO payext.saga (id, purpose, public_service_id, account, amount, currency,
+                             to_partition, to_account, out_transfer, created_at)
+    SELECT saga, purpose, CASE WHEN purpose = 'cover' THEN a.public_service_id END,
+           account, amount, a.currency, to_partition, to_account, t, now()
+      FROM payext.account a WHERE a.id = saga_start.account
     ON CONFLICT (id) DO NOTHING;
-    SELECT * INTO STRICT s FROM payext.saga g WHERE g.id = saga_send.saga;
+    SELECT * INTO STRICT s FROM payext.saga g WHERE g.id = saga_start.saga;
   END IF;
-  IF (s.account, s.amount, s.to_partition, s.to_account)
-     IS DISTINCT FROM (account, amount, to_partition, to_account) THEN
+  IF (s.purpose, s.account, s.amount, s.to_partition, s.to_account)
+     IS DISTINCT FROM (purpose, account, amount, to_partition, to_account) THEN
     RAISE EXCEPTION 'saga % was already sent with other arguments', saga
       USING ERRCODE = 'PY107',
             DETAIL = format('It moves %s from account %s to account %s.', s.amount, s.account,
@@ -153,16 +163,51 @@ BEGIN
   RETURN s.out_transfer;
 END
 $$;
+COMMENT ON FUNCTION payext.saga_start(uuid, text, bigint, bigint, integer, bigint) IS
+  'a saga''s first leg, for saga_send and merchant_cover: the account pays the clearing account, and the saga is recorded';
+
+CREATE FUNCTION payext.saga_send(saga uuid, account bigint, amount bigint,
+                                 to_partition integer, to_account bigint)
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$ SELECT payext.saga_start($1, 'transfer', $2, $3, $4, $5) $$;
 COMMENT ON FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint) IS
-  'a saga''s first leg: the account pays this partition''s clearing account, and the saga is recorded (idempotent)';
+  'a transfer''s first leg to another partition: the account pays this partition''s clearing account, and the saga is recorded (idempotent)';
+
+-- A merchant's money to its own account on another partition, where a
+-- refund needs more than is there: the caller must act for the account
+-- (42501), which must be a merchant's (PY111), and only an account of the
+-- same public-service id will receive it (saga_receive).
+CREATE FUNCTION payext.merchant_cover(saga uuid, account bigint, amount bigint,
+                                      to_partition integer, to_account bigint)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(account);
+  IF NOT EXISTS (SELECT 1 FROM payext.account a
+                  WHERE a.id = merchant_cover.account AND a.kind = 'merchant') THEN
+    RAISE EXCEPTION 'account % is not a merchant account', account
+      USING ERRCODE = 'PY111',
+            DETAIL = 'A cover moves a merchant''s money between its own accounts.';
+  END IF;
+  RETURN payext.saga_start(saga, 'cover', account, amount, to_partition, to_account);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_cover(uuid, bigint, bigint, integer, bigint) IS
+  'a merchant''s money to its own account on another partition (a saga''s first leg), for a refund there';
 
 -- Leg 2: pays the account from this partition's clearing account, or
 -- refuses for good (any of payext's own errors: a closed or frozen account,
--- another currency, an overflow).  The decision is kept and returned again
+-- another currency, an overflow; for a cover, an account that is not the
+-- merchant's of public_service_id).  The decision is kept and returned again
 -- to every later call; a transient error (a lost lock race, 40001) is
 -- raised instead and decides nothing.
 CREATE FUNCTION payext.saga_receive(saga uuid, from_partition integer, account bigint,
-                                    amount bigint, currency text)
+                                    amount bigint, currency text,
+                                    public_service_id text DEFAULT NULL)
 RETURNS TABLE (outcome text, transfer bigint, refused_sqlstate text, refused_message text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
@@ -190,6 +235,15 @@ BEGIN
         RAISE EXCEPTION 'account % holds %, not %', account, have, currency
           USING ERRCODE = 'PY105';
       END IF;
+      IF saga_receive.public_service_id IS NOT NULL AND have IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM payext.account a
+                          WHERE a.id = saga_receive.account AND a.kind = 'merchant'
+                            AND a.public_service_id = saga_receive.public_service_id) THEN
+        RAISE EXCEPTION 'account % is not an account of merchant %', account,
+          saga_receive.public_service_id
+          USING ERRCODE = 'PY111',
+                DETAIL = 'A cover moves a merchant''s money between its own accounts.';
+      END IF;
       t := payext.clearing_transfer(account, amount, 'clearing_in', saga);
     EXCEPTION WHEN OTHERS THEN
       IF SQLSTATE NOT LIKE 'PY%' THEN
@@ -199,12 +253,12 @@ BEGIN
       msg := SQLERRM;
     END;
     INSERT INTO payext.saga_inbox
-      VALUES (saga, from_partition, account, amount, currency,
+      VALUES (saga, from_partition, account, amount, currency, public_service_id,
               CASE WHEN t IS NULL THEN 'refused' ELSE 'received' END, t, st, msg, now())
     RETURNING * INTO STRICT r;
   END IF;
-  IF (r.from_partition, r.account, r.amount, r.currency)
-     IS DISTINCT FROM (from_partition, account, amount, currency) THEN
+  IF (r.from_partition, r.account, r.amount, r.currency, r.public_service_id)
+     IS DISTINCT FROM (from_partition, account, amount, currency, public_service_id) THEN
     RAISE EXCEPTION 'saga % was already received with other arguments', saga
       USING ERRCODE = 'PY107',
             DETAIL = format('It brought %s %s from partition %s to account %s.', r.amount,
@@ -213,7 +267,7 @@ BEGIN
   RETURN QUERY SELECT r.outcome, r.transfer, r.refused_sqlstate, r.refused_message;
 END
 $$;
-COMMENT ON FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text) IS
+COMMENT ON FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text, text) IS
   'a saga''s second leg: this partition''s clearing account pays the account, or refuses for good; decided once';
 
 -- Step 3 when the money arrived: the saga is done.

@@ -9,7 +9,13 @@
 #     comes back through the router), nor repoint the router (42501 at the
 #     router), nor read the router's merchant table;
 #   - balance of a merchant's id at the router works for it (the router
-#     reads its own table for it).
+#     reads its own table for it);
+#   - a till's refund beyond its account on the order's partition is
+#     covered from its account on the other: the cover's first leg runs as
+#     the till (merchant_cover: its own money only), the rest as the
+#     router's owner (resume_saga, SECURITY DEFINER, which PL/Proxy then
+#     connects as); the till can neither aim a cover at another merchant
+#     nor run a saga's second leg itself.
 set -euo pipefail
 fail() { echo "router roles: FAILED: $*" >&2; exit 1; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
@@ -78,6 +84,33 @@ as_till -c "CALL payext.merchant_refund($shop, 'till-roles-a', 40, 'till-r-1', N
 	fail "the till's refund is not in payment_status"
 as_till -c "CALL payext.merchant_settle($shop, 'till-bank')" >/dev/null
 [ "$(as_till -c "SELECT payext.balance($shop)")" = 0 ] || fail "the till's settlement left money behind"
+# A refund beyond the merchant's account on the order's partition: the
+# till's own money on the other partition covers it.  The cover's first
+# leg runs as the till (its own money only), the rest as the router's
+# owner (resume_saga): the till has no admin capability anywhere.
+wallet_on() { q -c "SELECT payext.open_wallet(o) FROM unnest(ARRAY['roles-a', 'roles-b', 'roles-c', 'roles-d']) o
+                    WHERE payext.route_owner(o) = $1 LIMIT 1"; }
+code=$(q -c "SELECT payext.request_payment($(wallet_on 0))")
+as_till -c "CALL payext.merchant_charge($shop, '$code', 100, 'till-cover-0', NULL)" >/dev/null
+as_till -c "CALL payext.merchant_settle($shop, 'till-bank-2')" >/dev/null
+code=$(q -c "SELECT payext.request_payment($(wallet_on 1))")
+as_till -c "CALL payext.merchant_charge($shop, '$code', 100, 'till-cover-1', NULL)" >/dev/null
+r=$(as_till -c "CALL payext.merchant_refund($shop, 'till-cover-0', 60, 'till-cover-r', NULL)")
+[ "$(q -c "SELECT payext.partition_of($r)")" = 0 ] || fail "the covered refund did not run on partition 0"
+[ "$(as_till -c "SELECT string_agg(payext.balance_on(a.partition_number, a.account)::text, ' '
+                                  ORDER BY a.partition_number)
+                  FROM payext.merchant_accounts($shop) a")" = "0 40" ] ||
+	fail "after the covered refund, the merchant's accounts are not 0 and 40"
+[ "$(q -c "SELECT state FROM payext.sagas() WHERE amount = 60 AND from_partition = 1")" = "done" ] ||
+	fail "the till's cover is not a finished saga"
+# The till cannot aim a cover at another merchant, nor drive a saga's
+# second leg itself.
+st=$(sqlstate_till "SELECT payext.merchant_cover_on(1, gen_random_uuid(),
+                      (SELECT account FROM payext.merchant_accounts($other) WHERE partition_number = 1),
+                      10, 0, $shop)")
+[ "$st" = 42501 ] || fail "the till sent another merchant's money: $st, not 42501"
+st=$(sqlstate_till "SELECT * FROM payext.saga_receive_on(0, gen_random_uuid(), 1, $shop, 10, 'CNY', NULL)")
+[ "$st" = 42501 ] || fail "the till ran a saga's second leg: $st, not 42501"
 w=$(q -c "SELECT payext.open_wallet('roles-a')")
 code=$(q -c "SELECT payext.request_payment($w)")
 st=$(sqlstate_till "CALL payext.merchant_charge($other, '$code', 100, 'till-other', NULL)")
@@ -95,5 +128,5 @@ st=$(psql -X -q -At -U router_ghost -v VERBOSITY=sqlstate -c "SELECT payext.bala
 	sed -n 's/^.*ERROR: *\([0-9A-Z]\{5\}\).*$/\1/p' | head -n 1 || true)
 [ "$st" = 42501 ] || fail "a role unknown to the partitions: $st, not 42501"
 echo "router roles: a role the partitions do not know: 42501"
-echo "router roles: a till mapped through the router charges, refunds and settles by CALL on both partitions; another merchant's, and after unmapping, 42501"
+echo "router roles: a till mapped through the router charges, refunds (covered from its other partition) and settles by CALL on both partitions; another merchant's, a cover aimed at another merchant, a second leg, and after unmapping, 42501"
 echo "router roles: an app role works on both partitions through the router; charging (42501 from the partition), repointing the router and reading its merchant table (42501 at the router) are refused"

@@ -66,8 +66,42 @@ SELECT payext.saga_send_on(1, gen_random_uuid(), :w1, 10, 1, :w1);
 SELECT payext.saga_send_on(1, gen_random_uuid(), :w1, 10, 0, :w1);
 SELECT payext.saga_send_on(1, payext.saga_id('transfer', 'move-5'), :w1, 31, 0, :w0);
 SELECT payext.saga_finish_on(0, gen_random_uuid(), 1);
-SELECT * FROM payext.saga_receive_on(0, payext.saga_id('transfer', 'move-5'), 1, :w0, 99, 'CNY');
+SELECT * FROM payext.saga_receive_on(0, payext.saga_id('transfer', 'move-5'), 1, :w0, 99, 'CNY', NULL);
 \set VERBOSITY default
+
+-- A refund larger than the merchant's account on the order's partition:
+-- the merchant's money on the other partition covers it first (a saga of
+-- purpose 'cover', named by the refund), then the refund is made.
+SELECT payext.open_merchant('gh_cover', 'Cover Shop') AS shop \gset
+SELECT payext.top_up(:w0, 1000, 'saga-top-up-0') > 0 AS topped_up;
+SELECT payext.charge(:shop, payext.request_payment(:w0), 500, 'cover-1') AS c1 \gset
+CALL payext.merchant_settle(:shop, 'cover-bank-1') \gset settled_
+SELECT payext.partition_of(:c1) AS charged_on, :settled_amount AS settled,
+       payext.balance(:shop) AS shop_after_settling;
+SELECT payext.charge(:shop, payext.request_payment(:w1), 300, 'cover-2') AS c2 \gset
+-- (balance() at the router adds a merchant's accounts up; balance_on()
+-- asks one partition.)
+SELECT payext.partition_of(:c2) AS charged_on, a.partition_number,
+       payext.balance_on(a.partition_number, a.account)
+  FROM payext.merchant_accounts(:shop) a ORDER BY a.partition_number;
+SELECT payext.refund(:shop, 'cover-1', 200, 'cover-1-r1') AS r1 \gset
+SELECT payext.partition_of(:r1) AS refunded_on, a.partition_number,
+       payext.balance_on(a.partition_number, a.account)
+  FROM payext.merchant_accounts(:shop) a ORDER BY a.partition_number;
+SELECT from_partition, to_partition, amount, state FROM payext.sagas()
+ WHERE account IN (SELECT account FROM payext.merchant_accounts(:shop));
+-- Again: the same refund, no second cover.
+SELECT payext.refund(:shop, 'cover-1', 200, 'cover-1-r1') = :r1 AS same_refund,
+       (SELECT count(*) FROM payext.sagas()
+         WHERE account IN (SELECT account FROM payext.merchant_accounts(:shop))) AS covers;
+-- More than the merchant holds anywhere: PY104; what was brought over
+-- stays the merchant's, on the order's partition.
+\set VERBOSITY sqlstate
+SELECT payext.refund(:shop, 'cover-1', 300, 'cover-1-r2');
+\set VERBOSITY default
+SELECT a.partition_number, payext.balance_on(a.partition_number, a.account)
+  FROM payext.merchant_accounts(:shop) a ORDER BY a.partition_number;
+SELECT payext.balance(:shop) AS shop_total, payext.balance(:w0) AS w0_refunded;
 
 -- Every partition's legs match its journal, money is conserved on each,
 -- and the clearing accounts hold exactly the money in flight (none now).
