@@ -2,7 +2,9 @@
 # Load through the router, inside scripts/with_partitions.sh 2 (test/router/
 # run.sh runs it): pgbench clients issue codes and charge them through the
 # router, the wallets spread over both partitions by their owners' hash, one
-# merchant with an account on each.  Then, from the partitions themselves:
+# merchant with an account on each; one transaction in ten moves money
+# between two wallets (a saga across partitions).  Then, from the
+# partitions themselves:
 # every charge pgbench saw acknowledged is one payment (none lost, none
 # twice, at most the last in flight unacknowledged), money is conserved
 # across the partitions (what the wallets lost
@@ -55,10 +57,32 @@ SELECT 1 / (count(*) - 1)::integer FROM payext.charge_many($shop, ARRAY[':ca', '
        ARRAY['load-b' || :client_id || '-' || :r || '-1', 'load-b' || :client_id || '-' || :r || '-2'])
  WHERE transfer_id IS NOT NULL;
 EOF
-out=$("$bindir/pgbench" -n -c "$clients" -j 2 -T "$seconds" -f "$work/charge.sql@9" \
-	-f "$work/batch.sql@1" 2>&1) || { echo "$out"; fail "pgbench failed"; }
+# And one in ten a transfer of 0.50 between two wallets, a saga when they
+# are on different partitions (half the time), under its own reference.
+cat >"$work/transfer.sql" <<EOF
+\set w1 random(1, $wallets)
+\set w2 1 + (:w1 + random(0, $wallets - 2)) % $wallets
+\set r random(1, 1000000000000)
+SELECT id AS wa FROM public.load_wallet WHERE i = :w1 \gset
+SELECT id AS wb FROM public.load_wallet WHERE i = :w2 \gset
+SELECT payext.transfer(:wa, :wb, 50, 'load-t' || :client_id || '-' || :r);
+EOF
+start=$(q -c "SELECT now()")
+out=$("$bindir/pgbench" -n -c "$clients" -j 2 -T "$seconds" -f "$work/charge.sql@8" \
+	-f "$work/batch.sql@1" -f "$work/transfer.sql@1" 2>&1) || { echo "$out"; fail "pgbench failed"; }
 singles=$(sed -n '/^SQL script 1:/,/^SQL script 2:/s/^ - \([0-9]*\) transactions.*/\1/p' <<<"$out")
-batches=$(sed -n '/^SQL script 2:/,$s/^ - \([0-9]*\) transactions.*/\1/p' <<<"$out")
+batches=$(sed -n '/^SQL script 2:/,/^SQL script 3:/s/^ - \([0-9]*\) transactions.*/\1/p' <<<"$out")
+transfers=$(sed -n '/^SQL script 3:/,$s/^ - \([0-9]*\) transactions.*/\1/p' <<<"$out")
+# A saga a client was in when the time ran out is finished, as the worker
+# would.
+q -c "SELECT payext.resume_sagas('0')" >/dev/null
+sagas=$(q -c "SELECT count(*) FROM payext.sagas() WHERE created_at >= '$start'")
+[ "$(q -c "SELECT count(*) FROM payext.sagas(true)")" = 0 ] || fail "sagas left open"
+[ "$(q -c "SELECT sum(balance) FROM generate_series(0, payext.router_partitions() - 1) p,
+                                  payext.clearing_on(p)")" = 0 ] ||
+	fail "the clearing accounts do not add up to zero"
+[ "$sagas" -gt 0 ] || fail "no transfer crossed partitions"
+[ "$sagas" -le "$((transfers + clients))" ] || fail "$sagas sagas for $transfers transfers acknowledged"
 acked=$((singles + 2 * batches))
 failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
 tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out")
@@ -80,6 +104,8 @@ for uri in "${uris[@]}"; do
 	bad=$(psql -X -q -At -d "$uri" -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")
 	[ "$bad" = 0 ] || fail "verify_ledger fails on $uri"
 done
+[ "$(q -c "SELECT ok FROM payext.verify_ledger() WHERE check_name = 'clearing_matches_sagas'")" = t ] ||
+	fail "the router's clearing_matches_sagas fails"
 held=$(q -c "SELECT payext.balance($shop)")
 # pgbench counts a transaction only once it has its answer; one in flight
 # when the time is up (at most a batch of two per client) may have been
@@ -91,4 +117,4 @@ held=$(q -c "SELECT payext.balance($shop)")
 	fail "the partitions hold $payments payments, more than the $acked acknowledged and $((2 * clients)) in flight"
 [ "$lost" = $((payments * 100)) ] || fail "wallets lost $lost, $payments payments of 100 were made"
 [ "$held" = "$lost" ] || fail "the merchant holds $held, the wallets lost $lost"
-echo "router load: $clients clients, ${seconds} s, $acked charges acknowledged ($singles single, $batches batches of 2; $payments payments, $((payments - acked)) in flight at the end) (${failed:-0} failed, $tps a second) over wallets $spread on partitions 0/1: each one payment, the merchant's accounts hold what the wallets lost, both partitions verify"
+echo "router load: $clients clients, ${seconds} s, $acked charges acknowledged ($singles single, $batches batches of 2; $payments payments, $((payments - acked)) in flight at the end) and $transfers transfers ($sagas across partitions, by saga) (${failed:-0} failed, $tps a second) over wallets $spread on partitions 0/1: each charge one payment, the merchant's accounts hold what the wallets lost (transfers net to zero), the clearing accounts to zero, every partition verifies"

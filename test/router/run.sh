@@ -17,8 +17,9 @@ for f in sql/*.sql; do tests+=("$(basename "$f" .sql)"); done
 }
 # Then load through the router, and the faults: a partition down, and
 # killed during a call; then sagas cut off by a partition, by their
-# worker's end, and by the router's.
+# worker's end, and by the router's; then a partition killed under load.
 ./load.sh
 ./roles.sh
 ./faults.sh
 ./sagas.sh
+./chaos.sh
