@@ -1662,6 +1662,294 @@ END
 $$;
 
 ---------------------------------------------------------------------------
+-- Parking: lots on every partition, stays on the plate's
+---------------------------------------------------------------------------
+
+-- A lot exists on every partition (each with the operator's account
+-- there); its id at the router is partition 0's.  A plate's bindings and
+-- stays live on the partition of its normalised text's hash, so every
+-- camera event of a plate lands on one partition.  Paying a stay from a
+-- wallet on another partition needs a saga, which the router does not
+-- have for parking yet (PY505).
+CREATE TABLE payext.lot_map (
+  lot               bigint NOT NULL,
+  partition_number  integer NOT NULL CHECK (partition_number >= 0 AND partition_number <= 99),
+  local_lot         bigint NOT NULL UNIQUE,
+  PRIMARY KEY (lot, partition_number)
+);
+COMMENT ON TABLE payext.lot_map IS
+  'each parking lot''s id on each partition; its id at the router is partition 0''s';
+SELECT pg_catalog.pg_extension_config_dump('payext.lot_map', '');
+
+-- The lot's id on partition p, for its id at the router or any of its
+-- ids; an id the router does not know is passed on for the partition to
+-- judge (PY407).
+CREATE FUNCTION payext.lot_on(lot bigint, p integer)
+RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT m.local_lot FROM payext.lot_map m
+                    WHERE m.partition_number = $2
+                      AND m.lot = coalesce((SELECT x.lot FROM payext.lot_map x
+                                             WHERE x.local_lot = $1), $1)), $1)
+$$;
+
+-- The lot's id at the router for any of its ids.
+CREATE FUNCTION payext.router_lot(local_lot bigint)
+RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((SELECT m.lot FROM payext.lot_map m WHERE m.local_lot = $1), $1)
+$$;
+
+CREATE FUNCTION payext.create_parking_lot_on(p integer, operator bigint, name text,
+    time_zone text, free_minutes integer, unit_minutes integer, day_price bigint,
+    night_price bigint, day_start time, night_start time, cap_24h bigint, cap_stay bigint,
+    exit_grace_minutes integer)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.create_parking_lot(operator, name, time_zone, free_minutes, unit_minutes,
+                                   day_price, night_price, day_start, night_start, cap_24h,
+                                   cap_stay, exit_grace_minutes);
+$$;
+
+-- The lot on every partition, partition 0 first (whose refusals, PY405
+-- and the like, come back as they are), each with the operator's account
+-- on that partition.  The router records the lot only once every
+-- partition has it: a partition that cannot be reached is PY504 and the
+-- lots already made elsewhere stay unused.
+CREATE FUNCTION payext.create_parking_lot(operator bigint, name text, time_zone text,
+                                          free_minutes integer, unit_minutes integer,
+                                          day_price bigint, night_price bigint DEFAULT NULL,
+                                          day_start time DEFAULT '08:00',
+                                          night_start time DEFAULT '20:00',
+                                          cap_24h bigint DEFAULT NULL,
+                                          cap_stay bigint DEFAULT NULL,
+                                          exit_grace_minutes integer DEFAULT 15)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  first bigint;
+  local bigint;
+  at_p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['operator'], ARRAY[operator IS NOT NULL]);
+  m := coalesce(payext.router_merchant(operator), operator);
+  FOR p IN 0 .. payext.router_partitions() - 1 LOOP
+    at_p := p;
+    local := payext.create_parking_lot_on(p, payext.merchant_on(m, p), name, time_zone,
+                                          free_minutes, unit_minutes, day_price, night_price,
+                                          day_start, night_start, cap_24h, cap_stay,
+                                          exit_grace_minutes);
+    first := coalesce(first, local);
+    INSERT INTO payext.lot_map (lot, partition_number, local_lot) VALUES (first, p, local);
+  END LOOP;
+  RETURN first;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+-- The partition of a plate: the hash of its normalised text (payext's
+-- normalize_plate, asked of a partition).
+CREATE FUNCTION payext.route_plate(plate text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF plate IS NULL THEN
+    RAISE EXCEPTION 'argument "plate" must not be null' USING ERRCODE = 'PY001';
+  END IF;
+  RETURN payext.route_text(payext.normalize_plate(plate));
+END
+$$;
+
+CREATE FUNCTION payext.bind_vehicle_on(p integer, owner text, plate text, auto_pay boolean)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.bind_vehicle(owner, plate, auto_pay);
+$$;
+
+CREATE FUNCTION payext.unbind_vehicle_on(p integer, owner text, plate text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.unbind_vehicle(owner, plate);
+$$;
+
+CREATE FUNCTION payext.vehicle_entered_on(p integer, lot bigint, plate text, at timestamptz)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.vehicle_entered(lot, plate, at);
+$$;
+
+CREATE FUNCTION payext.vehicle_exited_on(p integer, lot bigint, plate text, at timestamptz)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.vehicle_exited(lot, plate, at);
+$$;
+
+CREATE FUNCTION payext.parking_service_info_on(p integer, owner text, at timestamptz,
+    OUT stay bigint, OUT plate text, OUT lot bigint, OUT entered_at timestamptz,
+    OUT exited_at timestamptz, OUT amount_due bigint, OUT lot_name text, OUT currency text)
+RETURNS SETOF record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.parking_service_info(owner, at);
+$$;
+
+CREATE FUNCTION payext.pay_parking_on(p integer, stay bigint, wallet bigint, amount bigint)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.pay_parking(stay, wallet, amount);
+$$;
+
+-- A binding lives on the plate's partition, which says whether another
+-- owner has the plate (PY402).  payext.max_vehicles is counted there too:
+-- across partitions an owner may bind up to that many plates on each (a
+-- limit the router does not add up yet).
+CREATE FUNCTION payext.bind_vehicle(owner text, plate text, auto_pay boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer := payext.route_plate(plate);
+BEGIN
+  PERFORM payext.bind_vehicle_on(p, owner, plate, auto_pay);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.unbind_vehicle(owner text, plate text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer := payext.route_plate(plate);
+BEGIN
+  PERFORM payext.unbind_vehicle_on(p, owner, plate);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+-- Camera events: on the plate's partition, under the lot's id there.  A
+-- stay's id carries that partition.  Automatic payment at exit happens
+-- when the owner's wallet is on the plate's partition too; otherwise the
+-- stay stays due (parking_service_info shows it).
+CREATE FUNCTION payext.vehicle_entered(lot bigint, plate text, at timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['lot'], ARRAY[lot IS NOT NULL]);
+  p := payext.route_plate(plate);
+  RETURN payext.vehicle_entered_on(p, payext.lot_on(lot, p), plate, at);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.vehicle_exited(lot bigint, plate text, at timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['lot'], ARRAY[lot IS NOT NULL]);
+  p := payext.route_plate(plate);
+  RETURN payext.vehicle_exited_on(p, payext.lot_on(lot, p), plate, at);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+-- What is due, from every partition (the owner's plates may hash to any),
+-- with the lots under their ids at the router.
+CREATE FUNCTION payext.parking_service_info(owner text, at timestamptz DEFAULT now())
+RETURNS TABLE (stay bigint, plate text, lot bigint, entered_at timestamptz,
+               exited_at timestamptz, amount_due bigint, lot_name text, currency text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  at_p integer;
+BEGIN
+  FOR p IN 0 .. payext.router_partitions() - 1 LOOP
+    at_p := p;
+    RETURN QUERY
+      SELECT i.stay, i.plate, payext.router_lot(i.lot), i.entered_at, i.exited_at,
+             i.amount_due, i.lot_name, i.currency
+        FROM payext.parking_service_info_on(p, owner, at) i;
+  END LOOP;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+-- Paying a stay: on its partition, from a wallet of that partition.  A
+-- wallet on another partition would need a saga (not built for parking
+-- yet): PY505.
+CREATE FUNCTION payext.pay_parking(stay bigint, wallet bigint, amount bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  q integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['stay', 'wallet', 'amount'],
+                              ARRAY[stay IS NOT NULL, wallet IS NOT NULL, amount IS NOT NULL]);
+  p := payext.route_id(stay, 'stay');
+  q := payext.route_id(wallet, 'wallet');
+  IF p <> q THEN
+    RAISE EXCEPTION 'stay % and wallet % are on partitions % and %', stay, wallet,
+      lpad(p::text, 2, '0'), lpad(q::text, 2, '0')
+      USING ERRCODE = 'PY505',
+            DETAIL = 'Paying a stay from a wallet of another partition needs a saga, which the router does not have for parking yet.',
+            HINT = 'docs/partitions.md, "Not built yet".';
+  END IF;
+  RETURN payext.pay_parking_on(p, stay, wallet, amount);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+---------------------------------------------------------------------------
 -- Sagas: money between partitions (docs/partitions.md, "Sagas")
 ---------------------------------------------------------------------------
 
@@ -2247,3 +2535,4 @@ $$;
 GRANT USAGE ON SCHEMA payext TO PUBLIC;
 REVOKE ALL ON FUNCTION payext.configure_partitions(text[]) FROM PUBLIC;
 REVOKE ALL ON TABLE payext.merchant_account FROM PUBLIC;
+REVOKE ALL ON TABLE payext.lot_map FROM PUBLIC;
