@@ -815,7 +815,7 @@ BEGIN
       -- there, or spent meanwhile.
       NULL;
     END;
-    PERFORM payext.resume_saga(q, saga);
+    PERFORM * FROM payext.resume_saga(q, saga);
     need := amount - payext.balance_on(p, here);
   END LOOP;
   RETURN need <= 0;
@@ -1669,8 +1669,9 @@ $$;
 -- there); its id at the router is partition 0's.  A plate's bindings and
 -- stays live on the partition of its normalised text's hash, so every
 -- camera event of a plate lands on one partition.  Paying a stay from a
--- wallet on another partition needs a saga, which the router does not
--- have for parking yet (PY505).
+-- wallet on another partition is a saga (pay_parking, below); the exit's
+-- automatic payment happens only where the owner's wallet is on the
+-- plate's partition (docs/partitions.md, "Not built yet").
 CREATE TABLE payext.lot_map (
   lot               bigint NOT NULL,
   partition_number  integer NOT NULL CHECK (partition_number >= 0 AND partition_number <= 99),
@@ -1856,7 +1857,7 @@ $$;
 -- Camera events: on the plate's partition, under the lot's id there.  A
 -- stay's id carries that partition.  Automatic payment at exit happens
 -- when the owner's wallet is on the plate's partition too; otherwise the
--- stay stays due (parking_service_info shows it).
+-- stay stays due (parking_service_info shows it, pay_parking pays it).
 CREATE FUNCTION payext.vehicle_entered(lot bigint, plate text, at timestamptz DEFAULT now())
 RETURNS bigint
 LANGUAGE plpgsql
@@ -1918,9 +1919,31 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
 END
 $$;
 
--- Paying a stay: on its partition, from a wallet of that partition.  A
--- wallet on another partition would need a saga (not built for parking
--- yet): PY505.
+CREATE FUNCTION payext.stay_payee_on(p integer, stay bigint, OUT operator bigint,
+    OUT public_service_id text, OUT currency text, OUT paid bigint)
+RETURNS record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.stay_payee(stay);
+$$;
+
+CREATE FUNCTION payext.parking_saga_send_on(p integer, saga uuid, wallet bigint, amount bigint,
+                                            stay bigint, operator bigint, public_service_id text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.parking_saga_send(saga, wallet, amount, stay, operator, public_service_id);
+$$;
+
+-- Paying a stay: on its partition, from a wallet of that partition, as on
+-- a single node.  From a wallet on another partition, a saga: the wallet
+-- pays its partition's clearing account (as the caller), and the stay's
+-- partition pays the operator after pay_parking's checks (as the router's
+-- owner, resume_saga), returning that payment's transfer; a refusal there
+-- (PY409 a stale amount, PY410 nothing due, PY411 not the owner's plate)
+-- sends the money back and is raised.  The saga is named by the stay,
+-- what it had been paid, the wallet and the amount, so that a retry after
+-- PY504 resumes it.
 CREATE FUNCTION payext.pay_parking(stay bigint, wallet bigint, amount bigint)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -1929,22 +1952,47 @@ AS $$
 DECLARE
   p integer;
   q integer;
+  at_p integer;
+  payee record;
+  saga uuid;
+  r record;
 BEGIN
   PERFORM payext.require_args(ARRAY['stay', 'wallet', 'amount'],
                               ARRAY[stay IS NOT NULL, wallet IS NOT NULL, amount IS NOT NULL]);
   p := payext.route_id(stay, 'stay');
   q := payext.route_id(wallet, 'wallet');
-  IF p <> q THEN
-    RAISE EXCEPTION 'stay % and wallet % are on partitions % and %', stay, wallet,
-      lpad(p::text, 2, '0'), lpad(q::text, 2, '0')
-      USING ERRCODE = 'PY505',
-            DETAIL = 'Paying a stay from a wallet of another partition needs a saga, which the router does not have for parking yet.',
-            HINT = 'docs/partitions.md, "Not built yet".';
+  IF p = q THEN
+    RETURN payext.pay_parking_on(p, stay, wallet, amount);
   END IF;
-  RETURN payext.pay_parking_on(p, stay, wallet, amount);
+  SELECT * INTO STRICT payee FROM payext.stay_payee_on(p, stay);
+  -- A retry of the payment that settled this step answers with its
+  -- transfer, as on a single node.
+  IF payee.paid >= amount THEN
+    SELECT * INTO r
+      FROM payext.resume_saga(q, payext.saga_id('parking', format('%s:%s:%s:%s', stay,
+                                                                  payee.paid - amount, wallet,
+                                                                  amount)));
+    IF FOUND AND r.state = 'done' THEN
+      RETURN r.in_transfer;
+    END IF;
+  END IF;
+  saga := payext.saga_id('parking', format('%s:%s:%s:%s', stay, payee.paid, wallet, amount));
+  at_p := q;
+  PERFORM payext.parking_saga_send_on(q, saga, wallet, amount, stay, payee.operator,
+                                      payee.public_service_id);
+  at_p := NULL;
+  SELECT * INTO STRICT r FROM payext.resume_saga(q, saga);
+  IF r.state = 'returned' THEN
+    RAISE EXCEPTION 'parking stay % refused the payment; the money went back to wallet %',
+      stay, wallet
+      USING ERRCODE = r.refused_sqlstate,
+            DETAIL = r.refused_message,
+            HINT = format('Saga %s.', saga);
+  END IF;
+  RETURN r.in_transfer;
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  PERFORM payext.raise_unreachable(coalesce(at_p, p), SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
@@ -1968,13 +2016,14 @@ $$;
 
 CREATE FUNCTION payext.saga_receive_on(p integer, saga uuid, from_partition integer,
                                        account bigint, amount bigint, currency text,
-                                       public_service_id text, OUT outcome text, OUT transfer bigint,
+                                       public_service_id text, stay bigint, payer text,
+                                       OUT outcome text, OUT transfer bigint,
                                        OUT refused_sqlstate text, OUT refused_message text)
 RETURNS record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON p;
   SELECT * FROM payext.saga_receive(saga, from_partition, account, amount, currency,
-                                    public_service_id);
+                                    public_service_id, stay, payer);
 $$;
 
 CREATE FUNCTION payext.saga_finish_on(p integer, saga uuid, in_transfer bigint)
@@ -1994,7 +2043,7 @@ $$;
 
 -- A saga as its paying partition's payext.saga row shows it.
 CREATE TYPE payext.saga_info AS (
-  id uuid, purpose text, public_service_id text, account bigint, amount bigint, currency text, to_partition integer,
+  id uuid, purpose text, public_service_id text, stay bigint, payer text, account bigint, amount bigint, currency text, to_partition integer,
   to_account bigint, out_transfer bigint, state text, in_transfer bigint,
   back_transfer bigint, refused_sqlstate text, refused_message text,
   created_at timestamptz, finished_at timestamptz
@@ -2005,7 +2054,8 @@ CREATE FUNCTION payext.sagas_on(p integer, only_open boolean)
 RETURNS SETOF payext.saga_info LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON p;
-  SELECT s.id, s.purpose, s.public_service_id, s.account, s.amount, s.currency, s.to_partition,
+  SELECT s.id, s.purpose, s.public_service_id, s.stay, s.payer, s.account, s.amount, s.currency,
+         s.to_partition,
          s.to_account, s.out_transfer,
          s.state, s.in_transfer, s.back_transfer, s.refused_sqlstate, s.refused_message,
          s.created_at, s.finished_at
@@ -2018,7 +2068,8 @@ CREATE FUNCTION payext.saga_on(p integer, saga uuid)
 RETURNS SETOF payext.saga_info LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
   RUN ON p;
-  SELECT s.id, s.purpose, s.public_service_id, s.account, s.amount, s.currency, s.to_partition,
+  SELECT s.id, s.purpose, s.public_service_id, s.stay, s.payer, s.account, s.amount, s.currency,
+         s.to_partition,
          s.to_account, s.out_transfer,
          s.state, s.in_transfer, s.back_transfer, s.refused_sqlstate, s.refused_message,
          s.created_at, s.finished_at
@@ -2071,7 +2122,7 @@ DECLARE
 BEGIN
   SELECT * INTO STRICT r
     FROM payext.saga_receive_on(s.to_partition, s.id, p, s.to_account, s.amount, s.currency,
-                                s.public_service_id);
+                                s.public_service_id, s.stay, s.payer);
   at_p := p;
   IF r.outcome = 'received' THEN
     RETURN payext.saga_finish_on(p, s.id, r.transfer);
@@ -2088,11 +2139,15 @@ $$;
 -- Drives saga `saga`, which left partition p, to its end, as the router's
 -- owner: whoever calls it can only finish what a leg 1 really started
 -- (the steps come from the paying partition's outbox, never from the
--- caller), and finishing is what the worker would do anyway.  A merchant's
--- refund uses it to bring its own money over (route_refund).  Returns the
--- saga's state; NULL for a saga p does not have.
-CREATE FUNCTION payext.resume_saga(p integer, saga uuid)
-RETURNS text
+-- caller), and finishing is what the worker would do anyway.  A
+-- merchant's covered refund and an app's parking payment across
+-- partitions use it.  Returns the saga's outcome (no row for a saga p
+-- does not have): its state, the second leg's transfer, or why it was
+-- refused.
+CREATE FUNCTION payext.resume_saga(p integer, saga uuid,
+    OUT state text, OUT in_transfer bigint, OUT refused_sqlstate text,
+    OUT refused_message text)
+RETURNS SETOF record
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2105,12 +2160,13 @@ BEGIN
   END IF;
   SELECT * INTO s FROM payext.saga_on(p, saga);
   IF NOT FOUND THEN
-    RETURN NULL;
+    RETURN;
   END IF;
   IF s.state = 'open' THEN
-    RETURN payext.drive_saga(p, s);
+    PERFORM payext.drive_saga(p, s);
+    SELECT * INTO STRICT s FROM payext.saga_on(p, saga);
   END IF;
-  RETURN s.state;
+  RETURN QUERY SELECT s.state, s.in_transfer, s.refused_sqlstate, s.refused_message;
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
   PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
@@ -2118,7 +2174,7 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
 END
 $$;
 COMMENT ON FUNCTION payext.resume_saga(integer, uuid) IS
-  'drives one saga that left partition p to its end, as the router''s owner; returns its state';
+  'drives one saga that left partition p to its end, as the router''s owner; returns its outcome';
 
 -- Finishes every saga open for at least older_than (so that it does not
 -- race the call that started it), partition by partition: a partition
@@ -2162,7 +2218,7 @@ COMMENT ON FUNCTION payext.resume_sagas(interval) IS
 
 -- Every saga of every partition, for operators.
 CREATE FUNCTION payext.sagas(only_open boolean DEFAULT false,
-    OUT from_partition integer, OUT id uuid, OUT account bigint, OUT amount bigint,
+    OUT from_partition integer, OUT id uuid, OUT purpose text, OUT account bigint, OUT amount bigint,
     OUT currency text, OUT to_partition integer, OUT to_account bigint,
     OUT state text, OUT refused_sqlstate text, OUT created_at timestamptz,
     OUT finished_at timestamptz)
@@ -2176,7 +2232,7 @@ BEGIN
   FOR p IN 0 .. payext.router_partitions() - 1 LOOP
     at_p := p;
     RETURN QUERY
-      SELECT p, s.id, s.account, s.amount, s.currency, s.to_partition, s.to_account, s.state,
+      SELECT p, s.id, s.purpose, s.account, s.amount, s.currency, s.to_partition, s.to_account, s.state,
              s.refused_sqlstate, s.created_at, s.finished_at
         FROM payext.sagas_on(p, only_open) s;
   END LOOP;

@@ -144,10 +144,54 @@ SELECT payext.unmap_merchant_role('saga_till', :shop);
 SELECT payext.revoke_capability('merchant', 'saga_till');
 DROP ROLE saga_till;
 
+-- Parking across partitions.  Receiving: a stay here, paid from a wallet
+-- on partition 1 whose owner the plate is bound to; the clearing account
+-- pays the operator and the stay is booked (how 'saga'), after the checks
+-- pay_parking makes.  Each refusal is kept and the money goes back.
+SELECT payext.open_merchant('gh_saga_park', 'Saga Park') AS park_op \gset
+SELECT payext.create_parking_lot(:park_op, 'Saga Park', 'Asia/Shanghai', 0, 30, 500) AS park_lot \gset
+SELECT payext.bind_vehicle('saga-far-owner', '沪A12345');
+SELECT payext.vehicle_entered(:park_lot, '沪A12345', now() - interval '50 minutes') AS park_stay \gset
+SELECT payext.vehicle_exited(:park_lot, '沪A12345', now() - interval '1 minute') AS park_fee;
+SELECT outcome, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000020', 1, :park_op, 999, 'CNY',
+                           'gh_saga_park', :park_stay, 'saga-far-owner');
+SELECT outcome, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000021', 1, :park_op, 1000, 'CNY',
+                           'gh_saga_park', :park_stay, 'someone-else');
+SELECT outcome, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000022', 1, :shop, 1000, 'CNY',
+                           'gh_saga', :park_stay, 'saga-far-owner');
+SELECT outcome, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000023', 1, :park_op, 1000, 'CNY',
+                           'gh_saga_park', :park_stay, 'saga-far-owner');
+SELECT s.paid, p.how, p.wallet = :clearing AS from_clearing, payext.balance(:park_op) AS operator_has
+  FROM payext.parking_stay s JOIN payext.parking_payment p ON p.stay = s.id WHERE s.id = :park_stay;
+SELECT outcome, refused_sqlstate
+  FROM payext.saga_receive('00000000-0000-4000-8000-000000000024', 1, :park_op, 1000, 'CNY',
+                           'gh_saga_park', :park_stay, 'saga-far-owner');
+-- Sending: a wallet here pays a stay of partition 1; once delivered, the
+-- payment is the payer's interaction here, where the payer's live.
+SELECT payext.parking_saga_send('00000000-0000-4000-8000-000000000025', :ann, 300,
+                                (1::bigint << 56) | 5, (1::bigint << 56) | 9, 'gh_saga_park') > 0 AS sent;
+SELECT purpose, public_service_id, stay = ((1::bigint << 56) | 5) AS stay_far, payer, amount
+  FROM payext.saga WHERE id = '00000000-0000-4000-8000-000000000025';
+SELECT payext.saga_finish('00000000-0000-4000-8000-000000000025', (1::bigint << 56) | 77);
+SELECT consumer, public_service_id, kind, amount FROM payext.interaction
+ WHERE consumer = 'saga-ann' AND public_service_id = 'gh_saga_park';
+\set VERBOSITY sqlstate
+SELECT payext.parking_saga_send(gen_random_uuid(), :shop, 700, (1::bigint << 56) | 5,
+                                (1::bigint << 56) | 9, 'gh_saga_park');
+SELECT payext.parking_saga_send(gen_random_uuid(), :ann, 700, (1::bigint << 56) | 5,
+                                :park_op, 'gh_saga_park');
+SELECT payext.parking_saga_send(gen_random_uuid(), :ann, 700, NULL, :park_op, 'gh_saga_park');
+\set VERBOSITY default
+
 -- The ledger holds: the clearing account's journal sum keeps each
 -- currency at zero, and every saga's legs are in the journal.
 SELECT check_name, ok, detail FROM payext.verify_ledger()
- WHERE check_name IN ('money_conserved', 'sagas_match_journal', 'balances_match_journal');
+ WHERE check_name IN ('money_conserved', 'sagas_match_journal', 'balances_match_journal',
+                     'parking_matches_journal');
 -- A saga whose leg is not in the journal, or not as it says, is found.
 BEGIN;
 ALTER TABLE payext.saga DISABLE TRIGGER ALL;
@@ -157,9 +201,11 @@ VALUES ('00000000-0000-4000-8000-0000000000aa', 'transfer', :ann, 5, 'CNY', 1, :
 UPDATE payext.saga_inbox SET amount = 49 WHERE saga = '00000000-0000-4000-8000-000000000003';
 SELECT check_name, ok, detail FROM payext.verify_ledger() WHERE check_name = 'sagas_match_journal';
 ROLLBACK;
--- The saga functions are admins' only.
-SELECT count(*) AS admin_saga_objects FROM payext.capability
- WHERE capability = 'admin' AND object ~ 'saga';
+-- The saga's steps are admins'; the first legs of a cover and of a
+-- parking payment are the merchant's and the app's; nothing is PUBLIC's.
+SELECT capability, count(*) AS saga_objects FROM payext.capability
+ WHERE object ~ 'saga|merchant_cover|stay_payee' GROUP BY 1 ORDER BY 1;
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may
-  FROM pg_proc p WHERE p.pronamespace = 'payext'::regnamespace AND p.proname ~ 'saga|clearing'
+  FROM pg_proc p WHERE p.pronamespace = 'payext'::regnamespace
+   AND p.proname ~ 'saga|clearing|cover|stay_payee|parking_receive'
  ORDER BY 1;

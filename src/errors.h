@@ -112,8 +112,8 @@
  * XX000): the outcome is unknown, retry with the same reference.  Raised by
  * the saga functions (src/sql/saga.sql): PY506, the last step of a saga
  * that did not start on this partition; PY507, finishing a returned saga
- * or returning a delivered one.  (PY505, a transfer across partitions
- * before sagas, was never released.)
+ * or returning a delivered one.  (PY505, a transfer or parking payment
+ * across partitions before sagas, was never released.)
  */
 
 /* PY9xx: a broken invariant; reaching one is a bug in payext */

@@ -1021,7 +1021,7 @@ LedgerSystemAccount(const char *currency)
 }
 
 /* The partition's clearing account of a currency, made on first use. */
-static int64
+int64
 LedgerClearingAccount(const char *currency)
 {
 	Datum		values[1];

@@ -164,6 +164,9 @@ extern const char *LedgerTransferKindName(LedgerTransferKind kind);
 /* The id of the system account of a currency, created on first use. */
 extern int64 LedgerSystemAccount(const char *currency);
 
+/* The partition's clearing account of a currency (sagas), made on first use. */
+extern int64 LedgerClearingAccount(const char *currency);
+
 /* The journal row checksum, as stored in transfer.checksum. */
 extern bytea *LedgerChecksum(int64 id, int64 debit_account, int64 credit_account,
 							 int64 amount_minor, const char *currency,

@@ -795,10 +795,15 @@ ParkingDue(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at, int64
 	return why;
 }
 
-/* Moves `amount` from wallet to the lot's operator and books it on the stay. */
+/*
+ * Moves `amount` from wallet to the lot's operator and books it on the stay.
+ * With payer set, `wallet` is this partition's clearing account holding a
+ * saga's money from the payer's wallet on another partition; the
+ * interaction is then the payer's side's to record (src/sql/saga.sql).
+ */
 static int64
-ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
-				int64 amount, const char *how, bool softly)
+ParkingTransferFrom(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
+					int64 amount, const char *how, bool softly, const char *payer)
 {
 	LedgerTransferRequest req = {0};
 	LedgerAccount wallet_found = {0};
@@ -816,8 +821,12 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	/* One reference per stay and amount paid before: a stay step pays once. */
 	req.reference = psprintf("stay-" INT64_FORMAT "-" INT64_FORMAT, stay->id, stay->paid);
 	req.refuse_softly = softly;
-	/* The operator is a merchant: paid through its buckets. */
-	req.credit_via_bucket = true;
+
+	/*
+	 * The operator is a merchant: paid through its buckets, but for a saga's
+	 * payment, whose clearing account the bucket path does not lock.
+	 */
+	req.credit_via_bucket = payer == NULL;
 	req.debit_found = &wallet_found;
 	req.credit_found = &operator_found;
 	transfer_id = LedgerTransfer(&req, &replayed);
@@ -836,8 +845,16 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 	values[4] = TimestampTzGetDatum(now);
 	values[5] = CStringGetTextDatum(how);
 	PayextExecute(&record_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
-	AssocRecordTransfer(transfer_id, "payment", &wallet_found, &operator_found, amount);
+	if (payer == NULL)
+		AssocRecordTransfer(transfer_id, "payment", &wallet_found, &operator_found, amount);
 	return transfer_id;
+}
+
+static int64
+ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
+				int64 amount, const char *how, bool softly)
+{
+	return ParkingTransferFrom(lot, stay, wallet, amount, how, softly, NULL);
 }
 
 /*
@@ -1496,7 +1513,7 @@ payext_parking_service_info(PG_FUNCTION_ARGS)
  * nobody else when the stay began.
  */
 static bool
-ParkingPlateOwnedBy(const char *plate, const char *owner_at_entry, int64 wallet_id)
+ParkingPlateOwnedByUser(const char *plate, const char *owner_at_entry, const char *user)
 {
 	Datum		values[1];
 	char	   *plate_owner;
@@ -1507,10 +1524,50 @@ ParkingPlateOwnedBy(const char *plate, const char *owner_at_entry, int64 wallet_
 	plate_owner = PayextResultCString(0, 1);
 	if (owner_at_entry[0] != '\0' && strcmp(owner_at_entry, plate_owner) != 0)
 		return false;
+	return strcmp(plate_owner, user) == 0;
+}
+
+static bool
+ParkingPlateOwnedBy(const char *plate, const char *owner_at_entry, int64 wallet_id)
+{
+	Datum		values[1];
+
 	values[0] = Int64GetDatum(wallet_id);
 	if (PayextExecute(&wallet_owner_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
 		return false;
-	return strcmp(plate_owner, PayextResultCString(0, 1)) == 0;
+	return ParkingPlateOwnedByUser(plate, owner_at_entry, PayextResultCString(0, 1));
+}
+
+/* What is due for the locked stay now, its lot loaded into lot; PY415. */
+static int64
+ParkingDueNow(const ParkingStay *stay, ParkingLot *lot)
+{
+	const char *why;
+	int64		due;
+
+	ParkingLoadLot(stay->lot, lot, false);
+	why = ParkingDue(lot, stay, GetCurrentTransactionStartTimestamp(), &due);
+	if (why != NULL)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_EXIT_UNPRICED),
+				 errmsg("parking stay " INT64_FORMAT " cannot be priced", stay->id),
+				 errdetail("%s", why),
+				 errhint("A person settles it.")));
+	return due;
+}
+
+/* A payment offers exactly what is due (PY409). */
+static void
+ParkingRequireDue(const ParkingStay *stay, const ParkingLot *lot, int64 amount, int64 due)
+{
+	if (amount != due)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_STALE_AMOUNT),
+				 errmsg("the amount due for parking stay " INT64_FORMAT " has changed", stay->id),
+				 errdetail("%s is due now; the payment offers %s.",
+						   PayextFormatAmount(due, lot->currency),
+						   PayextFormatAmount(amount, lot->currency)),
+				 errhint("Ask payext.parking_service_info() again and pay what it shows.")));
 }
 
 /* pay_parking(stay bigint, wallet bigint, amount bigint) RETURNS bigint */
@@ -1525,7 +1582,6 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 	LedgerAccount wallet;
 	Datum		values[3];
 	int64		due;
-	const char *why;
 	int64		transfer_id;
 
 	PayextRequireArgs(fcinfo, 3, names);
@@ -1552,14 +1608,7 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 						stay.plate, wallet.id),
 				 errhint("A stay is paid from a wallet of the user the vehicle is bound to.")));
 
-	ParkingLoadLot(stay.lot, &lot, false);
-	why = ParkingDue(&lot, &stay, GetCurrentTransactionStartTimestamp(), &due);
-	if (why != NULL)
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_EXIT_UNPRICED),
-				 errmsg("parking stay " INT64_FORMAT " cannot be priced", stay.id),
-				 errdetail("%s", why),
-				 errhint("A person settles it.")));
+	due = ParkingDueNow(&stay, &lot);
 	if (due == 0)
 	{
 		/* A retry of the payment that settled it answers with its transfer. */
@@ -1576,15 +1625,57 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 				(errcode(PAYEXT_ERRCODE_NOTHING_DUE),
 				 errmsg("nothing is due for parking stay " INT64_FORMAT, stay.id)));
 	}
-	if (amount != due)
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_STALE_AMOUNT),
-				 errmsg("the amount due for parking stay " INT64_FORMAT " has changed", stay.id),
-				 errdetail("%s is due now; the payment offers %s.",
-						   PayextFormatAmount(due, lot.currency),
-						   PayextFormatAmount(amount, lot.currency)),
-				 errhint("Ask payext.parking_service_info() again and pay what it shows.")));
+	ParkingRequireDue(&stay, &lot, amount, due);
 	transfer_id = ParkingTransfer(&lot, &stay, wallet.id, amount, "manual", false);
+	PayextSpiFinish();
+	PG_RETURN_INT64(transfer_id);
+}
+
+/*
+ * parking_receive(stay bigint, amount bigint, payer text) RETURNS bigint:
+ * a parking saga's second leg (src/sql/saga.sql, saga_receive): pays the
+ * stay's operator from this partition's clearing account, which holds the
+ * money a saga took from the payer's wallet on another partition, after
+ * the same checks as pay_parking: the plate is the payer's (PY411),
+ * something is due (PY410), exactly that (PY409).  Granted to nobody.
+ */
+PG_FUNCTION_INFO_V1(payext_parking_receive);
+Datum
+payext_parking_receive(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"stay", "amount", "payer"};
+	int64		amount;
+	char	   *payer;
+	ParkingStay stay;
+	ParkingLot	lot;
+	Datum		values[1];
+	int64		due;
+	int64		transfer_id;
+
+	PayextRequireArgs(fcinfo, 3, names);
+	amount = PayextArgAmount(fcinfo, 1, "amount");
+	payer = text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	PayextSpiConnect();
+	values[0] = PG_GETARG_DATUM(0);
+	if (PayextExecute(&lock_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_STAY),
+				 errmsg("parking stay " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
+	ParkingReadStay(0, &stay);
+	if (!ParkingPlateOwnedByUser(stay.plate, stay.owner_at_entry, payer))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NOT_OWNERS_VEHICLE),
+				 errmsg("plate %s is not bound to the payer", stay.plate),
+				 errhint("A stay is paid from a wallet of the user the vehicle is bound to.")));
+	due = ParkingDueNow(&stay, &lot);
+	if (due == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NOTHING_DUE),
+				 errmsg("nothing is due for parking stay " INT64_FORMAT, stay.id)));
+	ParkingRequireDue(&stay, &lot, amount, due);
+	transfer_id = ParkingTransferFrom(&lot, &stay, LedgerClearingAccount(lot.currency),
+									  amount, "saga", false, payer);
 	PayextSpiFinish();
 	PG_RETURN_INT64(transfer_id);
 }

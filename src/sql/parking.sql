@@ -95,11 +95,13 @@ CREATE TABLE payext.parking_payment (
   stay        bigint NOT NULL REFERENCES payext.parking_stay (id),
   wallet      bigint NOT NULL REFERENCES payext.account (id),
   amount      bigint NOT NULL CHECK (amount > 0),
-  how         text NOT NULL CHECK (how IN ('manual', 'auto')),
+  -- 'saga': from a wallet on another partition, through this partition's
+  -- clearing account (wallet is then that account; src/sql/saga.sql)
+  how         text NOT NULL CHECK (how IN ('manual', 'auto', 'saga')),
   paid_at     timestamptz NOT NULL
 );
 CREATE INDEX parking_payment_stay_idx ON payext.parking_payment (stay);
-COMMENT ON TABLE payext.parking_payment IS 'payments of stays from wallets, by pay_parking() or automatically at exit';
+COMMENT ON TABLE payext.parking_payment IS 'payments of stays from wallets, by pay_parking(), automatically at exit, or by a saga from a wallet on another partition';
 
 SELECT pg_catalog.pg_extension_config_dump('payext.vehicle', '');
 SELECT pg_catalog.pg_extension_config_dump('payext.vehicle_owner', '');

@@ -45,6 +45,9 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('app', 'EXECUTE', 'FUNCTION payext.parking_service_info(text, timestamptz)'),
   ('app', 'EXECUTE', 'FUNCTION payext.pay_parking(bigint, bigint, bigint)'),
   ('app', 'EXECUTE', 'FUNCTION payext.parking_fee(bigint, timestamptz, timestamptz)'),
+  -- behind a router: paying a stay from a wallet of another partition
+  ('app', 'EXECUTE', 'FUNCTION payext.parking_saga_send(uuid, bigint, bigint, bigint, bigint, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.stay_payee(bigint)'),
   -- merchant: a till and a back office, for mapped merchant accounts only
   ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_charge(bigint, text, bigint, text, bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_many(bigint, text[], bigint[], text[])'),
@@ -106,7 +109,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.unblock_charging(bigint)'),
   -- money between partitions: a router's transfers and its saga worker
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint)'),
-  ('admin', 'EXECUTE', 'FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text, text, bigint, text)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_finish(uuid, bigint)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_return(uuid, text, text)'),
   ('admin', 'SELECT', 'TABLE payext.saga'),

@@ -25,9 +25,12 @@ CREATE TABLE payext.saga (
   id              uuid PRIMARY KEY,
   -- 'transfer': an admin's correction; 'cover': a merchant's money moved
   -- to its own account on another partition (public_service_id), where a
-  -- refund needs it
-  purpose         text NOT NULL CHECK (purpose IN ('transfer', 'cover')),
+  -- refund needs it; 'parking': a wallet's owner (payer) paying a stay on
+  -- another partition to its operator (public_service_id)
+  purpose         text NOT NULL CHECK (purpose IN ('transfer', 'cover', 'parking')),
   public_service_id text,
+  stay            bigint,
+  payer           text,
   account         bigint NOT NULL REFERENCES payext.account (id),
   amount          bigint NOT NULL CHECK (amount > 0),
   currency        text NOT NULL,
@@ -48,7 +51,10 @@ CREATE TABLE payext.saga (
   CONSTRAINT saga_returned_has_back
     CHECK ((state = 'returned') = (back_transfer IS NOT NULL AND refused_sqlstate IS NOT NULL)),
   CONSTRAINT saga_finished CHECK ((state = 'open') = (finished_at IS NULL)),
-  CONSTRAINT saga_cover_names_merchant CHECK ((purpose = 'cover') = (public_service_id IS NOT NULL))
+  CONSTRAINT saga_names_merchant
+    CHECK ((purpose IN ('cover', 'parking')) = (public_service_id IS NOT NULL)),
+  CONSTRAINT saga_parking_names_stay
+    CHECK ((purpose = 'parking') = (stay IS NOT NULL AND payer IS NOT NULL))
 );
 CREATE INDEX saga_open_idx ON payext.saga (created_at) WHERE state = 'open';
 COMMENT ON TABLE payext.saga IS
@@ -61,8 +67,11 @@ CREATE TABLE payext.saga_inbox (
   account         bigint NOT NULL,
   amount          bigint NOT NULL CHECK (amount > 0),
   currency        text NOT NULL,
-  -- a cover's merchant: only its account may receive it
+  -- a cover's or parking payment's merchant: only its account receives it
   public_service_id text,
+  -- a parking payment's stay, and whose wallet paid it
+  stay            bigint,
+  payer           text,
   outcome         text NOT NULL CHECK (outcome IN ('received', 'refused')),
   transfer        bigint,
   refused_sqlstate text,
@@ -84,6 +93,40 @@ LANGUAGE C VOLATILE
 SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.clearing_transfer(bigint, bigint, text, uuid) IS
   'one leg of a saga (clearing_out, clearing_in, clearing_back); only the saga functions call it';
+
+-- A parking saga's second leg (src/parking.c): the clearing account pays
+-- the stay's operator, after pay_parking's checks.  Granted to nobody.
+CREATE FUNCTION payext.parking_receive(stay bigint, amount bigint, payer text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_parking_receive'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.parking_receive(bigint, bigint, text) IS
+  'a parking saga''s second leg: this partition''s clearing account pays the stay; only saga_receive calls it';
+
+-- Which merchant account a stay pays, its currency, and what it has been
+-- paid so far: what a router needs to start a parking saga from a wallet
+-- elsewhere (and to name it, so that a retry resumes it).
+CREATE FUNCTION payext.stay_payee(stay bigint,
+    OUT operator bigint, OUT public_service_id text, OUT currency text, OUT paid bigint)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  SELECT l.operator, a.public_service_id, l.currency, s.paid
+    INTO operator, public_service_id, currency, paid
+    FROM payext.parking_stay s
+    JOIN payext.parking_lot l ON l.id = s.lot
+    JOIN payext.account a ON a.id = l.operator
+   WHERE s.id = stay_payee.stay;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'parking stay % does not exist', stay USING ERRCODE = 'PY408';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION payext.stay_payee(bigint) IS
+  'the operator account a parking stay pays, its public-service id, currency, and what it has been paid';
 
 -- Arguments present (PY001), and the other side of the saga a partition
 -- other than this one, which its account's id names when one is given
@@ -126,7 +169,8 @@ $$;
 -- is PY107.  Called by saga_send (an admin's transfer) and merchant_cover
 -- (a merchant's own money), which say who may.
 CREATE FUNCTION payext.saga_start(saga uuid, purpose text, account bigint, amount bigint,
-                                  to_partition integer, to_account bigint)
+                                  to_partition integer, to_account bigint,
+                                  public_service_id text DEFAULT NULL, stay bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, payext, pg_temp
@@ -144,16 +188,19 @@ BEGIN
     -- A concurrent send of the same saga waits at the journal's reference
     -- index and then finds this one's transfer (or PY107).
     t := payext.clearing_transfer(account, amount, 'clearing_out', saga);
-    INSERT INTO payext.saga (id, purpose, public_service_id, account, amount, currency,
-                             to_partition, to_account, out_transfer, created_at)
-    SELECT saga, purpose, CASE WHEN purpose = 'cover' THEN a.public_service_id END,
+    INSERT INTO payext.saga (id, purpose, public_service_id, stay, payer, account, amount,
+                             currency, to_partition, to_account, out_transfer, created_at)
+    SELECT saga, purpose,
+           CASE purpose WHEN 'cover' THEN a.public_service_id
+                        WHEN 'parking' THEN saga_start.public_service_id END,
+           saga_start.stay, CASE WHEN purpose = 'parking' THEN a.owner END,
            account, amount, a.currency, to_partition, to_account, t, now()
       FROM payext.account a WHERE a.id = saga_start.account
     ON CONFLICT (id) DO NOTHING;
     SELECT * INTO STRICT s FROM payext.saga g WHERE g.id = saga_start.saga;
   END IF;
-  IF (s.purpose, s.account, s.amount, s.to_partition, s.to_account)
-     IS DISTINCT FROM (purpose, account, amount, to_partition, to_account) THEN
+  IF (s.purpose, s.account, s.amount, s.to_partition, s.to_account, s.stay)
+     IS DISTINCT FROM (purpose, account, amount, to_partition, to_account, stay) THEN
     RAISE EXCEPTION 'saga % was already sent with other arguments', saga
       USING ERRCODE = 'PY107',
             DETAIL = format('It moves %s from account %s to account %s.', s.amount, s.account,
@@ -163,7 +210,7 @@ BEGIN
   RETURN s.out_transfer;
 END
 $$;
-COMMENT ON FUNCTION payext.saga_start(uuid, text, bigint, bigint, integer, bigint) IS
+COMMENT ON FUNCTION payext.saga_start(uuid, text, bigint, bigint, integer, bigint, text, bigint) IS
   'a saga''s first leg, for saga_send and merchant_cover: the account pays the clearing account, and the saga is recorded';
 
 CREATE FUNCTION payext.saga_send(saga uuid, account bigint, amount bigint,
@@ -199,6 +246,41 @@ $$;
 COMMENT ON FUNCTION payext.merchant_cover(uuid, bigint, bigint, integer, bigint) IS
   'a merchant''s money to its own account on another partition (a saga''s first leg), for a refund there';
 
+-- A stay on another partition paid from a wallet here: the wallet pays
+-- this partition's clearing account, and the stay's partition (the
+-- stay's id names it) pays its operator, the merchant account of
+-- public_service_id there, once it has checked the plate is the wallet
+-- owner's and the amount is what is due (parking_receive); otherwise the
+-- money comes back.  The app's, as pay_parking is.
+CREATE FUNCTION payext.parking_saga_send(saga uuid, wallet bigint, amount bigint, stay bigint,
+                                         operator bigint, public_service_id text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF stay IS NULL OR operator IS NULL OR public_service_id IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null',
+      CASE WHEN stay IS NULL THEN 'stay' WHEN operator IS NULL THEN 'operator'
+           ELSE 'public_service_id' END USING ERRCODE = 'PY001';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM payext.account a
+                  WHERE a.id = parking_saga_send.wallet AND a.kind = 'wallet') THEN
+    RAISE EXCEPTION 'account % is not a wallet account', wallet
+      USING ERRCODE = 'PY111',
+            DETAIL = 'A stay is paid from a wallet of the user the vehicle is bound to.';
+  END IF;
+  IF payext.partition_of(operator) <> payext.partition_of(stay) THEN
+    RAISE EXCEPTION 'operator % is not on the partition of stay %', operator, stay
+      USING ERRCODE = 'PY501';
+  END IF;
+  RETURN payext.saga_start(saga, 'parking', wallet, amount, payext.partition_of(stay), operator,
+                           public_service_id, stay);
+END
+$$;
+COMMENT ON FUNCTION payext.parking_saga_send(uuid, bigint, bigint, bigint, bigint, text) IS
+  'a parking payment''s first leg, for a stay on another partition: the wallet pays this partition''s clearing account';
+
 -- Leg 2: pays the account from this partition's clearing account, or
 -- refuses for good (any of payext's own errors: a closed or frozen account,
 -- another currency, an overflow; for a cover, an account that is not the
@@ -207,7 +289,8 @@ COMMENT ON FUNCTION payext.merchant_cover(uuid, bigint, bigint, integer, bigint)
 -- raised instead and decides nothing.
 CREATE FUNCTION payext.saga_receive(saga uuid, from_partition integer, account bigint,
                                     amount bigint, currency text,
-                                    public_service_id text DEFAULT NULL)
+                                    public_service_id text DEFAULT NULL,
+                                    stay bigint DEFAULT NULL, payer text DEFAULT NULL)
 RETURNS TABLE (outcome text, transfer bigint, refused_sqlstate text, refused_message text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
@@ -242,9 +325,19 @@ BEGIN
         RAISE EXCEPTION 'account % is not an account of merchant %', account,
           saga_receive.public_service_id
           USING ERRCODE = 'PY111',
-                DETAIL = 'A cover moves a merchant''s money between its own accounts.';
+                DETAIL = 'A cover or a parking payment goes to its merchant''s account only.';
       END IF;
-      t := payext.clearing_transfer(account, amount, 'clearing_in', saga);
+      IF saga_receive.stay IS NULL THEN
+        t := payext.clearing_transfer(account, amount, 'clearing_in', saga);
+      ELSE
+        IF NOT EXISTS (SELECT 1 FROM payext.parking_stay s
+                         JOIN payext.parking_lot l ON l.id = s.lot
+                        WHERE s.id = saga_receive.stay AND l.operator = saga_receive.account) THEN
+          RAISE EXCEPTION 'account % is not the operator of parking stay %', account,
+            saga_receive.stay USING ERRCODE = 'PY408';
+        END IF;
+        t := payext.parking_receive(saga_receive.stay, amount, coalesce(payer, ''));
+      END IF;
     EXCEPTION WHEN OTHERS THEN
       IF SQLSTATE NOT LIKE 'PY%' THEN
         RAISE;
@@ -253,12 +346,13 @@ BEGIN
       msg := SQLERRM;
     END;
     INSERT INTO payext.saga_inbox
-      VALUES (saga, from_partition, account, amount, currency, public_service_id,
+      VALUES (saga, from_partition, account, amount, currency, public_service_id, stay, payer,
               CASE WHEN t IS NULL THEN 'refused' ELSE 'received' END, t, st, msg, now())
     RETURNING * INTO STRICT r;
   END IF;
-  IF (r.from_partition, r.account, r.amount, r.currency, r.public_service_id)
-     IS DISTINCT FROM (from_partition, account, amount, currency, public_service_id) THEN
+  IF (r.from_partition, r.account, r.amount, r.currency, r.public_service_id, r.stay, r.payer)
+     IS DISTINCT FROM (from_partition, account, amount, currency, public_service_id, stay,
+                       payer) THEN
     RAISE EXCEPTION 'saga % was already received with other arguments', saga
       USING ERRCODE = 'PY107',
             DETAIL = format('It brought %s %s from partition %s to account %s.', r.amount,
@@ -267,7 +361,7 @@ BEGIN
   RETURN QUERY SELECT r.outcome, r.transfer, r.refused_sqlstate, r.refused_message;
 END
 $$;
-COMMENT ON FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text, text) IS
+COMMENT ON FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text, text, bigint, text) IS
   'a saga''s second leg: this partition''s clearing account pays the account, or refuses for good; decided once';
 
 -- Step 3 when the money arrived: the saga is done.
@@ -291,6 +385,11 @@ BEGIN
     UPDATE payext.saga g SET state = 'done', in_transfer = saga_finish.in_transfer,
                              finished_at = now()
      WHERE g.id = saga_finish.saga;
+    -- A parking payment is a payment of the payer, whose interactions live
+    -- here, on the partition of the payer's hash.
+    IF s.purpose = 'parking' THEN
+      PERFORM payext.record_interaction(s.payer, s.public_service_id, 'payment', s.amount, now());
+    END IF;
     RETURN 'done';
   END IF;
   IF s.state = 'done' AND s.in_transfer = saga_finish.in_transfer THEN
@@ -361,24 +460,29 @@ AS $$
            t.amount
       FROM payext.transfer t
      WHERE t.kind IN ('clearing_out', 'clearing_in', 'clearing_back')
+        OR (t.kind = 'parking'
+            AND t.debit_account IN (SELECT a.id FROM payext.account a WHERE a.kind = 'clearing'))
   ), expected AS (
-    SELECT s.id::text AS reference, 'clearing_out' AS kind, s.out_transfer AS id, s.account, s.amount
+    SELECT s.id::text AS saga, 'clearing_out' AS kind, s.out_transfer AS id, s.account, s.amount
       FROM payext.saga s
     UNION ALL
     SELECT s.id::text, 'clearing_back', s.back_transfer, s.account, s.amount
       FROM payext.saga s WHERE s.back_transfer IS NOT NULL
     UNION ALL
-    SELECT i.saga::text, 'clearing_in', i.transfer, i.account, i.amount
+    -- a parking payment's second leg is the stay's own payment
+    SELECT i.saga::text, CASE WHEN i.stay IS NULL THEN 'clearing_in' ELSE 'parking' END,
+           i.transfer, i.account, i.amount
       FROM payext.saga_inbox i WHERE i.transfer IS NOT NULL
   ), wrong AS (
-    SELECT coalesce(e.reference, l.reference) AS saga,
+    SELECT coalesce(e.saga, l.reference) AS saga,
            CASE WHEN l.id IS NULL THEN 'its ' || e.kind || ' leg is not in the journal'
                 WHEN e.id IS NULL THEN 'a ' || l.kind || ' leg (transfer ' || l.id || ') has no saga'
                 ELSE 'its ' || e.kind || ' leg differs from the journal' END AS what
       FROM expected e
-      FULL JOIN leg l ON l.kind = e.kind AND l.reference = e.reference
+      FULL JOIN leg l ON l.id = e.id
      WHERE l.id IS NULL OR e.id IS NULL
-        OR (l.id, l.account, l.amount) IS DISTINCT FROM (e.id, e.account, e.amount)
+        OR (l.kind, l.account, l.amount) IS DISTINCT FROM (e.kind, e.account, e.amount)
+        OR (l.kind <> 'parking' AND l.reference IS DISTINCT FROM e.saga)
   )
   SELECT 'sagas_match_journal',
          NOT EXISTS (SELECT 1 FROM wrong),

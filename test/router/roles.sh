@@ -109,7 +109,7 @@ st=$(sqlstate_till "SELECT payext.merchant_cover_on(1, gen_random_uuid(),
                       (SELECT account FROM payext.merchant_accounts($other) WHERE partition_number = 1),
                       10, 0, $shop)")
 [ "$st" = 42501 ] || fail "the till sent another merchant's money: $st, not 42501"
-st=$(sqlstate_till "SELECT * FROM payext.saga_receive_on(0, gen_random_uuid(), 1, $shop, 10, 'CNY', NULL)")
+st=$(sqlstate_till "SELECT * FROM payext.saga_receive_on(0, gen_random_uuid(), 1, $shop, 10, 'CNY', NULL, NULL, NULL)")
 [ "$st" = 42501 ] || fail "the till ran a saga's second leg: $st, not 42501"
 w=$(q -c "SELECT payext.open_wallet('roles-a')")
 code=$(q -c "SELECT payext.request_payment($w)")

@@ -1,7 +1,7 @@
 -- Parking through the router: a lot on every partition, a plate's
 -- bindings and stays on its own partition (the hash of its normalised
--- text), what is due gathered from all of them.  Paying from a wallet of
--- another partition is not built yet (PY505).
+-- text), what is due gathered from all of them, and a stay paid from a
+-- wallet of another partition by a saga.
 SET client_min_messages = warning;
 SELECT payext.open_merchant('gh_router_park', 'Router Park') AS op \gset
 SELECT payext.create_parking_lot(:op, 'Router Park', 'Asia/Shanghai', 15, 30, 500,
@@ -38,9 +38,26 @@ SELECT payext.vehicle_exited(:lot, :'plate0', now() - interval '5 minutes') AS f
 SELECT payext.balance(:wallet) AS wallet_after, payext.balance(:op) AS operator_after;
 SELECT stay = :stay1 AS is_stay1, plate = :'plate1' AS is_plate1, amount_due
   FROM payext.parking_service_info(:'owner');
+-- Paid from the wallet on the other partition: a saga (the stay's own
+-- payment is returned); a stale amount is refused there and the money
+-- comes back; again, nothing is due.
 \set VERBOSITY sqlstate
-SELECT payext.pay_parking(:stay1, :wallet, 2000);
+SELECT payext.pay_parking(:stay1, :wallet, 1999);
 \set VERBOSITY default
+SELECT payext.balance(:wallet) AS wallet_unchanged;
+SELECT payext.pay_parking(:stay1, :wallet, 2000) AS paid1 \gset
+SELECT payext.partition_of(:paid1) AS paid_on, payext.balance(:wallet) AS wallet_after,
+       payext.balance(:op) AS operator_after;
+SELECT count(*) AS due_left FROM payext.parking_service_info(:'owner');
+SELECT payext.pay_parking(:stay1, :wallet, 2000) = :paid1 AS same_payment;
+SELECT purpose, from_partition, to_partition, amount, state, refused_sqlstate FROM payext.sagas()
+ WHERE account = :wallet ORDER BY created_at;
+\set VERBOSITY sqlstate
+SELECT payext.pay_parking(:stay1, :wallet, 100);
+\set VERBOSITY default
+-- The payment is the owner's interaction, on the owner's partition.
+SELECT consumer = :'owner' AS the_owner, kind, amount
+  FROM payext.merchant_interactions(:op) WHERE amount = 2000 ORDER BY interaction_id;
 -- An owner of partition 1 pays that partition's stay from its wallet there.
 SELECT o AS owner1 FROM generate_series(1, 100) g, format('park-%s', g) o
  WHERE payext.owner_partition(o, 2) = 1 LIMIT 1 \gset

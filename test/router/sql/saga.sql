@@ -66,7 +66,7 @@ SELECT payext.saga_send_on(1, gen_random_uuid(), :w1, 10, 1, :w1);
 SELECT payext.saga_send_on(1, gen_random_uuid(), :w1, 10, 0, :w1);
 SELECT payext.saga_send_on(1, payext.saga_id('transfer', 'move-5'), :w1, 31, 0, :w0);
 SELECT payext.saga_finish_on(0, gen_random_uuid(), 1);
-SELECT * FROM payext.saga_receive_on(0, payext.saga_id('transfer', 'move-5'), 1, :w0, 99, 'CNY', NULL);
+SELECT * FROM payext.saga_receive_on(0, payext.saga_id('transfer', 'move-5'), 1, :w0, 99, 'CNY', NULL, NULL, NULL);
 \set VERBOSITY default
 
 -- A refund larger than the merchant's account on the order's partition:
