@@ -847,6 +847,13 @@ AS $$
     SELECT a.id, a.owner FROM payext.account a, here
      WHERE a.kind = 'wallet' AND $1 IS NOT NULL
        AND payext.owner_partition(a.owner, $1) <> here.p
+  ), stray_plate AS (
+    -- a plate's bindings and stays live where its (normalised) text hashes
+    SELECT v.plate FROM payext.vehicle v, here
+     WHERE $1 IS NOT NULL AND payext.owner_partition(v.plate, $1) <> here.p
+    UNION
+    SELECT s.plate FROM payext.parking_stay s, here
+     WHERE $1 IS NOT NULL AND payext.owner_partition(s.plate, $1) <> here.p
   )
   SELECT 'placement_ids',
          NOT EXISTS (SELECT 1 FROM stray_id),
@@ -859,13 +866,17 @@ AS $$
          END
   UNION ALL
   SELECT 'placement_owners',
-         NOT EXISTS (SELECT 1 FROM stray_owner),
+         NOT EXISTS (SELECT 1 FROM stray_owner) AND NOT EXISTS (SELECT 1 FROM stray_plate),
          CASE WHEN $1 IS NULL THEN 'a single node: every owner belongs here'
               WHEN EXISTS (SELECT 1 FROM stray_owner)
               THEN format('%s wallet(s) whose owner hashes to another of %s partitions, the first %s',
                           (SELECT count(*) FROM stray_owner), $1,
                           (SELECT id FROM stray_owner ORDER BY id LIMIT 1))
-              ELSE format('every wallet''s owner hashes here among %s partitions', $1)
+              WHEN EXISTS (SELECT 1 FROM stray_plate)
+              THEN format('%s plate(s) bound or parked here hash to another of %s partitions, the first %s',
+                          (SELECT count(*) FROM stray_plate), $1,
+                          (SELECT plate FROM stray_plate ORDER BY plate LIMIT 1))
+              ELSE format('every wallet''s owner and every plate hashes here among %s partitions', $1)
          END
 $$;
 COMMENT ON FUNCTION payext.verify_placement(integer) IS
@@ -1279,6 +1290,47 @@ $$;
 COMMENT ON FUNCTION payext.stay_payee(bigint) IS
   'the operator account a parking stay pays, its public-service id, currency, and what it has been paid';
 
+-- After an exit on this partition: the stay it closed, when something is
+-- due within payext.max_auto_pay and the plate's owner asked for
+-- automatic payment but has no wallet here in the lot's currency (with
+-- one here, the exit has paid it already, or found too little): what a
+-- router needs to pay it from the owner's wallet on another partition.
+CREATE FUNCTION payext.auto_pay_elsewhere(lot bigint, plate text, at timestamptz,
+    OUT stay bigint, OUT owner text, OUT amount bigint, OUT currency text,
+    OUT operator bigint, OUT public_service_id text, OUT paid bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT s.id, v.owner, s.fee - s.paid, l.currency, l.operator, a.public_service_id, s.paid
+    FROM payext.parking_stay s
+    JOIN payext.parking_lot l ON l.id = s.lot
+    JOIN payext.account a ON a.id = l.operator
+    JOIN payext.vehicle v ON v.plate = s.plate AND v.auto_pay
+   WHERE s.lot = $1 AND s.plate = payext.normalize_plate($2) AND s.exited_at = $3
+     AND s.state = 'exited' AND s.fee > s.paid
+     AND coalesce(s.owner_at_entry, '') IN ('', v.owner)
+     AND s.fee - s.paid <= pg_catalog.current_setting('payext.max_auto_pay')::bigint
+     AND NOT EXISTS (SELECT 1 FROM payext.account w
+                      WHERE w.kind = 'wallet' AND w.owner = v.owner AND w.currency = l.currency)
+   ORDER BY s.id DESC
+   LIMIT 1
+$$;
+COMMENT ON FUNCTION payext.auto_pay_elsewhere(bigint, text, timestamptz) IS
+  'the stay an exit closed, when its automatic payment must come from the owner''s wallet on another partition';
+
+-- A user's wallet in a currency, or NULL: no wallet is opened.
+CREATE FUNCTION payext.wallet_of(owner text, currency text)
+RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT a.id FROM payext.account a
+   WHERE a.kind = 'wallet' AND a.owner = $1 AND a.currency = $2
+$$;
+COMMENT ON FUNCTION payext.wallet_of(text, text) IS
+  'a user''s wallet in a currency, or NULL (opens none)';
+
 -- Arguments present (PY001), and the other side of the saga a partition
 -- other than this one, which its account's id names when one is given
 -- (PY501).
@@ -1670,6 +1722,8 @@ COMMENT ON FUNCTION payext.verify_ledger() IS
 REVOKE ALL ON FUNCTION payext.clearing_transfer(bigint, bigint, text, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.parking_receive(bigint, bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.stay_payee(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.auto_pay_elsewhere(bigint, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.wallet_of(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.check_saga_args(text[], boolean[], integer, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.saga_start(uuid, text, bigint, bigint, integer, bigint, text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint) FROM PUBLIC;
@@ -1684,6 +1738,8 @@ REVOKE ALL ON TABLE payext.saga_inbox FROM PUBLIC;
 INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('app', 'EXECUTE', 'FUNCTION payext.parking_saga_send(uuid, bigint, bigint, bigint, bigint, text)'),
   ('app', 'EXECUTE', 'FUNCTION payext.stay_payee(bigint)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.auto_pay_elsewhere(bigint, text, timestamptz)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.wallet_of(text, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_cover(uuid, bigint, bigint, integer, bigint)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_send(uuid, bigint, bigint, integer, bigint)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text, text, bigint, text)'),

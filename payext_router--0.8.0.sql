@@ -1669,9 +1669,8 @@ $$;
 -- there); its id at the router is partition 0's.  A plate's bindings and
 -- stays live on the partition of its normalised text's hash, so every
 -- camera event of a plate lands on one partition.  Paying a stay from a
--- wallet on another partition is a saga (pay_parking, below); the exit's
--- automatic payment happens only where the owner's wallet is on the
--- plate's partition (docs/partitions.md, "Not built yet").
+-- wallet on another partition, by pay_parking or automatically at exit,
+-- is a saga (below).
 CREATE TABLE payext.lot_map (
   lot               bigint NOT NULL,
   partition_number  integer NOT NULL CHECK (partition_number >= 0 AND partition_number <= 99),
@@ -1856,8 +1855,8 @@ $$;
 
 -- Camera events: on the plate's partition, under the lot's id there.  A
 -- stay's id carries that partition.  Automatic payment at exit happens
--- when the owner's wallet is on the plate's partition too; otherwise the
--- stay stays due (parking_service_info shows it, pay_parking pays it).
+-- there when the owner's wallet is on the plate's partition too, and
+-- otherwise by a parking saga from the owner's wallet (auto_pay_across).
 CREATE FUNCTION payext.vehicle_entered(lot bigint, plate text, at timestamptz DEFAULT now())
 RETURNS bigint
 LANGUAGE plpgsql
@@ -1883,10 +1882,21 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   p integer;
+  fee bigint;
 BEGIN
   PERFORM payext.require_args(ARRAY['lot'], ARRAY[lot IS NOT NULL]);
   p := payext.route_plate(plate);
-  RETURN payext.vehicle_exited_on(p, payext.lot_on(lot, p), plate, at);
+  fee := payext.vehicle_exited_on(p, payext.lot_on(lot, p), plate, at);
+  -- The camera's event is recorded whatever happens to the payment: one
+  -- that fails leaves the stay due (a saga it started finishes later).
+  BEGIN
+    PERFORM payext.auto_pay_across(p, payext.lot_on(lot, p), plate, at);
+  EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'payext: the automatic payment of plate %''s exit from lot % did not happen: %',
+      plate, lot, SQLERRM
+      USING HINT = 'The stay stays due: parking_service_info shows it, pay_parking pays it.';
+  END;
+  RETURN fee;
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
   PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
@@ -1916,6 +1926,57 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
                OR connection_exception THEN
   PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
   RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.auto_pay_elsewhere_on(p integer, lot bigint, plate text, at timestamptz,
+    OUT stay bigint, OUT owner text, OUT amount bigint, OUT currency text,
+    OUT operator bigint, OUT public_service_id text, OUT paid bigint)
+RETURNS SETOF record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT * FROM payext.auto_pay_elsewhere(lot, plate, at);
+$$;
+
+CREATE FUNCTION payext.wallet_of_on(p integer, owner text, currency text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.wallet_of(owner, currency);
+$$;
+
+-- The exit's automatic payment from the owner's wallet on another
+-- partition: the parking saga pay_parking runs, for what the exit left
+-- due within payext.max_auto_pay.  Too little in the wallet, or a frozen
+-- or closed one, leaves the stay due, as on a single node.
+CREATE FUNCTION payext.auto_pay_across(p integer, local_lot bigint, plate text, at timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  d record;
+  q integer;
+  w bigint;
+  saga uuid;
+BEGIN
+  SELECT * INTO d FROM payext.auto_pay_elsewhere_on(p, local_lot, plate, at);
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  q := payext.route_owner(d.owner);
+  w := payext.wallet_of_on(q, d.owner, d.currency);
+  IF q = p OR w IS NULL THEN
+    RETURN;
+  END IF;
+  saga := payext.saga_id('parking', format('%s:%s:%s:%s', d.stay, d.paid, w, d.amount));
+  BEGIN
+    PERFORM payext.parking_saga_send_on(q, saga, w, d.amount, d.stay, d.operator,
+                                        d.public_service_id);
+  EXCEPTION WHEN SQLSTATE 'PY104' OR SQLSTATE 'PY102' OR SQLSTATE 'PY103' THEN
+    RETURN;
+  END;
+  PERFORM * FROM payext.resume_saga(q, saga);
 END
 $$;
 

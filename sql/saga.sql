@@ -170,6 +170,25 @@ SELECT s.paid, p.how, p.wallet = :clearing AS from_clearing, payext.balance(:par
 SELECT outcome, refused_sqlstate
   FROM payext.saga_receive('00000000-0000-4000-8000-000000000024', 1, :park_op, 1000, 'CNY',
                            'gh_saga_park', :park_stay, 'saga-far-owner');
+-- After an exit: a stay whose plate's owner asked for automatic payment
+-- but has no wallet here is a router's to pay from the owner's partition
+-- (within payext.max_auto_pay); an owner with a wallet here was paid by
+-- the exit itself.
+SELECT payext.bind_vehicle('saga-far-owner', '沪B54321', true);
+SELECT payext.bind_vehicle('saga-ann', '沪C11111', true);
+SELECT payext.vehicle_entered(:park_lot, '沪B54321', now() - interval '50 minutes') IS NOT NULL AS entered,
+       payext.vehicle_entered(:park_lot, '沪C11111', now() - interval '50 minutes') IS NOT NULL AS entered;
+SELECT now() - interval '1 minute' AS exit_at \gset
+SELECT payext.vehicle_exited(:park_lot, '沪B54321', :'exit_at') AS far_fee,
+       payext.vehicle_exited(:park_lot, '沪C11111', :'exit_at') AS ann_fee;
+SELECT owner, amount, currency, operator = :park_op AS to_operator, public_service_id, paid
+  FROM payext.auto_pay_elsewhere(:park_lot, '沪 b-54321', :'exit_at');
+SELECT count(*) AS for_ann FROM payext.auto_pay_elsewhere(:park_lot, '沪C11111', :'exit_at');
+SET payext.max_auto_pay = 999;
+SELECT count(*) AS beyond_max FROM payext.auto_pay_elsewhere(:park_lot, '沪B54321', :'exit_at');
+RESET payext.max_auto_pay;
+SELECT payext.wallet_of('saga-ann', 'CNY') = :ann AS anns, payext.wallet_of('saga-far-owner', 'CNY') AS none;
+
 -- Sending: a wallet here pays a stay of partition 1; once delivered, the
 -- payment is the payer's interaction here, where the payer's live.
 SELECT payext.parking_saga_send('00000000-0000-4000-8000-000000000025', :ann, 300,

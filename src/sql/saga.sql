@@ -128,6 +128,47 @@ $$;
 COMMENT ON FUNCTION payext.stay_payee(bigint) IS
   'the operator account a parking stay pays, its public-service id, currency, and what it has been paid';
 
+-- After an exit on this partition: the stay it closed, when something is
+-- due within payext.max_auto_pay and the plate's owner asked for
+-- automatic payment but has no wallet here in the lot's currency (with
+-- one here, the exit has paid it already, or found too little): what a
+-- router needs to pay it from the owner's wallet on another partition.
+CREATE FUNCTION payext.auto_pay_elsewhere(lot bigint, plate text, at timestamptz,
+    OUT stay bigint, OUT owner text, OUT amount bigint, OUT currency text,
+    OUT operator bigint, OUT public_service_id text, OUT paid bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT s.id, v.owner, s.fee - s.paid, l.currency, l.operator, a.public_service_id, s.paid
+    FROM payext.parking_stay s
+    JOIN payext.parking_lot l ON l.id = s.lot
+    JOIN payext.account a ON a.id = l.operator
+    JOIN payext.vehicle v ON v.plate = s.plate AND v.auto_pay
+   WHERE s.lot = $1 AND s.plate = payext.normalize_plate($2) AND s.exited_at = $3
+     AND s.state = 'exited' AND s.fee > s.paid
+     AND coalesce(s.owner_at_entry, '') IN ('', v.owner)
+     AND s.fee - s.paid <= pg_catalog.current_setting('payext.max_auto_pay')::bigint
+     AND NOT EXISTS (SELECT 1 FROM payext.account w
+                      WHERE w.kind = 'wallet' AND w.owner = v.owner AND w.currency = l.currency)
+   ORDER BY s.id DESC
+   LIMIT 1
+$$;
+COMMENT ON FUNCTION payext.auto_pay_elsewhere(bigint, text, timestamptz) IS
+  'the stay an exit closed, when its automatic payment must come from the owner''s wallet on another partition';
+
+-- A user's wallet in a currency, or NULL: no wallet is opened.
+CREATE FUNCTION payext.wallet_of(owner text, currency text)
+RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT a.id FROM payext.account a
+   WHERE a.kind = 'wallet' AND a.owner = $1 AND a.currency = $2
+$$;
+COMMENT ON FUNCTION payext.wallet_of(text, text) IS
+  'a user''s wallet in a currency, or NULL (opens none)';
+
 -- Arguments present (PY001), and the other side of the saga a partition
 -- other than this one, which its account's id names when one is given
 -- (PY501).

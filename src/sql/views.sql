@@ -153,6 +153,13 @@ AS $$
     SELECT a.id, a.owner FROM payext.account a, here
      WHERE a.kind = 'wallet' AND $1 IS NOT NULL
        AND payext.owner_partition(a.owner, $1) <> here.p
+  ), stray_plate AS (
+    -- a plate's bindings and stays live where its (normalised) text hashes
+    SELECT v.plate FROM payext.vehicle v, here
+     WHERE $1 IS NOT NULL AND payext.owner_partition(v.plate, $1) <> here.p
+    UNION
+    SELECT s.plate FROM payext.parking_stay s, here
+     WHERE $1 IS NOT NULL AND payext.owner_partition(s.plate, $1) <> here.p
   )
   SELECT 'placement_ids',
          NOT EXISTS (SELECT 1 FROM stray_id),
@@ -165,13 +172,17 @@ AS $$
          END
   UNION ALL
   SELECT 'placement_owners',
-         NOT EXISTS (SELECT 1 FROM stray_owner),
+         NOT EXISTS (SELECT 1 FROM stray_owner) AND NOT EXISTS (SELECT 1 FROM stray_plate),
          CASE WHEN $1 IS NULL THEN 'a single node: every owner belongs here'
               WHEN EXISTS (SELECT 1 FROM stray_owner)
               THEN format('%s wallet(s) whose owner hashes to another of %s partitions, the first %s',
                           (SELECT count(*) FROM stray_owner), $1,
                           (SELECT id FROM stray_owner ORDER BY id LIMIT 1))
-              ELSE format('every wallet''s owner hashes here among %s partitions', $1)
+              WHEN EXISTS (SELECT 1 FROM stray_plate)
+              THEN format('%s plate(s) bound or parked here hash to another of %s partitions, the first %s',
+                          (SELECT count(*) FROM stray_plate), $1,
+                          (SELECT plate FROM stray_plate ORDER BY plate LIMIT 1))
+              ELSE format('every wallet''s owner and every plate hashes here among %s partitions', $1)
          END
 $$;
 COMMENT ON FUNCTION payext.verify_placement(integer) IS

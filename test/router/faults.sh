@@ -10,6 +10,8 @@
 #  3. Partition 1 killed while a top-up waits there for a row lock: PY504;
 #     after the restart, the retry with the same reference moves it once.
 #  4. Both partitions verify.
+#  5. A wallet, and 6. a plate, put on the wrong partition behind the
+#     router's back: verify_ledger's placement_owners finds each.
 set -euo pipefail
 
 fail() { echo "router faults: FAILED: $*" >&2; exit 1; }
@@ -144,3 +146,15 @@ psql -X -q -d "${uris[0]}" -c "DELETE FROM payext.account WHERE id = $id"
 [ "$(q -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")" = 0 ] ||
 	fail "verify_ledger still fails after the stray wallet went"
 echo "router faults: a wallet on the wrong partition: verify_ledger's placement_owners fails; without it, all hold"
+
+# 6. Likewise a plate bound on partition 0 directly that hashes to
+# partition 1.
+plate=$(q -c "SELECT pl FROM generate_series(1, 200) g, format('粤F%s', 20000 + g) pl
+               WHERE payext.route_plate(pl) = 1 LIMIT 1")
+psql -X -q -d "${uris[0]}" -c "SELECT payext.bind_vehicle('fault-plate-owner', '$plate')" >/dev/null
+[ "$(q -c "SELECT ok FROM payext.verify_ledger() WHERE check_name = 'placement_owners' AND NOT ok")" = f ] ||
+	fail "verify_ledger did not find plate $plate out of place on partition 0"
+psql -X -q -d "${uris[0]}" -c "SELECT payext.unbind_vehicle('fault-plate-owner', '$plate')" >/dev/null
+[ "$(q -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok")" = 0 ] ||
+	fail "verify_ledger still fails after the stray plate went"
+echo "router faults: a plate bound on the wrong partition: placement_owners fails; unbound, all hold"

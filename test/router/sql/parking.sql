@@ -1,7 +1,7 @@
 -- Parking through the router: a lot on every partition, a plate's
 -- bindings and stays on its own partition (the hash of its normalised
 -- text), what is due gathered from all of them, and a stay paid from a
--- wallet of another partition by a saga.
+-- wallet of another partition by a saga, at exit or by pay_parking.
 SET client_min_messages = warning;
 SELECT payext.open_merchant('gh_router_park', 'Router Park') AS op \gset
 SELECT payext.create_parking_lot(:op, 'Router Park', 'Asia/Shanghai', 15, 30, 500,
@@ -18,7 +18,7 @@ SELECT pl AS plate1 FROM generate_series(1, 100) g, format('粤B%s', 10000 + g) 
  WHERE payext.route_plate(pl) = 1 LIMIT 1 \gset
 SELECT payext.open_wallet(:'owner') AS wallet \gset
 SELECT payext.partition_of(:wallet) AS wallet_on, payext.top_up(:wallet, 10000, 'park-in') > 0 AS topped_up;
-SELECT payext.bind_vehicle(:'owner', :'plate0', true), payext.bind_vehicle(:'owner', :'plate1', true);
+SELECT payext.bind_vehicle(:'owner', :'plate0', true), payext.bind_vehicle(:'owner', :'plate1', false);
 -- A plate has one owner, on its partition, whoever asks.
 \set VERBOSITY sqlstate
 SELECT payext.bind_vehicle('park-other', lower(:'plate1'));
@@ -31,8 +31,8 @@ SELECT payext.partition_of(:stay0) AS stay0_on, payext.partition_of(:stay1) AS s
 SELECT payext.vehicle_entered(:lot, :'plate1', now() - interval '2 hours') = :stay1 AS same_stay;
 SELECT plate = :'plate0' AS is_plate0, lot = :lot AS router_lot, amount_due > 0 AS due
   FROM payext.parking_service_info(:'owner') ORDER BY stay;
--- The exit on the wallet's partition pays itself; on the other, the stay
--- stays due (the wallet is elsewhere).
+-- The exit on the wallet's partition pays itself; the other plate asked
+-- for no automatic payment, and its stay stays due.
 SELECT payext.vehicle_exited(:lot, :'plate0', now() - interval '5 minutes') AS fee0,
        payext.vehicle_exited(:lot, :'plate1', now() - interval '5 minutes') AS fee1;
 SELECT payext.balance(:wallet) AS wallet_after, payext.balance(:op) AS operator_after;
@@ -58,6 +58,29 @@ SELECT payext.pay_parking(:stay1, :wallet, 100);
 -- The payment is the owner's interaction, on the owner's partition.
 SELECT consumer = :'owner' AS the_owner, kind, amount
   FROM payext.merchant_interactions(:op) WHERE amount = 2000 ORDER BY interaction_id;
+
+-- Automatic payment at exit from the wallet on the other partition: the
+-- camera's exit runs the parking saga within payext.max_auto_pay.
+SELECT payext.bind_vehicle(:'owner', :'plate1', true);
+SELECT payext.vehicle_entered(:lot, :'plate1', now() - interval '40 minutes') AS stay3 \gset
+SELECT payext.vehicle_exited(:lot, :'plate1', now() - interval '2 minutes') AS fee3;
+SELECT payext.balance(:wallet) AS wallet_after_exit,
+       (SELECT count(*) FROM payext.parking_service_info(:'owner')) AS due_left;
+SELECT purpose, from_partition, to_partition, amount, state FROM payext.sagas()
+ WHERE account = :wallet ORDER BY created_at DESC LIMIT 1;
+-- The camera repeats the exit: nothing more is paid.
+SELECT payext.vehicle_exited(:lot, :'plate1', now() - interval '2 minutes') AS fee3_again;
+SELECT payext.balance(:wallet) AS wallet_unchanged,
+       (SELECT count(*) FROM payext.sagas() WHERE account = :wallet) AS sagas;
+-- Too little in the wallet: the exit is recorded, the stay stays due.
+SELECT pl AS plate3 FROM generate_series(201, 300) g, format('粤B%s', 10000 + g) pl
+ WHERE payext.route_plate(pl) = 1 LIMIT 1 \gset
+SELECT payext.bind_vehicle(:'owner', :'plate3', true);
+SELECT payext.withdraw(:wallet, payext.balance(:wallet) - 100, 'park-out') > 0 AS emptied;
+SELECT payext.vehicle_entered(:lot, :'plate3', now() - interval '40 minutes') AS stay4 \gset
+SELECT payext.vehicle_exited(:lot, :'plate3', now() - interval '1 minute') AS fee4;
+SELECT stay = :stay4 AS is_stay4, amount_due FROM payext.parking_service_info(:'owner');
+SELECT payext.balance(:wallet) AS wallet_left;
 -- An owner of partition 1 pays that partition's stay from its wallet there.
 SELECT o AS owner1 FROM generate_series(1, 100) g, format('park-%s', g) o
  WHERE payext.owner_partition(o, 2) = 1 LIMIT 1 \gset
