@@ -962,6 +962,7 @@ BEGIN
   RETURN QUERY SELECT * FROM payext.verify_ledger_on_all();
   RETURN QUERY SELECT * FROM payext.verify_placement_on_all(payext.router_partitions());
   RETURN QUERY SELECT * FROM payext.verify_clearing();
+  RETURN QUERY SELECT * FROM payext.verify_vehicle_slots();
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
   PERFORM payext.raise_unreachable(NULL, SQLERRM, SQLSTATE);
@@ -1817,10 +1818,27 @@ RETURNS bigint LANGUAGE plproxy AS $$
   SELECT payext.pay_parking(stay, wallet, amount);
 $$;
 
+CREATE FUNCTION payext.reserve_vehicle_slot_on(p integer, owner text, plate text)
+RETURNS integer LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.reserve_vehicle_slot(owner, plate);
+$$;
+
+CREATE FUNCTION payext.release_vehicle_slot_on(p integer, owner text, plate text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT payext.release_vehicle_slot(owner, plate);
+$$;
+
 -- A binding lives on the plate's partition, which says whether another
--- owner has the plate (PY402).  payext.max_vehicles is counted there too:
--- across partitions an owner may bind up to that many plates on each (a
--- limit the router does not add up yet).
+-- owner has the plate (PY402).  payext.max_vehicles is counted on the
+-- owner's partition, over every partition: a slot is reserved there first
+-- (PY403 past the limit), and given back when the plate's partition
+-- refuses the binding.  A router lost between the two leaves a slot with
+-- no binding: binding again uses it, unbinding frees it, and the router's
+-- verify_ledger() lists it (vehicle_slots_match).
 CREATE FUNCTION payext.bind_vehicle(owner text, plate text, auto_pay boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
@@ -1828,15 +1846,30 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   p integer := payext.route_plate(plate);
+  q integer;
+  at_p integer;
 BEGIN
-  PERFORM payext.bind_vehicle_on(p, owner, plate, auto_pay);
+  PERFORM payext.require_args(ARRAY['owner', 'auto_pay'], ARRAY[owner IS NOT NULL, auto_pay IS NOT NULL]);
+  q := payext.route_owner(owner);
+  at_p := q;
+  PERFORM payext.reserve_vehicle_slot_on(q, owner, plate);
+  at_p := p;
+  BEGIN
+    PERFORM payext.bind_vehicle_on(p, owner, plate, auto_pay);
+  EXCEPTION WHEN SQLSTATE 'PY402' OR SQLSTATE 'PY401' OR SQLSTATE 'PY004' OR SQLSTATE 'PY403' THEN
+    at_p := q;
+    PERFORM payext.release_vehicle_slot_on(q, owner, plate);
+    RAISE;
+  END;
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
   RAISE;
 END
 $$;
 
+-- Unbinds on the plate's partition, then frees the owner's slot (also
+-- when the plate was not the owner's: a slot left by a lost router).
 CREATE FUNCTION payext.unbind_vehicle(owner text, plate text)
 RETURNS void
 LANGUAGE plpgsql
@@ -1844,12 +1877,68 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   p integer := payext.route_plate(plate);
+  q integer;
+  at_p integer;
 BEGIN
-  PERFORM payext.unbind_vehicle_on(p, owner, plate);
+  PERFORM payext.require_args(ARRAY['owner'], ARRAY[owner IS NOT NULL]);
+  q := payext.route_owner(owner);
+  at_p := p;
+  BEGIN
+    PERFORM payext.unbind_vehicle_on(p, owner, plate);
+  EXCEPTION WHEN SQLSTATE 'PY404' THEN
+    at_p := q;
+    PERFORM payext.release_vehicle_slot_on(q, owner, plate);
+    RAISE;
+  END;
+  at_p := q;
+  PERFORM payext.release_vehicle_slot_on(q, owner, plate);
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
-  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
   RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.vehicles_on(p integer, OUT owner text, OUT plate text)
+RETURNS SETOF record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT v.owner, v.plate FROM payext.vehicle v;
+$$;
+
+CREATE FUNCTION payext.vehicle_slots_on(p integer, OUT owner text, OUT plate text)
+RETURNS SETOF record LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT s.owner, s.plate FROM payext.vehicle_slot s;
+$$;
+
+-- Every binding has its slot on its owner's partition, and every slot its
+-- binding (a slot alone: a router lost between the two steps).
+CREATE FUNCTION payext.verify_vehicle_slots()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  bound text[] := '{}';
+  slots text[] := '{}';
+  unslotted integer;
+  unbound integer;
+BEGIN
+  FOR p IN 0 .. payext.router_partitions() - 1 LOOP
+    bound := bound || ARRAY(SELECT v.owner || ' ' || v.plate FROM payext.vehicles_on(p) v);
+    slots := slots || ARRAY(SELECT s.owner || ' ' || s.plate FROM payext.vehicle_slots_on(p) s
+                             WHERE payext.route_owner(s.owner) = p);
+  END LOOP;
+  SELECT count(*) INTO unslotted FROM unnest(bound) b WHERE b <> ALL (slots);
+  SELECT count(*) INTO unbound FROM unnest(slots) s WHERE s <> ALL (bound);
+  RETURN QUERY SELECT 'vehicle_slots_match', unslotted = 0 AND unbound = 0,
+    CASE WHEN unslotted + unbound = 0
+         THEN format('%s binding(s), each with its slot on its owner''s partition',
+                     cardinality(bound))
+         ELSE format('%s binding(s) without a slot, %s slot(s) without a binding',
+                     unslotted, unbound) END;
 END
 $$;
 

@@ -206,6 +206,22 @@ SELECT payext.parking_saga_send(gen_random_uuid(), :ann, 700, (1::bigint << 56) 
 SELECT payext.parking_saga_send(gen_random_uuid(), :ann, 700, NULL, :park_op, 'gh_saga_park');
 \set VERBOSITY default
 
+-- Vehicle slots: a router counts payext.max_vehicles over every
+-- partition on the owner's: one slot per plate (normalised), again for
+-- the same plate nothing more, PY403 past the limit; a release frees one.
+SELECT payext.reserve_vehicle_slot('slot-owner', 'AB-1001') AS slots;
+SELECT payext.reserve_vehicle_slot('slot-owner', 'ab 1001') AS same_plate;
+SELECT payext.reserve_vehicle_slot('slot-owner', 'AB1002') AS slots;
+SELECT payext.reserve_vehicle_slot('slot-owner', 'AB1003') AS slots;
+\set VERBOSITY sqlstate
+SELECT payext.reserve_vehicle_slot('slot-owner', 'AB1004');
+SELECT payext.reserve_vehicle_slot(NULL, 'AB1004');
+\set VERBOSITY default
+SELECT payext.release_vehicle_slot('slot-owner', 'ab-1002');
+SELECT payext.release_vehicle_slot('slot-owner', 'AB9999');
+SELECT payext.reserve_vehicle_slot('slot-owner', 'AB1004') AS slots;
+SELECT plate FROM payext.vehicle_slot WHERE owner = 'slot-owner' ORDER BY plate;
+
 -- The ledger holds: the clearing account's journal sum keeps each
 -- currency at zero, and every saga's legs are in the journal.
 SELECT check_name, ok, detail FROM payext.verify_ledger()

@@ -265,3 +265,84 @@ AS $$
 $$;
 COMMENT ON FUNCTION payext.verify_parking() IS
   'parking payments against the journal and their stays; part of verify_ledger()';
+
+---------------------------------------------------------------------------
+-- Vehicle slots: payext.max_vehicles across partitions
+---------------------------------------------------------------------------
+
+-- Behind a router a plate's binding lives on the plate's partition, which
+-- counts only the plates bound there.  The owner's partition keeps one
+-- slot per plate the owner has bound anywhere, and refuses a slot past
+-- payext.max_vehicles: the router reserves the slot before it binds, and
+-- releases it when the binding is refused or undone.  A single node never
+-- uses them.
+CREATE TABLE payext.vehicle_slot (
+  owner        text NOT NULL,
+  plate        text NOT NULL,          -- normalised
+  reserved_at  timestamptz NOT NULL,
+  PRIMARY KEY (owner, plate)
+);
+COMMENT ON TABLE payext.vehicle_slot IS
+  'behind a router: the plates an owner of this partition has bound on any partition, at most payext.max_vehicles';
+SELECT pg_catalog.pg_extension_config_dump('payext.vehicle_slot', '');
+
+-- One row per owner with slots: its upsert serialises one owner's
+-- reservations, so that the limit holds under any concurrency.
+CREATE TABLE payext.vehicle_slot_owner (
+  owner  text PRIMARY KEY,
+  slots  integer NOT NULL CHECK (slots >= 0)
+);
+SELECT pg_catalog.pg_extension_config_dump('payext.vehicle_slot_owner', '');
+
+-- Reserves the owner's slot for the plate (again: nothing more); PY403
+-- past payext.max_vehicles.  Returns the slots the owner holds.
+CREATE FUNCTION payext.reserve_vehicle_slot(owner text, plate text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  p text := payext.normalize_plate(plate);
+  n integer;
+BEGIN
+  IF owner IS NULL THEN
+    RAISE EXCEPTION 'argument "owner" must not be null' USING ERRCODE = 'PY001';
+  END IF;
+  INSERT INTO payext.vehicle_slot VALUES (reserve_vehicle_slot.owner, p, now()) ON CONFLICT DO NOTHING;
+  IF NOT FOUND THEN
+    SELECT o.slots INTO n FROM payext.vehicle_slot_owner o WHERE o.owner = reserve_vehicle_slot.owner;
+    RETURN n;
+  END IF;
+  INSERT INTO payext.vehicle_slot_owner AS o VALUES (reserve_vehicle_slot.owner, 1)
+    ON CONFLICT ON CONSTRAINT vehicle_slot_owner_pkey DO UPDATE SET slots = o.slots + 1
+    RETURNING o.slots INTO n;
+  IF n > pg_catalog.current_setting('payext.max_vehicles')::integer THEN
+    RAISE EXCEPTION 'user "%" may bind at most % vehicles', owner,
+      pg_catalog.current_setting('payext.max_vehicles')
+      USING ERRCODE = 'PY403',
+            DETAIL = 'The limit is set by payext.max_vehicles, counted over every partition.',
+            HINT = 'Unbind a vehicle first.';
+  END IF;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION payext.reserve_vehicle_slot(text, text) IS
+  'behind a router: reserves one of the owner''s payext.max_vehicles slots for a plate on any partition';
+
+CREATE FUNCTION payext.release_vehicle_slot(owner text, plate text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  DELETE FROM payext.vehicle_slot s
+   WHERE s.owner = release_vehicle_slot.owner
+     AND s.plate = payext.normalize_plate(release_vehicle_slot.plate);
+  IF FOUND THEN
+    UPDATE payext.vehicle_slot_owner o SET slots = o.slots - 1
+     WHERE o.owner = release_vehicle_slot.owner;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION payext.release_vehicle_slot(text, text) IS
+  'behind a router: gives an owner''s slot for a plate back (none: nothing)';

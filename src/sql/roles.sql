@@ -50,6 +50,8 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('app', 'EXECUTE', 'FUNCTION payext.stay_payee(bigint)'),
   ('app', 'EXECUTE', 'FUNCTION payext.auto_pay_elsewhere(bigint, text, timestamptz)'),
   ('app', 'EXECUTE', 'FUNCTION payext.wallet_of(text, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.reserve_vehicle_slot(text, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.release_vehicle_slot(text, text)'),
   -- merchant: a till and a back office, for mapped merchant accounts only
   ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_charge(bigint, text, bigint, text, bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_many(bigint, text[], bigint[], text[])'),

@@ -55,7 +55,11 @@ st=$(sqlstate "SELECT * FROM payext.verify_ledger()")
 [ "$(sqlstate "SELECT payext.top_up($w0, 100, 'fault-b')")" = ok ] ||
 	fail "partition 0 refused a top-up while partition 1 was down"
 code0=$(q -c "SELECT payext.request_payment($w0)")
-[ "$(sqlstate "SELECT payext.charge($shop, '$code0', 300, 'fault-order-0')")" = ok ] ||
+# An order whose claim, too, is on partition 0 (the claim's partition is a
+# hash of the merchant and the reference).
+order0=$(q -c "SELECT r FROM generate_series(1, 200) g, format('fault-order-%s', g) r
+               WHERE payext.route_reference($shop, r) = 0 LIMIT 1")
+[ "$(sqlstate "SELECT payext.charge($shop, '$code0', 300, '$order0')")" = ok ] ||
 	fail "partition 0 refused a charge while partition 1 was down"
 # The pure helpers answer from whichever partition is up (each call starts
 # at a random one).

@@ -81,6 +81,18 @@ SELECT payext.vehicle_entered(:lot, :'plate3', now() - interval '40 minutes') AS
 SELECT payext.vehicle_exited(:lot, :'plate3', now() - interval '1 minute') AS fee4;
 SELECT stay = :stay4 AS is_stay4, amount_due FROM payext.parking_service_info(:'owner');
 SELECT payext.balance(:wallet) AS wallet_left;
+
+-- payext.max_vehicles (3) counts every partition: the owner's slots are
+-- on the owner's partition.  A fourth plate is refused wherever it
+-- hashes; after an unbinding it fits.
+SELECT pl AS plate4 FROM generate_series(301, 400) g, format('粤B%s', 10000 + g) pl
+ WHERE payext.route_plate(pl) = 0 LIMIT 1 \gset
+\set VERBOSITY sqlstate
+SELECT payext.bind_vehicle(:'owner', :'plate4');
+\set VERBOSITY default
+SELECT payext.unbind_vehicle(:'owner', :'plate0');
+SELECT payext.bind_vehicle(:'owner', :'plate4');
+SELECT * FROM payext.verify_vehicle_slots();
 -- An owner of partition 1 pays that partition's stay from its wallet there.
 SELECT o AS owner1 FROM generate_series(1, 100) g, format('park-%s', g) o
  WHERE payext.owner_partition(o, 2) = 1 LIMIT 1 \gset
@@ -102,5 +114,6 @@ SELECT payext.parking_fee(:lot, now() - interval '2 hours', now()) AS two_hours;
 SELECT payext.vehicle_entered(424242, :'plate0');
 \set VERBOSITY default
 SELECT check_name, bool_and(ok) AS ok FROM payext.verify_ledger()
- WHERE check_name IN ('money_conserved', 'parking_matches_journal', 'placement_ids')
+ WHERE check_name IN ('money_conserved', 'parking_matches_journal', 'placement_ids',
+                     'placement_owners', 'sagas_match_journal', 'vehicle_slots_match')
  GROUP BY 1 ORDER BY 1;
