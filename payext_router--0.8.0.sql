@@ -806,7 +806,7 @@ BEGIN
     CONTINUE WHEN q = p;
     SELECT a.account INTO there FROM payext.merchant_accounts(m) a WHERE a.partition_number = q;
     CONTINUE WHEN there IS NULL;
-    saga := payext.saga_id('cover', m || ':' || q || ':' || refund_ref);
+    saga := payext.attempt_saga_id(q, 'cover', m || ':' || q || ':' || refund_ref);
     BEGIN
       PERFORM payext.merchant_cover_on(q, saga, there,
                                        least(need, payext.balance_on(q, there)), p, here);
@@ -1868,8 +1868,10 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
 END
 $$;
 
--- Unbinds on the plate's partition, then frees the owner's slot (also
--- when the plate was not the owner's: a slot left by a lost router).
+-- Unbinds on the plate's partition, then frees the owner's slot.  (A
+-- slot left by a lost router, with no binding, is not freed by a PY404
+-- here: a bind of that plate may be under way; verify_ledger() lists it,
+-- and binding the plate again uses it.)
 CREATE FUNCTION payext.unbind_vehicle(owner text, plate text)
 RETURNS void
 LANGUAGE plpgsql
@@ -1883,13 +1885,7 @@ BEGIN
   PERFORM payext.require_args(ARRAY['owner'], ARRAY[owner IS NOT NULL]);
   q := payext.route_owner(owner);
   at_p := p;
-  BEGIN
-    PERFORM payext.unbind_vehicle_on(p, owner, plate);
-  EXCEPTION WHEN SQLSTATE 'PY404' THEN
-    at_p := q;
-    PERFORM payext.release_vehicle_slot_on(q, owner, plate);
-    RAISE;
-  END;
+  PERFORM payext.unbind_vehicle_on(p, owner, plate);
   at_p := q;
   PERFORM payext.release_vehicle_slot_on(q, owner, plate);
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
@@ -1927,8 +1923,9 @@ DECLARE
   unbound integer;
 BEGIN
   FOR p IN 0 .. payext.router_partitions() - 1 LOOP
-    bound := bound || ARRAY(SELECT v.owner || ' ' || v.plate FROM payext.vehicles_on(p) v);
-    slots := slots || ARRAY(SELECT s.owner || ' ' || s.plate FROM payext.vehicle_slots_on(p) s
+    -- (a unit separator: identifiers refuse control characters)
+    bound := bound || ARRAY(SELECT v.owner || chr(31) || v.plate FROM payext.vehicles_on(p) v);
+    slots := slots || ARRAY(SELECT s.owner || chr(31) || s.plate FROM payext.vehicle_slots_on(p) s
                              WHERE payext.route_owner(s.owner) = p);
   END LOOP;
   SELECT count(*) INTO unslotted FROM unnest(bound) b WHERE b <> ALL (slots);
@@ -2058,7 +2055,7 @@ BEGIN
   IF q = p OR w IS NULL THEN
     RETURN;
   END IF;
-  saga := payext.saga_id('parking', format('%s:%s:%s:%s', d.stay, d.paid, w, d.amount));
+  saga := payext.attempt_saga_id(q, 'parking', format('%s:%s:%s:%s', d.stay, d.paid, w, d.amount));
   BEGIN
     PERFORM payext.parking_saga_send_on(q, saga, w, d.amount, d.stay, d.operator,
                                         d.public_service_id);
@@ -2118,15 +2115,19 @@ BEGIN
   -- A retry of the payment that settled this step answers with its
   -- transfer, as on a single node.
   IF payee.paid >= amount THEN
-    SELECT * INTO r
-      FROM payext.resume_saga(q, payext.saga_id('parking', format('%s:%s:%s:%s', stay,
-                                                                  payee.paid - amount, wallet,
-                                                                  amount)));
-    IF FOUND AND r.state = 'done' THEN
-      RETURN r.in_transfer;
-    END IF;
+    FOR k IN 0 .. 99 LOOP
+      SELECT * INTO r
+        FROM payext.resume_saga(q, payext.saga_id('parking', format('%s:%s:%s:%s#%s', stay,
+                                                                    payee.paid - amount, wallet,
+                                                                    amount, k)));
+      EXIT WHEN NOT FOUND;
+      IF r.state = 'done' THEN
+        RETURN r.in_transfer;
+      END IF;
+    END LOOP;
   END IF;
-  saga := payext.saga_id('parking', format('%s:%s:%s:%s', stay, payee.paid, wallet, amount));
+  saga := payext.attempt_saga_id(q, 'parking',
+                                 format('%s:%s:%s:%s', stay, payee.paid, wallet, amount));
   at_p := q;
   PERFORM payext.parking_saga_send_on(q, saga, wallet, amount, stay, payee.operator,
                                       payee.public_service_id);
@@ -2136,8 +2137,9 @@ BEGIN
     RAISE EXCEPTION 'parking stay % refused the payment; the money went back to wallet %',
       stay, wallet
       USING ERRCODE = r.refused_sqlstate,
-            DETAIL = r.refused_message,
-            HINT = format('Saga %s.', saga);
+            DETAIL = format('The stay''s partition refused it with %s (saga %s).',
+                            r.refused_sqlstate, saga),
+            HINT = 'Ask payext.parking_service_info() again and pay what it shows.';
   END IF;
   RETURN r.in_transfer;
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
@@ -2257,6 +2259,30 @@ AS $$
                           FROM 1 FOR 16), 'hex')::uuid
 $$;
 
+-- The id of the next attempt at a saga named by `base` from partition q:
+-- attempt 0, or the first after those that were refused and returned
+-- (an operator frozen for a while must not refuse a stay for ever).  A
+-- saga under way or done is the one to resume or to answer with.
+CREATE FUNCTION payext.attempt_saga_id(q integer, purpose text, base text)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  id uuid;
+  r record;
+BEGIN
+  FOR k IN 0 .. 99 LOOP
+    id := payext.saga_id(purpose, base || '#' || k);
+    SELECT * INTO r FROM payext.resume_saga(q, id);
+    IF NOT FOUND OR r.state <> 'returned' THEN
+      RETURN id;
+    END IF;
+  END LOOP;
+  RAISE EXCEPTION 'saga "%" was refused 100 times', base USING ERRCODE = 'PY107';
+END
+$$;
+
 -- Runs an open saga's second leg and its last step, from partition p,
 -- where it left, as its outbox row s says.  Returns its state: 'done' or
 -- 'returned'.  Raises PY504 when a partition cannot be reached (the saga
@@ -2270,6 +2296,14 @@ DECLARE
   r record;
   at_p integer := s.to_partition;
 BEGIN
+  -- Sent to a partition this router does not have (a saga made by hand):
+  -- PL/Proxy would take its number modulo the partitions; it comes back.
+  IF s.to_partition >= payext.router_partitions() THEN
+    at_p := p;
+    PERFORM payext.saga_return_on(p, s.id, 'PY501',
+                                  format('partition %s is not behind this router', s.to_partition));
+    RETURN 'returned';
+  END IF;
   SELECT * INTO STRICT r
     FROM payext.saga_receive_on(s.to_partition, s.id, p, s.to_account, s.amount, s.currency,
                                 s.public_service_id, s.stay, s.payer);
@@ -2292,11 +2326,11 @@ $$;
 -- caller), and finishing is what the worker would do anyway.  A
 -- merchant's covered refund and an app's parking payment across
 -- partitions use it.  Returns the saga's outcome (no row for a saga p
--- does not have): its state, the second leg's transfer, or why it was
--- refused.
+-- does not have): its state, the second leg's transfer, or the SQLSTATE
+-- it was refused with (not the message, which may name the stay's plate:
+-- anyone may call this).
 CREATE FUNCTION payext.resume_saga(p integer, saga uuid,
-    OUT state text, OUT in_transfer bigint, OUT refused_sqlstate text,
-    OUT refused_message text)
+    OUT state text, OUT in_transfer bigint, OUT refused_sqlstate text)
 RETURNS SETOF record
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -2308,6 +2342,12 @@ BEGIN
     RAISE EXCEPTION 'argument "%" must not be null', CASE WHEN p IS NULL THEN 'p' ELSE 'saga' END
       USING ERRCODE = 'PY001';
   END IF;
+  -- PL/Proxy would take p modulo the partitions: a saga must be driven
+  -- from its own partition number, nothing else.
+  IF p < 0 OR p >= payext.router_partitions() THEN
+    RAISE EXCEPTION 'partition % is not one of this router''s %', p, payext.router_partitions()
+      USING ERRCODE = 'PY501';
+  END IF;
   SELECT * INTO s FROM payext.saga_on(p, saga);
   IF NOT FOUND THEN
     RETURN;
@@ -2316,7 +2356,7 @@ BEGIN
     PERFORM payext.drive_saga(p, s);
     SELECT * INTO STRICT s FROM payext.saga_on(p, saga);
   END IF;
-  RETURN QUERY SELECT s.state, s.in_transfer, s.refused_sqlstate, s.refused_message;
+  RETURN QUERY SELECT s.state, s.in_transfer, s.refused_sqlstate;
 EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
                OR connection_exception THEN
   PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
@@ -2480,8 +2520,15 @@ BEGIN
   IF p = q THEN
     RETURN payext.transfer_on(p, debit_account, credit_account, amount, reference);
   END IF;
-  saga := CASE WHEN reference IS NULL THEN gen_random_uuid()
-               ELSE payext.saga_id('transfer', reference) END;
+  -- Without a reference a retry after PY504 would move the money again.
+  IF reference IS NULL THEN
+    RAISE EXCEPTION 'argument "reference" must not be null for a transfer between partitions'
+      USING ERRCODE = 'PY001',
+            DETAIL = format('Accounts %s and %s are on partitions %s and %s.', debit_account,
+                            credit_account, lpad(p::text, 2, '0'), lpad(q::text, 2, '0')),
+            HINT = 'Give a reference: a retry with it resumes the transfer instead of repeating it.';
+  END IF;
+  saga := payext.saga_id('transfer', reference);
   sent := payext.saga_send_on(p, saga, debit_account, amount, q, credit_account);
   SELECT * INTO STRICT s FROM payext.saga_on(p, saga);
   IF s.state = 'open' THEN

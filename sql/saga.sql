@@ -206,6 +206,26 @@ SELECT payext.parking_saga_send(gen_random_uuid(), :ann, 700, (1::bigint << 56) 
 SELECT payext.parking_saga_send(gen_random_uuid(), :ann, 700, NULL, :park_op, 'gh_saga_park');
 \set VERBOSITY default
 
+-- A saga's id is its sender's: the same id from two partitions is two
+-- sagas here, each decided on its own.
+SELECT outcome FROM payext.saga_receive('00000000-0000-4000-8000-000000000030', 1, :bob, 7, 'CNY');
+SELECT outcome FROM payext.saga_receive('00000000-0000-4000-8000-000000000030', 2, :bob, 8, 'CNY');
+SELECT from_partition, amount, outcome FROM payext.saga_inbox
+ WHERE saga = '00000000-0000-4000-8000-000000000030' ORDER BY from_partition;
+
+-- An account whose money is in flight cannot be closed (it may come
+-- back); it comes back even to a frozen account (not a payment to it).
+SELECT payext.open_wallet('saga-closer') AS closer \gset
+SELECT payext.top_up(:closer, 100, 'closer-in') > 0 AS topped_up;
+SELECT payext.saga_send('00000000-0000-4000-8000-000000000031', :closer, 100, 1, :far) > 0 AS sent;
+\set VERBOSITY sqlstate
+SELECT payext.close_account(:closer);
+\set VERBOSITY default
+SELECT payext.freeze(:closer);
+SELECT payext.saga_return('00000000-0000-4000-8000-000000000031', 'PY103', 'closed') > 0 AS returned;
+SELECT payext.balance(:closer) AS back_while_frozen, status FROM payext.account WHERE id = :closer;
+SELECT payext.unfreeze(:closer);
+
 -- Vehicle slots: a router counts payext.max_vehicles over every
 -- partition on the owner's: one slot per plate (normalised), again for
 -- the same plate nothing more, PY403 past the limit; a release frees one.

@@ -259,6 +259,12 @@ static PayextPlan lock_one_account_plan = {
 	1, {INT8OID}
 };
 
+/* Sagas whose money left the account and may still come back to it. */
+static PayextPlan open_sagas_plan = {
+	"SELECT count(*) FROM payext.saga WHERE account = $1 AND state = 'open'",
+	1, {INT8OID}
+};
+
 static PayextPlan set_status_plan = {
 	"UPDATE payext.account SET status = $2 WHERE id = $1",
 	2, {INT8OID, TEXTOID}
@@ -758,7 +764,9 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 					int64 *credit_after)
 {
 	LedgerCheckActiveAs(debit, req->conceal_debit);
-	LedgerCheckActiveAs(credit, req->conceal_credit);
+	/* Money coming back to where it left is not a payment to it. */
+	if (!(req->kind == LEDGER_CLEARING_BACK && credit->status == LEDGER_FROZEN))
+		LedgerCheckActiveAs(credit, req->conceal_credit);
 	if (strcmp(debit->currency, credit->currency) != 0 && req->conceal_debit)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_CURRENCY_MISMATCH),
@@ -1240,8 +1248,8 @@ payext_transfer(PG_FUNCTION_ARGS)
 }
 
 /*
- * clearing_transfer(account bigint, amount bigint, kind text, saga uuid)
- * RETURNS bigint: one leg of a saga (src/sql/saga.sql), between a wallet or
+ * clearing_transfer(account bigint, amount bigint, kind text, saga uuid,
+ * scope bigint DEFAULT 0) RETURNS bigint: one leg of a saga (src/sql/saga.sql), between a wallet or
  * merchant of this partition and the partition's clearing account of its
  * currency.  'clearing_out' takes the money from the account, 'clearing_in'
  * and 'clearing_back' give it; the saga's id is the reference, so a leg
@@ -1270,7 +1278,8 @@ payext_clearing_transfer(PG_FUNCTION_ARGS)
 						  lengthof(leg_names), "saga leg");
 	req.amount_minor = PayextArgAmount(fcinfo, 1, "amount");
 	req.kind = leg_kinds[leg];
-	req.idem_scope = 0;
+	/* A received leg's reference is the saga's within its sender's. */
+	req.idem_scope = PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_INT64(4) : 0;
 	req.reference = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(3)));
 
 	PayextSpiConnect();
@@ -1412,6 +1421,22 @@ LedgerSetStatus(int64 account_id, LedgerAccountStatus target)
 				 errmsg("account " INT64_FORMAT " still holds money", account_id),
 				 errdetail("Its balance is " INT64_FORMAT ".", balance),
 				 errhint("Withdraw the balance first.")));
+	/* Money on its way to another partition may have to come back here. */
+	if (target == LEDGER_CLOSED)
+	{
+		int64		open_sagas;
+
+		PayextExecute(&open_sagas_plan, values, NULL, false, 1, SPI_OK_SELECT);
+		open_sagas = DatumGetInt64(PayextResultDatum(0, 1));
+		if (open_sagas > 0)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_EMPTY),
+					 errmsg("account " INT64_FORMAT " has money in flight to another partition",
+							account_id),
+					 errdetail(INT64_FORMAT " saga(s) that took money from it are still open.",
+							   open_sagas),
+					 errhint("Let them finish (payext_router's resume_sagas()), then close it.")));
+	}
 
 	if (kind == LEDGER_MERCHANT)
 		LedgerMarkStatusChange(account_id);

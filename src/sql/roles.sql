@@ -117,7 +117,10 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_finish(uuid, bigint)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.saga_return(uuid, text, text)'),
   ('admin', 'SELECT', 'TABLE payext.saga'),
-  ('admin', 'SELECT', 'TABLE payext.saga_inbox');
+  ('admin', 'SELECT', 'TABLE payext.saga_inbox'),
+  -- the router checks every binding has its owner's slot
+  ('admin', 'SELECT', 'TABLE payext.vehicle'),
+  ('admin', 'SELECT', 'TABLE payext.vehicle_slot');
 
 -- Which role holds which capability (for may_act_for and for revoking).
 CREATE TABLE payext.capability_grant (

@@ -81,6 +81,17 @@ SELECT payext.vehicle_entered(:lot, :'plate3', now() - interval '40 minutes') AS
 SELECT payext.vehicle_exited(:lot, :'plate3', now() - interval '1 minute') AS fee4;
 SELECT stay = :stay4 AS is_stay4, amount_due FROM payext.parking_service_info(:'owner');
 SELECT payext.balance(:wallet) AS wallet_left;
+-- Refused for a while (the operator's account there frozen), then paid:
+-- a refused attempt does not refuse the next.
+SELECT payext.top_up(:wallet, 2000, 'park-in-2') > 0 AS topped_up;
+SELECT account AS op1 FROM payext.merchant_accounts(:op) WHERE partition_number = 1 \gset
+SELECT payext.freeze(:op1);
+\set VERBOSITY sqlstate
+SELECT payext.pay_parking(:stay4, :wallet, 1000);
+\set VERBOSITY default
+SELECT payext.unfreeze(:op1);
+SELECT payext.partition_of(payext.pay_parking(:stay4, :wallet, 1000)) AS paid_on,
+       payext.balance(:wallet) AS wallet_after;
 
 -- payext.max_vehicles (3) counts every partition: the owner's slots are
 -- on the owner's partition.  A fourth plate is refused wherever it
