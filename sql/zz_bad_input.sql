@@ -32,14 +32,16 @@ INSERT INTO probe_value VALUES
   ('time without time zone', 'NULL'), ('time without time zone', '''00:00'''),
   ('time without time zone', '''23:59:59.999999'''), ('time without time zone', '''24:00'''),
   ('boolean', 'NULL'), ('boolean', 'true'),
-  ('regrole', 'NULL'), ('oid', 'NULL'), ('oid', '0');
+  ('regrole', 'NULL'), ('oid', 'NULL'), ('oid', '0'),
+  ('uuid', 'NULL'), ('uuid', '''00000000-0000-0000-0000-000000000000''');
 
 -- A sensible value per type, for the arguments not being probed.
 CREATE TEMP TABLE probe_default (typ text PRIMARY KEY, val text);
 INSERT INTO probe_default VALUES
   ('bigint', '1'), ('integer', '1'), ('text', '''x'''), ('interval', '''30 seconds'''),
   ('timestamp with time zone', 'now()'), ('time without time zone', '''08:00'''),
-  ('boolean', 'false'), ('regrole', 'NULL'), ('oid', '0');
+  ('boolean', 'false'), ('regrole', 'NULL'), ('oid', '0'),
+  ('uuid', '''00000000-0000-4000-8000-0000000000b0''');
 
 -- Every function and procedure of payext callable by a user (trigger
 -- functions and the internal checks excluded), with its argument types.

@@ -1538,6 +1538,20 @@ ParkingPlateOwnedBy(const char *plate, const char *owner_at_entry, int64 wallet_
 	return ParkingPlateOwnedByUser(plate, owner_at_entry, PayextResultCString(0, 1));
 }
 
+/* Locks a stay for its payment and reads it; PY408 when there is none. */
+static void
+ParkingLockStay(int64 stay_id, ParkingStay *stay)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(stay_id);
+	if (PayextExecute(&lock_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_UNKNOWN_STAY),
+				 errmsg("parking stay " INT64_FORMAT " does not exist", stay_id)));
+	ParkingReadStay(0, stay);
+}
+
 /* What is due for the locked stay now, its lot loaded into lot; PY415. */
 static int64
 ParkingDueNow(const ParkingStay *stay, ParkingLot *lot)
@@ -1588,12 +1602,7 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 	amount = PayextArgAmount(fcinfo, 2, "amount");
 
 	PayextSpiConnect();
-	values[0] = PG_GETARG_DATUM(0);
-	if (PayextExecute(&lock_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_UNKNOWN_STAY),
-				 errmsg("parking stay " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
-	ParkingReadStay(0, &stay);
+	ParkingLockStay(PG_GETARG_INT64(0), &stay);
 	LedgerReadAccount(PG_GETARG_INT64(1), &wallet);
 	LedgerRequireKind(&wallet, LEDGER_WALLET, "account a parking fee is paid from");
 
@@ -1648,7 +1657,6 @@ payext_parking_receive(PG_FUNCTION_ARGS)
 	char	   *payer;
 	ParkingStay stay;
 	ParkingLot	lot;
-	Datum		values[1];
 	int64		due;
 	int64		transfer_id;
 
@@ -1657,12 +1665,7 @@ payext_parking_receive(PG_FUNCTION_ARGS)
 	payer = text_to_cstring(PG_GETARG_TEXT_PP(2));
 
 	PayextSpiConnect();
-	values[0] = PG_GETARG_DATUM(0);
-	if (PayextExecute(&lock_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_UNKNOWN_STAY),
-				 errmsg("parking stay " INT64_FORMAT " does not exist", PG_GETARG_INT64(0))));
-	ParkingReadStay(0, &stay);
+	ParkingLockStay(PG_GETARG_INT64(0), &stay);
 	if (!ParkingPlateOwnedByUser(stay.plate, stay.owner_at_entry, payer))
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_NOT_OWNERS_VEHICLE),

@@ -409,6 +409,26 @@ $$;
 COMMENT ON FUNCTION payext.saga_receive(uuid, integer, bigint, bigint, text, text, bigint, text) IS
   'a saga''s second leg: this partition''s clearing account pays the account, or refuses for good; decided once';
 
+-- The saga's row, locked for its last step; PY506 when it did not start
+-- here.
+CREATE FUNCTION payext.lock_saga(saga uuid)
+RETURNS payext.saga
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  s payext.saga;
+BEGIN
+  SELECT * INTO s FROM payext.saga g WHERE g.id = lock_saga.saga FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'saga % did not start on this partition', saga USING ERRCODE = 'PY506';
+  END IF;
+  RETURN s;
+END
+$$;
+COMMENT ON FUNCTION payext.lock_saga(uuid) IS
+  'a saga''s row, locked for saga_finish or saga_return';
+
 -- Step 3 when the money arrived: the saga is done.
 CREATE FUNCTION payext.saga_finish(saga uuid, in_transfer bigint)
 RETURNS text
@@ -422,10 +442,7 @@ BEGIN
     RAISE EXCEPTION 'argument "%" must not be null',
       CASE WHEN saga IS NULL THEN 'saga' ELSE 'in_transfer' END USING ERRCODE = 'PY001';
   END IF;
-  SELECT * INTO s FROM payext.saga g WHERE g.id = saga_finish.saga FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'saga % did not start on this partition', saga USING ERRCODE = 'PY506';
-  END IF;
+  s := payext.lock_saga(saga);
   IF s.state = 'open' THEN
     UPDATE payext.saga g SET state = 'done', in_transfer = saga_finish.in_transfer,
                              finished_at = now()
@@ -470,10 +487,7 @@ BEGIN
     RAISE EXCEPTION 'argument "%" must not be null',
       CASE WHEN saga IS NULL THEN 'saga' ELSE 'refused_sqlstate' END USING ERRCODE = 'PY001';
   END IF;
-  SELECT * INTO s FROM payext.saga g WHERE g.id = saga_return.saga FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'saga % did not start on this partition', saga USING ERRCODE = 'PY506';
-  END IF;
+  s := payext.lock_saga(saga);
   IF s.state = 'returned' THEN
     RETURN s.back_transfer;
   END IF;

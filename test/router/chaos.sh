@@ -24,8 +24,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds=${PAYEXT_CHAOS_SECONDS:-8}
-fail() { echo "router chaos: FAILED: $*" >&2; exit 1; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+suite=chaos
+# shellcheck source=test/router/lib.sh
+. ./lib.sh
 read -r -a datas <<<"${PAYEXT_PARTITION_DATA:?run inside scripts/with_partitions.sh 2}"
 read -r -a uris <<<"$PAYEXT_PARTITIONS"
 read -r -a pgctl <<<"$PAYEXT_PGCTL"

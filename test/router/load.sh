@@ -19,8 +19,9 @@ seconds=${PAYEXT_ROUTER_LOAD_SECONDS:-5}
 clients=${PAYEXT_ROUTER_LOAD_CLIENTS:-8}
 wallets=64
 seed=100000
-fail() { echo "router load: FAILED: $*" >&2; exit 1; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+suite=load
+# shellcheck source=test/router/lib.sh
+. ./lib.sh
 read -r -a uris <<<"${PAYEXT_PARTITIONS:?run inside scripts/with_partitions.sh}"
 bindir=$("${PG_CONFIG:-pg_config}" --bindir)
 work=$(mktemp -d)

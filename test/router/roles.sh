@@ -17,8 +17,9 @@
 #     connects as); the till can neither aim a cover at another merchant
 #     nor run a saga's second leg itself.
 set -euo pipefail
-fail() { echo "router roles: FAILED: $*" >&2; exit 1; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+suite=roles
+# shellcheck source=test/router/lib.sh
+. "$(dirname "$0")/lib.sh"
 as_app() { psql -X -q -At -v ON_ERROR_STOP=1 -U router_app "$@"; }
 sqlstate_app() {
 	local out

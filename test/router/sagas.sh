@@ -16,16 +16,9 @@
 #     the three sagas moved.
 set -euo pipefail
 
-fail() { echo "router sagas: FAILED: $*" >&2; exit 1; }
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-sqlstate() {
-	local out
-	if out=$(psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate -c "$1" 2>&1); then
-		echo ok
-	else
-		sed -n 's/^.*ERROR: *\([0-9A-Z]\{5\}\).*$/\1/p' <<<"$out" | head -n 1
-	fi
-}
+suite=sagas
+# shellcheck source=test/router/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 read -r -a datas <<<"${PAYEXT_PARTITION_DATA:?run inside scripts/with_partitions.sh 2}"
 read -r -a uris <<<"$PAYEXT_PARTITIONS"
