@@ -798,6 +798,7 @@ DECLARE
   here bigint := payext.merchant_on(m, p);
   there bigint;
   need bigint;
+  key uuid;
   saga uuid;
 BEGIN
   need := amount - payext.balance_on(p, here);
@@ -806,9 +807,10 @@ BEGIN
     CONTINUE WHEN q = p;
     SELECT a.account INTO there FROM payext.merchant_accounts(m) a WHERE a.partition_number = q;
     CONTINUE WHEN there IS NULL;
-    saga := payext.attempt_saga_id(q, 'cover', m || ':' || q || ':' || refund_ref);
+    key := payext.attempt_saga_key(q, 'cover', there, m || ':' || q || ':' || refund_ref);
+    saga := payext.saga_id_of(q, 'cover', there, key);
     BEGIN
-      PERFORM payext.merchant_cover_on(q, saga, there,
+      PERFORM payext.merchant_cover_on(q, key, there,
                                        least(need, payext.balance_on(q, there)), p, here);
     EXCEPTION WHEN SQLSTATE 'PY107' OR SQLSTATE 'PY002' OR SQLSTATE 'PY104' THEN
       -- Covered before for this refund (a retry: resumed below), nothing
@@ -2044,6 +2046,7 @@ DECLARE
   d record;
   q integer;
   w bigint;
+  key uuid;
   saga uuid;
 BEGIN
   SELECT * INTO d FROM payext.auto_pay_elsewhere_on(p, local_lot, plate, at);
@@ -2055,9 +2058,11 @@ BEGIN
   IF q = p OR w IS NULL THEN
     RETURN;
   END IF;
-  saga := payext.attempt_saga_id(q, 'parking', format('%s:%s:%s:%s', d.stay, d.paid, w, d.amount));
+  key := payext.attempt_saga_key(q, 'parking', w,
+                                 format('%s:%s:%s:%s', d.stay, d.paid, w, d.amount));
+  saga := payext.saga_id_of(q, 'parking', w, key);
   BEGIN
-    PERFORM payext.parking_saga_send_on(q, saga, w, d.amount, d.stay, d.operator,
+    PERFORM payext.parking_saga_send_on(q, key, w, d.amount, d.stay, d.operator,
                                         d.public_service_id);
   EXCEPTION WHEN SQLSTATE 'PY104' OR SQLSTATE 'PY102' OR SQLSTATE 'PY103' THEN
     RETURN;
@@ -2101,6 +2106,7 @@ DECLARE
   q integer;
   at_p integer;
   payee record;
+  key uuid;
   saga uuid;
   r record;
 BEGIN
@@ -2117,19 +2123,21 @@ BEGIN
   IF payee.paid >= amount THEN
     FOR k IN 0 .. 99 LOOP
       SELECT * INTO r
-        FROM payext.resume_saga(q, payext.saga_id('parking', format('%s:%s:%s:%s#%s', stay,
-                                                                    payee.paid - amount, wallet,
-                                                                    amount, k)));
+        FROM payext.resume_saga(q, payext.saga_id_of(q, 'parking', wallet,
+                                 payext.saga_id('parking', format('%s:%s:%s:%s#%s', stay,
+                                                                  payee.paid - amount, wallet,
+                                                                  amount, k))));
       EXIT WHEN NOT FOUND;
       IF r.state = 'done' THEN
         RETURN r.in_transfer;
       END IF;
     END LOOP;
   END IF;
-  saga := payext.attempt_saga_id(q, 'parking',
+  key := payext.attempt_saga_key(q, 'parking', wallet,
                                  format('%s:%s:%s:%s', stay, payee.paid, wallet, amount));
+  saga := payext.saga_id_of(q, 'parking', wallet, key);
   at_p := q;
-  PERFORM payext.parking_saga_send_on(q, saga, wallet, amount, stay, payee.operator,
+  PERFORM payext.parking_saga_send_on(q, key, wallet, amount, stay, payee.operator,
                                       payee.public_service_id);
   at_p := NULL;
   SELECT * INTO STRICT r FROM payext.resume_saga(q, saga);
@@ -2259,28 +2267,41 @@ AS $$
                           FROM 1 FOR 16), 'hex')::uuid
 $$;
 
--- The id of the next attempt at a saga named by `base` from partition q:
--- attempt 0, or the first after those that were refused and returned
--- (an operator frozen for a while must not refuse a stay for ever).  A
--- saga under way or done is the one to resume or to answer with.
-CREATE FUNCTION payext.attempt_saga_id(q integer, purpose text, base text)
+-- The key of the next attempt at a saga named by `base`, paid from
+-- `account` on partition q: attempt 0, or the first after those that were
+-- refused and returned (an operator frozen for a while must not refuse a
+-- stay for ever).  A saga under way or done is the one to resume or to
+-- answer with.
+CREATE FUNCTION payext.attempt_saga_key(q integer, purpose text, account bigint, base text)
 RETURNS uuid
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  id uuid;
+  key uuid;
   r record;
 BEGIN
   FOR k IN 0 .. 99 LOOP
-    id := payext.saga_id(purpose, base || '#' || k);
-    SELECT * INTO r FROM payext.resume_saga(q, id);
+    key := payext.saga_id(purpose, base || '#' || k);
+    SELECT * INTO r FROM payext.resume_saga(q, payext.saga_id_of(q, purpose, account, key));
     IF NOT FOUND OR r.state <> 'returned' THEN
-      RETURN id;
+      RETURN key;
     END IF;
   END LOOP;
   RAISE EXCEPTION 'saga "%" was refused 100 times', base USING ERRCODE = 'PY107';
 END
+$$;
+
+-- A saga's id as its paying partition derives it from the purpose, the
+-- paying account and the key the router sends (payext's saga_id_of, the
+-- same arithmetic).
+CREATE FUNCTION payext.saga_id_of(from_partition integer, purpose text, account bigint, key uuid)
+RETURNS uuid
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT encode(substring(sha256(convert_to(format('payext.saga:%s:%s:%s:%s', $1, $2, $3, $4),
+                                            'UTF8')) FROM 1 FOR 16), 'hex')::uuid
 $$;
 
 -- Runs an open saga's second leg and its last step, from partition p,
@@ -2528,8 +2549,9 @@ BEGIN
                             credit_account, lpad(p::text, 2, '0'), lpad(q::text, 2, '0')),
             HINT = 'Give a reference: a retry with it resumes the transfer instead of repeating it.';
   END IF;
-  saga := payext.saga_id('transfer', reference);
-  sent := payext.saga_send_on(p, saga, debit_account, amount, q, credit_account);
+  sent := payext.saga_send_on(p, payext.saga_id('transfer', reference), debit_account, amount, q,
+                              credit_account);
+  saga := payext.saga_id_of(p, 'transfer', debit_account, payext.saga_id('transfer', reference));
   SELECT * INTO STRICT s FROM payext.saga_on(p, saga);
   IF s.state = 'open' THEN
     at_p := NULL;

@@ -14,6 +14,10 @@ SELECT (1::bigint << 56) | 7 AS far \gset
 -- Leg 1: the money leaves the wallet for the clearing account of its
 -- currency, made on first use, and the saga is recorded as open.
 SELECT payext.saga_send('00000000-0000-4000-8000-000000000001', :ann, 300, 1, :far) AS out1 \gset
+-- The saga's id is derived here from the partition, the purpose, the
+-- paying account and the caller's key: no other account's saga can take it.
+SELECT payext.saga_id_of(0, 'transfer', :ann, '00000000-0000-4000-8000-000000000001') AS s1 \gset
+SELECT id = :'s1' AS derived_id FROM payext.saga;
 SELECT payext.partition_of(:out1) AS out_on, payext.balance(:ann) AS ann_after;
 SELECT id AS clearing FROM payext.account WHERE kind = 'clearing' \gset
 SELECT kind, currency, balance IS NULL AS stores_none, status FROM payext.account WHERE id = :clearing;
@@ -22,7 +26,7 @@ SELECT state, amount, currency, to_partition, to_account = :far AS to_far,
        out_transfer = :out1 AS out_recorded, in_transfer, back_transfer, finished_at
   FROM payext.saga;
 SELECT kind, debit_account = :ann AS from_ann, credit_account = :clearing AS to_clearing,
-       amount, reference
+       amount, reference = :'s1' AS saga_is_reference
   FROM payext.transfer WHERE id = :out1;
 -- Again: the same transfer, nothing moves; with another amount: PY107.
 SELECT payext.saga_send('00000000-0000-4000-8000-000000000001', :ann, 300, 1, :far) = :out1 AS same,
@@ -53,27 +57,29 @@ SELECT payext.saga_send(gen_random_uuid(), :ann, 5000, 1, :far);
 
 -- Partition 1 refused it: the money comes back, the saga is returned,
 -- and stays so; it can no longer be finished.
-SELECT payext.saga_return('00000000-0000-4000-8000-000000000001', 'PY103', 'account 7 is closed') AS back1 \gset
+SELECT payext.saga_return(:'s1', 'PY103', 'account 7 is closed') AS back1 \gset
 SELECT payext.balance(:ann) AS ann_back, payext.balance(:clearing) AS clearing_empty;
 SELECT state, back_transfer = :back1 AS back_recorded, refused_sqlstate, refused_message,
        finished_at IS NOT NULL AS finished
   FROM payext.saga;
-SELECT payext.saga_return('00000000-0000-4000-8000-000000000001', 'PY103', 'again') = :back1 AS same_return;
+SELECT payext.saga_return(:'s1', 'PY103', 'again') = :back1 AS same_return;
 \set VERBOSITY sqlstate
-SELECT payext.saga_finish('00000000-0000-4000-8000-000000000001', 12345);
+SELECT payext.saga_finish(:'s1', 12345);
 \set VERBOSITY default
 
 -- Delivered instead: done, and no longer returnable.
 SELECT payext.saga_send('00000000-0000-4000-8000-000000000002', :ann, 200, 1, :far) > 0 AS sent;
-SELECT payext.saga_finish('00000000-0000-4000-8000-000000000002', (1::bigint << 56) | 99);
-SELECT payext.saga_finish('00000000-0000-4000-8000-000000000002', (1::bigint << 56) | 99);
+SELECT payext.saga_id_of(0, 'transfer', :ann, '00000000-0000-4000-8000-000000000002') AS s2 \gset
+SELECT payext.saga_finish(:'s2', (1::bigint << 56) | 99);
+SELECT payext.saga_finish(:'s2', (1::bigint << 56) | 99);
 \set VERBOSITY sqlstate
-SELECT payext.saga_finish('00000000-0000-4000-8000-000000000002', (1::bigint << 56) | 98);
-SELECT payext.saga_return('00000000-0000-4000-8000-000000000002', 'PY103', 'too late');
+SELECT payext.saga_finish(:'s2', (1::bigint << 56) | 98);
+SELECT payext.saga_return(:'s2', 'PY103', 'too late');
 \set VERBOSITY default
 SELECT payext.saga_finish('00000000-0000-4000-8000-0000000000ff', 1);
 SELECT payext.saga_return('00000000-0000-4000-8000-0000000000ff', 'PY103', NULL);
-SELECT id, state FROM payext.saga ORDER BY created_at, id;
+SELECT CASE id WHEN :'s1' THEN 's1' WHEN :'s2' THEN 's2' END AS saga, state
+  FROM payext.saga ORDER BY created_at, id;
 
 -- Leg 2 here, for sagas from partition 1: the clearing account pays the
 -- wallet, once (on a partition that only receives, it goes below zero by
@@ -114,7 +120,7 @@ SELECT payext.open_merchant('gh_saga', 'Saga Shop') AS shop,
 SELECT payext.charge(:shop, payext.request_payment(:ann), 120, 'saga-order') > 0 AS charged;
 SELECT payext.merchant_cover('00000000-0000-4000-8000-000000000010', :shop, 100, 1, :far) > 0 AS covered;
 SELECT purpose, public_service_id, amount, state, payext.balance(:shop) AS shop_left
-  FROM payext.saga WHERE id = '00000000-0000-4000-8000-000000000010';
+  FROM payext.saga WHERE id = payext.saga_id_of(0, 'cover', :shop, '00000000-0000-4000-8000-000000000010');
 \set VERBOSITY sqlstate
 SELECT payext.merchant_cover(gen_random_uuid(), :ann, 10, 1, :far);
 SELECT payext.merchant_cover('00000000-0000-4000-8000-000000000010', :shop, 100, 1, :far + 1);
@@ -131,13 +137,14 @@ SELECT payext.balance(:shop) AS shop_now;
 CREATE ROLE saga_till;
 SELECT payext.grant_capability('merchant', 'saga_till');
 SELECT payext.map_merchant_role('saga_till', :shop);
+SELECT payext.saga_id_of(0, 'cover', :shop, '00000000-0000-4000-8000-000000000015') AS s15 \gset
 SET ROLE saga_till;
 SELECT payext.merchant_cover('00000000-0000-4000-8000-000000000015', :shop, 5, 1, :far) > 0 AS till_covers_its_own;
 \set VERBOSITY sqlstate
 SELECT payext.merchant_cover(gen_random_uuid(), :other, 5, 1, :far);
 SELECT payext.saga_send(gen_random_uuid(), :shop, 5, 1, :far);
 SELECT * FROM payext.saga_receive(gen_random_uuid(), 1, :shop, 5, 'CNY', 'gh_saga');
-SELECT payext.saga_finish('00000000-0000-4000-8000-000000000015', 1);
+SELECT payext.saga_finish(:'s15', 1);
 \set VERBOSITY default
 RESET ROLE;
 SELECT payext.unmap_merchant_role('saga_till', :shop);
@@ -194,8 +201,9 @@ SELECT payext.wallet_of('saga-ann', 'CNY') = :ann AS anns, payext.wallet_of('sag
 SELECT payext.parking_saga_send('00000000-0000-4000-8000-000000000025', :ann, 300,
                                 (1::bigint << 56) | 5, (1::bigint << 56) | 9, 'gh_saga_park') > 0 AS sent;
 SELECT purpose, public_service_id, stay = ((1::bigint << 56) | 5) AS stay_far, payer, amount
-  FROM payext.saga WHERE id = '00000000-0000-4000-8000-000000000025';
-SELECT payext.saga_finish('00000000-0000-4000-8000-000000000025', (1::bigint << 56) | 77);
+  FROM payext.saga WHERE id = payext.saga_id_of(0, 'parking', :ann, '00000000-0000-4000-8000-000000000025');
+SELECT payext.saga_finish(payext.saga_id_of(0, 'parking', :ann, '00000000-0000-4000-8000-000000000025'),
+                          (1::bigint << 56) | 77);
 SELECT consumer, public_service_id, kind, amount FROM payext.interaction
  WHERE consumer = 'saga-ann' AND public_service_id = 'gh_saga_park';
 \set VERBOSITY sqlstate
@@ -222,9 +230,16 @@ SELECT payext.saga_send('00000000-0000-4000-8000-000000000031', :closer, 100, 1,
 SELECT payext.close_account(:closer);
 \set VERBOSITY default
 SELECT payext.freeze(:closer);
-SELECT payext.saga_return('00000000-0000-4000-8000-000000000031', 'PY103', 'closed') > 0 AS returned;
+SELECT payext.saga_return(payext.saga_id_of(0, 'transfer', :closer, '00000000-0000-4000-8000-000000000031'),
+                          'PY103', 'closed') > 0 AS returned;
 SELECT payext.balance(:closer) AS back_while_frozen, status FROM payext.account WHERE id = :closer;
 SELECT payext.unfreeze(:closer);
+-- A key names a saga of one account only: another account's send under
+-- ann's key ...01 is a saga of its own, neither a clash with ann's nor a
+-- way to take an id ann's next saga needs.
+SELECT payext.saga_send('00000000-0000-4000-8000-000000000001', :closer, 5, 1, :far) > 0 AS its_own;
+SELECT count(*) AS two_sagas FROM payext.saga
+ WHERE id IN (:'s1', payext.saga_id_of(0, 'transfer', :closer, '00000000-0000-4000-8000-000000000001'));
 
 -- Vehicle slots: a router counts payext.max_vehicles over every
 -- partition on the owner's: one slot per plate (normalised), again for

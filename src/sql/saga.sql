@@ -208,11 +208,28 @@ $$;
 -- The legs
 ---------------------------------------------------------------------------
 
+-- A saga's id: derived from the paying partition, the purpose, the paying
+-- account and the caller's key, so that no saga of another account can
+-- take an id that a saga of this one will need (the keys a router uses
+-- are predictable: a reference, an order).  The router derives it the
+-- same way.
+CREATE FUNCTION payext.saga_id_of(from_partition integer, purpose text, account bigint, key uuid)
+RETURNS uuid
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT encode(substring(sha256(convert_to(format('payext.saga:%s:%s:%s:%s', $1, $2, $3, $4),
+                                            'UTF8')) FROM 1 FOR 16), 'hex')::uuid
+$$;
+COMMENT ON FUNCTION payext.saga_id_of(integer, text, bigint, uuid) IS
+  'a saga''s id, from its paying partition, purpose, paying account and the caller''s key';
+
 -- Leg 1: takes the amount from the account into this partition's clearing
--- account and records the saga, atomically.  Again with the same saga and
--- arguments it returns the first leg's transfer; with other arguments it
--- is PY107.  Called by saga_send (an admin's transfer) and merchant_cover
--- (a merchant's own money), which say who may.
+-- account and records the saga under the id derived from the caller's key
+-- (saga), atomically.  Again with the same key and arguments it returns
+-- the first leg's transfer; with other arguments it is PY107.  Called by
+-- saga_send (an admin's transfer), merchant_cover (a merchant's own money)
+-- and parking_saga_send (the app), which say who may.
 CREATE FUNCTION payext.saga_start(saga uuid, purpose text, account bigint, amount bigint,
                                   to_partition integer, to_account bigint,
                                   public_service_id text DEFAULT NULL, stay bigint DEFAULT NULL)
@@ -221,6 +238,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
 DECLARE
+  sid uuid := payext.saga_id_of(payext.current_partition(), purpose, account, saga);
   s payext.saga;
   t bigint;
 BEGIN
@@ -228,25 +246,25 @@ BEGIN
                                  ARRAY[saga IS NOT NULL, account IS NOT NULL, amount IS NOT NULL,
                                        to_partition IS NOT NULL, to_account IS NOT NULL],
                                  to_partition, to_account);
-  SELECT * INTO s FROM payext.saga g WHERE g.id = saga_start.saga;
+  SELECT * INTO s FROM payext.saga g WHERE g.id = sid;
   IF NOT FOUND THEN
     -- A concurrent send of the same saga waits at the journal's reference
     -- index and then finds this one's transfer (or PY107).
-    t := payext.clearing_transfer(account, amount, 'clearing_out', saga);
+    t := payext.clearing_transfer(account, amount, 'clearing_out', sid);
     INSERT INTO payext.saga (id, purpose, public_service_id, stay, payer, account, amount,
                              currency, to_partition, to_account, out_transfer, created_at)
-    SELECT saga, purpose,
+    SELECT sid, purpose,
            CASE purpose WHEN 'cover' THEN a.public_service_id
                         WHEN 'parking' THEN saga_start.public_service_id END,
            saga_start.stay, CASE WHEN purpose = 'parking' THEN a.owner END,
            account, amount, a.currency, to_partition, to_account, t, now()
       FROM payext.account a WHERE a.id = saga_start.account
     ON CONFLICT (id) DO NOTHING;
-    SELECT * INTO STRICT s FROM payext.saga g WHERE g.id = saga_start.saga;
+    SELECT * INTO STRICT s FROM payext.saga g WHERE g.id = sid;
   END IF;
   IF (s.purpose, s.account, s.amount, s.to_partition, s.to_account, s.stay)
      IS DISTINCT FROM (purpose, account, amount, to_partition, to_account, stay) THEN
-    RAISE EXCEPTION 'saga % was already sent with other arguments', saga
+    RAISE EXCEPTION 'saga % was already sent with other arguments', sid
       USING ERRCODE = 'PY107',
             DETAIL = CASE WHEN s.account = saga_start.account
                           THEN format('It moves %s to account %s.', s.amount, s.to_account)

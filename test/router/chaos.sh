@@ -152,9 +152,13 @@ for uri in "${uris[@]}"; do
 	rows=$((rows + n))
 done
 [ "$rows" = "$topups" ] || fail "$topups top-up references, $rows journal rows"
-done_sagas=$(q -c "SELECT count(*) FROM payext.sagas() s
-                    JOIN public.chaos_call c ON c.kind = 'transfer' AND s.id = payext.saga_id('transfer', c.ref)
-                   WHERE s.state = 'done'")
+done_sagas=$(q -c "WITH expected AS (
+                      SELECT payext.saga_id_of(w.p, 'transfer', c.debit,
+                                               payext.saga_id('transfer', c.ref)) AS id
+                        FROM public.chaos_call c JOIN public.chaos_wallet w ON w.id = c.debit
+                       WHERE c.kind = 'transfer')
+                    SELECT count(*) FROM payext.sagas() s JOIN expected e ON e.id = s.id
+                     WHERE s.state = 'done'")
 [ "$done_sagas" = "$transfers" ] || fail "$transfers transfer references, $done_sagas finished sagas"
 [ "$(q -c "SELECT count(*) FROM payext.sagas(true)")" = 0 ] || fail "sagas left open"
 wrong=$(q -c "SELECT count(*) FROM public.chaos_wallet w

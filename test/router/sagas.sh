@@ -38,8 +38,9 @@ w0=$(q -c "SELECT payext.open_wallet('$(owner_on 0)')")
 w1=$(q -c "SELECT payext.open_wallet('$(owner_on 1)')")
 q -c "SELECT payext.top_up($w1, 10000, 'saga-fault-in')" >/dev/null
 balances() { q -c "SELECT payext.balance($w1) || ' ' || payext.balance($w0)"; }
-saga_state() { # REF: the saga's state on partition 1
-	q -c "SELECT state FROM payext.saga_on(1, payext.saga_id('transfer', '$1'))"
+saga_state() { # REF: the state of the saga of w1's transfer REF (on partition 1)
+	q -c "SELECT state FROM payext.saga_on(1, payext.saga_id_of(1, 'transfer', $w1,
+	                                                            payext.saga_id('transfer', '$1')))"
 }
 
 # 1. The receiving partition down.

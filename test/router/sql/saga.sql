@@ -66,7 +66,8 @@ SELECT payext.saga_send_on(1, gen_random_uuid(), :w1, 10, 1, :w1);
 SELECT payext.saga_send_on(1, gen_random_uuid(), :w1, 10, 0, :w1);
 SELECT payext.saga_send_on(1, payext.saga_id('transfer', 'move-5'), :w1, 31, 0, :w0);
 SELECT payext.saga_finish_on(0, gen_random_uuid(), 1);
-SELECT * FROM payext.saga_receive_on(0, payext.saga_id('transfer', 'move-5'), 1, :w0, 99, 'CNY', NULL, NULL, NULL);
+SELECT * FROM payext.saga_receive_on(0, payext.saga_id_of(1, 'transfer', :w1, payext.saga_id('transfer', 'move-5')),
+                                     1, :w0, 99, 'CNY', NULL, NULL, NULL);
 -- The router: a transfer across partitions needs a reference (a retry
 -- without one would move the money again); resume_saga, anyone's, takes
 -- only the router's partition numbers (PL/Proxy would wrap others).
@@ -74,7 +75,7 @@ SELECT payext.transfer(:w1, :w0, 5);
 SELECT * FROM payext.resume_saga(3, payext.saga_id('transfer', 'move-5'));
 \set VERBOSITY default
 SELECT state, in_transfer IS NOT NULL AS delivered, refused_sqlstate
-  FROM payext.resume_saga(1, payext.saga_id('transfer', 'move-5'));
+  FROM payext.resume_saga(1, payext.saga_id_of(1, 'transfer', :w1, payext.saga_id('transfer', 'move-5')));
 SELECT count(*) AS not_there FROM payext.resume_saga(0, payext.saga_id('transfer', 'move-5'));
 
 -- A refund larger than the merchant's account on the order's partition:
