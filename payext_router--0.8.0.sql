@@ -1719,11 +1719,33 @@ RETURNS bigint LANGUAGE plproxy AS $$
                                    cap_stay, exit_grace_minutes);
 $$;
 
+-- Lots on partition p of the operator with exactly this tariff (the ids
+-- of a call that failed half-way are among them).
+CREATE FUNCTION payext.lots_like_on(p integer, operator bigint, name text, time_zone text,
+    free_minutes integer, unit_minutes integer, day_price bigint, night_price bigint,
+    day_start time, night_start time, cap_24h bigint, cap_stay bigint,
+    exit_grace_minutes integer)
+RETURNS SETOF bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON p;
+  SELECT l.id FROM payext.parking_lot l
+   WHERE l.operator = operator AND l.name = name AND l.time_zone = time_zone
+     AND l.free_minutes = free_minutes AND l.unit_minutes = unit_minutes
+     AND l.day_price = day_price AND l.night_price IS NOT DISTINCT FROM night_price
+     AND l.day_start = day_start AND l.night_start = night_start
+     AND l.cap_24h IS NOT DISTINCT FROM cap_24h AND l.cap_stay IS NOT DISTINCT FROM cap_stay
+     AND l.exit_grace_minutes = exit_grace_minutes
+   ORDER BY l.id;
+$$;
+
 -- The lot on every partition, partition 0 first (whose refusals, PY405
 -- and the like, come back as they are), each with the operator's account
 -- on that partition.  The router records the lot only once every
--- partition has it: a partition that cannot be reached is PY504 and the
--- lots already made elsewhere stay unused.
+-- partition has it: a partition that cannot be reached is PY504, and the
+-- call again mends it, taking up the lots the failed call made (a lot of
+-- the operator with this very tariff that no recorded lot owns) instead
+-- of making more.  A call after a complete one makes another lot, as on
+-- a single node.
 CREATE FUNCTION payext.create_parking_lot(operator bigint, name text, time_zone text,
                                           free_minutes integer, unit_minutes integer,
                                           day_price bigint, night_price bigint DEFAULT NULL,
@@ -1746,10 +1768,18 @@ BEGIN
   m := coalesce(payext.router_merchant(operator), operator);
   FOR p IN 0 .. payext.router_partitions() - 1 LOOP
     at_p := p;
-    local := payext.create_parking_lot_on(p, payext.merchant_on(m, p), name, time_zone,
-                                          free_minutes, unit_minutes, day_price, night_price,
-                                          day_start, night_start, cap_24h, cap_stay,
-                                          exit_grace_minutes);
+    SELECT l INTO local
+      FROM payext.lots_like_on(p, payext.merchant_on(m, p), name, time_zone, free_minutes,
+                               unit_minutes, day_price, night_price, day_start, night_start,
+                               cap_24h, cap_stay, exit_grace_minutes) l
+     WHERE NOT EXISTS (SELECT 1 FROM payext.lot_map x WHERE x.local_lot = l)
+     ORDER BY l LIMIT 1;
+    IF local IS NULL THEN
+      local := payext.create_parking_lot_on(p, payext.merchant_on(m, p), name, time_zone,
+                                            free_minutes, unit_minutes, day_price, night_price,
+                                            day_start, night_start, cap_24h, cap_stay,
+                                            exit_grace_minutes);
+    END IF;
     first := coalesce(first, local);
     INSERT INTO payext.lot_map (lot, partition_number, local_lot) VALUES (first, p, local);
   END LOOP;

@@ -6,7 +6,8 @@
 #     is unknown, retry with the same reference"), never XX000; partition 0
 #     keeps serving, wallets, codes and charges alike.
 #  2. Partition 1 back: the retry with the same reference moves the money
-#     once.
+#     once; a parking lot made while it was down (PY504) is mended by
+#     making it again, which takes up partition 0's half-made lot.
 #  3. Partition 1 killed while a top-up waits there for a row lock: PY504;
 #     after the restart, the retry with the same reference moves it once.
 #  4. Both partitions verify.
@@ -60,6 +61,10 @@ for _ in 1 2 3 4 5 6; do
 	                  (SELECT count(*) FROM payext.currencies())")" = "12.34 CNY|1|42" ] ||
 		fail "a pure helper failed while partition 1 was down"
 done
+# A lot made while partition 1 is down: PY504, partition 0's lot made
+# already (PL/Proxy's calls are not one transaction).
+st=$(sqlstate "SELECT payext.create_parking_lot($shop, 'Fault Park', 'Asia/Shanghai', 0, 30, 100)")
+[ "$st" = PY504 ] || fail "a lot made while partition 1 was down: $st, not PY504"
 echo "router faults: partition 1 down: its calls PY504, partition 0 served a top-up, a charge and the pure helpers"
 
 # 2. Back: the retry moves the money once.
@@ -68,7 +73,13 @@ a1=$(q -c "SELECT payext.top_up($w1, 100, 'fault-a')")
 a2=$(q -c "SELECT payext.top_up($w1, 100, 'fault-a')")
 [ "$a1" = "$a2" ] || fail "the retried top-up gave two transfers: $a1, $a2"
 [ "$(q -c "SELECT payext.balance($w1)")" = 10100 ] || fail "after the retry, balance $(q -c "SELECT payext.balance($w1)"), not 10100"
-echo "router faults: partition 1 back: the retry with the same reference moved 1.00 once"
+# The lot again: the call mends the first, taking up partition 0's lot.
+lot=$(q -c "SELECT payext.create_parking_lot($shop, 'Fault Park', 'Asia/Shanghai', 0, 30, 100)")
+[ "$(q -d "${uris[0]}" -c "SELECT count(*) FROM payext.parking_lot WHERE name = 'Fault Park'")" = 1 ] ||
+	fail "the lot made again left a second lot on partition 0"
+[ "$(q -c "SELECT count(*) FROM payext.lot_map WHERE lot = $lot")" = 2 ] ||
+	fail "the lot made again is not on both partitions"
+echo "router faults: partition 1 back: the retry with the same reference moved 1.00 once; the lot made again took up partition 0's"
 
 # cut_off AMOUNT REF CUT...: a session on partition 1 holds w1's row, a
 # routed top-up of AMOUNT under REF waits for it there, then CUT runs (it
