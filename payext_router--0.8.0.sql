@@ -2000,15 +2000,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   p integer;
+  local bigint;
   fee bigint;
 BEGIN
   PERFORM payext.require_args(ARRAY['lot'], ARRAY[lot IS NOT NULL]);
   p := payext.route_plate(plate);
-  fee := payext.vehicle_exited_on(p, payext.lot_on(lot, p), plate, at);
+  local := payext.lot_on(lot, p);
+  fee := payext.vehicle_exited_on(p, local, plate, at);
   -- The camera's event is recorded whatever happens to the payment: one
   -- that fails leaves the stay due (a saga it started finishes later).
   BEGIN
-    PERFORM payext.auto_pay_across(p, payext.lot_on(lot, p), plate, at);
+    PERFORM payext.auto_pay_across(p, local, plate, at);
   EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'payext: the automatic payment of plate %''s exit from lot % did not happen: %',
       plate, lot, SQLERRM
@@ -2495,41 +2497,39 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  clearing jsonb := '{}';
-  in_flight jsonb := '{}';
+  currencies text[] := '{}';
+  balances numeric[] := '{}';
   received uuid[] := '{}';
   open_sagas payext.saga_info[] := '{}';
-  c record;
-  s payext.saga_info;
-  wrong text[] := '{}';
-  n_open integer := 0;
 BEGIN
+  -- Read partition by partition (PL/Proxy runs one call per cluster at a
+  -- time), then add up.
   FOR p IN 0 .. payext.router_partitions() - 1 LOOP
-    FOR c IN SELECT * FROM payext.clearing_on(p) LOOP
-      clearing := jsonb_set(clearing, ARRAY[c.currency],
-                            to_jsonb(coalesce((clearing ->> c.currency)::numeric, 0) + c.balance));
-    END LOOP;
+    currencies := currencies || ARRAY(SELECT c.currency FROM payext.clearing_on(p) c ORDER BY 1);
+    balances := balances || ARRAY(SELECT c.balance FROM payext.clearing_on(p) c ORDER BY c.currency);
     received := received || ARRAY(SELECT i.saga FROM payext.inbox_on(p) i WHERE i.outcome = 'received');
     open_sagas := open_sagas || ARRAY(SELECT o FROM payext.sagas_on(p, true) o);
   END LOOP;
-  FOREACH s IN ARRAY open_sagas LOOP
-    n_open := n_open + 1;
-    IF NOT s.id = ANY (received) THEN
-      in_flight := jsonb_set(in_flight, ARRAY[s.currency],
-                             to_jsonb(coalesce((in_flight ->> s.currency)::numeric, 0) + s.amount));
-    END IF;
-  END LOOP;
-  SELECT coalesce(array_agg(format('%s: clearing %s, in flight %s', k,
-                                   coalesce((clearing ->> k)::numeric, 0),
-                                   coalesce((in_flight ->> k)::numeric, 0)) ORDER BY k), '{}')
-    INTO wrong
-    FROM (SELECT jsonb_object_keys(clearing) AS k
-          UNION SELECT jsonb_object_keys(in_flight)) keys
-   WHERE coalesce((clearing ->> k)::numeric, 0) <> coalesce((in_flight ->> k)::numeric, 0);
-  RETURN QUERY SELECT 'clearing_matches_sagas', cardinality(wrong) = 0,
-    CASE WHEN cardinality(wrong) > 0 THEN array_to_string(wrong, '; ')
-         ELSE format('%s saga(s) open; the clearing accounts hold exactly their money in flight',
-                     n_open) END;
+  RETURN QUERY
+  WITH held AS (
+    SELECT x.currency, sum(x.balance) AS clearing
+      FROM unnest(currencies, balances) AS x(currency, balance) GROUP BY 1
+  ), flight AS (
+    -- open sagas whose second leg has not run
+    SELECT s.currency, sum(s.amount) AS in_flight
+      FROM unnest(open_sagas) s WHERE s.id <> ALL (received) GROUP BY 1
+  ), wrong AS (
+    SELECT coalesce(h.currency, f.currency) AS currency, coalesce(h.clearing, 0) AS clearing,
+           coalesce(f.in_flight, 0) AS in_flight
+      FROM held h FULL JOIN flight f ON f.currency = h.currency
+     WHERE coalesce(h.clearing, 0) <> coalesce(f.in_flight, 0)
+  )
+  SELECT 'clearing_matches_sagas', NOT EXISTS (SELECT 1 FROM wrong),
+         coalesce((SELECT string_agg(format('%s: clearing %s, in flight %s', w.currency,
+                                            w.clearing, w.in_flight), '; ' ORDER BY w.currency)
+                     FROM wrong w),
+                  format('%s saga(s) open; the clearing accounts hold exactly their money in flight',
+                         cardinality(open_sagas)));
 END
 $$;
 
