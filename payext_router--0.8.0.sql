@@ -109,20 +109,22 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   p integer;
+  what text := CASE name WHEN 'lot' THEN 'parking lot' WHEN 'stay' THEN 'parking stay'
+                         ELSE 'account' END;
 BEGIN
   IF id IS NULL THEN
     RAISE EXCEPTION 'argument "%" must not be null', name USING ERRCODE = 'PY001';
   END IF;
-  IF id < 1 OR (id >> 56) > 99 THEN
-    RAISE EXCEPTION 'id % names no partition', id USING ERRCODE = 'PY501',
-      DETAIL = 'Ids are positive, with a partition of 0 to 99 in their high bits.';
+  -- An id of no partition the router has names nothing: a single node
+  -- would not find it either, and says so with the same SQLSTATE.
+  IF id < 1 OR (id >> 56) >= payext.router_partitions() THEN
+    RAISE EXCEPTION '% % does not exist', what, id
+      USING ERRCODE = CASE name WHEN 'lot' THEN 'PY407' WHEN 'stay' THEN 'PY408' ELSE 'PY101' END,
+            DETAIL = CASE WHEN id < 1 THEN 'Ids are positive.'
+                          ELSE format('Its high bits name partition %s; the router has %s partitions.',
+                                      id >> 56, payext.router_partitions()) END;
   END IF;
   p := (id >> 56)::integer;
-  IF p >= payext.router_partitions() THEN
-    RAISE EXCEPTION 'id % is of partition %, which this router does not have', id, p
-      USING ERRCODE = 'PY501',
-            DETAIL = format('The router has %s partitions.', payext.router_partitions());
-  END IF;
   RETURN p;
 END
 $$;
@@ -2830,6 +2832,167 @@ END
 $$;
 
 ---------------------------------------------------------------------------
+-- Readable relations: every partition's rows
+---------------------------------------------------------------------------
+
+-- payext's readable tables and views, with the same names and columns:
+-- each row comes from the partition that holds it (payext.relation_rows
+-- there, as the querying role, whose privileges and row-level security on
+-- each partition judge), so a merchant's account, a lot or a transfer of
+-- a saga shows once per partition that has one.  A consumer's
+-- interactions and associations live on one partition, so the per
+-- merchant views add up each partition's counts exactly.  Filters run on
+-- the router, after every partition's rows arrived: for one account or
+-- one merchant, the functions (balance, merchant_transfers, ...) read
+-- only what they need.
+
+CREATE FUNCTION payext.relation_rows_on_all(relation text)
+RETURNS SETOF json LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON ALL;
+  SELECT payext.relation_rows(relation);
+$$;
+
+-- Every partition's rows of the relation; PY504 when one cannot be reached.
+CREATE FUNCTION payext.relation_rows(relation text)
+RETURNS SETOF json
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM payext.relation_rows_on_all(relation);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(NULL, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE VIEW payext.account AS
+SELECT r.* FROM payext.relation_rows('account') j,
+  json_to_record(j) AS r(id bigint, kind text, owner text, public_service_id text,
+                         display_name text, currency text, balance bigint, status text,
+                         created_at timestamptz);
+
+CREATE VIEW payext.transfer AS
+SELECT r.* FROM payext.relation_rows('transfer') j,
+  json_to_record(j) AS r(id bigint, debit_account bigint, credit_account bigint, amount bigint,
+                         currency text, kind text, idem_scope bigint, reference text,
+                         created_at timestamptz, checksum bytea);
+
+CREATE VIEW payext.payment AS
+SELECT r.* FROM payext.relation_rows('payment') j,
+  json_to_record(j) AS r(transfer_id bigint, merchant bigint, order_ref text, wallet bigint,
+                         code_serial bigint, amount bigint, refunded bigint,
+                         created_at timestamptz, updated_at timestamptz);
+
+CREATE VIEW payext.refund AS
+SELECT r.* FROM payext.relation_rows('refund') j,
+  json_to_record(j) AS r(transfer_id bigint, payment bigint, merchant bigint, refund_ref text,
+                         amount bigint, created_at timestamptz);
+
+CREATE VIEW payext.interaction AS
+SELECT r.* FROM payext.relation_rows('interaction') j,
+  json_to_record(j) AS r(id bigint, consumer text, public_service_id text, kind text,
+                         amount bigint, currency text, occurred_at timestamptz,
+                         transfer_id bigint, recorded_at timestamptz);
+
+CREATE VIEW payext.association AS
+SELECT r.* FROM payext.relation_rows('association') j,
+  json_to_record(j) AS r(consumer text, public_service_id text, established_at timestamptz,
+                         how text, rule_id bigint, created_at timestamptz);
+
+CREATE VIEW payext.association_opt_out AS
+SELECT r.* FROM payext.relation_rows('association_opt_out') j,
+  json_to_record(j) AS r(consumer text, public_service_id text, opted_out_at timestamptz);
+
+-- Rules are broadcast: every partition has each (its own id there).
+CREATE VIEW payext.association_rule AS
+SELECT r.* FROM payext.relation_rows('association_rule') j,
+  json_to_record(j) AS r(id bigint, public_service_id text, min_interactions integer,
+                         within interval, min_total_amount bigint, created_at timestamptz,
+                         superseded_at timestamptz);
+
+CREATE VIEW payext.consumer_merchant AS
+SELECT r.* FROM payext.relation_rows('consumer_merchant') j,
+  json_to_record(j) AS r(consumer text, public_service_id text, interactions bigint,
+                         payments bigint, payment_amount numeric, refund_amount numeric,
+                         first_at timestamptz, last_at timestamptz, associated boolean,
+                         established_at timestamptz, how text, opted_out boolean);
+
+CREATE VIEW payext.analyst_consumer_merchant AS
+SELECT r.* FROM payext.relation_rows('analyst_consumer_merchant') j,
+  json_to_record(j) AS r(consumer_pseudonym text, public_service_id text, interactions bigint,
+                         payments bigint, payment_amount numeric, refund_amount numeric,
+                         first_at timestamptz, last_at timestamptz, associated boolean,
+                         opted_out boolean);
+
+-- Each partition's sums per merchant, added up: every consumer is counted
+-- on one partition only.
+CREATE VIEW payext.merchant_summary AS
+SELECT r.public_service_id,
+       sum(r.consumers)::bigint AS consumers,
+       sum(r.interactions) AS interactions,
+       sum(r.payments) AS payments,
+       sum(r.repeat_consumers)::bigint AS repeat_consumers,
+       sum(r.associated_consumers)::bigint AS associated_consumers,
+       round(sum(r.associated_consumers) / sum(r.consumers), 4) AS conversion_rate,
+       sum(r.payment_amount) AS payment_amount,
+       sum(r.refund_amount) AS refund_amount
+  FROM payext.relation_rows('merchant_summary') j,
+       json_to_record(j) AS r(public_service_id text, consumers bigint, interactions numeric,
+                              payments numeric, repeat_consumers bigint,
+                              associated_consumers bigint, payment_amount numeric,
+                              refund_amount numeric)
+ GROUP BY r.public_service_id;
+
+CREATE VIEW payext.merchant_daily AS
+SELECT r.public_service_id, r.day,
+       sum(r.interactions)::bigint AS interactions,
+       sum(r.payments)::bigint AS payments,
+       sum(r.consumers)::bigint AS consumers,
+       sum(r.repeat_consumers)::bigint AS repeat_consumers,
+       sum(r.new_associations)::bigint AS new_associations,
+       sum(r.associated_consumers)::bigint AS associated_consumers,
+       round(sum(r.associated_consumers) / sum(r.consumers), 4) AS conversion_rate,
+       sum(r.payment_amount) AS payment_amount,
+       sum(r.refund_amount) AS refund_amount
+  FROM payext.relation_rows('merchant_daily') j,
+       json_to_record(j) AS r(public_service_id text, day date, interactions bigint,
+                              payments bigint, consumers bigint, repeat_consumers bigint,
+                              new_associations bigint, associated_consumers bigint,
+                              payment_amount numeric, refund_amount numeric)
+ GROUP BY r.public_service_id, r.day;
+
+-- By the merchant's account on each partition, as code_failures() says.
+CREATE VIEW payext.code_failure AS
+SELECT f.merchant, f.failures, f.first_at, f.last_at, f.blocked_until, f.last_code
+  FROM payext.code_failures() f;
+
+-- Lots are made on every partition: one row per partition and lot.
+CREATE VIEW payext.parking_lot AS
+SELECT r.* FROM payext.relation_rows('parking_lot') j,
+  json_to_record(j) AS r(id bigint, operator bigint, name text, currency text, time_zone text,
+                         free_minutes integer, unit_minutes integer, day_price bigint,
+                         night_price bigint, day_start time, night_start time, cap_24h bigint,
+                         cap_stay bigint, exit_grace_minutes integer, created_at timestamptz);
+
+CREATE VIEW payext.parking_stay AS
+SELECT r.* FROM payext.relation_rows('parking_stay') j,
+  json_to_record(j) AS r(id bigint, lot bigint, plate text, entered_at timestamptz,
+                         exited_at timestamptz, fee bigint, paid bigint, paid_at timestamptz,
+                         owner_at_entry text, state text, recorded_at timestamptz);
+
+-- One partition's anomalies are its own: a plate's stays are all on one.
+CREATE VIEW payext.parking_anomaly AS
+SELECT r.* FROM payext.relation_rows('parking_anomaly') j,
+  json_to_record(j) AS r(stay bigint, lot bigint, plate text, seen_at timestamptz, anomaly text);
+
+CREATE VIEW payext.vehicle AS
+SELECT r.* FROM payext.relation_rows('vehicle') j,
+  json_to_record(j) AS r(plate text, owner text, auto_pay boolean, bound_at timestamptz);
+
+---------------------------------------------------------------------------
 -- Privileges
 ---------------------------------------------------------------------------
 
@@ -2841,3 +3004,11 @@ GRANT USAGE ON SCHEMA payext TO PUBLIC;
 REVOKE ALL ON FUNCTION payext.configure_partitions(text[]) FROM PUBLIC;
 REVOKE ALL ON TABLE payext.merchant_account FROM PUBLIC;
 REVOKE ALL ON TABLE payext.lot_map FROM PUBLIC;
+-- The views read as the querying role on every partition, which judges it
+-- there as payext's own grants do on a single node.
+GRANT SELECT ON payext.account, payext.transfer, payext.payment, payext.refund,
+  payext.interaction, payext.association, payext.association_opt_out,
+  payext.association_rule, payext.consumer_merchant, payext.analyst_consumer_merchant,
+  payext.merchant_summary, payext.merchant_daily, payext.code_failure,
+  payext.parking_lot, payext.parking_stay, payext.parking_anomaly, payext.vehicle
+  TO PUBLIC;

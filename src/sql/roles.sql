@@ -624,6 +624,9 @@ GRANT EXECUTE ON FUNCTION payext.partition_of(bigint) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.code_partition(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.owner_hash(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.owner_partition(text, integer) TO PUBLIC;
+-- Reads with the caller's privileges only: a router's views call it as the
+-- querying role.
+GRANT EXECUTE ON FUNCTION payext.relation_rows(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.calling_role() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.caller_has_capability(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payext.acting_accounts() TO PUBLIC;

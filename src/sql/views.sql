@@ -110,6 +110,39 @@ COMMENT ON VIEW payext.analyst_consumer_merchant IS
   'consumer_merchant for analysts: consumers under a keyed pseudonym';
 
 ---------------------------------------------------------------------------
+-- Readable relations, for a router
+---------------------------------------------------------------------------
+
+-- The rows of one of payext's readable relations, each as JSON, read with
+-- the caller's own privileges and row-level security (SECURITY INVOKER):
+-- a router (payext_router) gathers them from every partition behind its
+-- own views of the same names.  Other relations, signing keys above all,
+-- are 42P01 here whatever the caller may read.
+CREATE FUNCTION payext.relation_rows(relation text)
+RETURNS SETOF json
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF relation IS NULL THEN
+    RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = 'PY001';
+  END IF;
+  IF relation NOT IN ('account', 'transfer', 'payment', 'refund', 'interaction',
+                      'association', 'association_opt_out', 'association_rule',
+                      'consumer_merchant', 'merchant_summary', 'merchant_daily',
+                      'analyst_consumer_merchant', 'code_failure', 'parking_lot',
+                      'parking_stay', 'parking_anomaly', 'vehicle') THEN
+    RAISE EXCEPTION 'payext has no readable relation %', relation
+      USING ERRCODE = 'undefined_table',
+            HINT = 'A router reads only payext''s readable tables and views.';
+  END IF;
+  RETURN QUERY EXECUTE format('SELECT pg_catalog.to_json(r) FROM payext.%I r', relation);
+END
+$$;
+COMMENT ON FUNCTION payext.relation_rows(text) IS
+  'one readable relation''s rows as JSON, with the caller''s privileges; what a router''s views gather';
+
+---------------------------------------------------------------------------
 -- The whole ledger's verification: every concern's checks
 ---------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@
 --     is true throughout.
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(222);
+SELECT plan(228);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -252,7 +252,8 @@ SELECT 'EXECUTE ' || f::regprocedure::text FROM unnest(ARRAY[
   'payext.format_amount(bigint, text)', 'payext.currencies()', 'payext.normalize_plate(text)',
   'payext.calling_role()', 'payext.caller_has_capability(text)', 'payext.acting_accounts()',
   'payext.acting_public_service_ids()', 'payext.current_partition()', 'payext.partition_of(bigint)',
-  'payext.code_partition(text)', 'payext.owner_hash(text)', 'payext.owner_partition(text, integer)']) f;
+  'payext.code_partition(text)', 'payext.owner_hash(text)', 'payext.owner_partition(text, integer)',
+  'payext.relation_rows(text)']) f;
 
 CREATE TEMP VIEW tap_expected AS
 SELECT t.r, CASE WHEN k.privilege = 'EXECUTE'
@@ -1160,6 +1161,30 @@ SELECT throws_ok(format('SELECT public.tap_deputy(%s)', :m_a), '42501',
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM payext.transfer WHERE reference = 'tap-deputy'), 0,
           'the deputy moved nothing');
+
+-- relation_rows, PUBLIC's for a router's views, reads as its caller: an
+-- app role no more than its own grants let it, an analyst its views, and
+-- no role a relation that is not payext's readable, signing keys least.
+SET ROLE r_app;
+SELECT throws_ok('SELECT count(*) FROM payext.relation_rows(''account'')', '42501', NULL,
+                 'relation_rows: the app role reads no account through it');
+SELECT throws_ok('SELECT count(*) FROM payext.relation_rows(''merchant_summary'')', '42501', NULL,
+                 'relation_rows: nor the analysts'' views');
+RESET ROLE;
+SET ROLE r_analyst;
+SELECT is((SELECT count(*) FROM payext.relation_rows('merchant_summary')),
+          (SELECT count(*) FROM payext.merchant_summary),
+          'relation_rows: an analyst reads merchant_summary, every row');
+RESET ROLE;
+SET ROLE r_admin;
+SELECT is((SELECT count(*) FROM payext.relation_rows('account') j
+            WHERE (j->>'id')::bigint = :m_a AND (j->>'balance')::bigint = (SELECT balance FROM payext.account WHERE id = :m_a)),
+          1::bigint, 'relation_rows: an admin reads an account as the table holds it');
+RESET ROLE;
+SELECT throws_ok('SELECT count(*) FROM payext.relation_rows(''signing_key'')', '42P01', NULL,
+                 'relation_rows: signing keys are no readable relation, not even for the owner');
+SELECT throws_ok('SELECT count(*) FROM payext.relation_rows(''account; SELECT 1'')', '42P01', NULL,
+                 'relation_rows: a name is one of the list, never SQL');
 
 SELECT * FROM finish();
 ROLLBACK;

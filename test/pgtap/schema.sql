@@ -165,8 +165,9 @@ SELECT set_eq($$
      AND has_function_privilege('public', p.oid, 'EXECUTE')
 $$, ARRAY['currencies', 'format_amount', 'normalize_plate', 'calling_role',
         'caller_has_capability', 'acting_accounts', 'acting_public_service_ids',
-        'current_partition', 'partition_of', 'code_partition', 'owner_hash', 'owner_partition'],
-'PUBLIC executes only the pure helpers (routing ones included) and what row-level security policies call about the caller itself');
+        'current_partition', 'partition_of', 'code_partition', 'owner_hash', 'owner_partition',
+        'relation_rows'],
+'PUBLIC executes only the pure helpers (routing ones included), what row-level security policies call about the caller itself, and relation_rows (the caller''s own privileges)');
 SELECT table_privs_are('payext', t, 'public', ARRAY[]::name[],
                        format('PUBLIC has no privilege on payext.%s', t))
   FROM unnest(ARRAY['account', 'transfer']) AS t;

@@ -92,8 +92,9 @@ SELECT payext.open_wallet(' ann');
 SELECT payext.open_wallet('ann', 'XXX');
 SELECT payext.cancel_payment_code('000000000000000001');
 SELECT payext.cancel_payment_code(:'ann_code');
--- The router's own refusals, before any partition: nulls, ids and codes
--- of partitions it does not have, malformed codes.
+-- The router's own refusals, before any partition: nulls, ids of
+-- partitions it does not have (no such account, as a single node would
+-- say), codes of partitions it does not have, malformed codes.
 SELECT payext.open_wallet(NULL);
 SELECT payext.balance(NULL);
 SELECT payext.balance(0);
@@ -260,4 +261,44 @@ SELECT payext.close_account(payext.open_wallet('fay'));
 \set VERBOSITY sqlstate
 SELECT payext.top_up(payext.open_wallet('fay'), 100, 'fay-1');
 SELECT payext.close_account(:eve);
+\set VERBOSITY default
+
+-- payext's readable relations, each partition's rows together: a wallet
+-- once, on its owner's partition; the merchant's account once per
+-- partition; the journal agreeing with every wallet's balance (a
+-- merchant's also has its credit buckets); and the
+-- analysts' per-merchant sums adding up what each partition counted.
+SELECT kind, count(*) AS accounts, count(DISTINCT id >> 56) AS partitions
+  FROM payext.account WHERE kind IN ('merchant', 'system') GROUP BY kind ORDER BY kind;
+SELECT count(*) AS ann_rows, bool_and(id = :ann) AS ann_is_ann,
+       bool_and(balance = payext.balance(:ann)) AS same_balance
+  FROM payext.account WHERE owner = 'ann' AND kind = 'wallet' AND currency = 'CNY';
+WITH moves AS (
+  SELECT credit_account AS account, amount FROM payext.transfer
+  UNION ALL
+  SELECT debit_account, -amount FROM payext.transfer
+), sums AS (SELECT account, sum(amount) AS total FROM moves GROUP BY account)
+SELECT count(*) > 4 AS wallets_checked,
+       count(DISTINCT a.id >> 56) AS partitions,
+       count(*) FILTER (WHERE a.balance <> coalesce(s.total, 0)) AS balances_off_journal
+  FROM payext.account a LEFT JOIN sums s ON s.account = a.id
+ WHERE a.kind = 'wallet';
+SELECT s.consumers = c.consumers AS consumers_add_up,
+       s.payments = c.payments AS payments_add_up,
+       s.payment_amount = c.payment_amount AS amounts_add_up,
+       c.partitions AS consumers_on_partitions
+  FROM payext.merchant_summary s,
+       LATERAL (SELECT count(*) AS consumers, sum(payments) AS payments,
+                       sum(payment_amount) AS payment_amount,
+                       count(DISTINCT payext.owner_partition(consumer, 2)) AS partitions
+                  FROM payext.consumer_merchant WHERE public_service_id = s.public_service_id) c
+ WHERE s.public_service_id = 'gh_tea';
+SELECT sum(payments) = (SELECT payments FROM payext.merchant_summary WHERE public_service_id = 'gh_tea')
+       AS days_add_up
+  FROM payext.merchant_daily WHERE public_service_id = 'gh_tea';
+-- What is not payext's readable relation is not read through the router,
+-- whatever the caller may read on the partitions.
+\set VERBOSITY sqlstate
+SELECT count(*) FROM payext.relation_rows('signing_key');
+SELECT count(*) FROM payext.relation_rows(NULL);
 \set VERBOSITY default
