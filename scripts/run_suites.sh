@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.." || exit 2
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap diff dump upgrade pgbouncer router load crash valgrind demo)
+[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap diff dump upgrade nopreload pgbouncer router load crash valgrind demo)
 
 passed=0
 failed=0
@@ -29,6 +29,8 @@ run_suite() {
 	dump) test/dump/roundtrip.sh && test/dump/roles_roundtrip.sh ;;
 	# Released scripts unedited; every release updates to a fresh install's schema.
 	upgrade) test/upgrade/run.sh ;;
+	# A server of its own that does not preload payext.
+	nopreload) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh -o "shared_preload_libraries=''" test/nopreload/run.sh ;;
 	# Through PgBouncer in transaction pooling mode, started on loopback.
 	pgbouncer) test/pgbouncer/run.sh ;;
 	# Two partitions and a PL/Proxy router, each a cluster of its own.

@@ -138,6 +138,15 @@ ThrottleInit(void)
 							 &payext_code_failure_log_level,
 							 LOG, log_level_options,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	/*
+	 * The slots are shared memory, sized once as the server starts: a setting
+	 * of PGC_POSTMASTER, which PostgreSQL lets a library define only while
+	 * it is preloaded (elsewhere it ends the session with FATAL).  Loaded
+	 * by a session alone, payext has no slots and no such setting, and
+	 * charges are PY007 while the limit is above 0 (ThrottleOn).
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomIntVariable("payext.code_failure_slots",
 							"Merchants whose failed codes shared memory keeps at once.",
 							"Set at server start; needs payext in shared_preload_libraries.",
@@ -145,9 +154,6 @@ ThrottleInit(void)
 							PAYEXT_DEFAULT_CODE_FAILURE_SLOTS, PAYEXT_MIN_CODE_FAILURE_SLOTS,
 							PAYEXT_MAX_CODE_FAILURE_SLOTS,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = ThrottleShmemRequest;
 	prev_shmem_startup_hook = shmem_startup_hook;
