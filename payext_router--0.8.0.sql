@@ -117,12 +117,15 @@ BEGIN
   END IF;
   -- An id of no partition the router has names nothing: a single node
   -- would not find it either, and says so with the same SQLSTATE.
-  IF id < 1 OR (id >> 56) >= payext.router_partitions() THEN
+  IF id < 1 THEN
+    RAISE EXCEPTION '% % does not exist', what, id
+      USING ERRCODE = CASE name WHEN 'lot' THEN 'PY407' WHEN 'stay' THEN 'PY408' ELSE 'PY101' END;
+  END IF;
+  IF (id >> 56) >= payext.router_partitions() THEN
     RAISE EXCEPTION '% % does not exist', what, id
       USING ERRCODE = CASE name WHEN 'lot' THEN 'PY407' WHEN 'stay' THEN 'PY408' ELSE 'PY101' END,
-            DETAIL = CASE WHEN id < 1 THEN 'Ids are positive.'
-                          ELSE format('Its high bits name partition %s; the router has %s partitions.',
-                                      id >> 56, payext.router_partitions()) END;
+            DETAIL = format('Its high bits name partition %s; the router has %s partitions.',
+                            id >> 56, payext.router_partitions());
   END IF;
   p := (id >> 56)::integer;
   RETURN p;
