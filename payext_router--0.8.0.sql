@@ -23,13 +23,42 @@ $$;
 COMMENT ON FUNCTION payext.router_partitions() IS
   'the number of partitions this router routes to (0: not configured)';
 
+-- PL/Proxy sends a date, time or interval to a partition as text, in the
+-- calling session's DateStyle and IntervalStyle: "Fri Nov 20 10:00:00
+-- 2026 CST" under DateStyle Postgres would be read there as US Central
+-- time, "20/11/2026" under SQL, DMY as another date.  Every PL/Proxy
+-- function below with such an argument or result sets both styles to
+-- unambiguous ones for its call (ISO 8601 with a numeric offset).  The
+-- partitions answer in their own DateStyle, which must stay ISO (the
+-- default).
+
+-- What every "RUN ON" below runs on: partition p, when the router has it.
+-- PL/Proxy itself would take a number modulo the partitions and fail on
+-- NULL with XX000; the router's internal *_on functions are callable by
+-- any role, so a bad number is refused here with payext's SQLSTATEs.
+CREATE FUNCTION payext.checked_partition(p integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF p IS NULL THEN
+    RAISE EXCEPTION 'argument "p" must not be null' USING ERRCODE = 'PY001';
+  END IF;
+  IF p < 0 OR p > 99 THEN
+    RAISE EXCEPTION 'partition % is not behind this router', p USING ERRCODE = 'PY501';
+  END IF;
+  RETURN p;
+END
+$$;
+
 -- Partition p's own number, asked of partition p.
 CREATE FUNCTION payext.router_partition_number(p integer)
 RETURNS integer
 LANGUAGE plproxy
 AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.current_partition();
 $$;
 COMMENT ON FUNCTION payext.router_partition_number(integer) IS
@@ -350,7 +379,7 @@ $$;
 CREATE FUNCTION payext.open_wallet_on(p integer, owner text, currency text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.open_wallet(owner, currency);
 $$;
 
@@ -373,7 +402,7 @@ $$;
 CREATE FUNCTION payext.top_up_on(p integer, wallet bigint, amount bigint, external_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.top_up(wallet, amount, external_ref);
 $$;
 
@@ -396,7 +425,7 @@ $$;
 CREATE FUNCTION payext.withdraw_on(p integer, account bigint, amount bigint, external_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.withdraw(account, amount, external_ref);
 $$;
 
@@ -425,9 +454,11 @@ END
 $$;
 
 CREATE FUNCTION payext.request_payment_on(p integer, wallet bigint, max_amount bigint, ttl interval)
-RETURNS text LANGUAGE plproxy AS $$
+RETURNS text LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.request_payment(wallet, max_amount, ttl);
 $$;
 
@@ -451,7 +482,7 @@ $$;
 CREATE FUNCTION payext.cancel_payment_code_on(p integer, code text)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.cancel_payment_code(code);
 $$;
 
@@ -474,7 +505,7 @@ $$;
 CREATE FUNCTION payext.balance_on(p integer, account bigint)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.balance(account);
 $$;
 
@@ -509,7 +540,7 @@ CREATE FUNCTION payext.open_merchant_on(p integer, public_service_id text, displ
                                         currency text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.open_merchant(public_service_id, display_name, currency);
 $$;
 
@@ -550,14 +581,14 @@ $$;
 CREATE FUNCTION payext.map_merchant_role_on(p integer, grantee text, merchant bigint)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.map_merchant_role(grantee::regrole, merchant);
 $$;
 
 CREATE FUNCTION payext.unmap_merchant_role_on(p integer, grantee text, merchant bigint)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.unmap_merchant_role(grantee::regrole, merchant);
 $$;
 
@@ -616,14 +647,14 @@ CREATE FUNCTION payext.claim_reference_on(p integer, merchant bigint, kind text,
                                           partition_number integer)
 RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.claim_reference(merchant, kind, reference, partition_number);
 $$;
 
 CREATE FUNCTION payext.claimed_partition_on(p integer, merchant bigint, kind text, reference text)
 RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.claimed_partition(merchant, kind, reference);
 $$;
 
@@ -631,7 +662,7 @@ CREATE FUNCTION payext.charge_on(p integer, merchant bigint, code text, amount b
                                  order_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.charge(merchant, code, amount, order_ref);
 $$;
 
@@ -639,7 +670,7 @@ CREATE FUNCTION payext.merchant_charge_call_on(p integer, merchant bigint, code 
                                                amount bigint, order_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.merchant_charge_call(merchant, code, amount, order_ref);
 $$;
 
@@ -647,7 +678,7 @@ CREATE FUNCTION payext.charge_claimed_on(p integer, merchant bigint, code text, 
                                          order_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.charge_claimed(merchant, code, amount, order_ref);
 $$;
 
@@ -655,7 +686,7 @@ CREATE FUNCTION payext.merchant_charge_claimed_on(p integer, merchant bigint, co
                                                   amount bigint, order_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.merchant_charge_claimed(merchant, code, amount, order_ref);
 $$;
 
@@ -752,7 +783,7 @@ CREATE FUNCTION payext.refund_on(p integer, merchant bigint, order_ref text, amo
                                  refund_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.refund(merchant, order_ref, amount, refund_ref);
 $$;
 
@@ -760,7 +791,7 @@ CREATE FUNCTION payext.merchant_refund_call_on(p integer, merchant bigint, order
                                                amount bigint, refund_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.merchant_refund_call(merchant, order_ref, amount, refund_ref);
 $$;
 
@@ -783,7 +814,7 @@ CREATE FUNCTION payext.merchant_cover_on(p integer, saga uuid, account bigint, a
                                          to_partition integer, to_account bigint)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.merchant_cover(saga, account, amount, to_partition, to_account);
 $$;
 
@@ -853,7 +884,7 @@ BEGIN
   p := payext.claimed_partition_on(at_p, payext.merchant_on(m, at_p), 'order', order_ref);
   IF p IS NULL THEN
     RAISE EXCEPTION 'merchant % has no payment for order "%"', merchant, order_ref
-      USING ERRCODE = 'PY209';
+      USING ERRCODE = 'PY209', HINT = 'Check the merchant account and the order reference.';
   END IF;
   IF refund_ref <> '' AND octet_length(refund_ref) <= 128 THEN
     at_p := payext.route_reference(m, refund_ref);
@@ -905,9 +936,11 @@ CREATE FUNCTION payext.payment_status_on(p integer, merchant bigint, order_ref t
                                          OUT transfer_id bigint, OUT amount bigint,
                                          OUT refunded_amount bigint, OUT state text,
                                          OUT created_at timestamptz, OUT updated_at timestamptz)
-RETURNS record LANGUAGE plproxy AS $$
+RETURNS record LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.payment_status(merchant, order_ref);
 $$;
 
@@ -931,7 +964,7 @@ BEGIN
   p := payext.claimed_partition_on(at_p, payext.merchant_on(m, at_p), 'order', order_ref);
   IF p IS NULL THEN
     RAISE EXCEPTION 'merchant % has no payment for order "%"', merchant, order_ref
-      USING ERRCODE = 'PY209';
+      USING ERRCODE = 'PY209', HINT = 'Check the merchant account and the order reference.';
   END IF;
   at_p := p;
   SELECT * INTO transfer_id, amount, refunded_amount, state, created_at, updated_at
@@ -981,7 +1014,7 @@ CREATE FUNCTION payext.claim_references_on(p integer, merchant bigint, kind text
                                            partition_numbers integer[])
 RETURNS integer[] LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.claim_references(merchant, kind, refs, partition_numbers);
 $$;
 
@@ -990,7 +1023,7 @@ CREATE FUNCTION payext.charge_many_on(p integer, merchant bigint, codes text[], 
 RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
 LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.charge_many(merchant, codes, amounts, order_refs);
 $$;
 
@@ -999,7 +1032,7 @@ CREATE FUNCTION payext.merchant_charge_many_on(p integer, merchant bigint, codes
 RETURNS TABLE (item integer, transfer_id bigint, sqlstate text, message text)
 LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.merchant_charge_many(merchant, codes, amounts, order_refs);
 $$;
 
@@ -1030,35 +1063,55 @@ DECLARE
   idx integer[];
   holders integer[];
   r record;
+  d integer;
 BEGIN
   PERFORM payext.require_args(ARRAY['merchant', 'codes', 'amounts', 'order_refs'],
                               ARRAY[merchant IS NOT NULL, codes IS NOT NULL, amounts IS NOT NULL,
                                     order_refs IS NOT NULL]);
-  IF array_ndims(codes) > 1 OR array_ndims(amounts) > 1 OR array_ndims(order_refs) > 1 THEN
-    RAISE EXCEPTION 'arguments "codes", "amounts" and "order_refs" must be one-dimensional arrays'
-      USING ERRCODE = 'PY009';
-  END IF;
+  -- The same checks, in the same order and words, as payext's charge_many.
+  FOR a IN 1 .. 3 LOOP
+    d := CASE a WHEN 1 THEN array_ndims(codes) WHEN 2 THEN array_ndims(amounts)
+                ELSE array_ndims(order_refs) END;
+    IF d > 1 THEN
+      RAISE EXCEPTION 'argument "%" must be a one-dimensional array',
+        (ARRAY['codes', 'amounts', 'order_refs'])[a]
+        USING ERRCODE = 'PY009', DETAIL = format('It has %s dimensions.', d);
+    END IF;
+  END LOOP;
   n := coalesce(array_length(codes, 1), 0);
   IF n <> coalesce(array_length(amounts, 1), 0) OR n <> coalesce(array_length(order_refs, 1), 0) THEN
     RAISE EXCEPTION 'arguments "codes", "amounts" and "order_refs" must have the same length'
       USING ERRCODE = 'PY009',
             DETAIL = format('They have %s, %s and %s elements.', n,
                             coalesce(array_length(amounts, 1), 0),
-                            coalesce(array_length(order_refs, 1), 0));
+                            coalesce(array_length(order_refs, 1), 0)),
+            HINT = 'The n-th elements of the three arrays are the batch''s n-th item.';
   END IF;
   IF n > 1000 THEN
     RAISE EXCEPTION 'a batch holds at most 1000 charges' USING ERRCODE = 'PY010',
-      DETAIL = format('This one holds %s.', n);
+      DETAIL = format('This one holds %s.', n),
+      HINT = 'Split it; each batch is charged in one transaction.';
   END IF;
-  m := payext.require_router_merchant(merchant);
+  -- Not a merchant's id here: as payext's charge_many, every item is
+  -- refused on its own (PY101: the router cannot tell a wallet's id from
+  -- no account's without asking a partition).
+  m := payext.router_merchant(merchant);
+  IF m IS NULL THEN
+    RETURN QUERY SELECT i, NULL::bigint, 'PY101'::text,
+                        format('account %s is no merchant''s at this router', merchant)
+                   FROM generate_series(1, n) i;
+    RETURN;
+  END IF;
   home := array_fill(NULL::integer, ARRAY[greatest(n, 1)]);
   verdict := array_fill(NULL::text, ARRAY[greatest(n, 1)]);
   note := array_fill(NULL::text, ARRAY[greatest(n, 1)]);
   tids := array_fill(NULL::bigint, ARRAY[greatest(n, 1)]);
   unclaimed := array_fill(false, ARRAY[greatest(n, 1)]);
   FOR i IN 1 .. n LOOP
-    IF NOT (codes[i] ~ '^[0-9]{18}$' AND payext.code_check_digit_ok(codes[i])) THEN
-      home[i] := 0;   -- not a code, or a typo: partition 0 refuses it as any would
+    IF codes[i] IS NULL OR NOT (codes[i] ~ '^[0-9]{18}$' AND payext.code_check_digit_ok(codes[i])) THEN
+      -- no code, not a code, or a typo: partition 0 refuses it as any would
+      -- (an item with none would otherwise be neither charged nor refused)
+      home[i] := 0;
       unclaimed[i] := true;
     ELSIF substr(codes[i], 1, 2)::integer >= parts THEN
       verdict[i] := 'PY202';
@@ -1139,7 +1192,7 @@ CREATE FUNCTION payext.merchant_settle_call_on(p integer, merchant bigint, bank_
                                                OUT refunds bigint, OUT refunded_amount bigint)
 RETURNS record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.merchant_settle_call(merchant, bank_ref);
 $$;
 
@@ -1190,9 +1243,11 @@ $$;
 ---------------------------------------------------------------------------
 
 CREATE FUNCTION payext.record_interaction_on(p integer, consumer text, public_service_id text, kind text, amount bigint, occurred_at timestamptz)
-RETURNS bigint LANGUAGE plproxy AS $$
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.record_interaction(consumer, public_service_id, kind, amount, occurred_at);
 $$;
 
@@ -1218,7 +1273,7 @@ $$;
 CREATE FUNCTION payext.opt_out_on(p integer, consumer text, public_service_id text)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.opt_out(consumer, public_service_id);
 $$;
 
@@ -1243,7 +1298,7 @@ $$;
 CREATE FUNCTION payext.opt_in_on(p integer, consumer text, public_service_id text)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.opt_in(consumer, public_service_id);
 $$;
 
@@ -1268,7 +1323,7 @@ $$;
 CREATE FUNCTION payext.associate_on(p integer, consumer text, public_service_id text)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.associate(consumer, public_service_id);
 $$;
 
@@ -1293,21 +1348,21 @@ $$;
 CREATE FUNCTION payext.freeze_on(p integer, account bigint)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.freeze(account);
 $$;
 
 CREATE FUNCTION payext.unfreeze_on(p integer, account bigint)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.unfreeze(account);
 $$;
 
 CREATE FUNCTION payext.close_account_on(p integer, account bigint)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.close_account(account);
 $$;
 
@@ -1356,7 +1411,7 @@ AS $$ SELECT payext.route_account_state('close_account', $1) $$;
 CREATE FUNCTION payext.unblock_charging_on(p integer, merchant bigint)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.unblock_charging(merchant);
 $$;
 
@@ -1382,9 +1437,11 @@ END
 $$;
 
 CREATE FUNCTION payext.set_association_rule_on(p integer, public_service_id text, min_interactions integer, within interval, min_total_amount bigint)
-RETURNS void LANGUAGE plproxy AS $$
+RETURNS void LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.set_association_rule(public_service_id, min_interactions, within, min_total_amount);
 $$;
 
@@ -1413,7 +1470,7 @@ $$;
 CREATE FUNCTION payext.drop_association_rule_on(p integer, public_service_id text)
 RETURNS boolean LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.drop_association_rule(public_service_id);
 $$;
 
@@ -1443,7 +1500,7 @@ $$;
 CREATE FUNCTION payext.evaluate_associations_on(p integer, public_service_id text)
 RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.evaluate_associations(public_service_id);
 $$;
 
@@ -1473,7 +1530,7 @@ $$;
 CREATE FUNCTION payext.rotate_signing_key_on(p integer)
 RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.rotate_signing_key();
 $$;
 
@@ -1503,7 +1560,7 @@ $$;
 CREATE FUNCTION payext.grant_capability_on(p integer, capability text, grantee text)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.grant_capability(capability, grantee::regrole);
 $$;
 
@@ -1531,7 +1588,7 @@ $$;
 CREATE FUNCTION payext.revoke_capability_on(p integer, capability text, grantee text)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.revoke_capability(capability, grantee::regrole);
 $$;
 
@@ -1557,9 +1614,11 @@ END
 $$;
 
 CREATE FUNCTION payext.merchant_transfers_on(p integer, merchant bigint)
-RETURNS TABLE (transfer_id bigint, created_at timestamptz, kind text, reference text, amount bigint, currency text) LANGUAGE plproxy AS $$
+RETURNS TABLE (transfer_id bigint, created_at timestamptz, kind text, reference text, amount bigint, currency text) LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.merchant_transfers(merchant);
 $$;
 
@@ -1586,9 +1645,11 @@ END
 $$;
 
 CREATE FUNCTION payext.merchant_interactions_on(p integer, merchant bigint)
-RETURNS TABLE (interaction_id bigint, consumer text, kind text, amount bigint, occurred_at timestamptz, transfer_id bigint) LANGUAGE plproxy AS $$
+RETURNS TABLE (interaction_id bigint, consumer text, kind text, amount bigint, occurred_at timestamptz, transfer_id bigint) LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.merchant_interactions(merchant);
 $$;
 
@@ -1615,9 +1676,11 @@ END
 $$;
 
 CREATE FUNCTION payext.merchant_associations_on(p integer, merchant bigint)
-RETURNS TABLE (consumer text, state text, established_at timestamptz, how text, changed_at timestamptz) LANGUAGE plproxy AS $$
+RETURNS TABLE (consumer text, state text, established_at timestamptz, how text, changed_at timestamptz) LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.merchant_associations(merchant);
 $$;
 
@@ -1646,7 +1709,9 @@ $$;
 CREATE FUNCTION payext.code_failures_on_all(OUT merchant bigint, OUT failures integer,
                                             OUT first_at timestamptz, OUT last_at timestamptz,
                                             OUT blocked_until timestamptz, OUT last_code text)
-RETURNS SETOF record LANGUAGE plproxy AS $$
+RETURNS SETOF record LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
   RUN ON ALL;
   SELECT * FROM payext.code_failures();
@@ -1716,9 +1781,11 @@ CREATE FUNCTION payext.create_parking_lot_on(p integer, operator bigint, name te
     time_zone text, free_minutes integer, unit_minutes integer, day_price bigint,
     night_price bigint, day_start time, night_start time, cap_24h bigint, cap_stay bigint,
     exit_grace_minutes integer)
-RETURNS bigint LANGUAGE plproxy AS $$
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.create_parking_lot(operator, name, time_zone, free_minutes, unit_minutes,
                                    day_price, night_price, day_start, night_start, cap_24h,
                                    cap_stay, exit_grace_minutes);
@@ -1730,9 +1797,11 @@ CREATE FUNCTION payext.lots_like_on(p integer, operator bigint, name text, time_
     free_minutes integer, unit_minutes integer, day_price bigint, night_price bigint,
     day_start time, night_start time, cap_24h bigint, cap_stay bigint,
     exit_grace_minutes integer)
-RETURNS SETOF bigint LANGUAGE plproxy AS $$
+RETURNS SETOF bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT l.id FROM payext.parking_lot l
    WHERE l.operator = operator AND l.name = name AND l.time_zone = time_zone
      AND l.free_minutes = free_minutes AND l.unit_minutes = unit_minutes
@@ -1814,58 +1883,64 @@ $$;
 CREATE FUNCTION payext.bind_vehicle_on(p integer, owner text, plate text, auto_pay boolean)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.bind_vehicle(owner, plate, auto_pay);
 $$;
 
 CREATE FUNCTION payext.unbind_vehicle_on(p integer, owner text, plate text)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.unbind_vehicle(owner, plate);
 $$;
 
 CREATE FUNCTION payext.vehicle_entered_on(p integer, lot bigint, plate text, at timestamptz)
-RETURNS bigint LANGUAGE plproxy AS $$
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.vehicle_entered(lot, plate, at);
 $$;
 
 CREATE FUNCTION payext.vehicle_exited_on(p integer, lot bigint, plate text, at timestamptz)
-RETURNS bigint LANGUAGE plproxy AS $$
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.vehicle_exited(lot, plate, at);
 $$;
 
 CREATE FUNCTION payext.parking_service_info_on(p integer, owner text, at timestamptz,
     OUT stay bigint, OUT plate text, OUT lot bigint, OUT entered_at timestamptz,
     OUT exited_at timestamptz, OUT amount_due bigint, OUT lot_name text, OUT currency text)
-RETURNS SETOF record LANGUAGE plproxy AS $$
+RETURNS SETOF record LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.parking_service_info(owner, at);
 $$;
 
 CREATE FUNCTION payext.pay_parking_on(p integer, stay bigint, wallet bigint, amount bigint)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.pay_parking(stay, wallet, amount);
 $$;
 
 CREATE FUNCTION payext.reserve_vehicle_slot_on(p integer, owner text, plate text)
 RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.reserve_vehicle_slot(owner, plate);
 $$;
 
 CREATE FUNCTION payext.release_vehicle_slot_on(p integer, owner text, plate text)
 RETURNS void LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.release_vehicle_slot(owner, plate);
 $$;
 
@@ -1935,14 +2010,14 @@ $$;
 CREATE FUNCTION payext.vehicles_on(p integer, OUT owner text, OUT plate text)
 RETURNS SETOF record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT v.owner, v.plate FROM payext.vehicle v;
 $$;
 
 CREATE FUNCTION payext.vehicle_slots_on(p integer, OUT owner text, OUT plate text)
 RETURNS SETOF record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT s.owner, s.plate FROM payext.vehicle_slot s;
 $$;
 
@@ -2057,16 +2132,18 @@ $$;
 CREATE FUNCTION payext.auto_pay_elsewhere_on(p integer, lot bigint, plate text, at timestamptz,
     OUT stay bigint, OUT owner text, OUT amount bigint, OUT currency text,
     OUT operator bigint, OUT public_service_id text, OUT paid bigint)
-RETURNS SETOF record LANGUAGE plproxy AS $$
+RETURNS SETOF record LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.auto_pay_elsewhere(lot, plate, at);
 $$;
 
 CREATE FUNCTION payext.wallet_of_on(p integer, owner text, currency text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.wallet_of(owner, currency);
 $$;
 
@@ -2112,7 +2189,7 @@ CREATE FUNCTION payext.stay_payee_on(p integer, stay bigint, OUT operator bigint
     OUT public_service_id text, OUT currency text, OUT paid bigint)
 RETURNS record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.stay_payee(stay);
 $$;
 
@@ -2120,7 +2197,7 @@ CREATE FUNCTION payext.parking_saga_send_on(p integer, saga uuid, wallet bigint,
                                             stay bigint, operator bigint, public_service_id text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.parking_saga_send(saga, wallet, amount, stay, operator, public_service_id);
 $$;
 
@@ -2207,7 +2284,7 @@ CREATE FUNCTION payext.saga_send_on(p integer, saga uuid, account bigint, amount
                                     to_partition integer, to_account bigint)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.saga_send(saga, account, amount, to_partition, to_account);
 $$;
 
@@ -2218,7 +2295,7 @@ CREATE FUNCTION payext.saga_receive_on(p integer, saga uuid, from_partition inte
                                        OUT refused_sqlstate text, OUT refused_message text)
 RETURNS record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.saga_receive(saga, from_partition, account, amount, currency,
                                     public_service_id, stay, payer);
 $$;
@@ -2226,7 +2303,7 @@ $$;
 CREATE FUNCTION payext.saga_finish_on(p integer, saga uuid, in_transfer bigint)
 RETURNS text LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.saga_finish(saga, in_transfer);
 $$;
 
@@ -2234,7 +2311,7 @@ CREATE FUNCTION payext.saga_return_on(p integer, saga uuid, refused_sqlstate tex
                                       refused_message text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.saga_return(saga, refused_sqlstate, refused_message);
 $$;
 
@@ -2250,7 +2327,7 @@ CREATE TYPE payext.saga_info AS (
 CREATE FUNCTION payext.sagas_on(p integer, only_open boolean)
 RETURNS SETOF payext.saga_info LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT s.id, s.purpose, s.public_service_id, s.stay, s.payer, s.account, s.amount, s.currency,
          s.to_partition,
          s.to_account, s.out_transfer,
@@ -2264,7 +2341,7 @@ $$;
 CREATE FUNCTION payext.saga_on(p integer, saga uuid)
 RETURNS SETOF payext.saga_info LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT s.id, s.purpose, s.public_service_id, s.stay, s.payer, s.account, s.amount, s.currency,
          s.to_partition,
          s.to_account, s.out_transfer,
@@ -2277,7 +2354,7 @@ $$;
 CREATE FUNCTION payext.clearing_on(p integer, OUT currency text, OUT balance numeric)
 RETURNS SETOF record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT a.currency,
          coalesce((SELECT sum(CASE WHEN t.credit_account = a.id THEN t.amount::numeric
                                    ELSE -t.amount::numeric END)
@@ -2289,7 +2366,7 @@ $$;
 CREATE FUNCTION payext.inbox_on(p integer, OUT saga uuid, OUT outcome text)
 RETURNS SETOF record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT i.saga, i.outcome FROM payext.saga_inbox i;
 $$;
 
@@ -2542,7 +2619,7 @@ CREATE FUNCTION payext.transfer_on(p integer, debit_account bigint, credit_accou
                                    amount bigint, reference text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.transfer(debit_account, credit_account, amount, reference);
 $$;
 
@@ -2612,9 +2689,11 @@ $$;
 
 CREATE FUNCTION payext.parking_fee_on(p integer, lot bigint, entered_at timestamptz,
                                       exited_at timestamptz)
-RETURNS bigint LANGUAGE plproxy AS $$
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.parking_fee(lot, entered_at, exited_at);
 $$;
 
@@ -2643,7 +2722,7 @@ $$;
 CREATE FUNCTION payext.format_amount_on(p integer, amount bigint, currency text)
 RETURNS text LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.format_amount(amount, currency);
 $$;
 
@@ -2675,7 +2754,7 @@ $$;
 CREATE FUNCTION payext.partition_of_on(p integer, id bigint)
 RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.partition_of(id);
 $$;
 
@@ -2707,7 +2786,7 @@ $$;
 CREATE FUNCTION payext.code_partition_on(p integer, code text)
 RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.code_partition(code);
 $$;
 
@@ -2739,7 +2818,7 @@ $$;
 CREATE FUNCTION payext.owner_partition_on(p integer, owner text, partitions integer)
 RETURNS integer LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.owner_partition(owner, partitions);
 $$;
 
@@ -2771,7 +2850,7 @@ $$;
 CREATE FUNCTION payext.normalize_plate_on(p integer, plate text)
 RETURNS text LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT payext.normalize_plate(plate);
 $$;
 
@@ -2804,7 +2883,7 @@ CREATE FUNCTION payext.currencies_on(p integer, OUT code text, OUT exponent inte
                                      OUT name text)
 RETURNS SETOF record LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';
-  RUN ON p;
+  RUN ON payext.checked_partition(p);
   SELECT * FROM payext.currencies();
 $$;
 
@@ -2882,6 +2961,22 @@ SELECT r.* FROM payext.relation_rows('transfer') j,
   json_to_record(j) AS r(id bigint, debit_account bigint, credit_account bigint, amount bigint,
                          currency text, kind text, idem_scope bigint, reference text,
                          created_at timestamptz, checksum bytea);
+
+-- The journal is append-only here too, with payext's own refusal (PY109):
+-- not a view's 55000.
+CREATE FUNCTION payext.journal_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RAISE EXCEPTION 'the journal is append-only' USING ERRCODE = 'PY109',
+    DETAIL = format('%s on transfer is refused.', TG_OP),
+    HINT = 'Correct a transfer with a new transfer in the opposite direction.';
+END
+$$;
+CREATE TRIGGER journal_guard INSTEAD OF INSERT OR UPDATE OR DELETE ON payext.transfer
+  FOR EACH ROW EXECUTE FUNCTION payext.journal_guard();
 
 CREATE VIEW payext.payment AS
 SELECT r.* FROM payext.relation_rows('payment') j,

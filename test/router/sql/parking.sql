@@ -120,6 +120,18 @@ SELECT payext.partition_of(payext.pay_parking(:stay2, :wallet1, 1000)) AS paid_o
 SELECT count(*) AS due_left FROM payext.parking_service_info(:'owner1');
 -- The tariff, from the lot's partition.
 SELECT payext.parking_fee(:lot, now() - interval '2 hours', now()) AS two_hours;
+-- Times reach the partition as the caller meant them, whatever its
+-- DateStyle: 10:00 in Shanghai is day time.  (PL/Proxy sends them as text;
+-- in the caller's Postgres style, "Fri Nov 20 10:00:00 2026 CST" was read
+-- there as US Central time, midnight in Shanghai, at the night price.)
+SELECT payext.create_parking_lot(:op, 'Router Park Nights', 'Asia/Shanghai', 15, 30, 500, 200)
+       AS night_lot \gset
+SET TIME ZONE 'Asia/Shanghai';
+SET DateStyle = 'Postgres, DMY';
+SELECT payext.parking_fee(:night_lot, '2026-11-20 10:00', '2026-11-20 10:15:00.000001') AS day_unit,
+       payext.parking_fee(:night_lot, '20/11/2026 22:00', '20/11/2026 22:15:00.000001') AS night_unit;
+RESET DateStyle;
+RESET TIME ZONE;
 -- Unknown lot: the partition's own refusal.
 \set VERBOSITY sqlstate
 SELECT payext.vehicle_entered(424242, :'plate0');

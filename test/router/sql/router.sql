@@ -186,7 +186,11 @@ SELECT order_ref, amount FROM (VALUES ('M-1'), ('M-2')) o(order_ref),
 \set VERBOSITY sqlstate
 SELECT * FROM payext.charge_many(:shop, ARRAY['x'], ARRAY[1, 2]::bigint[], ARRAY['y']);
 SELECT * FROM payext.charge_many(:shop, NULL, ARRAY[1]::bigint[], ARRAY['y']);
+-- A batch for no merchant's account: each item refused on its own, as a
+-- single node answers; and an item without a code is refused (PY001), not
+-- left neither charged nor refused.
 SELECT * FROM payext.charge_many(:ann, ARRAY['x'], ARRAY[1]::bigint[], ARRAY['y']);
+SELECT item, transfer_id, sqlstate FROM payext.charge_many(:shop, ARRAY[NULL], ARRAY[1]::bigint[], ARRAY['y']);
 \set VERBOSITY default
 SELECT count(*) FROM payext.charge_many(:shop, '{}', '{}', '{}');
 
