@@ -34,7 +34,8 @@ run_suite() {
 	# Through PgBouncer in transaction pooling mode, started on loopback.
 	pgbouncer) test/pgbouncer/run.sh ;;
 	# Two partitions and a PL/Proxy router, each a cluster of its own.
-	router) scripts/with_partitions.sh 2 test/router/run.sh ;;
+	# The single node's stories through a router first, on partitions of their own.
+	router) scripts/with_partitions.sh 2 test/router/stories.sh && scripts/with_partitions.sh 2 test/router/run.sh ;;
 	load) test/load/run.sh ;;
 	# A cluster of its own, which it kills and restarts.
 	crash) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh test/crash/run.sh ;;
