@@ -3081,6 +3081,18 @@ SELECT r.* FROM payext.relation_rows('parking_stay') j,
                          exited_at timestamptz, fee bigint, paid bigint, paid_at timestamptz,
                          owner_at_entry text, state text, recorded_at timestamptz);
 
+-- A payment of a stay from a wallet of another partition shows that
+-- partition's clearing account as its wallet, with how = 'saga'.
+CREATE VIEW payext.parking_payment AS
+SELECT r.* FROM payext.relation_rows('parking_payment') j,
+  json_to_record(j) AS r(transfer_id bigint, stay bigint, wallet bigint, amount bigint,
+                         how text, paid_at timestamptz);
+
+-- A merchant account's payments not yet folded into its row.
+CREATE VIEW payext.merchant_credit AS
+SELECT r.* FROM payext.relation_rows('merchant_credit') j,
+  json_to_record(j) AS r(account bigint, bucket integer, amount bigint);
+
 -- One partition's anomalies are its own: a plate's stays are all on one.
 CREATE VIEW payext.parking_anomaly AS
 SELECT r.* FROM payext.relation_rows('parking_anomaly') j,
@@ -3108,5 +3120,6 @@ GRANT SELECT ON payext.account, payext.transfer, payext.payment, payext.refund,
   payext.interaction, payext.association, payext.association_opt_out,
   payext.association_rule, payext.consumer_merchant, payext.analyst_consumer_merchant,
   payext.merchant_summary, payext.merchant_daily, payext.code_failure,
-  payext.parking_lot, payext.parking_stay, payext.parking_anomaly, payext.vehicle
+  payext.parking_lot, payext.parking_stay, payext.parking_anomaly, payext.vehicle,
+  payext.parking_payment, payext.merchant_credit
   TO PUBLIC;

@@ -33,9 +33,14 @@ run_suite() {
 	nopreload) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh -o "shared_preload_libraries=''" test/nopreload/run.sh ;;
 	# Through PgBouncer in transaction pooling mode, started on loopback.
 	pgbouncer) test/pgbouncer/run.sh ;;
-	# Two partitions and a PL/Proxy router, each a cluster of its own.
-	# The single node's stories through a router first, on partitions of their own.
-	router) scripts/with_partitions.sh 2 test/router/stories.sh && scripts/with_partitions.sh 2 test/router/run.sh ;;
+	# Two partitions and a PL/Proxy router, each a cluster of its own: the
+	# single node's stories through a router, the router's own suite, and
+	# the load driver through a router, each on partitions of their own.
+	router)
+		scripts/with_partitions.sh 2 test/router/stories.sh &&
+			scripts/with_partitions.sh 2 test/router/run.sh &&
+			PAYEXT_LOAD_ROUTER=1 scripts/with_partitions.sh 2 test/load/run.sh
+		;;
 	load) test/load/run.sh ;;
 	# A cluster of its own, which it kills and restarts.
 	crash) PAYEXT_CLUSTER=initdb scripts/with_cluster.sh test/crash/run.sh ;;

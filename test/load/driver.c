@@ -1620,8 +1620,14 @@ attempt_exit(Client *c, void *arg)
 	{
 		const char *v[] = {stay};
 
-		if ((o = run(c, &r, "SELECT transfer_id, wallet, amount FROM payext.parking_payment"
-					 " WHERE stay = $1 AND how = 'auto'", 1, v)) != OK)
+		/*
+		 * Behind a router, a stay paid from a wallet of another partition is
+		 * a saga's payment ('saga'), booked against the stay partition's
+		 * clearing account: the wallet it came from is then the spot's.
+		 */
+		if ((o = run(c, &r, "SELECT transfer_id, CASE how WHEN 'saga' THEN NULL ELSE wallet END, amount"
+					 " FROM payext.parking_payment WHERE stay = $1 AND how IN ('auto', 'saga')",
+					 1, v)) != OK)
 			return abandon(c, o);
 		x->auto_tid = 0;
 		if (PQntuples(r) > 1)
@@ -1629,7 +1635,8 @@ attempt_exit(Client *c, void *arg)
 		if (PQntuples(r) == 1)
 		{
 			x->auto_tid = parse_i64(PQgetvalue(r, 0, 0));
-			x->auto_wallet = parse_i64(PQgetvalue(r, 0, 1));
+			x->auto_wallet = PQgetisnull(r, 0, 1) ? x->spot->wallet
+				: parse_i64(PQgetvalue(r, 0, 1));
 			x->auto_amount = parse_i64(PQgetvalue(r, 0, 2));
 		}
 		PQclear(r);
@@ -2214,8 +2221,13 @@ load_population(PGconn *conn)
 		wallets[i] = parse_i64(PQgetvalue(r, i, 0));
 	PQclear(r);
 
+	/*
+	 * Merchants and lots by their id at a router (partition 0's account or
+	 * lot; behind a router each has one on every partition), which on a
+	 * single node is every id.
+	 */
 	r = query(conn, "SELECT id FROM payext.account WHERE kind = 'merchant' AND status = 'active'"
-			  " AND currency = 'CNY' ORDER BY id");
+			  " AND currency = 'CNY' AND id >> 56 = 0 ORDER BY id");
 	n_merchants = PQntuples(r);
 	merchants = calloc((size_t) n_merchants + 1, sizeof(int64_t));
 	for (int i = 0; i < n_merchants; i++)
@@ -2227,7 +2239,8 @@ load_population(PGconn *conn)
 		exit(1);
 	}
 
-	r = query(conn, "SELECT id, operator FROM payext.parking_lot WHERE currency = 'CNY' ORDER BY id");
+	r = query(conn, "SELECT id, operator FROM payext.parking_lot"
+			  " WHERE currency = 'CNY' AND id >> 56 = 0 ORDER BY id");
 	n_lots = PQntuples(r);
 	lot_ids = calloc((size_t) n_lots + 1, sizeof(int64_t));
 	lot_ops = calloc((size_t) n_lots + 1, sizeof(int64_t));
@@ -2251,7 +2264,7 @@ load_population(PGconn *conn)
 			  "  FROM payext.vehicle v"
 			  "  JOIN payext.account w ON w.kind = 'wallet' AND w.owner = v.owner AND w.currency = 'CNY'"
 			  "  CROSS JOIN payext.parking_lot l"
-			  " WHERE l.currency = 'CNY'"
+			  " WHERE l.currency = 'CNY' AND l.id >> 56 = 0"
 			  " ORDER BY v.owner, v.plate, l.id");
 	n_spots = PQntuples(r);
 	spots = calloc((size_t) n_spots + 1, sizeof(Spot));

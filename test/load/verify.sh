@@ -18,4 +18,6 @@ exact) exact=on ;;
 crash) exact=off ;;
 *) echo "verify.sh: mode must be exact or crash" >&2; exit 2 ;;
 esac
-cat "$@" | psql -X -q -v ON_ERROR_STOP=1 -v exact="$exact" -d "$db" -f test/load/verify.sql
+# PAYEXT_LOAD_ROUTER=on: the database is a router's (test/load/run.sh).
+cat "$@" | psql -X -q -v ON_ERROR_STOP=1 -v exact="$exact" -v router="${PAYEXT_LOAD_ROUTER:-off}" \
+	-d "$db" -f test/load/verify.sql

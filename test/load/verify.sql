@@ -9,9 +9,44 @@
 -- exact=on (a load run without a crash) also recomputes every balance from
 -- the opening balances and the acknowledged calls.  Every check that finds
 -- something adds rows to `failure`; any row fails the run (exit status 3).
+--
+-- router=on: the load ran through a router (test/load/run.sh's router
+-- mode), and this runs on the router's database.  Its relations are views
+-- of every partition's rows, read once into temporary tables of the same
+-- names (the relations are named unqualified, temporary ones first); a
+-- merchant's or a lot's id at the router stands for its account or lot on
+-- each partition (payext.merchant_account, payext.lot_map), and a stay
+-- paid from a wallet of another partition is paid through the stay
+-- partition's clearing account.  On a single node each id is its own.
 \set ON_ERROR_STOP 1
 \pset footer off
 SET client_min_messages = warning;
+\if :{?router}
+\else
+\set router off
+\endif
+SET search_path = pg_temp, payext, pg_catalog;
+\if :router
+CREATE TEMP TABLE account AS SELECT * FROM payext.account;
+CREATE TEMP TABLE transfer AS SELECT * FROM payext.transfer;
+CREATE TEMP TABLE payment AS SELECT * FROM payext.payment;
+CREATE TEMP TABLE refund AS SELECT * FROM payext.refund;
+CREATE TEMP TABLE merchant_credit AS SELECT * FROM payext.merchant_credit;
+CREATE TEMP TABLE parking_stay AS SELECT * FROM payext.parking_stay;
+CREATE TEMP TABLE parking_payment AS SELECT * FROM payext.parking_payment;
+-- A router has no live codes to read: none, as after their purge.
+CREATE TEMP TABLE payment_code (serial bigint, code bigint);
+CREATE TEMP TABLE merchant_map AS
+SELECT merchant, partition_number AS part, account FROM payext.merchant_account;
+CREATE TEMP TABLE lot_ids AS SELECT lot, local_lot FROM payext.lot_map;
+CREATE INDEX ON transfer (id);
+ANALYZE account, transfer, payment, refund, merchant_credit, parking_stay, parking_payment;
+\else
+CREATE TEMP TABLE merchant_map AS
+SELECT id AS merchant, 0 AS part, id AS account FROM payext.account WHERE kind = 'merchant';
+CREATE TEMP TABLE lot_ids AS SELECT id AS lot, id AS local_lot FROM payext.parking_lot;
+\endif
+CREATE INDEX ON merchant_map (merchant, part);
 
 CREATE TEMP TABLE ack (
   client      text,
@@ -34,8 +69,12 @@ CREATE INDEX ON ack (transfer_id);
 -- Each acknowledged movement of money and the call it answers: retries of
 -- one call (same reference) share a key, and must share one transfer.  A
 -- stay is one call: this workload pays a stay once, at exit or after it.
+-- merchant_here: the merchant's account on the transfer's partition.
 CREATE TEMP VIEW ack_money AS
 SELECT a.*,
+       coalesce((SELECT mm.account FROM merchant_map mm
+                  WHERE mm.merchant = a.merchant AND mm.part = a.transfer_id >> 56),
+                a.merchant) AS merchant_here,
        CASE a.kind
          WHEN 'top_up'   THEN format('top_up %s', a.ref)
          WHEN 'withdraw' THEN format('withdraw %s', a.ref)
@@ -57,9 +96,9 @@ CREATE TEMP TABLE failure (check_name text, detail text);
 -- same).  NULL for system accounts, which store none.
 CREATE TEMP VIEW held AS
 SELECT a.id, a.kind, a.currency,
-       a.balance::numeric + coalesce((SELECT sum(c.amount) FROM payext.merchant_credit c
+       a.balance::numeric + coalesce((SELECT sum(c.amount) FROM merchant_credit c
                                        WHERE c.account = a.id), 0) AS balance
-  FROM payext.account a;
+  FROM account a;
 
 -- 1. The extension's own verdict.
 INSERT INTO failure
@@ -69,10 +108,10 @@ SELECT 'verify_ledger', v.check_name || ': ' || v.detail
 -- 2. No wallet or merchant below zero.
 INSERT INTO failure
 SELECT 'negative_balance', format('%s account %s holds %s', a.kind, a.id, a.balance)
-  FROM held a WHERE a.kind <> 'system' AND a.balance < 0;
+  FROM held a WHERE a.kind NOT IN ('system', 'clearing') AND a.balance < 0;
 INSERT INTO failure
 SELECT 'negative_balance', format('bucket %s of merchant %s holds %s', c.bucket, c.account, c.amount)
-  FROM payext.merchant_credit c WHERE c.amount < 0;
+  FROM merchant_credit c WHERE c.amount < 0;
 
 -- 3. The journal balances, recomputed here rather than trusted to
 -- verify_ledger().  The journal is single-row double entry: each transfer
@@ -84,9 +123,9 @@ SELECT 'negative_balance', format('bucket %s of merchant %s holds %s', c.bucket,
 INSERT INTO failure
 SELECT 'journal_row_malformed',
        format('transfer %s: %s -> %s, %s %s', t.id, t.debit_account, t.credit_account, t.amount, t.currency)
-  FROM payext.transfer t
-  LEFT JOIN payext.account d ON d.id = t.debit_account
-  LEFT JOIN payext.account c ON c.id = t.credit_account
+  FROM transfer t
+  LEFT JOIN account d ON d.id = t.debit_account
+  LEFT JOIN account c ON c.id = t.credit_account
  WHERE t.amount <= 0 OR t.debit_account = t.credit_account
     OR d.id IS NULL OR c.id IS NULL
     OR d.currency <> t.currency OR c.currency <> t.currency;
@@ -97,8 +136,8 @@ SELECT 'debits_differ_from_credits',
   FROM (SELECT a.currency,
                sum(CASE WHEN a.id = t.debit_account THEN t.amount::numeric ELSE 0 END) AS debits,
                sum(CASE WHEN a.id = t.credit_account THEN t.amount::numeric ELSE 0 END) AS credits
-          FROM payext.transfer t
-          JOIN payext.account a ON a.id IN (t.debit_account, t.credit_account)
+          FROM transfer t
+          JOIN account a ON a.id IN (t.debit_account, t.credit_account)
          GROUP BY a.currency) x
  WHERE x.debits <> x.credits;
 
@@ -108,18 +147,18 @@ SELECT 'balance_differs_from_journal',
        format('account %s holds %s, its journal says %s', a.id, a.balance, coalesce(j.net, 0))
   FROM held a
   LEFT JOIN (SELECT m.account, sum(m.delta) AS net
-               FROM (SELECT debit_account AS account, -amount::numeric AS delta FROM payext.transfer
+               FROM (SELECT debit_account AS account, -amount::numeric AS delta FROM transfer
                      UNION ALL
-                     SELECT credit_account, amount::numeric FROM payext.transfer) m
+                     SELECT credit_account, amount::numeric FROM transfer) m
               GROUP BY m.account) j ON j.account = a.id
- WHERE a.kind <> 'system' AND a.balance IS DISTINCT FROM coalesce(j.net, 0);
+ WHERE a.kind NOT IN ('system', 'clearing') AND a.balance IS DISTINCT FROM coalesce(j.net, 0);
 
 -- The journal's rows per (kind, scope, reference), counted once: looked up
 -- per acknowledged call below (a count per call over the journal would take
 -- time quadratic in the run's length).
 CREATE TEMP TABLE transfer_reference AS
 SELECT kind, idem_scope, reference, count(*) AS n
-  FROM payext.transfer WHERE reference IS NOT NULL GROUP BY kind, idem_scope, reference;
+  FROM transfer WHERE reference IS NOT NULL GROUP BY kind, idem_scope, reference;
 CREATE INDEX ON transfer_reference (kind, idem_scope, reference);
 ANALYZE transfer_reference;
 
@@ -134,7 +173,8 @@ SELECT 'acknowledged_not_in_journal',
                    ELSE format('is %s %s (scope %s) %s -> %s %s', t.kind, t.reference,
                                t.idem_scope, t.debit_account, t.credit_account, t.amount) END)
   FROM ack_money a
-  LEFT JOIN payext.transfer t ON t.id = a.transfer_id
+  LEFT JOIN transfer t ON t.id = a.transfer_id
+  LEFT JOIN account d ON d.id = t.debit_account
  WHERE t.id IS NULL
     OR t.kind IS DISTINCT FROM a.kind
     OR t.amount IS DISTINCT FROM a.amount
@@ -142,34 +182,37 @@ SELECT 'acknowledged_not_in_journal',
          WHEN 'top_up' THEN t.idem_scope = 0 AND t.reference = a.ref
                             AND t.credit_account = a.wallet
          WHEN 'withdraw' THEN t.idem_scope = 0 AND t.reference = a.ref
-                            AND t.debit_account = coalesce(a.merchant, a.wallet)
-         WHEN 'charge' THEN t.idem_scope = a.merchant AND t.reference = a.order_ref
-                            AND t.debit_account = a.wallet AND t.credit_account = a.merchant
-         WHEN 'refund' THEN t.idem_scope = a.merchant AND t.reference = a.ref
-                            AND t.debit_account = a.merchant AND t.credit_account = a.wallet
-         -- parking references are 'stay-<stay>-<paid before>'
-         WHEN 'parking' THEN t.idem_scope = a.merchant AND split_part(t.reference, '-', 2) = a.stay::text
-                            AND t.debit_account = a.wallet AND t.credit_account = a.merchant
+                            AND t.debit_account = coalesce(a.merchant_here, a.wallet)
+         WHEN 'charge' THEN t.idem_scope = a.merchant_here AND t.reference = a.order_ref
+                            AND t.debit_account = a.wallet AND t.credit_account = a.merchant_here
+         WHEN 'refund' THEN t.idem_scope = a.merchant_here AND t.reference = a.ref
+                            AND t.debit_account = a.merchant_here AND t.credit_account = a.wallet
+         -- parking references are 'stay-<stay>-<paid before>'; from a wallet
+         -- of another partition, through the stay partition's clearing account
+         WHEN 'parking' THEN t.idem_scope = a.merchant_here AND split_part(t.reference, '-', 2) = a.stay::text
+                            AND (t.debit_account = a.wallet
+                                 OR (d.kind = 'clearing' AND a.wallet >> 56 <> t.id >> 56))
+                            AND t.credit_account = a.merchant_here
          ELSE false
        END
     OR coalesce((SELECT r.n FROM transfer_reference r
                   WHERE r.kind = t.kind AND r.idem_scope = t.idem_scope
                     AND r.reference = t.reference), 0) <> 1
     OR (a.kind = 'charge' AND NOT EXISTS (
-          SELECT 1 FROM payext.payment p LEFT JOIN payext.payment_code pc ON pc.serial = p.code_serial
-           WHERE p.transfer_id = a.transfer_id AND p.merchant = a.merchant
+          SELECT 1 FROM payment p LEFT JOIN payment_code pc ON pc.serial = p.code_serial
+           WHERE p.transfer_id = a.transfer_id AND p.merchant = a.merchant_here
              AND p.order_ref = a.order_ref AND p.wallet = a.wallet AND p.amount = a.amount
              -- digits 3-17 of a code are its live row's code; the row may be
              -- gone (unlogged: a crash; or purged after expiry)
              AND (a.code IS NULL OR pc.serial IS NULL OR pc.code = substr(a.code, 3, 15)::bigint)))
     OR (a.kind = 'refund' AND NOT EXISTS (
-          SELECT 1 FROM payext.refund r JOIN payext.payment p ON p.transfer_id = r.payment
+          SELECT 1 FROM refund r JOIN payment p ON p.transfer_id = r.payment
            WHERE r.transfer_id = a.transfer_id AND r.refund_ref = a.ref AND r.amount = a.amount
-             AND p.merchant = a.merchant AND p.order_ref = a.order_ref))
+             AND p.merchant = a.merchant_here AND p.order_ref = a.order_ref))
     OR (a.kind = 'parking' AND NOT EXISTS (
-          SELECT 1 FROM payext.parking_payment pp
+          SELECT 1 FROM parking_payment pp
            WHERE pp.transfer_id = a.transfer_id AND pp.stay = a.stay
-             AND pp.wallet = a.wallet AND pp.amount = a.amount));
+             AND (pp.wallet = a.wallet OR pp.how = 'saga') AND pp.amount = a.amount));
 
 -- ... and every acknowledged camera event: the stay exists, at its lot and
 -- plate; an acknowledged exit left it exited with the fee it answered.
@@ -178,9 +221,10 @@ SELECT 'acknowledged_stay_changed',
        format('%s %s stay %s (plate %s, lot %s): %s', a.client, a.call, a.stay, a.ref, a.lot,
               coalesce(format('%s, fee %s', s.state, s.fee), 'missing'))
   FROM ack a
-  LEFT JOIN payext.parking_stay s ON s.id = a.stay
+  LEFT JOIN parking_stay s ON s.id = a.stay
  WHERE (a.call LIKE 'enter%' OR a.call LIKE 'exit%')
-   AND (s.id IS NULL OR s.lot <> a.lot OR s.plate <> payext.normalize_plate(a.ref)
+   AND (s.id IS NULL OR s.lot NOT IN (SELECT l.local_lot FROM lot_ids l WHERE l.lot = a.lot)
+        OR s.plate <> payext.normalize_plate(a.ref)
         OR (a.call LIKE 'exit%' AND (s.state <> 'exited' OR s.fee IS DISTINCT FROM coalesce(a.amount, 0))));
 
 -- 5. One transfer answers one call: an id acknowledged for two different
@@ -205,14 +249,18 @@ SELECT 'code_paid_twice', format('code %s paid %s', a.code, string_agg(DISTINCT 
   FROM ack_money a WHERE a.kind = 'charge' AND a.code IS NOT NULL
  GROUP BY a.code HAVING count(DISTINCT a.call_key) > 1;
 INSERT INTO failure
-SELECT 'code_paid_twice', format('code serial %s has %s payments', p.code_serial, count(*))
-  FROM payext.payment p GROUP BY p.code_serial HAVING count(*) > 1;
+SELECT 'code_paid_twice', format('code serial %s of partition %s has %s payments',
+                                 p.code_serial, p.transfer_id >> 56, count(*))
+  FROM payment p GROUP BY p.transfer_id >> 56, p.code_serial HAVING count(*) > 1;
 
 -- 8. An order is charged once per merchant (the database's rows; the
 -- client's side is check 6).
+-- (Behind a router, once over all the merchant's accounts.)
 INSERT INTO failure
-SELECT 'order_paid_twice', format('merchant %s order %s has %s payments', p.merchant, p.order_ref, count(*))
-  FROM payext.payment p GROUP BY p.merchant, p.order_ref HAVING count(*) > 1;
+SELECT 'order_paid_twice', format('merchant %s order %s has %s payments', m.merchant, p.order_ref, count(*))
+  FROM payment p
+  JOIN merchant_map m ON m.account = p.merchant
+ GROUP BY m.merchant, p.order_ref HAVING count(*) > 1;
 
 -- 9. A stay is paid once.  In the database: its payments add up to its
 -- paid, never above its fee, and a stay of this workload (one the clients
@@ -221,9 +269,9 @@ SELECT 'order_paid_twice', format('merchant %s order %s has %s payments', p.merc
 INSERT INTO failure
 SELECT 'stay_paid_twice',
        format('stay %s: fee %s, paid %s, %s payment(s) adding up to %s', s.id, s.fee, s.paid, x.n, x.total)
-  FROM payext.parking_stay s
+  FROM parking_stay s
   JOIN (SELECT pp.stay, count(*) AS n, sum(pp.amount::numeric) AS total
-          FROM payext.parking_payment pp GROUP BY pp.stay) x ON x.stay = s.id
+          FROM parking_payment pp GROUP BY pp.stay) x ON x.stay = s.id
  WHERE x.total <> s.paid OR x.total > coalesce(s.fee, s.paid)
     OR (x.n > 1 AND s.id IN (SELECT a.stay FROM ack a WHERE a.call LIKE 'enter%'));
 INSERT INTO failure
@@ -242,8 +290,8 @@ INSERT INTO failure
 SELECT 'refunds_exceed_charge',
        format('payment %s (order %s): amount %s, refunded %s, refund rows %s', p.transfer_id,
               p.order_ref, p.amount, p.refunded, coalesce(r.total, 0))
-  FROM payext.payment p
-  LEFT JOIN (SELECT payment, sum(amount::numeric) AS total FROM payext.refund GROUP BY payment) r
+  FROM payment p
+  LEFT JOIN (SELECT payment, sum(amount::numeric) AS total FROM refund GROUP BY payment) r
     ON r.payment = p.transfer_id
  WHERE coalesce(r.total, 0) > p.amount OR p.refunded > p.amount
     OR p.refunded::numeric <> coalesce(r.total, 0);
@@ -275,7 +323,7 @@ SELECT 'balance_differs_from_record',
                                         ELSE -t.amount END AS delta
                        FROM ack_transfer t WHERE t.wallet IS NOT NULL
                      UNION ALL
-                     SELECT t.merchant,
+                     SELECT t.merchant_here,
                             CASE t.kind WHEN 'charge' THEN t.amount WHEN 'parking' THEN t.amount
                                         ELSE -t.amount END
                        FROM ack_transfer t WHERE t.merchant IS NOT NULL) m
@@ -283,8 +331,9 @@ SELECT 'balance_differs_from_record',
  WHERE a.balance <> o.balance + coalesce(d.delta, 0);
 INSERT INTO failure
 SELECT 'balance_differs_from_record', format('account %s opened after the set-up', a.id)
-  FROM payext.account a
- WHERE a.kind <> 'system' AND NOT EXISTS (SELECT 1 FROM load.opening o WHERE o.account = a.id);
+  FROM account a
+ WHERE a.kind NOT IN ('system', 'clearing')
+   AND NOT EXISTS (SELECT 1 FROM load.opening o WHERE o.account = a.id);
 \endif
 
 -- 12. A batch item refused for its code (charge_many_refused: the code
@@ -300,8 +349,9 @@ SELECT 'refused_item_charged',
               CASE WHEN p.transfer_id IS NOT NULL THEN format('payment %s', p.transfer_id)
                    ELSE format('transfer %s', t.id) END)
   FROM ack a
-  LEFT JOIN payext.payment p ON p.merchant = a.merchant AND p.order_ref = a.order_ref
-  LEFT JOIN payext.transfer t ON t.kind = 'charge' AND t.idem_scope = a.merchant
+  LEFT JOIN merchant_map m ON m.merchant = a.merchant
+  LEFT JOIN payment p ON p.merchant = m.account AND p.order_ref = a.order_ref
+  LEFT JOIN transfer t ON t.kind = 'charge' AND t.idem_scope = m.account
                              AND t.reference = a.order_ref
  WHERE a.call = 'charge_many_refused' AND (p.transfer_id IS NOT NULL OR t.id IS NOT NULL);
 
@@ -310,7 +360,7 @@ SELECT 'verify: ' || (SELECT count(*) FROM ack) || ' acknowledged calls ('
        || (SELECT string_agg(call || '=' || n, ' ' ORDER BY call)
              FROM (SELECT call, count(*) AS n FROM ack GROUP BY call) c)
        || '); ' || (SELECT count(*) FROM ack_transfer) || ' distinct transfers acknowledged, '
-       || (SELECT count(*) FROM payext.transfer) || ' in the journal, '
+       || (SELECT count(*) FROM transfer) || ' in the journal, '
        || (SELECT count(*) FROM payext.association) || ' associations'
        || CASE WHEN :'exact' = 'on' THEN '; balances recomputed from the record'
                ELSE '; balances not recomputed (crash)' END AS summary
