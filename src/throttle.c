@@ -138,12 +138,13 @@ ThrottleInit(void)
 							 &payext_code_failure_log_level,
 							 LOG, log_level_options,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+
 	/*
 	 * The slots are shared memory, sized once as the server starts: a setting
-	 * of PGC_POSTMASTER, which PostgreSQL lets a library define only while
-	 * it is preloaded (elsewhere it ends the session with FATAL).  Loaded
-	 * by a session alone, payext has no slots and no such setting, and
-	 * charges are PY007 while the limit is above 0 (ThrottleOn).
+	 * of PGC_POSTMASTER, which PostgreSQL lets a library define only while it
+	 * is preloaded (elsewhere it ends the session with FATAL).  Loaded by a
+	 * session alone, payext has no slots and no such setting, and charges are
+	 * PY007 while the limit is above 0 (ThrottleOn).
 	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
