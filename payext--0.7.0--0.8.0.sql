@@ -1067,7 +1067,7 @@ BEGIN
                       'consumer_merchant', 'merchant_summary', 'merchant_daily',
                       'analyst_consumer_merchant', 'code_failure', 'parking_lot',
                       'parking_stay', 'parking_payment', 'parking_anomaly', 'vehicle',
-                      'merchant_credit') THEN
+                      'merchant_credit', 'order_reversal') THEN
     RAISE EXCEPTION 'payext has no readable relation %', relation
       USING ERRCODE = 'undefined_table',
             HINT = 'A router reads only payext''s readable tables and views.';
@@ -1078,6 +1078,67 @@ $$;
 COMMENT ON FUNCTION payext.relation_rows(text) IS
   'one readable relation''s rows as JSON, with the caller''s privileges; what a router''s views gather';
 GRANT EXECUTE ON FUNCTION payext.relation_rows(text) TO PUBLIC;
+
+---------------------------------------------------------------------------
+-- Reversals: reverse_charge()
+---------------------------------------------------------------------------
+
+-- Orders reverse_charge() refunded in full or closed: one row per order;
+-- transfer_id is the reversal's refund, NULL when it moved no money (the
+-- order was never charged, or was refunded in full before).  A charge
+-- under a closed order is PY215.
+CREATE TABLE payext.order_reversal (
+  merchant    bigint NOT NULL REFERENCES payext.account (id),
+  order_ref   text NOT NULL,
+  transfer_id bigint REFERENCES payext.transfer (id),
+  reversed_at timestamptz NOT NULL,
+  PRIMARY KEY (merchant, order_ref)
+);
+COMMENT ON TABLE payext.order_reversal IS
+  'orders reverse_charge() refunded in full (transfer_id) or closed uncharged (NULL)';
+SELECT pg_catalog.pg_extension_config_dump('payext.order_reversal', '');
+
+-- The reversal itself; reverse_charge() (src/sql/roles.sql) checks the
+-- caller first.
+CREATE FUNCTION payext.reverse_order(merchant bigint, order_ref text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_reverse_order'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+SET enable_seqscan = off;
+COMMENT ON FUNCTION payext.reverse_order(bigint, text) IS
+  'behind reverse_charge(): refunds a charged order in full or closes an uncharged one';
+
+-- The till's way out of an unknown outcome (a timeout): a charged order is
+-- refunded in full, an uncharged one closed so that a late charge is
+-- refused; once per order (again: the same transfer id, or NULL when the
+-- reversal moved no money).  For the merchant accounts the caller may act
+-- for (42501 otherwise).
+CREATE FUNCTION payext.reverse_charge(merchant bigint, order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF merchant IS NULL OR order_ref IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001',
+      MESSAGE = format('argument "%s" must not be null',
+                       CASE WHEN merchant IS NULL THEN 'merchant' ELSE 'order_ref' END);
+  END IF;
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.reverse_order(merchant, order_ref);
+END
+$$;
+COMMENT ON FUNCTION payext.reverse_charge(bigint, text) IS
+  'refunds a charged order in full, or closes an uncharged one against a late charge; once per order';
+
+REVOKE ALL ON TABLE payext.order_reversal FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.reverse_order(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.reverse_charge(bigint, text) FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('merchant', 'EXECUTE', 'FUNCTION payext.reverse_charge(bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.reverse_charge(bigint, text)'),
+  ('admin', 'SELECT', 'TABLE payext.order_reversal');
 
 ---------------------------------------------------------------------------
 -- Sagas: money between partitions, with a clearing account per currency

@@ -932,6 +932,60 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION payext.reverse_charge_on(p integer, merchant bigint, order_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.reverse_charge(merchant, order_ref);
+$$;
+
+-- A reversal runs where the order was charged (its claim).  An order no
+-- partition claimed is claimed first, for the claim's own partition, and
+-- closed there: a late charge with a code of that partition is PY215,
+-- with any other code PY208, and none moves money.  When the merchant's
+-- account there holds less than the refund needs (PY104), its other
+-- accounts cover it first, as for a refund.
+CREATE FUNCTION payext.reverse_charge(merchant bigint, order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  p integer;
+  at_p integer;
+  left_to_refund bigint;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'order_ref'],
+                              ARRAY[merchant IS NOT NULL, order_ref IS NOT NULL]);
+  m := payext.require_router_merchant(merchant);
+  IF order_ref = '' OR octet_length(order_ref) > 128 THEN
+    -- malformed: any partition refuses it as payext does (PY004)
+    at_p := 0;
+    RETURN payext.reverse_charge_on(0, payext.merchant_on(m, 0), order_ref);
+  END IF;
+  at_p := payext.route_reference(m, order_ref);
+  p := payext.claim_reference_on(at_p, payext.merchant_on(m, at_p), 'order', order_ref, at_p);
+  at_p := p;
+  BEGIN
+    RETURN payext.reverse_charge_on(p, payext.merchant_on(m, p), order_ref);
+  EXCEPTION WHEN SQLSTATE 'PY104' THEN
+    SELECT s.amount - s.refunded_amount INTO left_to_refund
+      FROM payext.payment_status_on(p, payext.merchant_on(m, p), order_ref) s;
+    at_p := NULL;
+    IF NOT payext.cover_merchant(m, p, left_to_refund, 'reversal:' || order_ref) THEN
+      RAISE;
+    END IF;
+    at_p := p;
+  END;
+  RETURN payext.reverse_charge_on(p, payext.merchant_on(m, p), order_ref);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
 CREATE FUNCTION payext.payment_status_on(p integer, merchant bigint, order_ref text,
                                          OUT transfer_id bigint, OUT amount bigint,
                                          OUT refunded_amount bigint, OUT state text,
@@ -3088,6 +3142,13 @@ SELECT r.* FROM payext.relation_rows('parking_payment') j,
   json_to_record(j) AS r(transfer_id bigint, stay bigint, wallet bigint, amount bigint,
                          how text, paid_at timestamptz);
 
+-- Orders reverse_charge() refunded in full or closed, each on the
+-- partition it ran on.
+CREATE VIEW payext.order_reversal AS
+SELECT r.* FROM payext.relation_rows('order_reversal') j,
+  json_to_record(j) AS r(merchant bigint, order_ref text, transfer_id bigint,
+                         reversed_at timestamptz);
+
 -- A merchant account's payments not yet folded into its row.
 CREATE VIEW payext.merchant_credit AS
 SELECT r.* FROM payext.relation_rows('merchant_credit') j,
@@ -3121,5 +3182,5 @@ GRANT SELECT ON payext.account, payext.transfer, payext.payment, payext.refund,
   payext.association_rule, payext.consumer_merchant, payext.analyst_consumer_merchant,
   payext.merchant_summary, payext.merchant_daily, payext.code_failure,
   payext.parking_lot, payext.parking_stay, payext.parking_anomaly, payext.vehicle,
-  payext.parking_payment, payext.merchant_credit
+  payext.parking_payment, payext.merchant_credit, payext.order_reversal
   TO PUBLIC;

@@ -214,6 +214,29 @@ static PayextPlan lock_payment_plan = {
 	2, {INT8OID, TEXTOID}
 };
 
+/* A charge's and a reversal's locks of the merchant (CodesLockMerchant()). */
+static PayextPlan lock_merchant_for_charge_plan = {
+	"SELECT 1 FROM payext.account WHERE id = $1 FOR KEY SHARE",
+	1, {INT8OID}
+};
+
+static PayextPlan lock_merchant_for_reversal_plan = {
+	"SELECT 1 FROM payext.account WHERE id = $1 FOR UPDATE",
+	1, {INT8OID}
+};
+
+/* An order's reversal (reverse_charge()); transfer_id NULL: none moved. */
+static PayextPlan find_reversal_plan = {
+	"SELECT transfer_id FROM payext.order_reversal WHERE merchant = $1 AND order_ref = $2",
+	2, {INT8OID, TEXTOID}
+};
+
+static PayextPlan insert_reversal_plan = {
+	"INSERT INTO payext.order_reversal (merchant, order_ref, transfer_id, reversed_at)"
+	" VALUES ($1, $2, $3, $4)",
+	4, {INT8OID, TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+
 static PayextPlan find_refund_plan = {
 	"SELECT r.transfer_id, p.order_ref, r.amount"
 	"  FROM payext.refund r JOIN payext.payment p ON p.transfer_id = r.payment"
@@ -798,6 +821,72 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 }
 
 /*
+ * What orders a charge and a reversal of one merchant's orders: a charge
+ * holds the merchant's row FOR KEY SHARE (as its journal row's foreign key
+ * check does anyway, later), a reversal FOR UPDATE, until their
+ * transactions end.  Row locks live in the tuple, not in the lock table,
+ * so a transaction may charge any number of orders; and FOR KEY SHARE
+ * conflicts with no charge, refund or settlement (they update the row FOR
+ * NO KEY UPDATE), only with a reversal, which waits for the charges in
+ * flight and holds new ones back until it ends.
+ */
+static void
+CodesLockMerchant(int64 merchant, bool for_reversal)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(merchant);
+	if (PayextExecute(for_reversal ? &lock_merchant_for_reversal_plan : &lock_merchant_for_charge_plan,
+					  values, NULL, false, 1, SPI_OK_SELECT) != 1)
+		elog(ERROR, "payext: merchant account " INT64_FORMAT " went away", merchant);
+}
+
+/*
+ * Whether (merchant, order_ref) was reversed: its reversal's transfer id
+ * (0: none moved), or -1.  Under REPEATABLE READ and SERIALIZABLE a
+ * reversal committed after the snapshot is 40001.
+ */
+static int64
+CodesFindReversal(int64 merchant, const char *order_ref)
+{
+	Datum		values[2];
+	bool		isnull;
+	Datum		tid;
+
+	values[0] = Int64GetDatum(merchant);
+	values[1] = CStringGetTextDatum(order_ref);
+	if (PayextExecute(&find_reversal_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		tid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		return isnull ? 0 : DatumGetInt64(tid);
+	}
+	if (IsolationUsesXactSnapshot() &&
+		PayextExecuteLatestRead(&find_reversal_plan, values, NULL) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access: the order was reversed after this transaction's snapshot"),
+				 errhint("Retry the transaction.")));
+	return -1;
+}
+
+/*
+ * A charge under an order reverse_charge() reversed is refused (PY215): a
+ * retry of the charge that did happen answered before this (its code is
+ * used), with its transfer.
+ */
+static void
+CodesRequireOpenOrder(int64 merchant, const char *order_ref)
+{
+	CodesLockMerchant(merchant, false);
+	if (CodesFindReversal(merchant, order_ref) >= 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ORDER_REVERSED),
+				 errmsg("order \"%s\" was reversed", order_ref),
+				 errdetail("reverse_charge() reversed it: a reversed order takes no charge, and this one moved no money."),
+				 errhint("A new order needs a new order reference.")));
+}
+
+/*
  * A charge.  check_throttle is false only when charge_many() charges again
  * an item that passed the throttle before (see CodesChargeItems()).
  */
@@ -831,6 +920,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 		return CodesReplayOfUsed(&row, merchant_id, order_ref, amount_minor);
 	CodesCheckUsable(&row);
 	CodesCheckCap(&row, amount_minor, merchant.currency);
+	CodesRequireOpenOrder(merchant_id, order_ref);
 
 	req.debit_account = row.wallet;
 	req.credit_account = merchant_id;
@@ -1488,6 +1578,85 @@ payext_refund(PG_FUNCTION_ARGS)
 	PayextSpiConnect();
 	transfer_id = CodesRefund(PG_GETARG_INT64(0), order_ref, amount, refund_ref);
 	PayextSpiFinish();
+	PG_RETURN_INT64(transfer_id);
+}
+
+/*
+ * The till's way out of an unknown outcome: a charged order is refunded in
+ * full (what is left of it), an order never charged is closed so that a
+ * late charge is refused (PY215).  Once per order: a reversal again returns
+ * the first one's transfer id, or 0 when it moved no money.  The
+ * merchant's row, locked FOR UPDATE, waits for its charges in flight and
+ * keeps new ones from starting until this transaction ends.
+ */
+static int64
+CodesReverse(int64 merchant_id, const char *order_ref)
+{
+	LedgerAccount merchant;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int64		transfer_id;
+
+	LedgerReadAccount(merchant_id, &merchant);
+	LedgerRequireKind(&merchant, LEDGER_MERCHANT, "account a reversal is for");
+	CodesLockMerchant(merchant_id, true);
+	transfer_id = CodesFindReversal(merchant_id, order_ref);
+	if (transfer_id >= 0)
+		return transfer_id;
+
+	values[0] = Int64GetDatum(merchant_id);
+	values[1] = CStringGetTextDatum(order_ref);
+	transfer_id = 0;
+	if (PayextExecute(&find_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		int64		charged = DatumGetInt64(PayextResultDatum(0, 3));
+		Datum		refunded_values[2];
+		int64		refunded;
+
+		refunded_values[0] = values[0];
+		refunded_values[1] = values[1];
+		if (PayextExecute(&lock_payment_plan, refunded_values, NULL, false, 1, SPI_OK_SELECT) != 1)
+			elog(ERROR, "payext: the payment of order \"%s\" went away", order_ref);
+		refunded = DatumGetInt64(PayextResultDatum(0, 4));
+		if (refunded < charged)
+			transfer_id = CodesRefund(merchant_id, order_ref, charged - refunded,
+									  psprintf("reversal:%s", order_ref));
+	}
+	else if (IsolationUsesXactSnapshot() &&
+			 PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access: the order was charged after this transaction's snapshot"),
+				 errhint("Retry the transaction.")));
+
+	values[2] = Int64GetDatum(transfer_id);
+	if (transfer_id == 0)
+		nulls[2] = 'n';
+	values[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	PayextExecute(&insert_reversal_plan, values, nulls, false, 0, SPI_OK_INSERT);
+	return transfer_id;
+}
+
+/*
+ * reverse_order(merchant bigint, order_ref text) RETURNS bigint: behind
+ * reverse_charge(), which checks the caller; NULL when no money moved.
+ */
+PG_FUNCTION_INFO_V1(payext_reverse_order);
+Datum
+payext_reverse_order(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"merchant", "order_ref"};
+	char	   *order_ref;
+	int64		transfer_id;
+
+	PayextRequireArgs(fcinfo, 2, names);
+	order_ref = PayextArgIdentifier(fcinfo, 1, "order_ref", PAYEXT_MAX_REFERENCE_LEN);
+
+	PayextSpiConnect();
+	transfer_id = CodesReverse(PG_GETARG_INT64(0), order_ref);
+	PayextSpiFinish();
+	if (transfer_id == 0)
+		PG_RETURN_NULL();
 	PG_RETURN_INT64(transfer_id);
 }
 

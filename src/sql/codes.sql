@@ -151,6 +151,32 @@ SET enable_seqscan = off;
 COMMENT ON FUNCTION payext.refund(bigint, text, bigint, text) IS
   'refunds part or all of a charge from the merchant''s balance; idempotent on (merchant, refund_ref)';
 
+-- Orders reverse_charge() refunded in full or closed: one row per order;
+-- transfer_id is the reversal's refund, NULL when it moved no money (the
+-- order was never charged, or was refunded in full before).  A charge
+-- under a closed order is PY215.
+CREATE TABLE payext.order_reversal (
+  merchant    bigint NOT NULL REFERENCES payext.account (id),
+  order_ref   text NOT NULL,
+  transfer_id bigint REFERENCES payext.transfer (id),
+  reversed_at timestamptz NOT NULL,
+  PRIMARY KEY (merchant, order_ref)
+);
+COMMENT ON TABLE payext.order_reversal IS
+  'orders reverse_charge() refunded in full (transfer_id) or closed uncharged (NULL)';
+SELECT pg_catalog.pg_extension_config_dump('payext.order_reversal', '');
+
+-- The reversal itself; reverse_charge() (src/sql/roles.sql) checks the
+-- caller first.
+CREATE FUNCTION payext.reverse_order(merchant bigint, order_ref text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_reverse_order'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+SET enable_seqscan = off;
+COMMENT ON FUNCTION payext.reverse_order(bigint, text) IS
+  'behind reverse_charge(): refunds a charged order in full or closes an uncharged one';
+
 -- payment_status answers only for merchants the caller may act for
 -- (require_merchant() is in src/sql/roles.sql).
 CREATE FUNCTION payext.payment_status(merchant bigint, order_ref text,

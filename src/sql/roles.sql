@@ -58,6 +58,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint)'),
   ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.payment_status(bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.reverse_charge(bigint, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_transfers(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_interactions(bigint)'),
@@ -101,6 +102,8 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'SELECT', 'TABLE payext.transfer'),
   ('admin', 'SELECT', 'TABLE payext.payment'),
   ('admin', 'SELECT', 'TABLE payext.refund'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.reverse_charge(bigint, text)'),
+  ('admin', 'SELECT', 'TABLE payext.order_reversal'),
   ('admin', 'SELECT', 'TABLE payext.parking_lot'),
   ('admin', 'SELECT', 'TABLE payext.parking_stay'),
   ('admin', 'SELECT', 'TABLE payext.parking_anomaly'),
@@ -380,6 +383,29 @@ END
 $$;
 COMMENT ON PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint) IS
   'a merchant role refunds an order of a merchant account it is mapped to';
+
+-- The till's way out of an unknown outcome (a timeout): a charged order is
+-- refunded in full, an uncharged one closed so that a late charge is
+-- refused; once per order (again: the same transfer id, or NULL when the
+-- reversal moved no money).  For the merchant accounts the caller may act
+-- for (42501 otherwise).
+CREATE FUNCTION payext.reverse_charge(merchant bigint, order_ref text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF merchant IS NULL OR order_ref IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = 'PY001',
+      MESSAGE = format('argument "%s" must not be null',
+                       CASE WHEN merchant IS NULL THEN 'merchant' ELSE 'order_ref' END);
+  END IF;
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.reverse_order(merchant, order_ref);
+END
+$$;
+COMMENT ON FUNCTION payext.reverse_charge(bigint, text) IS
+  'refunds a charged order in full, or closes an uncharged one against a late charge; once per order';
 
 -- The function forms of CALL merchant_charge and CALL merchant_refund, for
 -- a router: PL/Proxy calls functions, not procedures

@@ -132,7 +132,7 @@ BEGIN
                       'consumer_merchant', 'merchant_summary', 'merchant_daily',
                       'analyst_consumer_merchant', 'code_failure', 'parking_lot',
                       'parking_stay', 'parking_payment', 'parking_anomaly', 'vehicle',
-                      'merchant_credit') THEN
+                      'merchant_credit', 'order_reversal') THEN
     RAISE EXCEPTION 'payext has no readable relation %', relation
       USING ERRCODE = 'undefined_table',
             HINT = 'A router reads only payext''s readable tables and views.';

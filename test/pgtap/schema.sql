@@ -10,7 +10,7 @@
 -- non-superuser role cannot move money.
 -- Behaviour (errors, happy paths) is in ledger.sql.
 BEGIN;
-SELECT plan(168);
+SELECT plan(174);
 
 ---------------------------------------------------------------------------
 -- Schema and tables
@@ -114,6 +114,7 @@ INSERT INTO contract VALUES
   ('unfreeze',      '{bigint}',                'account bigint', 'void', true),
   ('close_account', '{bigint}',                'account bigint', 'void', true),
   ('verify_ledger', '{}',                      '', 'setof record', true),
+  ('reverse_charge', '{bigint,text}',         'merchant bigint, order_ref text', 'bigint', true),
   ('format_amount', '{bigint,text}',           'amount bigint, currency text', 'text', false),
   ('currencies',    '{}',                      'OUT code text, OUT exponent integer, OUT name text', 'setof record', false);
 
@@ -138,7 +139,7 @@ SELECT is_definer('payext', fn, args, format('payext.%s is SECURITY DEFINER', fn
   FROM contract WHERE definer ORDER BY fn;
 SELECT isnt_definer('payext', fn, args, format('payext.%s is not SECURITY DEFINER', fn))
   FROM contract WHERE NOT definer ORDER BY fn;
-SELECT is(p.proconfig, ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_many', 'refund') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END,
+SELECT is(p.proconfig, ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_many', 'refund', 'reverse_order') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END,
           format('payext.%s runs with search_path = pg_catalog, payext, pg_temp', c.fn))
   FROM contract c
   JOIN pg_proc p ON p.oid = format('payext.%s(%s)', c.fn, array_to_string(c.args, ','))::regprocedure
@@ -146,7 +147,7 @@ SELECT is(p.proconfig, ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE 
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p
    WHERE p.pronamespace = 'payext'::regnamespace AND p.prosecdef
-     AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_many', 'refund') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END
+     AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_many', 'refund', 'reverse_order') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END
 $$, 'no SECURITY DEFINER function in payext lacks the pinned search_path');
 
 ---------------------------------------------------------------------------

@@ -253,6 +253,26 @@ SELECT payext.charge(:shop, :'fb', 99999999, :'fold_ref');
 SELECT payext.partition_of(payext.charge(:shop, :'fa', 100, :'fold_ref')) = payext.partition_of(:ann)
        AS other_partition_charged;
 
+-- Reversals run where the order was claimed: a charged order is refunded
+-- in full on the payer's partition, once.  An order nobody claimed is
+-- claimed and closed on its claim partition: a late charge is refused
+-- there (PY215), and by any other partition's code as claimed elsewhere
+-- (PY208); neither moves money.
+SELECT payext.request_payment(:ben) AS rb \gset
+SELECT payext.charge(:shop, :'rb', 700, 'rev-1') AS rev_charge \gset
+SELECT payext.reverse_charge(:shop, 'rev-1') AS rev_refund \gset
+SELECT payext.partition_of(:rev_refund) = payext.partition_of(:ben) AS refunded_on_payers_partition,
+       payext.reverse_charge(:shop, 'rev-1') = :rev_refund AS same_again,
+       (SELECT state FROM payext.payment_status(:shop, 'rev-1')) AS state;
+SELECT r AS closed_ref FROM generate_series(1, 200) g, format('rev-closed-%s', g) r
+ WHERE payext.route_reference(:shop, r) = payext.partition_of(:ann) LIMIT 1 \gset
+SELECT payext.reverse_charge(:shop, :'closed_ref') IS NULL AS closed_without_money;
+SELECT payext.request_payment(:ann) AS ra, payext.request_payment(:ben) AS rb2 \gset
+\set VERBOSITY sqlstate
+SELECT payext.charge(:shop, :'ra', 100, :'closed_ref');
+SELECT payext.charge(:shop, :'rb2', 100, :'closed_ref');
+\set VERBOSITY default
+
 -- A wallet's state on its own partition.
 SELECT payext.open_wallet('eve') AS eve \gset
 SELECT payext.freeze(:eve);
