@@ -11,6 +11,7 @@ OBJS = \
 	src/code_format.o \
 	src/codes.o \
 	src/currency.o \
+	src/events.o \
 	src/ident.o \
 	src/money.o \
 	src/parking.o \

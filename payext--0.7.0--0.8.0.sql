@@ -1141,6 +1141,68 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'SELECT', 'TABLE payext.order_reversal');
 
 ---------------------------------------------------------------------------
+-- Events: event_channel()
+---------------------------------------------------------------------------
+
+-- Merchant accounts whose charges, refunds and reversals are announced by
+-- NOTIFY on their channel (src/events.c): event_channel() adds the
+-- account the first time its channel is asked for.
+CREATE TABLE payext.event_subscription (
+  merchant      bigint PRIMARY KEY REFERENCES payext.account (id),
+  subscribed_at timestamptz NOT NULL
+);
+COMMENT ON TABLE payext.event_subscription IS
+  'merchant accounts whose payment events are announced (event_channel())';
+SELECT pg_catalog.pg_extension_config_dump('payext.event_subscription', '');
+
+-- The channel's name; event_channel() (src/sql/roles.sql) checks the
+-- caller first.
+CREATE FUNCTION payext.event_channel_name(merchant bigint)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payext_event_channel_name'
+LANGUAGE C STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.event_channel_name(bigint) IS
+  'behind event_channel(): the keyed name of a merchant account''s LISTEN channel';
+
+-- The LISTEN channel on which a merchant account's charges, refunds and
+-- reversals are announced after they commit, as JSON (docs/events.md).
+-- LISTEN has no privileges: the name is keyed, and handed only to roles
+-- that may act for the account.  Asking for it starts the announcements.
+CREATE FUNCTION payext.event_channel(merchant bigint)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  k text;
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  SELECT a.kind INTO k FROM payext.account a WHERE a.id = event_channel.merchant;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'account % does not exist', merchant USING ERRCODE = 'PY101';
+  END IF;
+  IF k <> 'merchant' THEN
+    RAISE EXCEPTION 'account % is not a merchant account', merchant USING ERRCODE = 'PY111',
+      DETAIL = format('Events are a merchant account''s; account %s is a %s account.', merchant, k);
+  END IF;
+  INSERT INTO payext.event_subscription VALUES (event_channel.merchant, now())
+    ON CONFLICT ON CONSTRAINT event_subscription_pkey DO NOTHING;
+  RETURN payext.event_channel_name(merchant);
+END
+$$;
+COMMENT ON FUNCTION payext.event_channel(bigint) IS
+  'the keyed LISTEN channel of a merchant account''s charges, refunds and reversals; asking starts them';
+
+REVOKE ALL ON TABLE payext.event_subscription FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.event_channel_name(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.event_channel(bigint) FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('merchant', 'EXECUTE', 'FUNCTION payext.event_channel(bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.event_channel(bigint)'),
+  ('admin', 'SELECT', 'TABLE payext.event_subscription');
+
+---------------------------------------------------------------------------
 -- Sagas: money between partitions, with a clearing account per currency
 ---------------------------------------------------------------------------
 

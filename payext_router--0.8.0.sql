@@ -932,6 +932,49 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION payext.event_channel_on(p integer, merchant bigint)
+RETURNS text LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.event_channel(merchant);
+$$;
+
+-- A merchant's events are announced by the partition that moved the money,
+-- on that partition's channel of the merchant's account there: a back
+-- office LISTENs on each partition.  event_channels() names them all (and
+-- starts the announcements on every partition); event_channel() gives
+-- partition 0's, after starting them everywhere too.
+CREATE FUNCTION payext.event_channels(merchant bigint)
+RETURNS TABLE (partition_number integer, account bigint, channel text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  at_p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant'], ARRAY[merchant IS NOT NULL]);
+  m := payext.require_router_merchant(merchant);
+  FOR p IN 0 .. payext.router_partitions() - 1 LOOP
+    at_p := p;
+    partition_number := p;
+    account := payext.merchant_on(m, p);
+    channel := payext.event_channel_on(p, account);
+    RETURN NEXT;
+  END LOOP;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.event_channel(merchant bigint)
+RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT c.channel FROM payext.event_channels($1) c ORDER BY c.partition_number LIMIT 1 $$;
+
 CREATE FUNCTION payext.reverse_charge_on(p integer, merchant bigint, order_ref text)
 RETURNS bigint LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';

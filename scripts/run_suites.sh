@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.." || exit 2
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
 suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap diff dump upgrade nopreload pgbouncer router load crash valgrind demo)
+[ ${#suites[@]} -gt 0 ] || suites=(lint unit fuzz regress isolation pgtap events diff dump upgrade nopreload pgbouncer router load crash valgrind demo)
 
 passed=0
 failed=0
@@ -24,6 +24,8 @@ run_suite() {
 	regress) make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= ;;
 	isolation) make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= ;;
 	pgtap) test/pgtap/run.sh ;;
+	# A psql LISTENing while another session charges, refunds, reverses.
+	events) test/events/run.sh ;;
 	# Random money operations against a plain PL/pgSQL model of DESIGN.md.
 	diff) test/diff/run.sh ;;
 	dump) test/dump/roundtrip.sh && test/dump/roles_roundtrip.sh ;;

@@ -53,6 +53,7 @@
 #include "code_format.h"
 #include "codes.h"
 #include "errors.h"
+#include "events.h"
 #include "partition.h"
 #include "ledger.h"
 #include "money.h"
@@ -216,7 +217,8 @@ static PayextPlan lock_payment_plan = {
 
 /* A charge's and a reversal's locks of the merchant (CodesLockMerchant()). */
 static PayextPlan lock_merchant_for_charge_plan = {
-	"SELECT 1 FROM payext.account WHERE id = $1 FOR KEY SHARE",
+	"SELECT EXISTS (SELECT 1 FROM payext.event_subscription s WHERE s.merchant = a.id)"
+	"  FROM payext.account a WHERE a.id = $1 FOR KEY SHARE OF a",
 	1, {INT8OID}
 };
 
@@ -830,7 +832,7 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
  * NO KEY UPDATE), only with a reversal, which waits for the charges in
  * flight and holds new ones back until it ends.
  */
-static void
+static bool
 CodesLockMerchant(int64 merchant, bool for_reversal)
 {
 	Datum		values[1];
@@ -839,6 +841,8 @@ CodesLockMerchant(int64 merchant, bool for_reversal)
 	if (PayextExecute(for_reversal ? &lock_merchant_for_reversal_plan : &lock_merchant_for_charge_plan,
 					  values, NULL, false, 1, SPI_OK_SELECT) != 1)
 		elog(ERROR, "payext: merchant account " INT64_FORMAT " went away", merchant);
+	/* A charge learns in the same statement whether its merchant listens. */
+	return !for_reversal && DatumGetBool(PayextResultDatum(0, 1));
 }
 
 /*
@@ -872,18 +876,21 @@ CodesFindReversal(int64 merchant, const char *order_ref)
 /*
  * A charge under an order reverse_charge() reversed is refused (PY215): a
  * retry of the charge that did happen answered before this (its code is
- * used), with its transfer.
+ * used), with its transfer.  Returns whether the merchant's events are
+ * announced (event_channel()).
  */
-static void
+static bool
 CodesRequireOpenOrder(int64 merchant, const char *order_ref)
 {
-	CodesLockMerchant(merchant, false);
+	bool		subscribed = CodesLockMerchant(merchant, false);
+
 	if (CodesFindReversal(merchant, order_ref) >= 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ORDER_REVERSED),
 				 errmsg("order \"%s\" was reversed", order_ref),
 				 errdetail("reverse_charge() reversed it: a reversed order takes no charge, and this one moved no money."),
 				 errhint("A new order needs a new order reference.")));
+	return subscribed;
 }
 
 /*
@@ -902,6 +909,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	LedgerAccount merchant_found = {0};
 	int64		transfer_id;
 	bool		replayed;
+	bool		subscribed;
 
 	CodesParse(code, code_len, &fields);
 	LedgerReadAccount(merchant_id, &merchant);
@@ -920,7 +928,7 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 		return CodesReplayOfUsed(&row, merchant_id, order_ref, amount_minor);
 	CodesCheckUsable(&row);
 	CodesCheckCap(&row, amount_minor, merchant.currency);
-	CodesRequireOpenOrder(merchant_id, order_ref);
+	subscribed = CodesRequireOpenOrder(merchant_id, order_ref);
 
 	req.debit_account = row.wallet;
 	req.credit_account = merchant_id;
@@ -945,6 +953,9 @@ CodesCharge(int64 merchant_id, const char *code, size_t code_len,
 	}
 	CodesRecordCharge(&row, transfer_id, merchant_id, order_ref, amount_minor,
 					  &wallet_found, &merchant_found);
+	if (subscribed)
+		EventsNotify(merchant_id, "charge", transfer_id, order_ref, amount_minor,
+					 merchant.currency, GetCurrentTransactionStartTimestamp());
 	return transfer_id;
 }
 
@@ -1553,6 +1564,9 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 	PayextExecute(&insert_refund_plan, values, NULL, false, 0, SPI_OK_INSERT);
 	AssocRecordTransfer(transfer_id, "refund", &wallet_found, &merchant_found,
 						amount_minor);
+	if (EventsSubscribed(merchant_id))
+		EventsNotify(merchant_id, "refund", transfer_id, order_ref, amount_minor, currency,
+					 GetCurrentTransactionStartTimestamp());
 	return transfer_id;
 }
 
@@ -1596,6 +1610,7 @@ CodesReverse(int64 merchant_id, const char *order_ref)
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int64		transfer_id;
+	int64		reversed = 0;
 
 	LedgerReadAccount(merchant_id, &merchant);
 	LedgerRequireKind(&merchant, LEDGER_MERCHANT, "account a reversal is for");
@@ -1619,8 +1634,11 @@ CodesReverse(int64 merchant_id, const char *order_ref)
 			elog(ERROR, "payext: the payment of order \"%s\" went away", order_ref);
 		refunded = DatumGetInt64(PayextResultDatum(0, 4));
 		if (refunded < charged)
-			transfer_id = CodesRefund(merchant_id, order_ref, charged - refunded,
+		{
+			reversed = charged - refunded;
+			transfer_id = CodesRefund(merchant_id, order_ref, reversed,
 									  psprintf("reversal:%s", order_ref));
+		}
 	}
 	else if (IsolationUsesXactSnapshot() &&
 			 PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
@@ -1634,6 +1652,9 @@ CodesReverse(int64 merchant_id, const char *order_ref)
 		nulls[2] = 'n';
 	values[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	PayextExecute(&insert_reversal_plan, values, nulls, false, 0, SPI_OK_INSERT);
+	if (EventsSubscribed(merchant_id))
+		EventsNotify(merchant_id, "reversal", transfer_id, order_ref, reversed,
+					 merchant.currency, GetCurrentTransactionStartTimestamp());
 	return transfer_id;
 }
 

@@ -177,6 +177,27 @@ SET enable_seqscan = off;
 COMMENT ON FUNCTION payext.reverse_order(bigint, text) IS
   'behind reverse_charge(): refunds a charged order in full or closes an uncharged one';
 
+-- Merchant accounts whose charges, refunds and reversals are announced by
+-- NOTIFY on their channel (src/events.c): event_channel() adds the
+-- account the first time its channel is asked for.
+CREATE TABLE payext.event_subscription (
+  merchant      bigint PRIMARY KEY REFERENCES payext.account (id),
+  subscribed_at timestamptz NOT NULL
+);
+COMMENT ON TABLE payext.event_subscription IS
+  'merchant accounts whose payment events are announced (event_channel())';
+SELECT pg_catalog.pg_extension_config_dump('payext.event_subscription', '');
+
+-- The channel's name; event_channel() (src/sql/roles.sql) checks the
+-- caller first.
+CREATE FUNCTION payext.event_channel_name(merchant bigint)
+RETURNS text
+AS 'MODULE_PATHNAME', 'payext_event_channel_name'
+LANGUAGE C STABLE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.event_channel_name(bigint) IS
+  'behind event_channel(): the keyed name of a merchant account''s LISTEN channel';
+
 -- payment_status answers only for merchants the caller may act for
 -- (require_merchant() is in src/sql/roles.sql).
 CREATE FUNCTION payext.payment_status(merchant bigint, order_ref text,

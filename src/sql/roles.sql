@@ -59,6 +59,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_settle(bigint, text, bigint, bigint, bigint, bigint, bigint, bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.payment_status(bigint, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.reverse_charge(bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.event_channel(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_transfers(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_interactions(bigint)'),
@@ -103,6 +104,8 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'SELECT', 'TABLE payext.payment'),
   ('admin', 'SELECT', 'TABLE payext.refund'),
   ('admin', 'EXECUTE', 'FUNCTION payext.reverse_charge(bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.event_channel(bigint)'),
+  ('admin', 'SELECT', 'TABLE payext.event_subscription'),
   ('admin', 'SELECT', 'TABLE payext.order_reversal'),
   ('admin', 'SELECT', 'TABLE payext.parking_lot'),
   ('admin', 'SELECT', 'TABLE payext.parking_stay'),
@@ -406,6 +409,35 @@ END
 $$;
 COMMENT ON FUNCTION payext.reverse_charge(bigint, text) IS
   'refunds a charged order in full, or closes an uncharged one against a late charge; once per order';
+
+-- The LISTEN channel on which a merchant account's charges, refunds and
+-- reversals are announced after they commit, as JSON (docs/events.md).
+-- LISTEN has no privileges: the name is keyed, and handed only to roles
+-- that may act for the account.  Asking for it starts the announcements.
+CREATE FUNCTION payext.event_channel(merchant bigint)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  k text;
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  SELECT a.kind INTO k FROM payext.account a WHERE a.id = event_channel.merchant;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'account % does not exist', merchant USING ERRCODE = 'PY101';
+  END IF;
+  IF k <> 'merchant' THEN
+    RAISE EXCEPTION 'account % is not a merchant account', merchant USING ERRCODE = 'PY111',
+      DETAIL = format('Events are a merchant account''s; account %s is a %s account.', merchant, k);
+  END IF;
+  INSERT INTO payext.event_subscription VALUES (event_channel.merchant, now())
+    ON CONFLICT ON CONSTRAINT event_subscription_pkey DO NOTHING;
+  RETURN payext.event_channel_name(merchant);
+END
+$$;
+COMMENT ON FUNCTION payext.event_channel(bigint) IS
+  'the keyed LISTEN channel of a merchant account''s charges, refunds and reversals; asking starts them';
 
 -- The function forms of CALL merchant_charge and CALL merchant_refund, for
 -- a router: PL/Proxy calls functions, not procedures

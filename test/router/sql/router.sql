@@ -273,6 +273,16 @@ SELECT payext.charge(:shop, :'ra', 100, :'closed_ref');
 SELECT payext.charge(:shop, :'rb2', 100, :'closed_ref');
 \set VERBOSITY default
 
+-- Events: each partition announces what it moved, on its channel of the
+-- merchant's account there; event_channels() names them all (and starts
+-- them on every partition), event_channel() gives partition 0's.
+SELECT partition_number, account = payext.merchant_on(:shop, partition_number) AS its_account,
+       channel ~ '^payext_events_[0-9a-f]{32}$' AS keyed_name
+  FROM payext.event_channels(:shop) ORDER BY 1;
+SELECT payext.event_channel(:shop) = (SELECT channel FROM payext.event_channels(:shop)
+                                       WHERE partition_number = 0) AS partition_0s,
+       (SELECT count(DISTINCT channel) FROM payext.event_channels(:shop)) AS distinct_channels;
+
 -- A wallet's state on its own partition.
 SELECT payext.open_wallet('eve') AS eve \gset
 SELECT payext.freeze(:eve);
