@@ -1202,6 +1202,260 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.event_channel(bigint)'),
   ('admin', 'SELECT', 'TABLE payext.event_subscription');
 
+-- An account's movements in time order (balance_at(), statements): the
+-- two account indexes gain created_at.  On a large journal these take a
+-- while; CREATE INDEX CONCURRENTLY beforehand, under other names, and
+-- dropping the old ones, shortens the update's lock.
+DROP INDEX payext.transfer_debit_idx;
+DROP INDEX payext.transfer_credit_idx;
+CREATE INDEX transfer_debit_idx ON payext.transfer (debit_account, created_at);
+CREATE INDEX transfer_credit_idx ON payext.transfer (credit_account, created_at);
+
+---------------------------------------------------------------------------
+-- Balances at an instant, and merchants' statements
+---------------------------------------------------------------------------
+
+-- An account's balance as of an instant is its journal's sum before it
+-- (by created_at, the transaction's start).  A checkpoint keeps that sum at
+-- the start of a UTC day, so that later questions sum only from there:
+-- balance_at() writes one when it finds a day's start it had to sum past,
+-- and only when no transaction that could still add a row before that
+-- instant is open (none in this database started before it), under READ
+-- COMMITTED (whose snapshot sees every commit so far), in a transaction
+-- that may write.  verify_ledger() recomputes every checkpoint.
+CREATE TABLE payext.balance_checkpoint (
+  account  bigint NOT NULL REFERENCES payext.account (id),
+  at       timestamptz NOT NULL,
+  balance  numeric NOT NULL,
+  PRIMARY KEY (account, at)
+);
+COMMENT ON TABLE payext.balance_checkpoint IS
+  'an account''s journal sum before the start of a UTC day, kept by balance_at(); checked by verify_ledger()';
+SELECT pg_catalog.pg_extension_config_dump('payext.balance_checkpoint', '');
+
+-- The journal's sum for the account over [from_at, to_at): credits less
+-- debits, by the two time-ordered indexes.
+CREATE FUNCTION payext.journal_sum(account bigint, from_at timestamptz, to_at timestamptz)
+RETURNS numeric
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  SELECT coalesce((SELECT sum(t.amount) FROM payext.transfer t
+                    WHERE t.credit_account = $1 AND t.created_at >= $2 AND t.created_at < $3), 0)
+       - coalesce((SELECT sum(t.amount) FROM payext.transfer t
+                    WHERE t.debit_account = $1 AND t.created_at >= $2 AND t.created_at < $3), 0)
+$$;
+
+-- The sum before `at`, from the latest checkpoint before it; and, when it
+-- is safe, a checkpoint at the start of at's UTC day (see above).  No
+-- check of the caller: balance_at() and merchant_statement() make it.
+CREATE FUNCTION payext.journal_balance_at(account bigint, at timestamptz)
+RETURNS numeric
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  c_at timestamptz := '-infinity';
+  c_balance numeric := 0;
+  day_start timestamptz := date_trunc('day', at, 'UTC');
+  before_day numeric;
+  oldest timestamptz;
+BEGIN
+  SELECT c.at, c.balance INTO c_at, c_balance
+    FROM payext.balance_checkpoint c
+   WHERE c.account = journal_balance_at.account AND c.at <= journal_balance_at.at
+   ORDER BY c.at DESC LIMIT 1;
+  IF NOT FOUND THEN
+    c_at := '-infinity';
+    c_balance := 0;
+  END IF;
+  IF day_start > c_at AND day_start < now() - interval '1 minute'
+     AND pg_catalog.current_setting('transaction_isolation') = 'read committed'
+     AND pg_catalog.current_setting('transaction_read_only') = 'off'
+     AND NOT pg_catalog.pg_is_in_recovery() THEN
+    -- Every open transaction of this database, this one included, started
+    -- after day_start; none is prepared; and this role may see them all
+    -- (without pg_read_all_stats others' sessions hide their start).
+    SELECT min(a.xact_start) INTO oldest
+      FROM pg_catalog.pg_stat_activity a
+     WHERE a.datname = pg_catalog.current_database();
+    IF oldest > day_start
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts x
+                        WHERE x.database = pg_catalog.current_database())
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
+                        WHERE a.datname = pg_catalog.current_database()
+                          AND a.query = '<insufficient privilege>') THEN
+      before_day := c_balance + payext.journal_sum(account, c_at, day_start);
+      INSERT INTO payext.balance_checkpoint VALUES (account, day_start, before_day)
+        ON CONFLICT ON CONSTRAINT balance_checkpoint_pkey DO NOTHING;
+      RETURN before_day + payext.journal_sum(account, day_start, at);
+    END IF;
+  END IF;
+  RETURN c_balance + payext.journal_sum(account, c_at, at);
+END
+$$;
+
+-- Who may read an account's past: as balance() — a wallet's for the app
+-- and admins, a merchant's for its mapped roles and admins, a system or
+-- clearing account's for admins (42501 otherwise; PY101 for no account).
+CREATE FUNCTION payext.require_account_reader(account bigint)
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  k text;
+BEGIN
+  SELECT a.kind INTO k FROM payext.account a WHERE a.id = require_account_reader.account;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'account % does not exist', account USING ERRCODE = 'PY101';
+  END IF;
+  IF k = 'merchant' THEN
+    PERFORM payext.require_merchant(account);
+  ELSIF NOT (payext.caller_has_capability('admin')
+             OR (k = 'wallet' AND payext.caller_has_capability('app'))) THEN
+    RAISE EXCEPTION 'permission denied for account %', account USING ERRCODE = '42501';
+  END IF;
+  RETURN k;
+END
+$$;
+
+CREATE FUNCTION payext.balance_at(account bigint, at timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF account IS NULL OR at IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null', CASE WHEN account IS NULL THEN 'account' ELSE 'at' END
+      USING ERRCODE = 'PY001';
+  END IF;
+  PERFORM payext.require_account_reader(account);
+  RETURN payext.journal_balance_at(account, at)::bigint;
+END
+$$;
+COMMENT ON FUNCTION payext.balance_at(bigint, timestamptz) IS
+  'an account''s balance as of an instant, from the journal (transfers created before it), from the last day''s checkpoint';
+
+-- Every movement of the merchant's money in [from_at, to_at), oldest
+-- first, with the balance after it.  amount is signed (+: money in);
+-- kind is the journal's, a payout ('withdraw', merchant_settle) named
+-- 'settlement' and a saga's cover ('clearing_*') 'cover'; order_ref is a
+-- charge's or a refund's order, refund_ref a refund's, reference the
+-- journal's.  balance_after counts every movement whatever kind filters
+-- the rows: opening + the movements = balance_at(to_at).
+-- (Its rows are a type's, not OUT parameters: a column and the argument
+-- that filters it are both named kind.)
+CREATE TYPE payext.statement_line AS (
+  transfer_id bigint, created_at timestamptz, kind text, order_ref text, refund_ref text,
+  reference text, amount bigint, balance_after bigint
+);
+CREATE FUNCTION payext.merchant_statement(merchant bigint, from_at timestamptz, to_at timestamptz,
+                                          kind text DEFAULT 'all')
+RETURNS SETOF payext.statement_line
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  opening numeric;
+  wanted text := merchant_statement.kind;
+BEGIN
+  IF merchant IS NULL OR from_at IS NULL OR to_at IS NULL OR wanted IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null',
+      CASE WHEN merchant IS NULL THEN 'merchant' WHEN from_at IS NULL THEN 'from_at'
+           WHEN to_at IS NULL THEN 'to_at' ELSE 'kind' END
+      USING ERRCODE = 'PY001';
+  END IF;
+  IF wanted NOT IN ('all', 'charge', 'refund', 'settlement') THEN
+    RAISE EXCEPTION 'a statement''s kind is all, charge, refund or settlement, not "%"', wanted
+      USING ERRCODE = 'PY011';
+  END IF;
+  IF from_at > to_at THEN
+    RAISE EXCEPTION 'a statement''s from_at is after its to_at' USING ERRCODE = 'PY011';
+  END IF;
+  IF payext.require_account_reader(merchant) <> 'merchant' THEN
+    RAISE EXCEPTION 'account % is not a merchant account', merchant USING ERRCODE = 'PY111',
+      DETAIL = 'A statement is a merchant account''s.';
+  END IF;
+  opening := payext.journal_balance_at(merchant, from_at);
+  RETURN QUERY
+    WITH moves AS (
+      SELECT t.id, t.created_at, t.kind AS journal_kind, t.reference,
+             CASE WHEN t.credit_account = merchant_statement.merchant THEN t.amount ELSE -t.amount END AS signed
+        FROM payext.transfer t
+       WHERE t.credit_account = merchant_statement.merchant
+         AND t.created_at >= from_at AND t.created_at < to_at
+      UNION ALL
+      SELECT t.id, t.created_at, t.kind, t.reference, -t.amount
+        FROM payext.transfer t
+       WHERE t.debit_account = merchant_statement.merchant
+         AND t.created_at >= from_at AND t.created_at < to_at
+    ), lines AS (
+      SELECT m.id, m.created_at,
+             CASE m.journal_kind WHEN 'withdraw' THEN 'settlement'
+                                 WHEN 'clearing_out' THEN 'cover' WHEN 'clearing_in' THEN 'cover'
+                                 WHEN 'clearing_back' THEN 'cover'
+                                 ELSE m.journal_kind END AS line_kind,
+             CASE m.journal_kind WHEN 'charge' THEN m.reference
+                                 WHEN 'refund' THEN (SELECT p.order_ref FROM payext.refund r
+                                                       JOIN payext.payment p ON p.transfer_id = r.payment
+                                                      WHERE r.transfer_id = m.id) END AS line_order,
+             CASE m.journal_kind WHEN 'refund' THEN m.reference END AS line_refund,
+             m.reference, m.signed,
+             opening + sum(m.signed) OVER (ORDER BY m.created_at, m.id) AS after
+        FROM moves m
+    )
+    SELECT l.id, l.created_at, l.line_kind, l.line_order, l.line_refund, l.reference,
+           l.signed, l.after::bigint
+      FROM lines l
+     WHERE wanted = 'all' OR l.line_kind = wanted
+     ORDER BY l.created_at, l.id;
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_statement(bigint, timestamptz, timestamptz, text) IS
+  'every movement of a merchant''s money in [from_at, to_at), oldest first, with the balance after it';
+
+-- The checkpoints agree with the journal (a row only where there are any).
+CREATE FUNCTION payext.verify_checkpoints()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH bad AS (
+    SELECT c.account, c.at, c.balance,
+           payext.journal_sum(c.account, '-infinity', c.at) AS journal
+      FROM payext.balance_checkpoint c
+  )
+  SELECT 'balance_checkpoints_match',
+         count(*) FILTER (WHERE b.balance <> b.journal) = 0,
+         CASE WHEN count(*) FILTER (WHERE b.balance <> b.journal) = 0
+              THEN format('%s checkpoint(s) agree with the journal', count(*))
+              ELSE format('%s checkpoint(s) differ, e.g. account %s at %s holds %s, the journal says %s',
+                          count(*) FILTER (WHERE b.balance <> b.journal),
+                          (array_agg(b.account) FILTER (WHERE b.balance <> b.journal))[1],
+                          (array_agg(b.at) FILTER (WHERE b.balance <> b.journal))[1],
+                          (array_agg(b.balance) FILTER (WHERE b.balance <> b.journal))[1],
+                          (array_agg(b.journal) FILTER (WHERE b.balance <> b.journal))[1]) END
+    FROM bad b
+  HAVING count(*) > 0
+$$;
+
+REVOKE ALL ON TABLE payext.balance_checkpoint FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.journal_sum(bigint, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.journal_balance_at(bigint, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.require_account_reader(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.balance_at(bigint, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_statement(bigint, timestamptz, timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.verify_checkpoints() FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('app', 'EXECUTE', 'FUNCTION payext.balance_at(bigint, timestamptz)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_statement(bigint, timestamptz, timestamptz, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.balance_at(bigint, timestamptz)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.merchant_statement(bigint, timestamptz, timestamptz, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.balance_at(bigint, timestamptz)'),
+  ('admin', 'SELECT', 'TABLE payext.balance_checkpoint');
+
+
 ---------------------------------------------------------------------------
 -- Sagas: money between partitions, with a clearing account per currency
 ---------------------------------------------------------------------------
@@ -1914,6 +2168,8 @@ AS $$
   SELECT * FROM payext.verify_parking()
   UNION ALL
   SELECT * FROM payext.verify_sagas()
+  UNION ALL
+  SELECT * FROM payext.verify_checkpoints()
 $$;
 COMMENT ON FUNCTION payext.verify_ledger() IS
   'recomputes the ledger from the journal; one row per check, failures as rows';

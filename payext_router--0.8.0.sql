@@ -932,6 +932,107 @@ BEGIN
 END
 $$;
 
+-- Balances at an instant and statements: a merchant's accounts on every
+-- partition, added up and merged in time order.
+CREATE TYPE payext.statement_line AS (
+  transfer_id bigint, created_at timestamptz, kind text, order_ref text, refund_ref text,
+  reference text, amount bigint, balance_after bigint
+);
+
+CREATE FUNCTION payext.balance_at_on(p integer, account bigint, at timestamptz)
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.balance_at(account, at);
+$$;
+
+CREATE FUNCTION payext.merchant_statement_on(p integer, merchant bigint, from_at timestamptz,
+                                             to_at timestamptz)
+RETURNS SETOF payext.statement_line LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT * FROM payext.merchant_statement(merchant, from_at, to_at, 'all');
+$$;
+
+-- A merchant's id at the router: the sum of its accounts' balances then;
+-- any other id: that account's, on its partition.
+CREATE FUNCTION payext.balance_at(account bigint, at timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  total numeric := 0;
+BEGIN
+  PERFORM payext.require_args(ARRAY['account', 'at'], ARRAY[account IS NOT NULL, at IS NOT NULL]);
+  IF payext.router_merchant(account) IS DISTINCT FROM account THEN
+    p := payext.route_id(account, 'account');
+    RETURN payext.balance_at_on(p, account, at);
+  END IF;
+  FOR q IN 0 .. payext.router_partitions() - 1 LOOP
+    p := q;
+    total := total + payext.balance_at_on(q, payext.merchant_on(account, q), at);
+  END LOOP;
+  RETURN total::bigint;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+-- Every partition's lines of the merchant's accounts, in time order, with
+-- the balance after each over all of them (the opening: every account's
+-- balance at from_at).  Arguments are checked as a node checks them.
+CREATE FUNCTION payext.merchant_statement(merchant bigint, from_at timestamptz, to_at timestamptz,
+                                          kind text DEFAULT 'all')
+RETURNS SETOF payext.statement_line
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  p integer;
+  opening numeric := 0;
+  wanted text := merchant_statement.kind;
+  lines payext.statement_line[] := '{}';
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'from_at', 'to_at', 'kind'],
+                              ARRAY[merchant IS NOT NULL, from_at IS NOT NULL, to_at IS NOT NULL,
+                                    wanted IS NOT NULL]);
+  IF wanted NOT IN ('all', 'charge', 'refund', 'settlement') THEN
+    RAISE EXCEPTION 'a statement''s kind is all, charge, refund or settlement, not "%"', wanted
+      USING ERRCODE = 'PY011';
+  END IF;
+  IF from_at > to_at THEN
+    RAISE EXCEPTION 'a statement''s from_at is after its to_at' USING ERRCODE = 'PY011';
+  END IF;
+  m := payext.require_router_merchant(merchant);
+  FOR q IN 0 .. payext.router_partitions() - 1 LOOP
+    p := q;
+    opening := opening + payext.balance_at_on(q, payext.merchant_on(m, q), from_at);
+    lines := lines || ARRAY(SELECT x FROM payext.merchant_statement_on(q, payext.merchant_on(m, q),
+                                                                        from_at, to_at) x);
+  END LOOP;
+  RETURN QUERY
+    SELECT l.transfer_id, l.created_at, l.kind, l.order_ref, l.refund_ref, l.reference, l.amount,
+           l.after::bigint
+      FROM (SELECT t.*, opening + sum(t.amount) OVER (ORDER BY t.created_at, t.transfer_id) AS after
+              FROM unnest(lines) t) l
+     WHERE wanted = 'all' OR l.kind = wanted
+     ORDER BY l.created_at, l.transfer_id;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
 CREATE FUNCTION payext.event_channel_on(p integer, merchant bigint)
 RETURNS text LANGUAGE plproxy AS $$
   CLUSTER 'payext_partitions';

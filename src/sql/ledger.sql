@@ -92,8 +92,11 @@ CREATE UNIQUE INDEX transfer_reference_key
                                        WHEN 'withdraw' THEN debit_account
                                        ELSE idem_scope END), reference)
   WHERE reference IS NOT NULL;
-CREATE INDEX transfer_debit_idx ON payext.transfer (debit_account);
-CREATE INDEX transfer_credit_idx ON payext.transfer (credit_account);
+-- An account's movements in time order, for balance_at() and statements
+-- (by created_at, the transaction's start): one entry per side, as before
+-- 0.8.0, eight bytes wider.
+CREATE INDEX transfer_debit_idx ON payext.transfer (debit_account, created_at);
+CREATE INDEX transfer_credit_idx ON payext.transfer (credit_account, created_at);
 COMMENT ON TABLE payext.transfer IS
   'the journal: one row per movement of money, append-only';
 COMMENT ON COLUMN payext.transfer.checksum IS

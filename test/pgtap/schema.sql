@@ -10,7 +10,7 @@
 -- non-superuser role cannot move money.
 -- Behaviour (errors, happy paths) is in ledger.sql.
 BEGIN;
-SELECT plan(174);
+SELECT plan(192);
 
 ---------------------------------------------------------------------------
 -- Schema and tables
@@ -115,6 +115,9 @@ INSERT INTO contract VALUES
   ('close_account', '{bigint}',                'account bigint', 'void', true),
   ('verify_ledger', '{}',                      '', 'setof record', true),
   ('reverse_charge', '{bigint,text}',         'merchant bigint, order_ref text', 'bigint', true),
+  ('event_channel', '{bigint}',                'merchant bigint', 'text', true),
+  ('balance_at',    '{bigint,"timestamp with time zone"}', 'account bigint, at timestamp with time zone', 'bigint', true),
+  ('merchant_statement', '{bigint,"timestamp with time zone","timestamp with time zone",text}', 'merchant bigint, from_at timestamp with time zone, to_at timestamp with time zone, kind text DEFAULT ''all''::text', 'setof payext.statement_line', true),
   ('format_amount', '{bigint,text}',           'amount bigint, currency text', 'text', false),
   ('currencies',    '{}',                      'OUT code text, OUT exponent integer, OUT name text', 'setof record', false);
 

@@ -283,6 +283,20 @@ SELECT payext.event_channel(:shop) = (SELECT channel FROM payext.event_channels(
                                        WHERE partition_number = 0) AS partition_0s,
        (SELECT count(DISTINCT channel) FROM payext.event_channels(:shop)) AS distinct_channels;
 
+-- Statements and balances at an instant add up the merchant's accounts on
+-- every partition, merged in time order: the lines reconcile with the
+-- balances, and the last balance is the merchant's.
+SELECT count(*) > 5 AS lines, count(DISTINCT payext.partition_of(transfer_id)) AS partitions,
+       bool_and(balance_after IS NOT NULL) AS balances
+  FROM payext.merchant_statement(:shop, '-infinity', 'infinity');
+SELECT (SELECT balance_after FROM payext.merchant_statement(:shop, '-infinity', 'infinity')
+         ORDER BY created_at DESC, transfer_id DESC LIMIT 1) = payext.balance(:shop) AS last_is_balance,
+       payext.balance_at(:shop, 'infinity') = payext.balance(:shop) AS at_infinity,
+       payext.balance_at(:shop, '-infinity') AS at_the_start,
+       payext.balance_at(:ann, 'infinity') = payext.balance(:ann) AS a_wallets_too;
+SELECT count(*) AS charges_only_charges
+  FROM payext.merchant_statement(:shop, '-infinity', 'infinity', 'charge') WHERE kind <> 'charge';
+
 -- A wallet's state on its own partition.
 SELECT payext.open_wallet('eve') AS eve \gset
 SELECT payext.freeze(:eve);
