@@ -27,15 +27,11 @@
 #include "utils/timestamp.h"
 
 #include "events.h"
+#include "roles.h"
 #include "spi_util.h"
 
 #define EVENTS_CHANNEL_PREFIX "payext_events_"
 #define EVENTS_CHANNEL_BYTES 16
-
-static PayextPlan events_key_plan = {
-	"SELECT secret FROM payext.pseudonym_key WHERE id = 1",
-	0, {0}
-};
 
 static PayextPlan events_subscribed_plan = {
 	"SELECT 1 FROM payext.event_subscription WHERE merchant = $1",
@@ -49,20 +45,13 @@ static PayextPlan events_subscribed_plan = {
 void
 EventsChannelName(int64 merchant, char *channel)
 {
-	uint8		key[32];
+	uint8		key[ROLES_PSEUDONYM_KEY_BYTES];
 	uint8		digest[EVP_MAX_MD_SIZE];
 	unsigned int digest_len = 0;
-	bytea	   *secret;
 	char	   *message;
 	int			at;
 
-	if (PayextExecute(&events_key_plan, NULL, NULL, true, 1, SPI_OK_SELECT) == 0)
-		elog(ERROR, "payext: the pseudonym key is missing");
-	secret = DatumGetByteaP(PayextResultDatum(0, 1));
-	if (VARSIZE(secret) - VARHDRSZ != sizeof(key))
-		elog(ERROR, "payext: the pseudonym key has the wrong length");
-	memcpy(key, VARDATA(secret), sizeof(key));
-	explicit_bzero(VARDATA(secret), sizeof(key));
+	RolesPseudonymKey(key);
 
 	message = psprintf("payext event channel of merchant account " INT64_FORMAT, merchant);
 	HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *) message, strlen(message),

@@ -115,26 +115,38 @@ payext_calling_role(PG_FUNCTION_ARGS)
 	PG_RETURN_OID(GetOuterUserId());
 }
 
+/*
+ * The keyed-pseudonym key (payext.pseudonym_key), into key; the caller
+ * wipes it after use.  Needs SPI connected.  Pseudonyms and event channels
+ * (src/events.c) use it, each over messages of its own.
+ */
+void
+RolesPseudonymKey(uint8 *key)
+{
+	bytea	   *secret;
+
+	if (PayextExecute(&pseudonym_key_plan, NULL, NULL, true, 1, SPI_OK_SELECT) == 0)
+		elog(ERROR, "payext: the pseudonym key is missing");
+	secret = DatumGetByteaP(PayextResultDatum(0, 1));
+	if (VARSIZE(secret) - VARHDRSZ != ROLES_PSEUDONYM_KEY_BYTES)
+		elog(ERROR, "payext: the pseudonym key has the wrong length");
+	memcpy(key, VARDATA(secret), ROLES_PSEUDONYM_KEY_BYTES);
+	explicit_bzero(VARDATA(secret), ROLES_PSEUDONYM_KEY_BYTES);
+}
+
 /* pseudonym(consumer text) RETURNS text: hex of HMAC-SHA256, 16 bytes */
 PG_FUNCTION_INFO_V1(payext_pseudonym);
 Datum
 payext_pseudonym(PG_FUNCTION_ARGS)
 {
 	text	   *consumer = PG_GETARG_TEXT_PP(0);
-	uint8		key[32];
+	uint8		key[ROLES_PSEUDONYM_KEY_BYTES];
 	uint8		digest[EVP_MAX_MD_SIZE];
 	unsigned int digest_len = 0;
-	bytea	   *secret;
 	char		hex[PSEUDONYM_BYTES * 2 + 1];
 
 	PayextSpiConnect();
-	if (PayextExecute(&pseudonym_key_plan, NULL, NULL, true, 1, SPI_OK_SELECT) == 0)
-		elog(ERROR, "payext: the pseudonym key is missing");
-	secret = DatumGetByteaP(PayextResultDatum(0, 1));
-	if (VARSIZE(secret) - VARHDRSZ != sizeof(key))
-		elog(ERROR, "payext: the pseudonym key has the wrong length");
-	memcpy(key, VARDATA(secret), sizeof(key));
-	explicit_bzero(VARDATA(secret), sizeof(key));
+	RolesPseudonymKey(key);
 	PayextSpiFinish();
 
 	HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *) VARDATA_ANY(consumer),

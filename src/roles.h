@@ -22,6 +22,10 @@ typedef struct RolesSwitch
  * remembering the invoker; RolesRestore() switches back.  An error restores
  * the user by itself (transaction abort does).
  */
+/* The keyed-pseudonym key's length (payext.pseudonym_key.secret). */
+#define ROLES_PSEUDONYM_KEY_BYTES 32
+
+extern void RolesPseudonymKey(uint8 *key);
 extern void RolesBecomeOwner(FunctionCallInfo fcinfo, RolesSwitch *sw);
 extern void RolesRestore(const RolesSwitch *sw);
 
