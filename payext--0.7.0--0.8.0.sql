@@ -1274,8 +1274,10 @@ BEGIN
      AND pg_catalog.current_setting('transaction_read_only') = 'off'
      AND NOT pg_catalog.pg_is_in_recovery() THEN
     -- Every open transaction of this database, this one included, started
-    -- after day_start; none is prepared; and this role may see them all
-    -- (without pg_read_all_stats others' sessions hide their start).
+    -- after day_start; none is prepared; this role may see them all
+    -- (without pg_read_all_stats others' sessions hide their start), and
+    -- none hides it (track_activities off: state 'disabled'); and the
+    -- account existed that day (no checkpoints back to 4713 BC).
     SELECT min(a.xact_start) INTO oldest
       FROM pg_catalog.pg_stat_activity a
      WHERE a.datname = pg_catalog.current_database();
@@ -1284,7 +1286,9 @@ BEGIN
                         WHERE x.database = pg_catalog.current_database())
        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a
                         WHERE a.datname = pg_catalog.current_database()
-                          AND a.query = '<insufficient privilege>') THEN
+                          AND (a.query = '<insufficient privilege>' OR a.state = 'disabled'))
+       AND day_start >= (SELECT date_trunc('day', a.created_at, 'UTC') FROM payext.account a
+                          WHERE a.id = journal_balance_at.account) THEN
       before_day := c_balance + payext.journal_sum(account, c_at, day_start);
       INSERT INTO payext.balance_checkpoint VALUES (account, day_start, before_day)
         ON CONFLICT ON CONSTRAINT balance_checkpoint_pkey DO NOTHING;
@@ -1310,10 +1314,10 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'account % does not exist', account USING ERRCODE = 'PY101';
   END IF;
-  IF k = 'merchant' THEN
-    PERFORM payext.require_merchant(account);
-  ELSIF NOT (payext.caller_has_capability('admin')
-             OR (k = 'wallet' AND payext.caller_has_capability('app'))) THEN
+  -- One refusal for every kind: which ids are merchants' is not told.
+  IF NOT (CASE WHEN k = 'merchant' THEN payext.may_act_for(account)
+               ELSE payext.caller_has_capability('admin')
+                    OR (k = 'wallet' AND payext.caller_has_capability('app')) END) THEN
     RAISE EXCEPTION 'permission denied for account %', account USING ERRCODE = '42501';
   END IF;
   RETURN k;

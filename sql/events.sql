@@ -20,7 +20,9 @@ SELECT :'ch' ~ '^payext_events_[0-9a-f]{32}$' AS keyed_name,
 SELECT merchant = :m AS listening FROM payext.event_subscription WHERE merchant = :m;
 -- The name reveals neither the merchant's id nor a consumer's pseudonym.
 SELECT position(:'m'::text IN :'ch') = 0 AS no_id_inside,
-       substr(:'ch', 15) <> payext.pseudonym(:'m'::text) AS not_a_pseudonym;
+       substr(:'ch', 15) <> payext.pseudonym(:'m'::text) AS not_a_pseudonym,
+       substr(:'ch', 15) <> payext.pseudonym('payext event channel of merchant account ' || :'m')
+         AS not_a_pseudonym_of_its_own_words;
 
 -- Refusals.
 SELECT payext.event_channel(NULL);

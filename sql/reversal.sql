@@ -71,6 +71,17 @@ SELECT payext.reverse_charge(:m2, 'rev-order-6');
 \echo :SQLSTATE
 SELECT count(*) AS recorded FROM payext.order_reversal WHERE merchant = :m2;
 
+-- A reversal's refund reference is reverse_charge()'s own: a refund of the
+-- merchant's may not take one (it would pass for the reversal's refund and
+-- let the reversal move nothing).
+SELECT payext.request_payment(:w) AS c8 \gset
+SELECT payext.charge(:m, :'c8', 900, 'rev-order-8') > 0 AS charged;
+SELECT payext.refund(:m, 'rev-order-8', 400, 'reversal:rev-order-8');
+\echo :SQLSTATE
+SELECT payext.reverse_charge(:m, 'rev-order-8') AS r8 \gset
+SELECT amount, reference FROM payext.transfer WHERE id = :r8;
+SELECT refunded_amount, state FROM payext.payment_status(:m, 'rev-order-8');
+
 -- Bad arguments.
 SELECT payext.reverse_charge(NULL, 'x');
 \echo :SQLSTATE

@@ -93,6 +93,7 @@ SELECT payext.balance_at(:m, NULL);
 
 -- Who reads what: a till its own merchants' statements and balances, the
 -- app its users' wallets, and no one else's.
+SELECT payext.open_merchant('gh_st_other', 'Other Bar') AS m_other \gset
 CREATE ROLE st_till;
 CREATE ROLE st_app;
 SELECT payext.grant_capability('merchant', 'st_till');
@@ -102,6 +103,10 @@ SET ROLE st_till;
 SELECT count(*) AS till_reads_its_statement FROM payext.merchant_statement(:m, :'t0', :'t1');
 SELECT payext.balance_at(:m, :'t1') AS till_reads_its_balance;
 SELECT payext.balance_at(:w, :'t1');
+\echo :SQLSTATE
+-- Refused alike for a wallet and another merchant: which ids are
+-- merchants' is not told.
+SELECT payext.balance_at(:m_other, :'t1');
 \echo :SQLSTATE
 RESET ROLE;
 SET ROLE st_app;

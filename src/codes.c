@@ -215,6 +215,13 @@ static PayextPlan lock_payment_plan = {
 	2, {INT8OID, TEXTOID}
 };
 
+/*
+ * The refund reference of a reversal's refund: "reversal:" and the order's
+ * reference, a prefix refund() refuses to anyone else (PY004), so that no
+ * refund of the merchant's own can pass for a reversal's.
+ */
+#define CODES_REVERSAL_REF_PREFIX "reversal:"
+
 /* A charge's and a reversal's locks of the merchant (CodesLockMerchant()). */
 static PayextPlan lock_merchant_for_charge_plan = {
 	"SELECT EXISTS (SELECT 1 FROM payext.event_subscription s WHERE s.merchant = a.id)"
@@ -1588,6 +1595,12 @@ payext_refund(PG_FUNCTION_ARGS)
 	order_ref = PayextArgIdentifier(fcinfo, 1, "order_ref", PAYEXT_MAX_REFERENCE_LEN);
 	amount = PayextArgAmount(fcinfo, 2, "amount");
 	refund_ref = PayextArgIdentifier(fcinfo, 3, "refund_ref", PAYEXT_MAX_REFERENCE_LEN);
+	if (strncmp(refund_ref, CODES_REVERSAL_REF_PREFIX, strlen(CODES_REVERSAL_REF_PREFIX)) == 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVALID_IDENTIFIER),
+				 errmsg("argument \"refund_ref\" may not start with \"%s\"", CODES_REVERSAL_REF_PREFIX),
+				 errdetail("Those refund references are reverse_charge()'s own."),
+				 errhint("Choose another refund reference.")));
 
 	PayextSpiConnect();
 	transfer_id = CodesRefund(PG_GETARG_INT64(0), order_ref, amount, refund_ref);
@@ -1611,41 +1624,66 @@ CodesReverse(int64 merchant_id, const char *order_ref)
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int64		transfer_id;
 	int64		reversed = 0;
+	bool		charged;
 
 	LedgerReadAccount(merchant_id, &merchant);
 	LedgerRequireKind(&merchant, LEDGER_MERCHANT, "account a reversal is for");
-	CodesLockMerchant(merchant_id, true);
-	transfer_id = CodesFindReversal(merchant_id, order_ref);
-	if (transfer_id >= 0)
-		return transfer_id;
-
 	values[0] = Int64GetDatum(merchant_id);
 	values[1] = CStringGetTextDatum(order_ref);
-	transfer_id = 0;
-	if (PayextExecute(&find_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
-	{
-		int64		charged = DatumGetInt64(PayextResultDatum(0, 3));
-		Datum		refunded_values[2];
-		int64		refunded;
 
-		refunded_values[0] = values[0];
-		refunded_values[1] = values[1];
-		if (PayextExecute(&lock_payment_plan, refunded_values, NULL, false, 1, SPI_OK_SELECT) != 1)
-			elog(ERROR, "payext: the payment of order \"%s\" went away", order_ref);
-		refunded = DatumGetInt64(PayextResultDatum(0, 4));
-		if (refunded < charged)
+	/*
+	 * A charged order: its payment row, locked first as a refund locks it,
+	 * puts reversals and refunds of it in turn, and no charge can come after
+	 * it (the journal's unique index).  Holding nothing else, the refund then
+	 * locks the accounts in their order.  An order not charged (that this
+	 * snapshot sees): the merchant's row FOR UPDATE, taken holding nothing
+	 * else, waits for its charges in flight and holds new ones back, then the
+	 * payment is looked for again; a charge that committed meanwhile is
+	 * refunded (the one case where the merchant's row is locked before the
+	 * wallet's: a deadlock with a transaction that holds the wallet and
+	 * charges the merchant is possible, and one of the two is 40P01).
+	 */
+	charged = PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1;
+	if (!charged)
+	{
+		if (IsolationUsesXactSnapshot() &&
+			PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access: the order was charged after this transaction's snapshot"),
+					 errhint("Retry the transaction.")));
+		CodesLockMerchant(merchant_id, true);
+		charged = PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1;
+		if (!charged && IsolationUsesXactSnapshot() &&
+			PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access: the order was charged after this transaction's snapshot"),
+					 errhint("Retry the transaction.")));
+	}
+	if (charged)
+	{
+		int64		amount = DatumGetInt64(PayextResultDatum(0, 3));
+		int64		refunded = DatumGetInt64(PayextResultDatum(0, 4));
+
+		transfer_id = CodesFindReversal(merchant_id, order_ref);
+		if (transfer_id >= 0)
+			return transfer_id;
+		transfer_id = 0;
+		if (refunded < amount)
 		{
-			reversed = charged - refunded;
+			reversed = amount - refunded;
 			transfer_id = CodesRefund(merchant_id, order_ref, reversed,
-									  psprintf("reversal:%s", order_ref));
+									  psprintf(CODES_REVERSAL_REF_PREFIX "%s", order_ref));
 		}
 	}
-	else if (IsolationUsesXactSnapshot() &&
-			 PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access: the order was charged after this transaction's snapshot"),
-				 errhint("Retry the transaction.")));
+	else
+	{
+		transfer_id = CodesFindReversal(merchant_id, order_ref);
+		if (transfer_id >= 0)
+			return transfer_id;
+		transfer_id = 0;
+	}
 
 	values[2] = Int64GetDatum(transfer_id);
 	if (transfer_id == 0)

@@ -5,7 +5,7 @@
  * account's own.  LISTEN needs no privilege, so the channel's name is the
  * secret: "payext_events_" and the first 16 bytes of HMAC-SHA256 under the
  * extension's keyed-pseudonym key (owner only, never dumped), over a
- * message of this purpose alone, so that no pseudonym is ever a channel.
+ * message no consumer's id can be, so that no pseudonym is ever a channel.
  * Only merchants whose channel was asked for (event_channel(), which
  * subscribes the account) are announced: NOTIFY makes committing
  * transactions take turns (PostgreSQL's queue lock), a price only the
@@ -53,7 +53,12 @@ EventsChannelName(int64 merchant, char *channel)
 
 	RolesPseudonymKey(key);
 
-	message = psprintf("payext event channel of merchant account " INT64_FORMAT, merchant);
+	/*
+	 * The message starts with a control character, which no consumer's id may
+	 * hold (PY004): no pseudonym (the same key over a consumer's id) is ever
+	 * computed over it.
+	 */
+	message = psprintf("\001payext event channel\001" INT64_FORMAT, merchant);
 	HMAC(EVP_sha256(), key, sizeof(key), (const unsigned char *) message, strlen(message),
 		 digest, &digest_len);
 	explicit_bzero(key, sizeof(key));
