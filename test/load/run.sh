@@ -42,11 +42,13 @@ if [ "$router" = 1 ]; then
 	[ -n "${PAYEXT_PARTITIONS:-}" ] || { echo "load: PAYEXT_LOAD_ROUTER=1 runs inside scripts/with_partitions.sh" >&2; exit 2; }
 	db=$PGDATABASE
 	levels=("read committed")
+	during_run_skip=clearing_matches_sagas
 	export PAYEXT_LOAD_ROUTER=on
 	trap 'rm -rf "$work"' EXIT
 else
 	db=payext_load
 	levels=("read committed" "repeatable read" "serializable")
+	during_run_skip=
 	export PAYEXT_LOAD_ROUTER=off
 	dropdb --if-exists "$db" >/dev/null 2>&1 || true
 	createdb "$db"
@@ -62,11 +64,15 @@ for level in "${levels[@]}"; do
 	echo "--- load: $level, $clients clients, $seconds s"
 
 	# A separate session checks the ledger every second while the load runs.
+	# Behind a router, clearing_matches_sagas is exact only at rest (the
+	# router reads the partitions one after another while sagas move:
+	# docs/partitions.md, "Sagas"); it is checked after the run.
 	watch_log=$work/watch-$tag
 	(
 		end=$((SECONDS + seconds))
 		while [ "$SECONDS" -lt "$end" ]; do
-			psql -X -q -At -d "$db" -c "SELECT count(*) FROM payext.verify_ledger() WHERE NOT ok" >>"$watch_log" 2>&1 || true
+			psql -X -q -At -d "$db" -c "SELECT count(*) || coalesce(' ' || string_agg(check_name || ': ' || detail, '; '), '')
+			                              FROM payext.verify_ledger() WHERE NOT ok AND check_name <> ALL ('{$during_run_skip}')" >>"$watch_log" 2>&1 || true
 			sleep 1
 		done
 	) &
