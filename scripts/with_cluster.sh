@@ -43,7 +43,10 @@ owned_dir payext-cluster
 tmp=$owned_dir_path
 pgdata=$tmp/data
 log=$tmp/server.log
-port=$(( 20000 + RANDOM % 20000 ))
+# shellcheck source=scripts/ports.sh
+. "$(dirname "$0")/ports.sh"
+pick_ports 1
+port=$ports_base
 
 cleanup() {
 	status=$?

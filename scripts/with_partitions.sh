@@ -39,7 +39,11 @@ bindir=$("$PG_CONFIG" --bindir)
 . "$(dirname "$0")/owned_dir.sh"
 owned_dir payext-partitions
 tmp=$owned_dir_path
-base=$((20000 + RANDOM % 20000))
+# Ports base .. base+N for the router and the partitions.
+# shellcheck source=scripts/ports.sh
+. "$(dirname "$0")/ports.sh"
+pick_ports $((n + 1))
+base=$ports_base
 names=()
 
 cleanup() {

@@ -64,6 +64,8 @@ server_port=${PGPORT:-5432}
 
 # shellcheck source=scripts/owned_dir.sh
 . "$repo/scripts/owned_dir.sh"
+# shellcheck source=scripts/ports.sh
+. "$repo/scripts/ports.sh"
 owned_dir payext-pgbouncer
 work=$owned_dir_path
 ini=$work/pgbouncer.ini
@@ -233,7 +235,8 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 started=
 for _ in 1 2 3 4 5; do
-	port=$((20000 + RANDOM % 40000))
+	pick_ports 1
+	port=$ports_base
 	if [ "$port" = "$server_port" ] || port_in_use "$port"; then continue; fi
 	write_config
 	rm -f "$work/pgbouncer.pid"

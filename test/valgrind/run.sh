@@ -46,7 +46,10 @@ work=$owned_dir_path
 pgdata=$work/data
 vgdir=$work/vg
 log=$work/server.log
-port=$(( 20000 + RANDOM % 20000 ))
+# shellcheck source=scripts/ports.sh
+. "$repo/scripts/ports.sh"
+pick_ports 1
+port=$ports_base
 server_pid=
 
 cleanup() {
