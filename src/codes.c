@@ -1479,6 +1479,27 @@ CodesFindRefund(int64 merchant, const char *refund_ref, const char *order_ref,
 	return transfer_id;
 }
 
+/*
+ * Locks the payment of (merchant, order_ref) in values[0..1] (its row is
+ * then SPI's result: lock_payment_plan's columns); false when this snapshot
+ * sees none.  Under REPEATABLE READ and SERIALIZABLE a payment committed
+ * after the snapshot is 40001, the message saying what happened ("the
+ * payment was made", "the order was charged").
+ */
+static bool
+CodesLockPayment(Datum *values, const char *happened)
+{
+	if (PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+		return true;
+	if (IsolationUsesXactSnapshot() &&
+		PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access: %s after this transaction's snapshot", happened),
+				 errhint("Retry the transaction.")));
+	return false;
+}
+
 static int64
 CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 			const char *refund_ref)
@@ -1497,20 +1518,12 @@ CodesRefund(int64 merchant_id, const char *order_ref, int64 amount_minor,
 
 	values[0] = Int64GetDatum(merchant_id);
 	values[1] = CStringGetTextDatum(order_ref);
-	if (PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
-	{
-		if (IsolationUsesXactSnapshot() &&
-			PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access: the payment was made after this transaction's snapshot"),
-					 errhint("Retry the transaction.")));
+	if (!CodesLockPayment(values, "the payment was made"))
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_UNKNOWN_ORDER),
 				 errmsg("merchant " INT64_FORMAT " has no payment for order \"%s\"",
 						merchant_id, order_ref),
 				 errhint("Check the merchant account and the order reference.")));
-	}
 	payment_id = DatumGetInt64(PayextResultDatum(0, 1));
 	wallet = DatumGetInt64(PayextResultDatum(0, 2));
 	charged = DatumGetInt64(PayextResultDatum(0, 3));
@@ -1643,23 +1656,11 @@ CodesReverse(int64 merchant_id, const char *order_ref)
 	 * wallet's: a deadlock with a transaction that holds the wallet and
 	 * charges the merchant is possible, and one of the two is 40P01).
 	 */
-	charged = PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1;
+	charged = CodesLockPayment(values, "the order was charged");
 	if (!charged)
 	{
-		if (IsolationUsesXactSnapshot() &&
-			PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access: the order was charged after this transaction's snapshot"),
-					 errhint("Retry the transaction.")));
 		CodesLockMerchant(merchant_id, true);
-		charged = PayextExecute(&lock_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1;
-		if (!charged && IsolationUsesXactSnapshot() &&
-			PayextExecuteLatestRead(&lock_payment_exists_plan, values, NULL) > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access: the order was charged after this transaction's snapshot"),
-					 errhint("Retry the transaction.")));
+		charged = CodesLockPayment(values, "the order was charged");
 	}
 	if (charged)
 	{
