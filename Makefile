@@ -12,6 +12,7 @@ OBJS = \
 	src/codes.o \
 	src/currency.o \
 	src/events.o \
+	src/holds.o \
 	src/ident.o \
 	src/money.o \
 	src/parking.o \
@@ -31,6 +32,7 @@ SQL_PARTS = \
 	src/sql/partition.sql \
 	src/sql/ledger.sql \
 	src/sql/codes.sql \
+	src/sql/holds.sql \
 	src/sql/association.sql \
 	src/sql/parking.sql \
 	src/sql/saga.sql \

@@ -608,11 +608,16 @@ AS $$
      WHERE (t.kind = 'charge' AND NOT EXISTS (SELECT 1 FROM payext.payment p WHERE p.transfer_id = t.id))
         OR (t.kind = 'refund' AND NOT EXISTS (SELECT 1 FROM payext.refund r WHERE r.transfer_id = t.id))
   ), code_payments AS (
-    SELECT p.code_serial, count(*) AS n FROM payext.payment p GROUP BY p.code_serial
+    -- what used a code: a charge, or a hold (authorize())
+    SELECT u.code_serial, count(*) AS n
+      FROM (SELECT p.code_serial FROM payext.payment p
+            UNION ALL
+            SELECT h.code_serial FROM payext.hold_entry h WHERE h.code_serial IS NOT NULL) u
+     GROUP BY u.code_serial
   ), bad_code AS (
-    -- A live code is used if and only if paid, and no code, live or
-    -- purged, is paid twice: counted here, not left to the unique
-    -- constraint alone.
+    -- A live code is used if and only if it paid or held, and no code,
+    -- live or purged, is used twice: counted here, not left to the unique
+    -- constraints alone.
     SELECT c.serial FROM payext.payment_code c
       LEFT JOIN code_payments u ON u.code_serial = c.serial
      WHERE (c.state = 'used') <> (u.n IS NOT NULL)
@@ -749,14 +754,14 @@ GRANT EXECUTE ON FUNCTION payext.owner_partition(text, integer) TO PUBLIC;
 -- References claimed for one partition behind a router.
 CREATE TABLE payext.reference_claim (
   merchant         bigint NOT NULL,
-  kind             text NOT NULL CHECK (kind IN ('order', 'refund')),
+  kind             text NOT NULL CHECK (kind IN ('order', 'refund', 'capture')),
   reference        text NOT NULL CHECK (length(reference) BETWEEN 1 AND 128),
   partition_number integer NOT NULL CHECK (partition_number >= 0 AND partition_number <= 99),
   claimed_at       timestamptz NOT NULL,
   PRIMARY KEY (merchant, kind, reference)
 );
 COMMENT ON TABLE payext.reference_claim IS
-  'behind a router: which partition charged a merchant''s order_ref, or refunded under a refund_ref';
+  'behind a router: which partition charged or held a merchant''s order_ref, refunded under a refund_ref, or captured under a capture_ref';
 SELECT pg_catalog.pg_extension_config_dump('payext.reference_claim', '');
 
 CREATE FUNCTION payext.claim_reference(merchant bigint, kind text, reference text,
@@ -841,6 +846,7 @@ AS $$
     UNION ALL SELECT 'association_rule', r.id FROM payext.association_rule r
     UNION ALL SELECT 'parking_lot', l.id FROM payext.parking_lot l
     UNION ALL SELECT 'parking_stay', s.id FROM payext.parking_stay s
+    UNION ALL SELECT 'hold', h.id FROM payext.hold_entry h
   ), stray_id AS (
     SELECT i.what, i.id FROM ids i, here WHERE (i.id >> 56) <> here.p
   ), stray_owner AS (
@@ -1067,7 +1073,7 @@ BEGIN
                       'consumer_merchant', 'merchant_summary', 'merchant_daily',
                       'analyst_consumer_merchant', 'code_failure', 'parking_lot',
                       'parking_stay', 'parking_payment', 'parking_anomaly', 'vehicle',
-                      'merchant_credit', 'order_reversal') THEN
+                      'merchant_credit', 'order_reversal', 'hold') THEN
     RAISE EXCEPTION 'payext has no readable relation %', relation
       USING ERRCODE = 'undefined_table',
             HINT = 'A router reads only payext''s readable tables and views.';
@@ -1370,8 +1376,8 @@ BEGIN
            WHEN to_at IS NULL THEN 'to_at' ELSE 'kind' END
       USING ERRCODE = 'PY001';
   END IF;
-  IF wanted NOT IN ('all', 'charge', 'refund', 'settlement') THEN
-    RAISE EXCEPTION 'a statement''s kind is all, charge, refund or settlement, not "%"', wanted
+  IF wanted NOT IN ('all', 'charge', 'capture', 'refund', 'settlement') THEN
+    RAISE EXCEPTION 'a statement''s kind is all, charge, capture, refund or settlement, not "%"', wanted
       USING ERRCODE = 'PY011';
   END IF;
   IF from_at > to_at THEN
@@ -1401,6 +1407,9 @@ BEGIN
                                  WHEN 'clearing_back' THEN 'cover'
                                  ELSE m.journal_kind END AS line_kind,
              CASE m.journal_kind WHEN 'charge' THEN m.reference
+                                 WHEN 'capture' THEN (SELECT h.order_ref FROM payext.hold_capture c
+                                                        JOIN payext.hold_entry h ON h.id = c.hold
+                                                       WHERE c.transfer_id = m.id)
                                  WHEN 'refund' THEN (SELECT p.order_ref FROM payext.refund r
                                                        JOIN payext.payment p ON p.transfer_id = r.payment
                                                       WHERE r.transfer_id = m.id) END AS line_order,
@@ -1458,6 +1467,324 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.merchant_statement(bigint, timestamptz, timestamptz, text)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.balance_at(bigint, timestamptz)'),
   ('admin', 'SELECT', 'TABLE payext.balance_checkpoint');
+
+---------------------------------------------------------------------------
+-- Holds (pre-authorisation): money reserved until captured, voided or expired
+---------------------------------------------------------------------------
+
+-- A wallet's holds (src/sql/holds.sql) may reserve money until then: the
+-- latest expiry any hold of it had when made.  NULL: it never had one.
+ALTER TABLE payext.account ADD COLUMN held_until timestamptz;
+
+---------------------------------------------------------------------------
+-- Holds and their captures
+---------------------------------------------------------------------------
+
+CREATE SEQUENCE payext.hold_id_seq AS bigint;
+
+-- The rows.  state is what was done to the hold: 'open' until a final
+-- capture ('captured') or a void ('voided').  Expiry is not a state: an
+-- open hold past expires_at holds nothing (payext.hold shows it as
+-- 'expired'), without any job having to run.
+CREATE TABLE payext.hold_entry (
+  id          bigint PRIMARY KEY,
+  wallet      bigint NOT NULL,
+  merchant    bigint NOT NULL,
+  -- in the merchant's order namespace, shared with charges
+  order_ref   text NOT NULL,
+  -- the payment code it used; NULL for a parking lot's entry hold
+  code_serial bigint UNIQUE,
+  stay        bigint,
+  amount      bigint NOT NULL CHECK (amount > 0),
+  captured    bigint NOT NULL DEFAULT 0 CHECK (captured >= 0 AND captured <= amount),
+  state       text NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'captured', 'voided')),
+  expires_at  timestamptz NOT NULL,
+  created_at  timestamptz NOT NULL,
+  closed_at   timestamptz,
+  CONSTRAINT hold_order_key UNIQUE (merchant, order_ref),
+  CONSTRAINT hold_closed_when CHECK ((state = 'open') = (closed_at IS NULL)),
+  CONSTRAINT hold_made_by CHECK ((code_serial IS NULL) = (stay IS NOT NULL))
+);
+-- What a wallet's live holds reserve (LedgerHeld): its open holds, by
+-- expiry, so that the expired ones are skipped by the index.
+CREATE INDEX hold_wallet_open_idx ON payext.hold_entry (wallet, expires_at)
+  WHERE state = 'open';
+CREATE INDEX hold_stay_idx ON payext.hold_entry (stay) WHERE stay IS NOT NULL;
+COMMENT ON TABLE payext.hold_entry IS
+  'holds: money of a wallet reserved for a merchant until captured, voided or expired (payext.hold shows them)';
+
+-- Each capture of a hold: its journal transfer (kind 'capture', reference
+-- the capture_ref, scoped to the merchant).
+CREATE TABLE payext.hold_capture (
+  transfer_id bigint PRIMARY KEY,
+  hold        bigint NOT NULL REFERENCES payext.hold_entry (id),
+  amount      bigint NOT NULL CHECK (amount > 0),
+  created_at  timestamptz NOT NULL
+);
+CREATE INDEX hold_capture_hold_idx ON payext.hold_capture (hold);
+COMMENT ON TABLE payext.hold_capture IS 'captures of holds, one journal transfer each';
+
+SELECT pg_catalog.pg_extension_config_dump('payext.hold_entry', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.hold_capture', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.hold_id_seq', '');
+
+CREATE VIEW payext.hold AS
+  SELECT h.id, h.wallet, h.merchant, h.order_ref, h.amount, h.captured,
+         CASE WHEN h.state = 'open' AND h.expires_at <= now() THEN 'expired' ELSE h.state END AS state,
+         h.expires_at, h.created_at, h.closed_at, h.stay,
+         CASE WHEN h.state = 'open' AND h.expires_at > now() THEN h.amount - h.captured ELSE 0 END
+           AS holding
+    FROM payext.hold_entry h;
+COMMENT ON VIEW payext.hold IS
+  'holds as of now: open, expired (past expires_at, holding nothing), captured or voided; holding is what it reserves';
+
+---------------------------------------------------------------------------
+-- Functions
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.authorize(merchant bigint, code text, amount bigint, order_ref text,
+                                 expires_in interval DEFAULT '7 days')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_authorize'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+SET enable_seqscan = off;
+COMMENT ON FUNCTION payext.authorize(bigint, text, bigint, text, interval) IS
+  'a merchant reserves an amount of the wallet behind a payment code; returns the hold id; idempotent on (merchant, order_ref), shared with charges';
+
+CREATE FUNCTION payext.capture_hold(merchant bigint, hold bigint, amount bigint,
+                                    capture_ref text, final boolean DEFAULT true)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_capture_hold'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+SET enable_seqscan = off;
+COMMENT ON FUNCTION payext.capture_hold(bigint, bigint, bigint, text, boolean) IS
+  'takes up to a hold''s remainder to the merchant (a journal transfer); final releases the rest; idempotent on (merchant, capture_ref)';
+
+CREATE FUNCTION payext.void_hold(merchant bigint, hold bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_void_hold'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+SET enable_seqscan = off;
+COMMENT ON FUNCTION payext.void_hold(bigint, bigint) IS
+  'releases what a hold still reserves, and returns it (0 when it reserved nothing any more)';
+
+-- The balance less what live holds reserve, for whoever may read the
+-- account's balance (balance() checks the caller as the caller).
+CREATE FUNCTION payext.available_balance(account bigint)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_available_balance'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.available_balance(bigint) IS
+  'an account''s balance less what its live holds reserve: what charges, withdrawals and new holds may take';
+
+-- Holds against the journal and the wallets: part of verify_ledger().
+CREATE FUNCTION payext.verify_holds()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH captured AS (
+    SELECT c.hold, sum(c.amount::numeric) AS total FROM payext.hold_capture c GROUP BY c.hold
+  ), bad_hold AS (
+    -- captures add up to what the hold says, never above it; a capture's
+    -- transfer is a 'capture' from the hold's wallet to its merchant
+    SELECT h.id FROM payext.hold_entry h LEFT JOIN captured c ON c.hold = h.id
+     WHERE coalesce(c.total, 0) <> h.captured OR h.captured > h.amount
+    UNION
+    SELECT c.hold FROM payext.hold_capture c
+      JOIN payext.hold_entry h ON h.id = c.hold
+      LEFT JOIN payext.transfer t ON t.id = c.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'capture' OR t.debit_account <> h.wallet
+        OR t.credit_account <> h.merchant OR t.amount <> c.amount
+    UNION
+    -- the wallet says it may hold at least until the hold expires
+    SELECT h.id FROM payext.hold_entry h JOIN payext.account a ON a.id = h.wallet
+     WHERE h.state = 'open' AND (a.held_until IS NULL OR a.held_until < h.expires_at)
+  ), orphan_capture AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE t.kind = 'capture'
+       AND NOT EXISTS (SELECT 1 FROM payext.hold_capture c WHERE c.transfer_id = t.id)
+  ), live AS (
+    SELECT h.wallet, sum((h.amount - h.captured)::numeric) AS holding
+      FROM payext.hold_entry h
+     WHERE h.state = 'open' AND h.expires_at > now()
+     GROUP BY h.wallet
+  ), overheld AS (
+    -- a live hold on a wallet that is closed, or that holds less than its
+    -- live holds reserve
+    SELECT a.id, a.status, a.balance, l.holding FROM live l JOIN payext.account a ON a.id = l.wallet
+     WHERE a.status = 'closed' OR a.balance::numeric < l.holding
+  )
+  -- (rows only where there are holds or captures, as verify_checkpoints())
+  , anything AS (
+    SELECT EXISTS (SELECT 1 FROM payext.hold_entry)
+           OR EXISTS (SELECT 1 FROM payext.transfer t WHERE t.kind = 'capture') AS yes
+  )
+  SELECT 'holds_match_journal',
+         NOT EXISTS (SELECT 1 FROM bad_hold) AND NOT EXISTS (SELECT 1 FROM orphan_capture),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_hold) OR EXISTS (SELECT 1 FROM orphan_capture)
+              THEN format('%s hold(s) and %s capture transfer(s) disagree, e.g. hold %s',
+                          (SELECT count(*) FROM bad_hold), (SELECT count(*) FROM orphan_capture),
+                          (SELECT min(id) FROM bad_hold))
+              ELSE format('%s holds and %s captures agree with the journal',
+                          (SELECT count(*) FROM payext.hold_entry),
+                          (SELECT count(*) FROM payext.hold_capture))
+         END
+    FROM anything WHERE anything.yes
+  UNION ALL
+  SELECT 'available_not_negative',
+         NOT EXISTS (SELECT 1 FROM overheld),
+         coalesce((SELECT string_agg(format('wallet %s (%s) holds %s, its live holds reserve %s',
+                                            o.id, o.status, o.balance, o.holding), '; ' ORDER BY o.id)
+                     FROM (SELECT * FROM overheld ORDER BY id LIMIT 3) o),
+                  format('%s wallet(s) with live holds, none reserving more than it holds',
+                         (SELECT count(*) FROM live)))
+    FROM anything WHERE anything.yes
+$$;
+COMMENT ON FUNCTION payext.verify_holds() IS
+  'holds against the journal and the wallets (rows only where there are any); part of verify_ledger()';
+
+-- Holds (src/sql/holds.sql): a merchant role reserves, captures and
+-- releases, for the merchant accounts it is mapped to.
+CREATE PROCEDURE payext.merchant_authorize(merchant bigint, code text, amount bigint,
+                                           order_ref text, expires_in interval DEFAULT '7 days',
+                                           INOUT hold_id bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  hold_id := payext.authorize(merchant, code, amount, order_ref, expires_in);
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_authorize(bigint, text, bigint, text, interval, bigint) IS
+  'a merchant role holds an amount of a customer''s wallet behind a payment code, for a merchant account it is mapped to';
+
+CREATE PROCEDURE payext.merchant_capture(merchant bigint, hold bigint, amount bigint,
+                                         capture_ref text, final boolean DEFAULT true,
+                                         INOUT transfer_id bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  transfer_id := payext.capture_hold(merchant, hold, amount, capture_ref, final);
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_capture(bigint, bigint, bigint, text, boolean, bigint) IS
+  'a merchant role captures a hold of a merchant account it is mapped to';
+
+CREATE PROCEDURE payext.merchant_void(merchant bigint, hold bigint,
+                                      INOUT released bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  released := payext.void_hold(merchant, hold);
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_void(bigint, bigint, bigint) IS
+  'a merchant role releases a hold of a merchant account it is mapped to';
+
+-- The procedures as functions, for a router (PL/Proxy calls functions).
+CREATE FUNCTION payext.merchant_authorize_call(merchant bigint, code text, amount bigint,
+                                               order_ref text, expires_in interval)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.authorize(merchant, code, amount, order_ref, expires_in);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_authorize_call(bigint, text, bigint, text, interval) IS
+  'CALL merchant_authorize as a function, for a router';
+
+CREATE FUNCTION payext.merchant_capture_call(merchant bigint, hold bigint, amount bigint,
+                                             capture_ref text, final boolean)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.capture_hold(merchant, hold, amount, capture_ref, final);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_capture_call(bigint, bigint, bigint, text, boolean) IS
+  'CALL merchant_capture as a function, for a router';
+
+CREATE FUNCTION payext.merchant_void_call(merchant bigint, hold bigint)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.void_hold(merchant, hold);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_void_call(bigint, bigint) IS
+  'CALL merchant_void as a function, for a router';
+
+-- A merchant account's holds as of now, newest first; a customer shows as
+-- nothing but the hold (no wallet id).
+CREATE FUNCTION payext.merchant_holds(merchant bigint)
+RETURNS TABLE (hold_id bigint, order_ref text, amount bigint, captured bigint, state text,
+               holding bigint, expires_at timestamptz, created_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN QUERY
+    SELECT h.id, h.order_ref, h.amount, h.captured, h.state, h.holding, h.expires_at, h.created_at
+      FROM payext.hold h WHERE h.merchant = merchant_holds.merchant
+     ORDER BY h.created_at DESC, h.id DESC;
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_holds(bigint) IS
+  'a merchant account''s holds as of now, for roles mapped to it';
+
+REVOKE ALL ON FUNCTION payext.authorize(bigint, text, bigint, text, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.capture_hold(bigint, bigint, bigint, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.void_hold(bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.available_balance(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.verify_holds() FROM PUBLIC;
+REVOKE ALL ON PROCEDURE payext.merchant_authorize(bigint, text, bigint, text, interval, bigint) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE payext.merchant_capture(bigint, bigint, bigint, text, boolean, bigint) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE payext.merchant_void(bigint, bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_authorize_call(bigint, text, bigint, text, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_capture_call(bigint, bigint, bigint, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_void_call(bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.merchant_holds(bigint) FROM PUBLIC;
+REVOKE ALL ON TABLE payext.hold_entry FROM PUBLIC;
+REVOKE ALL ON TABLE payext.hold_capture FROM PUBLIC;
+REVOKE ALL ON TABLE payext.hold FROM PUBLIC;
+REVOKE ALL ON SEQUENCE payext.hold_id_seq FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('app', 'EXECUTE', 'FUNCTION payext.available_balance(bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.available_balance(bigint)'),
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_authorize(bigint, text, bigint, text, interval, bigint)'),
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_capture(bigint, bigint, bigint, text, boolean, bigint)'),
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_void(bigint, bigint, bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_holds(bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_authorize_call(bigint, text, bigint, text, interval)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_capture_call(bigint, bigint, bigint, text, boolean)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_void_call(bigint, bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.available_balance(bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.authorize(bigint, text, bigint, text, interval)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.capture_hold(bigint, bigint, bigint, text, boolean)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.void_hold(bigint, bigint)'),
+  ('admin', 'SELECT', 'TABLE payext.hold'),
+  ('admin', 'SELECT', 'TABLE payext.hold_entry'),
+  ('admin', 'SELECT', 'TABLE payext.hold_capture');
 
 
 ---------------------------------------------------------------------------
@@ -2168,6 +2495,8 @@ AS $$
   SELECT * FROM payext.verify_journal()
   UNION ALL
   SELECT * FROM payext.verify_payments()
+  UNION ALL
+  SELECT * FROM payext.verify_holds()
   UNION ALL
   SELECT * FROM payext.verify_parking()
   UNION ALL

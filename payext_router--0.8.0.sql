@@ -139,7 +139,7 @@ AS $$
 DECLARE
   p integer;
   what text := CASE name WHEN 'lot' THEN 'parking lot' WHEN 'stay' THEN 'parking stay'
-                         ELSE 'account' END;
+                         WHEN 'hold' THEN 'hold' ELSE 'account' END;
 BEGIN
   IF id IS NULL THEN
     RAISE EXCEPTION 'argument "%" must not be null', name USING ERRCODE = 'PY001';
@@ -148,11 +148,13 @@ BEGIN
   -- would not find it either, and says so with the same SQLSTATE.
   IF id < 1 THEN
     RAISE EXCEPTION '% % does not exist', what, id
-      USING ERRCODE = CASE name WHEN 'lot' THEN 'PY407' WHEN 'stay' THEN 'PY408' ELSE 'PY101' END;
+      USING ERRCODE = CASE name WHEN 'lot' THEN 'PY407' WHEN 'stay' THEN 'PY408'
+                               WHEN 'hold' THEN 'PY601' ELSE 'PY101' END;
   END IF;
   IF (id >> 56) >= payext.router_partitions() THEN
     RAISE EXCEPTION '% % does not exist', what, id
-      USING ERRCODE = CASE name WHEN 'lot' THEN 'PY407' WHEN 'stay' THEN 'PY408' ELSE 'PY101' END,
+      USING ERRCODE = CASE name WHEN 'lot' THEN 'PY407' WHEN 'stay' THEN 'PY408'
+                               WHEN 'hold' THEN 'PY601' ELSE 'PY101' END,
             DETAIL = format('Its high bits name partition %s; the router has %s partitions.',
                             id >> 56, payext.router_partitions());
   END IF;
@@ -1005,8 +1007,8 @@ BEGIN
   PERFORM payext.require_args(ARRAY['merchant', 'from_at', 'to_at', 'kind'],
                               ARRAY[merchant IS NOT NULL, from_at IS NOT NULL, to_at IS NOT NULL,
                                     wanted IS NOT NULL]);
-  IF wanted NOT IN ('all', 'charge', 'refund', 'settlement') THEN
-    RAISE EXCEPTION 'a statement''s kind is all, charge, refund or settlement, not "%"', wanted
+  IF wanted NOT IN ('all', 'charge', 'capture', 'refund', 'settlement') THEN
+    RAISE EXCEPTION 'a statement''s kind is all, charge, capture, refund or settlement, not "%"', wanted
       USING ERRCODE = 'PY011';
   END IF;
   IF from_at > to_at THEN
@@ -3308,6 +3310,303 @@ SELECT r.* FROM payext.relation_rows('vehicle') j,
   json_to_record(j) AS r(plate text, owner text, auto_pay boolean, bound_at timestamptz);
 
 ---------------------------------------------------------------------------
+-- Holds: on the payer's partition (the code's digits), as charges are
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.authorize_on(p integer, merchant bigint, code text, amount bigint,
+                                    order_ref text, expires_in interval)
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.authorize(merchant, code, amount, order_ref, expires_in);
+$$;
+
+CREATE FUNCTION payext.merchant_authorize_call_on(p integer, merchant bigint, code text,
+                                                  amount bigint, order_ref text,
+                                                  expires_in interval)
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.merchant_authorize_call(merchant, code, amount, order_ref, expires_in);
+$$;
+
+-- A hold runs on the payer's partition, after its order_ref is claimed
+-- for that partition as a charge's is: charges and holds share the
+-- merchant's orders on every partition.
+CREATE FUNCTION payext.route_authorize(merchant bigint, code text, amount bigint, order_ref text,
+                                       expires_in interval, as_merchant boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  p integer;
+  at_p integer;
+  holder integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'code', 'amount', 'order_ref'],
+                              ARRAY[merchant IS NOT NULL, code IS NOT NULL, amount IS NOT NULL,
+                                    order_ref IS NOT NULL]);
+  m := payext.require_router_merchant(merchant);
+  p := payext.route_code(code);
+  -- (an empty, overlong or reserved order_ref is the partition's to refuse)
+  IF order_ref <> '' AND octet_length(order_ref) <= 128 AND order_ref NOT LIKE 'parking:%' THEN
+    at_p := payext.route_reference(m, order_ref);
+    holder := payext.claim_reference_on(at_p, payext.merchant_on(m, at_p), 'order', order_ref, p);
+    IF holder <> p THEN
+      RAISE EXCEPTION 'order "%" was already used differently', order_ref
+        USING ERRCODE = 'PY208',
+              DETAIL = format('It was charged or held, or that was tried, with a code of partition %s; '
+                              'only such codes may use it.', lpad(holder::text, 2, '0')),
+              HINT = 'Use a new order_ref for a new order.';
+    END IF;
+  END IF;
+  at_p := p;
+  IF as_merchant THEN
+    RETURN payext.merchant_authorize_call_on(p, payext.merchant_on(m, p), code, amount, order_ref,
+                                             expires_in);
+  END IF;
+  RETURN payext.authorize_on(p, payext.merchant_on(m, p), code, amount, order_ref, expires_in);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.authorize(merchant bigint, code text, amount bigint, order_ref text,
+                                 expires_in interval DEFAULT '7 days')
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payext.route_authorize($1, $2, $3, $4, $5, false) $$;
+
+CREATE PROCEDURE payext.merchant_authorize(merchant bigint, code text, amount bigint,
+                                           order_ref text, expires_in interval DEFAULT '7 days',
+                                           INOUT hold_id bigint DEFAULT NULL)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  hold_id := payext.route_authorize(merchant, code, amount, order_ref, expires_in, true);
+END
+$$;
+
+CREATE FUNCTION payext.capture_hold_on(p integer, merchant bigint, hold bigint, amount bigint,
+                                       capture_ref text, final boolean)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.capture_hold(merchant, hold, amount, capture_ref, final);
+$$;
+
+CREATE FUNCTION payext.merchant_capture_call_on(p integer, merchant bigint, hold bigint,
+                                                amount bigint, capture_ref text, final boolean)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.merchant_capture_call(merchant, hold, amount, capture_ref, final);
+$$;
+
+-- A capture runs where its hold is (the id's partition), after its
+-- capture_ref is claimed for that partition: the merchant's capture
+-- references are one namespace on every partition, as on a single node.
+CREATE FUNCTION payext.route_capture(merchant bigint, hold bigint, amount bigint,
+                                     capture_ref text, final boolean, as_merchant boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  p integer;
+  at_p integer;
+  holder integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'hold', 'amount', 'capture_ref', 'final'],
+                              ARRAY[merchant IS NOT NULL, hold IS NOT NULL, amount IS NOT NULL,
+                                    capture_ref IS NOT NULL, final IS NOT NULL]);
+  m := payext.require_router_merchant(merchant);
+  p := payext.route_id(hold, 'hold');
+  IF capture_ref <> '' AND octet_length(capture_ref) <= 128 THEN
+    at_p := payext.route_reference(m, capture_ref);
+    holder := payext.claim_reference_on(at_p, payext.merchant_on(m, at_p), 'capture', capture_ref, p);
+    IF holder <> p THEN
+      RAISE EXCEPTION 'capture reference "%" was already used for another capture', capture_ref
+        USING ERRCODE = 'PY607',
+              DETAIL = 'It captured a hold on another partition.',
+              HINT = 'A retry must repeat the original hold and amount; a new capture needs a new reference.';
+    END IF;
+  END IF;
+  at_p := p;
+  IF as_merchant THEN
+    RETURN payext.merchant_capture_call_on(p, payext.merchant_on(m, p), hold, amount, capture_ref,
+                                           final);
+  END IF;
+  RETURN payext.capture_hold_on(p, payext.merchant_on(m, p), hold, amount, capture_ref, final);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.capture_hold(merchant bigint, hold bigint, amount bigint,
+                                    capture_ref text, final boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payext.route_capture($1, $2, $3, $4, $5, false) $$;
+
+CREATE PROCEDURE payext.merchant_capture(merchant bigint, hold bigint, amount bigint,
+                                         capture_ref text, final boolean DEFAULT true,
+                                         INOUT transfer_id bigint DEFAULT NULL)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  transfer_id := payext.route_capture(merchant, hold, amount, capture_ref, final, true);
+END
+$$;
+
+CREATE FUNCTION payext.void_hold_on(p integer, merchant bigint, hold bigint)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.void_hold(merchant, hold);
+$$;
+
+CREATE FUNCTION payext.merchant_void_call_on(p integer, merchant bigint, hold bigint)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.merchant_void_call(merchant, hold);
+$$;
+
+CREATE FUNCTION payext.route_void(merchant bigint, hold bigint, as_merchant boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  m bigint;
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant', 'hold'],
+                              ARRAY[merchant IS NOT NULL, hold IS NOT NULL]);
+  m := payext.require_router_merchant(merchant);
+  p := payext.route_id(hold, 'hold');
+  IF as_merchant THEN
+    RETURN payext.merchant_void_call_on(p, payext.merchant_on(m, p), hold);
+  END IF;
+  RETURN payext.void_hold_on(p, payext.merchant_on(m, p), hold);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.void_hold(merchant bigint, hold bigint)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT payext.route_void($1, $2, false) $$;
+
+CREATE PROCEDURE payext.merchant_void(merchant bigint, hold bigint,
+                                      INOUT released bigint DEFAULT NULL)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  released := payext.route_void(merchant, hold, true);
+END
+$$;
+
+CREATE FUNCTION payext.available_balance_on(p integer, account bigint)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.available_balance(account);
+$$;
+
+-- A wallet's on its partition; a merchant's, its accounts' on every one
+-- (a merchant's account holds nothing back).
+CREATE FUNCTION payext.available_balance(account bigint)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  total bigint := 0;
+  m record;
+  p integer;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM payext.merchant_accounts(account)) THEN
+    p := payext.route_id(account, 'account');
+    RETURN payext.available_balance_on(p, account);
+  END IF;
+  FOR m IN SELECT a.partition_number, a.account FROM payext.merchant_accounts(account) a LOOP
+    p := m.partition_number;
+    total := total + payext.available_balance_on(p, m.account);
+  END LOOP;
+  RETURN total;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.merchant_holds_on(p integer, merchant bigint)
+RETURNS TABLE (hold_id bigint, order_ref text, amount bigint, captured bigint, state text,
+               holding bigint, expires_at timestamptz, created_at timestamptz) LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT * FROM payext.merchant_holds(merchant);
+$$;
+
+-- The merchant's holds on every partition, newest first.
+CREATE FUNCTION payext.merchant_holds(merchant bigint)
+RETURNS TABLE (hold_id bigint, order_ref text, amount bigint, captured bigint, state text,
+               holding bigint, expires_at timestamptz, created_at timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['merchant'], ARRAY[merchant IS NOT NULL]);
+  RETURN QUERY
+    WITH parts AS (
+      SELECT a.partition_number, a.account
+        FROM payext.merchant_accounts(payext.require_router_merchant(merchant_holds.merchant)) a
+    )
+    SELECT h.* FROM parts, LATERAL payext.merchant_holds_on(parts.partition_number, parts.account) h
+     ORDER BY h.created_at DESC, h.hold_id DESC;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+-- Holds, each on its payer's partition.
+CREATE VIEW payext.hold AS
+SELECT r.* FROM payext.relation_rows('hold') j,
+  json_to_record(j) AS r(id bigint, wallet bigint, merchant bigint, order_ref text, amount bigint,
+                         captured bigint, state text, expires_at timestamptz,
+                         created_at timestamptz, closed_at timestamptz, stay bigint,
+                         holding bigint);
+
+---------------------------------------------------------------------------
 -- Privileges
 ---------------------------------------------------------------------------
 
@@ -3326,5 +3625,5 @@ GRANT SELECT ON payext.account, payext.transfer, payext.payment, payext.refund,
   payext.association_rule, payext.consumer_merchant, payext.analyst_consumer_merchant,
   payext.merchant_summary, payext.merchant_daily, payext.code_failure,
   payext.parking_lot, payext.parking_stay, payext.parking_anomaly, payext.vehicle,
-  payext.parking_payment, payext.merchant_credit, payext.order_reversal
+  payext.parking_payment, payext.merchant_credit, payext.order_reversal, payext.hold
   TO PUBLIC;

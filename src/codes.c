@@ -54,6 +54,7 @@
 #include "codes.h"
 #include "errors.h"
 #include "events.h"
+#include "holds.h"
 #include "partition.h"
 #include "ledger.h"
 #include "money.h"
@@ -237,6 +238,25 @@ static PayextPlan lock_merchant_for_reversal_plan = {
 /* An order's reversal (reverse_charge()); transfer_id NULL: none moved. */
 static PayextPlan find_reversal_plan = {
 	"SELECT transfer_id FROM payext.order_reversal WHERE merchant = $1 AND order_ref = $2",
+	2, {INT8OID, TEXTOID}
+};
+
+/*
+ * What closes an order to charges: its reversal (transfer id, 0 when none
+ * moved; false), or a hold under it (the hold's id; true).
+ */
+static PayextPlan find_order_use_plan = {
+	"SELECT coalesce(transfer_id, 0), false FROM payext.order_reversal"
+	" WHERE merchant = $1 AND order_ref = $2"
+	" UNION ALL"
+	" SELECT id, true FROM payext.hold_entry WHERE merchant = $1 AND order_ref = $2",
+	2, {INT8OID, TEXTOID}
+};
+
+/* The hold under an order, the code it used (-1: none) and its amount. */
+static PayextPlan find_hold_by_order_plan = {
+	"SELECT id, coalesce(code_serial, -1), amount FROM payext.hold_entry"
+	" WHERE merchant = $1 AND order_ref = $2",
 	2, {INT8OID, TEXTOID}
 };
 
@@ -886,18 +906,156 @@ CodesFindReversal(int64 merchant, const char *order_ref)
  * used), with its transfer.  Returns whether the merchant's events are
  * announced (event_channel()).
  */
+static void
+CodesRaiseOrderIsHold(const char *order_ref, int64 hold)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_ORDER_IS_HOLD),
+			 errmsg("order \"%s\" belongs to a hold", order_ref),
+			 errdetail("Hold " INT64_FORMAT " was authorized under this order reference; charges and holds share the merchant's order references.",
+					   hold),
+			 errhint("capture_hold() takes a hold's money and void_hold() releases it; a new order needs a new order reference.")));
+}
+
 static bool
 CodesRequireOpenOrder(int64 merchant, const char *order_ref)
 {
 	bool		subscribed = CodesLockMerchant(merchant, false);
+	Datum		values[2];
 
-	if (CodesFindReversal(merchant, order_ref) >= 0)
+	values[0] = Int64GetDatum(merchant);
+	values[1] = CStringGetTextDatum(order_ref);
+	if (PayextExecute(&find_order_use_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+	{
+		if (IsolationUsesXactSnapshot() &&
+			PayextExecuteLatestRead(&find_order_use_plan, values, NULL) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 DatumGetBool(PayextResultDatum(0, 2)) ?
+					 errmsg("could not serialize access: the order was held after this transaction's snapshot") :
+					 errmsg("could not serialize access: the order was reversed after this transaction's snapshot"),
+					 errhint("Retry the transaction.")));
+		return subscribed;
+	}
+	if (DatumGetBool(PayextResultDatum(0, 2)))
+		CodesRaiseOrderIsHold(order_ref, DatumGetInt64(PayextResultDatum(0, 1)));
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_ORDER_REVERSED),
+			 errmsg("order \"%s\" was reversed", order_ref),
+			 errdetail("reverse_charge() reversed it: a reversed order takes no charge, and this one moved no money."),
+			 errhint("A new order needs a new order reference.")));
+	return subscribed;
+}
+
+bool
+CodesLockMerchantForPayment(int64 merchant)
+{
+	return CodesLockMerchant(merchant, false);
+}
+
+/*
+ * The hold under (merchant, order_ref), or 0; when the snapshot cannot see
+ * one that exists, 40001.  Sets *code_serial (-1: none) and *amount.
+ */
+static int64
+CodesFindHold(int64 merchant, const char *order_ref, int64 *code_serial,
+			  int64 *amount)
+{
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(merchant);
+	values[1] = CStringGetTextDatum(order_ref);
+	if (PayextExecute(&find_hold_by_order_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		*code_serial = DatumGetInt64(PayextResultDatum(0, 2));
+		*amount = DatumGetInt64(PayextResultDatum(0, 3));
+		return DatumGetInt64(PayextResultDatum(0, 1));
+	}
+	if (IsolationUsesXactSnapshot() &&
+		PayextExecuteLatestRead(&find_hold_by_order_plan, values, NULL) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access: the order was held after this transaction's snapshot"),
+				 errhint("Retry the transaction.")));
+	return 0;
+}
+
+/*
+ * authorize(): a hold under a payment code.  The code is checked as a
+ * charge checks it (the throttle, its state, expiry and cap) and used up;
+ * the wallet's available balance must cover the amount.  The order is the
+ * merchant's, shared with charges: the merchant's row FOR UPDATE, taken
+ * first and holding nothing else (as a reversal takes it), waits for the
+ * charges in flight and holds new ones back, so that an order is either a
+ * charge's or a hold's.  Again with the same code and amount: the same
+ * hold.
+ */
+int64
+CodesAuthorize(int64 merchant_id, const char *code, size_t code_len,
+			   int64 amount_minor, const char *order_ref, TimestampTz expires_at)
+{
+	CodeFields	fields;
+	LedgerAccount merchant;
+	CodeRow		row;
+	Datum		values[2];
+	Datum		close_values[3];
+	int64		hold;
+	int64		held_serial;
+	int64		held_amount;
+	int64		serial;
+	int64		hold_id;
+
+	CodesParse(code, code_len, &fields);
+	LedgerReadAccount(merchant_id, &merchant);
+	LedgerRequireKind(&merchant, LEDGER_MERCHANT, "account a hold is for");
+	ThrottleCheck(merchant_id);
+	CodesLockMerchant(merchant_id, true);
+
+	/* A retry: the same code (live or purged) and amount. */
+	hold = CodesFindHold(merchant_id, order_ref, &held_serial, &held_amount);
+	if (hold != 0)
+	{
+		serial = CodesIssuedSerial(&fields);
+		if (serial >= 0 && serial == held_serial && held_amount == amount_minor)
+			return hold;
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ORDER_CONFLICT),
+				 errmsg("order \"%s\" was already held differently", order_ref),
+				 errdetail("Hold " INT64_FORMAT " holds " INT64_FORMAT " for this order with %s.",
+						   hold, held_amount,
+						   serial == held_serial ? "this payment code" : "another payment code"),
+				 errhint("A retry must repeat the original code and amount; a new order needs a new order reference.")));
+	}
+	values[0] = Int64GetDatum(merchant_id);
+	values[1] = CStringGetTextDatum(order_ref);
+	if (PayextExecute(&find_payment_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1 ||
+		(IsolationUsesXactSnapshot() &&
+		 PayextExecuteLatestRead(&find_payment_plan, values, NULL) > 0))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_ORDER_CONFLICT),
+				 errmsg("order \"%s\" was already charged", order_ref),
+				 errdetail("Charges and holds share the merchant's order references."),
+				 errhint("A new order needs a new order reference.")));
+	if (CodesFindReversal(merchant_id, order_ref) >= 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ORDER_REVERSED),
 				 errmsg("order \"%s\" was reversed", order_ref),
-				 errdetail("reverse_charge() reversed it: a reversed order takes no charge, and this one moved no money."),
+				 errdetail("reverse_charge() closed it: a reversed order takes no charge and no hold."),
 				 errhint("A new order needs a new order reference.")));
-	return subscribed;
+
+	if (!CodesLockRow(&fields, pnstrdup(code, code_len), merchant_id, &row) ||
+		row.state == CODE_USED)
+		CodesRaiseUsed();
+	CodesCheckUsable(&row);
+	CodesCheckCap(&row, amount_minor, merchant.currency);
+
+	hold_id = HoldsCreate(row.wallet, &merchant, order_ref, row.serial, 0,
+						  amount_minor, expires_at, false);
+	close_values[0] = Int64GetDatum(row.serial);
+	close_values[1] = CStringGetTextDatum(code_state_names[CODE_USED]);
+	close_values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	PayextExecute(&close_code_plan, close_values, NULL, false, 0, SPI_OK_UPDATE);
+	return hold_id;
 }
 
 /*
@@ -1680,10 +1838,18 @@ CodesReverse(int64 merchant_id, const char *order_ref)
 	}
 	else
 	{
+		int64		held_serial;
+		int64		held_amount;
+		int64		hold;
+
 		transfer_id = CodesFindReversal(merchant_id, order_ref);
 		if (transfer_id >= 0)
 			return transfer_id;
 		transfer_id = 0;
+		/* A hold's order is the hold's: void_hold() releases it. */
+		hold = CodesFindHold(merchant_id, order_ref, &held_serial, &held_amount);
+		if (hold != 0)
+			CodesRaiseOrderIsHold(order_ref, hold);
 	}
 
 	values[2] = Int64GetDatum(transfer_id);

@@ -117,6 +117,24 @@
  * across partitions before sagas, was never released.)
  */
 
+/* PY6xx: holds (src/holds.c) */
+/* No such hold of this merchant (another merchant's hold is none of its) */
+#define PAYEXT_ERRCODE_UNKNOWN_HOLD			PAYEXT_SQLSTATE('6', '0', '1')
+/* The hold expired: it holds nothing and can no longer be captured */
+#define PAYEXT_ERRCODE_HOLD_EXPIRED			PAYEXT_SQLSTATE('6', '0', '2')
+/* The hold was voided */
+#define PAYEXT_ERRCODE_HOLD_VOIDED			PAYEXT_SQLSTATE('6', '0', '3')
+/* The hold was captured in full, or finally */
+#define PAYEXT_ERRCODE_HOLD_CAPTURED		PAYEXT_SQLSTATE('6', '0', '4')
+/* A capture above what the hold still reserves */
+#define PAYEXT_ERRCODE_CAPTURE_EXCEEDS		PAYEXT_SQLSTATE('6', '0', '5')
+/* expires_in outside 1 second .. 30 days */
+#define PAYEXT_ERRCODE_HOLD_BAD_EXPIRY		PAYEXT_SQLSTATE('6', '0', '6')
+/* capture_ref already used for another capture */
+#define PAYEXT_ERRCODE_CAPTURE_CONFLICT		PAYEXT_SQLSTATE('6', '0', '7')
+/* An order that is a hold: charge() and reverse_charge() do not take it */
+#define PAYEXT_ERRCODE_ORDER_IS_HOLD		PAYEXT_SQLSTATE('6', '0', '8')
+
 /* PY9xx: a broken invariant; reaching one is a bug in payext */
 #define PAYEXT_ERRCODE_INVARIANT_BROKEN		PAYEXT_SQLSTATE('9', '0', '1')
 

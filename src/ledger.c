@@ -63,6 +63,21 @@
 	" WHEN 'withdraw' THEN debit_account" \
 	" ELSE idem_scope END)"
 
+/*
+ * Whether a wallet's holds may still hold something: held_until is the
+ * latest expiry any of its holds had when made (authorize() sets it), so
+ * a wallet without a hold, or whose holds are all past, is judged by its
+ * balance alone, without a look at payext.hold_entry.
+ */
+#define LEDGER_MAY_HOLD "coalesce(held_until > now(), false)"
+
+/* What a wallet's live holds hold: their remainders (src/holds.c). */
+static PayextPlan held_plan = {
+	"SELECT coalesce(sum(amount - captured), 0)::bigint FROM payext.hold_entry"
+	" WHERE wallet = $1 AND state = 'open' AND expires_at > now()",
+	1, {INT8OID}
+};
+
 static PayextPlan find_by_reference_plan = {
 	"SELECT id, debit_account, credit_account, amount"
 	"  FROM payext.transfer"
@@ -72,7 +87,7 @@ static PayextPlan find_by_reference_plan = {
 };
 
 static PayextPlan lock_accounts_plan = {
-	"SELECT id, kind, currency, balance, status, owner, public_service_id"
+	"SELECT id, kind, currency, balance, status, owner, public_service_id, " LEDGER_MAY_HOLD
 	"  FROM payext.account"
 	" WHERE (id = $1 OR id = $2) AND balance IS NOT NULL"
 	" ORDER BY id"
@@ -81,14 +96,14 @@ static PayextPlan lock_accounts_plan = {
 };
 
 static PayextPlan read_account_plan = {
-	"SELECT id, kind, currency, coalesce(balance, 0), status, owner, public_service_id"
+	"SELECT id, kind, currency, coalesce(balance, 0), status, owner, public_service_id, " LEDGER_MAY_HOLD
 	"  FROM payext.account"
 	" WHERE id = $1",
 	1, {INT8OID}
 };
 
 static PayextPlan read_system_plan = {
-	"SELECT id, kind, currency, 0::bigint, status, owner, public_service_id"
+	"SELECT id, kind, currency, 0::bigint, status, owner, public_service_id, false"
 	"  FROM payext.account"
 	" WHERE id = $1 AND balance IS NULL",
 	1, {INT8OID}
@@ -163,7 +178,7 @@ static PayextPlan system_balance_plan = {
 
 /* Merchant buckets */
 static PayextPlan lock_user_account_plan = {
-	"SELECT id, kind, currency, balance, status, owner, public_service_id"
+	"SELECT id, kind, currency, balance, status, owner, public_service_id, " LEDGER_MAY_HOLD
 	"  FROM payext.account"
 	" WHERE id = $1 AND balance IS NOT NULL"
 	"   FOR NO KEY UPDATE",
@@ -171,7 +186,7 @@ static PayextPlan lock_user_account_plan = {
 };
 
 static PayextPlan share_merchant_plan = {
-	"SELECT id, kind, currency, balance, status, owner, public_service_id"
+	"SELECT id, kind, currency, balance, status, owner, public_service_id, " LEDGER_MAY_HOLD
 	"  FROM payext.account"
 	" WHERE id = $1 AND kind = 'merchant'"
 	"   FOR SHARE",
@@ -353,6 +368,7 @@ static const char *const transfer_kind_names[] = {
 	[LEDGER_CLEARING_OUT] = "clearing_out",
 	[LEDGER_CLEARING_IN] = "clearing_in",
 	[LEDGER_CLEARING_BACK] = "clearing_back",
+	[LEDGER_CAPTURE] = "capture",
 };
 static const char *const transfer_kind_nouns[] = {
 	[LEDGER_KIND_UNSET] = NULL,
@@ -365,6 +381,7 @@ static const char *const transfer_kind_nouns[] = {
 	[LEDGER_CLEARING_OUT] = "transfer to another partition",
 	[LEDGER_CLEARING_IN] = "transfer from another partition",
 	[LEDGER_CLEARING_BACK] = "return of a transfer to another partition",
+	[LEDGER_CAPTURE] = "capture",
 };
 
 LedgerAccountKind
@@ -469,6 +486,49 @@ LedgerReadLockedAccount(uint64 row, LedgerAccount *account)
 	account->status = LedgerParseAccountStatus(PayextResultCString(row, 5));
 	account->owner = PayextResultCString(row, 6);
 	account->public_service_id = PayextResultCString(row, 7);
+	account->may_hold = DatumGetBool(PayextResultDatum(row, 8));
+}
+
+int64
+LedgerHeld(const LedgerAccount *account)
+{
+	Datum		values[1];
+
+	if (account->kind != LEDGER_WALLET || !account->may_hold)
+		return 0;
+	values[0] = Int64GetDatum(account->id);
+	PayextExecute(&held_plan, values, NULL, false, 1, SPI_OK_SELECT);
+	return DatumGetInt64(PayextResultDatum(0, 1));
+}
+
+bool
+LedgerLockWallet(int64 account_id, LedgerAccount *account)
+{
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(account_id);
+	if (PayextExecute(&lock_user_account_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 0)
+		return false;
+	LedgerReadLockedAccount(0, account);
+	if (account->kind != LEDGER_WALLET)
+		return false;
+	account->held_minor = LedgerHeld(account);
+	return true;
+}
+
+int64
+LedgerFindReference(LedgerTransferKind kind, int64 scope, const char *reference)
+{
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(LedgerTransferKindName(kind));
+	values[1] = Int64GetDatum(scope);
+	values[2] = CStringGetTextDatum(reference);
+	if (PayextExecute(&find_by_reference_plan, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 0)
+		return 0;
+	return DatumGetInt64(PayextResultDatum(0, 1));
 }
 
 bool
@@ -523,7 +583,7 @@ LedgerAccountName(const LedgerAccount *account, bool conceal)
 		psprintf("account " INT64_FORMAT, account->id);
 }
 
-static void
+void
 LedgerCheckActiveAs(const LedgerAccount *account, bool conceal)
 {
 	if (account->status == LEDGER_FROZEN)
@@ -782,7 +842,9 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errdetail("Account " INT64_FORMAT " holds %s, account " INT64_FORMAT " holds %s.",
 						   debit->id, debit->currency, credit->id, credit->currency),
 				 errhint("payext does not convert currencies; use accounts of one currency.")));
-	if (LedgerStoresBalance(debit->kind) && debit->balance_minor < req->amount_minor &&
+	/* A wallet pays from what its live holds leave (available_balance()). */
+	if (LedgerStoresBalance(debit->kind) &&
+		debit->balance_minor - debit->held_minor < req->amount_minor &&
 		req->conceal_debit)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
@@ -790,6 +852,17 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 				 errdetail("The %s needs %s.", LedgerKindNoun(req->kind),
 						   PayextFormatAmount(req->amount_minor, debit->currency)),
 				 errhint("Ask the customer to top up, or to pay another way.")));
+	if (LedgerStoresBalance(debit->kind) && debit->held_minor > 0 &&
+		debit->balance_minor - debit->held_minor < req->amount_minor)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
+				 errmsg("insufficient funds in account " INT64_FORMAT, debit->id),
+				 errdetail("The account holds %s, of which live holds reserve %s; the %s needs %s.",
+						   PayextFormatAmount(debit->balance_minor, debit->currency),
+						   PayextFormatAmount(debit->held_minor, debit->currency),
+						   LedgerKindNoun(req->kind),
+						   PayextFormatAmount(req->amount_minor, debit->currency)),
+				 errhint("A hold ends when the merchant captures or voids it, or when it expires.")));
 	if (LedgerStoresBalance(debit->kind) && debit->balance_minor < req->amount_minor)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
@@ -812,6 +885,8 @@ LedgerCheckTransfer(const LedgerTransferRequest *req, const LedgerAccount *debit
 	Assert(*credit_after - credit->balance_minor == req->amount_minor);
 	/* No user account below zero, before or after. */
 	Assert(!LedgerStoresBalance(debit->kind) || debit->balance_minor >= 0);
+	/* Nor below what its live holds reserve. */
+	Assert(!LedgerStoresBalance(debit->kind) || *debit_after >= debit->held_minor);
 	Assert(!LedgerStoresBalance(credit->kind) ||
 		   (credit->balance_minor >= 0 && *credit_after >= 0));
 
@@ -832,7 +907,8 @@ LedgerTransferPossible(const LedgerTransferRequest *req, const LedgerAccount *de
 	return debit->status == LEDGER_ACTIVE &&
 		credit->status == LEDGER_ACTIVE &&
 		strcmp(debit->currency, credit->currency) == 0 &&
-		(!LedgerStoresBalance(debit->kind) || debit->balance_minor >= req->amount_minor) &&
+		(!LedgerStoresBalance(debit->kind) ||
+		 debit->balance_minor - debit->held_minor >= req->amount_minor) &&
 		!pg_add_s64_overflow(credit->balance_minor, req->amount_minor, &after);
 }
 
@@ -906,6 +982,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 		LedgerFoldCredits(&credit);
 	}
 	LedgerFoldCredits(&debit);
+	debit.held_minor = LedgerHeld(&debit);
 	/* A soft request asks first, before anything is written. */
 	if (req->refuse_softly && !LedgerTransferPossible(req, &debit, &credit))
 		return 0;
@@ -1310,10 +1387,12 @@ LedgerSystemBalance(int64 account_id)
 	return DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(sum)));
 }
 
-/* balance(account bigint) RETURNS bigint */
-PG_FUNCTION_INFO_V1(payext_balance);
-Datum
-payext_balance(PG_FUNCTION_ARGS)
+/*
+ * balance() and available_balance(): the balance, or the balance less what
+ * a wallet's live holds reserve, for callers who may read the account.
+ */
+static Datum
+LedgerBalanceFunction(FunctionCallInfo fcinfo, bool available)
 {
 	static const char *const names[] = {"account"};
 	Datum		values[1];
@@ -1339,9 +1418,31 @@ payext_balance(PG_FUNCTION_ARGS)
 	RolesRequireAccountAccess(sw.invoker, PG_GETARG_INT64(0), kind);
 	if (kind == ROLES_ACCOUNT_SYSTEM)
 		balance = LedgerSystemBalance(PG_GETARG_INT64(0));
+	if (available && kind == ROLES_ACCOUNT_WALLET)
+	{
+		/* In the same snapshot as the balance (read-only, no new one). */
+		PayextExecute(&held_plan, values, NULL, true, 1, SPI_OK_SELECT);
+		balance -= DatumGetInt64(PayextResultDatum(0, 1));
+	}
 	PayextSpiFinish();
 	RolesRestore(&sw);
 	PG_RETURN_INT64(balance);
+}
+
+/* balance(account bigint) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_balance);
+Datum
+payext_balance(PG_FUNCTION_ARGS)
+{
+	return LedgerBalanceFunction(fcinfo, false);
+}
+
+/* available_balance(account bigint) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_available_balance);
+Datum
+payext_available_balance(PG_FUNCTION_ARGS)
+{
+	return LedgerBalanceFunction(fcinfo, true);
 }
 
 /*

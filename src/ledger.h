@@ -49,7 +49,8 @@ typedef enum LedgerTransferKind
 	LEDGER_PARKING,
 	LEDGER_CLEARING_OUT,		/* a saga's first leg: account -> clearing */
 	LEDGER_CLEARING_IN,			/* its second, elsewhere: clearing -> account */
-	LEDGER_CLEARING_BACK		/* the first leg undone: clearing -> account */
+	LEDGER_CLEARING_BACK,		/* the first leg undone: clearing -> account */
+	LEDGER_CAPTURE				/* a hold's money taken (src/holds.c) */
 } LedgerTransferKind;
 
 /* An account as the ledger sees it. */
@@ -62,6 +63,8 @@ typedef struct LedgerAccount
 	LedgerAccountStatus status;
 	char	   *owner;			/* a wallet's owner; NULL when none */
 	char	   *public_service_id;	/* a merchant's official account */
+	bool		may_hold;		/* a wallet whose holds may not all be over */
+	int64		held_minor;		/* what its live holds hold (LedgerTransfer) */
 } LedgerAccount;
 
 typedef struct LedgerTransferRequest
@@ -139,6 +142,26 @@ extern int64 LedgerTransfer(const LedgerTransferRequest *req, bool *replayed);
  */
 extern void LedgerLockForPayments(int64 merchant, const char *currency,
 								  int64 *wallets, int n);
+
+/*
+ * What a wallet's live holds hold (0 for other accounts, and without a
+ * query for a wallet whose holds are all over).  The caller holds the
+ * wallet's row, so no hold can come or go meanwhile.
+ */
+extern int64 LedgerHeld(const LedgerAccount *account);
+
+/*
+ * Locks a wallet FOR NO KEY UPDATE and reads it, with what its live holds
+ * reserve; false when there is no such wallet.
+ */
+extern bool LedgerLockWallet(int64 account_id, LedgerAccount *account);
+
+/* The transfer of this kind under (scope, reference), or 0. */
+extern int64 LedgerFindReference(LedgerTransferKind kind, int64 scope,
+								 const char *reference);
+
+/* Raises PY102/PY103 unless active; conceal: name no wallet id. */
+extern void LedgerCheckActiveAs(const LedgerAccount *account, bool conceal);
 
 /* Reads an account without locking it; false when it does not exist. */
 extern bool LedgerFindAccount(int64 account_id, LedgerAccount *account);

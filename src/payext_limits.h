@@ -118,4 +118,8 @@
 /* Length of the journal row checksum kept in transfer.checksum, in bytes. */
 #define PAYEXT_CHECKSUM_LEN			16
 
+/* A hold's expires_in: 1 second .. 30 days (authorize()) */
+#define PAYEXT_MIN_HOLD_S			1
+#define PAYEXT_MAX_HOLD_S			(30 * 86400)
+
 #endif							/* PAYEXT_PAYEXT_LIMITS_H */

@@ -313,11 +313,16 @@ AS $$
      WHERE (t.kind = 'charge' AND NOT EXISTS (SELECT 1 FROM payext.payment p WHERE p.transfer_id = t.id))
         OR (t.kind = 'refund' AND NOT EXISTS (SELECT 1 FROM payext.refund r WHERE r.transfer_id = t.id))
   ), code_payments AS (
-    SELECT p.code_serial, count(*) AS n FROM payext.payment p GROUP BY p.code_serial
+    -- what used a code: a charge, or a hold (authorize())
+    SELECT u.code_serial, count(*) AS n
+      FROM (SELECT p.code_serial FROM payext.payment p
+            UNION ALL
+            SELECT h.code_serial FROM payext.hold_entry h WHERE h.code_serial IS NOT NULL) u
+     GROUP BY u.code_serial
   ), bad_code AS (
-    -- A live code is used if and only if paid, and no code, live or
-    -- purged, is paid twice: counted here, not left to the unique
-    -- constraint alone.
+    -- A live code is used if and only if it paid or held, and no code,
+    -- live or purged, is used twice: counted here, not left to the unique
+    -- constraints alone.
     SELECT c.serial FROM payext.payment_code c
       LEFT JOIN code_payments u ON u.code_serial = c.serial
      WHERE (c.state = 'used') <> (u.n IS NOT NULL)

@@ -45,6 +45,9 @@ CREATE TABLE payext.account (
   status            text NOT NULL DEFAULT 'active'
                     CHECK (status IN ('active', 'frozen', 'closed')),
   created_at        timestamptz NOT NULL DEFAULT now(),
+  -- A wallet's holds (src/sql/holds.sql) may reserve money until then: the
+  -- latest expiry any hold of it had when made.  NULL: it never had one.
+  held_until        timestamptz,
   -- Wallets and merchants never go below zero.  The C code checks first;
   -- this is the last line.
   CONSTRAINT account_balance_not_negative CHECK (balance >= 0),

@@ -95,14 +95,14 @@ COMMENT ON FUNCTION payext.owner_partition(text, integer) IS
 -- single node nothing writes here.
 CREATE TABLE payext.reference_claim (
   merchant         bigint NOT NULL,
-  kind             text NOT NULL CHECK (kind IN ('order', 'refund')),
+  kind             text NOT NULL CHECK (kind IN ('order', 'refund', 'capture')),
   reference        text NOT NULL CHECK (length(reference) BETWEEN 1 AND 128),
   partition_number integer NOT NULL CHECK (partition_number >= 0 AND partition_number <= 99),
   claimed_at       timestamptz NOT NULL,
   PRIMARY KEY (merchant, kind, reference)
 );
 COMMENT ON TABLE payext.reference_claim IS
-  'behind a router: which partition charged a merchant''s order_ref, or refunded under a refund_ref';
+  'behind a router: which partition charged or held a merchant''s order_ref, refunded under a refund_ref, or captured under a capture_ref';
 SELECT pg_catalog.pg_extension_config_dump('payext.reference_claim', '');
 
 CREATE FUNCTION payext.claim_reference(merchant bigint, kind text, reference text,

@@ -32,6 +32,7 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('app', 'EXECUTE', 'FUNCTION payext.open_wallet(text, text)'),
   ('app', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
   ('app', 'EXECUTE', 'FUNCTION payext.balance_at(bigint, timestamptz)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.available_balance(bigint)'),
   ('app', 'EXECUTE', 'FUNCTION payext.top_up(bigint, bigint, text)'),
   ('app', 'EXECUTE', 'FUNCTION payext.withdraw(bigint, bigint, text)'),
   ('app', 'EXECUTE', 'FUNCTION payext.request_payment(bigint, bigint, interval)'),
@@ -64,9 +65,18 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_statement(bigint, timestamptz, timestamptz, text)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.balance_at(bigint, timestamptz)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.available_balance(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_transfers(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_interactions(bigint)'),
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_associations(bigint)'),
+  -- holds: reserve, take, release; and the merchant's own holds
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_authorize(bigint, text, bigint, text, interval, bigint)'),
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_capture(bigint, bigint, bigint, text, boolean, bigint)'),
+  ('merchant', 'EXECUTE', 'PROCEDURE payext.merchant_void(bigint, bigint, bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_holds(bigint)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_authorize_call(bigint, text, bigint, text, interval)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_capture_call(bigint, bigint, bigint, text, boolean)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_void_call(bigint, bigint)'),
   -- behind a router: the procedures as functions, and the references it
   -- claims for the merchant's orders and refunds
   ('merchant', 'EXECUTE', 'FUNCTION payext.merchant_charge_call(bigint, text, bigint, text)'),
@@ -92,6 +102,13 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.close_account(bigint)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.transfer(bigint, bigint, bigint, text)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.balance(bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.available_balance(bigint)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.authorize(bigint, text, bigint, text, interval)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.capture_hold(bigint, bigint, bigint, text, boolean)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.void_hold(bigint, bigint)'),
+  ('admin', 'SELECT', 'TABLE payext.hold'),
+  ('admin', 'SELECT', 'TABLE payext.hold_entry'),
+  ('admin', 'SELECT', 'TABLE payext.hold_capture'),
   ('admin', 'EXECUTE', 'FUNCTION payext.verify_ledger()'),
   ('admin', 'EXECUTE', 'FUNCTION payext.verify_placement(integer)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.set_association_rule(text, integer, interval, bigint)'),
@@ -392,6 +409,110 @@ END
 $$;
 COMMENT ON PROCEDURE payext.merchant_refund(bigint, text, bigint, text, bigint) IS
   'a merchant role refunds an order of a merchant account it is mapped to';
+
+-- Holds (src/sql/holds.sql): a merchant role reserves, captures and
+-- releases, for the merchant accounts it is mapped to.
+CREATE PROCEDURE payext.merchant_authorize(merchant bigint, code text, amount bigint,
+                                           order_ref text, expires_in interval DEFAULT '7 days',
+                                           INOUT hold_id bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  hold_id := payext.authorize(merchant, code, amount, order_ref, expires_in);
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_authorize(bigint, text, bigint, text, interval, bigint) IS
+  'a merchant role holds an amount of a customer''s wallet behind a payment code, for a merchant account it is mapped to';
+
+CREATE PROCEDURE payext.merchant_capture(merchant bigint, hold bigint, amount bigint,
+                                         capture_ref text, final boolean DEFAULT true,
+                                         INOUT transfer_id bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  transfer_id := payext.capture_hold(merchant, hold, amount, capture_ref, final);
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_capture(bigint, bigint, bigint, text, boolean, bigint) IS
+  'a merchant role captures a hold of a merchant account it is mapped to';
+
+CREATE PROCEDURE payext.merchant_void(merchant bigint, hold bigint,
+                                      INOUT released bigint DEFAULT NULL)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  released := payext.void_hold(merchant, hold);
+END
+$$;
+COMMENT ON PROCEDURE payext.merchant_void(bigint, bigint, bigint) IS
+  'a merchant role releases a hold of a merchant account it is mapped to';
+
+-- The procedures as functions, for a router (PL/Proxy calls functions).
+CREATE FUNCTION payext.merchant_authorize_call(merchant bigint, code text, amount bigint,
+                                               order_ref text, expires_in interval)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.authorize(merchant, code, amount, order_ref, expires_in);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_authorize_call(bigint, text, bigint, text, interval) IS
+  'CALL merchant_authorize as a function, for a router';
+
+CREATE FUNCTION payext.merchant_capture_call(merchant bigint, hold bigint, amount bigint,
+                                             capture_ref text, final boolean)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.capture_hold(merchant, hold, amount, capture_ref, final);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_capture_call(bigint, bigint, bigint, text, boolean) IS
+  'CALL merchant_capture as a function, for a router';
+
+CREATE FUNCTION payext.merchant_void_call(merchant bigint, hold bigint)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN payext.void_hold(merchant, hold);
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_void_call(bigint, bigint) IS
+  'CALL merchant_void as a function, for a router';
+
+-- A merchant account's holds as of now, newest first; a customer shows as
+-- nothing but the hold (no wallet id).
+CREATE FUNCTION payext.merchant_holds(merchant bigint)
+RETURNS TABLE (hold_id bigint, order_ref text, amount bigint, captured bigint, state text,
+               holding bigint, expires_at timestamptz, created_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  PERFORM payext.require_merchant(merchant);
+  RETURN QUERY
+    SELECT h.id, h.order_ref, h.amount, h.captured, h.state, h.holding, h.expires_at, h.created_at
+      FROM payext.hold h WHERE h.merchant = merchant_holds.merchant
+     ORDER BY h.created_at DESC, h.id DESC;
+END
+$$;
+COMMENT ON FUNCTION payext.merchant_holds(bigint) IS
+  'a merchant account''s holds as of now, for roles mapped to it';
 
 -- The till's way out of an unknown outcome (a timeout): a charged order is
 -- refunded in full, an uncharged one closed so that a late charge is

@@ -268,8 +268,8 @@ BEGIN
            WHEN to_at IS NULL THEN 'to_at' ELSE 'kind' END
       USING ERRCODE = 'PY001';
   END IF;
-  IF wanted NOT IN ('all', 'charge', 'refund', 'settlement') THEN
-    RAISE EXCEPTION 'a statement''s kind is all, charge, refund or settlement, not "%"', wanted
+  IF wanted NOT IN ('all', 'charge', 'capture', 'refund', 'settlement') THEN
+    RAISE EXCEPTION 'a statement''s kind is all, charge, capture, refund or settlement, not "%"', wanted
       USING ERRCODE = 'PY011';
   END IF;
   IF from_at > to_at THEN
@@ -299,6 +299,9 @@ BEGIN
                                  WHEN 'clearing_back' THEN 'cover'
                                  ELSE m.journal_kind END AS line_kind,
              CASE m.journal_kind WHEN 'charge' THEN m.reference
+                                 WHEN 'capture' THEN (SELECT h.order_ref FROM payext.hold_capture c
+                                                        JOIN payext.hold_entry h ON h.id = c.hold
+                                                       WHERE c.transfer_id = m.id)
                                  WHEN 'refund' THEN (SELECT p.order_ref FROM payext.refund r
                                                        JOIN payext.payment p ON p.transfer_id = r.payment
                                                       WHERE r.transfer_id = m.id) END AS line_order,
@@ -365,7 +368,7 @@ BEGIN
                       'consumer_merchant', 'merchant_summary', 'merchant_daily',
                       'analyst_consumer_merchant', 'code_failure', 'parking_lot',
                       'parking_stay', 'parking_payment', 'parking_anomaly', 'vehicle',
-                      'merchant_credit', 'order_reversal') THEN
+                      'merchant_credit', 'order_reversal', 'hold') THEN
     RAISE EXCEPTION 'payext has no readable relation %', relation
       USING ERRCODE = 'undefined_table',
             HINT = 'A router reads only payext''s readable tables and views.';
@@ -388,6 +391,8 @@ AS $$
   SELECT * FROM payext.verify_journal()
   UNION ALL
   SELECT * FROM payext.verify_payments()
+  UNION ALL
+  SELECT * FROM payext.verify_holds()
   UNION ALL
   SELECT * FROM payext.verify_parking()
   UNION ALL
@@ -416,6 +421,7 @@ AS $$
     UNION ALL SELECT 'association_rule', r.id FROM payext.association_rule r
     UNION ALL SELECT 'parking_lot', l.id FROM payext.parking_lot l
     UNION ALL SELECT 'parking_stay', s.id FROM payext.parking_stay s
+    UNION ALL SELECT 'hold', h.id FROM payext.hold_entry h
   ), stray_id AS (
     SELECT i.what, i.id FROM ids i, here WHERE (i.id >> 56) <> here.p
   ), stray_owner AS (
