@@ -9,6 +9,18 @@
  * PLATE_MAX_CHARS characters, each A-Z, 0-9, a CJK ideograph (a Chinese
  * province: 粤, 京, ...) or a Hangul syllable.  So '粤b-12345', '粤B 12345'
  * and '粤Ｂ１２３４５' are one plate, '粤B12345'.
+ *
+ * Misread plates (suggest_plates): a camera confuses 0/O/D/Q, 1/I, 2/Z, 5/S
+ * and 8/B, so plates are compared by their confusion keys, where each class
+ * reads as one character ('0', '1', '2', '5', '8').  Two plates are near when
+ * their keys are within one edit: one character (a code point, so a province
+ * such as 粤 is one character like any other) inserted, deleted or replaced.
+ * An index finds the near ones by match keys: the confusion key and each
+ * string made from it by deleting one character.  Plates whose keys are
+ * within one edit share a match key (a replacement at i: both keys less
+ * their i-th character; an insertion: the longer key less the inserted
+ * character is the shorter key).  Sharing a match key means within two edits
+ * (a transposition, say), so PlateDistance filters what the index finds.
  */
 #ifndef PAYEXT_PLATE_H
 #define PAYEXT_PLATE_H
@@ -18,6 +30,8 @@
 #define PLATE_MAX_CHARS 12
 /* Worst case: 12 characters of 3 UTF-8 bytes, and a NUL. */
 #define PLATE_MAX_BYTES (PLATE_MAX_CHARS * 3 + 1)
+/* Match keys of one plate: its confusion key and one per character deleted. */
+#define PLATE_MAX_KEYS (PLATE_MAX_CHARS + 1)
 
 typedef enum PlateResult
 {
@@ -30,5 +44,33 @@ typedef enum PlateResult
 
 /* Writes the normal form of in[0..len) to out (PLATE_MAX_BYTES bytes). */
 extern PlateResult PlateNormalize(const char *in, size_t len, char *out);
+
+/*
+ * Writes the confusion key of plate to out (as many bytes as plate, so
+ * PLATE_MAX_BYTES for a normal plate; out may be plate itself).  Only the
+ * confusable ASCII letters change: the key of a plate is a plate.
+ */
+extern void PlateConfusionKey(const char *plate, char *out);
+
+/*
+ * Writes the match keys of a plate (PlateNormalize's output) to keys and
+ * returns how many: the confusion key first, then the key less one character
+ * for each character in order, skipping a character that repeats the one
+ * before it (deleting either gives one string), so no key appears twice.  A
+ * plate of n characters has 2 to n + 1 keys (at most PLATE_MAX_KEYS).
+ * Returns -1, writing nothing, for text that is not well-formed UTF-8 or is
+ * longer than a plate (PLATE_MAX_CHARS characters, PLATE_MAX_BYTES bytes).
+ */
+extern int	PlateMatchKeys(const char *plate,
+						   char keys[PLATE_MAX_KEYS][PLATE_MAX_BYTES]);
+
+/*
+ * The edit distance (Levenshtein, over code points) between the confusion
+ * keys of two plates, exact up to 1: 0 when the keys are equal, 1 for one
+ * character inserted, deleted or replaced, 2 for anything further.  Linear
+ * time, nothing allocated; symmetric.  Any NUL-terminated text is safe; the
+ * answer is the one described for well-formed UTF-8.
+ */
+extern int	PlateDistance(const char *a, const char *b);
 
 #endif							/* PAYEXT_PLATE_H */
