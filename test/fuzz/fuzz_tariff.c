@@ -105,8 +105,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	z.n = (int) (take(&data, &size, 1) % 4);
 	for (int i = 0; i <= 3; i++)
 		z.offset[i] = (int32_t) (take(&data, &size, 2) % (28 * 3600)) - 14 * 3600;
+	/* Six bytes: four would reach only 72 minutes past entry - 1 day. */
 	for (int i = 0; i < z.n; i++)
-		z.at[i] = in + (int64_t) (take(&data, &size, 4) % (50 * day)) - day;
+		z.at[i] = in + (int64_t) (take(&data, &size, 6) % (50 * day)) - day;
 	for (int i = 1; i < z.n; i++)
 		if (z.at[i] < z.at[i - 1])
 			z.at[i] = z.at[i - 1];
