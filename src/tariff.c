@@ -2,6 +2,8 @@
  * tariff.c
  *		The parking tariff (see tariff.h).
  */
+#include <stddef.h>
+
 #include "tariff.h"
 
 /* Largest multiple-of-unit count: ceil(a / b) for a >= 0, b > 0. */
@@ -184,6 +186,107 @@ TariffPriceStay(const Tariff *t, const TariffZone *zone, int64_t entered_us,
 		block += same_blocks * TARIFF_USECS_PER_DAY;
 	}
 	*fee_minor = (int64_t) total;
+	return TARIFF_OK;
+}
+
+/*
+ * The passes met by the stay [entered_us, exited_us), clipped to it, in
+ * merged[] by their start (insertion sort: npasses is small).  Returns how
+ * many; they may still overlap or touch.
+ */
+static int
+ClipPasses(int64_t entered_us, int64_t exited_us, const struct TariffPass *passes,
+		   int npasses, struct TariffPass *merged)
+{
+	int			n = 0;
+
+	for (int i = 0; i < npasses; i++)
+	{
+		int64_t		from = passes[i].from_us > entered_us ? passes[i].from_us : entered_us;
+		int64_t		until = passes[i].until_us < exited_us ? passes[i].until_us : exited_us;
+		int			k;
+
+		if (from >= until)
+			continue;
+		for (k = n; k > 0 && merged[k - 1].from_us > from; k--)
+			merged[k] = merged[k - 1];
+		merged[k].from_us = from;
+		merged[k].until_us = until;
+		n++;
+	}
+	return n;
+}
+
+TariffResult
+TariffPriceStayWithPasses(const Tariff *t, const TariffZone *zone,
+						  int64_t entered_us, int64_t exited_us,
+						  const struct TariffPass *passes, int npasses,
+						  int64_t *fee_minor)
+{
+	struct TariffPass merged[TARIFF_MAX_PASSES];
+	int			n;
+	int64_t		whole = 0;
+	bool		whole_fits = true;
+	int64_t		sum = 0;
+	bool		sum_fits = true;
+	int64_t		piece_from = entered_us;
+	TariffResult r;
+
+	if (!TariffIsValid(t))
+		return TARIFF_BAD_TARIFF;
+	if (exited_us < entered_us)
+		return TARIFF_EXIT_BEFORE_ENTRY;
+	if (npasses < 0 || npasses > TARIFF_MAX_PASSES || (npasses > 0 && passes == NULL))
+		return TARIFF_BAD_TARIFF;
+	*fee_minor = 0;
+
+	/*
+	 * The whole stay without passes: the bound of rule 5, and 0 for a stay
+	 * within the free minutes (rule 3).  When it overflows, the pieces may
+	 * still fit.
+	 */
+	r = TariffPriceStay(t, zone, entered_us, exited_us, &whole);
+	if (r == TARIFF_OVERFLOW)
+		whole_fits = false;
+	else if (r != TARIFF_OK)
+		return r;
+	else if (whole == 0)
+		return TARIFF_OK;
+
+	/* The gaps before the merged passes, and after the last, are the pieces. */
+	n = ClipPasses(entered_us, exited_us, passes, npasses, merged);
+	for (int i = 0; i <= n && sum_fits; i++)
+	{
+		int64_t		piece_to = i < n ? merged[i].from_us : exited_us;
+		int64_t		piece;
+
+		if (piece_to > piece_from)
+		{
+			r = TariffPriceStay(t, zone, piece_from, piece_to, &piece);
+			if (r == TARIFF_OVERFLOW ||
+				(r == TARIFF_OK && __builtin_add_overflow(sum, piece, &sum)))
+				sum_fits = false;
+			else if (r != TARIFF_OK)
+				return r;
+		}
+		if (i < n && merged[i].until_us > piece_from)
+			piece_from = merged[i].until_us;
+	}
+
+	/* Rule 5: cap_stay, then never dearer than without a pass. */
+	if (t->cap_stay != TARIFF_NO_PRICE && (!sum_fits || sum > t->cap_stay))
+	{
+		sum = t->cap_stay;
+		sum_fits = true;
+	}
+	if (whole_fits && (!sum_fits || sum > whole))
+	{
+		sum = whole;
+		sum_fits = true;
+	}
+	if (!sum_fits)
+		return TARIFF_OVERFLOW;
+	*fee_minor = sum;
 	return TARIFF_OK;
 }
 

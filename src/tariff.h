@@ -84,4 +84,51 @@ extern TariffResult TariffPriceStay(const Tariff *tariff, const TariffZone *zone
 extern TariffResult TariffWorstCase(const Tariff *tariff, int64_t max_stay_us,
 									int64_t *worst_minor);
 
+/*
+ * Parking passes: the part of a stay inside a pass costs nothing, the rest
+ * is priced by the tariff as if it were the whole stay's remainder.  Read
+ * exactly:
+ *
+ *	1. A plate may hold several passes at a lot: an array of intervals
+ *	   [from_us, until_us) in UTC microseconds, in any order, possibly
+ *	   overlapping or touching; an empty one (from_us >= until_us) or one
+ *	   outside the stay changes nothing.  They are merged.
+ *	2. The parts of the stay [entered_us, exited_us) that no pass covers
+ *	   are its pieces (0 .. npasses + 1 of them, in time order).
+ *	3. A stay of at most free_minutes costs 0: rule 1 of the tariff applies
+ *	   to the stay as a whole first.
+ *	4. Otherwise each piece is priced by TariffPriceStay() as a stay of its
+ *	   own, from its own start: free minutes apply to each piece, its units
+ *	   and 24-hour blocks count from its start (cap_24h per block of the
+ *	   piece), day or night by the lot's local time at each unit's start.
+ *	5. The pieces' sum is capped at cap_stay, and then at the fee of the
+ *	   whole stay without any pass: a pass never makes a stay dearer.
+ *	6. Without passes (none given, or none meeting the stay) the fee is
+ *	   TariffPriceStay()'s for the whole stay, result included.
+ *
+ * So a stay the passes split may cost more than a stay they split less
+ * (each piece starts its units afresh), never more than without passes.
+ * TARIFF_OVERFLOW only when neither the whole stay's fee nor the pieces'
+ * sum fits in 64 bits (some stays too dear to price without a pass price
+ * with one).  At most TARIFF_MAX_PASSES passes (a fixed local array sorts
+ * them); more, or a negative npasses, is TARIFF_BAD_TARIFF.  passes may be
+ * NULL when npasses is 0.
+ */
+#define TARIFF_MAX_PASSES		64
+
+struct TariffPass
+{
+	int64_t		from_us;		/* the first instant the pass covers */
+	int64_t		until_us;		/* the first instant it no longer covers */
+};
+
+/* The fee of a stay from entered_us to exited_us under the given passes. */
+extern TariffResult TariffPriceStayWithPasses(const Tariff *tariff,
+											  const TariffZone *zone,
+											  int64_t entered_us,
+											  int64_t exited_us,
+											  const struct TariffPass *passes,
+											  int npasses,
+											  int64_t *fee_minor);
+
 #endif							/* PAYEXT_TARIFF_H */

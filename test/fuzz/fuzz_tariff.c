@@ -12,6 +12,17 @@
  * more than the worst case; with one price (no night price) the bound is
  * exact: the longest stay costs the worst case, or overflows when the
  * tariff is refused.
+ *
+ * Then up to four passes, some empty or reversed, most meeting the stay
+ * [entry, entry + stay) (TariffPriceStayWithPasses()): the stay prices with
+ * them whenever it prices without, at 0 up to its fee without, and never
+ * above cap_stay; with no pass, or every pass moved outside the stay, the
+ * result is TariffPriceStay()'s; a pass over the whole stay makes it free;
+ * the passes' order does not matter, nor does cutting a pass in two
+ * touching or overlapping ones; and one pass over the start (the end) of a
+ * stay longer than the free minutes leaves the fee of the rest, from the
+ * pass's end (up to its start), or the fee without, whichever is less.
+ * Inputs written before the passes were read as no passes.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +76,138 @@ take_amount(const uint8_t **data, size_t *size)
 	return (int64_t) (take(data, size, 8) >> shift);
 }
 
+/* The fee with passes; aborts on a result other than OK or OVERFLOW. */
+static TariffResult
+with_passes(const Tariff *t, const TariffZone *zone, int64_t in, int64_t out,
+			const struct TariffPass *passes, int n, int64_t *fee)
+{
+	TariffResult r = TariffPriceStayWithPasses(t, zone, in, out, passes, n, fee);
+
+	if (r != TARIFF_OK && r != TARIFF_OVERFLOW)
+		abort();
+	if (r == TARIFF_OK && (*fee < 0 ||
+						   (t->cap_stay != TARIFF_NO_PRICE && *fee > t->cap_stay)))
+		abort();
+	return r;
+}
+
+/* Aborts unless both results, and their fees when OK, are the same. */
+static void
+same(TariffResult r1, int64_t fee1, TariffResult r2, int64_t fee2)
+{
+	if (r1 != r2 || (r1 == TARIFF_OK && fee1 != fee2))
+		abort();
+}
+
+/*
+ * The pass properties for the stay [in, out), whose fee without passes is
+ * r_without/fee_without.  The rest of the input chooses the passes.
+ */
+static void
+check_passes(const Tariff *t, const TariffZone *zone, int64_t in, int64_t out,
+			 TariffResult r_without, int64_t fee_without,
+			 const uint8_t **data, size_t *size)
+{
+	int64_t		day = TARIFF_USECS_PER_DAY;
+	int64_t		span = out - in + 2 * day;
+	int64_t		free_us = t->free_minutes * TARIFF_USECS_PER_MINUTE;
+	struct TariffPass p[5];
+	struct TariffPass q[6];
+	int			n = (int) (take(data, size, 1) % 5);
+	int			k;
+	int64_t		cut;
+	int64_t		fee;
+	int64_t		fee2;
+	int64_t		rest;
+	TariffResult r;
+	TariffResult r2;
+	TariffResult r_rest;
+
+	/* From a day before entry to a day after exit; up to a day reversed. */
+	for (int i = 0; i < n; i++)
+	{
+		p[i].from_us = in - day + (int64_t) (take(data, size, 6) % span);
+		p[i].until_us = p[i].from_us - day + (int64_t) (take(data, size, 6) % span);
+	}
+
+	r = with_passes(t, zone, in, out, p, n, &fee);
+	if (r_without == TARIFF_OK && (r != TARIFF_OK || fee > fee_without))
+		abort();				/* a pass never makes a stay dearer */
+	if (n == 0)
+		same(r, fee, r_without, fee_without);
+
+	/* Every pass moved to touch the stay from outside: no pass at all. */
+	for (int i = 0; i < n; i++)
+	{
+		int64_t		len = p[i].until_us > p[i].from_us ? p[i].until_us - p[i].from_us : 0;
+
+		q[i].from_us = i % 2 ? in - len : out;
+		q[i].until_us = i % 2 ? in : out + len;
+	}
+	r2 = with_passes(t, zone, in, out, q, n, &fee2);
+	same(r2, fee2, r_without, fee_without);
+
+	/* Plus a pass over the whole stay: free. */
+	memcpy(q, p, n * sizeof(struct TariffPass));
+	q[n].from_us = in - (int64_t) (take(data, size, 2) % 3) * day;
+	q[n].until_us = out + (int64_t) (take(data, size, 2) % 3) * day;
+	r2 = with_passes(t, zone, in, out, q, n + 1, &fee2);
+	same(r2, fee2, TARIFF_OK, 0);
+
+	if (n == 0)
+		return;
+
+	/* Rotated and reversed: the same. */
+	k = (int) (take(data, size, 1) % n);
+	for (int i = 0; i < n; i++)
+		q[i] = p[(n - 1 - i + k) % n];
+	r2 = with_passes(t, zone, in, out, q, n, &fee2);
+	same(r2, fee2, r, fee);
+
+	/*
+	 * Pass k cut in two at a point inside it, touching or overlapping by a
+	 * bit, the second half at the end: the same.
+	 */
+	if (p[k].until_us > p[k].from_us)
+	{
+		memcpy(q, p, n * sizeof(struct TariffPass));
+		cut = p[k].from_us + (int64_t) (take(data, size, 6) % (p[k].until_us - p[k].from_us + 1));
+		q[k].until_us = cut + (int64_t) (take(data, size, 1) % 3);
+		if (q[k].until_us > p[k].until_us)
+			q[k].until_us = p[k].until_us;
+		q[n].from_us = cut;
+		q[n].until_us = p[k].until_us;
+		r2 = with_passes(t, zone, in, out, q, n + 1, &fee2);
+		same(r2, fee2, r, fee);
+	}
+
+	/*
+	 * One pass over the start, up to some cut inside the stay: the rest
+	 * priced from the cut (TariffPriceStay caps it at cap_stay), or the fee
+	 * without, whichever is less.  Likewise one pass over the end from the
+	 * cut.
+	 */
+	if (out - in <= free_us)
+		return;
+	cut = in + (int64_t) (take(data, size, 6) % (out - in + 1));
+	for (int end = 0; end <= 1; end++)
+	{
+		q[0].from_us = end ? cut : in - (int64_t) (take(data, size, 4) % day);
+		q[0].until_us = end ? out + (int64_t) (take(data, size, 4) % day) : cut;
+		r2 = with_passes(t, zone, in, out, q, 1, &fee2);
+		r_rest = end ? TariffPriceStay(t, zone, in, cut, &rest) :
+			TariffPriceStay(t, zone, cut, out, &rest);
+		if (r_rest != TARIFF_OK && r_rest != TARIFF_OVERFLOW)
+			abort();
+		if (r_rest == TARIFF_OK && r_without == TARIFF_OK)
+			same(r2, fee2, TARIFF_OK, rest < fee_without ? rest : fee_without);
+		else if (r_rest == TARIFF_OK)
+			same(r2, fee2, TARIFF_OK, rest);
+		else
+			same(r2, fee2, r_without, fee_without);
+	}
+}
+
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -105,14 +248,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	z.n = (int) (take(&data, &size, 1) % 4);
 	for (int i = 0; i <= 3; i++)
 		z.offset[i] = (int32_t) (take(&data, &size, 2) % (28 * 3600)) - 14 * 3600;
+	/* Six bytes: four would reach only 72 minutes past entry - 1 day. */
 	for (int i = 0; i < z.n; i++)
-		z.at[i] = in + (int64_t) (take(&data, &size, 4) % (50 * day)) - day;
+		z.at[i] = in + (int64_t) (take(&data, &size, 6) % (50 * day)) - day;
 	for (int i = 1; i < z.n; i++)
 		if (z.at[i] < z.at[i - 1])
 			z.at[i] = z.at[i - 1];
 
 	r1 = TariffPriceStay(&t, &zone, in, in + stay, &fee1);
 	r2 = TariffPriceStay(&t, &zone, in, in + stay + extra, &fee2);
+	check_passes(&t, &zone, in, in + stay, r1, fee1, &data, &size);
 	if (r1 == TARIFF_OK && fee1 < 0)
 		abort();
 	if (r1 == TARIFF_OK && r2 == TARIFF_OK && fee2 < fee1)
