@@ -1598,7 +1598,9 @@ AS $$
     SELECT c.hold FROM payext.hold_capture c
       JOIN payext.hold_entry h ON h.id = c.hold
       LEFT JOIN payext.transfer t ON t.id = c.transfer_id
-     WHERE t.id IS NULL OR t.kind <> 'capture' OR t.debit_account <> h.wallet
+     WHERE t.id IS NULL OR t.debit_account <> h.wallet
+        -- an entry hold is taken by the stay's payment (src/parking.c)
+        OR t.kind <> CASE WHEN h.stay IS NULL THEN 'capture' ELSE 'parking' END
         OR t.credit_account <> h.merchant OR t.amount <> c.amount
     UNION
     -- the wallet says it may hold at least until the hold expires
@@ -1785,6 +1787,368 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'SELECT', 'TABLE payext.hold'),
   ('admin', 'SELECT', 'TABLE payext.hold_entry'),
   ('admin', 'SELECT', 'TABLE payext.hold_capture');
+
+---------------------------------------------------------------------------
+-- Parking: entry holds (a lot's new argument and column)
+---------------------------------------------------------------------------
+
+-- held on an auto-paying owner's wallet at entry, taken at exit (NULL: none)
+ALTER TABLE payext.parking_lot ADD COLUMN entry_hold bigint CHECK (entry_hold > 0);
+-- The capabilities name functions by their arguments: the old form's rows
+-- name the new one (the README's Upgrading grants them again).
+DROP FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer);
+CREATE FUNCTION payext.create_parking_lot(operator bigint, name text, time_zone text,
+                                          free_minutes integer, unit_minutes integer,
+                                          day_price bigint, night_price bigint DEFAULT NULL,
+                                          day_start time DEFAULT '08:00',
+                                          night_start time DEFAULT '20:00',
+                                          cap_24h bigint DEFAULT NULL,
+                                          cap_stay bigint DEFAULT NULL,
+                                          exit_grace_minutes integer DEFAULT 15,
+                                          entry_hold bigint DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_create_parking_lot'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer, bigint) IS
+  'a parking lot of an operator (a merchant account) with its tariff (and entry hold); returns its id';
+REVOKE ALL ON FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer, bigint) FROM PUBLIC;
+UPDATE payext.capability SET object = 'FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer, bigint)'
+ WHERE object = 'FUNCTION payext.create_parking_lot(bigint, text, text, integer, integer, bigint, bigint, time, time, bigint, bigint, integer)';
+
+---------------------------------------------------------------------------
+-- Parking as operators run it: arrears, passes, blocked plates, misread
+-- plates (entry holds are src/parking.c's, on payext.hold_entry)
+---------------------------------------------------------------------------
+
+-- Exited stays still owed (arrears): what a gate asks about by plate.
+CREATE INDEX parking_stay_owed_idx ON payext.parking_stay (plate)
+  WHERE state = 'exited' AND fee > paid;
+
+-- A plate's match keys: its confusion key (0/O/D/Q, 1/I, 2/Z, 5/S, 8/B as
+-- one) and that key less any one character.  Two plates within one edit
+-- share a key, so the open stays' keys, indexed, find the candidates for
+-- a misread plate (src/plate.c).
+CREATE FUNCTION payext.plate_match_keys(plate text)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'payext_plate_match_keys'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payext.plate_match_keys(text) IS
+  'a plate''s confusion key and its one-character deletions: plates within one edit share one';
+
+CREATE FUNCTION payext.plate_distance(a text, b text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'payext_plate_distance'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION payext.plate_distance(text, text) IS
+  'edits between two plates, the camera''s confusions counting as none: 0, 1, or 2 for two or more';
+
+CREATE INDEX parking_stay_match_idx ON payext.parking_stay
+  USING gin (payext.plate_match_keys(plate)) WHERE state = 'open';
+
+CREATE SEQUENCE payext.parking_pass_id_seq AS bigint;
+CREATE TABLE payext.parking_pass (
+  id          bigint PRIMARY KEY,
+  lot         bigint NOT NULL REFERENCES payext.parking_lot (id),
+  plate       text NOT NULL,           -- normalised
+  valid_from  timestamptz NOT NULL,
+  valid_until timestamptz NOT NULL,
+  pass_ref    text NOT NULL,
+  granted_at  timestamptz NOT NULL,
+  CONSTRAINT parking_pass_span CHECK (valid_from < valid_until),
+  CONSTRAINT parking_pass_ref_key UNIQUE (lot, pass_ref)
+);
+CREATE INDEX parking_pass_plate_idx ON payext.parking_pass (lot, plate, valid_until);
+COMMENT ON TABLE payext.parking_pass IS
+  'passes (a month''s parking): the part of a stay inside one costs nothing';
+
+CREATE TABLE payext.parking_block (
+  lot        bigint NOT NULL REFERENCES payext.parking_lot (id),
+  plate      text NOT NULL,            -- normalised
+  blocked_at timestamptz NOT NULL,
+  PRIMARY KEY (lot, plate)
+);
+COMMENT ON TABLE payext.parking_block IS 'plates a lot refuses at its gate (plate_status() says blocked)';
+
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_pass', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_pass_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_block', '');
+
+-- A new id of this partition from one of parking's sequences ('pass').
+CREATE FUNCTION payext.parking_next_id(what text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_parking_next_id'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION payext.parking_next_id(text) IS
+  'a new id, carrying this partition, for a parking pass';
+
+-- The lot's row, or PY407; its operator's roles (and admins) only.
+CREATE FUNCTION payext.require_lot_operator(lot bigint)
+RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  operator bigint;
+BEGIN
+  IF lot IS NULL THEN
+    RAISE EXCEPTION 'argument "lot" must not be null' USING ERRCODE = 'PY001';
+  END IF;
+  SELECT l.operator INTO operator FROM payext.parking_lot l WHERE l.id = require_lot_operator.lot;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'parking lot % does not exist', lot USING ERRCODE = 'PY407';
+  END IF;
+  PERFORM payext.require_merchant(operator);
+  RETURN operator;
+END
+$$;
+COMMENT ON FUNCTION payext.require_lot_operator(bigint) IS
+  'PY407 for an unknown lot, 42501 unless the caller may act for its operator; returns the operator';
+
+-- A pass of the plate at the lot for [valid_from, valid_until); the part
+-- of a stay inside it costs nothing.  Idempotent on (lot, pass_ref): again
+-- with the same plate and span, the same pass; with others, PY417.
+CREATE FUNCTION payext.grant_parking_pass(lot bigint, plate text, valid_from timestamptz,
+                                          valid_until timestamptz, pass_ref text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  p text;
+  id bigint;
+  old payext.parking_pass;
+BEGIN
+  IF plate IS NULL OR valid_from IS NULL OR valid_until IS NULL OR pass_ref IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null',
+      CASE WHEN plate IS NULL THEN 'plate' WHEN valid_from IS NULL THEN 'valid_from'
+           WHEN valid_until IS NULL THEN 'valid_until' ELSE 'pass_ref' END
+      USING ERRCODE = 'PY001';
+  END IF;
+  PERFORM payext.require_lot_operator(lot);
+  p := payext.normalize_plate(plate);
+  IF length(pass_ref) NOT BETWEEN 1 AND 128 OR pass_ref ~ '[[:cntrl:]]' OR pass_ref <> btrim(pass_ref) THEN
+    RAISE EXCEPTION 'argument "pass_ref" is not a reference' USING ERRCODE = 'PY004',
+      DETAIL = 'A reference has 1 to 128 characters, no control characters and no surrounding spaces.';
+  END IF;
+  IF NOT isfinite(valid_from) OR NOT isfinite(valid_until) OR valid_from >= valid_until THEN
+    RAISE EXCEPTION 'a pass runs from valid_from up to a later valid_until' USING ERRCODE = 'PY416',
+      DETAIL = format('It would run from %s to %s.', valid_from, valid_until);
+  END IF;
+  INSERT INTO payext.parking_pass AS x
+    VALUES (payext.parking_next_id('pass'), grant_parking_pass.lot, p, valid_from, valid_until,
+            pass_ref, now())
+    ON CONFLICT ON CONSTRAINT parking_pass_ref_key DO NOTHING
+    RETURNING x.id INTO id;
+  IF id IS NOT NULL THEN
+    RETURN id;
+  END IF;
+  SELECT * INTO old FROM payext.parking_pass x
+   WHERE x.lot = grant_parking_pass.lot AND x.pass_ref = grant_parking_pass.pass_ref;
+  IF old.plate = p AND old.valid_from = grant_parking_pass.valid_from
+     AND old.valid_until = grant_parking_pass.valid_until THEN
+    RETURN old.id;
+  END IF;
+  RAISE EXCEPTION 'pass reference "%" was already used for another pass', pass_ref
+    USING ERRCODE = 'PY417',
+          DETAIL = format('Pass %s of the lot was granted under it.', old.id),
+          HINT = 'A retry repeats the plate and the span; a new pass needs a new reference.';
+END
+$$;
+COMMENT ON FUNCTION payext.grant_parking_pass(bigint, text, timestamptz, timestamptz, text) IS
+  'a pass of a plate at a lot (the part of a stay inside it is free); idempotent on (lot, pass_ref)';
+
+CREATE FUNCTION payext.block_plate(lot bigint, plate text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF plate IS NULL THEN
+    RAISE EXCEPTION 'argument "plate" must not be null' USING ERRCODE = 'PY001';
+  END IF;
+  PERFORM payext.require_lot_operator(lot);
+  INSERT INTO payext.parking_block VALUES (block_plate.lot, payext.normalize_plate(plate), now())
+    ON CONFLICT ON CONSTRAINT parking_block_pkey DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION payext.block_plate(bigint, text) IS
+  'the lot refuses the plate at its gate (again: nothing more)';
+
+CREATE FUNCTION payext.unblock_plate(lot bigint, plate text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  IF plate IS NULL THEN
+    RAISE EXCEPTION 'argument "plate" must not be null' USING ERRCODE = 'PY001';
+  END IF;
+  PERFORM payext.require_lot_operator(lot);
+  DELETE FROM payext.parking_block b
+   WHERE b.lot = unblock_plate.lot AND b.plate = payext.normalize_plate(unblock_plate.plate);
+END
+$$;
+COMMENT ON FUNCTION payext.unblock_plate(bigint, text) IS 'the lot takes the plate again';
+
+-- What a gate needs to know of a plate at its lot, in this order:
+-- 'blocked' (the lot refuses it), 'arrears' (its owner owes an exited
+-- stay at any lot; an unbound plate, one of its own), 'pass' (a valid pass
+-- at this lot now), else 'normal'.  A few index lookups: the block, the
+-- plate's owner, the owner's plates' owed stays (parking_stay_owed_idx),
+-- the pass.
+CREATE FUNCTION payext.plate_status(lot bigint, plate text)
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  p text;
+  o text;
+BEGIN
+  IF lot IS NULL OR plate IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null', CASE WHEN lot IS NULL THEN 'lot' ELSE 'plate' END
+      USING ERRCODE = 'PY001';
+  END IF;
+  p := payext.normalize_plate(plate);
+  IF NOT EXISTS (SELECT 1 FROM payext.parking_lot l WHERE l.id = plate_status.lot) THEN
+    RAISE EXCEPTION 'parking lot % does not exist', lot USING ERRCODE = 'PY407';
+  END IF;
+  IF EXISTS (SELECT 1 FROM payext.parking_block b WHERE b.lot = plate_status.lot AND b.plate = p) THEN
+    RETURN 'blocked';
+  END IF;
+  SELECT v.owner INTO o FROM payext.vehicle v WHERE v.plate = p;
+  IF (o IS NULL AND EXISTS (SELECT 1 FROM payext.parking_stay s
+                             WHERE s.plate = p AND s.state = 'exited' AND s.fee > s.paid
+                               AND s.owner_at_entry IS NULL))
+     OR (o IS NOT NULL AND EXISTS (SELECT 1 FROM payext.vehicle v
+                                     JOIN payext.parking_stay s ON s.plate = v.plate
+                                    WHERE v.owner = o AND s.state = 'exited' AND s.fee > s.paid
+                                      AND (s.owner_at_entry IS NULL OR s.owner_at_entry = o))) THEN
+    RETURN 'arrears';
+  END IF;
+  IF EXISTS (SELECT 1 FROM payext.parking_pass x
+              WHERE x.lot = plate_status.lot AND x.plate = p
+                AND x.valid_until > now() AND x.valid_from <= now()) THEN
+    RETURN 'pass';
+  END IF;
+  RETURN 'normal';
+END
+$$;
+COMMENT ON FUNCTION payext.plate_status(bigint, text) IS
+  'what a gate does with a plate: blocked, arrears, pass or normal';
+
+-- Pays the owner's owed stays (exited, unpaid), oldest exit first, each
+-- from the owner's wallet in its lot's currency, while the wallet allows;
+-- returns how many it paid.  The stays are locked first, in id order, then
+-- paid one by one (pay_parking()), so that it takes locks in the order a
+-- payment of one stay does.
+CREATE FUNCTION payext.settle_arrears(owner text)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  s record;
+  w bigint;
+  n integer := 0;
+BEGIN
+  IF owner IS NULL THEN
+    RAISE EXCEPTION 'argument "owner" must not be null' USING ERRCODE = 'PY001';
+  END IF;
+  PERFORM 1 FROM payext.vehicle v JOIN payext.parking_stay x ON x.plate = v.plate
+   WHERE v.owner = settle_arrears.owner AND x.state = 'exited' AND x.fee > x.paid
+     AND (x.owner_at_entry IS NULL OR x.owner_at_entry = v.owner)
+   ORDER BY x.id
+     FOR UPDATE OF x;
+  FOR s IN
+    SELECT x.id, x.fee - x.paid AS due, l.currency
+      FROM payext.vehicle v JOIN payext.parking_stay x ON x.plate = v.plate
+      JOIN payext.parking_lot l ON l.id = x.lot
+     WHERE v.owner = settle_arrears.owner AND x.state = 'exited' AND x.fee > x.paid
+       AND (x.owner_at_entry IS NULL OR x.owner_at_entry = v.owner)
+     ORDER BY x.exited_at, x.id
+  LOOP
+    SELECT a.id INTO w FROM payext.account a
+     WHERE a.kind = 'wallet' AND a.owner = settle_arrears.owner AND a.currency = s.currency;
+    EXIT WHEN w IS NULL;
+    BEGIN
+      PERFORM payext.pay_parking(s.id, w, s.due);
+      n := n + 1;
+    EXCEPTION WHEN SQLSTATE 'PY104' OR SQLSTATE 'PY102' OR SQLSTATE 'PY103' THEN
+      EXIT;
+    END;
+  END LOOP;
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION payext.settle_arrears(text) IS
+  'pays the owner''s owed stays, oldest first, while the wallet allows; returns how many';
+
+-- Open stays at the lot whose plate is within one edit of the plate read
+-- (the camera's confusions counting as none), nearest first: for an exit
+-- without an entry.  The lot's open stays' match keys are indexed
+-- (parking_stay_match_idx).  (Rows of a type, not OUT parameters: the
+-- plate read and the plates found are both named plate.)
+CREATE TYPE payext.plate_suggestion AS (plate text, stay bigint, entered_at timestamptz,
+                                        distance integer);
+CREATE FUNCTION payext.suggest_plates(lot bigint, plate text)
+RETURNS SETOF payext.plate_suggestion
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+DECLARE
+  seen text;
+BEGIN
+  IF lot IS NULL OR plate IS NULL THEN
+    RAISE EXCEPTION 'argument "%" must not be null', CASE WHEN lot IS NULL THEN 'lot' ELSE 'plate' END
+      USING ERRCODE = 'PY001';
+  END IF;
+  seen := payext.normalize_plate(plate);
+  IF NOT EXISTS (SELECT 1 FROM payext.parking_lot l WHERE l.id = suggest_plates.lot) THEN
+    RAISE EXCEPTION 'parking lot % does not exist', lot USING ERRCODE = 'PY407';
+  END IF;
+  RETURN QUERY
+    SELECT s.plate, s.id, s.entered_at, payext.plate_distance(s.plate, seen)
+      FROM payext.parking_stay s
+     WHERE s.state = 'open' AND payext.plate_match_keys(s.plate) && payext.plate_match_keys(seen)
+       AND s.lot = suggest_plates.lot AND payext.plate_distance(s.plate, seen) <= 1
+     ORDER BY 4, s.entered_at DESC, s.id;
+END
+$$;
+COMMENT ON FUNCTION payext.suggest_plates(bigint, text) IS
+  'open stays at the lot whose plate is within one edit of the one read (0/O, 8/B... as none), nearest first';
+
+REVOKE ALL ON FUNCTION payext.plate_match_keys(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.plate_distance(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.parking_next_id(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.require_lot_operator(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.grant_parking_pass(bigint, text, timestamptz, timestamptz, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.block_plate(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.unblock_plate(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.plate_status(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.settle_arrears(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.suggest_plates(bigint, text) FROM PUBLIC;
+REVOKE ALL ON TABLE payext.parking_pass FROM PUBLIC;
+REVOKE ALL ON TABLE payext.parking_block FROM PUBLIC;
+REVOKE ALL ON SEQUENCE payext.parking_pass_id_seq FROM PUBLIC;
+INSERT INTO payext.capability (capability, privilege, object) VALUES
+  ('app', 'EXECUTE', 'FUNCTION payext.plate_status(bigint, text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.settle_arrears(text)'),
+  ('app', 'EXECUTE', 'FUNCTION payext.suggest_plates(bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.grant_parking_pass(bigint, text, timestamptz, timestamptz, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.block_plate(bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.unblock_plate(bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.plate_status(bigint, text)'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.suggest_plates(bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.grant_parking_pass(bigint, text, timestamptz, timestamptz, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.block_plate(bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.unblock_plate(bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.plate_status(bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.settle_arrears(text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.suggest_plates(bigint, text)'),
+  ('admin', 'SELECT', 'TABLE payext.parking_pass'),
+  ('admin', 'SELECT', 'TABLE payext.parking_block');
 
 
 ---------------------------------------------------------------------------

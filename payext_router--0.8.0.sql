@@ -1980,7 +1980,7 @@ $$;
 CREATE FUNCTION payext.create_parking_lot_on(p integer, operator bigint, name text,
     time_zone text, free_minutes integer, unit_minutes integer, day_price bigint,
     night_price bigint, day_start time, night_start time, cap_24h bigint, cap_stay bigint,
-    exit_grace_minutes integer)
+    exit_grace_minutes integer, entry_hold bigint)
 RETURNS bigint LANGUAGE plproxy
 SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 AS $$
@@ -1988,7 +1988,7 @@ AS $$
   RUN ON payext.checked_partition(p);
   SELECT payext.create_parking_lot(operator, name, time_zone, free_minutes, unit_minutes,
                                    day_price, night_price, day_start, night_start, cap_24h,
-                                   cap_stay, exit_grace_minutes);
+                                   cap_stay, exit_grace_minutes, entry_hold);
 $$;
 
 -- Lots on partition p of the operator with exactly this tariff (the ids
@@ -1996,7 +1996,7 @@ $$;
 CREATE FUNCTION payext.lots_like_on(p integer, operator bigint, name text, time_zone text,
     free_minutes integer, unit_minutes integer, day_price bigint, night_price bigint,
     day_start time, night_start time, cap_24h bigint, cap_stay bigint,
-    exit_grace_minutes integer)
+    exit_grace_minutes integer, entry_hold bigint)
 RETURNS SETOF bigint LANGUAGE plproxy
 SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
 AS $$
@@ -2009,6 +2009,7 @@ AS $$
      AND l.day_start = day_start AND l.night_start = night_start
      AND l.cap_24h IS NOT DISTINCT FROM cap_24h AND l.cap_stay IS NOT DISTINCT FROM cap_stay
      AND l.exit_grace_minutes = exit_grace_minutes
+     AND l.entry_hold IS NOT DISTINCT FROM entry_hold
    ORDER BY l.id;
 $$;
 
@@ -2027,7 +2028,8 @@ CREATE FUNCTION payext.create_parking_lot(operator bigint, name text, time_zone 
                                           night_start time DEFAULT '20:00',
                                           cap_24h bigint DEFAULT NULL,
                                           cap_stay bigint DEFAULT NULL,
-                                          exit_grace_minutes integer DEFAULT 15)
+                                          exit_grace_minutes integer DEFAULT 15,
+                                          entry_hold bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -2045,14 +2047,14 @@ BEGIN
     SELECT l INTO local
       FROM payext.lots_like_on(p, payext.merchant_on(m, p), name, time_zone, free_minutes,
                                unit_minutes, day_price, night_price, day_start, night_start,
-                               cap_24h, cap_stay, exit_grace_minutes) l
+                               cap_24h, cap_stay, exit_grace_minutes, entry_hold) l
      WHERE NOT EXISTS (SELECT 1 FROM payext.lot_map x WHERE x.local_lot = l)
      ORDER BY l LIMIT 1;
     IF local IS NULL THEN
       local := payext.create_parking_lot_on(p, payext.merchant_on(m, p), name, time_zone,
                                             free_minutes, unit_minutes, day_price, night_price,
                                             day_start, night_start, cap_24h, cap_stay,
-                                            exit_grace_minutes);
+                                            exit_grace_minutes, entry_hold);
     END IF;
     first := coalesce(first, local);
     INSERT INTO payext.lot_map (lot, partition_number, local_lot) VALUES (first, p, local);
@@ -3273,7 +3275,8 @@ SELECT r.* FROM payext.relation_rows('parking_lot') j,
   json_to_record(j) AS r(id bigint, operator bigint, name text, currency text, time_zone text,
                          free_minutes integer, unit_minutes integer, day_price bigint,
                          night_price bigint, day_start time, night_start time, cap_24h bigint,
-                         cap_stay bigint, exit_grace_minutes integer, created_at timestamptz);
+                         cap_stay bigint, exit_grace_minutes integer, created_at timestamptz,
+                         entry_hold bigint);
 
 CREATE VIEW payext.parking_stay AS
 SELECT r.* FROM payext.relation_rows('parking_stay') j,
@@ -3308,6 +3311,198 @@ SELECT r.* FROM payext.relation_rows('parking_anomaly') j,
 CREATE VIEW payext.vehicle AS
 SELECT r.* FROM payext.relation_rows('vehicle') j,
   json_to_record(j) AS r(plate text, owner text, auto_pay boolean, bound_at timestamptz);
+
+---------------------------------------------------------------------------
+-- Parking as operators run it: on the plate's partition (passes, blocks,
+-- the gate), on every partition (misread plates, an owner's arrears)
+---------------------------------------------------------------------------
+
+CREATE FUNCTION payext.grant_parking_pass_on(p integer, lot bigint, plate text,
+                                             valid_from timestamptz, valid_until timestamptz,
+                                             pass_ref text)
+RETURNS bigint LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.grant_parking_pass(lot, plate, valid_from, valid_until, pass_ref);
+$$;
+
+-- A pass lives with the plate's stays, which it prices.  Its reference is
+-- the lot's on that partition (a lot's passes of two plates on two
+-- partitions do not see each other's references).
+CREATE FUNCTION payext.grant_parking_pass(lot bigint, plate text, valid_from timestamptz,
+                                          valid_until timestamptz, pass_ref text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['lot'], ARRAY[lot IS NOT NULL]);
+  p := payext.route_plate(plate);
+  RETURN payext.grant_parking_pass_on(p, payext.lot_on(lot, p), plate, valid_from, valid_until,
+                                      pass_ref);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.block_plate_on(p integer, lot bigint, plate text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.block_plate(lot, plate);
+$$;
+
+CREATE FUNCTION payext.unblock_plate_on(p integer, lot bigint, plate text)
+RETURNS void LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.unblock_plate(lot, plate);
+$$;
+
+CREATE FUNCTION payext.block_plate(lot bigint, plate text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['lot'], ARRAY[lot IS NOT NULL]);
+  p := payext.route_plate(plate);
+  PERFORM payext.block_plate_on(p, payext.lot_on(lot, p), plate);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.unblock_plate(lot bigint, plate text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['lot'], ARRAY[lot IS NOT NULL]);
+  p := payext.route_plate(plate);
+  PERFORM payext.unblock_plate_on(p, payext.lot_on(lot, p), plate);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE FUNCTION payext.plate_status_on(p integer, lot bigint, plate text)
+RETURNS text LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.plate_status(lot, plate);
+$$;
+
+-- The gate's question, answered by the plate's partition: its blocks, its
+-- passes, the plate's owed stays and those of the owner's plates bound on
+-- that partition.  (An owner's plates bound on other partitions are not
+-- asked: one call for a gate; docs/partitions.md.)
+CREATE FUNCTION payext.plate_status(lot bigint, plate text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+BEGIN
+  PERFORM payext.require_args(ARRAY['lot'], ARRAY[lot IS NOT NULL]);
+  p := payext.route_plate(plate);
+  RETURN payext.plate_status_on(p, payext.lot_on(lot, p), plate);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+-- An owner's owed stays on every partition, oldest exit first, each paid
+-- by pay_parking (a saga when the stay and the wallet are on two
+-- partitions), while the wallet allows.
+CREATE FUNCTION payext.settle_arrears(owner text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  s record;
+  w bigint;
+  q integer;
+  n integer := 0;
+BEGIN
+  PERFORM payext.require_args(ARRAY['owner'], ARRAY[owner IS NOT NULL]);
+  q := payext.route_owner(owner);
+  FOR s IN SELECT i.stay, i.amount_due, i.currency
+             FROM payext.parking_service_info(owner) i
+            WHERE i.exited_at IS NOT NULL AND i.amount_due > 0
+            ORDER BY i.exited_at, i.stay
+  LOOP
+    w := payext.wallet_of_on(q, owner, s.currency);
+    EXIT WHEN w IS NULL;
+    BEGIN
+      PERFORM payext.pay_parking(s.stay, w, s.amount_due);
+      n := n + 1;
+    EXCEPTION WHEN SQLSTATE 'PY104' OR SQLSTATE 'PY102' OR SQLSTATE 'PY103' THEN
+      EXIT;
+    END;
+  END LOOP;
+  RETURN n;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(q, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
+CREATE TYPE payext.plate_suggestion AS (plate text, stay bigint, entered_at timestamptz,
+                                        distance integer);
+
+CREATE FUNCTION payext.suggest_plates_on(p integer, lot bigint, plate text)
+RETURNS SETOF payext.plate_suggestion LANGUAGE plproxy
+SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT * FROM payext.suggest_plates(lot, plate);
+$$;
+
+-- A misread plate hashes elsewhere than the plate it stands for: every
+-- partition is asked, nearest first over all of them.
+CREATE FUNCTION payext.suggest_plates(lot bigint, plate text)
+RETURNS SETOF payext.plate_suggestion
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  at_p integer;
+  found payext.plate_suggestion[] := '{}';
+BEGIN
+  PERFORM payext.require_args(ARRAY['lot', 'plate'], ARRAY[lot IS NOT NULL, plate IS NOT NULL]);
+  FOR p IN 0 .. payext.router_partitions() - 1 LOOP
+    at_p := p;
+    found := found || ARRAY(SELECT x FROM payext.suggest_plates_on(p, payext.lot_on(lot, p), plate) x);
+  END LOOP;
+  RETURN QUERY SELECT f.* FROM unnest(found) f ORDER BY f.distance, f.entered_at DESC, f.stay;
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(at_p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
 
 ---------------------------------------------------------------------------
 -- Holds: on the payer's partition (the code's digits), as charges are

@@ -100,6 +100,10 @@
  * an error from pay_parking.
  */
 #define PAYEXT_ERRCODE_EXIT_UNPRICED		PAYEXT_SQLSTATE('4', '1', '5')
+/*
+ * Raised in SQL (src/sql/parking.sql): PY416, a pass whose valid_from is
+ * not before its valid_until; PY417, a pass_ref used for another pass.
+ */
 
 /* PY5xx: partitions */
 /* A partition number outside 0-99, a count outside 1-100, an id of none */

@@ -17,6 +17,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "pgtime.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
@@ -25,6 +26,7 @@
 
 #include "association.h"
 #include "errors.h"
+#include "holds.h"
 #include "ledger.h"
 #include "money.h"
 #include "parking.h"
@@ -48,6 +50,7 @@ typedef struct ParkingLot
 	pg_tz	   *tz;
 	Tariff		tariff;
 	int32		exit_grace_minutes;
+	int64		entry_hold;		/* 0: none */
 } ParkingLot;
 
 /* parking_stay.state, as far as the C code tells states apart */
@@ -77,7 +80,8 @@ typedef struct ParkingStay
 static PayextPlan load_lot_plan = {
 	"SELECT id, operator, currency, time_zone, free_minutes, unit_minutes,"
 	"       day_price, coalesce(night_price, -1), day_start, night_start,"
-	"       coalesce(cap_24h, -1), coalesce(cap_stay, -1), exit_grace_minutes"
+	"       coalesce(cap_24h, -1), coalesce(cap_stay, -1), exit_grace_minutes,"
+	"       coalesce(entry_hold, 0)"
 	"  FROM payext.parking_lot WHERE id = $1",
 	1, {INT8OID}
 };
@@ -86,10 +90,10 @@ static PayextPlan insert_lot_plan = {
 	"INSERT INTO payext.parking_lot"
 	" (id, operator, name, currency, time_zone, free_minutes, unit_minutes,"
 	"  day_price, night_price, day_start, night_start, cap_24h, cap_stay,"
-	"  exit_grace_minutes, created_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-	15, {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID,
-	INT8OID, TIMEOID, TIMEOID, INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID}
+	"  exit_grace_minutes, created_at, entry_hold)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+	16, {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID, INT8OID,
+	INT8OID, TIMEOID, TIMEOID, INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID, INT8OID}
 };
 
 static PayextPlan insert_vehicle_plan = {
@@ -224,6 +228,41 @@ static PayextPlan record_payment_plan = {
 static PayextPlan find_payment_replay_plan = {
 	"SELECT transfer_id FROM payext.parking_payment"
 	" WHERE stay = $1 AND wallet = $2 AND amount = $3 ORDER BY paid_at DESC LIMIT 1",
+	3, {INT8OID, INT8OID, INT8OID}
+};
+
+/* The plate's passes at the lot that overlap [$3, $4), at most TARIFF_MAX_PASSES. */
+static PayextPlan passes_plan = {
+	"SELECT valid_from, valid_until FROM payext.parking_pass"
+	" WHERE lot = $1 AND plate = $2 AND valid_until > $3 AND valid_from < $4"
+	" ORDER BY valid_from LIMIT " CppAsString2(TARIFF_MAX_PASSES),
+	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+
+/* A stay's entry hold, if it still holds: locked (the stay's lock came first). */
+static PayextPlan lock_stay_hold_plan = {
+	"SELECT id, wallet, amount - captured, expires_at <= now()"
+	"  FROM payext.hold_entry WHERE stay = $1 AND state = 'open'"
+	"   FOR NO KEY UPDATE",
+	1, {INT8OID}
+};
+
+/* Takes $2 of it ($2 = 0: releases it) and closes it. */
+static PayextPlan close_stay_hold_plan = {
+	"UPDATE payext.hold_entry SET captured = captured + $2,"
+	"       state = CASE WHEN $2 > 0 THEN 'captured' ELSE 'voided' END, closed_at = now()"
+	" WHERE id = $1",
+	2, {INT8OID, INT8OID}
+};
+
+static PayextPlan undo_stay_hold_plan = {
+	"UPDATE payext.hold_entry SET captured = captured - $2, state = 'voided' WHERE id = $1",
+	2, {INT8OID, INT8OID}
+};
+
+static PayextPlan record_hold_capture_plan = {
+	"INSERT INTO payext.hold_capture (transfer_id, hold, amount, created_at)"
+	" VALUES ($1, $2, $3, now())",
 	3, {INT8OID, INT8OID, INT8OID}
 };
 
@@ -579,6 +618,7 @@ ParkingLoadLot(int64 lot_id, ParkingLot *lot, bool read_only)
 	lot->tariff.cap_24h = DatumGetInt64(PayextResultDatum(0, 11));
 	lot->tariff.cap_stay = DatumGetInt64(PayextResultDatum(0, 12));
 	lot->exit_grace_minutes = DatumGetInt32(PayextResultDatum(0, 13));
+	lot->entry_hold = DatumGetInt64(PayextResultDatum(0, 14));
 }
 
 /*
@@ -702,15 +742,46 @@ ParkingCheckCameraTime(TimestampTz at, const char *name)
  * shorter (or before 0.8.0) may still give a fee beyond 64 bits.
  */
 static const char *
-ParkingPriceStay(const ParkingLot *lot, TimestampTz entered_at, TimestampTz exited_at,
-				 int64 *fee)
+ParkingPriceStay(const ParkingLot *lot, const char *plate, TimestampTz entered_at,
+				 TimestampTz exited_at, int64 *fee)
 {
 	int64		span_us;
+	struct TariffPass passes[TARIFF_MAX_PASSES];
+	int			npasses = 0;
+	TariffResult result;
 
 	if (pg_sub_s64_overflow(exited_at, entered_at, &span_us) || span_us > ParkingMaxStayUs())
 		return psprintf("The stay lasted longer than payext.max_stay (%s).",
 						ParkingFormatMinutes(payext_max_stay_min));
-	switch (ParkingTryPrice(lot, NULL, entered_at, exited_at, fee))
+	if (plate != NULL)
+	{
+		Datum		values[4];
+		uint64		rows;
+
+		values[0] = Int64GetDatum(lot->id);
+		values[1] = CStringGetTextDatum(plate);
+		values[2] = TimestampTzGetDatum(entered_at);
+		values[3] = TimestampTzGetDatum(exited_at);
+		rows = PayextExecute(&passes_plan, values, NULL, false, 0, SPI_OK_SELECT);
+		for (uint64 i = 0; i < rows && i < TARIFF_MAX_PASSES; i++)
+		{
+			passes[npasses].from_us = DatumGetTimestampTz(PayextResultDatum(i, 1));
+			passes[npasses].until_us = DatumGetTimestampTz(PayextResultDatum(i, 2));
+			npasses++;
+		}
+	}
+	if (npasses == 0)
+		result = ParkingTryPrice(lot, NULL, entered_at, exited_at, fee);
+	else
+	{
+		ParkingZone one = {lot->tz};
+		TariffZone	zone = {ParkingZoneOffset, &one};
+
+		*fee = 0;
+		result = TariffPriceStayWithPasses(&lot->tariff, &zone, entered_at, exited_at,
+										   passes, npasses, fee);
+	}
+	switch (result)
 	{
 		case TARIFF_OK:
 			return NULL;
@@ -789,7 +860,7 @@ ParkingDue(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at, int64
 	if (stay->state != STAY_OPEN || at <= stay->entered_at ||
 		ParkingWithinGrace(lot, stay, at))
 		return NULL;
-	why = ParkingPriceStay(lot, stay->entered_at, at, &fee);
+	why = ParkingPriceStay(lot, stay->plate, stay->entered_at, at, &fee);
 	if (why == NULL)
 		*due = fee - stay->paid;
 	return why;
@@ -858,14 +929,89 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 }
 
 /*
- * At exit: pays what is due from the owner's wallet when auto_pay allows, up
- * to payext.max_auto_pay; a dearer stay stays due for the owner to pay.
+ * The stay's entry hold, if it still holds: takes up to `due` of it as a
+ * payment of the stay (how 'auto', recorded as the hold's capture) and
+ * releases the rest; `due` 0 releases it all.  Returns what it took.  A
+ * payment the wallet refuses now (frozen, closed) takes nothing: the camera
+ * event goes on, and the stay stays due.
+ */
+static int64
+ParkingTakeEntryHold(const ParkingLot *lot, ParkingStay *stay, int64 due)
+{
+	Datum		values[3];
+	int64		hold;
+	int64		wallet;
+	int64		take;
+	int64		transfer_id;
+
+	values[0] = Int64GetDatum(stay->id);
+	if (PayextExecute(&lock_stay_hold_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return 0;
+	hold = DatumGetInt64(PayextResultDatum(0, 1));
+	wallet = DatumGetInt64(PayextResultDatum(0, 2));
+	take = DatumGetBool(PayextResultDatum(0, 4)) ? 0 :
+		Min(Max(due, 0), DatumGetInt64(PayextResultDatum(0, 3)));
+
+	/* The hold gives up what the payment takes, before it is checked. */
+	values[0] = Int64GetDatum(hold);
+	values[1] = Int64GetDatum(take);
+	PayextExecute(&close_stay_hold_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	if (take == 0)
+		return 0;
+	transfer_id = ParkingTransfer(lot, stay, wallet, take, "auto", true);
+	if (transfer_id == 0)
+	{
+		PayextExecute(&undo_stay_hold_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+		return 0;
+	}
+	values[0] = Int64GetDatum(transfer_id);
+	values[1] = Int64GetDatum(hold);
+	values[2] = Int64GetDatum(take);
+	PayextExecute(&record_hold_capture_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	stay->paid += take;
+	stay->paid_at = GetCurrentTransactionStartTimestamp();
+	return take;
+}
+
+/*
+ * At entry of a bound vehicle with auto_pay, at a lot that asks for it:
+ * holds the lot's entry_hold on the owner's wallet in the lot's currency,
+ * for the operator, until payext.max_stay from now.  A wallet that cannot
+ * hold it (too little available, frozen) gets no hold; nothing stops the
+ * camera's event.
  */
 static void
-ParkingAutoPay(const ParkingLot *lot, const ParkingStay *stay, int64 due)
+ParkingEntryHold(const ParkingLot *lot, int64 stay_id, const char *plate)
+{
+	Datum		values[3];
+	LedgerAccount operator;
+	int64		wallet;
+
+	if (lot->entry_hold <= 0)
+		return;
+	values[0] = CStringGetTextDatum(plate);
+	values[1] = CStringGetTextDatum(lot->currency);
+	values[2] = CStringGetTextDatum("");
+	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return;
+	wallet = DatumGetInt64(PayextResultDatum(0, 1));
+	LedgerReadAccount(lot->operator_id, &operator);
+	HoldsCreate(wallet, &operator, psprintf(HOLDS_STAY_ORDER_PREFIX INT64_FORMAT, stay_id),
+				0, stay_id, lot->entry_hold,
+				GetCurrentTransactionStartTimestamp() + ParkingMaxStayUs(), true);
+}
+
+/*
+ * At exit: takes what is due from the stay's entry hold first; pays the
+ * rest from the owner's wallet when auto_pay allows, up to
+ * payext.max_auto_pay; a dearer rest stays due for the owner to pay.
+ */
+static void
+ParkingAutoPay(const ParkingLot *lot, ParkingStay *stay, int64 due)
 {
 	Datum		values[3];
 
+	due -= ParkingTakeEntryHold(lot, stay, due);
 	if (due <= 0 || due > payext_max_auto_pay)
 		return;
 	values[0] = CStringGetTextDatum(stay->plate);
@@ -891,6 +1037,8 @@ ParkingCloseUnpriced(const ParkingLot *lot, ParkingStay *stay, TimestampTz enter
 	values[1] = TimestampTzGetDatum(entered_at);
 	values[2] = TimestampTzGetDatum(exited_at);
 	PayextExecute(&close_unpriced_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	/* A person settles it: the entry hold holds nothing back meanwhile. */
+	ParkingTakeEntryHold(lot, stay, 0);
 	stay->entered_at = entered_at;
 	stay->exited_at = exited_at;
 	stay->state = STAY_EXIT_UNPRICED;
@@ -917,7 +1065,7 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 		fee = stay->paid;
 	else
 	{
-		const char *why = ParkingPriceStay(lot, entered_at, exited_at, &fee);
+		const char *why = ParkingPriceStay(lot, stay->plate, entered_at, exited_at, &fee);
 
 		if (why != NULL)
 		{
@@ -966,6 +1114,49 @@ ParkingInsertStay(int64 lot, const char *plate, TimestampTz entered_at,
  * SQL functions
  * ---------------------------------------------------------------------
  */
+
+/* plate_match_keys(plate text) RETURNS text[] (src/plate.c, PlateMatchKeys) */
+PG_FUNCTION_INFO_V1(payext_plate_match_keys);
+Datum
+payext_plate_match_keys(PG_FUNCTION_ARGS)
+{
+	char	   *plate = ParkingArgPlate(fcinfo, 0);
+	char		keys[PLATE_MAX_KEYS][PLATE_MAX_BYTES];
+	Datum		elems[PLATE_MAX_KEYS];
+	int			n = PlateMatchKeys(plate, keys);
+
+	if (n < 1)
+		elog(ERROR, "payext: normalised plate %s has no match keys", plate);
+	for (int i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(keys[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* plate_distance(a text, b text) RETURNS integer: 0, 1, or 2 for more */
+PG_FUNCTION_INFO_V1(payext_plate_distance);
+Datum
+payext_plate_distance(PG_FUNCTION_ARGS)
+{
+	char	   *a = ParkingArgPlate(fcinfo, 0);
+	char	   *b = ParkingArgPlate(fcinfo, 1);
+
+	PG_RETURN_INT32(PlateDistance(a, b));
+}
+
+/* parking_next_id(what text) RETURNS bigint: 'pass' */
+PG_FUNCTION_INFO_V1(payext_parking_next_id);
+Datum
+payext_parking_next_id(PG_FUNCTION_ARGS)
+{
+	char	   *what = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (strcmp(what, "pass") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payext has no parking sequence for \"%s\"", what),
+				 errhint("The one there is: pass.")));
+	PG_RETURN_INT64(PayextNextId("parking_pass_id_seq"));
+}
 
 /* normalize_plate(plate text) RETURNS text */
 PG_FUNCTION_INFO_V1(payext_normalize_plate);
@@ -1115,17 +1306,20 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
 {
 	static const char *const names[] = {"operator", "name", "time_zone", "free_minutes",
 		"unit_minutes", "day_price", "night_price", "day_start", "night_start", "cap_24h",
-	"cap_stay", "exit_grace_minutes"};
+	"cap_stay", "exit_grace_minutes", "entry_hold"};
 	char	   *name;
 	char	   *tz_name;
 	LedgerAccount operator;
 	Tariff		tariff;
 	int32		grace;
-	Datum		values[15];
-	char		nulls[15];
+	Datum		values[16];
+	char		nulls[16];
 	int64		id;
 
-	/* night_price, cap_24h and cap_stay may be NULL; nothing else. */
+	/*
+	 * night_price, cap_24h, cap_stay and entry_hold may be NULL; nothing
+	 * else.
+	 */
 	for (int i = 0; i < 12; i++)
 		if (i != 6 && i != 9 && i != 10)
 			PayextRequireArg(fcinfo, i, names[i]);
@@ -1153,6 +1347,8 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
 		ParkingRaiseBadLot("with a night price, day_start and night_start must differ");
 	if (grace < 0 || grace > 1440)
 		ParkingRaiseBadLot("exit_grace_minutes must be between 0 and 1440");
+	if (!PG_ARGISNULL(12) && PG_GETARG_INT64(12) <= 0)
+		ParkingRaiseBadLot("entry_hold must be positive (NULL: no entry hold)");
 	Assert(TariffIsValid(&tariff));
 	ParkingRequireBoundedTariff(&tariff);
 
@@ -1179,6 +1375,8 @@ payext_create_parking_lot(PG_FUNCTION_ARGS)
 	nulls[12] = PG_ARGISNULL(10) ? 'n' : ' ';
 	values[13] = Int32GetDatum(grace);
 	values[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[15] = PG_ARGISNULL(12) ? Int64GetDatum(0) : PG_GETARG_DATUM(12);
+	nulls[15] = PG_ARGISNULL(12) ? 'n' : ' ';
 	PayextExecute(&insert_lot_plan, values, nulls, false, 0, SPI_OK_INSERT);
 	PayextSpiFinish();
 	PG_RETURN_INT64(id);
@@ -1325,7 +1523,10 @@ ParkingCompleteExit(const ParkingLot *lot, Datum *values, TimestampTz until)
 	return stay.id;
 }
 
-/* A new stay from `at` in `state` ('open' or 'exit_missed'). */
+/*
+ * A new stay from `at` in `state` ('open' or 'exit_missed'); an open one
+ * gets the lot's entry hold.
+ */
 static int64
 ParkingNewEntry(const ParkingLot *lot, const char *plate, TimestampTz at, const char *state)
 {
@@ -1334,6 +1535,8 @@ ParkingNewEntry(const ParkingLot *lot, const char *plate, TimestampTz at, const 
 	if (id == 0)
 		elog(ERROR, "payext: plate %s already has an open stay at lot " INT64_FORMAT,
 			 plate, lot->id);
+	if (strcmp(state, "open") == 0)
+		ParkingEntryHold(lot, id, plate);
 	return id;
 }
 
@@ -1378,6 +1581,7 @@ payext_vehicle_entered(PG_FUNCTION_ARGS)
 			/* In again, so it left unseen: the open stay's exit was missed. */
 			values[0] = Int64GetDatum(open.id);
 			PayextExecute(&exit_missed_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+			ParkingTakeEntryHold(&lot, &open, 0);
 			id = ParkingNewEntry(&lot, plate, at, "open");
 		}
 		PayextSpiFinish();

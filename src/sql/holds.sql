@@ -124,7 +124,9 @@ AS $$
     SELECT c.hold FROM payext.hold_capture c
       JOIN payext.hold_entry h ON h.id = c.hold
       LEFT JOIN payext.transfer t ON t.id = c.transfer_id
-     WHERE t.id IS NULL OR t.kind <> 'capture' OR t.debit_account <> h.wallet
+     WHERE t.id IS NULL OR t.debit_account <> h.wallet
+        -- an entry hold is taken by the stay's payment (src/parking.c)
+        OR t.kind <> CASE WHEN h.stay IS NULL THEN 'capture' ELSE 'parking' END
         OR t.credit_account <> h.merchant OR t.amount <> c.amount
     UNION
     -- the wallet says it may hold at least until the hold expires

@@ -157,11 +157,11 @@ INSERT INTO contract VALUES
   ('unbind_vehicle', '{text,text}', 'owner text, plate text', 'void', 'volatile'),
   ('normalize_plate', '{text}', 'plate text', 'text', 'immutable'),
   ('create_parking_lot',
-   '{bigint,text,text,integer,integer,bigint,bigint,time without time zone,time without time zone,bigint,bigint,integer}',
+   '{bigint,text,text,integer,integer,bigint,bigint,time without time zone,time without time zone,bigint,bigint,integer,bigint}',
    'operator bigint, name text, time_zone text, free_minutes integer, unit_minutes integer, day_price bigint, '
    'night_price bigint DEFAULT NULL::bigint, day_start time without time zone DEFAULT ''08:00:00''::time without time zone, '
    'night_start time without time zone DEFAULT ''20:00:00''::time without time zone, cap_24h bigint DEFAULT NULL::bigint, '
-   'cap_stay bigint DEFAULT NULL::bigint, exit_grace_minutes integer DEFAULT 15', 'bigint', 'volatile'),
+   'cap_stay bigint DEFAULT NULL::bigint, exit_grace_minutes integer DEFAULT 15, entry_hold bigint DEFAULT NULL::bigint', 'bigint', 'volatile'),
   ('parking_fee', '{bigint,timestamp with time zone,timestamp with time zone}',
    'lot bigint, entered_at timestamp with time zone, exited_at timestamp with time zone', 'bigint', 'stable'),
   ('vehicle_entered', '{bigint,text,timestamp with time zone}',

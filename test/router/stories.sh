@@ -25,7 +25,7 @@ here=test/router/stories
 # live codes, session settings), code_guessing (another database on the
 # same server), partition, saga (a partition's own side) and verify
 # (tampering with tables by hand).
-stories=(accounts association charge_many charges currency events holds ledger merchant_credit parking reversal statement zz_bad_input)
+stories=(accounts association charge_many charges currency events holds ledger merchant_credit parking parking_ops reversal statement zz_bad_input)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
