@@ -47,7 +47,7 @@ typedef enum HoldState
 	HOLD_OPEN,
 	HOLD_CAPTURED,
 	HOLD_VOIDED
-}			HoldState;
+} HoldState;
 
 static const char *const hold_state_names[] = {
 	[HOLD_OPEN] = "open",
@@ -66,7 +66,7 @@ typedef struct HoldRow
 	int64		captured;
 	HoldState	state;
 	bool		expired;
-}			HoldRow;
+} HoldRow;
 
 static PayextPlan insert_hold_plan = {
 	"INSERT INTO payext.hold_entry"
@@ -187,7 +187,7 @@ HoldsCreate(int64 wallet_id, const LedgerAccount *merchant, const char *order_re
  * READ and SERIALIZABLE a hold made after the snapshot is 40001.
  */
 static void
-HoldsLock(int64 merchant_id, int64 hold_id, HoldRow * hold)
+HoldsLock(int64 merchant_id, int64 hold_id, HoldRow *hold)
 {
 	Datum		values[1];
 
@@ -218,7 +218,7 @@ HoldsLock(int64 merchant_id, int64 hold_id, HoldRow * hold)
 
 /* Refuses a capture of a hold that can take none. */
 static void
-HoldsRequireCapturable(const HoldRow * hold)
+HoldsRequireCapturable(const HoldRow *hold)
 {
 	if (hold->state == HOLD_VOIDED)
 		ereport(ERROR,
