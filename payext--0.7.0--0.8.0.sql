@@ -1073,7 +1073,8 @@ BEGIN
                       'consumer_merchant', 'merchant_summary', 'merchant_daily',
                       'analyst_consumer_merchant', 'code_failure', 'parking_lot',
                       'parking_stay', 'parking_payment', 'parking_anomaly', 'vehicle',
-                      'merchant_credit', 'order_reversal', 'hold') THEN
+                      'merchant_credit', 'order_reversal', 'hold', 'parking_pass',
+                      'parking_block', 'parking_validation') THEN
     RAISE EXCEPTION 'payext has no readable relation %', relation
       USING ERRCODE = 'undefined_table',
             HINT = 'A router reads only payext''s readable tables and views.';
@@ -2085,6 +2086,43 @@ $$;
 COMMENT ON FUNCTION payext.settle_arrears(text) IS
   'pays the owner''s owed stays, oldest first, while the wallet allows; returns how many';
 
+-- Shops' validations: a merchant pays part of its customer's stay.  The
+-- discount is paid to the operator when the stay is paid (src/parking.c,
+-- validate_parking): its fee is known only then.
+CREATE SEQUENCE payext.parking_validation_id_seq AS bigint;
+CREATE TABLE payext.parking_validation (
+  id             bigint PRIMARY KEY,
+  stay           bigint NOT NULL REFERENCES payext.parking_stay (id),
+  merchant       bigint NOT NULL REFERENCES payext.account (id),
+  kind           text NOT NULL CHECK (kind IN ('amount', 'minutes', 'percent', 'free')),
+  value          bigint NOT NULL CHECK (value >= 0),
+  validation_ref text NOT NULL,
+  -- pending until the stay is paid; then applied (discount paid, perhaps
+  -- 0), or unfunded (the shop could not pay it then: the owner paid all)
+  state          text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'unfunded')),
+  discount       bigint CHECK (discount >= 0),
+  transfer_id    bigint,
+  created_at     timestamptz NOT NULL,
+  applied_at     timestamptz,
+  CONSTRAINT parking_validation_once UNIQUE (stay, merchant),
+  CONSTRAINT parking_validation_ref_key UNIQUE (merchant, validation_ref),
+  CONSTRAINT parking_validation_settled
+    CHECK ((state = 'pending') = (applied_at IS NULL) AND (state = 'pending') = (discount IS NULL))
+);
+COMMENT ON TABLE payext.parking_validation IS
+  'shops paying part of their customers'' stays: pending until the stay is paid, then applied or unfunded';
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_validation', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_validation_id_seq', '');
+
+CREATE FUNCTION payext.validate_parking(stay bigint, merchant bigint, kind text, value bigint,
+                                        validation_ref text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_validate_parking'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.validate_parking(bigint, bigint, text, bigint, text) IS
+  'a shop pays part of a stay (amount, minutes from entry, percent, or free) when it is paid; once per shop and stay; idempotent on (merchant, validation_ref)';
+
 -- Open stays at the lot whose plate is within one edit of the plate read
 -- (the camera's confusions counting as none), nearest first: for an exit
 -- without an entry.  The lot's open stays' match keys are indexed
@@ -2129,6 +2167,9 @@ REVOKE ALL ON FUNCTION payext.unblock_plate(bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.plate_status(bigint, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.settle_arrears(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payext.suggest_plates(bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payext.validate_parking(bigint, bigint, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON TABLE payext.parking_validation FROM PUBLIC;
+REVOKE ALL ON SEQUENCE payext.parking_validation_id_seq FROM PUBLIC;
 REVOKE ALL ON TABLE payext.parking_pass FROM PUBLIC;
 REVOKE ALL ON TABLE payext.parking_block FROM PUBLIC;
 REVOKE ALL ON SEQUENCE payext.parking_pass_id_seq FROM PUBLIC;
@@ -2148,7 +2189,58 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
   ('admin', 'EXECUTE', 'FUNCTION payext.settle_arrears(text)'),
   ('admin', 'EXECUTE', 'FUNCTION payext.suggest_plates(bigint, text)'),
   ('admin', 'SELECT', 'TABLE payext.parking_pass'),
-  ('admin', 'SELECT', 'TABLE payext.parking_block');
+  ('admin', 'SELECT', 'TABLE payext.parking_block'),
+  ('merchant', 'EXECUTE', 'FUNCTION payext.validate_parking(bigint, bigint, text, bigint, text)'),
+  ('admin', 'EXECUTE', 'FUNCTION payext.validate_parking(bigint, bigint, text, bigint, text)'),
+  ('admin', 'SELECT', 'TABLE payext.parking_validation');
+
+-- Validations' payments are parking payments of their own kind.
+CREATE OR REPLACE FUNCTION payext.verify_parking()
+RETURNS TABLE (check_name text, ok boolean, detail text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+  WITH paid AS (
+    SELECT p.stay, sum(p.amount::numeric) AS total FROM payext.parking_payment p GROUP BY p.stay
+  ), bad_payment AS (
+    SELECT p.transfer_id FROM payext.parking_payment p
+      JOIN payext.parking_stay s ON s.id = p.stay
+      JOIN payext.parking_lot l ON l.id = s.lot
+      LEFT JOIN payext.transfer t ON t.id = p.transfer_id
+     WHERE t.id IS NULL OR t.kind <> 'parking' OR t.debit_account <> p.wallet
+        OR t.credit_account <> l.operator OR t.amount <> p.amount
+  ), bad_stay AS (
+    SELECT s.id FROM payext.parking_stay s LEFT JOIN paid ON paid.stay = s.id
+     WHERE s.paid::numeric <> coalesce(paid.total, 0)
+        -- an exited stay is never paid more than its fee
+        OR (s.fee IS NOT NULL AND s.paid > s.fee)
+  ), orphan_transfer AS (
+    SELECT t.id FROM payext.transfer t
+     WHERE t.kind = 'parking'
+       AND NOT EXISTS (SELECT 1 FROM payext.parking_payment p WHERE p.transfer_id = t.id)
+    UNION ALL
+    -- a validation's discount is its shop's payment of the stay
+    SELECT v.id FROM payext.parking_validation v
+      LEFT JOIN payext.parking_payment p ON p.transfer_id = v.transfer_id
+     WHERE (v.discount > 0) <> (p.transfer_id IS NOT NULL)
+        OR (p.transfer_id IS NOT NULL
+            AND (p.stay <> v.stay OR p.wallet <> v.merchant OR p.amount <> v.discount
+                 OR p.how <> 'validation'))
+  )
+  SELECT 'parking_matches_journal',
+         NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_stay)
+           AND NOT EXISTS (SELECT 1 FROM orphan_transfer),
+         CASE WHEN EXISTS (SELECT 1 FROM bad_payment) OR EXISTS (SELECT 1 FROM bad_stay)
+                   OR EXISTS (SELECT 1 FROM orphan_transfer)
+              THEN format('%s parking payment(s), %s stay(s) and %s parking transfer(s) disagree',
+                          (SELECT count(*) FROM bad_payment), (SELECT count(*) FROM bad_stay),
+                          (SELECT count(*) FROM orphan_transfer))
+              ELSE format('%s parking payments agree with the journal and their stays',
+                          (SELECT count(*) FROM payext.parking_payment))
+         END
+$$;
+COMMENT ON FUNCTION payext.verify_parking() IS
+  'parking payments against the journal and their stays; part of verify_ledger()';
 
 
 ---------------------------------------------------------------------------
@@ -2168,7 +2260,7 @@ COMMENT ON TABLE payext.account IS
   'wallets (per owner and currency), merchant accounts (per public-service id and currency), one system account per currency, and one clearing account per currency for sagas between partitions';
 ALTER TABLE payext.parking_payment
   DROP CONSTRAINT parking_payment_how_check,
-  ADD CONSTRAINT parking_payment_how_check CHECK (how IN ('manual', 'auto', 'saga'));
+  ADD CONSTRAINT parking_payment_how_check CHECK (how IN ('manual', 'auto', 'saga', 'validation'));
 COMMENT ON TABLE payext.parking_payment IS 'payments of stays from wallets, by pay_parking(), automatically at exit, or by a saga from a wallet on another partition';
 COMMENT ON COLUMN payext.account.balance IS
   'in the minor unit; with a merchant''s payext.merchant_credit buckets (payext.balance() adds them), always equals credits minus debits in payext.transfer; NULL for system and clearing accounts, whose balance is the journal''s sum';

@@ -3468,6 +3468,38 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
 END
 $$;
 
+CREATE FUNCTION payext.validate_parking_on(p integer, stay bigint, merchant bigint, kind text,
+                                           value bigint, validation_ref text)
+RETURNS bigint LANGUAGE plproxy AS $$
+  CLUSTER 'payext_partitions';
+  RUN ON payext.checked_partition(p);
+  SELECT payext.validate_parking(stay, merchant, kind, value, validation_ref);
+$$;
+
+-- A validation lives with its stay, under the shop's account on that
+-- partition, which pays it (the shop's money there; its validation_refs
+-- are that account's).
+CREATE FUNCTION payext.validate_parking(stay bigint, merchant bigint, kind text, value bigint,
+                                        validation_ref text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p integer;
+  m bigint;
+BEGIN
+  PERFORM payext.require_args(ARRAY['stay', 'merchant'], ARRAY[stay IS NOT NULL, merchant IS NOT NULL]);
+  p := payext.route_id(stay, 'stay');
+  m := payext.require_router_merchant(merchant);
+  RETURN payext.validate_parking_on(p, stay, payext.merchant_on(m, p), kind, value, validation_ref);
+EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_connect_now
+               OR connection_exception THEN
+  PERFORM payext.raise_unreachable(p, SQLERRM, SQLSTATE);
+  RAISE;
+END
+$$;
+
 CREATE TYPE payext.plate_suggestion AS (plate text, stay bigint, entered_at timestamptz,
                                         distance integer);
 
@@ -3793,6 +3825,23 @@ EXCEPTION WHEN internal_error OR admin_shutdown OR crash_shutdown OR cannot_conn
 END
 $$;
 
+-- Passes, blocked plates and shops' validations, each on its plate's
+-- partition.
+CREATE VIEW payext.parking_pass AS
+SELECT r.* FROM payext.relation_rows('parking_pass') j,
+  json_to_record(j) AS r(id bigint, lot bigint, plate text, valid_from timestamptz,
+                         valid_until timestamptz, pass_ref text, granted_at timestamptz);
+
+CREATE VIEW payext.parking_block AS
+SELECT r.* FROM payext.relation_rows('parking_block') j,
+  json_to_record(j) AS r(lot bigint, plate text, blocked_at timestamptz);
+
+CREATE VIEW payext.parking_validation AS
+SELECT r.* FROM payext.relation_rows('parking_validation') j,
+  json_to_record(j) AS r(id bigint, stay bigint, merchant bigint, kind text, value bigint,
+                         validation_ref text, state text, discount bigint, transfer_id bigint,
+                         created_at timestamptz, applied_at timestamptz);
+
 -- Holds, each on its payer's partition.
 CREATE VIEW payext.hold AS
 SELECT r.* FROM payext.relation_rows('hold') j,
@@ -3820,5 +3869,6 @@ GRANT SELECT ON payext.account, payext.transfer, payext.payment, payext.refund,
   payext.association_rule, payext.consumer_merchant, payext.analyst_consumer_merchant,
   payext.merchant_summary, payext.merchant_daily, payext.code_failure,
   payext.parking_lot, payext.parking_stay, payext.parking_anomaly, payext.vehicle,
-  payext.parking_payment, payext.merchant_credit, payext.order_reversal, payext.hold
+  payext.parking_payment, payext.merchant_credit, payext.order_reversal, payext.hold,
+  payext.parking_pass, payext.parking_block, payext.parking_validation
   TO PUBLIC;

@@ -8,7 +8,7 @@ SET TIME ZONE 'Asia/Shanghai';
 -- HKD is used by no other file.
 SELECT setval('payext.account_id_seq', 30000), setval('payext.parking_lot_id_seq', 30000),
        setval('payext.parking_stay_id_seq', 30000), setval('payext.hold_id_seq', 30000),
-       setval('payext.parking_pass_id_seq', 30000);
+       setval('payext.parking_pass_id_seq', 30000), setval('payext.parking_validation_id_seq', 30000);
 
 -- The mall's operator, and a lot that holds 30.00 at entry: 15 minutes
 -- free, hours at 5.00 day and night (no night price: every hour the same).
@@ -136,7 +136,73 @@ SELECT payext.suggest_plates(424242, 'AB1234');
 SELECT payext.plate_distance('粤B12345', 'B12345') AS one_deleted,
        payext.plate_distance('AB', 'BA') AS swapped, payext.plate_match_keys('AB0');
 
+-- 8. Shops pay part of their customers' parking.  The café gives two
+-- hours from the entry, the bookshop half of the fee; the discounts are
+-- paid to the operator when the stay is paid (here at the exit), capped
+-- together at the fee.
+SELECT setval('payext.account_id_seq', 31000) AS ids_from;
+SELECT payext.open_merchant('gh_mall_cafe', 'Mall Cafe', 'HKD') AS cafe \gset
+SELECT payext.open_merchant('gh_mall_books', 'Mall Books', 'HKD') AS books \gset
+SELECT payext.open_wallet('mall_cy', 'HKD') AS cy \gset
+SELECT payext.top_up(:cy, 20000, 'mall-bank-4') > 0 AS topped_up;
+SELECT payext.request_payment(:cy) AS c1 \gset
+SELECT payext.charge(:cafe, :'c1', 5000, 'cafe-order-1') > 0 AS cafe_paid;
+SELECT payext.request_payment(:cy) AS c2 \gset
+SELECT payext.charge(:books, :'c2', 300, 'books-order-1') > 0 AS books_paid;
+SELECT payext.bind_vehicle('mall_cy', 'MC-3003', auto_pay => true);
+SELECT payext.vehicle_entered(:lot, 'MC3003', to_timestamp(:t0) - interval '5 hours') AS s8 \gset
+SELECT payext.validate_parking(:s8, :cafe, 'minutes', 120, 'cafe-val-1') AS v1 \gset
+SELECT payext.validate_parking(:s8, :cafe, 'minutes', 120, 'cafe-val-1') = :v1 AS same_validation;
+-- What the owner sees as due an hour ago (four hours, 20.00) is less the
+-- café's 10.00.  The bookshop cannot pay half of the fee so far (15.00).
+SELECT amount_due FROM payext.parking_service_info('mall_cy', to_timestamp(:t0) - interval '1 hour');
+SELECT payext.validate_parking(:s8, :books, 'percent', 50, 'books-val-1');
+\echo :SQLSTATE
+SELECT payext.validate_parking(:s8, :books, 'percent', 10, 'books-val-1') > 0 AS validated;
+-- Exit after four hours: 20.00; the café pays 10.00, the bookshop 2.00
+-- (10 % of the fee), the entry hold the remaining 8.00.
+SELECT payext.vehicle_exited(:lot, 'MC3003', to_timestamp(:t0) - interval '1 hour') AS fee;
+SELECT how, amount, wallet = :cafe AS cafe, wallet = :books AS books
+  FROM payext.parking_payment WHERE stay = :s8 ORDER BY transfer_id;
+SELECT kind, value, state, discount FROM payext.parking_validation WHERE stay = :s8 ORDER BY id;
+SELECT payext.balance(:cafe) AS cafe, payext.balance(:books) AS books, payext.balance(:cy) AS cy;
+-- A stay already exited and owed: the shop pays at once.  'free' takes
+-- what is left, never more.
+SELECT payext.vehicle_entered(:annex, 'MC3003', to_timestamp(:t0) - interval '3 hours') AS s9 \gset
+SELECT payext.freeze(:cy);
+SELECT payext.vehicle_exited(:annex, 'MC3003', to_timestamp(:t0) - interval '2 hours') AS fee_unpaid;
+SELECT payext.unfreeze(:cy);
+SELECT payext.validate_parking(:s9, :books, 'amount', 100, 'books-val-2') > 0 AS validated;
+SELECT payext.validate_parking(:s9, :cafe, 'free', 0, 'cafe-val-2') > 0 AS validated;
+SELECT fee, paid FROM payext.parking_stay WHERE id = :s9;
+SELECT kind, state, discount FROM payext.parking_validation WHERE stay = :s9 ORDER BY id;
+-- Refused: a kind or value out of bounds, the operator's own lot, a stay
+-- paid in full, a stay that does not exist, a shop that cannot pay.
+SELECT payext.validate_parking(:s9, :books, 'coupon', 1, 'books-val-3');
+\echo :SQLSTATE
+SELECT payext.validate_parking(:s9, :books, 'free', 5, 'books-val-3');
+\echo :SQLSTATE
+SELECT payext.validate_parking(:s9, :books, 'percent', 101, 'books-val-3');
+\echo :SQLSTATE
+SELECT payext.validate_parking(:s9, :op, 'free', 0, 'op-val-1');
+\echo :SQLSTATE
+SELECT payext.validate_parking(:s8, :books, 'amount', 100, 'books-val-4');
+\echo :SQLSTATE
+SELECT payext.validate_parking(424242, :books, 'amount', 100, 'books-val-5');
+\echo :SQLSTATE
+SELECT payext.validate_parking(:s1, :books, 'amount', 100, 'books-val-7');
+\echo :SQLSTATE
+SELECT payext.vehicle_entered(:lot, 'MC3003', to_timestamp(:t0) - interval '10 hours') AS s10 \gset
+SELECT payext.validate_parking(:s10, :books, 'amount', 5000, 'books-val-6');
+\echo :SQLSTATE
+
 SELECT check_name, ok FROM payext.verify_ledger()
  WHERE check_name IN ('parking_matches_journal', 'holds_match_journal', 'available_not_negative',
                       'balances_match_journal', 'money_conserved');
+-- verify_ledger() catches a validation whose discount its payment does
+-- not match (rolled back).
+BEGIN;
+UPDATE payext.parking_validation SET discount = discount + 1 WHERE stay = :s8 AND merchant = :cafe;
+SELECT check_name, ok FROM payext.verify_parking();
+ROLLBACK;
 RESET TIME ZONE;

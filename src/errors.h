@@ -104,6 +104,12 @@
  * Raised in SQL (src/sql/parking.sql): PY416, a pass whose valid_from is
  * not before its valid_until; PY417, a pass_ref used for another pass.
  */
+/* A validation's kind or value out of bounds, or the operator's own */
+#define PAYEXT_ERRCODE_BAD_VALIDATION		PAYEXT_SQLSTATE('4', '1', '8')
+/* A validation_ref used for another validation */
+#define PAYEXT_ERRCODE_VALIDATION_CONFLICT	PAYEXT_SQLSTATE('4', '1', '9')
+/* The merchant validated the stay already (once per merchant and stay) */
+#define PAYEXT_ERRCODE_VALIDATED_BEFORE		PAYEXT_SQLSTATE('4', '2', '0')
 
 /* PY5xx: partitions */
 /* A partition number outside 0-99, a count outside 1-100, an id of none */

@@ -235,7 +235,7 @@ static PayextPlan find_payment_replay_plan = {
 static PayextPlan passes_plan = {
 	"SELECT valid_from, valid_until FROM payext.parking_pass"
 	" WHERE lot = $1 AND plate = $2 AND valid_until > $3 AND valid_from < $4"
-	" ORDER BY valid_from LIMIT " CppAsString2(TARIFF_MAX_PASSES),
+	" ORDER BY valid_from LIMIT " CppAsString2(TARIFF_MAX_PASSES) " - 1",
 	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
@@ -264,6 +264,48 @@ static PayextPlan record_hold_capture_plan = {
 	"INSERT INTO payext.hold_capture (transfer_id, hold, amount, created_at)"
 	" VALUES ($1, $2, $3, now())",
 	3, {INT8OID, INT8OID, INT8OID}
+};
+
+/* A stay's validations not yet applied, in the order they were made. */
+static PayextPlan pending_validations_plan = {
+	"SELECT id, merchant, kind, value FROM payext.parking_validation"
+	" WHERE stay = $1 AND state = 'pending' ORDER BY id",
+	1, {INT8OID}
+};
+
+static PayextPlan settle_validation_plan = {
+	"UPDATE payext.parking_validation"
+	"   SET state = $2, discount = $3, transfer_id = $4, applied_at = now()"
+	" WHERE id = $1",
+	4, {INT8OID, TEXTOID, INT8OID, INT8OID}
+};
+
+static PayextPlan find_validation_plan = {
+	"SELECT id, stay, kind, value FROM payext.parking_validation"
+	" WHERE merchant = $1 AND validation_ref = $2",
+	2, {INT8OID, TEXTOID}
+};
+
+static PayextPlan validated_before_plan = {
+	"SELECT id FROM payext.parking_validation WHERE stay = $1 AND merchant = $2",
+	2, {INT8OID, INT8OID}
+};
+
+static PayextPlan insert_validation_plan = {
+	"INSERT INTO payext.parking_validation"
+	" (id, stay, merchant, kind, value, validation_ref, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, now())",
+	6, {INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID, TEXTOID}
+};
+
+static PayextPlan require_merchant_plan = {
+	"SELECT payext.require_merchant($1)",
+	1, {INT8OID}
+};
+
+static PayextPlan merchant_balance_plan = {
+	"SELECT payext.balance($1)",
+	1, {INT8OID}
 };
 
 static PayextPlan service_info_plan = {
@@ -742,8 +784,8 @@ ParkingCheckCameraTime(TimestampTz at, const char *name)
  * shorter (or before 0.8.0) may still give a fee beyond 64 bits.
  */
 static const char *
-ParkingPriceStay(const ParkingLot *lot, const char *plate, TimestampTz entered_at,
-				 TimestampTz exited_at, int64 *fee)
+ParkingPriceStayFree(const ParkingLot *lot, const char *plate, TimestampTz entered_at,
+					 TimestampTz exited_at, TimestampTz free_until, int64 *fee)
 {
 	int64		span_us;
 	struct TariffPass passes[TARIFF_MAX_PASSES];
@@ -762,13 +804,20 @@ ParkingPriceStay(const ParkingLot *lot, const char *plate, TimestampTz entered_a
 		values[1] = CStringGetTextDatum(plate);
 		values[2] = TimestampTzGetDatum(entered_at);
 		values[3] = TimestampTzGetDatum(exited_at);
-		rows = PayextExecute(&passes_plan, values, NULL, false, 0, SPI_OK_SELECT);
-		for (uint64 i = 0; i < rows && i < TARIFF_MAX_PASSES; i++)
+		rows = PayextExecute(&passes_plan, values, NULL, true, 0, SPI_OK_SELECT);
+		for (uint64 i = 0; i < rows && i < TARIFF_MAX_PASSES - 1; i++)
 		{
 			passes[npasses].from_us = DatumGetTimestampTz(PayextResultDatum(i, 1));
 			passes[npasses].until_us = DatumGetTimestampTz(PayextResultDatum(i, 2));
 			npasses++;
 		}
+	}
+	/* Free minutes from the entry are one pass more. */
+	if (free_until > entered_at)
+	{
+		passes[npasses].from_us = entered_at;
+		passes[npasses].until_us = free_until;
+		npasses++;
 	}
 	if (npasses == 0)
 		result = ParkingTryPrice(lot, NULL, entered_at, exited_at, fee);
@@ -795,10 +844,21 @@ ParkingPriceStay(const ParkingLot *lot, const char *plate, TimestampTz entered_a
 	return "The lot's tariff cannot price it.";
 }
 
+/* The fee of the plate's stay, its passes counted (plate NULL: none). */
+static const char *
+ParkingPriceStay(const ParkingLot *lot, const char *plate, TimestampTz entered_at,
+				 TimestampTz exited_at, int64 *fee)
+{
+	return ParkingPriceStayFree(lot, plate, entered_at, exited_at, DT_NOBEGIN, fee);
+}
+
 /* ---------------------------------------------------------------------
  * Stays
  * ---------------------------------------------------------------------
  */
+
+static int64 ParkingValidations(const ParkingLot *lot, const ParkingStay *stay,
+								ParkingStay *apply_to, TimestampTz until, int64 fee);
 
 /* A stay's state as its table stores it. */
 static ParkingStayState
@@ -862,7 +922,7 @@ ParkingDue(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at, int64
 		return NULL;
 	why = ParkingPriceStay(lot, stay->plate, stay->entered_at, at, &fee);
 	if (why == NULL)
-		*due = fee - stay->paid;
+		*due = fee - stay->paid - ParkingValidations(lot, stay, NULL, at, fee);
 	return why;
 }
 
@@ -926,6 +986,171 @@ ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
 				int64 amount, const char *how, bool softly)
 {
 	return ParkingTransferFrom(lot, stay, wallet, amount, how, softly, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Shop validations: a merchant pays part of a stay
+ * ---------------------------------------------------------------------
+ */
+
+/* parking_validation.kind */
+typedef enum ParkingValidationKind
+{
+	VALIDATION_AMOUNT,
+	VALIDATION_MINUTES,
+	VALIDATION_PERCENT,
+	VALIDATION_FREE
+} ParkingValidationKind;
+
+static const char *const validation_kind_names[] = {
+	[VALIDATION_AMOUNT] = "amount",
+	[VALIDATION_MINUTES] = "minutes",
+	[VALIDATION_PERCENT] = "percent",
+	[VALIDATION_FREE] = "free",
+};
+
+/*
+ * What a validation takes off a stay's fee (for [entered_at, until]),
+ * before the caps of ParkingValidations(): an amount, a share (rounded
+ * down), all of it, or what the first `value` minutes from the entry
+ * cost (the fee less the fee with those minutes free, passes counted).
+ */
+static int64
+ParkingValidationDiscount(const ParkingLot *lot, const ParkingStay *stay,
+						  TimestampTz until, int64 fee, ParkingValidationKind kind,
+						  int64 value)
+{
+	int64		rest;
+
+	switch (kind)
+	{
+		case VALIDATION_AMOUNT:
+			return Min(value, fee);
+		case VALIDATION_PERCENT:
+			/* floor(fee * value / 100) without the product's overflow */
+			return (fee / 100) * value + (fee % 100) * value / 100;
+		case VALIDATION_FREE:
+			return fee;
+		case VALIDATION_MINUTES:
+			if (ParkingPriceStayFree(lot, stay->plate, stay->entered_at, until,
+									 stay->entered_at + value * 60 * USECS_PER_SEC,
+									 &rest) != NULL)
+				return 0;
+			return Max(fee - rest, 0);
+	}
+	return 0;
+}
+
+/*
+ * The discount of the shop's payment: from the shop's account to the
+ * operator, booked on the stay (how 'validation'); 0 when the shop's
+ * account cannot pay it now (too little, frozen, closed).
+ */
+static int64
+ParkingValidationTransfer(const ParkingLot *lot, ParkingStay *stay, int64 shop,
+						  int64 amount)
+{
+	LedgerTransferRequest req = {0};
+	Datum		values[6];
+	int64		transfer_id;
+	bool		replayed;
+
+	req.debit_account = shop;
+	req.credit_account = lot->operator_id;
+	req.amount_minor = amount;
+	req.kind = LEDGER_PARKING;
+	req.idem_scope = lot->operator_id;
+	req.reference = psprintf("stay-" INT64_FORMAT "-" INT64_FORMAT, stay->id, stay->paid);
+	req.refuse_softly = true;
+	transfer_id = LedgerTransfer(&req, &replayed);
+	if (transfer_id == 0)
+		return 0;
+	if (replayed)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				 errmsg("parking stay " INT64_FORMAT " was already paid at this step", stay->id)));
+	values[0] = Int64GetDatum(transfer_id);
+	values[1] = Int64GetDatum(stay->id);
+	values[2] = Int64GetDatum(amount);
+	values[3] = Int64GetDatum(shop);
+	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[5] = CStringGetTextDatum("validation");
+	PayextExecute(&record_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	stay->paid += amount;
+	stay->paid_at = GetCurrentTransactionStartTimestamp();
+	return transfer_id;
+}
+
+/*
+ * The stay's pending validations against its fee for [entered_at, until]:
+ * each in the order made, its discount capped at what is left of the fee
+ * (they never take more than the fee together).  With apply, each shop
+ * pays its discount now (one that cannot is 'unfunded' and takes
+ * nothing), and the stay's paid grows; the caller holds the stay's lock.
+ * Returns the discounts' sum.
+ */
+static int64
+ParkingValidations(const ParkingLot *lot, const ParkingStay *stay, ParkingStay *apply_to,
+				   TimestampTz until, int64 fee)
+{
+	bool		apply = apply_to != NULL;
+	Datum		values[4];
+	uint64		rows;
+	int64	   *ids;
+	int64	   *shops;
+	ParkingValidationKind *kinds;
+	int64	   *amounts;
+	int64		left = fee - stay->paid;
+	int64		total = 0;
+
+	values[0] = Int64GetDatum(stay->id);
+	rows = PayextExecute(&pending_validations_plan, values, NULL, !apply, 0, SPI_OK_SELECT);
+	if (rows == 0)
+		return 0;
+	ids = palloc(sizeof(int64) * rows);
+	shops = palloc(sizeof(int64) * rows);
+	kinds = palloc(sizeof(ParkingValidationKind) * rows);
+	amounts = palloc(sizeof(int64) * rows);
+	for (uint64 i = 0; i < rows; i++)
+	{
+		ids[i] = DatumGetInt64(PayextResultDatum(i, 1));
+		shops[i] = DatumGetInt64(PayextResultDatum(i, 2));
+		kinds[i] = (ParkingValidationKind) PayextParseWord(PayextResultCString(i, 3),
+														   validation_kind_names,
+														   lengthof(validation_kind_names),
+														   "validation kind");
+		amounts[i] = DatumGetInt64(PayextResultDatum(i, 4));
+	}
+	for (uint64 i = 0; i < rows; i++)
+	{
+		int64		discount = Max(Min(ParkingValidationDiscount(lot, stay, until, fee,
+																 kinds[i], amounts[i]),
+									   left - total), 0);
+		int64		transfer_id = 0;
+		const char *state = "applied";
+
+		if (apply && discount > 0)
+		{
+			transfer_id = ParkingValidationTransfer(lot, apply_to, shops[i], discount);
+			if (transfer_id == 0)
+			{
+				/* The shop cannot pay it now: the owner pays all. */
+				state = "unfunded";
+				discount = 0;
+			}
+		}
+		if (apply)
+		{
+			values[0] = Int64GetDatum(ids[i]);
+			values[1] = CStringGetTextDatum(state);
+			values[2] = Int64GetDatum(discount);
+			values[3] = Int64GetDatum(transfer_id);
+			PayextExecute(&settle_validation_plan, values,
+						  transfer_id == 0 ? "   n" : NULL, false, 0, SPI_OK_UPDATE);
+		}
+		total += discount;
+	}
+	return total;
 }
 
 /*
@@ -1083,6 +1308,7 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 	stay->exited_at = exited_at;
 	stay->fee = fee;
 	stay->state = STAY_EXITED;
+	ParkingValidations(lot, stay, stay, exited_at, fee);
 	ParkingAutoPay(lot, stay, fee - stay->paid);
 	return fee;
 }
@@ -1774,6 +2000,22 @@ ParkingDueNow(const ParkingStay *stay, ParkingLot *lot)
 	return due;
 }
 
+/*
+ * Before an owner pays an open stay: the shops pay their discounts of the
+ * fee so far, so that leaving within the grace owes nothing more.
+ */
+static void
+ParkingApplyValidationsNow(const ParkingLot *lot, ParkingStay *stay)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int64		fee;
+
+	if (stay->state == STAY_OPEN && now > stay->entered_at &&
+		!ParkingWithinGrace(lot, stay, now) &&
+		ParkingPriceStay(lot, stay->plate, stay->entered_at, now, &fee) == NULL)
+		ParkingValidations(lot, stay, stay, now, fee);
+}
+
 /* A payment offers exactly what is due (PY409). */
 static void
 ParkingRequireDue(const ParkingStay *stay, const ParkingLot *lot, int64 amount, int64 due)
@@ -1839,9 +2081,159 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 				 errmsg("nothing is due for parking stay " INT64_FORMAT, stay.id)));
 	}
 	ParkingRequireDue(&stay, &lot, amount, due);
+	ParkingApplyValidationsNow(&lot, &stay);
 	transfer_id = ParkingTransfer(&lot, &stay, wallet.id, amount, "manual", false);
 	PayextSpiFinish();
 	PG_RETURN_INT64(transfer_id);
+}
+
+/*
+ * validate_parking(stay bigint, merchant bigint, kind text, value bigint,
+ *					validation_ref text) RETURNS bigint: a shop pays part of
+ * its customer's stay.  The discount is paid by the shop to the operator
+ * when the stay is paid: at once for an exited stay, else when the owner
+ * pays before leaving or at the exit, from the fee then (the fee a
+ * 'percent', 'minutes' or 'free' validation is of is known only then).
+ * Refused now when the shop's balance does not cover the discount as the
+ * stay stands; one that the shop cannot pay when it comes due is
+ * 'unfunded' and the owner pays all.  Once per shop and stay; idempotent
+ * on (merchant, validation_ref).  Returns the validation's id.
+ */
+PG_FUNCTION_INFO_V1(payext_validate_parking);
+Datum
+payext_validate_parking(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"stay", "merchant", "kind", "value", "validation_ref"};
+	char	   *kind_name;
+	int			found;
+	ParkingValidationKind kind;
+	int64		value;
+	char	   *ref;
+	ParkingStay stay;
+	ParkingLot	lot;
+	LedgerAccount shop;
+	Datum		values[6];
+	int64		id;
+	int64		fee = 0;
+	int64		estimate = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	PayextRequireArgs(fcinfo, 5, names);
+	kind_name = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	value = PG_GETARG_INT64(3);
+	ref = PayextArgIdentifier(fcinfo, 4, "validation_ref", PAYEXT_MAX_REFERENCE_LEN);
+	found = -1;
+	for (int i = 0; i < (int) lengthof(validation_kind_names); i++)
+		if (strcmp(kind_name, validation_kind_names[i]) == 0)
+			found = i;
+	if (found < 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_VALIDATION),
+				 errmsg("a validation's kind is amount, minutes, percent or free, not \"%s\"", kind_name)));
+	kind = (ParkingValidationKind) found;
+	if ((kind == VALIDATION_AMOUNT && value <= 0) ||
+		(kind == VALIDATION_MINUTES && (value <= 0 || value > (int64) payext_max_stay_min)) ||
+		(kind == VALIDATION_PERCENT && (value <= 0 || value > 100)) ||
+		(kind == VALIDATION_FREE && value != 0))
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_VALIDATION),
+				 errmsg("a validation of kind %s cannot have the value " INT64_FORMAT, kind_name, value),
+				 errdetail("amount: minor units above 0; minutes: 1 to payext.max_stay; percent: 1 to 100; free: 0.")));
+
+	PayextSpiConnect();
+	values[0] = PG_GETARG_DATUM(1);
+	PayextExecute(&require_merchant_plan, values, NULL, true, 1, SPI_OK_SELECT);
+	LedgerReadAccount(PG_GETARG_INT64(1), &shop);
+	LedgerRequireKind(&shop, LEDGER_MERCHANT, "account a validation is paid from");
+
+	/* A retry: the same stay, kind and value under the reference. */
+	values[0] = Int64GetDatum(shop.id);
+	values[1] = CStringGetTextDatum(ref);
+	if (PayextExecute(&find_validation_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	{
+		id = DatumGetInt64(PayextResultDatum(0, 1));
+		if (DatumGetInt64(PayextResultDatum(0, 2)) != PG_GETARG_INT64(0) ||
+			strcmp(PayextResultCString(0, 3), kind_name) != 0 ||
+			DatumGetInt64(PayextResultDatum(0, 4)) != value)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_VALIDATION_CONFLICT),
+					 errmsg("validation reference \"%s\" was already used for another validation", ref),
+					 errdetail("Validation " INT64_FORMAT " of the merchant was made under it.", id),
+					 errhint("A retry repeats the stay, kind and value; a new validation needs a new reference.")));
+		PayextSpiFinish();
+		PG_RETURN_INT64(id);
+	}
+
+	ParkingLockStay(PG_GETARG_INT64(0), &stay);
+	ParkingLoadLot(stay.lot, &lot, false);
+	if (shop.id == lot.operator_id)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_BAD_VALIDATION),
+				 errmsg("the lot's operator does not validate its own lot"),
+				 errhint("A validation is a shop's payment to the operator.")));
+	if (strcmp(shop.currency, lot.currency) != 0)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_CURRENCY_MISMATCH),
+				 errmsg("account " INT64_FORMAT " holds %s, the lot charges %s", shop.id,
+						shop.currency, lot.currency)));
+	LedgerCheckActive(&shop);
+	values[0] = Int64GetDatum(stay.id);
+	values[1] = Int64GetDatum(shop.id);
+	if (PayextExecute(&validated_before_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_VALIDATED_BEFORE),
+				 errmsg("merchant " INT64_FORMAT " has validated parking stay " INT64_FORMAT " already",
+						shop.id, stay.id),
+				 errdetail("Validation " INT64_FORMAT " is its one validation of the stay.",
+						   DatumGetInt64(PayextResultDatum(0, 1)))));
+
+	/* What the validation would take off the stay as it stands now. */
+	if (stay.state == STAY_EXITED && stay.fee > stay.paid)
+		fee = stay.fee;
+	else if (stay.state == STAY_OPEN)
+	{
+		if (now > stay.entered_at &&
+			ParkingPriceStay(&lot, stay.plate, stay.entered_at, now, &fee) != NULL)
+			fee = 0;
+		fee = Max(fee, stay.paid);
+	}
+	else
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_NOTHING_DUE),
+				 errmsg("nothing is due for parking stay " INT64_FORMAT, stay.id),
+				 errdetail("A stay is validated while it is open, or exited and not paid in full.")));
+	if (fee > stay.paid)
+	{
+		TimestampTz until = stay.state == STAY_EXITED ? stay.exited_at : now;
+
+		estimate = Max(Min(ParkingValidationDiscount(&lot, &stay, until, fee, kind, value),
+						   fee - stay.paid - ParkingValidations(&lot, &stay, NULL, until, fee)), 0);
+	}
+	if (estimate > 0)
+	{
+		values[0] = Int64GetDatum(shop.id);
+		PayextExecute(&merchant_balance_plan, values, NULL, false, 1, SPI_OK_SELECT);
+		if (DatumGetInt64(PayextResultDatum(0, 1)) < estimate)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
+					 errmsg("insufficient funds in account " INT64_FORMAT " for the validation", shop.id),
+					 errdetail("The validation takes %s off the stay as it stands now.",
+							   PayextFormatAmount(estimate, lot.currency))));
+	}
+
+	id = PayextNextId("parking_validation_id_seq");
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(stay.id);
+	values[2] = Int64GetDatum(shop.id);
+	values[3] = CStringGetTextDatum(validation_kind_names[kind]);
+	values[4] = Int64GetDatum(value);
+	values[5] = CStringGetTextDatum(ref);
+	PayextExecute(&insert_validation_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	/* An exited stay's fee is known: the shop pays now. */
+	if (stay.state == STAY_EXITED)
+		ParkingValidations(&lot, &stay, &stay, stay.exited_at, stay.fee);
+	PayextSpiFinish();
+	PG_RETURN_INT64(id);
 }
 
 /*
@@ -1881,6 +2273,7 @@ payext_parking_receive(PG_FUNCTION_ARGS)
 				(errcode(PAYEXT_ERRCODE_NOTHING_DUE),
 				 errmsg("nothing is due for parking stay " INT64_FORMAT, stay.id)));
 	ParkingRequireDue(&stay, &lot, amount, due);
+	ParkingApplyValidationsNow(&lot, &stay);
 	transfer_id = ParkingTransferFrom(&lot, &stay, LedgerClearingAccount(lot.currency),
 									  amount, "saga", false, payer);
 	PayextSpiFinish();

@@ -99,7 +99,9 @@ CREATE TABLE payext.parking_payment (
   amount      bigint NOT NULL CHECK (amount > 0),
   -- 'saga': from a wallet on another partition, through this partition's
   -- clearing account (wallet is then that account; src/sql/saga.sql)
-  how         text NOT NULL CHECK (how IN ('manual', 'auto', 'saga')),
+  -- 'validation': a shop's part of the stay, from its merchant account
+  -- (wallet is then that account; validate_parking())
+  how         text NOT NULL CHECK (how IN ('manual', 'auto', 'saga', 'validation')),
   paid_at     timestamptz NOT NULL
 );
 CREATE INDEX parking_payment_stay_idx ON payext.parking_payment (stay);
@@ -253,6 +255,14 @@ AS $$
     SELECT t.id FROM payext.transfer t
      WHERE t.kind = 'parking'
        AND NOT EXISTS (SELECT 1 FROM payext.parking_payment p WHERE p.transfer_id = t.id)
+    UNION ALL
+    -- a validation's discount is its shop's payment of the stay
+    SELECT v.id FROM payext.parking_validation v
+      LEFT JOIN payext.parking_payment p ON p.transfer_id = v.transfer_id
+     WHERE (v.discount > 0) <> (p.transfer_id IS NOT NULL)
+        OR (p.transfer_id IS NOT NULL
+            AND (p.stay <> v.stay OR p.wallet <> v.merchant OR p.amount <> v.discount
+                 OR p.how <> 'validation'))
   )
   SELECT 'parking_matches_journal',
          NOT EXISTS (SELECT 1 FROM bad_payment) AND NOT EXISTS (SELECT 1 FROM bad_stay)
@@ -537,6 +547,43 @@ END
 $$;
 COMMENT ON FUNCTION payext.settle_arrears(text) IS
   'pays the owner''s owed stays, oldest first, while the wallet allows; returns how many';
+
+-- Shops' validations: a merchant pays part of its customer's stay.  The
+-- discount is paid to the operator when the stay is paid (src/parking.c,
+-- validate_parking): its fee is known only then.
+CREATE SEQUENCE payext.parking_validation_id_seq AS bigint;
+CREATE TABLE payext.parking_validation (
+  id             bigint PRIMARY KEY,
+  stay           bigint NOT NULL REFERENCES payext.parking_stay (id),
+  merchant       bigint NOT NULL REFERENCES payext.account (id),
+  kind           text NOT NULL CHECK (kind IN ('amount', 'minutes', 'percent', 'free')),
+  value          bigint NOT NULL CHECK (value >= 0),
+  validation_ref text NOT NULL,
+  -- pending until the stay is paid; then applied (discount paid, perhaps
+  -- 0), or unfunded (the shop could not pay it then: the owner paid all)
+  state          text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'applied', 'unfunded')),
+  discount       bigint CHECK (discount >= 0),
+  transfer_id    bigint,
+  created_at     timestamptz NOT NULL,
+  applied_at     timestamptz,
+  CONSTRAINT parking_validation_once UNIQUE (stay, merchant),
+  CONSTRAINT parking_validation_ref_key UNIQUE (merchant, validation_ref),
+  CONSTRAINT parking_validation_settled
+    CHECK ((state = 'pending') = (applied_at IS NULL) AND (state = 'pending') = (discount IS NULL))
+);
+COMMENT ON TABLE payext.parking_validation IS
+  'shops paying part of their customers'' stays: pending until the stay is paid, then applied or unfunded';
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_validation', '');
+SELECT pg_catalog.pg_extension_config_dump('payext.parking_validation_id_seq', '');
+
+CREATE FUNCTION payext.validate_parking(stay bigint, merchant bigint, kind text, value bigint,
+                                        validation_ref text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'payext_validate_parking'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
+COMMENT ON FUNCTION payext.validate_parking(bigint, bigint, text, bigint, text) IS
+  'a shop pays part of a stay (amount, minutes from entry, percent, or free) when it is paid; once per shop and stay; idempotent on (merchant, validation_ref)';
 
 -- Open stays at the lot whose plate is within one edit of the plate read
 -- (the camera's confusions counting as none), nearest first: for an exit
