@@ -1573,11 +1573,14 @@ COMMENT ON FUNCTION payext.void_hold(bigint, bigint) IS
   'releases what a hold still reserves, and returns it (0 when it reserved nothing any more)';
 
 -- The balance less what live holds reserve, for whoever may read the
--- account's balance (balance() checks the caller as the caller).
+-- account's balance.  Not SECURITY DEFINER, as balance() is not: the C
+-- code becomes the owner itself after it has noted the invoker, whose
+-- right to read the account it judges (a SECURITY DEFINER function would
+-- see the owner as its invoker and answer anyone).
 CREATE FUNCTION payext.available_balance(account bigint)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'payext_available_balance'
-LANGUAGE C VOLATILE SECURITY DEFINER
+LANGUAGE C STABLE
 SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.available_balance(bigint) IS
   'an account''s balance less what its live holds reserve: what charges, withdrawals and new holds may take';

@@ -30,6 +30,22 @@
  *   parking (manual)  a car without auto-pay enters and leaves; the app reads
  *                     parking_service_info() and pays what it shows with
  *                     pay_parking() (sometimes retried: same id back)
+ *   holds             about one call in eight: authorize() with a fresh
+ *                     code (one statement, or the code first), some holds
+ *                     expiring after 1 to 3 seconds, some retried (the same
+ *                     hold back); captures, partial (final => false) and
+ *                     final; voids; captures retried with their capture_ref
+ *                     (the same transfer back); and refusals on purpose:
+ *                     a capture above the remainder (PY605), of a voided
+ *                     (PY603), captured (PY604) or expired (PY602) hold, of
+ *                     another merchant's hold (PY601), a capture_ref again
+ *                     for another amount (PY607), the order held again at
+ *                     another amount (PY208) or charged (PY608).  The
+ *                     client models each of its holds (remainder, state,
+ *                     the window in which it expires) and checks every
+ *                     answer against it: a capture within the remainder of
+ *                     a live hold must go through, whatever else the
+ *                     wallet paid meanwhile.
  *
  * Every call runs under default_transaction_isolation (-i); 40001 and
  * 40P01 make the client run the whole transaction again, at most -r times.
@@ -43,14 +59,25 @@
  * PQresultStatus said so.  Tab-separated, COPY text format, \N for none:
  *
  *   client call kind ref transfer_id wallet merchant amount code order_ref
- *   stay lot at
+ *   stay lot at hold
  *
  *   kind      the journal's kind of the transfer the call returned
- *             (top_up, withdraw, charge, refund, parking); \N for the
- *             camera events, which move money only through auto-pay
- *   ref       external_ref (top_up, withdraw), order_ref (charge),
- *             refund_ref (refund), the plate (camera events, parking)
+ *             (top_up, withdraw, charge, refund, parking, capture); \N for
+ *             the camera events, which move money only through auto-pay,
+ *             and for authorize and void_hold, which move none
+ *   ref       external_ref (top_up, withdraw), order_ref (charge,
+ *             authorize, void), refund_ref (refund), capture_ref (capture),
+ *             the plate (camera events, parking)
+ *   amount    what moved; the hold's amount (authorize); what a void
+ *             released
+ *   order_ref a capture's: its hold's order
  *   at        the camera event's time, in seconds since 1970
+ *   hold      the hold's id (authorize, captures, void)
+ *
+ * Holds: calls authorize, authorize_retry (\N kind and transfer), capture,
+ * capture_final (final => true), capture_retry (kind capture), void (the
+ * amount released), and capture_refused: a capture refused on purpose for
+ * its hold (PY602-PY605; its capture_ref must have moved nothing).
  *
  * A charged item of a batch is logged as a charge (call charge_many,
  * charge_many_retry or charge_many_replay).  An item refused for its code
@@ -215,6 +242,47 @@ typedef struct External			/* a top-up or a withdrawal */
 	char		ref[REF_LEN];
 } External;
 
+/* A hold this client authorized, as far as it knows (it alone acts on it). */
+typedef enum HoldState
+{
+	HOLD_OPEN,
+	HOLD_CAPTURED,				/* in full, or by a final capture */
+	HOLD_VOIDED
+} HoldState;
+
+typedef struct Hold
+{
+	int64_t		id;
+	int64_t		wallet;
+	int64_t		merchant;
+	int64_t		amount;
+	int64_t		captured;		/* acknowledged captures */
+	HoldState	state;
+	bool		expired_seen;	/* the server said PY602 */
+	int			expires_s;		/* expires_in, in seconds */
+	/* the server's time of its creation lies in [made_from, made_until] */
+	double		made_from;
+	double		made_until;
+	char		order_ref[REF_LEN];
+	char		code[24];
+} Hold;
+
+/* An acknowledged capture: a retry must answer its transfer. */
+typedef struct Capture
+{
+	int64_t		tid;
+	Hold	   *hold;			/* NULL once the ring reused the hold's slot */
+	int64_t		hold_id;
+	int64_t		wallet;
+	int64_t		merchant;
+	int64_t		amount;
+	bool		final;
+	char		ref[REF_LEN];
+	char		order_ref[REF_LEN];
+} Capture;
+
+#define HOLD_RING 1024
+
 typedef enum Outcome
 {
 	OK,							/* acknowledged */
@@ -241,6 +309,10 @@ typedef struct Client
 	long		n_refunds;
 	External	externals[RING];
 	long		n_externals;
+	Hold		holds[HOLD_RING];
+	long		n_holds;
+	Capture		captures[HOLD_RING];
+	long		n_captures;
 	int		   *my_spots;
 	int			n_my_spots;
 } Client;
@@ -380,6 +452,7 @@ typedef struct Ack
 	int64_t		stay;
 	int64_t		lot;
 	int64_t		at;
+	int64_t		hold;
 } Ack;
 
 static void
@@ -425,6 +498,8 @@ write_line(Client *c, FILE *f, const Ack *a)
 	put_num(f, a->lot);
 	fputc('\t', f);
 	put_num(f, a->at);
+	fputc('\t', f);
+	put_num(f, a->hold);
 	fputc('\n', f);
 	/* The driver is not what gets killed: the page cache keeps the line. */
 	if (fflush(f) != 0)
@@ -1910,10 +1985,733 @@ do_parking(Client *c, bool auto_pay)
 }
 
 /* ------------------------------------------------------------------ */
+/* Holds                                                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Slack between the clients' clock and the server's now(): one machine,
+ * one clock, but the answer of a call is read a little after its
+ * transaction began.
+ */
+#define EXPIRY_MARGIN_S 0.05
+/* Holds a capture or a void picks from: this client's latest. */
+#define HOLD_PICK 256
+
+static double
+wall_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+typedef enum Expiry
+{
+	HOLD_LIVE,					/* certainly not expired for the call */
+	HOLD_MAYBE_EXPIRED,			/* the call came too close to tell */
+	HOLD_EXPIRED				/* certainly expired */
+} Expiry;
+
+/*
+ * Whether a hold had expired for a call sent at `sent` and answered at
+ * `answered` (its transaction began in between, and now() is that
+ * moment): the hold expires expires_s after its own transaction began,
+ * which was in [made_from, made_until].
+ */
+static Expiry
+hold_expiry(const Hold *h, double sent, double answered)
+{
+	if (h->expired_seen || sent >= h->made_until + h->expires_s + EXPIRY_MARGIN_S)
+		return HOLD_EXPIRED;
+	if (answered < h->made_from + h->expires_s - EXPIRY_MARGIN_S)
+		return HOLD_LIVE;
+	return HOLD_MAYBE_EXPIRED;
+}
+
+static const char *const expiry_names[] = {"live", "maybe expired", "expired"};
+static const char *const hold_state_names[] = {"open", "captured", "voided"};
+
+/* The acknowledgement of an authorize() (or a void: amount then changes). */
+static Ack
+hold_ack(const Hold *h, const char *call)
+{
+	Ack			ack = {
+		.call = call,
+		.ref = h->order_ref,
+		.wallet = h->wallet,
+		.merchant = h->merchant,
+		.amount = h->amount,
+		.code = h->code,
+		.order_ref = h->order_ref,
+		.hold = h->id,
+	};
+
+	return ack;
+}
+
+typedef struct AuthOp
+{
+	int			mode;			/* 0: a new code and the hold in one
+								 * statement; 1: op->code */
+	int64_t		wallet;
+	int64_t		merchant;
+	int64_t		amount;
+	int			expires_s;		/* 0: the default (7 days) */
+	const char *order_ref;
+	char		code[24];		/* out (mode 0), in (mode 1) */
+	int64_t		hold;			/* out */
+} AuthOp;
+
+static Outcome
+attempt_authorize(Client *c, void *arg)
+{
+	AuthOp	   *op = arg;
+	char		w[24],
+				m[24],
+				amt[24],
+				exp[32];
+	PGresult   *r;
+	Outcome		o;
+
+	i64(w, op->wallet);
+	i64(m, op->merchant);
+	i64(amt, op->amount);
+	snprintf(exp, sizeof(exp), "%d seconds", op->expires_s);
+	if (op->mode == 0)
+	{
+		const char *v[] = {m, amt, op->order_ref, w, exp};
+
+		op->code[0] = '\0';
+		o = run(c, &r, op->expires_s
+				? "SELECT code, payext.authorize($1, code, $2, $3, $5::interval)"
+				"  FROM payext.request_payment($4) AS code"
+				: "SELECT code, payext.authorize($1, code, $2, $3)"
+				"  FROM payext.request_payment($4) AS code",
+				op->expires_s ? 5 : 4, v);
+		if (o != OK)
+			return o;
+		snprintf(op->code, sizeof(op->code), "%s", PQgetvalue(r, 0, 0));
+		op->hold = parse_i64(PQgetvalue(r, 0, 1));
+		PQclear(r);
+		return OK;
+	}
+	{
+		const char *v[] = {m, op->code, amt, op->order_ref, exp};
+
+		o = run(c, &r, op->expires_s ? "SELECT payext.authorize($1, $2, $3, $4, $5::interval)"
+				: "SELECT payext.authorize($1, $2, $3, $4)", op->expires_s ? 5 : 4, v);
+		if (o == OK)
+		{
+			op->hold = first_i64(r);
+			PQclear(r);
+		}
+		return o;
+	}
+}
+
+/* A fresh code of the wallet, in a transaction of its own, into *code. */
+static Outcome
+new_code(Client *c, int64_t wallet, char *code, size_t size)
+{
+	char		w[24];
+	Stmt		s = {
+		.sql = "SELECT payext.request_payment($1)",
+		.n = 1,
+		.v = {w},
+		.res = NULL,
+	};
+	Outcome		o;
+
+	i64(w, wallet);
+	o = retrying(c, "request_payment", attempt_stmt, &s);
+	if (o == OK)
+	{
+		snprintf(code, size, "%s", PQgetvalue(s.res, 0, 0));
+		PQclear(s.res);
+	}
+	return o;
+}
+
+/* A new hold: a fresh code (sometimes asked for first), then authorize(). */
+static Outcome
+do_authorize(Client *c)
+{
+	char		order_ref[REF_LEN];
+	AuthOp		op = {
+		.wallet = wallets[between(c, 0, n_wallets - 1)],
+		.merchant = merchants[between(c, 0, n_merchants - 1)],
+		.amount = between(c, 1, 5000),
+		.order_ref = order_ref,
+	};
+	int			how = (int) between(c, 0, 99);
+	double		sent,
+				answered;
+	Hold	   *h;
+	Ack			ack;
+	Outcome		o;
+
+	new_ref(c, order_ref, sizeof(order_ref), "ho");
+
+	/*
+	 * Now and then a large one (a car hire's deposit): the wallet's other
+	 * payments then meet its available balance, not its balance.
+	 */
+	if (chance(c, 10))
+		op.amount = between(c, 20000, 80000);
+	/* A third expire during the run: 1 to 3 seconds. */
+	op.expires_s = how < 35 ? (int) between(c, 1, 3) : how < 65 ? 3600 : 0;
+	op.mode = chance(c, 50) ? 0 : 1;
+	if (op.mode == 1 && (o = new_code(c, op.wallet, op.code, sizeof(op.code))) != OK)
+		return o;
+	sent = wall_seconds();
+	o = retrying(c, "authorize", attempt_authorize, &op);
+	answered = wall_seconds();
+	{
+		Ack			a = {
+			.call = "authorize",
+			.ref = order_ref,
+			.wallet = op.wallet,
+			.merchant = op.merchant,
+			.amount = op.amount,
+			.code = op.code,
+			.order_ref = order_ref,
+			.hold = op.hold,
+		};
+
+		ack = a;
+	}
+	if (o == LOST)
+		log_pending(c, &ack);
+	if (o == REFUSED && strcmp(c->state, "PY104") != 0)
+		unexpected(c, "authorize", "a new hold of %" PRId64 " was refused: %s %s",
+				   op.amount, c->state, c->message);
+	if (o != OK)
+		return o;
+	log_ack(c, &ack);
+	if (op.hold <= 0)
+	{
+		unexpected(c, "authorize", "order %s answered hold %" PRId64, order_ref, op.hold);
+		return OK;
+	}
+
+	/* Its slot in the ring: captures of the hold it replaces forget it. */
+	h = &c->holds[c->n_holds++ % HOLD_RING];
+	for (int i = 0; i < HOLD_RING; i++)
+		if (c->captures[i].hold == h)
+			c->captures[i].hold = NULL;
+	memset(h, 0, sizeof(*h));
+	h->id = op.hold;
+	h->wallet = op.wallet;
+	h->merchant = op.merchant;
+	h->amount = op.amount;
+	h->state = HOLD_OPEN;
+	h->expires_s = op.expires_s ? op.expires_s : 7 * 86400;
+	h->made_from = sent;
+	h->made_until = answered;
+	snprintf(h->order_ref, sizeof(h->order_ref), "%s", order_ref);
+	snprintf(h->code, sizeof(h->code), "%s", op.code);
+
+	if (chance(c, 15))
+	{
+		/* The till did not see the answer: the same code and amount again. */
+		AuthOp		again = op;
+
+		again.mode = 1;
+		again.hold = 0;
+		o = retrying(c, "authorize_retry", attempt_authorize, &again);
+		ack = hold_ack(h, "authorize_retry");
+		ack.hold = again.hold;
+		if (o == OK)
+		{
+			log_ack(c, &ack);
+			if (again.hold != h->id)
+				unexpected(c, "authorize_retry", "order %s answered hold %" PRId64 ", the first answer was %" PRId64,
+						   order_ref, again.hold, h->id);
+		}
+		else if (o == REFUSED)
+			unexpected(c, "authorize_retry", "a retry of order %s was refused: %s %s",
+					   order_ref, c->state, c->message);
+		else if (o == LOST)
+			log_pending(c, &ack);
+	}
+	return o;
+}
+
+typedef bool (*HoldTest) (const Hold *h, double now);
+
+static bool
+hold_is_open_and_live(const Hold *h, double now)
+{
+	/* live for a call that answers within half a second */
+	return h->state == HOLD_OPEN && hold_expiry(h, now, now + 0.5) == HOLD_LIVE;
+}
+
+static bool
+hold_is_open(const Hold *h, double now)
+{
+	(void) now;
+	return h->state == HOLD_OPEN;
+}
+
+static bool
+hold_is_voided(const Hold *h, double now)
+{
+	(void) now;
+	return h->state == HOLD_VOIDED;
+}
+
+static bool
+hold_is_captured(const Hold *h, double now)
+{
+	(void) now;
+	return h->state == HOLD_CAPTURED;
+}
+
+static bool
+hold_is_open_and_expired(const Hold *h, double now)
+{
+	return h->state == HOLD_OPEN && hold_expiry(h, now, now) == HOLD_EXPIRED;
+}
+
+/* One of this client's latest holds that passes `test`; NULL when none. */
+static Hold *
+pick_hold(Client *c, HoldTest test)
+{
+	long		n = c->n_holds < HOLD_RING ? c->n_holds : HOLD_RING;
+	long		recent = n < HOLD_PICK ? n : HOLD_PICK;
+	double		now = wall_seconds();
+
+	for (int t = 0; t < 24 && recent > 0; t++)
+	{
+		/* the i-th latest */
+		long		i = (long) between(c, 1, recent);
+		Hold	   *h = &c->holds[(c->n_holds - i) % HOLD_RING];
+
+		if (test(h, now))
+			return h;
+	}
+	return NULL;
+}
+
+/* capture_hold(), timed: the call's transaction began in [*sent, *answered]. */
+static Outcome
+capture_call(Client *c, const char *call, int64_t merchant, int64_t hold, int64_t amount,
+			 const char *ref, bool final, int64_t *tid, double *sent, double *answered)
+{
+	char		m[24],
+				h[24],
+				amt[24];
+	Stmt		s = {
+		.sql = "SELECT payext.capture_hold($1, $2, $3, $4, $5)",
+		.n = 5,
+		.v = {m, h, amt, ref, final ? "true" : "false"},
+		.res = NULL,
+	};
+	Outcome		o;
+
+	i64(m, merchant);
+	i64(h, hold);
+	i64(amt, amount);
+	*tid = 0;
+	*sent = wall_seconds();
+	o = call1(c, call, &s, tid);
+	*answered = wall_seconds();
+	return o;
+}
+
+static Ack
+capture_ack(const Hold *h, const char *call, int64_t amount, const char *ref, int64_t tid)
+{
+	Ack			ack = {
+		.call = call,
+		.kind = "capture",
+		.ref = ref,
+		.tid = tid,
+		.wallet = h->wallet,
+		.merchant = h->merchant,
+		.amount = amount,
+		.order_ref = h->order_ref,
+		.hold = h->id,
+	};
+
+	return ack;
+}
+
+/*
+ * A capture under a new capture_ref, checked against the model: what it
+ * must answer follows from the hold's state, its remainder and whether it
+ * had expired (sometimes too close to tell: then it went through, or
+ * PY602, or PY605 above the remainder).  A refusal as expected is logged
+ * as capture_refused: its capture_ref must have moved nothing.
+ */
+static Outcome
+capture_new(Client *c, const char *call, Hold *h, int64_t amount, bool final)
+{
+	char		ref[REF_LEN];
+	int64_t		left = h->amount - h->captured;
+	int64_t		tid;
+	double		sent,
+				answered;
+	const char *expect;			/* "ok", a SQLSTATE; NULL: ok or PY602 */
+	Expiry		e;
+	Ack			ack;
+	Outcome		o;
+
+	new_ref(c, ref, sizeof(ref), "cp");
+	o = capture_call(c, call, h->merchant, h->id, amount, ref, final, &tid, &sent, &answered);
+	e = hold_expiry(h, sent, answered);
+	if (h->state == HOLD_VOIDED)
+		expect = "PY603";
+	else if (h->state == HOLD_CAPTURED)
+		expect = "PY604";
+	else if (e == HOLD_EXPIRED)
+		expect = "PY602";
+	else if (amount > left)
+		expect = e == HOLD_LIVE ? "PY605" : NULL;
+	else
+		expect = e == HOLD_LIVE ? "ok" : NULL;
+	ack = capture_ack(h, call, amount, ref, tid);
+	if (o == LOST)
+		log_pending(c, &ack);
+	if (o == OK)
+	{
+		log_ack(c, &ack);
+		if ((expect && strcmp(expect, "ok") != 0) || amount > left)
+			unexpected(c, call, "hold %" PRId64 " (%s, %s, amount %" PRId64 ", captured %" PRId64
+					   ") took a capture of %" PRId64 " (transfer %" PRId64 "), expected %s",
+					   h->id, hold_state_names[h->state], expiry_names[e], h->amount, h->captured,
+					   amount, tid, expect ? expect : "PY602");
+		h->captured += amount;
+		if (final || h->captured >= h->amount)
+			h->state = HOLD_CAPTURED;
+		{
+			Capture    *cp = &c->captures[c->n_captures++ % HOLD_RING];
+
+			cp->tid = tid;
+			cp->hold = h;
+			cp->hold_id = h->id;
+			cp->wallet = h->wallet;
+			cp->merchant = h->merchant;
+			cp->amount = amount;
+			cp->final = final;
+			snprintf(cp->ref, sizeof(cp->ref), "%s", ref);
+			snprintf(cp->order_ref, sizeof(cp->order_ref), "%s", h->order_ref);
+		}
+		return OK;
+	}
+	if (o != REFUSED)
+		return o;
+	if (expect == NULL ? (strcmp(c->state, "PY602") == 0 ||
+						  (amount > left && strcmp(c->state, "PY605") == 0))
+		: strcmp(c->state, expect) == 0)
+	{
+		if (strcmp(c->state, "PY602") == 0)
+			h->expired_seen = true;
+		ack.call = "capture_refused";
+		ack.kind = NULL;
+		ack.tid = 0;
+		write_line(c, c->acks, &ack);
+		return o;
+	}
+	unexpected(c, call, "a capture of %" PRId64 " of hold %" PRId64 " (%s, %s, amount %" PRId64
+			   ", captured %" PRId64 ") was refused with %s, expected %s: %s",
+			   amount, h->id, hold_state_names[h->state], expiry_names[e], h->amount, h->captured,
+			   c->state, expect ? expect : "a capture or PY602", c->message);
+	return o;
+}
+
+/* Part of what an open hold reserves (final => false), or a final capture. */
+static Outcome
+do_capture(Client *c, bool final)
+{
+	Hold	   *h = pick_hold(c, hold_is_open_and_live);
+	int64_t		left;
+
+	if (!h)
+		return do_authorize(c);
+	left = h->amount - h->captured;
+	/* All of the remainder at times: a partial capture then closes it too. */
+	return capture_new(c, final ? "capture_final" : "capture", h,
+					   chance(c, final ? 30 : 20) ? left : between(c, 1, left), final);
+}
+
+/* A capture again with its capture_ref: its transfer back, whatever since. */
+static Outcome
+do_capture_retry(Client *c)
+{
+	long		n = c->n_captures < HOLD_RING ? c->n_captures : HOLD_RING;
+	Capture    *cp;
+	Hold		h = {0};
+	int64_t		tid;
+	double		sent,
+				answered;
+	Ack			ack;
+	Outcome		o;
+
+	if (n == 0)
+		return do_capture(c, false);
+	cp = &c->captures[between(c, 0, n - 1)];
+	h.id = cp->hold_id;
+	h.wallet = cp->wallet;
+	h.merchant = cp->merchant;
+	snprintf(h.order_ref, sizeof(h.order_ref), "%s", cp->order_ref);
+	o = capture_call(c, "capture_retry", cp->merchant, cp->hold_id, cp->amount, cp->ref, cp->final,
+					 &tid, &sent, &answered);
+	ack = capture_ack(&h, "capture_retry", cp->amount, cp->ref, tid);
+	if (o == OK)
+	{
+		log_ack(c, &ack);
+		if (tid != cp->tid)
+			unexpected(c, "capture_retry", "capture %s answered transfer %" PRId64 ", the first answer was %" PRId64,
+					   cp->ref, tid, cp->tid);
+	}
+	else if (o == REFUSED)
+		unexpected(c, "capture_retry", "a retry of capture %s (hold %" PRId64 ") was refused: %s %s",
+				   cp->ref, cp->hold_id, c->state, c->message);
+	else if (o == LOST)
+		log_pending(c, &ack);
+	return o;
+}
+
+/*
+ * void_hold(): what it releases is the remainder of a live hold, 0 for an
+ * expired or voided one; a captured hold is PY604.
+ */
+static Outcome
+do_void(Client *c)
+{
+	int			which = (int) between(c, 0, 9);
+	Hold	   *h = pick_hold(c, which < 8 ? hold_is_open : which < 9 ? hold_is_voided : hold_is_captured);
+	char		m[24],
+				hid[24];
+	Stmt		s = {
+		.sql = "SELECT payext.void_hold($1, $2)",
+		.n = 2,
+		.v = {m, hid},
+		.res = NULL,
+	};
+	int64_t		released = -1;
+	int64_t		left;
+	double		sent,
+				answered;
+	Expiry		e;
+	Ack			ack;
+	Outcome		o;
+
+	if (!h)
+		return do_authorize(c);
+	left = h->amount - h->captured;
+	i64(m, h->merchant);
+	i64(hid, h->id);
+	sent = wall_seconds();
+	o = call1(c, "void", &s, &released);
+	answered = wall_seconds();
+	e = hold_expiry(h, sent, answered);
+	ack = hold_ack(h, "void");
+	if (o == LOST)
+	{
+		ack.amount = 0;
+		log_pending(c, &ack);
+	}
+	if (o == REFUSED)
+	{
+		if (h->state != HOLD_CAPTURED || strcmp(c->state, "PY604") != 0)
+			unexpected(c, "void", "hold %" PRId64 " (%s, %s) was refused a void: %s %s", h->id,
+					   hold_state_names[h->state], expiry_names[e], c->state, c->message);
+		return o;
+	}
+	if (o != OK)
+		return o;
+	ack.amount = released;
+	log_ack(c, &ack);
+	if (h->state == HOLD_CAPTURED ||
+		(h->state == HOLD_VOIDED && released != 0) ||
+		(h->state == HOLD_OPEN &&
+		 !((e != HOLD_EXPIRED && released == left) || (e != HOLD_LIVE && released == 0))))
+		unexpected(c, "void", "hold %" PRId64 " (%s, %s, amount %" PRId64 ", captured %" PRId64
+				   ") released %" PRId64, h->id, hold_state_names[h->state], expiry_names[e],
+				   h->amount, h->captured, released);
+	h->state = HOLD_VOIDED;
+	return OK;
+}
+
+/*
+ * The refusals on purpose: a capture above the remainder, of a voided, a
+ * captured or an expired hold, of another merchant's hold; a capture_ref
+ * again for another amount; the hold's order held again at another amount,
+ * or charged.
+ */
+static Outcome
+do_hold_refusal(Client *c)
+{
+	int			what = (int) between(c, 0, 7);
+	Hold	   *h;
+	int64_t		tid;
+	double		sent,
+				answered;
+	Outcome		o;
+
+	switch (what)
+	{
+		case 0:
+			if (!(h = pick_hold(c, hold_is_open_and_live)))
+				break;
+			return capture_new(c, "capture_over", h, h->amount - h->captured + between(c, 1, 100),
+							   chance(c, 50));
+		case 1:
+			if (!(h = pick_hold(c, hold_is_voided)))
+				break;
+			return capture_new(c, "capture_voided", h, between(c, 1, h->amount), chance(c, 50));
+		case 2:
+			if (!(h = pick_hold(c, hold_is_captured)))
+				break;
+			return capture_new(c, "capture_captured", h, between(c, 1, h->amount), chance(c, 50));
+		case 3:
+			if (!(h = pick_hold(c, hold_is_open_and_expired)))
+				break;
+			return capture_new(c, "capture_expired", h, between(c, 1, h->amount - h->captured),
+							   chance(c, 50));
+		case 4:
+			{
+				/* Another merchant's hold: PY601, as an unknown hold. */
+				int64_t		other = merchants[between(c, 0, n_merchants - 1)];
+				char		ref[REF_LEN];
+				Ack			ack;
+
+				if (!(h = pick_hold(c, hold_is_open)) || other == h->merchant)
+					break;
+				new_ref(c, ref, sizeof(ref), "cx");
+				o = capture_call(c, "capture_not_mine", other, h->id, 1, ref, true, &tid,
+								 &sent, &answered);
+				ack = capture_ack(h, "capture_refused", 1, ref, 0);
+				ack.merchant = other;
+				ack.kind = NULL;
+				if (o == OK)
+				{
+					ack.call = "capture_not_mine";
+					ack.kind = "capture";
+					ack.tid = tid;
+					log_ack(c, &ack);
+					unexpected(c, "capture_not_mine", "merchant %" PRId64 " captured hold %" PRId64
+							   " of merchant %" PRId64 ": transfer %" PRId64, other, h->id,
+							   h->merchant, tid);
+				}
+				else if (o == REFUSED && strcmp(c->state, "PY601") != 0)
+					unexpected(c, "capture_not_mine", "refused with %s, not PY601: %s", c->state, c->message);
+				else if (o == REFUSED)
+					write_line(c, c->acks, &ack);
+				return o;
+			}
+		case 5:
+			{
+				/* A capture_ref again, for another amount: PY607. */
+				long		n = c->n_captures < HOLD_RING ? c->n_captures : HOLD_RING;
+				Capture    *cp;
+
+				if (n == 0)
+					break;
+				cp = &c->captures[between(c, 0, n - 1)];
+				o = capture_call(c, "capture_ref_again", cp->merchant, cp->hold_id, cp->amount + 1,
+								 cp->ref, cp->final, &tid, &sent, &answered);
+				if (o == OK)
+				{
+					Hold		hh = {.id = cp->hold_id,.wallet = cp->wallet,.merchant = cp->merchant};
+					Ack			ack;
+
+					snprintf(hh.order_ref, sizeof(hh.order_ref), "%s", cp->order_ref);
+					ack = capture_ack(&hh, "capture_ref_again", cp->amount + 1, cp->ref, tid);
+					log_ack(c, &ack);
+					unexpected(c, "capture_ref_again", "capture %s, for %" PRId64 " (transfer %" PRId64
+							   "), answered %" PRId64 " for %" PRId64, cp->ref, cp->amount, cp->tid,
+							   tid, cp->amount + 1);
+				}
+				else if (o == REFUSED && strcmp(c->state, "PY607") != 0)
+					unexpected(c, "capture_ref_again", "refused with %s, not PY607: %s", c->state, c->message);
+				return o;
+			}
+		case 6:
+			{
+				/* The same order and code at another amount: PY208. */
+				AuthOp		op;
+
+				if (!(h = pick_hold(c, hold_is_open)))
+					break;
+				op.mode = 1;
+				op.wallet = h->wallet;
+				op.merchant = h->merchant;
+				op.amount = h->amount + 1;
+				op.expires_s = 0;
+				op.order_ref = h->order_ref;
+				op.hold = 0;
+				snprintf(op.code, sizeof(op.code), "%s", h->code);
+				o = retrying(c, "authorize_again", attempt_authorize, &op);
+				if (o == OK)
+				{
+					Ack			ack = hold_ack(h, "authorize_again");
+
+					ack.amount = op.amount;
+					ack.hold = op.hold;
+					log_ack(c, &ack);
+					unexpected(c, "authorize_again", "order %s, held for %" PRId64 " (hold %" PRId64
+							   "), answered hold %" PRId64 " for %" PRId64, h->order_ref, h->amount,
+							   h->id, op.hold, op.amount);
+				}
+				else if (o == REFUSED && strcmp(c->state, "PY208") != 0)
+					unexpected(c, "authorize_again", "refused with %s, not PY208: %s", c->state, c->message);
+				return o;
+			}
+		case 7:
+			{
+				/* A charge of a held order, with a fresh code: PY608. */
+				ChargeOp	op;
+
+				if (!(h = pick_hold(c, hold_is_open)))
+					break;
+				op = charge_op(h->wallet, h->merchant, between(c, 1, h->amount), h->order_ref);
+				op.mode = 0;
+				o = retrying(c, "charge_held_order", attempt_code_and_charge, &op);
+				if (o == OK)
+				{
+					Ack			ack;
+
+					charge_ack(&op, &ack, "charge_held_order");
+					log_ack(c, &ack);
+					unexpected(c, "charge_held_order", "order %s, held by hold %" PRId64
+							   ", was charged: transfer %" PRId64, h->order_ref, h->id, op.tid);
+				}
+				else if (o == REFUSED && strcmp(c->state, "PY608") != 0)
+					unexpected(c, "charge_held_order", "refused with %s, not PY608: %s", c->state, c->message);
+				return o;
+			}
+	}
+	return do_authorize(c);
+}
+
+/* About one call in eight: a hold, or something done to one. */
+static Outcome
+do_hold(Client *c)
+{
+	int			pick = (int) between(c, 0, 99);
+
+	if (pick < 30)
+		return do_authorize(c);
+	if (pick < 50)
+		return do_capture(c, false);
+	if (pick < 65)
+		return do_capture(c, true);
+	if (pick < 75)
+		return do_void(c);
+	if (pick < 85)
+		return do_capture_retry(c);
+	return do_hold_refusal(c);
+}
+
+/* ------------------------------------------------------------------ */
 /* Replays of calls in flight at a crash                                */
 /* ------------------------------------------------------------------ */
 
-#define FIELDS 13
+#define FIELDS 14
 
 /* Splits a log line in place into its FIELDS columns; \N becomes NULL. */
 static bool
@@ -2137,6 +2935,131 @@ replay_one(Client *c, char **f)
 			return pay_parking(c, "pay_parking_replay", &p, 0);
 		}
 	}
+	if (starts(call, "authorize"))
+	{
+		/*
+		 * A hold: with its code, the same hold if the first attempt committed
+		 * (a code used or purged since still names it); a code that did not
+		 * survive (PY203, PY204), or none (asked for in the lost statement),
+		 * is replaced by a fresh one for the same order: PY208 then says that
+		 * the first attempt held it.
+		 */
+		AuthOp		op = {
+			.mode = 1,
+			.wallet = wallet,
+			.merchant = merchant,
+			.amount = amount,
+			.expires_s = 3600,
+			.order_ref = ref,
+		};
+		Ack			ack = {
+			.call = "authorize_replay",
+			.ref = ref,
+			.wallet = wallet,
+			.merchant = merchant,
+			.amount = amount,
+			.order_ref = ref,
+		};
+		Outcome		o = REFUSED;
+
+		if (f[8])
+		{
+			snprintf(op.code, sizeof(op.code), "%s", f[8]);
+			o = retrying(c, "authorize_replay", attempt_authorize, &op);
+		}
+		if (o == REFUSED && (!f[8] || strcmp(c->state, "PY203") == 0 ||
+							 strcmp(c->state, "PY204") == 0))
+		{
+			op.mode = 0;
+			o = retrying(c, "authorize_replay", attempt_authorize, &op);
+		}
+		ack.code = op.code;
+		ack.hold = op.hold;
+		if (o == OK)
+			log_ack(c, &ack);
+		else if (o == LOST)
+		{
+			ack.call = call;
+			log_pending(c, &ack);
+		}
+		return o;
+	}
+	if (starts(call, "capture"))
+	{
+		/*
+		 * A capture: its transfer if the first attempt committed, else it
+		 * happens now or is refused (the hold may have expired since).  A
+		 * capture that had to be refused must not go through now.
+		 */
+		Hold		h = {
+			.id = num(f[13]),
+			.wallet = wallet,
+			.merchant = merchant,
+		};
+		int64_t		tid;
+		double		sent,
+					answered;
+		bool		refusal = !starts(call, "capture_final") && !starts(call, "capture_retry") &&
+		strcmp(call, "capture") != 0;
+		Ack			ack;
+		Outcome		o;
+
+		snprintf(h.order_ref, sizeof(h.order_ref), "%s", f[9] ? f[9] : "");
+		o = capture_call(c, "capture_replay", merchant, h.id, amount, ref,
+						 starts(call, "capture_final"), &tid, &sent, &answered);
+		ack = capture_ack(&h, "capture_replay", amount, ref, tid);
+		if (o == OK)
+		{
+			log_ack(c, &ack);
+			if (refusal)
+				unexpected(c, "capture_replay", "%s %s of hold %" PRId64 " went through: transfer %" PRId64,
+						   call, ref, h.id, tid);
+		}
+		else if (o == LOST)
+		{
+			ack.call = call;
+			log_pending(c, &ack);
+		}
+		return o;
+	}
+	if (starts(call, "void"))
+	{
+		Hold		h = {
+			.id = num(f[13]),
+			.wallet = wallet,
+			.merchant = merchant,
+		};
+		char		m[24],
+					hid[24];
+		Stmt		s = {
+			.sql = "SELECT payext.void_hold($1, $2)",
+			.n = 2,
+			.v = {m, hid},
+			.res = NULL,
+		};
+		int64_t		released = 0;
+		Ack			ack;
+		Outcome		o;
+
+		snprintf(h.order_ref, sizeof(h.order_ref), "%s", ref);
+		i64(m, merchant);
+		i64(hid, h.id);
+		o = call1(c, "void_replay", &s, &released);
+		ack = hold_ack(&h, "void_replay");
+		ack.amount = 0;
+		ack.code = NULL;
+		if (o == OK)
+		{
+			ack.amount = released;
+			log_ack(c, &ack);
+		}
+		else if (o == LOST)
+		{
+			ack.call = call;
+			log_pending(c, &ack);
+		}
+		return o;
+	}
 	fprintf(stderr, "driver: cannot replay a call of kind %s\n", call);
 	return REFUSED;
 }
@@ -2350,7 +3273,7 @@ run_client(int id)
 
 	while (now_seconds() < deadline)
 	{
-		int			pick = (int) between(c, 0, 109);
+		int			pick = (int) between(c, 0, 124);
 		Outcome		o;
 
 		if (pick < 12)
@@ -2377,8 +3300,10 @@ run_client(int id)
 			o = do_parking(c, true);
 		else if (pick < 100)
 			o = do_parking(c, false);
-		else
+		else if (pick < 110)
 			o = do_charge_many(c);
+		else
+			o = do_hold(c);
 		if (o == LOST)
 		{
 			c->stats->lost = 1;

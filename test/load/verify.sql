@@ -1,7 +1,9 @@
 -- The checker of the load and crash tests: proves, from the clients' own
 -- record of what the server acknowledged, that nothing acknowledged was
--- lost and nothing was paid twice; and, independently of verify_ledger(),
--- that the ledger adds up.  Run by test/load/verify.sh:
+-- lost and nothing was paid twice (nor a hold captured beyond what it
+-- holds); and, independently of verify_ledger(), that the ledger adds up
+-- and no wallet holds less than its live holds reserve.  Run by
+-- test/load/verify.sh:
 --
 --   cat LOGDIR/*.acks | psql -v exact=on|off -f test/load/verify.sql
 --
@@ -18,6 +20,11 @@
 -- each partition (payext.merchant_account, payext.lot_map), and a stay
 -- paid from a wallet of another partition is paid through the stay
 -- partition's clearing account.  On a single node each id is its own.
+-- A router has no view of the holds' captures: verify.sh copies every
+-- partition's payext.hold_capture into load.hold_capture first.
+--
+-- Holds are read once, at the start (payext.hold shows them as of now():
+-- a short hold may expire while the checks run).
 \set ON_ERROR_STOP 1
 \pset footer off
 SET client_min_messages = warning;
@@ -39,14 +46,22 @@ CREATE TEMP TABLE payment_code (serial bigint, code bigint);
 CREATE TEMP TABLE merchant_map AS
 SELECT merchant, partition_number AS part, account FROM payext.merchant_account;
 CREATE TEMP TABLE lot_ids AS SELECT lot, local_lot FROM payext.lot_map;
+CREATE TEMP TABLE hold_capture AS SELECT transfer_id, hold, amount FROM load.hold_capture;
 CREATE INDEX ON transfer (id);
 ANALYZE account, transfer, payment, refund, merchant_credit, parking_stay, parking_payment;
 \else
+CREATE TEMP TABLE hold_capture AS SELECT transfer_id, hold, amount FROM payext.hold_capture;
 CREATE TEMP TABLE merchant_map AS
 SELECT id AS merchant, 0 AS part, id AS account FROM payext.account WHERE kind = 'merchant';
 CREATE TEMP TABLE lot_ids AS SELECT id AS lot, id AS local_lot FROM payext.parking_lot;
 \endif
 CREATE INDEX ON merchant_map (merchant, part);
+CREATE TEMP TABLE hold AS SELECT * FROM payext.hold;
+CREATE INDEX ON hold (id);
+CREATE INDEX ON hold (wallet);
+CREATE INDEX ON hold_capture (transfer_id);
+CREATE INDEX ON hold_capture (hold);
+ANALYZE merchant_map, hold, hold_capture;
 
 CREATE TEMP TABLE ack (
   client      text,
@@ -57,11 +72,12 @@ CREATE TEMP TABLE ack (
   wallet      bigint,
   merchant    bigint,   -- merchant account, or the lot's operator
   amount      bigint,   -- what moved; the fee for an exit
-  code        text,     -- the payment code of a charge
-  order_ref   text,     -- the charge a refund belongs to
+  code        text,     -- the payment code of a charge or a hold
+  order_ref   text,     -- the charge a refund belongs to; a capture's hold's order
   stay        bigint,
   lot         bigint,
-  at_epoch    bigint
+  at_epoch    bigint,
+  hold        bigint    -- the hold of an authorize, a capture, a void
 );
 \copy ack FROM pstdin
 CREATE INDEX ON ack (transfer_id);
@@ -81,6 +97,7 @@ SELECT a.*,
          WHEN 'charge'   THEN format('charge %s %s', a.merchant, a.order_ref)
          WHEN 'refund'   THEN format('refund %s %s', a.merchant, a.ref)
          WHEN 'parking'  THEN format('parking stay %s', a.stay)
+         WHEN 'capture'  THEN format('capture %s %s', a.merchant, a.ref)
        END AS call_key
   FROM ack a
  WHERE a.transfer_id IS NOT NULL;
@@ -100,10 +117,16 @@ SELECT a.id, a.kind, a.currency,
                                        WHERE c.account = a.id), 0) AS balance
   FROM account a;
 
--- 1. The extension's own verdict.
+-- 1. The extension's own verdict; with holds in the database, their checks
+-- among it.
+CREATE TEMP TABLE verified AS SELECT * FROM payext.verify_ledger();
 INSERT INTO failure
 SELECT 'verify_ledger', v.check_name || ': ' || v.detail
-  FROM payext.verify_ledger() v WHERE NOT v.ok;
+  FROM verified v WHERE NOT v.ok;
+INSERT INTO failure
+SELECT 'verify_ledger', format('no check %s, though there are %s holds', n, (SELECT count(*) FROM hold))
+  FROM unnest(ARRAY['holds_match_journal', 'available_not_negative']) AS n
+ WHERE EXISTS (SELECT 1 FROM hold) AND NOT EXISTS (SELECT 1 FROM verified v WHERE v.check_name = n);
 
 -- 2. No wallet or merchant below zero.
 INSERT INTO failure
@@ -187,6 +210,8 @@ SELECT 'acknowledged_not_in_journal',
                             AND t.debit_account = a.wallet AND t.credit_account = a.merchant_here
          WHEN 'refund' THEN t.idem_scope = a.merchant_here AND t.reference = a.ref
                             AND t.debit_account = a.merchant_here AND t.credit_account = a.wallet
+         WHEN 'capture' THEN t.idem_scope = a.merchant_here AND t.reference = a.ref
+                            AND t.debit_account = a.wallet AND t.credit_account = a.merchant_here
          -- parking references are 'stay-<stay>-<paid before>'; from a wallet
          -- of another partition, through the stay partition's clearing account
          WHEN 'parking' THEN t.idem_scope = a.merchant_here AND split_part(t.reference, '-', 2) = a.stay::text
@@ -325,7 +350,7 @@ SELECT 'balance_differs_from_record',
                      UNION ALL
                      SELECT t.merchant_here,
                             CASE t.kind WHEN 'charge' THEN t.amount WHEN 'parking' THEN t.amount
-                                        ELSE -t.amount END
+                                        WHEN 'capture' THEN t.amount ELSE -t.amount END
                        FROM ack_transfer t WHERE t.merchant IS NOT NULL) m
               GROUP BY m.account) d ON d.account = a.id
  WHERE a.balance <> o.balance + coalesce(d.delta, 0);
@@ -355,13 +380,139 @@ SELECT 'refused_item_charged',
                              AND t.reference = a.order_ref
  WHERE a.call = 'charge_many_refused' AND (p.transfer_id IS NOT NULL OR t.id IS NOT NULL);
 
+-- 13. Holds.  The clients' record against the holds and their captures.
+-- A hold's merchant is the merchant's account on the hold's partition.
+CREATE TEMP VIEW ack_hold AS
+SELECT a.*,
+       coalesce((SELECT mm.account FROM merchant_map mm
+                  WHERE mm.merchant = a.merchant AND mm.part = a.hold >> 56),
+                a.merchant) AS merchant_here
+  FROM ack a
+ WHERE a.hold IS NOT NULL;
+
+-- Every hold a call was answered with is there, as asked for (wallet,
+-- merchant, order; an authorize's amount); a void left it voided, a final
+-- capture captured.  (capture_refused lines name the merchant that tried.)
+INSERT INTO failure
+SELECT 'acknowledged_hold_changed',
+       format('%s %s order %s: hold %s %s', a.client, a.call, a.order_ref, a.hold,
+              CASE WHEN h.id IS NULL THEN 'is missing'
+                   ELSE format('is wallet %s, merchant %s, amount %s, order %s, %s', h.wallet,
+                               h.merchant, h.amount, h.order_ref, h.state) END)
+  FROM ack_hold a
+  LEFT JOIN hold h ON h.id = a.hold
+ WHERE a.call <> 'capture_refused'
+   AND (h.id IS NULL OR h.wallet <> a.wallet OR h.merchant <> a.merchant_here
+        OR h.order_ref <> a.order_ref
+        OR (a.call LIKE 'authorize%' AND h.amount <> a.amount)
+        OR (a.call LIKE 'void%' AND h.state <> 'voided')
+        OR (a.call = 'capture_final' AND h.state <> 'captured'));
+
+-- An order is held once: in the client's record (one hold per order, its
+-- retries answered with it) and in the database (no order both held and
+-- charged: they share the merchant's orders).
+INSERT INTO failure
+SELECT 'order_held_twice', format('merchant %s order %s answered holds %s', a.merchant, a.order_ref,
+                                  string_agg(DISTINCT a.hold::text, ', '))
+  FROM ack_hold a WHERE a.call LIKE 'authorize%'
+ GROUP BY a.merchant, a.order_ref HAVING count(DISTINCT a.hold) > 1;
+INSERT INTO failure
+SELECT 'order_held_twice', format('merchant %s order %s is hold %s and payment %s',
+                                  mh.merchant, h.order_ref, h.id, p.transfer_id)
+  FROM hold h
+  JOIN merchant_map mh ON mh.account = h.merchant
+  JOIN merchant_map mp ON mp.merchant = mh.merchant
+  JOIN payment p ON p.merchant = mp.account AND p.order_ref = h.order_ref;
+
+-- Every acknowledged capture is in hold_capture, once, for its hold and
+-- amount (its journal row is check 4's, its one transfer per capture_ref
+-- checks 5 and 6's).
+INSERT INTO failure
+SELECT 'capture_not_in_holds',
+       format('%s %s %s: transfer %s (hold %s, %s) %s', a.client, a.call, a.ref, a.transfer_id,
+              a.hold, a.amount,
+              CASE WHEN hc.transfer_id IS NULL THEN 'is no capture'
+                   ELSE format('is a capture of hold %s for %s', hc.hold, hc.amount) END)
+  FROM ack_money a
+  LEFT JOIN hold_capture hc ON hc.transfer_id = a.transfer_id
+ WHERE a.kind = 'capture'
+   AND (hc.transfer_id IS NULL OR hc.hold IS DISTINCT FROM a.hold OR hc.amount <> a.amount);
+INSERT INTO failure
+SELECT 'capture_not_in_holds', format('transfer %s is %s captures', hc.transfer_id, count(*))
+  FROM hold_capture hc GROUP BY hc.transfer_id HAVING count(*) > 1;
+
+-- A hold's captured is what its captures add up to, never above its
+-- amount.  In the database; and in the client's record: the distinct
+-- acknowledged captures of a hold add up to its captured (after a crash
+-- at most to it: a capture in flight may have happened unanswered), and a
+-- hold whose acknowledged captures took all of it is captured.
+INSERT INTO failure
+SELECT 'hold_captured_wrong',
+       format('hold %s: amount %s, captured %s, its captures add up to %s (%s)', h.id, h.amount,
+              h.captured, coalesce(c.total, 0), coalesce(c.n, 0))
+  FROM hold h
+  LEFT JOIN (SELECT hc.hold, count(*) AS n, sum(hc.amount::numeric) AS total
+               FROM hold_capture hc GROUP BY hc.hold) c ON c.hold = h.id
+ WHERE h.captured <> coalesce(c.total, 0) OR h.captured > h.amount OR h.captured < 0;
+INSERT INTO failure
+SELECT 'hold_captured_wrong',
+       format('hold %s: amount %s, captured %s, %s; the clients saw %s captured', h.id, h.amount,
+              h.captured, h.state, a.total)
+  FROM (SELECT t.hold, sum(t.amount) AS total FROM ack_transfer t
+         WHERE t.kind = 'capture' GROUP BY t.hold) a
+  LEFT JOIN hold h ON h.id = a.hold
+ WHERE h.id IS NULL OR a.total > h.captured
+    OR (:'exact' = 'on' AND a.total <> h.captured)
+    OR (a.total = h.amount AND h.state <> 'captured');
+
+-- A capture refused for its hold (PY601-PY605) moved nothing: no capture
+-- under its capture_ref.
+INSERT INTO failure
+SELECT 'refused_capture_moved',
+       format('%s: capture %s of hold %s by merchant %s was refused, but has %s transfer(s)',
+              a.client, a.ref, a.hold, a.merchant, r.n)
+  FROM ack_hold a
+  JOIN transfer_reference r ON r.kind = 'capture' AND r.idem_scope = a.merchant_here
+                           AND r.reference = a.ref
+ WHERE a.call = 'capture_refused';
+
+-- No wallet's balance is below what its live holds reserve, and
+-- available_balance() says so for every wallet.  (On a single node also
+-- that available_balance() is the balance less the live holds, both as of
+-- one now(); behind a router each partition has its own.)
+INSERT INTO failure
+SELECT 'available_negative',
+       format('wallet %s holds %s, its live holds reserved %s; available_balance() says %s',
+              x.id, x.balance, x.holding, x.available)
+  FROM (SELECT a.id, a.balance,
+               coalesce((SELECT sum(h.holding) FROM hold h WHERE h.wallet = a.id), 0) AS holding,
+               payext.available_balance(a.id) AS available
+          FROM account a WHERE a.kind = 'wallet') x
+ WHERE x.available < 0 OR x.balance < x.holding;
+\if :router
+\else
+INSERT INTO failure
+SELECT 'available_negative',
+       format('wallet %s: available_balance() says %s, its balance less its live holds is %s',
+              x.id, x.available, x.expected)
+  FROM (SELECT a.id, payext.available_balance(a.id) AS available,
+               a.balance - coalesce((SELECT sum(h.holding) FROM payext.hold h WHERE h.wallet = a.id), 0)
+                 AS expected
+          FROM payext.account a WHERE a.kind = 'wallet') x
+ WHERE x.available <> x.expected;
+\endif
+
 -- What was checked: acknowledged calls per kind, one line.
 SELECT 'verify: ' || (SELECT count(*) FROM ack) || ' acknowledged calls ('
        || (SELECT string_agg(call || '=' || n, ' ' ORDER BY call)
              FROM (SELECT call, count(*) AS n FROM ack GROUP BY call) c)
        || '); ' || (SELECT count(*) FROM ack_transfer) || ' distinct transfers acknowledged, '
        || (SELECT count(*) FROM transfer) || ' in the journal, '
-       || (SELECT count(*) FROM payext.association) || ' associations'
+       || (SELECT count(*) FROM payext.association) || ' associations; '
+       || (SELECT count(*) FROM hold) || ' holds ('
+       || coalesce((SELECT string_agg(state || '=' || n, ' ' ORDER BY state)
+                      FROM (SELECT state, count(*) AS n FROM hold GROUP BY state) s), '')
+       || '), ' || (SELECT count(*) FROM hold_capture) || ' captures'
        || CASE WHEN :'exact' = 'on' THEN '; balances recomputed from the record'
                ELSE '; balances not recomputed (crash)' END AS summary
 \gset
