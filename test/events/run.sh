@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Events from a real client: a psql session LISTENs on a merchant's channel
-# (event_channel()) while another session charges, refunds and reverses,
-# commits and rolls back.  What the listener received, with process ids,
-# the channel's keyed name and times masked, must be exactly
-# test/events/expected.out: one JSON notice per committed charge, refund
-# and reversal of that merchant, in commit order; none for a rolled-back
-# transaction, a refused call, a batch's refused item or another merchant.
+# (event_channel()) while another session charges, refunds, reverses,
+# captures holds, commits and rolls back.  What the listener received,
+# with process ids, the channel's keyed name and times masked, must be
+# exactly test/events/expected.out: one JSON notice per committed charge,
+# refund, reversal and capture of that merchant, in commit order; none for
+# a hold itself, a rolled-back transaction, a refused call, a batch's
+# refused item or another merchant.
 # Runs against the server in PGHOST/PGPORT (scripts/run_suites.sh: events);
 # PAYEXT_EVENTS_ACCEPT=1 rewrites expected.out, for review line by line.
 set -euo pipefail
@@ -50,6 +51,11 @@ code() { q -c "SELECT payext.request_payment($wallet)"; }
 	q -c "SELECT payext.refund($shop, 'ev-1', 500, 'ev-1-r1')"
 	q -c "SELECT payext.reverse_charge($shop, 'ev-1')"
 	q -c "SELECT payext.reverse_charge($shop, 'ev-7')"
+	# A hold announces nothing; its capture is announced (but for a
+	# rolled-back one), with the hold's order.
+	h=$(q -c "SELECT payext.authorize($shop, '$(code)', 800, 'ev-8')")
+	q -c "BEGIN" -c "SELECT payext.capture_hold($shop, $h, 100, 'ev-8-c0')" -c "ROLLBACK"
+	q -c "SELECT payext.capture_hold($shop, $h, 300, 'ev-8-c1')"
 } >"$work/actor.out" 2>&1
 wait "$listener"
 
