@@ -71,5 +71,5 @@ mkdir -p bench/results
 	echo "suggest_plates, median of 5: $suggest_ms ms"
 	echo "plate_status: $status_in for a plate that is in, $status_owed for an owed one; median of 5: $status_ms ms"
 	echo "the lookup's plan:"
-	echo "$plan" | sed 's/^/    /'
+	echo "    ${plan//$'\n'/$'\n'    }"
 } | tee "$out"
