@@ -136,7 +136,7 @@ HoldsCreate(int64 wallet_id, const LedgerAccount *merchant, const char *order_re
 	Assert(amount_minor > 0);
 	if (!LedgerLockWallet(wallet_id, &wallet))
 		elog(ERROR, "payext: wallet " INT64_FORMAT " went away", wallet_id);
-	if (soft && (wallet.status != LEDGER_ACTIVE ||
+	if (soft && (wallet.status != LEDGER_ACTIVE || merchant->status != LEDGER_ACTIVE ||
 				 strcmp(wallet.currency, merchant->currency) != 0 ||
 				 wallet.balance_minor - wallet.held_minor < amount_minor))
 		return 0;

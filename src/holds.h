@@ -18,7 +18,8 @@
  * wallet, checks it (active, the merchant's currency, an available balance
  * that covers the amount; errors name no wallet id) and records the hold,
  * made by a payment code (code_serial) or for a parking stay (stay).  With
- * soft, a wallet that cannot hold the amount returns 0 instead of raising.
+ * soft, a wallet that cannot hold the amount (or a merchant that cannot be
+ * paid) returns 0 instead of raising.
  */
 extern int64 HoldsCreate(int64 wallet_id, const LedgerAccount *merchant,
 						 const char *order_ref, int64 code_serial, int64 stay,
