@@ -59,6 +59,13 @@ SELECT payext.bind_vehicle('mall_bo', 'MB-2002', auto_pay => true);
 SELECT payext.vehicle_entered(:lot, 'MB2002', to_timestamp(:t0) - interval '4 hours') > 0 AS entered;
 SELECT payext.vehicle_entered(:annex, 'MA1001', to_timestamp(:t0) - interval '30 minutes') > 0 AS entered;
 SELECT count(*) AS holds_of_bo FROM payext.hold WHERE wallet = :bo;
+-- An operator that cannot be paid (frozen) gets no hold either, and the
+-- camera's event still goes in.
+SELECT payext.bind_vehicle('mall_ann', 'MD-4004', auto_pay => true);
+SELECT payext.freeze(:op);
+SELECT payext.vehicle_entered(:lot, 'MD4004', to_timestamp(:t0) - interval '20 minutes') AS s3f \gset
+SELECT payext.unfreeze(:op);
+SELECT count(*) AS holds_while_frozen FROM payext.hold WHERE stay = :s3f;
 SELECT count(*) AS open_holds_of_ann FROM payext.hold WHERE wallet = :ann AND state = 'open';
 
 -- 4. Arrears.  Bo's stay costs 15.00 and his wallet holds 10.00: the exit
