@@ -2015,8 +2015,14 @@ BEGIN
       USING ERRCODE = 'PY001';
   END IF;
   p := payext.normalize_plate(plate);
-  IF NOT EXISTS (SELECT 1 FROM payext.parking_lot l WHERE l.id = plate_status.lot) THEN
-    RAISE EXCEPTION 'parking lot % does not exist', lot USING ERRCODE = 'PY407';
+  -- An app (the gates' backend) asks at any lot; a merchant role only at
+  -- its operators' lots: another's blocks and passes are not its to read.
+  IF payext.caller_has_capability('app') OR payext.caller_has_capability('admin') THEN
+    IF NOT EXISTS (SELECT 1 FROM payext.parking_lot l WHERE l.id = plate_status.lot) THEN
+      RAISE EXCEPTION 'parking lot % does not exist', lot USING ERRCODE = 'PY407';
+    END IF;
+  ELSE
+    PERFORM payext.require_lot_operator(lot);
   END IF;
   IF EXISTS (SELECT 1 FROM payext.parking_block b WHERE b.lot = plate_status.lot AND b.plate = p) THEN
     RETURN 'blocked';
@@ -2043,8 +2049,9 @@ COMMENT ON FUNCTION payext.plate_status(bigint, text) IS
   'what a gate does with a plate: blocked, arrears, pass or normal';
 
 -- Pays the owner's owed stays (exited, unpaid), oldest exit first, each
--- from the owner's wallet in its lot's currency, while the wallet allows;
--- returns how many it paid.  The stays are locked first, in id order, then
+-- from the owner's wallet in its lot's currency, until one it cannot pay;
+-- a stay in a currency the owner has no wallet in is passed over.
+-- Returns how many it paid.  The stays are locked first, in id order, then
 -- paid one by one (pay_parking()), so that it takes locks in the order a
 -- payment of one stay does.
 CREATE FUNCTION payext.settle_arrears(owner text)
@@ -2075,7 +2082,8 @@ BEGIN
   LOOP
     SELECT a.id INTO w FROM payext.account a
      WHERE a.kind = 'wallet' AND a.owner = settle_arrears.owner AND a.currency = s.currency;
-    EXIT WHEN w IS NULL;
+    -- (no wallet in that currency: that stay waits, the others are paid)
+    CONTINUE WHEN w IS NULL;
     BEGIN
       PERFORM payext.pay_parking(s.id, w, s.due);
       n := n + 1;
@@ -2146,8 +2154,13 @@ BEGIN
       USING ERRCODE = 'PY001';
   END IF;
   seen := payext.normalize_plate(plate);
-  IF NOT EXISTS (SELECT 1 FROM payext.parking_lot l WHERE l.id = suggest_plates.lot) THEN
-    RAISE EXCEPTION 'parking lot % does not exist', lot USING ERRCODE = 'PY407';
+  -- Another operator's open stays are not a merchant role's to read.
+  IF payext.caller_has_capability('app') OR payext.caller_has_capability('admin') THEN
+    IF NOT EXISTS (SELECT 1 FROM payext.parking_lot l WHERE l.id = suggest_plates.lot) THEN
+      RAISE EXCEPTION 'parking lot % does not exist', lot USING ERRCODE = 'PY407';
+    END IF;
+  ELSE
+    PERFORM payext.require_lot_operator(lot);
   END IF;
   RETURN QUERY
     SELECT s.plate, s.id, s.entered_at, payext.plate_distance(s.plate, seen)

@@ -3452,7 +3452,7 @@ BEGIN
             ORDER BY i.exited_at, i.stay
   LOOP
     w := payext.wallet_of_on(q, owner, s.currency);
-    EXIT WHEN w IS NULL;
+    CONTINUE WHEN w IS NULL;
     BEGIN
       PERFORM payext.pay_parking(s.stay, w, s.amount_due);
       n := n + 1;

@@ -46,6 +46,12 @@ SELECT payext.vehicle_exited(:lot, 'MA1001', to_timestamp(:t0) - interval '1 hou
 -- automatically from the wallet.
 SELECT payext.vehicle_entered(:lot, 'MA1001', to_timestamp(:t0) - interval '10 hours') AS s2 \gset
 SELECT payext.available_balance(:ann) AS available_while_parked;
+-- The entry hold is the stay's: the operator cannot take or release it
+-- by hand (else the exit would charge the wallet again).
+SELECT payext.capture_hold(:op, (SELECT id FROM payext.hold WHERE stay = :s2), 100, 'grab');
+\echo :SQLSTATE
+SELECT payext.void_hold(:op, (SELECT id FROM payext.hold WHERE stay = :s2));
+\echo :SQLSTATE
 SELECT payext.vehicle_exited(:lot, 'MA1001', to_timestamp(:t0) - interval '1 hour') AS fee;
 SELECT how, amount FROM payext.parking_payment WHERE stay = :s2 ORDER BY transfer_id;
 SELECT captured, state FROM payext.hold WHERE stay = :s2;
@@ -79,13 +85,19 @@ SELECT payext.plate_status(:lot, 'MB2002') AS at_mall, payext.plate_status(:anne
 SELECT payext.vehicle_entered(:annex, 'ZZ-9000', to_timestamp(:t0) - interval '2 hours') > 0 AS entered;
 SELECT payext.vehicle_exited(:annex, 'ZZ-9000', to_timestamp(:t0) - interval '30 minutes') AS fee;
 SELECT payext.plate_status(:lot, 'ZZ9000') AS unbound_owes;
+-- Bo also left a euro car park unpaid, earlier; he has no euro wallet.
+SELECT payext.open_merchant('gh_eu_parking', 'EU Parking', 'EUR') AS eu_op \gset
+SELECT payext.create_parking_lot(:eu_op, 'Euro', 'Europe/Paris', 0, 60, 100) AS eu_lot \gset
+SELECT payext.vehicle_entered(:eu_lot, 'MB2002', to_timestamp(:t0) - interval '6 hours') > 0 AS entered;
+SELECT payext.vehicle_exited(:eu_lot, 'MB2002', to_timestamp(:t0) - interval '5 hours') AS eu_fee;
 -- settle_arrears pays what the wallet allows, oldest first: nothing yet,
--- then everything after a top-up.
+-- then, after a top-up, the stay it has a wallet for (the euro stay
+-- waits for a euro wallet).
 SELECT payext.settle_arrears('mall_bo') AS paid_stays;
 SELECT payext.top_up(:bo, 1000, 'mall-bank-3') > 0 AS topped_up;
 SELECT payext.settle_arrears('mall_bo') AS paid_stays;
 SELECT fee, paid FROM payext.parking_stay WHERE plate = 'MB2002';
-SELECT payext.plate_status(:lot, 'MB2002') AS after, payext.settle_arrears('mall_bo') AS nothing_left;
+SELECT payext.plate_status(:lot, 'MB2002') AS still_owes_euros, payext.settle_arrears('mall_bo') AS nothing_payable;
 SELECT payext.settle_arrears('nobody') AS nobody;
 
 -- 5. A monthly pass.  A stay of five hours, the middle three inside the
@@ -101,6 +113,14 @@ SELECT payext.parking_fee(:lot, to_timestamp(:t0) - interval '24 hours',
 -- Ten minutes past the pass are within the free minutes: nothing.
 SELECT payext.vehicle_entered(:lot, 'MA1001', to_timestamp(:t0) - interval '22 hours 30 minutes') AS s6 \gset
 SELECT payext.vehicle_exited(:lot, 'MA1001', to_timestamp(:t0) - interval '19 hours 50 minutes') AS fee_ten_past;
+-- More passes over one stay than the tariff's core takes (63): the exit
+-- cannot be priced, and is kept as an anomaly rather than overcharged.
+SELECT count(payext.grant_parking_pass(:lot, 'ME5005',
+         to_timestamp(:t0) - interval '3 hours' + make_interval(mins => g),
+         to_timestamp(:t0) - interval '3 hours' + make_interval(mins => g, secs => 30), 'many-' || g))
+  AS passes FROM generate_series(1, 64) g;
+SELECT payext.vehicle_entered(:lot, 'ME5005', to_timestamp(:t0) - interval '4 hours') > 0 AS entered;
+SELECT payext.vehicle_exited(:lot, 'ME5005', to_timestamp(:t0) - interval '1 hour') AS fee_unpriced;
 -- A pass valid now: the gate says so.  The pass is the lot's: not the annex's.
 SELECT payext.grant_parking_pass(:lot, 'MA1001', to_timestamp(:t0) - interval '1 day',
                                  to_timestamp(:t0) + interval '30 days', 'pass-ann-2') > 0 AS granted;

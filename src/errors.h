@@ -144,6 +144,8 @@
 #define PAYEXT_ERRCODE_CAPTURE_CONFLICT		PAYEXT_SQLSTATE('6', '0', '7')
 /* An order that is a hold: charge() and reverse_charge() do not take it */
 #define PAYEXT_ERRCODE_ORDER_IS_HOLD		PAYEXT_SQLSTATE('6', '0', '8')
+/* A parking stay's entry hold, captured or voided by hand */
+#define PAYEXT_ERRCODE_HOLD_FOR_STAY		PAYEXT_SQLSTATE('6', '0', '9')
 
 /* PY9xx: a broken invariant; reaching one is a bug in payext */
 #define PAYEXT_ERRCODE_INVARIANT_BROKEN		PAYEXT_SQLSTATE('9', '0', '1')

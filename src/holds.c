@@ -66,6 +66,7 @@ typedef struct HoldRow
 	int64		captured;
 	HoldState	state;
 	bool		expired;
+	bool		for_stay;		/* a parking lot's entry hold */
 } HoldRow;
 
 static PayextPlan insert_hold_plan = {
@@ -82,17 +83,18 @@ static PayextPlan extend_held_until_plan = {
 	2, {INT8OID, TIMESTAMPTZOID}
 };
 
+/* Another merchant's hold is neither locked nor waited for. */
 static PayextPlan lock_hold_plan = {
 	"SELECT id, wallet, merchant, order_ref, amount, captured, state,"
-	"       expires_at <= now()"
-	"  FROM payext.hold_entry WHERE id = $1"
+	"       expires_at <= now(), stay IS NOT NULL"
+	"  FROM payext.hold_entry WHERE id = $1 AND merchant = $2"
 	"   FOR NO KEY UPDATE",
-	1, {INT8OID}
+	2, {INT8OID, INT8OID}
 };
 
 static PayextPlan find_hold_plan = {
-	"SELECT merchant FROM payext.hold_entry WHERE id = $1",
-	1, {INT8OID}
+	"SELECT 1 FROM payext.hold_entry WHERE id = $1 AND merchant = $2",
+	2, {INT8OID, INT8OID}
 };
 
 static PayextPlan set_hold_plan = {
@@ -183,20 +185,21 @@ HoldsCreate(int64 wallet_id, const LedgerAccount *merchant, const char *order_re
 }
 
 /*
- * Locks the hold; PY601 unless it is the merchant's.  Under REPEATABLE
- * READ and SERIALIZABLE a hold made after the snapshot is 40001.
+ * Locks the hold; PY601 unless it is the merchant's, PY609 for a parking
+ * stay's entry hold (its exit takes it).  Under REPEATABLE READ and
+ * SERIALIZABLE a hold made after the snapshot is 40001.
  */
 static void
 HoldsLock(int64 merchant_id, int64 hold_id, HoldRow *hold)
 {
-	Datum		values[1];
+	Datum		values[2];
 
 	values[0] = Int64GetDatum(hold_id);
+	values[1] = Int64GetDatum(merchant_id);
 	if (PayextExecute(&lock_hold_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
 	{
 		if (IsolationUsesXactSnapshot() &&
-			PayextExecuteLatestRead(&find_hold_plan, values, NULL) > 0 &&
-			DatumGetInt64(PayextResultDatum(0, 1)) == merchant_id)
+			PayextExecuteLatestRead(&find_hold_plan, values, NULL) > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not serialize access: the hold was made after this transaction's snapshot"),
@@ -212,8 +215,15 @@ HoldsLock(int64 merchant_id, int64 hold_id, HoldRow *hold)
 	hold->state = (HoldState) PayextParseWord(PayextResultCString(0, 7), hold_state_names,
 											  lengthof(hold_state_names), "hold state");
 	hold->expired = DatumGetBool(PayextResultDatum(0, 8));
+	hold->for_stay = DatumGetBool(PayextResultDatum(0, 9));
 	if (hold->merchant != merchant_id)
 		HoldsRaiseUnknown(hold_id);
+	if (hold->for_stay)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_HOLD_FOR_STAY),
+				 errmsg("hold " INT64_FORMAT " is a parking stay's entry hold", hold_id),
+				 errdetail("The stay's exit takes what it costs from the hold and releases the rest."),
+				 errhint("The stay's payment is the exit's, or pay_parking's.")));
 }
 
 /* Refuses a capture of a hold that can take none. */
@@ -318,8 +328,16 @@ HoldsCapture(int64 merchant_id, int64 hold_id, int64 amount_minor,
 	req.credit_found = &merchant_found;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (replayed)
-		/* The reference came to another hold's capture while we waited. */
+	{
+		/*
+		 * The reference came to another hold's capture while we waited
+		 * (PY607).  This hold's own cannot have: its row is locked.
+		 */
 		HoldsFindCapture(merchant_id, hold_id, amount_minor, capture_ref);
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+				 errmsg("capture \"%s\" of hold " INT64_FORMAT " was made twice", capture_ref, hold_id)));
+	}
 
 	values[0] = Int64GetDatum(transfer_id);
 	values[1] = Int64GetDatum(hold_id);

@@ -518,6 +518,35 @@ LedgerLockWallet(int64 account_id, LedgerAccount *account)
 }
 
 int64
+LedgerWholeBalance(int64 account_id)
+{
+	Datum		values[1];
+	bool		isnull;
+	Datum		balance;
+
+	values[0] = Int64GetDatum(account_id);
+	if (PayextExecute(&balance_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return 0;
+	balance = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(balance);
+}
+
+void
+LedgerLockAccounts(int64 *ids, int n)
+{
+	Datum		values[1];
+
+	qsort(ids, n, sizeof(int64), PayextCompareInt64);
+	for (int i = 0; i < n; i++)
+	{
+		if (i > 0 && ids[i] == ids[i - 1])
+			continue;
+		values[0] = Int64GetDatum(ids[i]);
+		PayextExecute(&lock_user_account_plan, values, NULL, false, 1, SPI_OK_SELECT);
+	}
+}
+
+int64
 LedgerFindReference(LedgerTransferKind kind, int64 scope, const char *reference)
 {
 	Datum		values[3];

@@ -156,6 +156,19 @@ extern int64 LedgerHeld(const LedgerAccount *account);
  */
 extern bool LedgerLockWallet(int64 account_id, LedgerAccount *account);
 
+/*
+ * A user account's whole balance (a merchant's buckets included) in the
+ * current snapshot, without a lock or an access check; 0 for none.
+ */
+extern int64 LedgerWholeBalance(int64 account_id);
+
+/*
+ * Locks user accounts FOR NO KEY UPDATE in id order (ids is sorted in
+ * place; duplicates and system accounts pass), one by the primary key at a
+ * time: what a payment of several debits locks before its transfers.
+ */
+extern void LedgerLockAccounts(int64 *ids, int n);
+
 /* The transfer of this kind under (scope, reference), or 0. */
 extern int64 LedgerFindReference(LedgerTransferKind kind, int64 scope,
 								 const char *reference);

@@ -25,6 +25,7 @@
 #include "utils/timestamp.h"
 
 #include "association.h"
+#include "codes.h"
 #include "errors.h"
 #include "holds.h"
 #include "ledger.h"
@@ -225,6 +226,18 @@ static PayextPlan record_payment_plan = {
 	6, {INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID}
 };
 
+/*
+ * A shop's part of a stay: paid, but not paid_at, which starts the grace
+ * to leave after the stay's own payment (the owner pays the rest then).
+ */
+static PayextPlan record_validation_payment_plan = {
+	"WITH s AS (UPDATE payext.parking_stay SET paid = paid + $3"
+	"            WHERE id = $2 RETURNING id)"
+	" INSERT INTO payext.parking_payment (transfer_id, stay, wallet, amount, how, paid_at)"
+	" SELECT $1, s.id, $4, $3, 'validation', $5 FROM s",
+	5, {INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
 static PayextPlan find_payment_replay_plan = {
 	"SELECT transfer_id FROM payext.parking_payment"
 	" WHERE stay = $1 AND wallet = $2 AND amount = $3 ORDER BY paid_at DESC LIMIT 1",
@@ -235,7 +248,7 @@ static PayextPlan find_payment_replay_plan = {
 static PayextPlan passes_plan = {
 	"SELECT valid_from, valid_until FROM payext.parking_pass"
 	" WHERE lot = $1 AND plate = $2 AND valid_until > $3 AND valid_from < $4"
-	" ORDER BY valid_from LIMIT " CppAsString2(TARIFF_MAX_PASSES) " - 1",
+	" ORDER BY valid_from LIMIT " CppAsString2(TARIFF_MAX_PASSES),
 	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
@@ -291,21 +304,25 @@ static PayextPlan validated_before_plan = {
 	2, {INT8OID, INT8OID}
 };
 
-static PayextPlan insert_validation_plan = {
-	"INSERT INTO payext.parking_validation"
-	" (id, stay, merchant, kind, value, validation_ref, created_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, now())",
-	6, {INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID, TEXTOID}
-};
-
 static PayextPlan require_merchant_plan = {
 	"SELECT payext.require_merchant($1)",
 	1, {INT8OID}
 };
 
-static PayextPlan merchant_balance_plan = {
-	"SELECT payext.balance($1)",
+/* The accounts a stay's payment may take from: its pending shops, its hold's wallet. */
+static PayextPlan stay_payers_plan = {
+	"SELECT merchant FROM payext.parking_validation WHERE stay = $1 AND state = 'pending'"
+	" UNION ALL"
+	" SELECT wallet FROM payext.hold_entry WHERE stay = $1 AND state = 'open'",
 	1, {INT8OID}
+};
+
+static PayextPlan insert_validation_ref_plan = {
+	"INSERT INTO payext.parking_validation"
+	" (id, stay, merchant, kind, value, validation_ref, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, now())"
+	" ON CONFLICT ON CONSTRAINT parking_validation_ref_key DO NOTHING",
+	6, {INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID, TEXTOID}
 };
 
 static PayextPlan service_info_plan = {
@@ -805,7 +822,11 @@ ParkingPriceStayFree(const ParkingLot *lot, const char *plate, TimestampTz enter
 		values[2] = TimestampTzGetDatum(entered_at);
 		values[3] = TimestampTzGetDatum(exited_at);
 		rows = PayextExecute(&passes_plan, values, NULL, true, 0, SPI_OK_SELECT);
-		for (uint64 i = 0; i < rows && i < TARIFF_MAX_PASSES - 1; i++)
+		/* One place is the free minutes': more passes cannot be priced. */
+		if (rows > TARIFF_MAX_PASSES - 1)
+			return psprintf("More than %d passes of the plate overlap the stay.",
+							TARIFF_MAX_PASSES - 1);
+		for (uint64 i = 0; i < rows; i++)
 		{
 			passes[npasses].from_us = DatumGetTimestampTz(PayextResultDatum(i, 1));
 			passes[npasses].until_us = DatumGetTimestampTz(PayextResultDatum(i, 2));
@@ -1041,6 +1062,16 @@ ParkingValidationDiscount(const ParkingLot *lot, const ParkingStay *stay,
 	return 0;
 }
 
+/* Whether the shop's account can pay amount now (active, enough in it). */
+static bool
+ParkingShopCanPay(int64 shop, int64 amount)
+{
+	LedgerAccount account;
+
+	return LedgerFindAccount(shop, &account) && account.status == LEDGER_ACTIVE &&
+		LedgerWholeBalance(shop) >= amount;
+}
+
 /*
  * The discount of the shop's payment: from the shop's account to the
  * operator, booked on the stay (how 'validation'); 0 when the shop's
@@ -1062,6 +1093,8 @@ ParkingValidationTransfer(const ParkingLot *lot, ParkingStay *stay, int64 shop,
 	req.idem_scope = lot->operator_id;
 	req.reference = psprintf("stay-" INT64_FORMAT "-" INT64_FORMAT, stay->id, stay->paid);
 	req.refuse_softly = true;
+	/* The operator is paid through its buckets, as by any parking payment. */
+	req.credit_via_bucket = true;
 	transfer_id = LedgerTransfer(&req, &replayed);
 	if (transfer_id == 0)
 		return 0;
@@ -1074,19 +1107,20 @@ ParkingValidationTransfer(const ParkingLot *lot, ParkingStay *stay, int64 shop,
 	values[2] = Int64GetDatum(amount);
 	values[3] = Int64GetDatum(shop);
 	values[4] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	values[5] = CStringGetTextDatum("validation");
-	PayextExecute(&record_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	PayextExecute(&record_validation_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
 	stay->paid += amount;
-	stay->paid_at = GetCurrentTransactionStartTimestamp();
 	return transfer_id;
 }
 
 /*
  * The stay's pending validations against its fee for [entered_at, until]:
  * each in the order made, its discount capped at what is left of the fee
- * (they never take more than the fee together).  With apply, each shop
- * pays its discount now (one that cannot is 'unfunded' and takes
- * nothing), and the stay's paid grows; the caller holds the stay's lock.
+ * (they never take more than the fee together), and 0 for a shop that
+ * cannot pay it now.  With apply_to, each shop pays its discount now (one
+ * that cannot is 'unfunded' and takes nothing), and the stay's paid grows;
+ * the caller holds the stay's lock and the payers' (ParkingLockPayers).  A
+ * quote and the payment that follows it agree.  Read in a fresh snapshot:
+ * a validation committed while the caller waited for the stay counts.
  * Returns the discounts' sum.
  */
 static int64
@@ -1104,7 +1138,7 @@ ParkingValidations(const ParkingLot *lot, const ParkingStay *stay, ParkingStay *
 	int64		total = 0;
 
 	values[0] = Int64GetDatum(stay->id);
-	rows = PayextExecute(&pending_validations_plan, values, NULL, !apply, 0, SPI_OK_SELECT);
+	rows = PayextExecute(&pending_validations_plan, values, NULL, false, 0, SPI_OK_SELECT);
 	if (rows == 0)
 		return 0;
 	ids = palloc(sizeof(int64) * rows);
@@ -1129,15 +1163,13 @@ ParkingValidations(const ParkingLot *lot, const ParkingStay *stay, ParkingStay *
 		int64		transfer_id = 0;
 		const char *state = "applied";
 
-		if (apply && discount > 0)
-		{
+		if (discount > 0 && apply)
 			transfer_id = ParkingValidationTransfer(lot, apply_to, shops[i], discount);
-			if (transfer_id == 0)
-			{
-				/* The shop cannot pay it now: the owner pays all. */
-				state = "unfunded";
-				discount = 0;
-			}
+		if (discount > 0 && (apply ? transfer_id == 0 : !ParkingShopCanPay(shops[i], discount)))
+		{
+			/* The shop cannot pay it now: the owner pays all. */
+			state = "unfunded";
+			discount = 0;
 		}
 		if (apply)
 		{
@@ -1227,6 +1259,38 @@ ParkingEntryHold(const ParkingLot *lot, int64 stay_id, const char *plate)
 }
 
 /*
+ * The locks of a stay's payment, taken before any of its transfers: the
+ * operator's row FOR KEY SHARE (as a charge takes its merchant's, so that
+ * authorize() and a parking payment take turns, not deadlock), then every
+ * account that may pay (the shops of pending validations, the entry
+ * hold's wallet, the auto-paying owner's wallet, `wallet`) in id order.
+ * The caller holds the stay's lock.
+ */
+static void
+ParkingLockPayers(const ParkingLot *lot, const ParkingStay *stay, int64 wallet)
+{
+	Datum		values[3];
+	uint64		rows;
+	int64	   *ids;
+	int			n = 0;
+
+	CodesLockMerchantForPayment(lot->operator_id);
+	values[0] = Int64GetDatum(stay->id);
+	rows = PayextExecute(&stay_payers_plan, values, NULL, false, 0, SPI_OK_SELECT);
+	ids = palloc(sizeof(int64) * (rows + 2));
+	for (uint64 i = 0; i < rows; i++)
+		ids[n++] = DatumGetInt64(PayextResultDatum(i, 1));
+	if (wallet > 0)
+		ids[n++] = wallet;
+	values[0] = CStringGetTextDatum(stay->plate);
+	values[1] = CStringGetTextDatum(lot->currency);
+	values[2] = CStringGetTextDatum(stay->owner_at_entry);
+	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+		ids[n++] = DatumGetInt64(PayextResultDatum(0, 1));
+	LedgerLockAccounts(ids, n);
+}
+
+/*
  * At exit: takes what is due from the stay's entry hold first; pays the
  * rest from the owner's wallet when auto_pay allows, up to
  * payext.max_auto_pay; a dearer rest stays due for the owner to pay.
@@ -1308,6 +1372,7 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 	stay->exited_at = exited_at;
 	stay->fee = fee;
 	stay->state = STAY_EXITED;
+	ParkingLockPayers(lot, stay, 0);
 	ParkingValidations(lot, stay, stay, exited_at, fee);
 	ParkingAutoPay(lot, stay, fee - stay->paid);
 	return fee;
@@ -2063,6 +2128,13 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 						stay.plate, wallet.id),
 				 errhint("A stay is paid from a wallet of the user the vehicle is bound to.")));
 
+	/*
+	 * The shops pay first, then what is left is due: a shop that cannot pay
+	 * now leaves more due than a quote that counted it (PY409).
+	 */
+	ParkingLoadLot(stay.lot, &lot, false);
+	ParkingLockPayers(&lot, &stay, wallet.id);
+	ParkingApplyValidationsNow(&lot, &stay);
 	due = ParkingDueNow(&stay, &lot);
 	if (due == 0)
 	{
@@ -2081,10 +2153,36 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 				 errmsg("nothing is due for parking stay " INT64_FORMAT, stay.id)));
 	}
 	ParkingRequireDue(&stay, &lot, amount, due);
-	ParkingApplyValidationsNow(&lot, &stay);
 	transfer_id = ParkingTransfer(&lot, &stay, wallet.id, amount, "manual", false);
 	PayextSpiFinish();
 	PG_RETURN_INT64(transfer_id);
+}
+
+/*
+ * The merchant's validation under `ref`: its id when it is this one (the
+ * same stay, kind and value), PY419 when it is another, 0 when none.
+ */
+static int64
+ParkingFindValidation(int64 shop, const char *ref, int64 stay, const char *kind,
+					  int64 value)
+{
+	Datum		values[2];
+	int64		id;
+
+	values[0] = Int64GetDatum(shop);
+	values[1] = CStringGetTextDatum(ref);
+	if (PayextExecute(&find_validation_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return 0;
+	id = DatumGetInt64(PayextResultDatum(0, 1));
+	if (DatumGetInt64(PayextResultDatum(0, 2)) != stay ||
+		strcmp(PayextResultCString(0, 3), kind) != 0 ||
+		DatumGetInt64(PayextResultDatum(0, 4)) != value)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_VALIDATION_CONFLICT),
+				 errmsg("validation reference \"%s\" was already used for another validation", ref),
+				 errdetail("Validation " INT64_FORMAT " of the merchant was made under it.", id),
+				 errhint("A retry repeats the stay, kind and value; a new validation needs a new reference.")));
+	return id;
 }
 
 /*
@@ -2146,25 +2244,17 @@ payext_validate_parking(PG_FUNCTION_ARGS)
 	LedgerReadAccount(PG_GETARG_INT64(1), &shop);
 	LedgerRequireKind(&shop, LEDGER_MERCHANT, "account a validation is paid from");
 
-	/* A retry: the same stay, kind and value under the reference. */
-	values[0] = Int64GetDatum(shop.id);
-	values[1] = CStringGetTextDatum(ref);
-	if (PayextExecute(&find_validation_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	/*
+	 * The stay's lock puts validations of one stay in turn; a retry then
+	 * finds its first attempt (a fresh snapshot after the lock).
+	 */
+	ParkingLockStay(PG_GETARG_INT64(0), &stay);
+	id = ParkingFindValidation(shop.id, ref, stay.id, kind_name, value);
+	if (id != 0)
 	{
-		id = DatumGetInt64(PayextResultDatum(0, 1));
-		if (DatumGetInt64(PayextResultDatum(0, 2)) != PG_GETARG_INT64(0) ||
-			strcmp(PayextResultCString(0, 3), kind_name) != 0 ||
-			DatumGetInt64(PayextResultDatum(0, 4)) != value)
-			ereport(ERROR,
-					(errcode(PAYEXT_ERRCODE_VALIDATION_CONFLICT),
-					 errmsg("validation reference \"%s\" was already used for another validation", ref),
-					 errdetail("Validation " INT64_FORMAT " of the merchant was made under it.", id),
-					 errhint("A retry repeats the stay, kind and value; a new validation needs a new reference.")));
 		PayextSpiFinish();
 		PG_RETURN_INT64(id);
 	}
-
-	ParkingLockStay(PG_GETARG_INT64(0), &stay);
 	ParkingLoadLot(stay.lot, &lot, false);
 	if (shop.id == lot.operator_id)
 		ereport(ERROR,
@@ -2209,17 +2299,12 @@ payext_validate_parking(PG_FUNCTION_ARGS)
 		estimate = Max(Min(ParkingValidationDiscount(&lot, &stay, until, fee, kind, value),
 						   fee - stay.paid - ParkingValidations(&lot, &stay, NULL, until, fee)), 0);
 	}
-	if (estimate > 0)
-	{
-		values[0] = Int64GetDatum(shop.id);
-		PayextExecute(&merchant_balance_plan, values, NULL, false, 1, SPI_OK_SELECT);
-		if (DatumGetInt64(PayextResultDatum(0, 1)) < estimate)
-			ereport(ERROR,
-					(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
-					 errmsg("insufficient funds in account " INT64_FORMAT " for the validation", shop.id),
-					 errdetail("The validation takes %s off the stay as it stands now.",
-							   PayextFormatAmount(estimate, lot.currency))));
-	}
+	/* (The refusal says nothing of the stay's fee: the stay is a customer's.) */
+	if (estimate > 0 && LedgerWholeBalance(shop.id) < estimate)
+		ereport(ERROR,
+				(errcode(PAYEXT_ERRCODE_INSUFFICIENT_FUNDS),
+				 errmsg("insufficient funds in account " INT64_FORMAT " for the validation", shop.id),
+				 errdetail("The merchant's balance does not cover what the validation takes off the stay as it stands now.")));
 
 	id = PayextNextId("parking_validation_id_seq");
 	values[0] = Int64GetDatum(id);
@@ -2228,10 +2313,19 @@ payext_validate_parking(PG_FUNCTION_ARGS)
 	values[3] = CStringGetTextDatum(validation_kind_names[kind]);
 	values[4] = Int64GetDatum(value);
 	values[5] = CStringGetTextDatum(ref);
-	PayextExecute(&insert_validation_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	if (PayextExecute(&insert_validation_ref_plan, values, NULL, false, 0, SPI_OK_INSERT) == 0)
+	{
+		/* The reference came to another stay's validation meanwhile. */
+		id = ParkingFindValidation(shop.id, ref, stay.id, kind_name, value);
+		PayextSpiFinish();
+		PG_RETURN_INT64(id);
+	}
 	/* An exited stay's fee is known: the shop pays now. */
 	if (stay.state == STAY_EXITED)
+	{
+		ParkingLockPayers(&lot, &stay, 0);
 		ParkingValidations(&lot, &stay, &stay, stay.exited_at, stay.fee);
+	}
 	PayextSpiFinish();
 	PG_RETURN_INT64(id);
 }
@@ -2267,13 +2361,15 @@ payext_parking_receive(PG_FUNCTION_ARGS)
 				(errcode(PAYEXT_ERRCODE_NOT_OWNERS_VEHICLE),
 				 errmsg("plate %s is not bound to the payer", stay.plate),
 				 errhint("A stay is paid from a wallet of the user the vehicle is bound to.")));
+	ParkingLoadLot(stay.lot, &lot, false);
+	ParkingLockPayers(&lot, &stay, 0);
+	ParkingApplyValidationsNow(&lot, &stay);
 	due = ParkingDueNow(&stay, &lot);
 	if (due == 0)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_NOTHING_DUE),
 				 errmsg("nothing is due for parking stay " INT64_FORMAT, stay.id)));
 	ParkingRequireDue(&stay, &lot, amount, due);
-	ParkingApplyValidationsNow(&lot, &stay);
 	transfer_id = ParkingTransferFrom(&lot, &stay, LedgerClearingAccount(lot.currency),
 									  amount, "saga", false, payer);
 	PayextSpiFinish();

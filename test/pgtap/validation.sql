@@ -15,11 +15,14 @@
 --     by its discount, and parking_service_info shows the rest as due;
 --   - a shop that cannot pay its discount when the stay is paid leaves its
 --     validation 'unfunded' with discount 0, and the owner owes all;
+--   - a merchant role mapped to a shop cannot list another operator's open
+--     stays (suggest_plates) or ask its gate (plate_status): 42501; the
+--     operator's own role can;
 --   - verify_ledger() passes throughout.
 -- Everything runs in one transaction that is rolled back; camera times
 -- count back from now(), which does not move inside it.
 BEGIN;
-SELECT plan(25);
+SELECT plan(29);
 SET LOCAL client_min_messages = warning;
 
 SELECT payext.open_merchant('gh_tapv_op', 'TAP operator', 'EUR') AS op \gset
@@ -136,6 +139,25 @@ SELECT is((SELECT fee - paid FROM payext.parking_stay WHERE id = (SELECT stay FR
 SELECT is((SELECT fee - paid FROM payext.parking_stay WHERE id = (SELECT stay FROM v WHERE name = 'm90')),
           2000::bigint, 'the 90 minutes'' customer owes the rest');
 SELECT is(payext.plate_status(:lot, 'TAPV09'), 'arrears', 'the unfunded one''s plate owes');
+-- A merchant role asks the gate's questions at its operators' lots only:
+-- another operator's open stays, passes and blocks are not its to read.
+CREATE ROLE tapv_shop_till NOLOGIN;
+CREATE ROLE tapv_gate NOLOGIN;
+SELECT payext.grant_capability('merchant', 'tapv_shop_till'::regrole);
+SELECT payext.grant_capability('merchant', 'tapv_gate'::regrole);
+SELECT payext.map_merchant_role('tapv_shop_till'::regrole, :a);
+SELECT payext.map_merchant_role('tapv_gate'::regrole, :op);
+SET LOCAL ROLE tapv_shop_till;
+SELECT throws_ok(format('SELECT * FROM payext.suggest_plates(%s, ''TAPV01'')', :lot), '42501', NULL,
+                 'a shop''s till cannot list another operator''s open stays');
+SELECT throws_ok(format('SELECT payext.plate_status(%s, ''TAPV09'')', :lot), '42501', NULL,
+                 'nor ask its gate''s questions');
+RESET ROLE;
+SET LOCAL ROLE tapv_gate;
+SELECT is(payext.plate_status(:lot, 'TAPV09'), 'arrears', 'the operator''s own gate asks');
+SELECT is((SELECT count(*) FROM payext.suggest_plates(:lot, 'TAPV01')), 0::bigint,
+          'and lists its lot''s open stays (none left)');
+RESET ROLE;
 SELECT is((SELECT bool_and(ok) FROM payext.verify_ledger()), true, 'verify_ledger() passes');
 
 SELECT * FROM finish();
