@@ -1474,7 +1474,9 @@ INSERT INTO payext.capability (capability, privilege, object) VALUES
 ---------------------------------------------------------------------------
 
 -- A wallet's holds (src/sql/holds.sql) may reserve money until then: the
--- latest expiry any hold of it had when made.  NULL: it never had one.
+-- latest expiry any hold of it had when made.  A merchant's: set by its
+-- first hold (its charges then look for holds under their orders).
+-- NULL: it never had one.
 ALTER TABLE payext.account ADD COLUMN held_until timestamptz;
 
 ---------------------------------------------------------------------------
@@ -1607,9 +1609,13 @@ AS $$
         OR t.kind <> CASE WHEN h.stay IS NULL THEN 'capture' ELSE 'parking' END
         OR t.credit_account <> h.merchant OR t.amount <> c.amount
     UNION
-    -- the wallet says it may hold at least until the hold expires
+    -- the wallet says it may hold at least until the hold expires, and the
+    -- merchant that it has holds (so that its charges look for them)
     SELECT h.id FROM payext.hold_entry h JOIN payext.account a ON a.id = h.wallet
      WHERE h.state = 'open' AND (a.held_until IS NULL OR a.held_until < h.expires_at)
+    UNION
+    SELECT h.id FROM payext.hold_entry h JOIN payext.account m ON m.id = h.merchant
+     WHERE m.held_until IS NULL
   ), orphan_capture AS (
     SELECT t.id FROM payext.transfer t
      WHERE t.kind = 'capture'

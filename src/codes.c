@@ -224,8 +224,14 @@ static PayextPlan lock_payment_plan = {
 #define CODES_REVERSAL_REF_PREFIX "reversal:"
 
 /* A charge's and a reversal's locks of the merchant (CodesLockMerchant()). */
+/*
+ * A charge's lock of the merchant also says whether its merchant listens,
+ * and whether it has ever made a hold (held_until: authorize() sets it
+ * under its FOR UPDATE, so a charge that waited reads the row it wrote).
+ */
 static PayextPlan lock_merchant_for_charge_plan = {
-	"SELECT EXISTS (SELECT 1 FROM payext.event_subscription s WHERE s.merchant = a.id)"
+	"SELECT EXISTS (SELECT 1 FROM payext.event_subscription s WHERE s.merchant = a.id),"
+	"       a.held_until IS NOT NULL"
 	"  FROM payext.account a WHERE a.id = $1 FOR KEY SHARE OF a",
 	1, {INT8OID}
 };
@@ -860,7 +866,7 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
  * flight and holds new ones back until it ends.
  */
 static bool
-CodesLockMerchant(int64 merchant, bool for_reversal)
+CodesLockMerchant(int64 merchant, bool for_reversal, bool *takes_holds)
 {
 	Datum		values[1];
 
@@ -868,6 +874,8 @@ CodesLockMerchant(int64 merchant, bool for_reversal)
 	if (PayextExecute(for_reversal ? &lock_merchant_for_reversal_plan : &lock_merchant_for_charge_plan,
 					  values, NULL, false, 1, SPI_OK_SELECT) != 1)
 		elog(ERROR, "payext: merchant account " INT64_FORMAT " went away", merchant);
+	if (takes_holds != NULL)
+		*takes_holds = !for_reversal && DatumGetBool(PayextResultDatum(0, 2));
 	/* A charge learns in the same statement whether its merchant listens. */
 	return !for_reversal && DatumGetBool(PayextResultDatum(0, 1));
 }
@@ -920,9 +928,24 @@ CodesRaiseOrderIsHold(const char *order_ref, int64 hold)
 static bool
 CodesRequireOpenOrder(int64 merchant, const char *order_ref)
 {
-	bool		subscribed = CodesLockMerchant(merchant, false);
+	bool		takes_holds;
+	bool		subscribed = CodesLockMerchant(merchant, false, &takes_holds);
 	Datum		values[2];
 
+	/*
+	 * A merchant that never made a hold has no order of a hold's: its charges
+	 * look for a reversal alone, as before holds (one index probe).
+	 */
+	if (!takes_holds)
+	{
+		if (CodesFindReversal(merchant, order_ref) >= 0)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_ORDER_REVERSED),
+					 errmsg("order \"%s\" was reversed", order_ref),
+					 errdetail("reverse_charge() reversed it: a reversed order takes no charge, and this one moved no money."),
+					 errhint("A new order needs a new order reference.")));
+		return subscribed;
+	}
 	values[0] = Int64GetDatum(merchant);
 	values[1] = CStringGetTextDatum(order_ref);
 	if (PayextExecute(&find_order_use_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
@@ -950,7 +973,7 @@ CodesRequireOpenOrder(int64 merchant, const char *order_ref)
 bool
 CodesLockMerchantForPayment(int64 merchant)
 {
-	return CodesLockMerchant(merchant, false);
+	return CodesLockMerchant(merchant, false, NULL);
 }
 
 /*
@@ -1009,7 +1032,7 @@ CodesAuthorize(int64 merchant_id, const char *code, size_t code_len,
 	LedgerReadAccount(merchant_id, &merchant);
 	LedgerRequireKind(&merchant, LEDGER_MERCHANT, "account a hold is for");
 	ThrottleCheck(merchant_id);
-	CodesLockMerchant(merchant_id, true);
+	CodesLockMerchant(merchant_id, true, NULL);
 
 	/* A retry: the same code (live or purged) and amount. */
 	hold = CodesFindHold(merchant_id, order_ref, &held_serial, &held_amount);
@@ -1817,7 +1840,7 @@ CodesReverse(int64 merchant_id, const char *order_ref)
 	charged = CodesLockPayment(values, "the order was charged");
 	if (!charged)
 	{
-		CodesLockMerchant(merchant_id, true);
+		CodesLockMerchant(merchant_id, true, NULL);
 		charged = CodesLockPayment(values, "the order was charged");
 	}
 	if (charged)

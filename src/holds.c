@@ -84,6 +84,17 @@ static PayextPlan extend_held_until_plan = {
 };
 
 /* Another merchant's hold is neither locked nor waited for. */
+/*
+ * A merchant's first hold marks its row (held_until), so that its charges
+ * look for holds under their orders; a merchant that never made one
+ * spares its charges that look (CodesRequireOpenOrder()).  Once: later
+ * holds write nothing to the merchant's row.
+ */
+static PayextPlan mark_merchant_holds_plan = {
+	"UPDATE payext.account SET held_until = $2 WHERE id = $1 AND held_until IS NULL",
+	2, {INT8OID, TIMESTAMPTZOID}
+};
+
 static PayextPlan lock_hold_plan = {
 	"SELECT id, wallet, merchant, order_ref, amount, captured, state,"
 	"       expires_at <= now(), stay IS NOT NULL"
@@ -181,6 +192,8 @@ HoldsCreate(int64 wallet_id, const LedgerAccount *merchant, const char *order_re
 	values[1] = TimestampTzGetDatum(expires_at);
 	values[0] = Int64GetDatum(wallet_id);
 	PayextExecute(&extend_held_until_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	values[0] = Int64GetDatum(merchant->id);
+	PayextExecute(&mark_merchant_holds_plan, values, NULL, false, 0, SPI_OK_UPDATE);
 	return hold_id;
 }
 

@@ -46,7 +46,9 @@ CREATE TABLE payext.account (
                     CHECK (status IN ('active', 'frozen', 'closed')),
   created_at        timestamptz NOT NULL DEFAULT now(),
   -- A wallet's holds (src/sql/holds.sql) may reserve money until then: the
-  -- latest expiry any hold of it had when made.  NULL: it never had one.
+  -- latest expiry any hold of it had when made.  A merchant's: set by its
+  -- first hold (its charges then look for holds under their orders).
+  -- NULL: it never had one.
   held_until        timestamptz,
   -- Wallets and merchants never go below zero.  The C code checks first;
   -- this is the last line.
