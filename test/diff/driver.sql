@@ -2,8 +2,9 @@
 --
 -- diff.run(seed, ops) draws `ops` random operations from setseed(seed)
 -- and random(), and sends each to payext and to the model of
--- test/diff/model.sql with the same arguments (only account ids differ: each
--- side has its own, matched by natural key).  Each call runs in its own
+-- test/diff/model.sql with the same arguments (only account and hold ids
+-- differ: each side has its own, matched by natural key, holds by the
+-- authorize that made them).  Each call runs in its own
 -- subtransaction and ends in a SQLSTATE ('00000' for success).  After every
 -- operation, and each in its own transaction (so that now() moves and
 -- short-lived codes expire in both alike), the driver compares:
@@ -13,11 +14,12 @@
 --     a replay must answer with the transfer of the first call);
 --   - the journal rows both appended: kind, debit and credit account,
 --     amount, reference, in order;
---   - every account's balance and status;
+--   - every account's balance and status, and every wallet's
+--     available_balance (payext's, through the API);
 --   - after charges, the guesses payext counted against the merchant
 --     (payext.code_failure) against the PY203 refusals the model gave it.
 -- After the last operation it compares the whole journal, payment_status
--- of every order tried, the balances as payext.balance() gives them, and
+-- of every order tried, every hold (state, captured, holding), the balances as payext.balance() gives them, and
 -- runs payext.verify_ledger().  The first
 -- difference raises an error naming the seed, the operation, both outcomes
 -- and the operations before it.
@@ -65,13 +67,22 @@ CREATE TABLE diff.tmap (px bigint PRIMARY KEY, md bigint NOT NULL UNIQUE);
 CREATE TABLE diff.cursor (px bigint NOT NULL, md bigint NOT NULL);
 -- PY203 refusals the model gave each merchant (guesses payext must count).
 CREATE TABLE diff.guesses (acct text PRIMARY KEY, n integer NOT NULL);
+-- Holds both sides made, by the authorize that made them: n is the driver's
+-- handle (a call's `hold`), px and md each side's id.
+CREATE TABLE diff.holds (
+  n    serial PRIMARY KEY,
+  px   bigint NOT NULL UNIQUE,
+  md   bigint NOT NULL UNIQUE,
+  acct text NOT NULL,            -- the merchant's slot
+  ref  text NOT NULL             -- its order
+);
 -- The operations of the seed, for the report of a divergence.
 CREATE TABLE diff.oplog (n integer PRIMARY KEY, call text, px text, md text);
 
 -- One generated operation.
 CREATE TYPE diff.call AS (
   op      text,     -- the function's name, in payext and in model
-  kind    text,     -- transfer | account | code | void | batch
+  kind    text,     -- transfer | account | code | void | batch | hold | value
   acct    text,     -- the account argument: a slot label, nobody, system:XXX, or NULL
   args    text,     -- named arguments; @ACCT@ stands for the account's id
   code    text,
@@ -80,13 +91,16 @@ CREATE TYPE diff.call AS (
   ref2    text,
   codes   text[],
   amounts bigint[],
-  refs    text[]
+  refs    text[],
+  hold    integer   -- a diff.holds handle for @HOLD@ (0: no such hold; NULL: NULL)
 );
 
 CREATE FUNCTION diff.reset() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  TRUNCATE diff.slot, diff.codes, diff.hist, diff.tmap, diff.cursor, diff.guesses, diff.oplog;
+  TRUNCATE diff.slot, diff.codes, diff.hist, diff.tmap, diff.cursor, diff.guesses, diff.oplog,
+           diff.holds;
   PERFORM setval('diff.codes_n_seq', 1, false);
+  PERFORM setval('diff.holds_n_seq', 1, false);
   PERFORM setval('diff.hist_n_seq', 1, false);
   INSERT INTO diff.cursor VALUES (0, 0);
   -- Four CNY wallets, two USD ones (one of an owner who has a CNY one), two
@@ -329,7 +343,8 @@ BEGIN
   ELSE
     -- an order_ref used before (mostly one that was charged), here or at
     -- another merchant
-    h := diff.hist_pick('charge', CASE WHEN random() < 0.8 THEN '00000' END);
+    h := diff.hist_pick(CASE WHEN random() < 0.35 THEN 'authorize' ELSE 'charge' END,
+                        CASE WHEN random() < 0.8 THEN '00000' END);    -- a held order: PY608
     order_ref := coalesce(h.ref, 'o-' || n || tag);
     IF random() < 0.2 THEN
       -- a refund_ref of the merchant: refunds are another namespace
@@ -341,6 +356,35 @@ BEGIN
     END IF;
   END IF;
 END $$;
+
+-- A hold both sides made, the recent ones likelier: mostly one the model
+-- has open; 0 (no such hold) when there is none, and now and then anyway.
+CREATE FUNCTION diff.hold_pick() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+  pool integer[];
+  open_only boolean := random() < 0.7;
+BEGIN
+  IF random() < 0.04 THEN
+    RETURN 0;
+  END IF;
+  SELECT array_agg(d.n ORDER BY d.n) INTO pool
+    FROM diff.holds d JOIN model.hold m ON m.id = d.md
+   WHERE NOT open_only OR m.state = 'open';
+  IF pool IS NULL THEN
+    SELECT array_agg(d.n ORDER BY d.n) INTO pool FROM diff.holds d;
+  END IF;
+  IF pool IS NULL THEN
+    RETURN 0;
+  END IF;
+  RETURN pool[cardinality(pool) - floor(random() ^ 2 * cardinality(pool))::integer];
+END $$;
+
+-- The hold argument on one side (NULL stays NULL; 0 is a hold nobody made).
+CREATE FUNCTION diff.hold_id(side text, handle integer) RETURNS bigint LANGUAGE sql STABLE AS $$
+  SELECT CASE WHEN handle IS NULL THEN NULL
+              WHEN handle = 0 THEN 987654321
+              ELSE (SELECT CASE side WHEN 'px' THEN d.px ELSE d.md END FROM diff.holds d WHERE d.n = handle) END
+$$;
 
 CREATE FUNCTION diff.gen(n integer) RETURNS diff.call LANGUAGE plpgsql AS $$
 DECLARE
@@ -354,6 +398,7 @@ DECLARE
   k integer;
   remaining bigint;
   it record;
+  hd diff.holds;
 BEGIN
   -- The first operations open every account.
   SELECT * INTO s FROM diff.slot x ORDER BY x.label OFFSET n - 1 LIMIT 1;
@@ -371,7 +416,8 @@ BEGIN
     RETURN c;
   END IF;
 
-  r := random() * 94.6;
+  -- [0, 94.6): the operations before holds; [94.6, 111): holds (15 %).
+  r := random() * 111;
   r2 := random();
   IF r < 14 THEN
     -------------------------------------------------------------- top_up
@@ -532,7 +578,7 @@ BEGIN
     c.kind := 'void';
     c.acct := diff.account_target();
     c.args := 'account => @ACCT@';
-  ELSE
+  ELSIF r < 94.6 THEN
     -------------------------------------------------------------- open again
     c.kind := 'account';
     c.acct := diff.slot_of(NULL);
@@ -563,6 +609,110 @@ BEGIN
                        quote_nullable(CASE WHEN random() < 0.9 THEN 'Shop ' || n ELSE '' END),
                        quote_nullable(s.currency));
     END IF;
+  ELSIF r < 101 OR (r < 109 AND NOT EXISTS (SELECT 1 FROM diff.holds)) THEN
+    -------------------------------------------------------------- authorize
+    -- (also instead of a capture or a void while there is no hold yet)
+    c.op := 'authorize';
+    c.kind := 'hold';
+    h := diff.hist_pick('authorize', CASE WHEN random() < 0.7 THEN '00000' END);
+    IF r2 < 0.15 AND h.n IS NOT NULL THEN
+      c.acct := h.acct; c.code := h.code; c.amount := h.amount; c.ref := h.ref;
+      r2 := random();
+      IF r2 < 0.25 THEN
+        c.amount := coalesce(h.amount, 0) + diff.rnd(1, 9);           -- the same order, another amount
+      ELSIF r2 < 0.45 THEN
+        c.code := diff.code_pick((SELECT x.currency FROM diff.slot x WHERE x.label = h.acct));
+      END IF;                                                         -- else: the same request again
+    ELSE
+      c.acct := diff.merchant_target();
+      -- mostly a code payext issued (a hold is mostly asked for with a live one)
+      c.code := CASE WHEN random() < 0.5 THEN diff.code_pick((SELECT x.currency FROM diff.slot x WHERE x.label = c.acct))
+                     ELSE diff.code_gen((SELECT x.currency FROM diff.slot x WHERE x.label = c.acct)) END;
+      c.amount := CASE WHEN random() < 0.8 AND EXISTS (SELECT 1 FROM diff.codes d
+                                                        WHERE d.code = c.code AND d.wallet = diff.whale())
+                       THEN diff.huge() ELSE diff.amount() END;
+      r2 := random();
+      IF r2 < 0.2 THEN
+        -- an order used before: charged (PY208) or held (the same or PY208)
+        h := diff.hist_pick(CASE WHEN random() < 0.6 THEN 'charge' ELSE 'authorize' END, '00000');
+        c.ref := coalesce(h.ref, 'h-' || n);
+        IF c.acct IS NOT NULL AND h.acct IS NOT NULL AND random() < 0.8 THEN
+          c.acct := h.acct;
+        END IF;
+      ELSIF r2 < 0.22 THEN
+        c.ref := 'parking:' || n;                                     -- PY004
+      ELSE
+        c.ref := diff.ref('h-' || n);
+      END IF;
+    END IF;
+    -- Long enough that no hold expires during a run (expiry is not driven).
+    r2 := random();
+    c.ref2 := CASE WHEN r2 < 0.86 THEN '1 day' WHEN r2 < 0.96 THEN NULL
+                   ELSE diff.pick('{0.5 seconds,31 days,-1 hours}') END;   -- NULL: 7 days; PY606
+    c.args := format('merchant => @ACCT@, code => %s, amount => %s, order_ref => %s, expires_in => %s',
+                     quote_nullable(c.code), quote_nullable(c.amount), quote_nullable(c.ref),
+                     quote_nullable(c.ref2));
+  ELSIF r < 106.4 THEN
+    -------------------------------------------------------------- capture_hold
+    c.op := 'capture_hold';
+    c.kind := 'transfer';
+    h := diff.hist_pick('capture_hold', CASE WHEN random() < 0.7 THEN '00000' END);
+    IF r2 < 0.2 AND h.n IS NOT NULL THEN
+      -- a capture_ref used before
+      c.acct := h.acct; c.hold := h.code::integer; c.amount := h.amount; c.ref := h.ref;
+      c.ref2 := (ARRAY['true', 'false'])[diff.rnd(1, 2)];
+      r2 := random();
+      IF r2 < 0.25 THEN
+        c.amount := coalesce(h.amount, 0) + diff.rnd(1, 9);           -- PY607
+      ELSIF r2 < 0.5 THEN
+        c.hold := diff.hold_pick();                                   -- PY607, or PY601
+      END IF;                                                         -- else: the same capture again
+    ELSE
+      c.hold := diff.hold_pick();
+      SELECT * INTO hd FROM diff.holds d WHERE d.n = c.hold;
+      r2 := random();
+      c.acct := CASE WHEN hd.n IS NULL OR r2 < 0.07 THEN diff.slot_of('merchant')   -- another's: PY601
+                     WHEN r2 < 0.10 THEN diff.slot_of('wallet')                     -- PY111
+                     WHEN r2 < 0.11 THEN 'nobody'
+                     WHEN r2 < 0.12 THEN NULL
+                     ELSE hd.acct END;
+      SELECT m.amount - m.captured INTO remaining FROM model.hold m WHERE m.id = hd.md;
+      remaining := coalesce(remaining, 1000);
+      r2 := random();
+      c.amount := CASE WHEN r2 < 0.40 THEN diff.rnd(1, greatest(remaining, 1))
+                       WHEN r2 < 0.65 THEN remaining
+                       WHEN r2 < 0.80 THEN remaining + diff.rnd(1, 10)      -- PY605
+                       WHEN r2 < 0.88 THEN diff.amount()
+                       ELSE diff.rnd(1, 3000) END;
+      c.ref := diff.ref('c-' || n);
+      r2 := random();
+      c.ref2 := CASE WHEN r2 < 0.48 THEN 'true' WHEN r2 < 0.98 THEN 'false' ELSE NULL END;
+    END IF;
+    IF random() < 0.03 THEN
+      c.hold := NULL;                                                 -- PY001
+    END IF;
+    c.args := format('merchant => @ACCT@, hold => @HOLD@, amount => %s, capture_ref => %s, final => %s',
+                     quote_nullable(c.amount), quote_nullable(c.ref), quote_nullable(c.ref2));
+  ELSIF r < 109 THEN
+    -------------------------------------------------------------- void_hold
+    c.op := 'void_hold';
+    c.kind := 'value';
+    c.hold := diff.hold_pick();
+    SELECT * INTO hd FROM diff.holds d WHERE d.n = c.hold;
+    c.acct := CASE WHEN hd.n IS NULL OR r2 < 0.10 THEN diff.slot_of('merchant')
+                   WHEN r2 < 0.13 THEN diff.slot_of('wallet')
+                   WHEN r2 < 0.15 THEN NULL
+                   ELSE hd.acct END;
+    IF random() < 0.03 THEN
+      c.hold := NULL;
+    END IF;
+    c.args := 'merchant => @ACCT@, hold => @HOLD@';
+  ELSE
+    -------------------------------------------------------------- available_balance
+    c.op := 'available_balance';
+    c.kind := 'value';
+    c.acct := diff.account_target();
+    c.args := 'account => @ACCT@';
   END IF;
   RETURN c;
 END $$;
@@ -700,18 +850,22 @@ BEGIN
            CASE WHEN via_api THEN payext.balance(a.id)::numeric
                 ELSE a.balance + coalesce((SELECT sum(c.amount) FROM payext.merchant_credit c
                                             WHERE c.account = a.id), 0) END AS balance,
-           a.status
+           a.status,
+           CASE WHEN a.kind = 'wallet' THEN payext.available_balance(a.id)::numeric END AS available
       FROM payext.account a WHERE a.kind <> 'system'
   ), md AS (
-    SELECT a.kind || ':' || a.name || ':' || a.currency AS label, a.balance, a.status
+    SELECT a.kind || ':' || a.name || ':' || a.currency AS label, a.balance, a.status,
+           CASE WHEN a.kind = 'wallet' THEN a.balance - model.held(a.id) END AS available
       FROM model.account a WHERE a.kind <> 'system'
   )
-  SELECT string_agg(format('%s: payext %s (%s), model %s (%s)', label,
-                           coalesce(px.balance::text, 'no account'), px.status,
-                           coalesce(md.balance::text, 'no account'), md.status), '; ' ORDER BY label)
+  SELECT string_agg(format('%s: payext %s (%s, available %s), model %s (%s, available %s)', label,
+                           coalesce(px.balance::text, 'no account'), px.status, px.available,
+                           coalesce(md.balance::text, 'no account'), md.status, md.available),
+                    '; ' ORDER BY label)
     INTO d
     FROM px FULL JOIN md USING (label)
-   WHERE px.balance IS DISTINCT FROM md.balance OR px.status IS DISTINCT FROM md.status;
+   WHERE px.balance IS DISTINCT FROM md.balance OR px.status IS DISTINCT FROM md.status
+      OR px.available IS DISTINCT FROM md.available;
   RETURN CASE WHEN d IS NOT NULL THEN 'accounts differ: ' || d END;
 END $$;
 
@@ -764,7 +918,7 @@ BEGIN
   IF px_state <> md_state THEN
     RETURN 'outcomes differ';
   END IF;
-  IF c.op IN ('charge', 'refund') AND px_state <> '00000' THEN
+  IF c.op IN ('charge', 'refund', 'authorize', 'capture_hold') AND px_state <> '00000' THEN
     d := diff.names_wallet(px_val, px_acct);
   ELSIF c.op = 'charge_many' AND px_state = '00000' THEN
     SELECT string_agg(e ->> 3, ' | ') INTO d FROM jsonb_array_elements(px_val::jsonb) e;
@@ -780,6 +934,20 @@ BEGIN
   IF px_state = '00000' THEN
     IF c.kind = 'transfer' THEN
       d := diff.same_transfer(px_val::bigint, md_val::bigint);
+    ELSIF c.kind = 'value' THEN
+      IF px_val IS DISTINCT FROM md_val THEN
+        d := format('payext returned %s, the model %s', px_val, md_val);
+      END IF;
+    ELSIF c.kind = 'hold' THEN
+      -- a hold made before must be answered with that hold, a new one be new
+      SELECT format('payext answered with hold %s, which was the model''s %s; the model with %s',
+                    px_val, x.md, md_val)
+        INTO d FROM diff.holds x WHERE x.px = px_val::bigint AND x.md <> md_val::bigint;
+      IF d IS NULL THEN
+        SELECT format('the model answered with its hold %s, which was payext''s %s; payext with %s',
+                      md_val, x.px, px_val)
+          INTO d FROM diff.holds x WHERE x.md = md_val::bigint AND x.px <> px_val::bigint;
+      END IF;
     ELSIF c.kind = 'account' THEN
       IF diff.px_label(px_val::bigint) IS DISTINCT FROM model.label(md_val::bigint) THEN
         d := format('payext opened %s, the model %s', diff.px_label(px_val::bigint),
@@ -818,7 +986,7 @@ BEGIN
   IF d IS NOT NULL THEN
     RETURN d;
   END IF;
-  IF c.op IN ('charge', 'charge_many') THEN
+  IF c.op IN ('charge', 'charge_many', 'authorize') THEN
     RETURN diff.compare_guesses(c.acct);
   END IF;
   RETURN NULL;
@@ -859,9 +1027,17 @@ BEGIN
                 c.refs[(item ->> 0)::integer], item_state);
       END LOOP;
     END IF;
-  ELSIF c.op IN ('top_up', 'withdraw', 'charge', 'refund') THEN
+  ELSIF c.op IN ('top_up', 'withdraw', 'charge', 'refund', 'authorize') THEN
     INSERT INTO diff.hist (op, acct, code, amount, ref, ref2, state)
     VALUES (c.op, c.acct, c.code, c.amount, c.ref, c.ref2, state);
+    IF c.op = 'authorize' AND state = '00000'
+       AND NOT EXISTS (SELECT 1 FROM diff.holds x WHERE x.px = px_val::bigint) THEN
+      INSERT INTO diff.holds (px, md, acct, ref) VALUES (px_val::bigint, md_val::bigint, c.acct, c.ref);
+    END IF;
+  ELSIF c.op = 'capture_hold' AND c.hold IS NOT NULL THEN
+    -- the hold's handle as `code`
+    INSERT INTO diff.hist (op, acct, code, amount, ref, ref2, state)
+    VALUES (c.op, c.acct, c.hold::text, c.amount, c.ref, c.ref2, state);
   END IF;
 END $$;
 
@@ -872,7 +1048,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
   k integer := 0;
 BEGIN
-  IF c.op = 'charge' AND md_state = 'PY203' THEN
+  IF c.op IN ('charge', 'authorize') AND md_state = 'PY203' THEN
     k := 1;
   ELSIF c.op = 'charge_many' AND md_state = '00000' THEN
     SELECT count(*) INTO k FROM jsonb_array_elements(md_val::jsonb) e WHERE e ->> 2 = 'PY203';
@@ -900,8 +1076,10 @@ BEGIN
   c := diff.gen(p_n);
   px_id := diff.acct_id('px', c.acct);
   md_id := diff.acct_id('md', c.acct);
-  px_args := replace(c.args, '@ACCT@', quote_nullable(px_id));
-  md_args := replace(c.args, '@ACCT@', quote_nullable(md_id));
+  px_args := replace(replace(c.args, '@ACCT@', quote_nullable(px_id)),
+                     '@HOLD@', quote_nullable(diff.hold_id('px', c.hold)));
+  md_args := replace(replace(c.args, '@ACCT@', quote_nullable(md_id)),
+                     '@HOLD@', quote_nullable(diff.hold_id('md', c.hold)));
   SELECT * INTO px FROM diff.invoke('payext.' || c.op, px_args, c.kind = 'batch');
   IF c.op = 'request_payment' THEN
     md_args := md_args || ', issued => '
@@ -987,6 +1165,26 @@ BEGIN
       RETURN format('DIVERGENCE at seed %s, at the end: %s', p_seed, d);
     END IF;
   END LOOP;
+
+  -- Every hold: what was done to it, what it captured, what it holds now.
+  SELECT string_agg(format('hold %s (model %s, %s %s): payext %s/%s/%s, model %s/%s/%s', x.px, x.md,
+                           x.acct, x.ref, p.state, p.captured, p.holding, m.state, m.captured, m.holding),
+                    '; ' ORDER BY x.n)
+    INTO d
+    FROM diff.holds x
+    LEFT JOIN payext.hold p ON p.id = x.px
+    LEFT JOIN (SELECT h.id, h.captured,
+                      CASE WHEN h.state = 'open' AND h.expires_at <= now() THEN 'expired' ELSE h.state END AS state,
+                      CASE WHEN h.state = 'open' AND h.expires_at > now() THEN h.amount - h.captured ELSE 0 END AS holding
+                 FROM model.hold h) m ON m.id = x.md
+   WHERE (p.state, p.captured, p.holding) IS DISTINCT FROM (m.state, m.captured, m.holding);
+  IF d IS NOT NULL THEN
+    RETURN format('DIVERGENCE at seed %s, at the end: holds differ: %s', p_seed, d);
+  END IF;
+  IF (SELECT count(*) FROM payext.hold_entry) <> (SELECT count(*) FROM model.hold) THEN
+    RETURN format('DIVERGENCE at seed %s, at the end: payext has %s hold(s), the model %s', p_seed,
+                  (SELECT count(*) FROM payext.hold_entry), (SELECT count(*) FROM model.hold));
+  END IF;
 
   FOR o IN SELECT s.label FROM diff.slot s WHERE s.kind = 'merchant' ORDER BY 1 LOOP
     d := diff.compare_guesses(o.label);

@@ -13,8 +13,11 @@
 -- What the model leaves out: codes are not generated here (the driver
 -- registers each code payext issues, see request_payment's `issued`);
 -- throttling of guesses is counted by the driver, not here (a count that
--- must survive the refusal's rollback); holds, reverse_charge, transfer,
--- settlement, parking, association, roles and isolation levels.
+-- must survive the refusal's rollback); reverse_charge, transfer,
+-- settlement, parking (and its entry holds), association, roles and
+-- isolation levels.  Holds are modelled (DESIGN.md "Holds", docs/holds.md),
+-- their expiry too (a comparison with now()), though the driver makes none
+-- expire.
 
 DROP SCHEMA IF EXISTS model CASCADE;
 CREATE SCHEMA model;
@@ -77,11 +80,39 @@ CREATE TABLE model.refund (
   UNIQUE (merchant, refund_ref)
 );
 
+-- Holds: money of a wallet reserved for a merchant.  state is what was done
+-- to it; an open hold past expires_at holds nothing (expiry is not a state).
+CREATE SEQUENCE model.hold_seq;
+CREATE TABLE model.hold (
+  id         bigint PRIMARY KEY,
+  wallet     bigint NOT NULL,
+  merchant   bigint NOT NULL,
+  order_ref  text NOT NULL,
+  code       text NOT NULL UNIQUE,
+  amount     bigint NOT NULL CHECK (amount > 0),
+  captured   bigint NOT NULL DEFAULT 0,
+  state      text NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'captured', 'voided')),
+  expires_at timestamptz NOT NULL,
+  UNIQUE (merchant, order_ref)
+);
+
+-- Each capture: its journal transfer, under (merchant, capture_ref).
+CREATE TABLE model.capture (
+  transfer    bigint PRIMARY KEY,
+  merchant    bigint NOT NULL,
+  capture_ref text NOT NULL,
+  hold        bigint NOT NULL,
+  amount      bigint NOT NULL,
+  UNIQUE (merchant, capture_ref)
+);
+
 CREATE FUNCTION model.reset() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  TRUNCATE model.account, model.journal, model.code, model.payment, model.refund;
+  TRUNCATE model.account, model.journal, model.code, model.payment, model.refund,
+           model.hold, model.capture;
   PERFORM setval('model.account_seq', 1, false);
   PERFORM setval('model.transfer_seq', 1, false);
+  PERFORM setval('model.hold_seq', 1, false);
 END $$;
 
 -- An account by its natural key, as the driver and the comparison name it:
@@ -205,6 +236,13 @@ BEGIN
   RETURN tid;
 END $$;
 
+-- What an account's live holds reserve: open holds not past their expiry,
+-- their amount less what was captured (0 for anything but a wallet).
+CREATE FUNCTION model.held(account_id bigint) RETURNS numeric LANGUAGE sql STABLE AS $$
+  SELECT coalesce(sum(h.amount - h.captured), 0) FROM model.hold h
+   WHERE h.wallet = account_id AND h.state = 'open' AND h.expires_at > now()
+$$;
+
 ---------------------------------------------------------------------------
 -- Accounts
 ---------------------------------------------------------------------------
@@ -322,7 +360,8 @@ BEGIN
     PERFORM model.refuse('PY107');
   END IF;
   PERFORM model.check_active(a);
-  IF a.balance < amount THEN PERFORM model.refuse('PY104'); END IF;
+  -- against the available balance (a wallet's live holds are not its to take)
+  IF a.balance - model.held(a.id) < amount THEN PERFORM model.refuse('PY104'); END IF;
   RETURN model.post('withdraw', account, sid, amount, external_ref);
 END $$;
 
@@ -419,6 +458,10 @@ BEGIN
   IF c.state = 'cancelled' THEN PERFORM model.refuse('PY205'); END IF;
   IF c.expires_at <= now() THEN PERFORM model.refuse('PY204'); END IF;
   IF c.cap IS NOT NULL AND p_amount > c.cap THEN PERFORM model.refuse('PY207'); END IF;
+  -- orders are shared with holds: a charge of a held order is PY608
+  IF EXISTS (SELECT 1 FROM model.hold x WHERE x.merchant = p_merchant AND x.order_ref = p_order_ref) THEN
+    PERFORM model.refuse('PY608');
+  END IF;
   IF EXISTS (SELECT 1 FROM model.payment x WHERE x.merchant = p_merchant AND x.order_ref = p_order_ref) THEN
     PERFORM model.refuse('PY208');
   END IF;
@@ -426,7 +469,7 @@ BEGIN
   PERFORM model.check_active(w);
   PERFORM model.check_active(m);
   IF w.currency <> m.currency THEN PERFORM model.refuse('PY105'); END IF;
-  IF w.balance < p_amount THEN PERFORM model.refuse('PY104'); END IF;
+  IF w.balance - model.held(w.id) < p_amount THEN PERFORM model.refuse('PY104'); END IF;
   IF m.balance + p_amount > model.max_balance() THEN PERFORM model.refuse('PY106'); END IF;
   tid := model.post('charge', w.id, m.id, p_amount, p_order_ref);
   UPDATE model.code x SET state = 'used' WHERE x.code = p_code;
@@ -545,4 +588,149 @@ BEGIN
   state := CASE WHEN p.refunded = 0 THEN 'paid'
                 WHEN p.refunded < p.amount THEN 'partially_refunded'
                 ELSE 'refunded' END;
+END $$;
+
+
+---------------------------------------------------------------------------
+-- Holds (DESIGN.md "Holds (pre-authorisation)", docs/holds.md)
+---------------------------------------------------------------------------
+
+-- The balance less what live holds reserve (a merchant's, a system
+-- account's: its balance).
+CREATE FUNCTION model.available_balance(account bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+  a model.account;
+BEGIN
+  IF account IS NULL THEN PERFORM model.refuse('PY001'); END IF;
+  SELECT * INTO a FROM model.account x WHERE x.id = account;
+  IF NOT FOUND THEN PERFORM model.refuse('PY101'); END IF;
+  RETURN a.balance - model.held(a.id);
+END $$;
+
+-- order: arguments (PY001; amount PY002; order_ref PY004, also one starting
+-- "parking:"; expires_in outside 1 s .. 30 days PY606, NULL: 7 days); the
+-- code's shape; the merchant account (PY101, PY111); the order: held before
+-- (the same code and amount: that hold; else PY208), charged before (PY208);
+-- the code: never issued (PY203, a guess), used (PY206), cancelled (PY205),
+-- expired (PY204), over its cap (PY207); the accounts' states, wallet first;
+-- currencies (PY105); the wallet's available balance (PY104).  Uses the
+-- code up; moves no money.
+CREATE FUNCTION model.authorize(merchant bigint, code text, amount bigint, order_ref text,
+                                expires_in interval DEFAULT '7 days') RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+  m model.account;
+  w model.account;
+  c model.code;
+  h model.hold;
+  hid bigint;
+BEGIN
+  IF merchant IS NULL OR code IS NULL OR amount IS NULL OR order_ref IS NULL THEN
+    PERFORM model.refuse('PY001');
+  END IF;
+  PERFORM model.check_amount(amount);
+  PERFORM model.check_ident(order_ref, 128);
+  IF order_ref LIKE 'parking:%' THEN PERFORM model.refuse('PY004'); END IF;
+  expires_in := coalesce(expires_in, interval '7 days');
+  IF expires_in < interval '1 second' OR expires_in > interval '30 days' THEN
+    PERFORM model.refuse('PY606');
+  END IF;
+  PERFORM model.check_code(code);
+  SELECT * INTO m FROM model.account x WHERE x.id = merchant;
+  IF NOT FOUND THEN PERFORM model.refuse('PY101'); END IF;
+  IF m.kind <> 'merchant' THEN PERFORM model.refuse('PY111'); END IF;
+  SELECT * INTO h FROM model.hold x WHERE x.merchant = merchant AND x.order_ref = order_ref;
+  IF FOUND THEN
+    IF h.code = code AND h.amount = amount THEN RETURN h.id; END IF;
+    PERFORM model.refuse('PY208');
+  END IF;
+  IF EXISTS (SELECT 1 FROM model.payment x WHERE x.merchant = merchant AND x.order_ref = order_ref) THEN
+    PERFORM model.refuse('PY208');
+  END IF;
+  SELECT * INTO c FROM model.code x WHERE x.code = code;
+  IF NOT FOUND THEN PERFORM model.refuse('PY203'); END IF;
+  IF c.state = 'used' THEN PERFORM model.refuse('PY206'); END IF;
+  IF c.state = 'cancelled' THEN PERFORM model.refuse('PY205'); END IF;
+  IF c.expires_at <= now() THEN PERFORM model.refuse('PY204'); END IF;
+  IF c.cap IS NOT NULL AND amount > c.cap THEN PERFORM model.refuse('PY207'); END IF;
+  SELECT * INTO w FROM model.account x WHERE x.id = c.wallet;
+  PERFORM model.check_active(w);
+  PERFORM model.check_active(m);
+  IF w.currency <> m.currency THEN PERFORM model.refuse('PY105'); END IF;
+  IF w.balance - model.held(w.id) < amount THEN PERFORM model.refuse('PY104'); END IF;
+  hid := nextval('model.hold_seq');
+  INSERT INTO model.hold (id, wallet, merchant, order_ref, code, amount, expires_at)
+  VALUES (hid, w.id, m.id, order_ref, code, amount, now() + expires_in);
+  UPDATE model.code x SET state = 'used' WHERE x.code = code;
+  RETURN hid;
+END $$;
+
+-- order: arguments (PY001, final too; amount PY002; capture_ref PY004); the
+-- merchant account (PY101, PY111); the hold, the merchant's (PY601); the
+-- capture_ref used before (the same hold and amount: its transfer; else
+-- PY607); the hold voided (PY603), captured (PY604), expired (PY602); above
+-- its remainder (PY605); then the transfer's checks, wallet first: states,
+-- overflow (PY106).  final, or the whole amount captured: 'captured'.
+CREATE FUNCTION model.capture_hold(merchant bigint, hold bigint, amount bigint, capture_ref text,
+                                   final boolean DEFAULT true) RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+  m model.account;
+  w model.account;
+  h model.hold;
+  k model.capture;
+  tid bigint;
+BEGIN
+  IF merchant IS NULL OR hold IS NULL OR amount IS NULL OR capture_ref IS NULL OR final IS NULL THEN
+    PERFORM model.refuse('PY001');
+  END IF;
+  PERFORM model.check_amount(amount);
+  PERFORM model.check_ident(capture_ref, 128);
+  SELECT * INTO m FROM model.account x WHERE x.id = merchant;
+  IF NOT FOUND THEN PERFORM model.refuse('PY101'); END IF;
+  IF m.kind <> 'merchant' THEN PERFORM model.refuse('PY111'); END IF;
+  SELECT * INTO h FROM model.hold x WHERE x.id = hold AND x.merchant = merchant;
+  IF NOT FOUND THEN PERFORM model.refuse('PY601'); END IF;
+  SELECT * INTO k FROM model.capture x WHERE x.merchant = merchant AND x.capture_ref = capture_ref;
+  IF FOUND THEN
+    IF k.hold = hold AND k.amount = amount THEN RETURN k.transfer; END IF;
+    PERFORM model.refuse('PY607');
+  END IF;
+  IF h.state = 'voided' THEN PERFORM model.refuse('PY603'); END IF;
+  IF h.state = 'captured' THEN PERFORM model.refuse('PY604'); END IF;
+  IF h.expires_at <= now() THEN PERFORM model.refuse('PY602'); END IF;
+  IF amount > h.amount - h.captured THEN PERFORM model.refuse('PY605'); END IF;
+  UPDATE model.hold x
+     SET captured = x.captured + amount,
+         state = CASE WHEN final OR x.captured + amount = x.amount THEN 'captured' ELSE 'open' END
+   WHERE x.id = hold;
+  SELECT * INTO w FROM model.account x WHERE x.id = h.wallet;
+  PERFORM model.check_active(w);
+  PERFORM model.check_active(m);
+  IF m.balance + amount > model.max_balance() THEN PERFORM model.refuse('PY106'); END IF;
+  tid := model.post('capture', w.id, m.id, amount, capture_ref);
+  INSERT INTO model.capture (transfer, merchant, capture_ref, hold, amount)
+  VALUES (tid, merchant, capture_ref, hold, amount);
+  RETURN tid;
+END $$;
+
+-- Releases what the hold still reserves and returns it: 0 when it was
+-- voided already or has expired; a captured hold PY604; another merchant's
+-- or no hold PY601 (whatever the account is).
+CREATE FUNCTION model.void_hold(merchant bigint, hold bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+#variable_conflict use_variable
+DECLARE
+  h model.hold;
+BEGIN
+  IF merchant IS NULL OR hold IS NULL THEN PERFORM model.refuse('PY001'); END IF;
+  SELECT * INTO h FROM model.hold x WHERE x.id = hold AND x.merchant = merchant;
+  IF NOT FOUND THEN PERFORM model.refuse('PY601'); END IF;
+  IF h.state = 'voided' THEN RETURN 0; END IF;
+  IF h.state = 'captured' THEN PERFORM model.refuse('PY604'); END IF;
+  UPDATE model.hold x SET state = 'voided' WHERE x.id = hold;
+  RETURN CASE WHEN h.expires_at <= now() THEN 0 ELSE h.amount - h.captured END;
 END $$;

@@ -2,11 +2,12 @@
 # Differential test of the money paths: random sequences of operations
 # (open_wallet, open_merchant, top_up, withdraw, request_payment,
 # cancel_payment_code, charge, charge_many, refund, freeze, unfreeze,
-# close_account) go to payext and to a small model of DESIGN.md in plain
+# close_account; and holds: authorize, capture_hold, void_hold,
+# available_balance, about 15 % of the operations) go to payext and to a small model of DESIGN.md in plain
 # PL/pgSQL (test/diff/model.sql); after every operation the driver
 # (test/diff/driver.sql) compares the SQLSTATEs, what came back, the new
-# journal rows, every balance and status, and the guesses counted against
-# merchants.  The first divergence fails the run with its seed, the
+# journal rows, every balance, available balance and status, and the guesses
+# counted against merchants.  The first divergence fails the run with its seed, the
 # operation, both outcomes and the operations before it.  A seed draws the
 # same operations on every run, up to the clock: halfway through each seed
 # the driver sleeps a second so that short-lived codes expire, and which
