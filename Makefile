@@ -11,6 +11,7 @@ OBJS = \
 	src/code_format.o \
 	src/codes.o \
 	src/currency.o \
+	src/direct.o \
 	src/events.o \
 	src/holds.o \
 	src/ident.o \

@@ -46,6 +46,7 @@
 #include "utils/timestamp.h"
 
 #include "currency.h"
+#include "direct.h"
 #include "errors.h"
 #include "ledger.h"
 #include "payext_limits.h"
@@ -177,8 +178,9 @@ static PayextPlan system_balance_plan = {
 };
 
 /* Merchant buckets */
+/* With the locked version's tuple id (column 9, for direct.c). */
 static PayextPlan lock_user_account_plan = {
-	"SELECT id, kind, currency, balance, status, owner, public_service_id, " LEDGER_MAY_HOLD
+	"SELECT id, kind, currency, balance, status, owner, public_service_id, " LEDGER_MAY_HOLD ", ctid"
 	"  FROM payext.account"
 	" WHERE id = $1 AND balance IS NOT NULL"
 	"   FOR NO KEY UPDATE",
@@ -576,15 +578,22 @@ LedgerFindAccount(int64 account_id, LedgerAccount *account)
 void
 LedgerReadAccount(int64 account_id, LedgerAccount *account)
 {
-	Datum		values[1];
+	PayextAccountRow row;
 
-	values[0] = Int64GetDatum(account_id);
-	if (PayextExecute(&read_account_plan, values, NULL, false, 1,
-					  SPI_OK_SELECT) == 0)
+	if (!PayextDirectReadAccount(account_id, &row))
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
-	LedgerReadLockedAccount(0, account);
+	account->id = row.id;
+	account->kind = LedgerParseAccountKind(row.kind);
+	strlcpy(account->currency, row.currency, sizeof(account->currency));
+	account->balance_minor = row.balance;
+	account->status = LedgerParseAccountStatus(row.status);
+	account->owner = row.owner;
+	account->public_service_id = row.public_service_id;
+	/* LEDGER_MAY_HOLD */
+	account->may_hold = !row.held_until_null &&
+		row.held_until > GetCurrentTransactionStartTimestamp();
 }
 
 void
@@ -754,6 +763,8 @@ LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit
 			elog(ERROR, "payext: account " INT64_FORMAT " could not be locked", id);
 		}
 		LedgerReadLockedAccount(0, is_debit ? debit : credit);
+		if (is_debit)
+			debit->locked_tid = *(ItemPointer) DatumGetPointer(PayextResultDatum(0, 9));
 	}
 }
 
@@ -1052,7 +1063,15 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 	{
 		values[0] = Int64GetDatum(debit.id);
 		values[1] = Int64GetDatum(debit_after);
-		if (PayextExecute(&set_one_balance_plan, values, NULL, false, 0,
+
+		/*
+		 * A wallet's row is as we locked it (wallets have no buckets to
+		 * fold): set where the lock found it, without the executor.
+		 */
+		if (!(debit.kind == LEDGER_WALLET &&
+			  PayextDirectSetBalance(&debit.locked_tid, debit.id,
+									 debit.balance_minor, debit_after)) &&
+			PayextExecute(&set_one_balance_plan, values, NULL, false, 0,
 						  SPI_OK_UPDATE) != 1)
 			elog(ERROR, "payext: balance of account " INT64_FORMAT " was not set", debit.id);
 		LedgerCreditBucket(req, &credit);

@@ -7,6 +7,7 @@
 #define PAYEXT_LEDGER_H
 
 #include "datatype/timestamp.h"
+#include "storage/itemptr.h"
 
 /* payext.account.kind, parsed once when a row is read */
 typedef enum LedgerAccountKind
@@ -65,6 +66,7 @@ typedef struct LedgerAccount
 	char	   *public_service_id;	/* a merchant's official account */
 	bool		may_hold;		/* a wallet whose holds may not all be over */
 	int64		held_minor;		/* what its live holds hold (LedgerTransfer) */
+	ItemPointerData locked_tid; /* the row version locked, when known */
 } LedgerAccount;
 
 typedef struct LedgerTransferRequest
