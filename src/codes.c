@@ -52,6 +52,7 @@
 #include "association.h"
 #include "code_format.h"
 #include "codes.h"
+#include "direct.h"
 #include "errors.h"
 #include "events.h"
 #include "holds.h"
@@ -96,6 +97,7 @@ typedef struct CodeRow
 	int64		max_amount_minor;	/* 0: no cap */
 	TimestampTz expires_at;
 	CodeState	state;
+	ItemPointerData tid;		/* the version locked (direct.c) */
 } CodeRow;
 
 static PayextPlan current_key_plan = {
@@ -147,7 +149,7 @@ static PayextPlan purge_codes_plan = {
 };
 
 static PayextPlan lock_code_plan = {
-	"SELECT serial, key_id, wallet, coalesce(max_amount, 0), expires_at, state"
+	"SELECT serial, key_id, wallet, coalesce(max_amount, 0), expires_at, state, ctid"
 	"  FROM payext.payment_code"
 	" WHERE code = $1"
 	"   FOR NO KEY UPDATE",
@@ -551,6 +553,7 @@ CodesLockRow(const CodeFields *fields, const char *code_text, int64 merchant,
 		row->state = (CodeState) PayextParseWord(PayextResultCString(0, 6), code_state_names,
 												 lengthof(code_state_names),
 												 "payment code state");
+		row->tid = *(ItemPointer) DatumGetPointer(PayextResultDatum(0, 7));
 		return true;
 	}
 	if (IsolationUsesXactSnapshot() &&
@@ -835,13 +838,26 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 				  const LedgerAccount *wallet_found,
 				  const LedgerAccount *merchant_found)
 {
+	static const char *const code_key[] = {"serial"};
+	static const char *const code_set[] = {"state", "closed_at"};
+	static const char *const payment_cols[] = {
+		"transfer_id", "merchant", "order_ref", "wallet", "code_serial",
+		"amount", "created_at", "updated_at", "refunded"
+	};
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	Datum		values[7];
+	Datum		values[9];
 
-	values[0] = Int64GetDatum(row->serial);
-	values[1] = CStringGetTextDatum(code_state_names[CODE_USED]);
-	values[2] = TimestampTzGetDatum(now);
-	PayextExecute(&close_code_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	/* Without the executor where direct.c can (src/direct.c). */
+	values[0] = CStringGetTextDatum(code_state_names[CODE_USED]);
+	values[1] = TimestampTzGetDatum(now);
+	if (!PayextDirectUpdate(PayextDirectPaymentCode, (ItemPointer) &row->tid,
+							1, code_key, &row->serial, 2, code_set, values, NULL))
+	{
+		values[0] = Int64GetDatum(row->serial);
+		values[1] = CStringGetTextDatum(code_state_names[CODE_USED]);
+		values[2] = TimestampTzGetDatum(now);
+		PayextExecute(&close_code_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	}
 
 	values[0] = Int64GetDatum(transfer_id);
 	values[1] = Int64GetDatum(merchant);
@@ -850,7 +866,11 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 	values[4] = Int64GetDatum(row->serial);
 	values[5] = Int64GetDatum(amount_minor);
 	values[6] = TimestampTzGetDatum(now);
-	PayextExecute(&insert_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	values[7] = TimestampTzGetDatum(now);
+	values[8] = Int64GetDatum(0);
+	if (!PayextDirectInsert(PayextDirectPayment, lengthof(payment_cols), payment_cols,
+							values, NULL))
+		PayextExecute(&insert_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
 	AssocRecordTransfer(transfer_id, "payment", wallet_found, merchant_found,
 						amount_minor);
 }

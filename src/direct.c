@@ -1,42 +1,42 @@
 /*-------------------------------------------------------------------------
  *
  * direct.c
- *	  Writes of the charge path without the executor (issue 15).
+ *	  Writes and reads of the charge path without the executor (issue 15).
  *
- *	  A payment sets its wallet's balance in a row it has just locked FOR
- *	  NO KEY UPDATE.  Through SPI that one UPDATE costs an executor start,
- *	  an index scan for a row we already hold, and the account's seven
- *	  CHECK constraints read back from their text and planned, every time
- *	  (ExecConstraints was 11 % of a charging backend's time).  Here the
- *	  row is changed where the lock found it: heap_update, which writes the
- *	  WAL (logical decoding included), counts the update for pgstat and
- *	  keeps the predicate locks; new index entries only when the update is
- *	  not HOT, as the executor would make them.
+ *	  Through SPI every statement pays an executor start, and every write
+ *	  its table's CHECK constraints read back from their text and planned
+ *	  again (ExecConstraints was 11 % of a charging backend's time, most of
+ *	  it stringToNode).  The charge's simplest statements are done here
+ *	  instead, with heapam and the executor's own helpers:
+ *	  - an update of a row the caller holds locked, where its lock found
+ *	    it (the wallet's balance, the code's state): heap_update;
+ *	  - a plain insert (the payment): heap_insert;
+ *	  - a read by the primary key (the merchant): an index scan.
+ *	  heapam writes the WAL (logical decoding included), counts the rows
+ *	  for pgstat, toasts long values and checks SERIALIZABLE conflicts;
+ *	  ExecInsertIndexTuples makes the index entries (none for a HOT
+ *	  update), with unique checks that wait for the other inserter and
+ *	  raise 23505 as the executor does; ExecConstraints checks NOT NULL and
+ *	  every CHECK of the table, a DBA's too, from expressions compiled once
+ *	  per backend and table (dropped when the table's relcache entry is
+ *	  invalidated, by DDL or otherwise).
  *
- *	  What the executor would check, the caller and this file give:
- *	  - CHECK constraints: only the balance changes, to a value the caller
- *	    has checked (not negative, and stored, since the row had one); the
- *	    other columns keep values that passed.  A CHECK this file does not
- *	    know (a DBA's) sends the update through SPI.
- *	  - Triggers and rules: any UPDATE trigger but payext's own guard of
- *	    the status column (which a balance update never fires) and the
- *	    foreign keys' checks of the referenced id (which never changes),
- *	    or any rule, sends the update through SPI.
- *	  - Row-level security forced on the table owner: SPI.
- *	  - A publication without a replica identity: the executor's own
- *	    check (CheckCmdReplicaIdentity).
- *	  - No other transaction can have changed the row: the caller holds
- *	    its lock, and gives the tuple id the lock returned.  The id and the
- *	    balance found there are compared with the caller's before writing.
+ *	  What the executor would do and this file cannot, sends the write back
+ *	  to the caller's SPI statement (the functions return false, having
+ *	  written nothing):
+ *	  - a trigger that the statement would fire: for an update, any UPDATE
+ *	    trigger except those limited to columns not set (payext's guard of
+ *	    account.status) and the foreign keys' checks of a referenced key
+ *	    that is not set; for an insert, any INSERT trigger;
+ *	  - a rule, or row-level security forced on the table's owner;
+ *	  - for an insert, columns of the table the caller does not give (a
+ *	    DBA's column with a default).
+ *	  A publication without a replica identity refuses the update with the
+ *	  executor's own check (CheckCmdReplicaIdentity).  The caller holds the
+ *	  row's lock, so no other transaction changed it; the values the lock
+ *	  read are compared with the row before it is written.
  *
- *	  A charge also reads its merchant's row before it locks anything
- *	  (LedgerReadAccount): here by the primary key's index, with the
- *	  snapshot a SELECT through SPI would take, which keeps what the
- *	  executor would keep for a read (SERIALIZABLE's predicate locks are
- *	  the index's and the heap's).  Row-level security on payext.account
- *	  applies to payext's readers, not to the owner its functions run as.
- *
- *	  test/sql/direct.sql (pgTAP) shows each of these.
+ *	  test/pgtap/direct.sql shows each of these.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,9 +51,12 @@
 #include "catalog/pg_trigger_d.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "nodes/bitmapset.h"
+#include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "storage/bufmgr.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
@@ -62,71 +65,103 @@
 #include "direct.h"
 #include "spi_util.h"
 
-/* payext.account's CHECK constraints, as src/sql/ledger.sql names them. */
-static const char *const account_checks[] = {
-	"account_kind_check",
-	"account_currency_check",
-	"account_status_check",
-	"account_balance_not_negative",
-	"account_balance_stored",
-	"account_wallet_has_owner",
-	"account_merchant_has_psid",
+/*
+ * One of payext's tables, as this backend writes it: its relation id and
+ * an executor state whose ResultRelInfo keeps the table's compiled CHECK
+ * expressions from one call to the next.
+ */
+struct PayextDirectTable
+{
+	const char *name;			/* in schema payext */
+	Oid			relid;			/* InvalidOid: look it up */
+	bool		stale;			/* relcache invalidated: rebuild */
+	EState	   *estate;			/* long-lived; NULL until first use */
+	ResultRelInfo *rri;
 };
 
-/* The only UPDATE trigger payext puts on payext.account (status only). */
-#define ACCOUNT_STATUS_GUARD "account_status_guard"
-
-static bool
-KnownAccountCheck(const char *name)
+static PayextDirectTable direct_account =
 {
-	for (size_t i = 0; i < lengthof(account_checks); i++)
-		if (strcmp(name, account_checks[i]) == 0)
-			return true;
-	return false;
+	.name = "account"
+};
+static PayextDirectTable direct_payment_code =
+{
+	.name = "payment_code"
+};
+static PayextDirectTable direct_payment =
+{
+	.name = "payment"
+};
+
+PayextDirectTable *const PayextDirectAccount = &direct_account;
+PayextDirectTable *const PayextDirectPaymentCode = &direct_payment_code;
+PayextDirectTable *const PayextDirectPayment = &direct_payment;
+
+static PayextDirectTable * const direct_tables[] = {
+	&direct_account, &direct_payment_code, &direct_payment
+};
+
+static bool callback_registered = false;
+
+static void
+DirectRelcacheCallback(Datum arg, Oid relid)
+{
+	for (size_t i = 0; i < lengthof(direct_tables); i++)
+		if (relid == InvalidOid || relid == direct_tables[i]->relid)
+			direct_tables[i]->stale = true;
 }
 
 /*
- * Whether an UPDATE of the balance through the executor would do nothing
- * that heap_update does not: no trigger or rule to run, no CHECK this file
- * does not know, no policy on the owner.
+ * Opens the table with the lock `lockmode`, and makes sure its executor
+ * state is current: built again after any invalidation of the table.
  */
-static bool
-DirectUpdateAllowed(Relation rel)
+static Relation
+DirectOpen(PayextDirectTable * t, LOCKMODE lockmode)
 {
-	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	Relation	rel;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION ||
-		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
-		rel->rd_rules != NULL ||
-		(rel->rd_rel->relrowsecurity && rel->rd_rel->relforcerowsecurity))
-		return false;
-	if (rel->trigdesc != NULL)
+	if (!callback_registered)
 	{
-		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
-		{
-			Trigger    *trig = &rel->trigdesc->triggers[i];
+		CacheRegisterRelcacheCallback(DirectRelcacheCallback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (t->stale || !OidIsValid(t->relid))
+	{
+		if (t->estate != NULL)
+			FreeExecutorState(t->estate);
+		t->estate = NULL;
+		t->rri = NULL;
+		t->relid = PayextRelid(t->name);
+		t->stale = false;
+		if (!OidIsValid(t->relid))
+			elog(ERROR, "payext: relation payext.%s is missing", t->name);
+	}
+	rel = table_open(t->relid, lockmode);
+	if (t->estate == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
 
-			/*
-			 * The foreign keys that reference an account act only when its id
-			 * changes, which a balance update never does.
-			 */
-			if (TRIGGER_FOR_UPDATE(trig->tgtype) &&
-				strcmp(trig->tgname, ACCOUNT_STATUS_GUARD) != 0 &&
-				RI_FKey_trigger_type(trig->tgfoid) != RI_TRIGGER_PK)
-				return false;
-		}
+		t->estate = CreateExecutorState();
+		MemoryContextSwitchTo(t->estate->es_query_cxt);
+		t->rri = makeNode(ResultRelInfo);
+		/* No range table: the relation is not a query's result. */
+		InitResultRelInfo(t->rri, rel, 0, NULL, 0);
+		MemoryContextSwitchTo(old);
 	}
-	if (constr != NULL)
-	{
-		for (int i = 0; i < constr->num_check; i++)
-			if (!KnownAccountCheck(constr->check[i].ccname))
-				return false;
-	}
-	return true;
+	t->rri->ri_RelationDesc = rel;
+	return rel;
 }
 
+static void
+DirectClose(PayextDirectTable * t, Relation rel)
+{
+	ResetPerTupleExprContext(t->estate);
+	t->rri->ri_RelationDesc = NULL;
+	table_close(rel, NoLock);
+}
+
+/* The attribute number (0-based) of a column, or -1. */
 static int
-AccountAttnum(TupleDesc desc, const char *name)
+DirectAttnum(TupleDesc desc, const char *name)
 {
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -135,14 +170,82 @@ AccountAttnum(TupleDesc desc, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return i;
 	}
-	elog(ERROR, "payext: payext.account has no column %s", name);
-	return -1;					/* keep the compiler quiet */
+	return -1;
+}
+
+/*
+ * Whether a write of kind `cmd` (setting the columns `set`, for an update)
+ * through the executor would do nothing that this file does not.
+ */
+static bool
+DirectAllowed(Relation rel, CmdType cmd, Bitmapset *set)
+{
+	Bitmapset  *keys = NULL;
+	bool		allowed = true;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->rd_rules != NULL ||
+		(rel->rd_rel->relrowsecurity && rel->rd_rel->relforcerowsecurity))
+		return false;
+	if (rel->trigdesc == NULL)
+		return true;
+	if (cmd == CMD_UPDATE)
+		keys = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_KEY);
+	for (int i = 0; i < rel->trigdesc->numtriggers && allowed; i++)
+	{
+		Trigger    *trig = &rel->trigdesc->triggers[i];
+		Bitmapset  *cols = NULL;
+
+		if (cmd == CMD_INSERT)
+		{
+			if (TRIGGER_FOR_INSERT(trig->tgtype))
+				allowed = false;
+			continue;
+		}
+		if (!TRIGGER_FOR_UPDATE(trig->tgtype))
+			continue;
+		/* The foreign keys act when a referenced key changes. */
+		if (RI_FKey_trigger_type(trig->tgfoid) == RI_TRIGGER_PK &&
+			!bms_overlap(keys, set))
+			continue;
+		/* UPDATE OF columns: fires when one of them is set. */
+		for (int c = 0; c < trig->tgnattr; c++)
+			cols = bms_add_member(cols, trig->tgattr[c] - FirstLowInvalidHeapAttributeNumber);
+		if (TRIGGER_FOR_ROW(trig->tgtype) && trig->tgnattr > 0 && !bms_overlap(cols, set))
+			continue;
+		allowed = false;
+	}
+	return allowed;
+}
+
+/*
+ * Index entries for a new row version, as the executor makes them: unique
+ * checks that wait for another inserter and raise 23505.
+ */
+static void
+DirectInsertIndexes(PayextDirectTable * t, TupleTableSlot *slot)
+{
+	/*
+	 * An executor state of this call's: index predicates and expressions are
+	 * compiled into it, per call, as the executor does per statement.
+	 */
+	EState	   *estate = CreateExecutorState();
+
+	ExecOpenIndices(t->rri, false);
+	/* Not "update = true": that hint reads a range table we do not have. */
+	ExecInsertIndexTuples(t->rri, slot, estate, false, false, NULL, NIL);
+	ExecCloseIndices(t->rri);
+	t->rri->ri_NumIndices = 0;
+	FreeExecutorState(estate);
 }
 
 bool
-PayextDirectSetBalance(ItemPointer tid, int64 id, int64 before, int64 after)
+PayextDirectUpdate(PayextDirectTable * t, ItemPointer tid,
+				   int nexpect, const char *const *expect_cols, const int64 *expect,
+				   int nset, const char *const *set_cols, const Datum *set,
+				   const bool *set_null)
 {
-	Oid			relid = PayextRelid("account");
 	Relation	rel;
 	TupleDesc	desc;
 	HeapTupleData oldtup;
@@ -151,76 +254,139 @@ PayextDirectSetBalance(ItemPointer tid, int64 id, int64 before, int64 after)
 	Datum	   *values;
 	bool	   *nulls;
 	bool	   *replace;
-	int			id_att;
-	int			balance_att;
+	Bitmapset  *set_atts = NULL;
+	TupleTableSlot *slot;
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
 	TM_Result	result;
 
-	/* The caller checked the new balance; the CHECK would refuse less. */
-	if (!ItemPointerIsValid(tid) || after < 0 || !OidIsValid(relid))
+	if (!ItemPointerIsValid(tid))
 		return false;
-	rel = table_open(relid, RowExclusiveLock);
-	if (!DirectUpdateAllowed(rel))
+	rel = DirectOpen(t, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	replace = palloc0(desc->natts * sizeof(bool));
+	for (int i = 0; i < nset; i++)
 	{
-		table_close(rel, RowExclusiveLock);
+		int			att = DirectAttnum(desc, set_cols[i]);
+
+		if (att < 0)
+			elog(ERROR, "payext: payext.%s has no column %s", t->name, set_cols[i]);
+		replace[att] = true;
+		set_atts = bms_add_member(set_atts, att + 1 - FirstLowInvalidHeapAttributeNumber);
+	}
+	if (!DirectAllowed(rel, CMD_UPDATE, set_atts))
+	{
+		DirectClose(t, rel);
 		return false;
 	}
 	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
-	desc = RelationGetDescr(rel);
-	id_att = AccountAttnum(desc, "id");
-	balance_att = AccountAttnum(desc, "balance");
 
-	/* The locked row, and a copy of it with the new balance. */
+	/* The locked row, as the lock read it, and a copy with the new values. */
 	oldtup.t_self = *tid;
 	if (!heap_fetch(rel, SnapshotAny, &oldtup, &buffer, false))
-		elog(ERROR, "payext: the locked row of account " INT64_FORMAT " is gone", id);
+		elog(ERROR, "payext: the locked row of payext.%s is gone", t->name);
 	values = palloc(desc->natts * sizeof(Datum));
 	nulls = palloc(desc->natts * sizeof(bool));
-	replace = palloc0(desc->natts * sizeof(bool));
 	heap_deform_tuple(&oldtup, desc, values, nulls);
-	if (nulls[id_att] || DatumGetInt64(values[id_att]) != id ||
-		nulls[balance_att] || DatumGetInt64(values[balance_att]) != before)
-		elog(ERROR, "payext: the locked row of account " INT64_FORMAT " is not the one read", id);
-	values[balance_att] = Int64GetDatum(after);
-	replace[balance_att] = true;
+	for (int i = 0; i < nexpect; i++)
+	{
+		int			att = DirectAttnum(desc, expect_cols[i]);
+
+		if (att < 0 || nulls[att] || DatumGetInt64(values[att]) != expect[i])
+			elog(ERROR, "payext: the locked row of payext.%s is not the one read", t->name);
+	}
+	for (int i = 0; i < nset; i++)
+	{
+		int			att = DirectAttnum(desc, set_cols[i]);
+
+		values[att] = set[i];
+		nulls[att] = set_null != NULL && set_null[i];
+	}
 	newtup = heap_modify_tuple(&oldtup, desc, values, nulls, replace);
 	ReleaseBuffer(buffer);
 
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(newtup, slot, false);
+	if (desc->constr != NULL)
+		ExecConstraints(t->rri, slot, t->estate);
+
 	/*
 	 * We hold the row's lock, so no other transaction has updated or deleted
-	 * it; we have not either since the lock (the caller's contract), so
-	 * anything but TM_Ok is a bug.
+	 * it, nor have we since the lock (the caller's contract): anything but
+	 * TM_Ok is a bug.
 	 */
 	result = heap_update(rel, tid, newtup, GetCurrentCommandId(true),
 						 InvalidSnapshot, true, &tmfd, &lockmode);
 	if (result != TM_Ok)
-		elog(ERROR, "payext: the locked row of account " INT64_FORMAT " could not be updated (%d)",
-			 id, (int) result);
-
-	/* Not HOT: every index gets an entry for the new version. */
+		elog(ERROR, "payext: the locked row of payext.%s could not be updated (%d)",
+			 t->name, (int) result);
 	if (!HeapTupleIsHeapOnly(newtup))
 	{
-		EState	   *estate = CreateExecutorState();
-		ResultRelInfo *rri = makeNode(ResultRelInfo);
-		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-
-		/* No range table: "update" would ask it for the updated columns. */
-		InitResultRelInfo(rri, rel, 0, NULL, 0);
-		ExecOpenIndices(rri, false);
-		ExecStoreHeapTuple(newtup, slot, false);
-		ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-		ExecCloseIndices(rri);
-		ExecDropSingleTupleTableSlot(slot);
-		FreeExecutorState(estate);
+		slot->tts_tid = newtup->t_self;
+		DirectInsertIndexes(t, slot);
 	}
+	ExecDropSingleTupleTableSlot(slot);
 	heap_freetuple(newtup);
 	pfree(values);
 	pfree(nulls);
 	pfree(replace);
-	table_close(rel, NoLock);
+	DirectClose(t, rel);
 
-	/* Later statements of this transaction see the new balance. */
+	/* Later statements of this transaction see the new values. */
+	CommandCounterIncrement();
+	return true;
+}
+
+bool
+PayextDirectInsert(PayextDirectTable * t, int ncols, const char *const *cols,
+				   const Datum *given, const bool *given_null)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	int			live = 0;
+	HeapTuple	tup;
+	TupleTableSlot *slot;
+
+	rel = DirectOpen(t, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	/* Every column given, so that no default is needed. */
+	if (live != ncols || !DirectAllowed(rel, CMD_INSERT, NULL))
+	{
+		DirectClose(t, rel);
+		return false;
+	}
+	values = palloc0(desc->natts * sizeof(Datum));
+	nulls = palloc(desc->natts * sizeof(bool));
+	memset(nulls, true, desc->natts * sizeof(bool));
+	for (int i = 0; i < ncols; i++)
+	{
+		int			att = DirectAttnum(desc, cols[i]);
+
+		if (att < 0)
+			elog(ERROR, "payext: payext.%s has no column %s", t->name, cols[i]);
+		values[att] = given[i];
+		nulls[att] = given_null != NULL && given_null[i];
+	}
+	tup = heap_form_tuple(desc, values, nulls);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	ExecStoreHeapTuple(tup, slot, false);
+	if (desc->constr != NULL)
+		ExecConstraints(t->rri, slot, t->estate);
+
+	heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
+	slot->tts_tid = tup->t_self;
+	DirectInsertIndexes(t, slot);
+
+	ExecDropSingleTupleTableSlot(slot);
+	heap_freetuple(tup);
+	pfree(values);
+	pfree(nulls);
+	DirectClose(t, rel);
 	CommandCounterIncrement();
 	return true;
 }
@@ -235,7 +401,6 @@ DirectText(Datum *values, bool *nulls, int att)
 bool
 PayextDirectReadAccount(int64 id, PayextAccountRow *row)
 {
-	Oid			relid = PayextRelid("account");
 	Relation	rel;
 	Relation	index;
 	TupleDesc	desc;
@@ -245,9 +410,7 @@ PayextDirectReadAccount(int64 id, PayextAccountRow *row)
 	Snapshot	snapshot;
 	bool		found;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "payext: relation payext.account is missing");
-	rel = table_open(relid, AccessShareLock);
+	rel = DirectOpen(PayextDirectAccount, AccessShareLock);
 	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 	desc = RelationGetDescr(rel);
 
@@ -263,28 +426,29 @@ PayextDirectReadAccount(int64 id, PayextAccountRow *row)
 	{
 		Datum	   *values;
 		bool	   *nulls;
+		int			balance = DirectAttnum(desc, "balance");
+		int			held_until = DirectAttnum(desc, "held_until");
 
 		slot_getallattrs(slot);
 		values = slot->tts_values;
 		nulls = slot->tts_isnull;
-		row->id = DatumGetInt64(values[AccountAttnum(desc, "id")]);
-		row->kind = DirectText(values, nulls, AccountAttnum(desc, "kind"));
-		row->currency = DirectText(values, nulls, AccountAttnum(desc, "currency"));
-		row->balance_null = nulls[AccountAttnum(desc, "balance")];
-		row->balance = row->balance_null ? 0 :
-			DatumGetInt64(values[AccountAttnum(desc, "balance")]);
-		row->status = DirectText(values, nulls, AccountAttnum(desc, "status"));
-		row->owner = DirectText(values, nulls, AccountAttnum(desc, "owner"));
+		row->id = DatumGetInt64(values[DirectAttnum(desc, "id")]);
+		row->kind = DirectText(values, nulls, DirectAttnum(desc, "kind"));
+		row->currency = DirectText(values, nulls, DirectAttnum(desc, "currency"));
+		row->balance_null = nulls[balance];
+		row->balance = row->balance_null ? 0 : DatumGetInt64(values[balance]);
+		row->status = DirectText(values, nulls, DirectAttnum(desc, "status"));
+		row->owner = DirectText(values, nulls, DirectAttnum(desc, "owner"));
 		row->public_service_id = DirectText(values, nulls,
-											AccountAttnum(desc, "public_service_id"));
-		row->held_until_null = nulls[AccountAttnum(desc, "held_until")];
+											DirectAttnum(desc, "public_service_id"));
+		row->held_until_null = nulls[held_until];
 		row->held_until = row->held_until_null ? 0 :
-			DatumGetTimestampTz(values[AccountAttnum(desc, "held_until")]);
+			DatumGetTimestampTz(values[held_until]);
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
 	index_close(index, NoLock);
-	table_close(rel, NoLock);
+	DirectClose(PayextDirectAccount, rel);
 	return found;
 }

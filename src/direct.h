@@ -1,12 +1,42 @@
 /*
  * direct.h
- *		Writes of the charge path without the executor (direct.c).
+ *		Writes and reads of the charge path without the executor (direct.c).
  */
 #ifndef PAYEXT_DIRECT_H
 #define PAYEXT_DIRECT_H
 
 #include "datatype/timestamp.h"
 #include "storage/itemptr.h"
+
+/* One of payext's tables, as direct.c writes it. */
+typedef struct PayextDirectTable PayextDirectTable;
+
+extern PayextDirectTable * const PayextDirectAccount;
+extern PayextDirectTable * const PayextDirectPaymentCode;
+extern PayextDirectTable * const PayextDirectPayment;
+
+/*
+ * Sets the columns set_cols to set (NULL where set_null says so; set_null
+ * may be NULL) in the row version at *tid, which this transaction holds
+ * locked and has not changed since.  The row's int8 columns expect_cols
+ * must hold expect (what the lock read), or it is an internal error.
+ * false, having written nothing, when an UPDATE through the executor would
+ * do more than this (a trigger, a rule): the caller then runs its UPDATE.
+ */
+extern bool PayextDirectUpdate(PayextDirectTable * t, ItemPointer tid,
+							   int nexpect, const char *const *expect_cols,
+							   const int64 *expect,
+							   int nset, const char *const *set_cols,
+							   const Datum *set, const bool *set_null);
+
+/*
+ * Inserts a row with every column of the table given (cols, values,
+ * nulls); false, having written nothing, when an INSERT through the
+ * executor would do more (a trigger, a rule, a column not given).
+ */
+extern bool PayextDirectInsert(PayextDirectTable * t, int ncols,
+							   const char *const *cols, const Datum *values,
+							   const bool *nulls);
 
 /* A row of payext.account as read; strings palloc'd, NULL for NULL. */
 typedef struct PayextAccountRow
@@ -22,16 +52,6 @@ typedef struct PayextAccountRow
 	bool		held_until_null;
 	TimestampTz held_until;
 } PayextAccountRow;
-
-/*
- * Sets the balance of payext.account's row at *tid, which this transaction
- * holds locked and has not changed since, from `before` to `after` (≥ 0).
- * false, having written nothing, when an UPDATE through the executor would
- * do more than heap_update does (a trigger, a rule, a CHECK payext does not
- * know): the caller then runs its UPDATE through SPI.
- */
-extern bool PayextDirectSetBalance(ItemPointer tid, int64 id, int64 before,
-								   int64 after);
 
 /*
  * Reads payext.account's row `id` by its primary key, as a SELECT through

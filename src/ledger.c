@@ -986,6 +986,25 @@ LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
 						 SPI_OK_INSERT) == 1;
 }
 
+/*
+ * Sets the balance of an account whose row we locked (and whose tuple id
+ * the lock gave), without the executor; false when direct.c declines.
+ */
+static bool
+LedgerSetLockedBalance(const LedgerAccount *account, int64 after)
+{
+	static const char *const expect_cols[] = {"id", "balance"};
+	static const char *const set_cols[] = {"balance"};
+	int64		expect[2];
+	Datum		set[1];
+
+	expect[0] = account->id;
+	expect[1] = account->balance_minor;
+	set[0] = Int64GetDatum(after);
+	return PayextDirectUpdate(PayextDirectAccount, (ItemPointer) &account->locked_tid,
+							  2, expect_cols, expect, 1, set_cols, set, NULL);
+}
+
 int64
 LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 {
@@ -1069,8 +1088,7 @@ LedgerTransfer(const LedgerTransferRequest *req, bool *replayed)
 		 * fold): set where the lock found it, without the executor.
 		 */
 		if (!(debit.kind == LEDGER_WALLET &&
-			  PayextDirectSetBalance(&debit.locked_tid, debit.id,
-									 debit.balance_minor, debit_after)) &&
+			  LedgerSetLockedBalance(&debit, debit_after)) &&
 			PayextExecute(&set_one_balance_plan, values, NULL, false, 0,
 						  SPI_OK_UPDATE) != 1)
 			elog(ERROR, "payext: balance of account " INT64_FORMAT " was not set", debit.id);

@@ -1,27 +1,31 @@
--- direct.sql: the charge path's writes without the executor (src/direct.c).
+-- direct.sql: the charge path without the executor (src/direct.c).
 --
--- A charge sets its wallet's balance with heap_update where its lock found
--- the row, and reads its merchant by the primary key's index, not through
--- SPI.  Proves that what the executor gave is still given:
+-- A charge sets its wallet's balance and its code's state with heap_update
+-- where its locks found the rows, inserts its payment with heap_insert,
+-- and reads its merchant by the primary key's index, not through SPI.
+-- Proves that what the executor gave is still given:
 --   - the indexes: updates that cannot stay on their page (not HOT) give
---     every index of payext.account an entry for the new version
---     (amcheck's bt_index_check with heapallindexed finds every row version
---     in every index), and an index scan by (owner, currency) finds the
---     wallet with its new balance;
---   - pgstat: one update of payext.account counted per charge;
---   - a DBA's UPDATE trigger on payext.account fires, and a DBA's CHECK
---     refuses a balance it forbids (23514): either sends the update through
---     the executor, which src/direct.c cannot imitate;
+--     every index of payext.account an entry for the new version, and
+--     every payment has its entries in payment's indexes (amcheck's
+--     bt_index_check with heapallindexed finds every row version in every
+--     index); an index scan by (owner, currency) finds the wallet with its
+--     new balance;
+--   - pgstat: one update of payext.account and of payext.payment_code, and
+--     one insert of payext.payment, counted per charge;
+--   - CHECK constraints, a DBA's too, are evaluated: a DBA's CHECK on the
+--     balance refuses (23514), one on payext.payment too;
+--   - a DBA's UPDATE trigger on payext.account and INSERT trigger on
+--     payext.payment fire; a DBA's column with a default on payext.payment
+--     gets its default;
 --   - a publication of payext.account without a replica identity refuses
 --     the charge's update (55000), as the executor's check does;
---   - two charges of one wallet in one transaction, and in one
---     charge_many, leave the balance and the journal agreeing
---     (verify_ledger());
+--   - two charges of one wallet in one statement, and in one charge_many,
+--     leave the balance and the journal agreeing (verify_ledger());
 --   - the merchant read before the locks: a missing or wrong account is
 --     still PY101 and PY111.
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(16);
+SELECT plan(24);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -42,6 +46,9 @@ SELECT count(payext.top_up(id, 100000, 'direct-top-' || g)) FROM w;
 CREATE TEMP TABLE upd0 AS
 SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables
  WHERE relid = 'payext.account'::regclass;
+CREATE TEMP TABLE other0 AS
+SELECT relid, n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables
+ WHERE relid IN ('payext.payment'::regclass, 'payext.payment_code'::regclass);
 
 -- Ten charges of each wallet, one statement each.
 DO $$
@@ -65,10 +72,27 @@ SELECT ok((SELECT (s.n_tup_upd - u.n_tup_upd) - (s.n_tup_hot_upd - u.n_tup_hot_u
              FROM pg_stat_xact_user_tables s, upd0 u
             WHERE relid = 'payext.account'::regclass),
           'some of the charges'' updates were not HOT (new index entries were needed)');
+SELECT is((SELECT s.n_tup_ins - o.n_tup_ins FROM pg_stat_xact_user_tables s
+             JOIN other0 o USING (relid) WHERE relid = 'payext.payment'::regclass),
+          80::bigint, 'pgstat counts one insert of payext.payment per charge');
+SELECT is((SELECT s.n_tup_upd - o.n_tup_upd FROM pg_stat_xact_user_tables s
+             JOIN other0 o USING (relid) WHERE relid = 'payext.payment_code'::regclass),
+          80::bigint, 'pgstat counts one update of payext.payment_code per charge');
 SELECT lives_ok(
-  $$SELECT bool_and(bt_index_check(i.indexrelid, true) IS NULL OR true)
+  $$SELECT bt_index_check(i.indexrelid, true)
       FROM pg_index i WHERE i.indrelid = 'payext.account'::regclass$$,
   'every index of payext.account has every row version (bt_index_check, heapallindexed)');
+SELECT lives_ok(
+  $$SELECT bt_index_check(i.indexrelid, true)
+      FROM pg_index i WHERE i.indrelid = 'payext.payment'::regclass$$,
+  'every index of payext.payment has every payment (bt_index_check, heapallindexed)');
+SELECT is((SELECT count(*) FROM payext.payment p JOIN w ON p.wallet = w.id
+            WHERE p.order_ref LIKE 'direct-%' AND p.refunded = 0
+              AND p.created_at = now() AND p.updated_at = now()),
+          80::bigint, 'the payments, with nothing refunded and their times');
+SELECT is((SELECT count(*) FROM payext.payment_code c JOIN w ON c.wallet = w.id
+            WHERE c.state = 'used' AND c.closed_at = now()),
+          80::bigint, 'their codes used, closed now');
 
 SET LOCAL enable_seqscan = off;
 SET LOCAL enable_bitmapscan = off;
@@ -127,6 +151,34 @@ SELECT results_eq('SELECT account, balance FROM seen',
                   format('VALUES (%s::bigint, 98300::bigint)', (SELECT id FROM w WHERE g = 5)),
                   'the DBA''s trigger saw the wallet''s update');
 DROP TRIGGER dba_audit ON payext.account;
+
+-- A DBA's trigger and a DBA's column with a default on payext.payment.
+CREATE TEMP TABLE paid (transfer_id bigint);
+CREATE FUNCTION pg_temp.note_payment() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO paid VALUES (NEW.transfer_id);
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER dba_paid AFTER INSERT ON payext.payment
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.note_payment();
+ALTER TABLE payext.payment ADD COLUMN dba_note text DEFAULT 'noted';
+SELECT payext.charge(:m, payext.request_payment((SELECT id FROM w WHERE g = 5)), 50,
+                     'direct-paid') AS paid_transfer \gset
+SELECT results_eq('SELECT transfer_id FROM paid',
+                  format('VALUES (%s::bigint)', :paid_transfer),
+                  'the DBA''s trigger on payext.payment saw the payment');
+SELECT is((SELECT dba_note FROM payext.payment WHERE transfer_id = :paid_transfer),
+          'noted', 'the DBA''s column got its default');
+DROP TRIGGER dba_paid ON payext.payment;
+ALTER TABLE payext.payment DROP COLUMN dba_note;
+
+-- A DBA's CHECK on payext.payment refuses what it forbids.
+ALTER TABLE payext.payment ADD CONSTRAINT dba_small CHECK (amount < 5000) NOT VALID;
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 6000, %L)', :m,
+                        payext.request_payment((SELECT id FROM w WHERE g = 6)), 'direct-small'),
+                 '23514', NULL, 'a DBA''s CHECK on payext.payment refuses the payment');
+ALTER TABLE payext.payment DROP CONSTRAINT dba_small;
 
 -- A DBA's CHECK on the balance refuses what it forbids.
 ALTER TABLE payext.account ADD CONSTRAINT dba_floor CHECK (balance >= 98000) NOT VALID;
