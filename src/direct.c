@@ -46,6 +46,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_trigger_d.h"
@@ -96,7 +97,7 @@ PayextDirectTable *const PayextDirectAccount = &direct_account;
 PayextDirectTable *const PayextDirectPaymentCode = &direct_payment_code;
 PayextDirectTable *const PayextDirectPayment = &direct_payment;
 
-static PayextDirectTable * const direct_tables[] = {
+static PayextDirectTable *const direct_tables[] = {
 	&direct_account, &direct_payment_code, &direct_payment
 };
 
@@ -115,7 +116,7 @@ DirectRelcacheCallback(Datum arg, Oid relid)
  * state is current: built again after any invalidation of the table.
  */
 static Relation
-DirectOpen(PayextDirectTable * t, LOCKMODE lockmode)
+DirectOpen(PayextDirectTable *t, LOCKMODE lockmode)
 {
 	Relation	rel;
 
@@ -152,7 +153,7 @@ DirectOpen(PayextDirectTable * t, LOCKMODE lockmode)
 }
 
 static void
-DirectClose(PayextDirectTable * t, Relation rel)
+DirectClose(PayextDirectTable *t, Relation rel)
 {
 	ResetPerTupleExprContext(t->estate);
 	t->rri->ri_RelationDesc = NULL;
@@ -224,7 +225,7 @@ DirectAllowed(Relation rel, CmdType cmd, Bitmapset *set)
  * checks that wait for another inserter and raise 23505.
  */
 static void
-DirectInsertIndexes(PayextDirectTable * t, TupleTableSlot *slot)
+DirectInsertIndexes(PayextDirectTable *t, TupleTableSlot *slot)
 {
 	/*
 	 * An executor state of this call's: index predicates and expressions are
@@ -241,7 +242,7 @@ DirectInsertIndexes(PayextDirectTable * t, TupleTableSlot *slot)
 }
 
 bool
-PayextDirectUpdate(PayextDirectTable * t, ItemPointer tid,
+PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 				   int nexpect, const char *const *expect_cols, const int64 *expect,
 				   int nset, const char *const *set_cols, const Datum *set,
 				   const bool *set_null)
@@ -338,7 +339,7 @@ PayextDirectUpdate(PayextDirectTable * t, ItemPointer tid,
 }
 
 bool
-PayextDirectInsert(PayextDirectTable * t, int ncols, const char *const *cols,
+PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 				   const Datum *given, const bool *given_null)
 {
 	Relation	rel;
@@ -398,57 +399,165 @@ DirectText(Datum *values, bool *nulls, int att)
 	return nulls[att] ? NULL : TextDatumGetCString(values[att]);
 }
 
-bool
-PayextDirectReadAccount(int64 id, PayextAccountRow *row)
+/* The account row in slot, into row. */
+static void
+DirectAccountFromSlot(TupleDesc desc, TupleTableSlot *slot, PayextAccountRow *row)
 {
-	Relation	rel;
-	Relation	index;
-	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	int			balance = DirectAttnum(desc, "balance");
+	int			held_until = DirectAttnum(desc, "held_until");
+
+	slot_getallattrs(slot);
+	values = slot->tts_values;
+	nulls = slot->tts_isnull;
+	row->id = DatumGetInt64(values[DirectAttnum(desc, "id")]);
+	row->kind = DirectText(values, nulls, DirectAttnum(desc, "kind"));
+	row->currency = DirectText(values, nulls, DirectAttnum(desc, "currency"));
+	row->balance_null = nulls[balance];
+	row->balance = row->balance_null ? 0 : DatumGetInt64(values[balance]);
+	row->status = DirectText(values, nulls, DirectAttnum(desc, "status"));
+	row->owner = DirectText(values, nulls, DirectAttnum(desc, "owner"));
+	row->public_service_id = DirectText(values, nulls,
+										DirectAttnum(desc, "public_service_id"));
+	row->held_until_null = nulls[held_until];
+	row->held_until = row->held_until_null ? 0 :
+		DatumGetTimestampTz(values[held_until]);
+	row->tid = slot->tts_tid;
+}
+
+/*
+ * The account `id` as the statement's snapshot sees it (a new one under
+ * READ COMMITTED, after a command-counter increment, as SPI takes for a
+ * statement that may write), found by the primary key's index, in slot.
+ */
+static bool
+DirectFindAccount(Relation rel, int64 id, Snapshot snapshot, TupleTableSlot *slot)
+{
+	Relation	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
 	ScanKeyData key;
 	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	Snapshot	snapshot;
 	bool		found;
 
-	rel = DirectOpen(PayextDirectAccount, AccessShareLock);
-	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	desc = RelationGetDescr(rel);
-
-	/* What SPI does before a statement that may write: see our own rows. */
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
-	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, index, snapshot, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	if (found)
-	{
-		Datum	   *values;
-		bool	   *nulls;
-		int			balance = DirectAttnum(desc, "balance");
-		int			held_until = DirectAttnum(desc, "held_until");
-
-		slot_getallattrs(slot);
-		values = slot->tts_values;
-		nulls = slot->tts_isnull;
-		row->id = DatumGetInt64(values[DirectAttnum(desc, "id")]);
-		row->kind = DirectText(values, nulls, DirectAttnum(desc, "kind"));
-		row->currency = DirectText(values, nulls, DirectAttnum(desc, "currency"));
-		row->balance_null = nulls[balance];
-		row->balance = row->balance_null ? 0 : DatumGetInt64(values[balance]);
-		row->status = DirectText(values, nulls, DirectAttnum(desc, "status"));
-		row->owner = DirectText(values, nulls, DirectAttnum(desc, "owner"));
-		row->public_service_id = DirectText(values, nulls,
-											DirectAttnum(desc, "public_service_id"));
-		row->held_until_null = nulls[held_until];
-		row->held_until = row->held_until_null ? 0 :
-			DatumGetTimestampTz(values[held_until]);
-	}
 	index_endscan(scan);
+	index_close(index, NoLock);
+	return found;
+}
+
+bool
+PayextDirectReadAccount(int64 id, PayextAccountRow *row)
+{
+	Relation	rel = DirectOpen(PayextDirectAccount, AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Snapshot	snapshot;
+	bool		found;
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	found = DirectFindAccount(rel, id, snapshot, slot);
+	if (found)
+		DirectAccountFromSlot(RelationGetDescr(rel), slot, row);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
-	index_close(index, NoLock);
+	DirectClose(PayextDirectAccount, rel);
+	return found;
+}
+
+/*
+ * SELECT ... FROM payext.account WHERE id = $1 AND <need> FOR <mode>, as
+ * the executor runs it (ExecLockRows): the row the snapshot sees, locked; under READ
+ * COMMITTED, when another transaction updated it first, its newest version
+ * after that transaction ends (EvalPlanQual's lock and retry; the caller
+ * checks its own conditions on the row returned); under REPEATABLE READ and
+ * SERIALIZABLE such a row is 40001.  false when there is no row (or it was
+ * deleted meanwhile).
+ */
+/* Whether the account in slot is of the kind `need` asks for. */
+static bool
+DirectAccountQual(TupleDesc desc, TupleTableSlot *slot, PayextAccountNeed need)
+{
+	bool		isnull;
+	Datum		value;
+
+	switch (need)
+	{
+		case PAYEXT_ACCOUNT_ANY:
+			return true;
+		case PAYEXT_ACCOUNT_STORES_BALANCE:
+			(void) slot_getattr(slot, DirectAttnum(desc, "balance") + 1, &isnull);
+			return !isnull;
+		case PAYEXT_ACCOUNT_MERCHANT:
+			value = slot_getattr(slot, DirectAttnum(desc, "kind") + 1, &isnull);
+			return !isnull && strcmp(TextDatumGetCString(value), "merchant") == 0;
+	}
+	return false;
+}
+
+bool
+PayextDirectLockAccount(int64 id, PayextAccountNeed need, LockTupleMode mode,
+						PayextAccountRow *row)
+{
+	Relation	rel = DirectOpen(PayextDirectAccount, RowShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TupleTableSlot *locked = table_slot_create(rel, NULL);
+	Snapshot	snapshot;
+	TM_FailureData tmfd;
+	TM_Result	result;
+	ItemPointerData tid;
+	uint8		flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
+	bool		found;
+
+	if (!IsolationUsesXactSnapshot())
+		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	found = DirectFindAccount(rel, id, snapshot, slot) &&
+		DirectAccountQual(RelationGetDescr(rel), slot, need);
+	if (found)
+	{
+		tid = slot->tts_tid;
+		result = table_tuple_lock(rel, &tid, snapshot, locked,
+								  GetCurrentCommandId(true), mode, LockWaitBlock,
+								  flags, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				/* A newer version than the scan's: its conditions again. */
+				found = !tmfd.traversed ||
+					DirectAccountQual(RelationGetDescr(rel), locked, need);
+				if (found)
+					DirectAccountFromSlot(RelationGetDescr(rel), locked, row);
+				break;
+			case TM_SelfModified:
+				/* Changed by this command: the executor skips it too. */
+				found = false;
+				break;
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				elog(ERROR, "payext: unexpected result of locking account " INT64_FORMAT, id);
+				break;
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				found = false;
+				break;
+			default:
+				elog(ERROR, "payext: unexpected result %d of locking account " INT64_FORMAT,
+					 (int) result, id);
+		}
+	}
+	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
 	DirectClose(PayextDirectAccount, rel);
 	return found;
 }

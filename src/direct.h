@@ -6,14 +6,15 @@
 #define PAYEXT_DIRECT_H
 
 #include "datatype/timestamp.h"
+#include "nodes/lockoptions.h"
 #include "storage/itemptr.h"
 
 /* One of payext's tables, as direct.c writes it. */
 typedef struct PayextDirectTable PayextDirectTable;
 
-extern PayextDirectTable * const PayextDirectAccount;
-extern PayextDirectTable * const PayextDirectPaymentCode;
-extern PayextDirectTable * const PayextDirectPayment;
+extern PayextDirectTable *const PayextDirectAccount;
+extern PayextDirectTable *const PayextDirectPaymentCode;
+extern PayextDirectTable *const PayextDirectPayment;
 
 /*
  * Sets the columns set_cols to set (NULL where set_null says so; set_null
@@ -23,7 +24,7 @@ extern PayextDirectTable * const PayextDirectPayment;
  * false, having written nothing, when an UPDATE through the executor would
  * do more than this (a trigger, a rule): the caller then runs its UPDATE.
  */
-extern bool PayextDirectUpdate(PayextDirectTable * t, ItemPointer tid,
+extern bool PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 							   int nexpect, const char *const *expect_cols,
 							   const int64 *expect,
 							   int nset, const char *const *set_cols,
@@ -34,7 +35,7 @@ extern bool PayextDirectUpdate(PayextDirectTable * t, ItemPointer tid,
  * nulls); false, having written nothing, when an INSERT through the
  * executor would do more (a trigger, a rule, a column not given).
  */
-extern bool PayextDirectInsert(PayextDirectTable * t, int ncols,
+extern bool PayextDirectInsert(PayextDirectTable *t, int ncols,
 							   const char *const *cols, const Datum *values,
 							   const bool *nulls);
 
@@ -51,6 +52,7 @@ typedef struct PayextAccountRow
 	char	   *public_service_id;
 	bool		held_until_null;
 	TimestampTz held_until;
+	ItemPointerData tid;		/* the version read or locked */
 } PayextAccountRow;
 
 /*
@@ -58,5 +60,20 @@ typedef struct PayextAccountRow
  * SPI would see it; false when there is none.
  */
 extern bool PayextDirectReadAccount(int64 id, PayextAccountRow *row);
+
+/* Which accounts a lock is for. */
+typedef enum PayextAccountNeed
+{
+	PAYEXT_ACCOUNT_ANY,
+	PAYEXT_ACCOUNT_STORES_BALANCE,	/* balance IS NOT NULL */
+	PAYEXT_ACCOUNT_MERCHANT		/* kind = 'merchant' */
+} PayextAccountNeed;
+
+/*
+ * SELECT ... FROM payext.account WHERE id = $1 AND <need> FOR <mode>, as
+ * the executor would run it; false when there is no such row.
+ */
+extern bool PayextDirectLockAccount(int64 id, PayextAccountNeed need,
+									LockTupleMode mode, PayextAccountRow *row);
 
 #endif							/* PAYEXT_DIRECT_H */

@@ -178,9 +178,8 @@ static PayextPlan system_balance_plan = {
 };
 
 /* Merchant buckets */
-/* With the locked version's tuple id (column 9, for direct.c). */
 static PayextPlan lock_user_account_plan = {
-	"SELECT id, kind, currency, balance, status, owner, public_service_id, " LEDGER_MAY_HOLD ", ctid"
+	"SELECT id, kind, currency, balance, status, owner, public_service_id, " LEDGER_MAY_HOLD
 	"  FROM payext.account"
 	" WHERE id = $1 AND balance IS NOT NULL"
 	"   FOR NO KEY UPDATE",
@@ -575,6 +574,23 @@ LedgerFindAccount(int64 account_id, LedgerAccount *account)
 	return true;
 }
 
+/* An account as direct.c read it. */
+static void
+LedgerAccountFromRow(const PayextAccountRow *row, LedgerAccount *account)
+{
+	account->id = row->id;
+	account->kind = LedgerParseAccountKind(row->kind);
+	strlcpy(account->currency, row->currency, sizeof(account->currency));
+	account->balance_minor = row->balance;
+	account->status = LedgerParseAccountStatus(row->status);
+	account->owner = row->owner;
+	account->public_service_id = row->public_service_id;
+	/* LEDGER_MAY_HOLD */
+	account->may_hold = !row->held_until_null &&
+		row->held_until > GetCurrentTransactionStartTimestamp();
+	account->locked_tid = row->tid;
+}
+
 void
 LedgerReadAccount(int64 account_id, LedgerAccount *account)
 {
@@ -584,16 +600,7 @@ LedgerReadAccount(int64 account_id, LedgerAccount *account)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
-	account->id = row.id;
-	account->kind = LedgerParseAccountKind(row.kind);
-	strlcpy(account->currency, row.currency, sizeof(account->currency));
-	account->balance_minor = row.balance;
-	account->status = LedgerParseAccountStatus(row.status);
-	account->owner = row.owner;
-	account->public_service_id = row.public_service_id;
-	/* LEDGER_MAY_HOLD */
-	account->may_hold = !row.held_until_null &&
-		row.held_until > GetCurrentTransactionStartTimestamp();
+	LedgerAccountFromRow(&row, account);
 }
 
 void
@@ -743,15 +750,17 @@ LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit
 	{
 		bool		is_debit = (i == 0) == debit_first;
 		int64		id = is_debit ? req->debit_account : req->credit_account;
-		Datum		values[1];
+		PayextAccountRow row;
 
 		/* Lock order: lower id first, so two payments cannot deadlock. */
 		Assert(id > locked_before);
 		locked_before = id;
 
-		values[0] = Int64GetDatum(id);
-		if (PayextExecute(is_debit ? &lock_user_account_plan : &share_merchant_plan,
-						  values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		/* lock_user_account_plan and share_merchant_plan, without SPI */
+		if (!PayextDirectLockAccount(id,
+									 is_debit ? PAYEXT_ACCOUNT_STORES_BALANCE : PAYEXT_ACCOUNT_MERCHANT,
+									 is_debit ? LockTupleNoKeyExclusive : LockTupleShare,
+									 &row))
 		{
 			LedgerAccount found;
 
@@ -762,9 +771,7 @@ LedgerLockForBucketCredit(const LedgerTransferRequest *req, LedgerAccount *debit
 			LedgerRequireKind(&found, LEDGER_MERCHANT, "payee");
 			elog(ERROR, "payext: account " INT64_FORMAT " could not be locked", id);
 		}
-		LedgerReadLockedAccount(0, is_debit ? debit : credit);
-		if (is_debit)
-			debit->locked_tid = *(ItemPointer) DatumGetPointer(PayextResultDatum(0, 9));
+		LedgerAccountFromRow(&row, is_debit ? debit : credit);
 	}
 }
 
