@@ -148,13 +148,12 @@ static PayextPlan purge_codes_plan = {
 	1, {TIMESTAMPTZOID}
 };
 
-static PayextPlan lock_code_plan = {
-	"SELECT serial, key_id, wallet, coalesce(max_amount, 0), expires_at, state, ctid"
-	"  FROM payext.payment_code"
-	" WHERE code = $1"
-	"   FOR NO KEY UPDATE",
-	1, {INT8OID}
-};
+/*
+ * A code's lock is PayextDirectLockCode() (src/direct.c), which does
+ * without the executor what this statement did:
+ *   SELECT serial, key_id, wallet, coalesce(max_amount, 0), expires_at, state
+ *     FROM payext.payment_code WHERE code = $1 FOR NO KEY UPDATE
+ */
 
 /*
  * The codes among $1 that could still pay (issued, not expired at $2),
@@ -225,23 +224,19 @@ static PayextPlan lock_payment_plan = {
  */
 #define CODES_REVERSAL_REF_PREFIX "reversal:"
 
-/* A charge's and a reversal's locks of the merchant (CodesLockMerchant()). */
 /*
- * A charge's lock of the merchant also says whether its merchant listens,
- * and whether it has ever made a hold (held_until: authorize() sets it
- * under its FOR UPDATE, so a charge that waited reads the row it wrote).
+ * A charge's and a reversal's locks of the merchant (CodesLockMerchant())
+ * are PayextDirectLockAccount() and PayextDirectExists() (src/direct.c),
+ * which do without the executor what these statements did:
+ *   SELECT EXISTS (SELECT 1 FROM payext.event_subscription s
+ *                   WHERE s.merchant = a.id),
+ *          a.held_until IS NOT NULL
+ *     FROM payext.account a WHERE a.id = $1 FOR KEY SHARE OF a
+ *   SELECT 1 FROM payext.account WHERE id = $1 FOR UPDATE
+ * A charge's lock also says whether its merchant listens, and whether it
+ * has ever made a hold (held_until: authorize() sets it under its FOR
+ * UPDATE, so a charge that waited reads the row it wrote).
  */
-static PayextPlan lock_merchant_for_charge_plan = {
-	"SELECT EXISTS (SELECT 1 FROM payext.event_subscription s WHERE s.merchant = a.id),"
-	"       a.held_until IS NOT NULL"
-	"  FROM payext.account a WHERE a.id = $1 FOR KEY SHARE OF a",
-	1, {INT8OID}
-};
-
-static PayextPlan lock_merchant_for_reversal_plan = {
-	"SELECT 1 FROM payext.account WHERE id = $1 FOR UPDATE",
-	1, {INT8OID}
-};
 
 /* An order's reversal (reverse_charge()); transfer_id NULL: none moved. */
 static PayextPlan find_reversal_plan = {
@@ -540,20 +535,23 @@ CodesLockRow(const CodeFields *fields, const char *code_text, int64 merchant,
 {
 	Datum		values[1];
 
+	PayextCodeRow locked;
+
 	memset(row, 0, sizeof(*row));
 	row->body = (int64) fields->body;
 	values[0] = Int64GetDatum(row->body);
-	if (PayextExecute(&lock_code_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	/* lock_code_plan, without the executor (src/direct.c) */
+	if (PayextDirectLockCode(row->body, &locked))
 	{
-		row->serial = DatumGetInt64(PayextResultDatum(0, 1));
-		row->key_id = DatumGetInt32(PayextResultDatum(0, 2));
-		row->wallet = DatumGetInt64(PayextResultDatum(0, 3));
-		row->max_amount_minor = DatumGetInt64(PayextResultDatum(0, 4));
-		row->expires_at = DatumGetTimestampTz(PayextResultDatum(0, 5));
-		row->state = (CodeState) PayextParseWord(PayextResultCString(0, 6), code_state_names,
+		row->serial = locked.serial;
+		row->key_id = locked.key_id;
+		row->wallet = locked.wallet;
+		row->max_amount_minor = locked.max_amount;
+		row->expires_at = locked.expires_at;
+		row->state = (CodeState) PayextParseWord(locked.state, code_state_names,
 												 lengthof(code_state_names),
 												 "payment code state");
-		row->tid = *(ItemPointer) DatumGetPointer(PayextResultDatum(0, 7));
+		row->tid = locked.tid;
 		return true;
 	}
 	if (IsolationUsesXactSnapshot() &&
@@ -888,16 +886,20 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 static bool
 CodesLockMerchant(int64 merchant, bool for_reversal, bool *takes_holds)
 {
-	Datum		values[1];
+	PayextAccountRow row;
 
-	values[0] = Int64GetDatum(merchant);
-	if (PayextExecute(for_reversal ? &lock_merchant_for_reversal_plan : &lock_merchant_for_charge_plan,
-					  values, NULL, false, 1, SPI_OK_SELECT) != 1)
+	/*
+	 * lock_merchant_for_charge_plan and lock_merchant_for_reversal_plan,
+	 * without the executor (src/direct.c).
+	 */
+	if (!PayextDirectLockAccount(merchant, PAYEXT_ACCOUNT_ANY,
+								 for_reversal ? LockTupleExclusive : LockTupleKeyShare,
+								 &row))
 		elog(ERROR, "payext: merchant account " INT64_FORMAT " went away", merchant);
 	if (takes_holds != NULL)
-		*takes_holds = !for_reversal && DatumGetBool(PayextResultDatum(0, 2));
-	/* A charge learns in the same statement whether its merchant listens. */
-	return !for_reversal && DatumGetBool(PayextResultDatum(0, 1));
+		*takes_holds = !for_reversal && !row.held_until_null;
+	/* Whether its charges are announced (event_channel()). */
+	return !for_reversal && PayextDirectExists("event_subscription", merchant);
 }
 
 /*

@@ -427,25 +427,34 @@ DirectAccountFromSlot(TupleDesc desc, TupleTableSlot *slot, PayextAccountRow *ro
 }
 
 /*
- * The account `id` as the statement's snapshot sees it (a new one under
- * READ COMMITTED, after a command-counter increment, as SPI takes for a
- * statement that may write), found by the primary key's index, in slot.
+ * The row whose int8 key in the unique index `indexoid` is `key`, as
+ * snapshot sees it, in slot.
  */
 static bool
-DirectFindAccount(Relation rel, int64 id, Snapshot snapshot, TupleTableSlot *slot)
+DirectFindByKey(Relation rel, Oid indexoid, int64 key, Snapshot snapshot,
+				TupleTableSlot *slot)
 {
-	Relation	index = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
-	ScanKeyData key;
+	Relation	index = index_open(indexoid, AccessShareLock);
+	ScanKeyData scankey;
 	IndexScanDesc scan;
 	bool		found;
 
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
 	scan = index_beginscan(rel, index, snapshot, 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
+	index_rescan(scan, &scankey, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);
 	index_close(index, NoLock);
 	return found;
+}
+
+/* The snapshot SPI takes for a statement that may write. */
+static Snapshot
+DirectStatementSnapshot(void)
+{
+	/* Our own earlier writes are seen. */
+	CommandCounterIncrement();
+	return RegisterSnapshot(GetTransactionSnapshot());
 }
 
 bool
@@ -456,9 +465,8 @@ PayextDirectReadAccount(int64 id, PayextAccountRow *row)
 	Snapshot	snapshot;
 	bool		found;
 
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	found = DirectFindAccount(rel, id, snapshot, slot);
+	snapshot = DirectStatementSnapshot();
+	found = DirectFindByKey(rel, RelationGetPrimaryKeyIndex(rel), id, snapshot, slot);
 	if (found)
 		DirectAccountFromSlot(RelationGetDescr(rel), slot, row);
 	ExecDropSingleTupleTableSlot(slot);
@@ -467,23 +475,84 @@ PayextDirectReadAccount(int64 id, PayextAccountRow *row)
 	return found;
 }
 
+/* A condition on a row a lock found, checked again on a newer version. */
+typedef bool (*DirectQual) (TupleDesc desc, TupleTableSlot *slot, const void *arg);
+
 /*
- * SELECT ... FROM payext.account WHERE id = $1 AND <need> FOR <mode>, as
- * the executor runs it (ExecLockRows): the row the snapshot sees, locked; under READ
- * COMMITTED, when another transaction updated it first, its newest version
- * after that transaction ends (EvalPlanQual's lock and retry; the caller
- * checks its own conditions on the row returned); under REPEATABLE READ and
- * SERIALIZABLE such a row is 40001.  false when there is no row (or it was
- * deleted meanwhile).
+ * SELECT ... FROM rel WHERE <key of indexoid> = key AND <qual> FOR <mode>,
+ * as the executor runs it (ExecLockRows): the row the statement's snapshot
+ * sees, locked, in `locked`.  Under READ COMMITTED, when another
+ * transaction updated it first, its newest version once that transaction
+ * ends, qual checked again (EvalPlanQual's lock and retry); under
+ * REPEATABLE READ and SERIALIZABLE such a row is 40001.  false when there
+ * is no row, it does not pass qual, or it was deleted meanwhile.
  */
-/* Whether the account in slot is of the kind `need` asks for. */
 static bool
-DirectAccountQual(TupleDesc desc, TupleTableSlot *slot, PayextAccountNeed need)
+DirectLockByKey(Relation rel, Oid indexoid, int64 key, DirectQual qual,
+				const void *qual_arg, LockTupleMode mode, TupleTableSlot *locked)
+{
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Snapshot	snapshot = DirectStatementSnapshot();
+	TM_FailureData tmfd;
+	TM_Result	result;
+	ItemPointerData tid;
+	uint8		flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
+	bool		found;
+
+	if (!IsolationUsesXactSnapshot())
+		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+	found = DirectFindByKey(rel, indexoid, key, snapshot, slot) &&
+		(qual == NULL || qual(desc, slot, qual_arg));
+	if (found)
+	{
+		tid = slot->tts_tid;
+		result = table_tuple_lock(rel, &tid, snapshot, locked,
+								  GetCurrentCommandId(true), mode, LockWaitBlock,
+								  flags, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				/* A newer version than the scan's: its conditions again. */
+				found = !tmfd.traversed || qual == NULL || qual(desc, locked, qual_arg);
+				break;
+			case TM_SelfModified:
+				/* Changed by this command: the executor skips it too. */
+				found = false;
+				break;
+			case TM_Updated:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent update")));
+				elog(ERROR, "payext: unexpected result of locking a row of payext.%s",
+					 RelationGetRelationName(rel));
+				break;
+			case TM_Deleted:
+				if (IsolationUsesXactSnapshot())
+					ereport(ERROR,
+							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+							 errmsg("could not serialize access due to concurrent delete")));
+				found = false;
+				break;
+			default:
+				elog(ERROR, "payext: unexpected result %d of locking a row of payext.%s",
+					 (int) result, RelationGetRelationName(rel));
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	return found;
+}
+
+/* Whether the account in slot is of the kind *arg (PayextAccountNeed) asks. */
+static bool
+DirectAccountQual(TupleDesc desc, TupleTableSlot *slot, const void *arg)
 {
 	bool		isnull;
 	Datum		value;
 
-	switch (need)
+	switch (*(const PayextAccountNeed *) arg)
 	{
 		case PAYEXT_ACCOUNT_ANY:
 			return true;
@@ -502,62 +571,69 @@ PayextDirectLockAccount(int64 id, PayextAccountNeed need, LockTupleMode mode,
 						PayextAccountRow *row)
 {
 	Relation	rel = DirectOpen(PayextDirectAccount, RowShareLock);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	TupleTableSlot *locked = table_slot_create(rel, NULL);
-	Snapshot	snapshot;
-	TM_FailureData tmfd;
-	TM_Result	result;
-	ItemPointerData tid;
-	uint8		flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
 	bool		found;
 
-	if (!IsolationUsesXactSnapshot())
-		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	found = DirectFindAccount(rel, id, snapshot, slot) &&
-		DirectAccountQual(RelationGetDescr(rel), slot, need);
+	found = DirectLockByKey(rel, RelationGetPrimaryKeyIndex(rel), id,
+							DirectAccountQual, &need, mode, locked);
+	if (found)
+		DirectAccountFromSlot(RelationGetDescr(rel), locked, row);
+	ExecDropSingleTupleTableSlot(locked);
+	DirectClose(PayextDirectAccount, rel);
+	return found;
+}
+
+bool
+PayextDirectLockCode(int64 code, PayextCodeRow *row)
+{
+	Relation	rel = DirectOpen(PayextDirectPaymentCode, RowShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot *locked = table_slot_create(rel, NULL);
+	Oid			index = PayextRelid("payment_code_code_key");
+	bool		found;
+
+	if (!OidIsValid(index))
+		elog(ERROR, "payext: index payext.payment_code_code_key is missing");
+	found = DirectLockByKey(rel, index, code, NULL, NULL, LockTupleNoKeyExclusive, locked);
 	if (found)
 	{
-		tid = slot->tts_tid;
-		result = table_tuple_lock(rel, &tid, snapshot, locked,
-								  GetCurrentCommandId(true), mode, LockWaitBlock,
-								  flags, &tmfd);
-		switch (result)
-		{
-			case TM_Ok:
-				/* A newer version than the scan's: its conditions again. */
-				found = !tmfd.traversed ||
-					DirectAccountQual(RelationGetDescr(rel), locked, need);
-				if (found)
-					DirectAccountFromSlot(RelationGetDescr(rel), locked, row);
-				break;
-			case TM_SelfModified:
-				/* Changed by this command: the executor skips it too. */
-				found = false;
-				break;
-			case TM_Updated:
-				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent update")));
-				elog(ERROR, "payext: unexpected result of locking account " INT64_FORMAT, id);
-				break;
-			case TM_Deleted:
-				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent delete")));
-				found = false;
-				break;
-			default:
-				elog(ERROR, "payext: unexpected result %d of locking account " INT64_FORMAT,
-					 (int) result, id);
-		}
+		Datum	   *values;
+		bool	   *nulls;
+		int			max_amount = DirectAttnum(desc, "max_amount");
+
+		slot_getallattrs(locked);
+		values = locked->tts_values;
+		nulls = locked->tts_isnull;
+		row->serial = DatumGetInt64(values[DirectAttnum(desc, "serial")]);
+		row->key_id = DatumGetInt32(values[DirectAttnum(desc, "key_id")]);
+		row->wallet = DatumGetInt64(values[DirectAttnum(desc, "wallet")]);
+		row->max_amount = nulls[max_amount] ? 0 : DatumGetInt64(values[max_amount]);
+		row->expires_at = DatumGetTimestampTz(values[DirectAttnum(desc, "expires_at")]);
+		row->state = DirectText(values, nulls, DirectAttnum(desc, "state"));
+		row->tid = locked->tts_tid;
 	}
 	ExecDropSingleTupleTableSlot(locked);
+	DirectClose(PayextDirectPaymentCode, rel);
+	return found;
+}
+
+bool
+PayextDirectExists(const char *table, int64 key)
+{
+	Oid			relid = PayextRelid(table);
+	Relation	rel;
+	TupleTableSlot *slot;
+	Snapshot	snapshot;
+	bool		found;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "payext: relation payext.%s is missing", table);
+	rel = table_open(relid, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	snapshot = DirectStatementSnapshot();
+	found = DirectFindByKey(rel, RelationGetPrimaryKeyIndex(rel), key, snapshot, slot);
 	ExecDropSingleTupleTableSlot(slot);
 	UnregisterSnapshot(snapshot);
-	DirectClose(PayextDirectAccount, rel);
+	table_close(rel, NoLock);
 	return found;
 }

@@ -76,4 +76,28 @@ typedef enum PayextAccountNeed
 extern bool PayextDirectLockAccount(int64 id, PayextAccountNeed need,
 									LockTupleMode mode, PayextAccountRow *row);
 
+/* A live code as its lock read it; state palloc'd. */
+typedef struct PayextCodeRow
+{
+	int64		serial;
+	int32		key_id;
+	int64		wallet;
+	int64		max_amount;		/* 0: none */
+	TimestampTz expires_at;
+	char	   *state;
+	ItemPointerData tid;		/* the version locked */
+} PayextCodeRow;
+
+/*
+ * SELECT ... FROM payext.payment_code WHERE code = $1 FOR NO KEY UPDATE, as
+ * the executor would run it; false when there is no such row.
+ */
+extern bool PayextDirectLockCode(int64 code, PayextCodeRow *row);
+
+/*
+ * Whether payext.<table> has a row of primary key `key`, as a statement's
+ * snapshot sees it.
+ */
+extern bool PayextDirectExists(const char *table, int64 key);
+
 #endif							/* PAYEXT_DIRECT_H */
