@@ -51,9 +51,10 @@ SQL
 cpu_us() {
 	psql -X -q -At -v ON_ERROR_STOP=1 -d bench -v schema="$1" -v n="$pairs" -v tag="$2" <<'SQL' |
 SELECT pg_backend_pid() AS pid \gset
-\! cut -d' ' -f14,15 /proc/:pid/stat
+\setenv BACKEND :pid
+\! cut -d' ' -f14,15 /proc/$BACKEND/stat
 CALL public.cpu_pairs(:'schema', :n, :'tag');
-\! cut -d' ' -f14,15 /proc/:pid/stat
+\! cut -d' ' -f14,15 /proc/$BACKEND/stat
 SQL
 		awk -v pairs="$pairs" -v hz="$ticks" \
 			'NR == 1 { b = $1 + $2 } NR == 2 { printf "%.1f", ($1 + $2 - b) * 1e6 / hz / pairs }'
