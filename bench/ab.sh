@@ -13,19 +13,15 @@
 # Overwrites the installed payext.so (a release build belongs there after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${PAYEXT_PGDATA:?run me through PAYEXT_CLUSTER=initdb scripts/with_cluster.sh}"
+# shellcheck source=bench/use_build.sh
+. bench/use_build.sh
 [ $# -eq 2 ] || { echo "usage: $0 A.so B.so" >&2; exit 2; }
 rounds=${AB_ROUNDS:-3}
 seconds=${AB_SECONDS:-15}
 clients=${AB_CLIENTS:-8}
 script=${AB_SCRIPT:-charge}
 bindir=$("${PG_CONFIG:-pg_config}" --bindir)
-libdir=$("${PG_CONFIG:-pg_config}" --pkglibdir)
 
-use() {
-	install -m 755 "$1" "$libdir/payext.so"
-	$PAYEXT_PGCTL -D "$PAYEXT_PGDATA" -w -m fast restart -l "$PAYEXT_PGDATA/../server.log" >/dev/null
-}
 tps() {
 	PGOPTIONS="-c synchronous_commit=off" "$bindir/pgbench" -n -c "$clients" -j 2 \
 		-T "$seconds" -f "bench/scripts/$1.sql" bench 2>&1 | sed -n 's/^tps = \([0-9]*\).*/\1/p'

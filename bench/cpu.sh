@@ -15,17 +15,12 @@
 # Overwrites the installed payext.so (a release build belongs there after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${PAYEXT_PGDATA:?run me through PAYEXT_CLUSTER=initdb scripts/with_cluster.sh}"
+# shellcheck source=bench/use_build.sh
+. bench/use_build.sh
 [ $# -ge 1 ] || { echo "usage: $0 BUILD.so..." >&2; exit 2; }
 rounds=${CPU_ROUNDS:-3}
 pairs=${CPU_PAIRS:-5000}
-libdir=$("${PG_CONFIG:-pg_config}" --pkglibdir)
 ticks=$(getconf CLK_TCK)
-
-use() {
-	install -m 755 "$1" "$libdir/payext.so"
-	$PAYEXT_PGCTL -D "$PAYEXT_PGDATA" -w -m fast restart -l "$PAYEXT_PGDATA/../server.log" >/dev/null
-}
 
 use "$1"
 bench/populate.sh
