@@ -28,9 +28,13 @@
  *	    trigger except those limited to columns not set (payext's guard of
  *	    account.status) and the foreign keys' checks of a referenced key
  *	    that is not set; for an insert, any INSERT trigger;
- *	  - a rule, or row-level security forced on the table's owner;
+ *	  - a rule, row-level security that applies to the function's owner,
+ *	    or a missing privilege (SPI raises 42501);
+ *	  - a column of a domain type or a stored generated column;
  *	  - for an insert, columns of the table the caller does not give (a
- *	    DBA's column with a default).
+ *	    DBA's column with a default);
+ *	  - for an update, a row version this transaction has updated since
+ *	    the lock (a DBA's trigger elsewhere, say): SPI finds the newest.
  *	  A publication without a replica identity refuses the update with the
  *	  executor's own check (CheckCmdReplicaIdentity).  The caller holds the
  *	  row's lock, so no other transaction changed it; the values the lock
@@ -52,14 +56,18 @@
 #include "catalog/pg_trigger_d.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/bitmapset.h"
 #include "storage/bufmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -78,6 +86,7 @@ struct PayextDirectTable
 	bool		stale;			/* relcache invalidated: rebuild */
 	EState	   *estate;			/* long-lived; NULL until first use */
 	ResultRelInfo *rri;
+	bool		plain;			/* no domain-typed or generated column */
 };
 
 static PayextDirectTable direct_account =
@@ -112,8 +121,32 @@ DirectRelcacheCallback(Datum arg, Oid relid)
 }
 
 /*
+ * Whether every column of rel is one the direct path can write as the
+ * executor would: no domain (its constraints) and no stored generated
+ * column (its expression).
+ */
+static bool
+DirectPlainColumns(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (desc->constr != NULL && desc->constr->has_generated_stored)
+		return false;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+			return false;
+	}
+	return true;
+}
+
+/*
  * Opens the table with the lock `lockmode`, and makes sure its executor
- * state is current: built again after any invalidation of the table.
+ * state is current: built again after any invalidation of the table.  The
+ * invalidations that taking the lock brings in (DDL that committed while
+ * we waited) are seen before the state is used.
  */
 static Relation
 DirectOpen(PayextDirectTable *t, LOCKMODE lockmode)
@@ -127,26 +160,32 @@ DirectOpen(PayextDirectTable *t, LOCKMODE lockmode)
 	}
 	if (t->stale || !OidIsValid(t->relid))
 	{
+		t->relid = PayextRelid(t->name);
+		if (!OidIsValid(t->relid))
+			elog(ERROR, "payext: relation payext.%s is missing", t->name);
+		t->stale = true;
+	}
+	rel = table_open(t->relid, lockmode);
+	if (t->stale || t->estate == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+		EState	   *estate;
+		ResultRelInfo *rri;
+
 		if (t->estate != NULL)
 			FreeExecutorState(t->estate);
 		t->estate = NULL;
 		t->rri = NULL;
-		t->relid = PayextRelid(t->name);
-		t->stale = false;
-		if (!OidIsValid(t->relid))
-			elog(ERROR, "payext: relation payext.%s is missing", t->name);
-	}
-	rel = table_open(t->relid, lockmode);
-	if (t->estate == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
-
-		t->estate = CreateExecutorState();
-		MemoryContextSwitchTo(t->estate->es_query_cxt);
-		t->rri = makeNode(ResultRelInfo);
+		estate = CreateExecutorState();
+		MemoryContextSwitchTo(estate->es_query_cxt);
+		rri = makeNode(ResultRelInfo);
 		/* No range table: the relation is not a query's result. */
-		InitResultRelInfo(t->rri, rel, 0, NULL, 0);
+		InitResultRelInfo(rri, rel, 0, NULL, 0);
 		MemoryContextSwitchTo(old);
+		t->plain = DirectPlainColumns(rel);
+		t->estate = estate;
+		t->rri = rri;
+		t->stale = false;
 	}
 	t->rri->ri_RelationDesc = rel;
 	return rel;
@@ -162,7 +201,7 @@ DirectClose(PayextDirectTable *t, Relation rel)
 
 /* The attribute number (0-based) of a column, or -1. */
 static int
-DirectAttnum(TupleDesc desc, const char *name)
+DirectFindAttnum(TupleDesc desc, const char *name)
 {
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -174,20 +213,35 @@ DirectAttnum(TupleDesc desc, const char *name)
 	return -1;
 }
 
+/* The attribute number (0-based) of a column payext's tables have. */
+static int
+DirectAttnum(TupleDesc desc, const char *name)
+{
+	int			att = DirectFindAttnum(desc, name);
+
+	if (att < 0)
+		elog(ERROR, "payext: a table of payext has no column %s", name);
+	return att;
+}
+
 /*
  * Whether a write of kind `cmd` (setting the columns `set`, for an update)
  * through the executor would do nothing that this file does not.
  */
 static bool
-DirectAllowed(Relation rel, CmdType cmd, Bitmapset *set)
+DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set)
 {
 	Bitmapset  *keys = NULL;
 	bool		allowed = true;
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+	if (!t->plain ||
+		rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
 		rel->rd_rules != NULL ||
-		(rel->rd_rel->relrowsecurity && rel->rd_rel->relforcerowsecurity))
+		(rel->rd_rel->relrowsecurity &&
+		 check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED) ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(),
+						  cmd == CMD_INSERT ? ACL_INSERT : ACL_UPDATE | ACL_SELECT) != ACLCHECK_OK)
 		return false;
 	if (rel->trigdesc == NULL)
 		return true;
@@ -260,6 +314,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
 	TM_Result	result;
+	bool		latest;
 
 	if (!ItemPointerIsValid(tid))
 		return false;
@@ -270,12 +325,10 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	{
 		int			att = DirectAttnum(desc, set_cols[i]);
 
-		if (att < 0)
-			elog(ERROR, "payext: payext.%s has no column %s", t->name, set_cols[i]);
 		replace[att] = true;
 		set_atts = bms_add_member(set_atts, att + 1 - FirstLowInvalidHeapAttributeNumber);
 	}
-	if (!DirectAllowed(rel, CMD_UPDATE, set_atts))
+	if (!DirectAllowed(t, rel, CMD_UPDATE, set_atts))
 	{
 		DirectClose(t, rel);
 		return false;
@@ -286,6 +339,25 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	oldtup.t_self = *tid;
 	if (!heap_fetch(rel, SnapshotAny, &oldtup, &buffer, false))
 		elog(ERROR, "payext: the locked row of payext.%s is gone", t->name);
+
+	/*
+	 * The version we locked, not updated since.  Another transaction cannot
+	 * have (we hold the lock), but this one may have, between the lock and
+	 * now, through a DBA's trigger, say: then the UPDATE through SPI finds
+	 * the newest version.
+	 */
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	latest = ItemPointerEquals(&oldtup.t_data->t_ctid, tid) &&
+		((oldtup.t_data->t_infomask & HEAP_XMAX_INVALID) ||
+		 HEAP_XMAX_IS_LOCKED_ONLY(oldtup.t_data->t_infomask));
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	if (!latest)
+	{
+		ReleaseBuffer(buffer);
+		pfree(replace);
+		DirectClose(t, rel);
+		return false;
+	}
 	values = palloc(desc->natts * sizeof(Datum));
 	nulls = palloc(desc->natts * sizeof(bool));
 	heap_deform_tuple(&oldtup, desc, values, nulls);
@@ -293,7 +365,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	{
 		int			att = DirectAttnum(desc, expect_cols[i]);
 
-		if (att < 0 || nulls[att] || DatumGetInt64(values[att]) != expect[i])
+		if (nulls[att] || DatumGetInt64(values[att]) != expect[i])
 			elog(ERROR, "payext: the locked row of payext.%s is not the one read", t->name);
 	}
 	for (int i = 0; i < nset; i++)
@@ -308,6 +380,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 	ExecStoreHeapTuple(newtup, slot, false);
+	slot->tts_tableOid = RelationGetRelid(rel);
 	if (desc->constr != NULL)
 		ExecConstraints(t->rri, slot, t->estate);
 
@@ -356,7 +429,7 @@ PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 		if (!TupleDescAttr(desc, i)->attisdropped)
 			live++;
 	/* Every column given, so that no default is needed. */
-	if (live != ncols || !DirectAllowed(rel, CMD_INSERT, NULL))
+	if (live != ncols || !DirectAllowed(t, rel, CMD_INSERT, NULL))
 	{
 		DirectClose(t, rel);
 		return false;
@@ -368,14 +441,13 @@ PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 	{
 		int			att = DirectAttnum(desc, cols[i]);
 
-		if (att < 0)
-			elog(ERROR, "payext: payext.%s has no column %s", t->name, cols[i]);
 		values[att] = given[i];
 		nulls[att] = given_null != NULL && given_null[i];
 	}
 	tup = heap_form_tuple(desc, values, nulls);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 	ExecStoreHeapTuple(tup, slot, false);
+	slot->tts_tableOid = RelationGetRelid(rel);
 	if (desc->constr != NULL)
 		ExecConstraints(t->rri, slot, t->estate);
 
@@ -532,7 +604,7 @@ DirectLockByKey(Relation rel, Oid indexoid, int64 key, DirectQual qual,
 				if (IsolationUsesXactSnapshot())
 					ereport(ERROR,
 							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent delete")));
+							 errmsg("could not serialize access due to concurrent update")));
 				found = false;
 				break;
 			default:

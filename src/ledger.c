@@ -601,6 +601,8 @@ LedgerReadAccount(int64 account_id, LedgerAccount *account)
 				(errcode(PAYEXT_ERRCODE_ACCOUNT_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
 	LedgerAccountFromRow(&row, account);
+	/* Read, not locked: no direct update of it (LedgerSetLockedBalance). */
+	ItemPointerSetInvalid(&account->locked_tid);
 }
 
 void

@@ -13,10 +13,14 @@
 --   - pgstat: one update of payext.account and of payext.payment_code, and
 --     one insert of payext.payment, counted per charge;
 --   - CHECK constraints, a DBA's too, are evaluated: a DBA's CHECK on the
---     balance refuses (23514), one on payext.payment too;
+--     balance refuses (23514), one on payext.payment too; once dropped, it
+--     refuses nothing (the compiled CHECKs follow DDL);
 --   - a DBA's UPDATE trigger on payext.account and INSERT trigger on
 --     payext.payment fire; a DBA's column with a default on payext.payment
 --     gets its default;
+--   - a DBA's stored generated column on payext.account is computed again;
+--   - a DBA's trigger on payext.transfer that updates the wallet's row after
+--     the charge's lock: the balance is set in the newest version;
 --   - a publication of payext.account without a replica identity refuses
 --     the charge's update (55000), as the executor's check does;
 --   - two charges of one wallet in one statement, and in one charge_many,
@@ -25,7 +29,7 @@
 --     still PY101 and PY111.
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(24);
+SELECT plan(28);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -186,6 +190,36 @@ SELECT throws_ok(format('SELECT payext.charge(%s, %L, 1500, %L)', :m,
                         payext.request_payment((SELECT id FROM w WHERE g = 6)), 'direct-floor'),
                  '23514', NULL, 'a DBA''s CHECK on payext.account refuses the charge''s balance');
 ALTER TABLE payext.account DROP CONSTRAINT dba_floor;
+SELECT lives_ok(format('SELECT payext.charge(%s, %L, 1500, %L)', :m,
+                       payext.request_payment((SELECT id FROM w WHERE g = 6)), 'direct-floor-2'),
+                'the CHECK dropped, the same charge passes (the compiled CHECKs were dropped too)');
+
+-- A DBA's stored generated column on payext.account is computed again.
+ALTER TABLE payext.account ADD COLUMN dba_major numeric
+  GENERATED ALWAYS AS (balance / 100.0) STORED;
+SELECT payext.charge(:m, payext.request_payment((SELECT id FROM w WHERE g = 8)), 250,
+                     'direct-generated') IS NOT NULL AS charged;
+SELECT is((SELECT dba_major FROM payext.account WHERE id = (SELECT id FROM w WHERE g = 8)),
+          98750 / 100.0, 'a DBA''s generated column follows the charge''s balance');
+ALTER TABLE payext.account DROP COLUMN dba_major;
+
+-- A DBA's trigger elsewhere that updates the wallet's row between the
+-- charge's lock and its update: the update goes to the newest version.
+CREATE FUNCTION pg_temp.touch_debit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE payext.account SET display_name = 'touched' WHERE id = NEW.debit_account;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER dba_touch AFTER INSERT ON payext.transfer
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.touch_debit();
+SELECT lives_ok(format('SELECT payext.charge(%s, %L, 250, %L)', :m,
+                       payext.request_payment((SELECT id FROM w WHERE g = 8)), 'direct-touched'),
+                'a charge whose wallet a DBA''s trigger updated after the lock');
+SELECT is((SELECT (display_name, balance)::text FROM payext.account
+            WHERE id = (SELECT id FROM w WHERE g = 8)),
+          '(touched,98500)', 'the trigger''s change and the charge''s balance are both there');
+DROP TRIGGER dba_touch ON payext.transfer;
 
 -- A publication of payext.account that cannot identify updated rows.
 ALTER TABLE payext.account REPLICA IDENTITY NOTHING;
