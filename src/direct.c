@@ -11,7 +11,12 @@
  *	  - an update of a row the caller holds locked, where its lock found
  *	    it (the wallet's balance, the code's state): heap_update;
  *	  - a plain insert (the payment): heap_insert;
- *	  - a read by the primary key (the merchant): an index scan.
+ *	  - a read by the primary key (the merchant): an index scan;
+ *	  - a lock of one row by a unique int8 key (the code, the wallet, the
+ *	    merchant): table_tuple_lock as ExecLockRows calls it, the newest
+ *	    version after a concurrent update under READ COMMITTED (its
+ *	    conditions checked again), 40001 under REPEATABLE READ and
+ *	    SERIALIZABLE.
  *	  heapam writes the WAL (logical decoding included), counts the rows
  *	  for pgstat, toasts long values and checks SERIALIZABLE conflicts;
  *	  ExecInsertIndexTuples makes the index entries (none for a HOT
@@ -40,7 +45,9 @@
  *	  row's lock, so no other transaction changed it; the values the lock
  *	  read are compared with the row before it is written.
  *
- *	  test/pgtap/direct.sql shows each of these.
+ *	  test/pgtap/direct.sql shows each of these; the isolation specs show
+ *	  the locks (charge_isolation_levels, charge_drain, reverse_charge_race
+ *	  among them) and DDL during a charge (direct_ddl).
  *
  *-------------------------------------------------------------------------
  */
