@@ -534,7 +534,6 @@ CodesLockRow(const CodeFields *fields, const char *code_text, int64 merchant,
 			 CodeRow *row)
 {
 	Datum		values[1];
-
 	PayextCodeRow locked;
 
 	memset(row, 0, sizeof(*row));

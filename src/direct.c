@@ -600,18 +600,16 @@ DirectLockByKey(Relation rel, Oid indexoid, int64 key, DirectQual qual,
 				found = false;
 				break;
 			case TM_Updated:
-				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent update")));
-				elog(ERROR, "payext: unexpected result of locking a row of payext.%s",
-					 RelationGetRelationName(rel));
-				break;
 			case TM_Deleted:
+				/* ExecLockRows' words for both. */
 				if (IsolationUsesXactSnapshot())
 					ereport(ERROR,
 							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 							 errmsg("could not serialize access due to concurrent update")));
+				/* Under READ COMMITTED the lock follows updates. */
+				if (result == TM_Updated)
+					elog(ERROR, "payext: unexpected result of locking a row of payext.%s",
+						 RelationGetRelationName(rel));
 				found = false;
 				break;
 			default:
