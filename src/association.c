@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -24,6 +25,7 @@
 
 #include "assoc_window.h"
 #include "association.h"
+#include "direct.h"
 #include "errors.h"
 #include "payext_limits.h"
 #include "spi_util.h"
@@ -180,22 +182,71 @@ static PayextPlan pair_state_plan = {
  * ---------------------------------------------------------------------
  */
 
-/* The merchant's rule, or the default; false when there is neither. */
-static bool
-AssocLoadRule(const char *public_service_id, AssocCurrentRule *current)
+/*
+ * A rule's row (id, min_interactions, within, min_total_amount) into
+ * current.
+ */
+static void
+AssocRuleFromRow(const Datum *row, AssocCurrentRule *current)
 {
-	Datum		values[1];
-
-	values[0] = CStringGetTextDatum(public_service_id);
-	if (PayextExecute(&current_rule_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
-		return false;
-	current->id = DatumGetInt64(PayextResultDatum(0, 1));
-	current->rule.min_interactions = DatumGetInt32(PayextResultDatum(0, 2));
-	if (!PayextIntervalUsec(DatumGetIntervalP(PayextResultDatum(0, 3)),
-							&current->rule.within_us))
+	current->id = DatumGetInt64(row[0]);
+	current->rule.min_interactions = DatumGetInt32(row[1]);
+	if (!PayextIntervalUsec(DatumGetIntervalP(row[2]), &current->rule.within_us))
 		elog(ERROR, "payext: association rule " INT64_FORMAT " has an unusable window",
 			 current->id);
-	current->rule.min_total_minor = DatumGetInt64(PayextResultDatum(0, 4));
+	current->rule.min_total_minor = DatumGetInt64(row[3]);
+}
+
+/*
+ * current_rule_plan without the executor: the current rule of the
+ * merchant, else the default, from association_rule_current_key (unique,
+ * NULLS NOT DISTINCT, WHERE superseded_at IS NULL), both probes in one
+ * snapshot.  -1 when the read must go through SPI (direct.c's reasons).
+ */
+static int
+AssocLoadRuleDirect(Datum public_service_id, AssocCurrentRule *current)
+{
+	static const char *const cols[] = {"id", "min_interactions", "within",
+	"min_total_amount", "superseded_at"};
+	PayextDirectScan *scan = PayextDirectBeginScan("association_rule_current_key");
+	PayextScanKey key;
+	Datum		row[lengthof(cols)];
+	bool		nulls[lengthof(cols)];
+	bool		found = false;
+
+	if (scan == NULL)
+		return -1;
+	for (int probe = 0; probe < 2 && !found; probe++)
+	{
+		/* the merchant's own, then the default (public_service_id NULL) */
+		key = probe == 0 ? PayextKey(1, BTEqualStrategyNumber, public_service_id) :
+			PayextKeyNull(1);
+		PayextDirectRescan(scan, 1, &key);
+		while (!found && PayextDirectNext(scan, lengthof(cols), cols, row, nulls))
+			found = nulls[4];	/* the index's predicate, again */
+	}
+	if (found)
+		AssocRuleFromRow(row, current);
+	PayextDirectEndScan(scan);
+	return found ? 1 : 0;
+}
+
+/* The merchant's rule, or the default; false when there is neither. */
+static bool
+AssocLoadRule(Datum public_service_id, AssocCurrentRule *current)
+{
+	Datum		values[1];
+	Datum		row[4];
+	int			direct = AssocLoadRuleDirect(public_service_id, current);
+
+	if (direct >= 0)
+		return direct == 1;
+	values[0] = public_service_id;
+	if (PayextExecute(&current_rule_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+		return false;
+	for (int i = 0; i < 4; i++)
+		row[i] = PayextResultDatum(0, i + 1);
+	AssocRuleFromRow(row, current);
 	return true;
 }
 
@@ -204,7 +255,22 @@ static bool
 AssocPairSettled(Datum consumer, Datum public_service_id)
 {
 	Datum		values[2];
+	PayextDirectScan *scan = PayextDirectBeginScan("association_state_pkey");
 
+	if (scan != NULL)
+	{
+		/* settled_plan without the executor: a probe of the primary key */
+		PayextScanKey keys[2] = {
+			PayextKey(1, BTEqualStrategyNumber, consumer),
+			PayextKey(2, BTEqualStrategyNumber, public_service_id)
+		};
+		bool		found;
+
+		PayextDirectRescan(scan, 2, keys);
+		found = PayextDirectNext(scan, 0, NULL, NULL, NULL);
+		PayextDirectEndScan(scan);
+		return found;
+	}
 	values[0] = consumer;
 	values[1] = public_service_id;
 	PayextExecute(&settled_plan, values, NULL, false, 1, SPI_OK_SELECT);
@@ -262,6 +328,63 @@ AssocCreate(Datum consumer, Datum public_service_id, TimestampTz established_at,
 }
 
 /*
+ * window_payments_plan without the executor: the pair's payments in
+ * (lower, upper), by occurred_at, from interaction_pair_payments_idx
+ * (WHERE kind = 'payment').  Looks for an anchor at or after from, as
+ * AssocFindInResult; false when the read must go through SPI.
+ */
+static bool
+AssocFindInWindowDirect(Datum consumer, Datum public_service_id,
+						TimestampTz lower, TimestampTz upper,
+						const AssocRule *rule, TimestampTz from, TimestampTz *anchor_at)
+{
+	static const char *const cols[] = {"occurred_at", "amount", "kind"};
+	PayextDirectScan *scan = PayextDirectBeginScan("interaction_pair_payments_idx");
+	PayextScanKey keys[4] = {
+		PayextKey(1, BTEqualStrategyNumber, consumer),
+		PayextKey(2, BTEqualStrategyNumber, public_service_id),
+		PayextKey(3, BTGreaterStrategyNumber, TimestampTzGetDatum(lower)),
+		PayextKey(3, BTLessStrategyNumber, TimestampTzGetDatum(upper))
+	};
+	Datum		row[lengthof(cols)];
+	bool		nulls[lengthof(cols)];
+	AssocPayment *payments;
+	int			allocated = 16;
+	int			rows = 0;
+	int			anchor;
+
+	if (scan == NULL)
+		return false;
+	payments = palloc(sizeof(AssocPayment) * allocated);
+	PayextDirectRescan(scan, lengthof(keys), keys);
+	while (PayextDirectNext(scan, lengthof(cols), cols, row, nulls))
+	{
+		/* the index's predicate, again */
+		if (nulls[2] || strcmp(TextDatumGetCString(row[2]), "payment") != 0)
+			continue;
+		if (rows == PAYEXT_MAX_PAIR_PAYMENTS)
+			ereport(ERROR,
+					(errcode(PAYEXT_ERRCODE_TOO_MANY_PAYMENTS),
+					 errmsg("too many payments to evaluate for one consumer and merchant"),
+					 errdetail("There are more than %d; the limit is %d.",
+							   PAYEXT_MAX_PAIR_PAYMENTS, PAYEXT_MAX_PAIR_PAYMENTS)));
+		if (rows == allocated)
+		{
+			allocated *= 2;
+			payments = repalloc(payments, sizeof(AssocPayment) * allocated);
+		}
+		payments[rows].occurred_at_us = DatumGetTimestampTz(row[0]);
+		payments[rows].amount_minor = DatumGetInt64(row[1]);
+		rows++;
+	}
+	PayextDirectEndScan(scan);
+	anchor = rows == 0 ? -1 : AssocFindAnchor(payments, rows, rule, from);
+	*anchor_at = anchor < 0 ? DT_NOBEGIN : payments[anchor].occurred_at_us;
+	pfree(payments);
+	return true;
+}
+
+/*
  * A new payment at `occurred_at`: the windows it can complete end at
  * payments in [occurred_at, occurred_at + within), and reach back no
  * further than occurred_at - within.
@@ -278,21 +401,38 @@ AssocEvaluatePayment(Datum consumer, Datum public_service_id,
 
 	if (AssocPairSettled(consumer, public_service_id))
 		return;
-	if (!AssocLoadRule(TextDatumGetCString(public_service_id), &current))
+	if (!AssocLoadRule(public_service_id, &current))
 		return;
 
 	if (__builtin_sub_overflow(occurred_at, current.rule.within_us, &lower))
 		lower = DT_NOBEGIN;
 	if (__builtin_add_overflow(occurred_at, current.rule.within_us, &upper))
 		upper = DT_NOEND;
-	values[0] = consumer;
-	values[1] = public_service_id;
-	values[2] = TimestampTzGetDatum(lower);
-	values[3] = TimestampTzGetDatum(upper);
-	anchor = AssocFindInResult(&window_payments_plan, values, &current.rule,
-							   occurred_at);
+	if (!AssocFindInWindowDirect(consumer, public_service_id, lower, upper,
+								 &current.rule, occurred_at, &anchor))
+	{
+		values[0] = consumer;
+		values[1] = public_service_id;
+		values[2] = TimestampTzGetDatum(lower);
+		values[3] = TimestampTzGetDatum(upper);
+		anchor = AssocFindInResult(&window_payments_plan, values, &current.rule,
+								   occurred_at);
+	}
 	if (anchor != DT_NOBEGIN)
 		AssocCreate(consumer, public_service_id, anchor, "auto", current.id);
+}
+
+/*
+ * What the trigger does for a new interaction (consumer, public_service_id,
+ * kind, amount, occurred_at): the pair's row, and for a payment the rule.
+ * Requires SPI.
+ */
+static void
+AssocRecorded(Datum *values, bool payment)
+{
+	PayextExecute(&upsert_pair_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	if (payment)
+		AssocEvaluatePayment(values[0], values[1], DatumGetTimestampTz(values[4]));
 }
 
 /* interaction_recorded() RETURNS trigger: AFTER INSERT FOR EACH ROW */
@@ -335,9 +475,7 @@ payext_interaction_recorded(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 
 	PayextSpiConnect();
-	PayextExecute(&upsert_pair_plan, values, NULL, false, 0, SPI_OK_INSERT);
-	if (strcmp(kind, "payment") == 0)
-		AssocEvaluatePayment(values[0], values[1], DatumGetTimestampTz(values[4]));
+	AssocRecorded(values, strcmp(kind, "payment") == 0);
 	PayextSpiFinish();
 	return PointerGetDatum(tuple);
 }
@@ -347,7 +485,10 @@ AssocRecordTransfer(int64 transfer_id, const char *kind,
 					const LedgerAccount *wallet, const LedgerAccount *merchant,
 					int64 amount_minor)
 {
-	Datum		values[8];
+	static const char *const cols[] = {"id", "consumer", "public_service_id", "kind",
+	"amount", "currency", "occurred_at", "transfer_id", "recorded_at"};
+	Datum		values[lengthof(cols)];
+	bool		fire_own;
 
 	Assert(wallet->kind == LEDGER_WALLET && merchant->kind == LEDGER_MERCHANT);
 	if (wallet->owner == NULL || merchant->public_service_id == NULL)
@@ -364,6 +505,23 @@ AssocRecordTransfer(int64 transfer_id, const char *kind,
 	/* the journal row's created_at (LedgerTransfer()) */
 	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	values[7] = Int64GetDatum(transfer_id);
+	values[8] = values[6];
+
+	/*
+	 * Without the executor, the trigger's work done here, where the INSERT
+	 * would have fired it (direct.c says when it would have).
+	 */
+	if (PayextDirectInsert(PayextDirectInteraction, lengthof(cols), cols, values,
+						   NULL, &fire_own))
+	{
+		if (fire_own)
+		{
+			Datum		recorded[5] = {values[1], values[2], values[3], values[4], values[6]};
+
+			AssocRecorded(recorded, strcmp(kind, "payment") == 0);
+		}
+		return;
+	}
 	if (PayextExecute(&insert_transfer_interaction_plan, values, NULL, false, 0,
 					  SPI_OK_INSERT) != 1)
 		elog(ERROR, "payext: transfer " INT64_FORMAT " left no interaction", transfer_id);
@@ -585,7 +743,7 @@ AssocEvaluateHistory(Datum consumer, Datum public_service_id)
 	PayextExecute(&lock_pair_plan, values, NULL, false, 1, SPI_OK_SELECT);
 	if (AssocPairSettled(consumer, public_service_id))
 		return false;
-	if (!AssocLoadRule(TextDatumGetCString(public_service_id), &current))
+	if (!AssocLoadRule(public_service_id, &current))
 		return false;
 	anchor = AssocFindInResult(&all_payments_plan, values, &current.rule, DT_NOBEGIN);
 	return anchor != DT_NOBEGIN &&

@@ -10,8 +10,14 @@
  *	  instead, with heapam and the executor's own helpers:
  *	  - an update of a row the caller holds locked, where its lock found
  *	    it (the wallet's balance, the code's state): heap_update;
- *	  - a plain insert (the payment): heap_insert;
+ *	  - a plain insert (the payment; the interaction, whose own trigger
+ *	    interaction_recorded the caller then does the work of, where the
+ *	    INSERT would have fired it): heap_insert;
  *	  - a read by the primary key (the merchant): an index scan;
+ *	  - a read through a btree index (the association trigger's: the
+ *	    pair's state, the merchant's rule, the pair's payments in the
+ *	    rule's window): an index scan in a statement's snapshot, unless
+ *	    row-level security applies or SELECT is not granted (then SPI);
  *	  - a lock of one row by a unique int8 key (the code, the wallet, the
  *	    merchant): table_tuple_lock as ExecLockRows calls it, the newest
  *	    version after a concurrent update under READ COMMITTED (its
@@ -32,7 +38,8 @@
  *	  - a trigger that the statement would fire: for an update, any UPDATE
  *	    trigger except those limited to columns not set (payext's guard of
  *	    account.status) and the foreign keys' checks of a referenced key
- *	    that is not set; for an insert, any INSERT trigger;
+ *	    that is not set; for an insert, any INSERT trigger but the table's
+ *	    own as payext made it, enabled and outside a replica's session;
  *	  - a rule, row-level security that applies to the function's owner,
  *	    or a missing privilege (SPI raises 42501);
  *	  - a column of a domain type or a stored generated column;
@@ -47,7 +54,8 @@
  *
  *	  test/pgtap/direct.sql shows each of these; the isolation specs show
  *	  the locks (charge_isolation_levels, charge_drain, reverse_charge_race
- *	  among them) and DDL during a charge (direct_ddl).
+ *	  among them), DDL during a charge (direct_ddl), and the association
+ *	  rule's reads after the pair's lock (assoc_concurrent_payments).
  *
  *-------------------------------------------------------------------------
  */
@@ -65,6 +73,8 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/bitmapset.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "storage/bufmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -94,6 +104,8 @@ struct PayextDirectTable
 	EState	   *estate;			/* long-lived; NULL until first use */
 	ResultRelInfo *rri;
 	bool		plain;			/* no domain-typed or generated column */
+	const char *own_trigger;	/* its trigger function in payext, or NULL */
+	Oid			own_trigger_fn; /* InvalidOid: look it up */
 };
 
 static PayextDirectTable direct_account =
@@ -108,13 +120,19 @@ static PayextDirectTable direct_payment =
 {
 	.name = "payment"
 };
+static PayextDirectTable direct_interaction =
+{
+	.name = "interaction",
+	.own_trigger = "interaction_recorded"
+};
 
 PayextDirectTable *const PayextDirectAccount = &direct_account;
 PayextDirectTable *const PayextDirectPaymentCode = &direct_payment_code;
 PayextDirectTable *const PayextDirectPayment = &direct_payment;
+PayextDirectTable *const PayextDirectInteraction = &direct_interaction;
 
 static PayextDirectTable *const direct_tables[] = {
-	&direct_account, &direct_payment_code, &direct_payment
+	&direct_account, &direct_payment_code, &direct_payment, &direct_interaction
 };
 
 static bool callback_registered = false;
@@ -190,6 +208,12 @@ DirectOpen(PayextDirectTable *t, LOCKMODE lockmode)
 		InitResultRelInfo(rri, rel, 0, NULL, 0);
 		MemoryContextSwitchTo(old);
 		t->plain = DirectPlainColumns(rel);
+		t->own_trigger_fn = InvalidOid;
+		if (t->own_trigger != NULL)
+			t->own_trigger_fn =
+				LookupFuncName(list_make2(makeString("payext"),
+										  makeString(unconstify(char *, t->own_trigger))),
+							   0, NULL, true);
 		t->estate = estate;
 		t->rri = rri;
 		t->stale = false;
@@ -232,11 +256,33 @@ DirectAttnum(TupleDesc desc, const char *name)
 }
 
 /*
- * Whether a write of kind `cmd` (setting the columns `set`, for an update)
- * through the executor would do nothing that this file does not.
+ * Whether trig is the table's own trigger as payext made it, and would
+ * fire for a row inserted now: an AFTER ... FOR EACH ROW trigger of the
+ * function payext.<own_trigger>, without arguments, WHEN clause or
+ * transition tables, enabled, and not in a replica's session
+ * (session_replication_role = replica fires only ENABLE REPLICA triggers).
  */
 static bool
-DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set)
+DirectOwnTrigger(PayextDirectTable *t, Trigger *trig)
+{
+	return OidIsValid(t->own_trigger_fn) &&
+		trig->tgfoid == t->own_trigger_fn &&
+		TRIGGER_FOR_ROW(trig->tgtype) && TRIGGER_FOR_AFTER(trig->tgtype) &&
+		!OidIsValid(trig->tgconstraint) && !trig->tgdeferrable &&
+		trig->tgnargs == 0 && trig->tgqual == NULL &&
+		trig->tgoldtable == NULL && trig->tgnewtable == NULL &&
+		trig->tgenabled == TRIGGER_FIRES_ON_ORIGIN &&
+		SessionReplicationRole != SESSION_REPLICATION_ROLE_REPLICA;
+}
+
+/*
+ * Whether a write of kind `cmd` (setting the columns `set`, for an update)
+ * through the executor would do nothing that this file does not, but for
+ * the table's own trigger: *fire_own (for an insert) says whether it fires.
+ */
+static bool
+DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
+			  bool *fire_own)
 {
 	Bitmapset  *keys = NULL;
 	bool		allowed = true;
@@ -261,7 +307,11 @@ DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set)
 
 		if (cmd == CMD_INSERT)
 		{
-			if (TRIGGER_FOR_INSERT(trig->tgtype))
+			if (!TRIGGER_FOR_INSERT(trig->tgtype))
+				continue;
+			if (fire_own != NULL && !*fire_own && DirectOwnTrigger(t, trig))
+				*fire_own = true;
+			else
 				allowed = false;
 			continue;
 		}
@@ -335,7 +385,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 		replace[att] = true;
 		set_atts = bms_add_member(set_atts, att + 1 - FirstLowInvalidHeapAttributeNumber);
 	}
-	if (!DirectAllowed(t, rel, CMD_UPDATE, set_atts))
+	if (!DirectAllowed(t, rel, CMD_UPDATE, set_atts, NULL))
 	{
 		DirectClose(t, rel);
 		return false;
@@ -420,7 +470,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 
 bool
 PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
-				   const Datum *given, const bool *given_null)
+				   const Datum *given, const bool *given_null, bool *fire_own)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -435,9 +485,13 @@ PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 	for (int i = 0; i < desc->natts; i++)
 		if (!TupleDescAttr(desc, i)->attisdropped)
 			live++;
+	if (fire_own != NULL)
+		*fire_own = false;
 	/* Every column given, so that no default is needed. */
-	if (live != ncols || !DirectAllowed(t, rel, CMD_INSERT, NULL))
+	if (live != ncols || !DirectAllowed(t, rel, CMD_INSERT, NULL, fire_own))
 	{
+		if (fire_own != NULL)
+			*fire_own = false;
 		DirectClose(t, rel);
 		return false;
 	}
@@ -713,4 +767,127 @@ PayextDirectExists(const char *table, int64 key)
 	UnregisterSnapshot(snapshot);
 	table_close(rel, NoLock);
 	return found;
+}
+
+/* ---------------------------------------------------------------------
+ * Reads through an index
+ * ---------------------------------------------------------------------
+ */
+
+struct PayextDirectScan
+{
+	Relation	rel;
+	Relation	index;
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	int			nkeys;			/* of the scan as begun, 0 before the first */
+	ScanKeyData keys[INDEX_MAX_KEYS * 2];
+};
+
+PayextDirectScan *
+PayextDirectBeginScan(const char *index_name)
+{
+	Oid			indexoid = PayextRelid(index_name);
+	Relation	index;
+	Relation	rel;
+	PayextDirectScan *scan;
+
+	if (!OidIsValid(indexoid))
+		return NULL;
+	index = index_open(indexoid, AccessShareLock);
+	if (index->rd_rel->relkind != RELKIND_INDEX ||
+		index->rd_rel->relam != BTREE_AM_OID || !index->rd_index->indisvalid)
+	{
+		index_close(index, AccessShareLock);
+		return NULL;
+	}
+	rel = table_open(index->rd_index->indrelid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		(rel->rd_rel->relrowsecurity &&
+		 check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED) ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+	{
+		table_close(rel, AccessShareLock);
+		index_close(index, AccessShareLock);
+		return NULL;
+	}
+	scan = palloc0(sizeof(PayextDirectScan));
+	scan->rel = rel;
+	scan->index = index;
+	scan->snapshot = DirectStatementSnapshot();
+	scan->slot = table_slot_create(rel, NULL);
+	return scan;
+}
+
+void
+PayextDirectRescan(PayextDirectScan *scan, int nkeys, const PayextScanKey *keys)
+{
+	Relation	index = scan->index;
+
+	if (nkeys < 1 || nkeys > (int) lengthof(scan->keys))
+		elog(ERROR, "payext: %d keys for a scan of index %s", nkeys,
+			 RelationGetRelationName(index));
+	for (int i = 0; i < nkeys; i++)
+	{
+		int			col = keys[i].column;
+		Oid			opno;
+
+		/* btree wants the keys in column order */
+		if (col < 1 || col > IndexRelationGetNumberOfKeyAttributes(index) ||
+			(i > 0 && col < keys[i - 1].column))
+			elog(ERROR, "payext: bad key column %d for index %s", col,
+				 RelationGetRelationName(index));
+		if (keys[i].isnull)
+		{
+			ScanKeyEntryInitialize(&scan->keys[i], SK_ISNULL | SK_SEARCHNULL, col,
+								   InvalidStrategy, InvalidOid, InvalidOid,
+								   InvalidOid, (Datum) 0);
+			continue;
+		}
+		opno = get_opfamily_member(index->rd_opfamily[col - 1],
+								   index->rd_opcintype[col - 1],
+								   index->rd_opcintype[col - 1], keys[i].strategy);
+		if (!OidIsValid(opno))
+			elog(ERROR, "payext: no operator of strategy %d for column %d of index %s",
+				 keys[i].strategy, col, RelationGetRelationName(index));
+		ScanKeyEntryInitialize(&scan->keys[i], 0, col, keys[i].strategy, InvalidOid,
+							   index->rd_indcollation[col - 1], get_opcode(opno),
+							   keys[i].value);
+	}
+	if (scan->scan == NULL || scan->nkeys != nkeys)
+	{
+		if (scan->scan != NULL)
+			index_endscan(scan->scan);
+		scan->scan = index_beginscan(scan->rel, index, scan->snapshot, nkeys, 0);
+		scan->nkeys = nkeys;
+	}
+	index_rescan(scan->scan, scan->keys, nkeys, NULL, 0);
+}
+
+bool
+PayextDirectNext(PayextDirectScan *scan, int ncols, const char *const *cols,
+				 Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(scan->rel);
+
+	Assert(scan->scan != NULL);
+	if (!index_getnext_slot(scan->scan, ForwardScanDirection, scan->slot))
+		return false;
+	for (int i = 0; i < ncols; i++)
+		values[i] = slot_getattr(scan->slot, DirectAttnum(desc, cols[i]) + 1, &nulls[i]);
+	return true;
+}
+
+void
+PayextDirectEndScan(PayextDirectScan *scan)
+{
+	if (scan->scan != NULL)
+		index_endscan(scan->scan);
+	ExecDropSingleTupleTableSlot(scan->slot);
+	UnregisterSnapshot(scan->snapshot);
+	index_close(scan->index, NoLock);
+	table_close(scan->rel, NoLock);
+	pfree(scan);
 }

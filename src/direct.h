@@ -6,6 +6,7 @@
 #define PAYEXT_DIRECT_H
 
 #include "datatype/timestamp.h"
+#include "access/stratnum.h"
 #include "nodes/lockoptions.h"
 #include "storage/itemptr.h"
 
@@ -15,6 +16,7 @@ typedef struct PayextDirectTable PayextDirectTable;
 extern PayextDirectTable *const PayextDirectAccount;
 extern PayextDirectTable *const PayextDirectPaymentCode;
 extern PayextDirectTable *const PayextDirectPayment;
+extern PayextDirectTable *const PayextDirectInteraction;
 
 /*
  * Sets the columns set_cols to set (NULL where set_null says so; set_null
@@ -34,10 +36,14 @@ extern bool PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
  * Inserts a row with every column of the table given (cols, values,
  * nulls); false, having written nothing, when an INSERT through the
  * executor would do more (a trigger, a rule, a column not given).
+ * A table's own trigger (payext.interaction's interaction_recorded) is no
+ * reason to refuse: *fire_own (which may be NULL for other tables) says
+ * whether the INSERT would have fired it, and the caller then does what
+ * it does.
  */
 extern bool PayextDirectInsert(PayextDirectTable *t, int ncols,
 							   const char *const *cols, const Datum *values,
-							   const bool *nulls);
+							   const bool *nulls, bool *fire_own);
 
 /* A row of payext.account as read; strings palloc'd, NULL for NULL. */
 typedef struct PayextAccountRow
@@ -99,5 +105,61 @@ extern bool PayextDirectLockCode(int64 code, PayextCodeRow *row);
  * snapshot sees it.
  */
 extern bool PayextDirectExists(const char *table, int64 key);
+
+/*
+ * A read of one of payext's tables through one of its btree indexes, as a
+ * SELECT through SPI would see it (a statement's snapshot): the rows whose
+ * leading index columns match the keys, in the index's order.
+ */
+typedef struct PayextDirectScan PayextDirectScan;
+
+/* A condition on an index column (1-based): =, <, <=, > or >=; IS NULL. */
+typedef struct PayextScanKey
+{
+	int16		column;
+	StrategyNumber strategy;	/* BTEqualStrategyNumber, ... */
+	bool		isnull;			/* IS NULL (then strategy is ignored) */
+	Datum		value;
+} PayextScanKey;
+
+/* column <strategy> value */
+static inline PayextScanKey
+PayextKey(int16 column, StrategyNumber strategy, Datum value)
+{
+	PayextScanKey key = {column, strategy, false, value};
+
+	return key;
+}
+
+/* column IS NULL */
+static inline PayextScanKey
+PayextKeyNull(int16 column)
+{
+	PayextScanKey key = {column, InvalidStrategy, true, (Datum) 0};
+
+	return key;
+}
+
+/*
+ * Begins a scan of payext.<index>; NULL when the SELECT through SPI would
+ * do more or otherwise (the index missing or not a valid btree, row-level
+ * security that applies, no SELECT privilege): the caller then runs it.
+ * A partial index answers only for rows its predicate admits: the caller
+ * asks it only what implies the predicate (and may check it again).
+ */
+extern PayextDirectScan *PayextDirectBeginScan(const char *index);
+
+/* (Re)starts the scan with keys, in the scan's snapshot. */
+extern void PayextDirectRescan(PayextDirectScan *scan, int nkeys,
+							   const PayextScanKey *keys);
+
+/*
+ * The next row: its columns cols into values and nulls (valid until the
+ * next call or the end of the scan); false when there are no more.
+ */
+extern bool PayextDirectNext(PayextDirectScan *scan, int ncols,
+							 const char *const *cols, Datum *values, bool *nulls);
+
+extern void PayextDirectEndScan(PayextDirectScan *scan);
 
 #endif							/* PAYEXT_DIRECT_H */

@@ -26,10 +26,20 @@
 --   - two charges of one wallet in one statement, and in one charge_many,
 --     leave the balance and the journal agreeing (verify_ledger());
 --   - the merchant read before the locks: a missing or wrong account is
---     still PY101 and PY111.
+--     still PY101 and PY111;
+--   - the payment's interaction, inserted without the executor, does what
+--     its trigger (interaction_recorded) does: the pair's row, the
+--     merchant's current rule (not a superseded one) before the default,
+--     an opt-out respected; and what the executor would not do it does not
+--     either: with the trigger disabled, or in a replica's session
+--     (session_replication_role), the pair is left alone; a DBA's trigger
+--     on payext.interaction fires;
+--   - the trigger's reads without the executor keep the executor's
+--     privilege check: a role that may not read association_state gets
+--     42501, as through SPI.
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(28);
+SELECT plan(41);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -235,6 +245,110 @@ ALTER TABLE payext.account REPLICA IDENTITY DEFAULT;
 
 SELECT is(payext.balance((SELECT id FROM w WHERE g = 7)), 99000::bigint,
           'the refused charges moved nothing');
+
+---------------------------------------------------------------------------
+-- The payment's interaction and its trigger's work without the executor.
+---------------------------------------------------------------------------
+SELECT payext.open_merchant('psid-direct-3', 'Third Cafe') AS m3 \gset
+CREATE TEMP TABLE aw AS
+SELECT g, payext.open_wallet('direct-assoc-' || g) AS id FROM generate_series(1, 7) g;
+SELECT count(payext.top_up(id, 10000, 'direct-assoc-top-' || g)) FROM aw;
+CREATE FUNCTION pg_temp.pay(wallet_g integer, merchant bigint, ref text) RETURNS bigint
+LANGUAGE sql AS $$
+  SELECT payext.charge(merchant, payext.request_payment((SELECT id FROM aw WHERE g = wallet_g)),
+                       100, ref)
+$$;
+CREATE FUNCTION pg_temp.pair(wallet_g integer, psid text) RETURNS text
+LANGUAGE sql AS $$
+  SELECT coalesce((SELECT (interactions, payments)::text FROM payext.interaction_pair
+                    WHERE consumer = 'direct-assoc-' || wallet_g AND public_service_id = psid),
+                  'none')
+$$;
+
+SELECT pg_temp.pay(1, :m, 'direct-assoc-1a') IS NOT NULL AS charged;
+SELECT is(pg_temp.pair(1, 'psid-direct'), '(1,1)',
+          'a charge''s interaction counts in its pair''s row (the trigger''s work)');
+
+-- A rule of 1 payment, superseded by one of 3: only the current one counts.
+SELECT payext.set_association_rule('psid-direct-2', 1, '1 day');
+SELECT payext.set_association_rule('psid-direct-2', 3, '1 day');
+SELECT pg_temp.pay(2, :m2, 'direct-assoc-2a') IS NOT NULL AS charged;
+SELECT pg_temp.pay(2, :m2, 'direct-assoc-2b') IS NOT NULL AS charged;
+SELECT is((SELECT count(*) FROM payext.association WHERE consumer = 'direct-assoc-2'), 0::bigint,
+          'two payments do not meet the current rule of three (the superseded rule of one is not read)');
+SELECT pg_temp.pay(2, :m2, 'direct-assoc-2c') IS NOT NULL AS charged;
+SELECT is((SELECT rule_id FROM payext.association WHERE consumer = 'direct-assoc-2'),
+          (SELECT id FROM payext.association_rule
+            WHERE public_service_id = 'psid-direct-2' AND superseded_at IS NULL),
+          'the third payment associates, by the merchant''s current rule');
+
+-- The default rule, for merchants without their own.
+SELECT payext.set_association_rule(NULL, 1, '1 day');
+SELECT pg_temp.pay(3, :m3, 'direct-assoc-3a') IS NOT NULL AS charged;
+SELECT is((SELECT rule_id FROM payext.association WHERE consumer = 'direct-assoc-3'),
+          (SELECT id FROM payext.association_rule
+            WHERE public_service_id IS NULL AND superseded_at IS NULL),
+          'a merchant without a rule: the default rule of one payment associates');
+SELECT pg_temp.pay(3, :m2, 'direct-assoc-3b') IS NOT NULL AS charged;
+SELECT is((SELECT count(*) FROM payext.association
+            WHERE consumer = 'direct-assoc-3' AND public_service_id = 'psid-direct-2'),
+          0::bigint, 'a merchant with its own rule: its rule, not the default');
+
+-- An opt-out stops the default rule.
+SELECT payext.opt_out('direct-assoc-4', 'psid-direct-3');
+SELECT pg_temp.pay(4, :m3, 'direct-assoc-4a') IS NOT NULL AS charged;
+SELECT is((SELECT state FROM payext.association_state
+            WHERE consumer = 'direct-assoc-4' AND public_service_id = 'psid-direct-3'),
+          'opted_out', 'an opted-out consumer is not associated by a payment');
+
+-- The trigger disabled: the executor would not fire it; neither does a charge.
+ALTER TABLE payext.interaction DISABLE TRIGGER interaction_recorded;
+SELECT pg_temp.pay(5, :m, 'direct-assoc-5a') IS NOT NULL AS charged;
+ALTER TABLE payext.interaction ENABLE TRIGGER interaction_recorded;
+SELECT is((SELECT count(*) FROM payext.interaction WHERE consumer = 'direct-assoc-5'), 1::bigint,
+          'with interaction_recorded disabled a charge still records its interaction');
+SELECT is(pg_temp.pair(5, 'psid-direct'), 'none',
+          '... and its pair''s row is left alone, as the executor would leave it');
+
+-- A replica's session fires only ENABLE REPLICA triggers.
+SET LOCAL session_replication_role = replica;
+SELECT pg_temp.pay(6, :m, 'direct-assoc-6a') IS NOT NULL AS charged;
+RESET session_replication_role;
+SELECT is((SELECT count(*) FROM payext.interaction WHERE consumer = 'direct-assoc-6'), 1::bigint,
+          'with session_replication_role = replica a charge records its interaction');
+SELECT is(pg_temp.pair(6, 'psid-direct'), 'none',
+          '... and its pair''s row is left alone (the trigger does not fire in a replica''s session)');
+
+-- A DBA's trigger on payext.interaction fires, and so does payext's.
+CREATE TEMP TABLE seen_interaction (id bigint);
+CREATE FUNCTION pg_temp.note_interaction() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO seen_interaction VALUES (NEW.id);
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER dba_note AFTER INSERT ON payext.interaction
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.note_interaction();
+SELECT pg_temp.pay(7, :m, 'direct-assoc-7a') IS NOT NULL AS charged;
+DROP TRIGGER dba_note ON payext.interaction;
+SELECT results_eq('SELECT id FROM seen_interaction',
+                  $$SELECT id FROM payext.interaction WHERE consumer = 'direct-assoc-7'$$,
+                  'a DBA''s trigger on payext.interaction fires for a charge''s interaction');
+SELECT is(pg_temp.pair(7, 'psid-direct'), '(1,1)', '... and payext''s trigger too');
+
+-- The trigger's reads keep the executor's privilege check: a role that
+-- may write interactions but not read association_state.
+CREATE ROLE direct_no_state BYPASSRLS;
+GRANT USAGE ON SCHEMA payext TO direct_no_state;
+GRANT INSERT ON payext.interaction TO direct_no_state;
+GRANT SELECT, INSERT, UPDATE ON payext.interaction_pair TO direct_no_state;
+SET LOCAL ROLE direct_no_state;
+SELECT throws_ok($$INSERT INTO payext.interaction
+                   VALUES (-1, 'direct-assoc-8', 'psid-direct-2', 'payment', 100, NULL,
+                           now(), NULL, now())$$,
+                 '42501', 'permission denied for table association_state',
+                 'the trigger''s read of association_state checks the inserting role''s privilege');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;
