@@ -17,10 +17,12 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "assoc_window.h"
@@ -423,6 +425,78 @@ AssocEvaluatePayment(Datum consumer, Datum public_service_id,
 }
 
 /*
+ * upsert_pair_plan without the executor, as INSERT ... ON CONFLICT DO
+ * UPDATE runs it: the pair's new row, or on a conflict its row locked (the
+ * lock that serialises the rule's evaluation for the pair) and added to.
+ * values: consumer, public_service_id, kind, amount, occurred_at.  false
+ * when direct.c declines: the caller runs the upsert.
+ */
+static bool
+AssocUpsertPairDirect(const Datum *values)
+{
+	static const char *const cols[] = {"consumer", "public_service_id", "interactions",
+	"payments", "payment_amount", "refund_amount", "first_at", "last_at"};
+	const char *const *sums = cols + 2;
+	char	   *kind = TextDatumGetCString(values[2]);
+	bool		payment = strcmp(kind, "payment") == 0;
+	bool		refund = strcmp(kind, "refund") == 0;
+	Datum		amount = DirectFunctionCall1(int8_numeric, values[3]);
+	Datum		zero = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
+	TimestampTz at = DatumGetTimestampTz(values[4]);
+	Datum		row[lengthof(cols)];
+	Datum		old[lengthof(cols) - 2];
+	bool		old_null[lengthof(cols) - 2];
+
+	row[0] = values[0];
+	row[1] = values[1];
+	row[2] = Int64GetDatum(1);
+	row[3] = Int64GetDatum(payment ? 1 : 0);
+	row[4] = payment ? amount : zero;
+	row[5] = refund ? amount : zero;
+	row[6] = values[4];
+	row[7] = values[4];
+	for (;;)
+	{
+		ItemPointerData conflict;
+		int			inserted = PayextDirectInsertOrNothing(PayextDirectInteractionPair,
+														   "interaction_pair_pkey",
+														   lengthof(cols), cols, row,
+														   NULL, false, &conflict);
+		int64		count;
+
+		if (inserted != 0)
+			return inserted == 1;
+		if (PayextDirectLockRow(PayextDirectInteractionPair, &conflict,
+								LockTupleNoKeyExclusive, lengthof(old), sums,
+								old, old_null) == 0)
+			continue;			/* changed meanwhile: from the start, as ON
+								 * CONFLICT */
+		for (int i = 0; i < (int) lengthof(old); i++)
+			if (old_null[i])
+				elog(ERROR, "payext: a pair's row has a null %s", sums[i]);
+		if (pg_add_s64_overflow(DatumGetInt64(old[0]), 1, &count))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("bigint out of range")));
+		old[0] = Int64GetDatum(count);
+		if (pg_add_s64_overflow(DatumGetInt64(old[1]), payment ? 1 : 0, &count))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("bigint out of range")));
+		old[1] = Int64GetDatum(count);
+		old[2] = DirectFunctionCall2(numeric_add, old[2], row[4]);
+		old[3] = DirectFunctionCall2(numeric_add, old[3], row[5]);
+		if (at < DatumGetTimestampTz(old[4]))
+			old[4] = values[4];
+		if (at > DatumGetTimestampTz(old[5]))
+			old[5] = values[4];
+		/* declined (a trigger, say): the upsert finds the row we hold */
+		return PayextDirectUpdate(PayextDirectInteractionPair, &conflict, 0, NULL, NULL,
+								  lengthof(old), sums, old, NULL);
+	}
+}
+
+/*
  * What the trigger does for a new interaction (consumer, public_service_id,
  * kind, amount, occurred_at): the pair's row, and for a payment the rule.
  * Requires SPI.
@@ -430,7 +504,8 @@ AssocEvaluatePayment(Datum consumer, Datum public_service_id,
 static void
 AssocRecorded(Datum *values, bool payment)
 {
-	PayextExecute(&upsert_pair_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	if (!AssocUpsertPairDirect(values))
+		PayextExecute(&upsert_pair_plan, values, NULL, false, 0, SPI_OK_INSERT);
 	if (payment)
 		AssocEvaluatePayment(values[0], values[1], DatumGetTimestampTz(values[4]));
 }

@@ -68,6 +68,8 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_type_d.h"
 #include "catalog/pg_trigger_d.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -76,8 +78,11 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "storage/bufmgr.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -86,6 +91,7 @@
 #include "utils/relcache.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "direct.h"
@@ -106,6 +112,10 @@ struct PayextDirectTable
 	bool		plain;			/* no domain-typed or generated column */
 	const char *own_trigger;	/* its trigger function in payext, or NULL */
 	Oid			own_trigger_fn; /* InvalidOid: look it up */
+	/* columns whose foreign keys to payext.account (id) a caller's locks give */
+	const char *const *locked_refs;
+	int			nlocked_ri;		/* the insert checks of those foreign keys */
+	Oid			locked_ri[4];
 };
 
 static PayextDirectTable direct_account =
@@ -125,17 +135,32 @@ static PayextDirectTable direct_interaction =
 	.name = "interaction",
 	.own_trigger = "interaction_recorded"
 };
+static PayextDirectTable direct_interaction_pair =
+{
+	.name = "interaction_pair"
+};
+static const char *const transfer_refs[] = {"debit_account", "credit_account", NULL};
+static PayextDirectTable direct_transfer =
+{
+	.name = "transfer",
+	.locked_refs = transfer_refs
+};
 
 PayextDirectTable *const PayextDirectAccount = &direct_account;
 PayextDirectTable *const PayextDirectPaymentCode = &direct_payment_code;
 PayextDirectTable *const PayextDirectPayment = &direct_payment;
 PayextDirectTable *const PayextDirectInteraction = &direct_interaction;
+PayextDirectTable *const PayextDirectInteractionPair = &direct_interaction_pair;
+PayextDirectTable *const PayextDirectTransfer = &direct_transfer;
 
 static PayextDirectTable *const direct_tables[] = {
-	&direct_account, &direct_payment_code, &direct_payment, &direct_interaction
+	&direct_account, &direct_payment_code, &direct_payment, &direct_interaction,
+	&direct_interaction_pair, &direct_transfer
 };
 
 static bool callback_registered = false;
+
+static int	DirectFindAttnum(TupleDesc desc, const char *name);
 
 static void
 DirectRelcacheCallback(Datum arg, Oid relid)
@@ -165,6 +190,73 @@ DirectPlainColumns(Relation rel)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * Whether the foreign key `conoid` of rel is one of t->locked_refs: a
+ * single column of rel referencing payext.account (id).
+ */
+static bool
+DirectLockedReference(PayextDirectTable *t, Relation rel, Oid conoid)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	Form_pg_constraint con;
+	Oid			account = PayextRelid("account");
+	bool		isnull;
+	bool		covered = false;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	con = (Form_pg_constraint) GETSTRUCT(tup);
+	if (con->contype == CONSTRAINT_FOREIGN && con->conrelid == RelationGetRelid(rel) &&
+		OidIsValid(account) && con->confrelid == account)
+	{
+		Datum	   *conkey;
+		Datum	   *confkey;
+		int			nconkey;
+		int			nconfkey;
+
+		deconstruct_array(DatumGetArrayTypeP(SysCacheGetAttr(CONSTROID, tup,
+															 Anum_pg_constraint_conkey,
+															 &isnull)),
+						  INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+						  &conkey, NULL, &nconkey);
+		deconstruct_array(DatumGetArrayTypeP(SysCacheGetAttr(CONSTROID, tup,
+															 Anum_pg_constraint_confkey,
+															 &isnull)),
+						  INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
+						  &confkey, NULL, &nconfkey);
+		if (nconkey == 1 && nconfkey == 1 &&
+			DatumGetInt16(confkey[0]) == get_attnum(account, "id"))
+		{
+			for (int i = 0; t->locked_refs[i] != NULL && !covered; i++)
+				covered = DirectFindAttnum(RelationGetDescr(rel), t->locked_refs[i]) + 1 ==
+					DatumGetInt16(conkey[0]);
+		}
+	}
+	ReleaseSysCache(tup);
+	return covered;
+}
+
+/*
+ * The insert checks of the foreign keys that t->locked_refs names, among
+ * rel's triggers, into t->locked_ri.
+ */
+static void
+DirectFindLockedReferences(PayextDirectTable *t, Relation rel)
+{
+	t->nlocked_ri = 0;
+	if (t->locked_refs == NULL || rel->trigdesc == NULL)
+		return;
+	for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &rel->trigdesc->triggers[i];
+
+		if (t->nlocked_ri < (int) lengthof(t->locked_ri) &&
+			trig->tgfoid == F_RI_FKEY_CHECK_INS &&
+			DirectLockedReference(t, rel, trig->tgconstraint))
+			t->locked_ri[t->nlocked_ri++] = trig->tgoid;
+	}
 }
 
 /*
@@ -214,6 +306,7 @@ DirectOpen(PayextDirectTable *t, LOCKMODE lockmode)
 				LookupFuncName(list_make2(makeString("payext"),
 										  makeString(unconstify(char *, t->own_trigger))),
 							   0, NULL, true);
+		DirectFindLockedReferences(t, rel);
 		t->estate = estate;
 		t->rri = rri;
 		t->stale = false;
@@ -276,13 +369,28 @@ DirectOwnTrigger(PayextDirectTable *t, Trigger *trig)
 }
 
 /*
+ * Whether trig is the insert check of a foreign key that the caller's row
+ * locks give (the referenced rows exist and are locked until commit), and
+ * would fire as the executor fires it: enabled, not in a replica's
+ * session (where the executor skips it too, so nothing is lost).
+ */
+static bool
+DirectLockedCheck(PayextDirectTable *t, Trigger *trig)
+{
+	for (int i = 0; i < t->nlocked_ri; i++)
+		if (trig->tgoid == t->locked_ri[i])
+			return true;
+	return false;
+}
+
+/*
  * Whether a write of kind `cmd` (setting the columns `set`, for an update)
  * through the executor would do nothing that this file does not, but for
  * the table's own trigger: *fire_own (for an insert) says whether it fires.
  */
 static bool
 DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
-			  bool *fire_own)
+			  bool refs_locked, bool *fire_own)
 {
 	Bitmapset  *keys = NULL;
 	bool		allowed = true;
@@ -308,6 +416,8 @@ DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
 		if (cmd == CMD_INSERT)
 		{
 			if (!TRIGGER_FOR_INSERT(trig->tgtype))
+				continue;
+			if (refs_locked && DirectLockedCheck(t, trig))
 				continue;
 			if (fire_own != NULL && !*fire_own && DirectOwnTrigger(t, trig))
 				*fire_own = true;
@@ -385,7 +495,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 		replace[att] = true;
 		set_atts = bms_add_member(set_atts, att + 1 - FirstLowInvalidHeapAttributeNumber);
 	}
-	if (!DirectAllowed(t, rel, CMD_UPDATE, set_atts, NULL))
+	if (!DirectAllowed(t, rel, CMD_UPDATE, set_atts, false, NULL))
 	{
 		DirectClose(t, rel);
 		return false;
@@ -468,9 +578,40 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	return true;
 }
 
-bool
-PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
-				   const Datum *given, const bool *given_null, bool *fire_own)
+/*
+ * Under REPEATABLE READ and SERIALIZABLE, a conflicting row that the
+ * transaction's snapshot cannot see (and that it did not insert itself)
+ * is 40001, as the executor's ON CONFLICT says (ExecCheckTupleVisible).
+ */
+static void
+DirectCheckVisible(Relation rel, TupleTableSlot *slot)
+{
+	bool		isnull;
+	TransactionId xmin;
+
+	if (!IsolationUsesXactSnapshot() ||
+		table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot()))
+		return;
+	xmin = DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber,
+												 &isnull));
+	if (!TransactionIdIsCurrentTransactionId(xmin))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update")));
+}
+
+/*
+ * INSERT, or with an arbiter INSERT ... ON CONFLICT ON that index DO
+ * NOTHING, as ExecInsert does it: a check of the arbiter first (waiting
+ * for another inserter), then a speculative insertion whose index entries
+ * check again, and on a conflict found then, the insertion taken back and
+ * the check made again.  1: inserted; 0: a conflicting row at *conflict;
+ * -1: declined, nothing written.
+ */
+static int
+DirectInsertRow(PayextDirectTable *t, Oid arbiter, int ncols, const char *const *cols,
+				const Datum *given, const bool *given_null, bool refs_locked,
+				bool *fire_own, ItemPointer conflict)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -479,6 +620,7 @@ PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 	int			live = 0;
 	HeapTuple	tup;
 	TupleTableSlot *slot;
+	int			result = 1;
 
 	rel = DirectOpen(t, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
@@ -488,12 +630,12 @@ PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 	if (fire_own != NULL)
 		*fire_own = false;
 	/* Every column given, so that no default is needed. */
-	if (live != ncols || !DirectAllowed(t, rel, CMD_INSERT, NULL, fire_own))
+	if (live != ncols || !DirectAllowed(t, rel, CMD_INSERT, NULL, refs_locked, fire_own))
 	{
 		if (fire_own != NULL)
 			*fire_own = false;
 		DirectClose(t, rel);
-		return false;
+		return -1;
 	}
 	values = palloc0(desc->natts * sizeof(Datum));
 	nulls = palloc(desc->natts * sizeof(bool));
@@ -512,9 +654,52 @@ PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 	if (desc->constr != NULL)
 		ExecConstraints(t->rri, slot, t->estate);
 
-	heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
-	slot->tts_tid = tup->t_self;
-	DirectInsertIndexes(t, slot);
+	if (!OidIsValid(arbiter))
+	{
+		heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
+		slot->tts_tid = tup->t_self;
+		DirectInsertIndexes(t, slot);
+	}
+	else
+	{
+		/* As DirectInsertIndexes: the indexes' state is this call's. */
+		EState	   *estate = CreateExecutorState();
+		List	   *arbiters = list_make1_oid(arbiter);
+
+		ExecOpenIndices(t->rri, true);
+		for (;;)
+		{
+			uint32		token;
+			bool		spec_conflict = false;
+
+			if (!ExecCheckIndexConstraints(t->rri, slot, estate, conflict, arbiters))
+			{
+				TupleTableSlot *existing = table_slot_create(rel, NULL);
+
+				if (!table_tuple_fetch_row_version(rel, conflict, SnapshotAny, existing))
+					elog(ERROR, "payext: a conflicting row of payext.%s is gone", t->name);
+				DirectCheckVisible(rel, existing);
+				ExecDropSingleTupleTableSlot(existing);
+				result = 0;
+				break;
+			}
+			token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+			table_tuple_insert_speculative(rel, slot, GetCurrentCommandId(true), 0,
+										   NULL, token);
+			list_free(ExecInsertIndexTuples(t->rri, slot, estate, false, true,
+											&spec_conflict, arbiters));
+			table_tuple_complete_speculative(rel, slot, token, !spec_conflict);
+			SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+			if (!spec_conflict)
+				break;
+			/* Another inserter got in between: check again. */
+			CHECK_FOR_INTERRUPTS();
+		}
+		ExecCloseIndices(t->rri);
+		t->rri->ri_NumIndices = 0;
+		FreeExecutorState(estate);
+		list_free(arbiters);
+	}
 
 	ExecDropSingleTupleTableSlot(slot);
 	heap_freetuple(tup);
@@ -522,7 +707,75 @@ PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 	pfree(nulls);
 	DirectClose(t, rel);
 	CommandCounterIncrement();
-	return true;
+	return result;
+}
+
+bool
+PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
+				   const Datum *given, const bool *given_null, bool *fire_own)
+{
+	return DirectInsertRow(t, InvalidOid, ncols, cols, given, given_null, false,
+						   fire_own, NULL) == 1;
+}
+
+int
+PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter, int ncols,
+							const char *const *cols, const Datum *values,
+							const bool *nulls, bool refs_locked, ItemPointer conflict)
+{
+	Oid			index = PayextRelid(arbiter);
+
+	if (!OidIsValid(index))
+		return -1;
+	return DirectInsertRow(t, index, ncols, cols, values, nulls, refs_locked, NULL,
+						   conflict);
+}
+
+int
+PayextDirectLockRow(PayextDirectTable *t, ItemPointer tid, LockTupleMode mode,
+					int ncols, const char *const *cols, Datum *values, bool *nulls)
+{
+	Relation	rel = DirectOpen(t, RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	TM_FailureData tmfd;
+	TM_Result	result;
+	int			locked = 1;
+
+	result = table_tuple_lock(rel, tid, GetTransactionSnapshot(), slot,
+							  GetCurrentCommandId(true), mode, LockWaitBlock, 0, &tmfd);
+	switch (result)
+	{
+		case TM_Ok:
+			break;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			locked = 0;
+			break;
+		default:
+			/* inserted or changed by this command: not a caller of ours */
+			elog(ERROR, "payext: unexpected result %d of locking a row of payext.%s",
+				 (int) result, t->name);
+	}
+	if (locked)
+	{
+		DirectCheckVisible(rel, slot);
+		for (int i = 0; i < ncols; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, DirectAttnum(desc, cols[i]));
+
+			values[i] = slot_getattr(slot, att->attnum, &nulls[i]);
+			if (!nulls[i])
+				values[i] = datumCopy(values[i], att->attbyval, att->attlen);
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	DirectClose(t, rel);
+	return locked;
 }
 
 /* A text column as a C string in the current context; NULL for NULL. */

@@ -17,6 +17,8 @@ extern PayextDirectTable *const PayextDirectAccount;
 extern PayextDirectTable *const PayextDirectPaymentCode;
 extern PayextDirectTable *const PayextDirectPayment;
 extern PayextDirectTable *const PayextDirectInteraction;
+extern PayextDirectTable *const PayextDirectInteractionPair;
+extern PayextDirectTable *const PayextDirectTransfer;
 
 /*
  * Sets the columns set_cols to set (NULL where set_null says so; set_null
@@ -44,6 +46,33 @@ extern bool PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 extern bool PayextDirectInsert(PayextDirectTable *t, int ncols,
 							   const char *const *cols, const Datum *values,
 							   const bool *nulls, bool *fire_own);
+
+/*
+ * INSERT ... ON CONFLICT ON payext.<arbiter> DO NOTHING, as the executor
+ * runs it: 1 inserted; 0 not, a conflicting row at *conflict (under
+ * REPEATABLE READ and SERIALIZABLE one the transaction's snapshot cannot
+ * see is 40001); -1 declined, nothing written, as PayextDirectInsert.
+ * refs_locked: the caller holds a lock (FOR KEY SHARE or stronger) on
+ * every row of payext.account that the table's declared foreign keys of
+ * the new row reference (payext.transfer's debit and credit accounts), so
+ * those keys' checks are given and not run again.
+ */
+extern int	PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter,
+										int ncols, const char *const *cols,
+										const Datum *values, const bool *nulls,
+										bool refs_locked, ItemPointer conflict);
+
+/*
+ * Locks the row version at *tid in `mode`, as INSERT ... ON CONFLICT DO
+ * UPDATE locks the conflicting row (ExecOnConflictUpdate): 1 locked, its
+ * columns cols copied into values and nulls; 0 when another transaction
+ * updated or deleted it first, under READ COMMITTED (the caller starts
+ * again from its insert); under REPEATABLE READ and SERIALIZABLE that, or
+ * a row the transaction's snapshot cannot see, is 40001.
+ */
+extern int	PayextDirectLockRow(PayextDirectTable *t, ItemPointer tid,
+								LockTupleMode mode, int ncols, const char *const *cols,
+								Datum *values, bool *nulls);
 
 /* A row of payext.account as read; strings palloc'd, NULL for NULL. */
 typedef struct PayextAccountRow

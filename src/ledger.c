@@ -961,6 +961,33 @@ LedgerTransferPossible(const LedgerTransferRequest *req, const LedgerAccount *de
 		!pg_add_s64_overflow(credit->balance_minor, req->amount_minor, &after);
 }
 
+/*
+ * insert_transfer_plan's row (values, nulls as SPI takes them): true when
+ * inserted, false when its reference was taken.  Without the executor
+ * where direct.c can: LedgerTransfer() holds both accounts' rows locked,
+ * which is what the journal's foreign keys would check.
+ */
+static bool
+LedgerInsertJournal(Datum *values, const char *nulls)
+{
+	static const char *const cols[] = {"id", "debit_account", "credit_account",
+		"amount", "currency", "kind", "idem_scope", "reference", "created_at",
+	"checksum"};
+	bool		isnull[lengthof(cols)];
+	ItemPointerData conflict;
+	int			inserted;
+
+	for (int i = 0; i < (int) lengthof(cols); i++)
+		isnull[i] = nulls[i] == 'n';
+	inserted = PayextDirectInsertOrNothing(PayextDirectTransfer, "transfer_reference_key",
+										   lengthof(cols), cols, values, isnull, true,
+										   &conflict);
+	if (inserted >= 0)
+		return inserted == 1;
+	return PayextExecute(&insert_transfer_plan, values, nulls, false, 0,
+						 SPI_OK_INSERT) == 1;
+}
+
 static bool
 LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
 					const char *currency)
@@ -991,8 +1018,7 @@ LedgerAppendJournal(const LedgerTransferRequest *req, int64 transfer_id,
 											   LedgerTransferKindName(req->kind),
 											   req->idem_scope,
 											   req->reference, created_at));
-	return PayextExecute(&insert_transfer_plan, values, nulls, false, 0,
-						 SPI_OK_INSERT) == 1;
+	return LedgerInsertJournal(values, nulls);
 }
 
 /*

@@ -36,10 +36,14 @@
 --     on payext.interaction fires;
 --   - the trigger's reads without the executor keep the executor's
 --     privilege check: a role that may not read association_state gets
---     42501, as through SPI.
+--     42501, as through SPI;
+--   - the journal's insert without the executor leaves out only the checks
+--     of its own two foreign keys to payext.account, whose rows the
+--     transfer holds locked: a DBA's foreign key on payext.transfer is
+--     still checked (23503).
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(41);
+SELECT plan(46);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -269,6 +273,32 @@ SELECT pg_temp.pay(1, :m, 'direct-assoc-1a') IS NOT NULL AS charged;
 SELECT is(pg_temp.pair(1, 'psid-direct'), '(1,1)',
           'a charge''s interaction counts in its pair''s row (the trigger''s work)');
 
+-- The pair's row added to: a second payment and a refund.
+SELECT pg_temp.pay(1, :m, 'direct-assoc-1b') IS NOT NULL AS charged;
+SELECT payext.refund(:m, 'direct-assoc-1a', 40, 'direct-assoc-1a-r') IS NOT NULL AS refunded;
+SELECT is((SELECT (interactions, payments, payment_amount, refund_amount, first_at = last_at)::text
+             FROM payext.interaction_pair
+            WHERE consumer = 'direct-assoc-1' AND public_service_id = 'psid-direct'),
+          '(3,2,200,40,t)',
+          'two payments and a refund: the pair''s row counts three interactions, 200 paid, 40 refunded');
+
+-- A DBA's UPDATE trigger on interaction_pair: the upsert goes through the
+-- executor, which fires it; the row is added to once.
+CREATE TEMP TABLE seen_pair (interactions bigint);
+CREATE FUNCTION pg_temp.note_pair() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO seen_pair VALUES (NEW.interactions);
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER dba_pair BEFORE UPDATE ON payext.interaction_pair
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.note_pair();
+SELECT pg_temp.pay(1, :m, 'direct-assoc-1c') IS NOT NULL AS charged;
+DROP TRIGGER dba_pair ON payext.interaction_pair;
+SELECT results_eq('SELECT interactions FROM seen_pair', ARRAY[4::bigint],
+                  'a DBA''s UPDATE trigger on interaction_pair fires once for a payment of a known pair');
+SELECT is(pg_temp.pair(1, 'psid-direct'), '(4,3)', '... and the pair''s row is added to once');
+
 -- A rule of 1 payment, superseded by one of 3: only the current one counts.
 SELECT payext.set_association_rule('psid-direct-2', 1, '1 day');
 SELECT payext.set_association_rule('psid-direct-2', 3, '1 day');
@@ -349,6 +379,25 @@ SELECT throws_ok($$INSERT INTO payext.interaction
                  '42501', 'permission denied for table association_state',
                  'the trigger''s read of association_state checks the inserting role''s privilege');
 RESET ROLE;
+
+-- A DBA's foreign key on the journal is checked; payext's own two are
+-- given by the transfer's locks of both accounts.
+CREATE TABLE public.dba_allowed (id bigint PRIMARY KEY);
+INSERT INTO public.dba_allowed SELECT id FROM payext.account;
+SELECT payext.open_wallet('direct-fk') AS fk_wallet \gset
+SELECT payext.top_up(:fk_wallet, 1000, 'direct-fk-top') IS NOT NULL AS topped_up;
+ALTER TABLE payext.transfer ADD CONSTRAINT dba_debit_allowed
+  FOREIGN KEY (debit_account) REFERENCES public.dba_allowed (id);
+SELECT throws_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :m,
+                        payext.request_payment(:fk_wallet), 'direct-fk-1'),
+                 '23503', NULL,
+                 'a DBA''s foreign key on payext.transfer refuses a charge from an account it does not list');
+INSERT INTO public.dba_allowed VALUES (:fk_wallet);
+SELECT lives_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :m,
+                       payext.request_payment(:fk_wallet), 'direct-fk-2'),
+                '... and lets it pass once the account is listed');
+ALTER TABLE payext.transfer DROP CONSTRAINT dba_debit_allowed;
+DROP TABLE public.dba_allowed;
 
 SELECT * FROM finish();
 ROLLBACK;
