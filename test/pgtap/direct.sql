@@ -37,13 +37,16 @@
 --   - the trigger's reads without the executor keep the executor's
 --     privilege check: a role that may not read association_state gets
 --     42501, as through SPI;
+--   - a code's insert without the executor, ON CONFLICT (code) DO NOTHING:
+--     a serial drawn again gives a live code's digits, and the next serial
+--     is taken;
 --   - the journal's insert without the executor leaves out only the checks
 --     of its own two foreign keys to payext.account, whose rows the
 --     transfer holds locked: a DBA's foreign key on payext.transfer is
 --     still checked (23503).
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(46);
+SELECT plan(48);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -398,6 +401,16 @@ SELECT lives_ok(format('SELECT payext.charge(%s, %L, 100, %L)', :m,
                 '... and lets it pass once the account is listed');
 ALTER TABLE payext.transfer DROP CONSTRAINT dba_debit_allowed;
 DROP TABLE public.dba_allowed;
+
+-- A code whose digits a live code has: the next serial is taken.  The
+-- sequence is set back, so the same serial (and key) gives the same digits.
+SELECT payext.request_payment((SELECT id FROM aw WHERE g = 1)) AS code_a \gset
+SELECT setval('payext.code_serial_seq', (SELECT max(serial) - 1 FROM payext.payment_code));
+SELECT payext.request_payment((SELECT id FROM aw WHERE g = 1)) AS code_b \gset
+SELECT isnt(:'code_b'::text, :'code_a'::text, 'a serial drawn again: its digits are a live code''s, so the next serial is taken');
+SELECT is((SELECT count(*) FROM payext.payment_code
+            WHERE wallet = (SELECT id FROM aw WHERE g = 1) AND state = 'issued'),
+          2::bigint, '... and the wallet has two live codes');
 
 SELECT * FROM finish();
 ROLLBACK;
