@@ -139,6 +139,10 @@ static PayextDirectTable direct_interaction_pair =
 {
 	.name = "interaction_pair"
 };
+static PayextDirectTable direct_merchant_credit =
+{
+	.name = "merchant_credit"
+};
 static const char *const transfer_refs[] = {"debit_account", "credit_account", NULL};
 static PayextDirectTable direct_transfer =
 {
@@ -155,7 +159,7 @@ PayextDirectTable *const PayextDirectTransfer = &direct_transfer;
 
 static PayextDirectTable *const direct_tables[] = {
 	&direct_account, &direct_payment_code, &direct_payment, &direct_interaction,
-	&direct_interaction_pair, &direct_transfer
+	&direct_interaction_pair, &direct_transfer, &direct_merchant_credit
 };
 
 static bool callback_registered = false;
@@ -384,13 +388,41 @@ DirectLockedCheck(PayextDirectTable *t, Trigger *trig)
 }
 
 /*
+ * The referencing columns of foreign key conoid, as attribute numbers
+ * offset by FirstLowInvalidHeapAttributeNumber.
+ */
+static Bitmapset *
+DirectForeignKeyColumns(Oid conoid)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	Bitmapset  *cols = NULL;
+	Datum	   *conkey;
+	int			n;
+	bool		isnull;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "payext: cache lookup failed for constraint %u", conoid);
+	deconstruct_array(DatumGetArrayTypeP(SysCacheGetAttr(CONSTROID, tup,
+														 Anum_pg_constraint_conkey,
+														 &isnull)),
+					  INT2OID, sizeof(int16), true, TYPALIGN_SHORT, &conkey, NULL, &n);
+	for (int i = 0; i < n; i++)
+		cols = bms_add_member(cols, DatumGetInt16(conkey[i]) - FirstLowInvalidHeapAttributeNumber);
+	ReleaseSysCache(tup);
+	return cols;
+}
+
+/*
  * Whether a write of kind `cmd` (setting the columns `set`, for an update)
  * through the executor would do nothing that this file does not, but for
- * the table's own trigger: *fire_own (for an insert) says whether it fires.
+ * the table's own trigger: *fire_own (for an insert) says whether it fires;
+ * and for an update, the checks of foreign keys it does not set, which
+ * fire only for a row this transaction inserted (*fk_own_row: there are
+ * such checks).
  */
 static bool
 DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
-			  bool refs_locked, bool *fire_own)
+			  bool refs_locked, bool *fire_own, bool *fk_own_row)
 {
 	Bitmapset  *keys = NULL;
 	bool		allowed = true;
@@ -431,6 +463,18 @@ DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
 		if (RI_FKey_trigger_type(trig->tgfoid) == RI_TRIGGER_PK &&
 			!bms_overlap(keys, set))
 			continue;
+
+		/*
+		 * And their checks when a referencing key changes, or the row was
+		 * inserted by this transaction (RI_FKey_fk_upd_check_required): the
+		 * caller declines such a row (*fk_own_row).
+		 */
+		if (RI_FKey_trigger_type(trig->tgfoid) == RI_TRIGGER_FK &&
+			fk_own_row != NULL && !bms_overlap(DirectForeignKeyColumns(trig->tgconstraint), set))
+		{
+			*fk_own_row = true;
+			continue;
+		}
 		/* UPDATE OF columns: fires when one of them is set. */
 		for (int c = 0; c < trig->tgnattr; c++)
 			cols = bms_add_member(cols, trig->tgattr[c] - FirstLowInvalidHeapAttributeNumber);
@@ -482,6 +526,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	LockTupleMode lockmode;
 	TM_Result	result;
 	bool		latest;
+	bool		fk_own_row = false;
 
 	if (!ItemPointerIsValid(tid))
 		return false;
@@ -495,7 +540,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 		replace[att] = true;
 		set_atts = bms_add_member(set_atts, att + 1 - FirstLowInvalidHeapAttributeNumber);
 	}
-	if (!DirectAllowed(t, rel, CMD_UPDATE, set_atts, false, NULL))
+	if (!DirectAllowed(t, rel, CMD_UPDATE, set_atts, false, NULL, &fk_own_row))
 	{
 		DirectClose(t, rel);
 		return false;
@@ -517,6 +562,10 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	latest = ItemPointerEquals(&oldtup.t_data->t_ctid, tid) &&
 		((oldtup.t_data->t_infomask & HEAP_XMAX_INVALID) ||
 		 HEAP_XMAX_IS_LOCKED_ONLY(oldtup.t_data->t_infomask));
+	/* a foreign key's check would fire: the executor's to do */
+	if (fk_own_row &&
+		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(oldtup.t_data)))
+		latest = false;
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	if (!latest)
 	{
@@ -630,7 +679,7 @@ DirectInsertRow(PayextDirectTable *t, Oid arbiter, int ncols, const char *const 
 	if (fire_own != NULL)
 		*fire_own = false;
 	/* Every column given, so that no default is needed. */
-	if (live != ncols || !DirectAllowed(t, rel, CMD_INSERT, NULL, refs_locked, fire_own))
+	if (live != ncols || !DirectAllowed(t, rel, CMD_INSERT, NULL, refs_locked, fire_own, NULL))
 	{
 		if (fire_own != NULL)
 			*fire_own = false;
@@ -813,25 +862,34 @@ DirectAccountFromSlot(TupleDesc desc, TupleTableSlot *slot, PayextAccountRow *ro
 }
 
 /*
- * The row whose int8 key in the unique index `indexoid` is `key`, as
+ * The row whose key in the unique index `indexoid` is scankeys, as
  * snapshot sees it, in slot.
  */
 static bool
-DirectFindByKey(Relation rel, Oid indexoid, int64 key, Snapshot snapshot,
-				TupleTableSlot *slot)
+DirectFindByScanKeys(Relation rel, Oid indexoid, int nkeys, ScanKey scankeys,
+					 Snapshot snapshot, TupleTableSlot *slot)
 {
 	Relation	index = index_open(indexoid, AccessShareLock);
-	ScanKeyData scankey;
 	IndexScanDesc scan;
 	bool		found;
 
-	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
-	scan = index_beginscan(rel, index, snapshot, 1, 0);
-	index_rescan(scan, &scankey, 1, NULL, 0);
+	scan = index_beginscan(rel, index, snapshot, nkeys, 0);
+	index_rescan(scan, scankeys, nkeys, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);
 	index_close(index, NoLock);
 	return found;
+}
+
+/* The same for an int8 key. */
+static bool
+DirectFindByKey(Relation rel, Oid indexoid, int64 key, Snapshot snapshot,
+				TupleTableSlot *slot)
+{
+	ScanKeyData scankey;
+
+	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
+	return DirectFindByScanKeys(rel, indexoid, 1, &scankey, snapshot, slot);
 }
 
 /* The snapshot SPI takes for a statement that may write. */
@@ -865,7 +923,7 @@ PayextDirectReadAccount(int64 id, PayextAccountRow *row)
 typedef bool (*DirectQual) (TupleDesc desc, TupleTableSlot *slot, const void *arg);
 
 /*
- * SELECT ... FROM rel WHERE <key of indexoid> = key AND <qual> FOR <mode>,
+ * SELECT ... FROM rel WHERE <key of indexoid> = scankeys AND <qual> FOR <mode>,
  * as the executor runs it (ExecLockRows): the row the statement's snapshot
  * sees, locked, in `locked`.  Under READ COMMITTED, when another
  * transaction updated it first, its newest version once that transaction
@@ -874,7 +932,7 @@ typedef bool (*DirectQual) (TupleDesc desc, TupleTableSlot *slot, const void *ar
  * is no row, it does not pass qual, or it was deleted meanwhile.
  */
 static bool
-DirectLockByKey(Relation rel, Oid indexoid, int64 key, DirectQual qual,
+DirectLockByKey(Relation rel, Oid indexoid, int nkeys, ScanKey scankeys, DirectQual qual,
 				const void *qual_arg, LockTupleMode mode, TupleTableSlot *locked)
 {
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
@@ -888,7 +946,7 @@ DirectLockByKey(Relation rel, Oid indexoid, int64 key, DirectQual qual,
 
 	if (!IsolationUsesXactSnapshot())
 		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
-	found = DirectFindByKey(rel, indexoid, key, snapshot, slot) &&
+	found = DirectFindByScanKeys(rel, indexoid, nkeys, scankeys, snapshot, slot) &&
 		(qual == NULL || qual(desc, slot, qual_arg));
 	if (found)
 	{
@@ -956,9 +1014,11 @@ PayextDirectLockAccount(int64 id, PayextAccountNeed need, LockTupleMode mode,
 {
 	Relation	rel = DirectOpen(PayextDirectAccount, RowShareLock);
 	TupleTableSlot *locked = table_slot_create(rel, NULL);
+	ScanKeyData scankey;
 	bool		found;
 
-	found = DirectLockByKey(rel, RelationGetPrimaryKeyIndex(rel), id,
+	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	found = DirectLockByKey(rel, RelationGetPrimaryKeyIndex(rel), 1, &scankey,
 							DirectAccountQual, &need, mode, locked);
 	if (found)
 		DirectAccountFromSlot(RelationGetDescr(rel), locked, row);
@@ -974,11 +1034,14 @@ PayextDirectLockCode(int64 code, PayextCodeRow *row)
 	TupleDesc	desc = RelationGetDescr(rel);
 	TupleTableSlot *locked = table_slot_create(rel, NULL);
 	Oid			index = PayextRelid("payment_code_code_key");
+	ScanKeyData scankey;
 	bool		found;
 
 	if (!OidIsValid(index))
 		elog(ERROR, "payext: index payext.payment_code_code_key is missing");
-	found = DirectLockByKey(rel, index, code, NULL, NULL, LockTupleNoKeyExclusive, locked);
+	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(code));
+	found = DirectLockByKey(rel, index, 1, &scankey, NULL, NULL, LockTupleNoKeyExclusive,
+							locked);
 	if (found)
 	{
 		Datum	   *values;
@@ -1074,14 +1137,10 @@ PayextDirectBeginScan(const char *index_name)
 	return scan;
 }
 
-void
-PayextDirectRescan(PayextDirectScan *scan, int nkeys, const PayextScanKey *keys)
+/* keys as btree scan keys of index, in out (nkeys of them). */
+static void
+DirectBuildScanKeys(Relation index, int nkeys, const PayextScanKey *keys, ScanKey out)
 {
-	Relation	index = scan->index;
-
-	if (nkeys < 1 || nkeys > (int) lengthof(scan->keys))
-		elog(ERROR, "payext: %d keys for a scan of index %s", nkeys,
-			 RelationGetRelationName(index));
 	for (int i = 0; i < nkeys; i++)
 	{
 		int			col = keys[i].column;
@@ -1094,7 +1153,7 @@ PayextDirectRescan(PayextDirectScan *scan, int nkeys, const PayextScanKey *keys)
 				 RelationGetRelationName(index));
 		if (keys[i].isnull)
 		{
-			ScanKeyEntryInitialize(&scan->keys[i], SK_ISNULL | SK_SEARCHNULL, col,
+			ScanKeyEntryInitialize(&out[i], SK_ISNULL | SK_SEARCHNULL, col,
 								   InvalidStrategy, InvalidOid, InvalidOid,
 								   InvalidOid, (Datum) 0);
 			continue;
@@ -1105,10 +1164,21 @@ PayextDirectRescan(PayextDirectScan *scan, int nkeys, const PayextScanKey *keys)
 		if (!OidIsValid(opno))
 			elog(ERROR, "payext: no operator of strategy %d for column %d of index %s",
 				 keys[i].strategy, col, RelationGetRelationName(index));
-		ScanKeyEntryInitialize(&scan->keys[i], 0, col, keys[i].strategy, InvalidOid,
+		ScanKeyEntryInitialize(&out[i], 0, col, keys[i].strategy, InvalidOid,
 							   index->rd_indcollation[col - 1], get_opcode(opno),
 							   keys[i].value);
 	}
+}
+
+void
+PayextDirectRescan(PayextDirectScan *scan, int nkeys, const PayextScanKey *keys)
+{
+	Relation	index = scan->index;
+
+	if (nkeys < 1 || nkeys > (int) lengthof(scan->keys))
+		elog(ERROR, "payext: %d keys for a scan of index %s", nkeys,
+			 RelationGetRelationName(index));
+	DirectBuildScanKeys(index, nkeys, keys, scan->keys);
 	if (scan->scan == NULL || scan->nkeys != nkeys)
 	{
 		if (scan->scan != NULL)
@@ -1143,4 +1213,68 @@ PayextDirectEndScan(PayextDirectScan *scan)
 	index_close(scan->index, NoLock);
 	table_close(scan->rel, NoLock);
 	pfree(scan);
+}
+
+/* ---------------------------------------------------------------------
+ * A merchant's credit bucket
+ * ---------------------------------------------------------------------
+ */
+
+/* Whether the bucket in slot has room for `add` below `limit` (*arg). */
+static bool
+DirectBucketQual(TupleDesc desc, TupleTableSlot *slot, const void *arg)
+{
+	const int64 *room = arg;	/* limit - add */
+	bool		isnull;
+	Datum		amount = slot_getattr(slot, DirectAttnum(desc, "amount") + 1, &isnull);
+
+	return !isnull && DatumGetInt64(amount) <= *room;
+}
+
+int
+PayextDirectAddToBucket(int64 account, int32 bucket, int64 add, int64 limit)
+{
+	static const char *const amount_col[] = {"amount"};
+	PayextDirectTable *t = &direct_merchant_credit;
+	Relation	rel = DirectOpen(t, RowShareLock);
+	TupleTableSlot *locked = table_slot_create(rel, NULL);
+	PayextScanKey keys[2];
+	ScanKeyData scankeys[2];
+	Relation	index;
+	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
+	int64		room = limit - add;
+	int64		before = 0;
+	int64		after;
+	ItemPointerData tid;
+	bool		found;
+	Datum		value;
+	bool		isnull;
+
+	Assert(add > 0 && add <= limit);
+	if (!OidIsValid(indexoid))
+		elog(ERROR, "payext: payext.merchant_credit has no primary key");
+	keys[0] = PayextKey(1, BTEqualStrategyNumber, Int64GetDatum(account));
+	keys[1] = PayextKey(2, BTEqualStrategyNumber, Int32GetDatum(bucket));
+	index = index_open(indexoid, AccessShareLock);
+	DirectBuildScanKeys(index, 2, keys, scankeys);
+	index_close(index, NoLock);
+	found = DirectLockByKey(rel, indexoid, 2, scankeys, DirectBucketQual, &room,
+							LockTupleNoKeyExclusive, locked);
+	if (found)
+	{
+		value = slot_getattr(locked, DirectAttnum(RelationGetDescr(rel), "amount") + 1,
+							 &isnull);
+		before = DatumGetInt64(value);
+		tid = locked->tts_tid;
+	}
+	ExecDropSingleTupleTableSlot(locked);
+	DirectClose(t, rel);
+	if (!found)
+		return 0;
+	/* The qual held on the version locked: no overflow. */
+	after = before + add;
+	value = Int64GetDatum(after);
+	/* Declined: the UPDATE through SPI finds the row we hold. */
+	return PayextDirectUpdate(t, &tid, 1, amount_col, &before, 1, amount_col,
+							  &value, NULL) ? 1 : -1;
 }

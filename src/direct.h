@@ -74,6 +74,15 @@ extern int	PayextDirectLockRow(PayextDirectTable *t, ItemPointer tid,
 								LockTupleMode mode, int ncols, const char *const *cols,
 								Datum *values, bool *nulls);
 
+/*
+ * UPDATE payext.merchant_credit SET amount = amount + add WHERE account =
+ * $1 AND bucket = $2 AND amount <= limit - add, as the executor runs it
+ * (the row locked, under READ COMMITTED its newest version checked again):
+ * 1 updated, 0 no such row, -1 declined with the row locked (the caller
+ * runs its UPDATE).  0 < add <= limit.
+ */
+extern int	PayextDirectAddToBucket(int64 account, int32 bucket, int64 add, int64 limit);
+
 /* A row of payext.account as read; strings palloc'd, NULL for NULL. */
 typedef struct PayextAccountRow
 {

@@ -842,13 +842,22 @@ LedgerCreditBucket(const LedgerTransferRequest *req, LedgerAccount *credit)
 	Assert(credit->balance_minor >= 0);
 	if (req->amount_minor <= share)
 	{
+		int			added = 0;
+
 		values[0] = Int64GetDatum(credit->id);
 		values[1] = Int32GetDatum(MyBackendId % PAYEXT_MERCHANT_BUCKETS);
 		values[2] = Int64GetDatum(req->amount_minor);
 		values[3] = Int64GetDatum(share);
-		if ((!IsolationIsSerializable() &&
-			 PayextExecute(&add_to_bucket_plan, values, NULL, false, 0,
-						   SPI_OK_UPDATE) == 1) ||
+		/* The bucket's UPDATE without the executor where direct.c can. */
+		if (!IsolationIsSerializable())
+		{
+			added = PayextDirectAddToBucket(credit->id, MyBackendId % PAYEXT_MERCHANT_BUCKETS,
+											req->amount_minor, share);
+			if (added < 0)
+				added = (int) PayextExecute(&add_to_bucket_plan, values, NULL, false, 0,
+											SPI_OK_UPDATE);
+		}
+		if (added == 1 ||
 			PayextExecute(&credit_bucket_plan, values, NULL, false, 0,
 						  SPI_OK_INSERT_RETURNING) == 1)
 			return;
