@@ -32,6 +32,7 @@
 
 #include <openssl/crypto.h>
 
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "utils/snapmgr.h"
@@ -941,13 +942,32 @@ CodesLockMerchant(int64 merchant, bool for_reversal, bool *takes_holds)
 static int64
 CodesFindReversal(int64 merchant, const char *order_ref)
 {
+	static const char *const cols[] = {"transfer_id"};
 	Datum		values[2];
 	bool		isnull;
 	Datum		tid;
+	PayextDirectScan *scan;
 
 	values[0] = Int64GetDatum(merchant);
 	values[1] = CStringGetTextDatum(order_ref);
-	if (PayextExecute(&find_reversal_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	scan = PayextDirectBeginScan("order_reversal_pkey");
+	if (scan != NULL)
+	{
+		/* find_reversal_plan without the executor: a probe of the key */
+		PayextScanKey keys[2] = {
+			PayextKey(1, BTEqualStrategyNumber, values[0]),
+			PayextKey(2, BTEqualStrategyNumber, values[1])
+		};
+		int64		reversal = -1;
+
+		PayextDirectRescan(scan, 2, keys);
+		if (PayextDirectNext(scan, 1, cols, &tid, &isnull))
+			reversal = isnull ? 0 : DatumGetInt64(tid);
+		PayextDirectEndScan(scan);
+		if (reversal >= 0)
+			return reversal;
+	}
+	else if (PayextExecute(&find_reversal_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
 	{
 		tid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		return isnull ? 0 : DatumGetInt64(tid);

@@ -506,11 +506,19 @@ DirectInsertIndexes(PayextDirectTable *t, TupleTableSlot *slot)
 	FreeExecutorState(estate);
 }
 
-bool
-PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
-				   int nexpect, const char *const *expect_cols, const int64 *expect,
-				   int nset, const char *const *set_cols, const Datum *set,
-				   const bool *set_null)
+/*
+ * PayextDirectUpdate, of a row version this transaction holds locked
+ * (locked), or of one a statement's snapshot found, as the executor's
+ * UPDATE writes it without a lock first: then 0 when another transaction
+ * updated or deleted it since (under READ COMMITTED; 40001 under the other
+ * levels), for the caller to lock its newest version.  1: updated; -1:
+ * declined, nothing written.
+ */
+static int
+DirectUpdate(PayextDirectTable *t, ItemPointer tid, bool locked,
+			 int nexpect, const char *const *expect_cols, const int64 *expect,
+			 int nset, const char *const *set_cols, const Datum *set,
+			 const bool *set_null)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -529,7 +537,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	bool		fk_own_row = false;
 
 	if (!ItemPointerIsValid(tid))
-		return false;
+		return -1;
 	rel = DirectOpen(t, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
 	replace = palloc0(desc->natts * sizeof(bool));
@@ -543,14 +551,14 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	if (!DirectAllowed(t, rel, CMD_UPDATE, set_atts, false, NULL, &fk_own_row))
 	{
 		DirectClose(t, rel);
-		return false;
+		return -1;
 	}
 	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
 
-	/* The locked row, as the lock read it, and a copy with the new values. */
+	/* The row, as the lock or the scan read it, and a copy with new values. */
 	oldtup.t_self = *tid;
 	if (!heap_fetch(rel, SnapshotAny, &oldtup, &buffer, false))
-		elog(ERROR, "payext: the locked row of payext.%s is gone", t->name);
+		elog(ERROR, "payext: the row read of payext.%s is gone", t->name);
 
 	/*
 	 * The version we locked, not updated since.  Another transaction cannot
@@ -559,9 +567,10 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 	 * the newest version.
 	 */
 	LockBuffer(buffer, BUFFER_LOCK_SHARE);
-	latest = ItemPointerEquals(&oldtup.t_data->t_ctid, tid) &&
-		((oldtup.t_data->t_infomask & HEAP_XMAX_INVALID) ||
-		 HEAP_XMAX_IS_LOCKED_ONLY(oldtup.t_data->t_infomask));
+	latest = !locked ||
+		(ItemPointerEquals(&oldtup.t_data->t_ctid, tid) &&
+		 ((oldtup.t_data->t_infomask & HEAP_XMAX_INVALID) ||
+		  HEAP_XMAX_IS_LOCKED_ONLY(oldtup.t_data->t_infomask)));
 	/* a foreign key's check would fire: the executor's to do */
 	if (fk_own_row &&
 		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(oldtup.t_data)))
@@ -572,7 +581,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 		ReleaseBuffer(buffer);
 		pfree(replace);
 		DirectClose(t, rel);
-		return false;
+		return -1;
 	}
 	values = palloc(desc->natts * sizeof(Datum));
 	nulls = palloc(desc->natts * sizeof(bool));
@@ -582,7 +591,7 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 		int			att = DirectAttnum(desc, expect_cols[i]);
 
 		if (nulls[att] || DatumGetInt64(values[att]) != expect[i])
-			elog(ERROR, "payext: the locked row of payext.%s is not the one read", t->name);
+			elog(ERROR, "payext: the row of payext.%s is not the one read", t->name);
 	}
 	for (int i = 0; i < nset; i++)
 	{
@@ -601,15 +610,31 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 		ExecConstraints(t->rri, slot, t->estate);
 
 	/*
-	 * We hold the row's lock, so no other transaction has updated or deleted
-	 * it, nor have we since the lock (the caller's contract): anything but
-	 * TM_Ok is a bug.
+	 * Locked: no other transaction has updated or deleted it, nor have we
+	 * since the lock (the caller's contract), so anything but TM_Ok is a bug.
+	 * Not locked: another transaction may have, and then we wait for it as
+	 * the executor's UPDATE does; if it committed, the caller locks the
+	 * newest version (READ COMMITTED) or it is 40001, as ExecUpdate says.
 	 */
 	result = heap_update(rel, tid, newtup, GetCurrentCommandId(true),
 						 InvalidSnapshot, true, &tmfd, &lockmode);
 	if (result != TM_Ok)
-		elog(ERROR, "payext: the locked row of payext.%s could not be updated (%d)",
-			 t->name, (int) result);
+	{
+		if (locked || (result != TM_Updated && result != TM_Deleted))
+			elog(ERROR, "payext: a row of payext.%s could not be updated (%d)",
+				 t->name, (int) result);
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+		ExecDropSingleTupleTableSlot(slot);
+		heap_freetuple(newtup);
+		pfree(values);
+		pfree(nulls);
+		pfree(replace);
+		DirectClose(t, rel);
+		return 0;
+	}
 	if (!HeapTupleIsHeapOnly(newtup))
 	{
 		slot->tts_tid = newtup->t_self;
@@ -624,7 +649,17 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 
 	/* Later statements of this transaction see the new values. */
 	CommandCounterIncrement();
-	return true;
+	return 1;
+}
+
+bool
+PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
+				   int nexpect, const char *const *expect_cols, const int64 *expect,
+				   int nset, const char *const *set_cols, const Datum *set,
+				   const bool *set_null)
+{
+	return DirectUpdate(t, tid, true, nexpect, expect_cols, expect, nset, set_cols,
+						set, set_null) == 1;
 }
 
 /*
@@ -1237,18 +1272,20 @@ PayextDirectAddToBucket(int64 account, int32 bucket, int64 add, int64 limit)
 	static const char *const amount_col[] = {"amount"};
 	PayextDirectTable *t = &direct_merchant_credit;
 	Relation	rel = DirectOpen(t, RowShareLock);
-	TupleTableSlot *locked = table_slot_create(rel, NULL);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	PayextScanKey keys[2];
 	ScanKeyData scankeys[2];
 	Relation	index;
 	Oid			indexoid = RelationGetPrimaryKeyIndex(rel);
 	int64		room = limit - add;
 	int64		before = 0;
-	int64		after;
 	ItemPointerData tid;
+	Snapshot	snapshot;
 	bool		found;
 	Datum		value;
 	bool		isnull;
+	int			updated;
 
 	Assert(add > 0 && add <= limit);
 	if (!OidIsValid(indexoid))
@@ -1258,23 +1295,39 @@ PayextDirectAddToBucket(int64 account, int32 bucket, int64 add, int64 limit)
 	index = index_open(indexoid, AccessShareLock);
 	DirectBuildScanKeys(index, 2, keys, scankeys);
 	index_close(index, NoLock);
-	found = DirectLockByKey(rel, indexoid, 2, scankeys, DirectBucketQual, &room,
-							LockTupleNoKeyExclusive, locked);
-	if (found)
+
+	/*
+	 * As the executor's UPDATE: the row the statement's snapshot sees,
+	 * updated without a lock first (a lock would be one more WAL record per
+	 * payment); only when another transaction updated it meanwhile, its
+	 * newest version locked and its room checked again (EvalPlanQual).
+	 */
+	snapshot = DirectStatementSnapshot();
+	found = DirectFindByScanKeys(rel, indexoid, 2, scankeys, snapshot, slot) &&
+		DirectBucketQual(desc, slot, &room);
+	UnregisterSnapshot(snapshot);
+	for (int attempt = 0; found; attempt++)
 	{
-		value = slot_getattr(locked, DirectAttnum(RelationGetDescr(rel), "amount") + 1,
-							 &isnull);
+		value = slot_getattr(slot, DirectAttnum(desc, "amount") + 1, &isnull);
 		before = DatumGetInt64(value);
-		tid = locked->tts_tid;
+		tid = slot->tts_tid;
+		/* The room checked on this version: no overflow. */
+		value = Int64GetDatum(before + add);
+		updated = DirectUpdate(t, &tid, attempt > 0, 1, amount_col, &before, 1, amount_col,
+							   &value, NULL);
+		if (updated != 0)
+		{
+			ExecDropSingleTupleTableSlot(slot);
+			DirectClose(t, rel);
+			/* declined: the UPDATE through SPI finds the row */
+			return updated;
+		}
+		if (attempt > 0)
+			elog(ERROR, "payext: a locked bucket of payext.merchant_credit changed");
+		found = DirectLockByKey(rel, indexoid, 2, scankeys, DirectBucketQual, &room,
+								LockTupleNoKeyExclusive, slot);
 	}
-	ExecDropSingleTupleTableSlot(locked);
+	ExecDropSingleTupleTableSlot(slot);
 	DirectClose(t, rel);
-	if (!found)
-		return 0;
-	/* The qual held on the version locked: no overflow. */
-	after = before + add;
-	value = Int64GetDatum(after);
-	/* Declined: the UPDATE through SPI finds the row we hold. */
-	return PayextDirectUpdate(t, &tid, 1, amount_col, &before, 1, amount_col,
-							  &value, NULL) ? 1 : -1;
+	return 0;
 }
