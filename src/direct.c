@@ -507,6 +507,20 @@ DirectInsertIndexes(PayextDirectTable *t, TupleTableSlot *slot)
 }
 
 /*
+ * A row another transaction changed after this one's snapshot, under
+ * REPEATABLE READ or SERIALIZABLE: the executor's words.
+ */
+static void DirectRaiseConcurrentUpdate(void) pg_attribute_noreturn();
+
+static void
+DirectRaiseConcurrentUpdate(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not serialize access due to concurrent update")));
+}
+
+/*
  * PayextDirectUpdate, of a row version this transaction holds locked
  * (locked), or of one a statement's snapshot found, as the executor's
  * UPDATE writes it without a lock first: then 0 when another transaction
@@ -624,9 +638,7 @@ DirectUpdate(PayextDirectTable *t, ItemPointer tid, bool locked,
 			elog(ERROR, "payext: a row of payext.%s could not be updated (%d)",
 				 t->name, (int) result);
 		if (IsolationUsesXactSnapshot())
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
+			DirectRaiseConcurrentUpdate();
 		ExecDropSingleTupleTableSlot(slot);
 		heap_freetuple(newtup);
 		pfree(values);
@@ -679,9 +691,7 @@ DirectCheckVisible(Relation rel, TupleTableSlot *slot)
 	xmin = DatumGetTransactionId(slot_getsysattr(slot, MinTransactionIdAttributeNumber,
 												 &isnull));
 	if (!TransactionIdIsCurrentTransactionId(xmin))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to concurrent update")));
+		DirectRaiseConcurrentUpdate();
 }
 
 /*
@@ -835,9 +845,7 @@ PayextDirectLockRow(PayextDirectTable *t, ItemPointer tid, LockTupleMode mode,
 		case TM_Updated:
 		case TM_Deleted:
 			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
+				DirectRaiseConcurrentUpdate();
 			locked = 0;
 			break;
 		default:
@@ -1003,9 +1011,7 @@ DirectLockByKey(Relation rel, Oid indexoid, int nkeys, ScanKey scankeys, DirectQ
 			case TM_Deleted:
 				/* ExecLockRows' words for both. */
 				if (IsolationUsesXactSnapshot())
-					ereport(ERROR,
-							(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-							 errmsg("could not serialize access due to concurrent update")));
+					DirectRaiseConcurrentUpdate();
 				/* Under READ COMMITTED the lock follows updates. */
 				if (result == TM_Updated)
 					elog(ERROR, "payext: unexpected result of locking a row of payext.%s",
