@@ -21,6 +21,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
@@ -447,6 +448,15 @@ AssocUpsertPairDirect(const Datum *values)
 	Datum		old[lengthof(cols) - 2];
 	bool		old_null[lengthof(cols) - 2];
 
+	/*
+	 * ON CONFLICT DO UPDATE asks for UPDATE and SELECT too, conflict or not
+	 * (one check each: a mask passes with any of its privileges).
+	 */
+	if (pg_class_aclcheck(PayextRelid("interaction_pair"), GetUserId(),
+						  ACL_UPDATE) != ACLCHECK_OK ||
+		pg_class_aclcheck(PayextRelid("interaction_pair"), GetUserId(),
+						  ACL_SELECT) != ACLCHECK_OK)
+		return false;
 	row[0] = values[0];
 	row[1] = values[1];
 	row[2] = Int64GetDatum(1);

@@ -434,7 +434,10 @@ DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
 		(rel->rd_rel->relrowsecurity &&
 		 check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED) ||
 		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(),
-						  cmd == CMD_INSERT ? ACL_INSERT : ACL_UPDATE | ACL_SELECT) != ACLCHECK_OK)
+						  cmd == CMD_INSERT ? ACL_INSERT : ACL_UPDATE) != ACLCHECK_OK ||
+	/* one privilege a check: a mask passes with any of its bits */
+		(cmd == CMD_UPDATE &&
+		 pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK))
 		return false;
 	if (rel->trigdesc == NULL)
 		return true;

@@ -34,9 +34,10 @@
 --     either: with the trigger disabled, or in a replica's session
 --     (session_replication_role), the pair is left alone; a DBA's trigger
 --     on payext.interaction fires;
---   - the trigger's reads without the executor keep the executor's
---     privilege check: a role that may not read association_state gets
---     42501, as through SPI;
+--   - the trigger's reads and upsert without the executor keep the
+--     executor's privilege checks: a role that may not read
+--     association_state, or update interaction_pair, gets 42501, as
+--     through SPI;
 --   - a code's insert without the executor, ON CONFLICT (code) DO NOTHING:
 --     a serial drawn again gives a live code's digits, and the next serial
 --     is taken;
@@ -46,7 +47,7 @@
 --     still checked (23503).
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(48);
+SELECT plan(50);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -381,6 +382,27 @@ SELECT throws_ok($$INSERT INTO payext.interaction
                            now(), NULL, now())$$,
                  '42501', 'permission denied for table association_state',
                  'the trigger''s read of association_state checks the inserting role''s privilege');
+RESET ROLE;
+-- And the pair's upsert: ON CONFLICT DO UPDATE needs UPDATE, a new pair too.
+CREATE ROLE direct_no_update BYPASSRLS;
+GRANT USAGE ON SCHEMA payext TO direct_no_update;
+GRANT INSERT ON payext.interaction TO direct_no_update;
+GRANT SELECT, INSERT ON payext.interaction_pair TO direct_no_update;
+SET LOCAL ROLE direct_no_update;
+SELECT throws_ok($$INSERT INTO payext.interaction
+                   VALUES (-2, 'direct-assoc-9', 'psid-direct-2', 'visit', 0, NULL,
+                           now(), NULL, now())$$,
+                 '42501', 'permission denied for table interaction_pair',
+                 'the pair''s upsert checks the inserting role''s UPDATE privilege, for a new pair too');
+RESET ROLE;
+-- A known pair, whose row the upsert would update: the same.
+SELECT payext.record_interaction('direct-assoc-9', 'psid-direct-2', 'visit') > 0 AS recorded;
+SET LOCAL ROLE direct_no_update;
+SELECT throws_ok($$INSERT INTO payext.interaction
+                   VALUES (-3, 'direct-assoc-9', 'psid-direct-2', 'visit', 0, NULL,
+                           now(), NULL, now())$$,
+                 '42501', 'permission denied for table interaction_pair',
+                 '... and for a known pair, whose row it would update');
 RESET ROLE;
 
 -- A DBA's foreign key on the journal is checked; payext's own two are
