@@ -642,15 +642,8 @@ DirectUpdate(PayextDirectTable *t, ItemPointer tid, bool locked,
 				 t->name, (int) result);
 		if (IsolationUsesXactSnapshot())
 			DirectRaiseConcurrentUpdate();
-		ExecDropSingleTupleTableSlot(slot);
-		heap_freetuple(newtup);
-		pfree(values);
-		pfree(nulls);
-		pfree(replace);
-		DirectClose(t, rel);
-		return 0;
 	}
-	if (!HeapTupleIsHeapOnly(newtup))
+	else if (!HeapTupleIsHeapOnly(newtup))
 	{
 		slot->tts_tid = newtup->t_self;
 		DirectInsertIndexes(t, slot);
@@ -661,6 +654,8 @@ DirectUpdate(PayextDirectTable *t, ItemPointer tid, bool locked,
 	pfree(nulls);
 	pfree(replace);
 	DirectClose(t, rel);
+	if (result != TM_Ok)
+		return 0;
 
 	/* Later statements of this transaction see the new values. */
 	CommandCounterIncrement();
