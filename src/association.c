@@ -280,6 +280,30 @@ AssocPairSettled(Datum consumer, Datum public_service_id)
 	return DatumGetBool(PayextResultDatum(0, 1));
 }
 
+/* PY304: more of a pair's payments than one evaluation reads. */
+static void
+AssocRaiseTooManyPayments(uint64 rows, bool at_least)
+{
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_TOO_MANY_PAYMENTS),
+			 errmsg("too many payments to evaluate for one consumer and merchant"),
+			 at_least ?
+			 errdetail("There are more than " UINT64_FORMAT "; the limit is %d.",
+					   rows, PAYEXT_MAX_PAIR_PAYMENTS) :
+			 errdetail("There are " UINT64_FORMAT "; the limit is %d.",
+					   rows, PAYEXT_MAX_PAIR_PAYMENTS)));
+}
+
+/* The time of the payment that completes the rule at or after from, or DT_NOBEGIN. */
+static TimestampTz
+AssocAnchorTime(const AssocPayment *payments, int rows, const AssocRule *rule,
+				TimestampTz from)
+{
+	int			anchor = rows == 0 ? -1 : AssocFindAnchor(payments, rows, rule, from);
+
+	return anchor < 0 ? DT_NOBEGIN : payments[anchor].occurred_at_us;
+}
+
 /*
  * Runs a payments query (occurred_at, amount ordered by occurred_at) and
  * looks for an anchor at or after from_us; returns its time or DT_NOBEGIN.
@@ -290,24 +314,18 @@ AssocFindInResult(PayextPlan *plan, Datum *values, const AssocRule *rule,
 {
 	uint64		rows = PayextExecute(plan, values, NULL, false, 0, SPI_OK_SELECT);
 	AssocPayment *payments;
-	int			anchor;
 
 	if (rows == 0)
 		return DT_NOBEGIN;
 	if (rows > (uint64) PAYEXT_MAX_PAIR_PAYMENTS)
-		ereport(ERROR,
-				(errcode(PAYEXT_ERRCODE_TOO_MANY_PAYMENTS),
-				 errmsg("too many payments to evaluate for one consumer and merchant"),
-				 errdetail("There are " UINT64_FORMAT "; the limit is %d.",
-						   rows, PAYEXT_MAX_PAIR_PAYMENTS)));
+		AssocRaiseTooManyPayments(rows, false);
 	payments = palloc(sizeof(AssocPayment) * rows);
 	for (uint64 i = 0; i < rows; i++)
 	{
 		payments[i].occurred_at_us = DatumGetTimestampTz(PayextResultDatum(i, 1));
 		payments[i].amount_minor = DatumGetInt64(PayextResultDatum(i, 2));
 	}
-	anchor = AssocFindAnchor(payments, (int) rows, rule, from);
-	return anchor < 0 ? DT_NOBEGIN : payments[anchor].occurred_at_us;
+	return AssocAnchorTime(payments, (int) rows, rule, from);
 }
 
 /* Records an automatic association; true when it is new. */
@@ -354,7 +372,6 @@ AssocFindInWindowDirect(Datum consumer, Datum public_service_id,
 	AssocPayment *payments;
 	int			allocated = 16;
 	int			rows = 0;
-	int			anchor;
 
 	if (scan == NULL)
 		return false;
@@ -366,11 +383,7 @@ AssocFindInWindowDirect(Datum consumer, Datum public_service_id,
 		if (nulls[2] || strcmp(TextDatumGetCString(row[2]), "payment") != 0)
 			continue;
 		if (rows == PAYEXT_MAX_PAIR_PAYMENTS)
-			ereport(ERROR,
-					(errcode(PAYEXT_ERRCODE_TOO_MANY_PAYMENTS),
-					 errmsg("too many payments to evaluate for one consumer and merchant"),
-					 errdetail("There are more than %d; the limit is %d.",
-							   PAYEXT_MAX_PAIR_PAYMENTS, PAYEXT_MAX_PAIR_PAYMENTS)));
+			AssocRaiseTooManyPayments(rows, true);
 		if (rows == allocated)
 		{
 			allocated *= 2;
@@ -381,8 +394,7 @@ AssocFindInWindowDirect(Datum consumer, Datum public_service_id,
 		rows++;
 	}
 	PayextDirectEndScan(scan);
-	anchor = rows == 0 ? -1 : AssocFindAnchor(payments, rows, rule, from);
-	*anchor_at = anchor < 0 ? DT_NOBEGIN : payments[anchor].occurred_at_us;
+	*anchor_at = AssocAnchorTime(payments, rows, rule, from);
 	pfree(payments);
 	return true;
 }
@@ -433,14 +445,11 @@ AssocEvaluatePayment(Datum consumer, Datum public_service_id,
  * when direct.c declines: the caller runs the upsert.
  */
 static bool
-AssocUpsertPairDirect(const Datum *values)
+AssocUpsertPairDirect(const Datum *values, bool payment, bool refund)
 {
 	static const char *const cols[] = {"consumer", "public_service_id", "interactions",
 	"payments", "payment_amount", "refund_amount", "first_at", "last_at"};
 	const char *const *sums = cols + 2;
-	char	   *kind = TextDatumGetCString(values[2]);
-	bool		payment = strcmp(kind, "payment") == 0;
-	bool		refund = strcmp(kind, "refund") == 0;
 	Datum		amount = DirectFunctionCall1(int8_numeric, values[3]);
 	Datum		zero = DirectFunctionCall1(int8_numeric, Int64GetDatum(0));
 	TimestampTz at = DatumGetTimestampTz(values[4]);
@@ -512,9 +521,11 @@ AssocUpsertPairDirect(const Datum *values)
  * Requires SPI.
  */
 static void
-AssocRecorded(Datum *values, bool payment)
+AssocRecorded(Datum *values, const char *kind)
 {
-	if (!AssocUpsertPairDirect(values))
+	bool		payment = strcmp(kind, "payment") == 0;
+
+	if (!AssocUpsertPairDirect(values, payment, strcmp(kind, "refund") == 0))
 		PayextExecute(&upsert_pair_plan, values, NULL, false, 0, SPI_OK_INSERT);
 	if (payment)
 		AssocEvaluatePayment(values[0], values[1], DatumGetTimestampTz(values[4]));
@@ -560,7 +571,7 @@ payext_interaction_recorded(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 
 	PayextSpiConnect();
-	AssocRecorded(values, strcmp(kind, "payment") == 0);
+	AssocRecorded(values, kind);
 	PayextSpiFinish();
 	return PointerGetDatum(tuple);
 }
@@ -603,7 +614,7 @@ AssocRecordTransfer(int64 transfer_id, const char *kind,
 		{
 			Datum		recorded[5] = {values[1], values[2], values[3], values[4], values[6]};
 
-			AssocRecorded(recorded, strcmp(kind, "payment") == 0);
+			AssocRecorded(recorded, kind);
 		}
 		return;
 	}
