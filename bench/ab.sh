@@ -9,7 +9,8 @@
 #   PAYEXT_CLUSTER=initdb scripts/with_cluster.sh -o shared_buffers=1GB \
 #       -o checkpoint_timeout=30min bench/ab.sh /tmp/a.so /tmp/b.so
 #
-# Knobs: AB_ROUNDS (3), AB_SECONDS (15), AB_CLIENTS (8), AB_SCRIPT (charge).
+# Knobs: AB_ROUNDS (3), AB_SECONDS (15), AB_CLIENTS (8), AB_SCRIPT (charge),
+# AB_SYNC (synchronous_commit: off).
 # Overwrites the installed payext.so (a release build belongs there after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +21,11 @@ rounds=${AB_ROUNDS:-3}
 seconds=${AB_SECONDS:-15}
 clients=${AB_CLIENTS:-8}
 script=${AB_SCRIPT:-charge}
+sync=${AB_SYNC:-off}
 bindir=$("${PG_CONFIG:-pg_config}" --bindir)
 
 tps() {
-	PGOPTIONS="-c synchronous_commit=off" "$bindir/pgbench" -n -c "$clients" -j 2 \
+	PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" -n -c "$clients" -j 2 \
 		-T "$seconds" -f "bench/scripts/$1.sql" bench 2>&1 | sed -n 's/^tps = \([0-9]*\).*/\1/p'
 }
 

@@ -101,7 +101,9 @@ typedef struct PayextAccountRow
 
 /*
  * Reads payext.account's row `id` by its primary key, as a SELECT through
- * SPI would see it; false when there is none.
+ * SPI would see it; false when there is none.  The page is not pruned: a
+ * prune writes WAL, which a transaction that writes none of its own
+ * (issuing a code) would then wait for at commit.
  */
 extern bool PayextDirectReadAccount(int64 id, PayextAccountRow *row);
 

@@ -1,0 +1,40 @@
+-- Issuing a code writes no WAL of its own: its row is in an unlogged table,
+-- so its commit does not wait for the disk under synchronous_commit.  Not
+-- even when the wallet's heap page is due for pruning: an index fetch
+-- prunes such a page (heap_page_prune_opt) and logs it, and before 0.8.0
+-- the issue's read of the wallet did, in 35 % of a benchmark's issues
+-- (bench/NOTES.md).  payext's read leaves the prune to the page's writers.
+CREATE EXTENSION pg_walinspect;
+-- No vacuum of payext.account between the probes below.
+ALTER TABLE payext.account SET (autovacuum_enabled = false);
+
+SELECT payext.open_wallet('wal_walker') AS w \gset
+-- One transaction, a hundred versions of the wallet's row: its own
+-- versions are not pruned while it runs, and are dead once it commits.
+SELECT count(payext.top_up(:w, 1, 'wal-' || i)) AS topped_up
+  FROM generate_series(1, 100) AS i;
+
+SELECT pg_relation_filenode('payext.account') AS account_node \gset
+SELECT pg_current_wal_insert_lsn() AS before_issue \gset
+SELECT payext.request_payment(:w) IS NOT NULL AS issued;
+SELECT pg_current_wal_insert_lsn() AS after_issue \gset
+CHECKPOINT;  -- pg_walinspect reads what is on disk
+-- What the issue logged for payext.account: nothing.
+SELECT count(*) AS account_records_of_the_issue
+  FROM pg_get_wal_records_info(:'before_issue', :'after_issue')
+ WHERE block_ref ~ ('/' || :account_node || ' ');
+
+-- The page was due: the executor's read of the same row prunes it.  (Had
+-- it not been, the count above could not have failed.)
+SET enable_seqscan = off;
+SELECT balance = 100 AS read_by_the_executor FROM payext.account WHERE id = :w;
+RESET enable_seqscan;
+SELECT pg_current_wal_insert_lsn() AS after_read \gset
+CHECKPOINT;
+SELECT count(*) > 0 AS the_read_pruned
+  FROM pg_get_wal_records_info(:'after_issue', :'after_read')
+ WHERE block_ref ~ ('/' || :account_node || ' ')
+   AND record_type = 'PRUNE';
+
+ALTER TABLE payext.account RESET (autovacuum_enabled);
+DROP EXTENSION pg_walinspect;
