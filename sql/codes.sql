@@ -150,6 +150,25 @@ SELECT payext.charge(:m, :'paid_then_purged', 100, 'codes-order-purged') = :purg
 SELECT payext.charge(:m, :'paid_then_purged', 100, 'codes-order-other');
 \echo :SQLSTATE
 
+-- Issuing purges: among any 64 codes a backend issues, one deletes the
+-- live codes that expired more than five minutes before (up to 512 of
+-- them), and no other.  Two codes aged by hand: one a second past the five
+-- minutes, one a second short of them.
+SELECT payext.request_payment(:w) AS aged_out \gset
+SELECT payext.request_payment(:w) AS aged_in \gset
+UPDATE payext.payment_code
+   SET created_at = now() - interval '6 minutes 1 second',
+       expires_at = now() - interval '5 minutes 1 second'
+ WHERE code = substr(:'aged_out', 3, 15)::bigint;
+UPDATE payext.payment_code
+   SET created_at = now() - interval '5 minutes 59 seconds',
+       expires_at = now() - interval '4 minutes 59 seconds'
+ WHERE code = substr(:'aged_in', 3, 15)::bigint;
+SELECT count(payext.request_payment(:w)) AS issued FROM generate_series(1, 64);
+SELECT count(*) FILTER (WHERE code = substr(:'aged_out', 3, 15)::bigint) AS aged_out_left,
+       count(*) FILTER (WHERE code = substr(:'aged_in', 3, 15)::bigint) AS aged_in_left
+  FROM payext.payment_code;
+
 -- A key made before the server started, or on another WAL timeline (a
 -- promoted standby), is replaced by the next code: after a crash with
 -- asynchronous commit or a failover the serial sequence may hand out

@@ -116,7 +116,8 @@ PayextPreparedPlan(PayextPlan *plan)
 		return plan->plan;
 
 	Assert(plan->nargs >= 0 && plan->nargs <= PAYEXT_MAX_PLAN_ARGS);
-	prepared = SPI_prepare(plan->sql, plan->nargs, plan->argtypes);
+	prepared = SPI_prepare_cursor(plan->sql, plan->nargs, plan->argtypes,
+								  plan->cursor_options);
 	if (prepared == NULL)
 		elog(ERROR, "payext: SPI_prepare failed for \"%s\": %s",
 			 plan->sql, SPI_result_code_string(SPI_result));

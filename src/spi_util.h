@@ -22,6 +22,8 @@ typedef struct PayextPlan
 	const char *sql;
 	int			nargs;
 	Oid			argtypes[PAYEXT_MAX_PLAN_ARGS];
+	/* SPI_prepare_cursor's: CURSOR_OPT_GENERIC_PLAN, or 0 for the default */
+	int			cursor_options;
 	SPIPlanPtr	plan;
 } PayextPlan;
 
