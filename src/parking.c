@@ -1264,15 +1264,17 @@ ParkingEntryHold(const ParkingLot *lot, int64 stay_id, const char *plate)
  * authorize() and a parking payment take turns, not deadlock), then every
  * account that may pay (the shops of pending validations, the entry
  * hold's wallet, the auto-paying owner's wallet, `wallet`) in id order.
- * The caller holds the stay's lock.
+ * The caller holds the stay's lock.  Returns the auto-paying owner's
+ * wallet, 0 when there is none (ParkingAutoPay pays from it).
  */
-static void
+static int64
 ParkingLockPayers(const ParkingLot *lot, const ParkingStay *stay, int64 wallet)
 {
 	Datum		values[3];
 	uint64		rows;
 	int64	   *ids;
 	int			n = 0;
+	int64		auto_wallet = 0;
 
 	CodesLockMerchantForPayment(lot->operator_id);
 	values[0] = Int64GetDatum(stay->id);
@@ -1286,29 +1288,27 @@ ParkingLockPayers(const ParkingLot *lot, const ParkingStay *stay, int64 wallet)
 	values[1] = CStringGetTextDatum(lot->currency);
 	values[2] = CStringGetTextDatum(stay->owner_at_entry);
 	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
-		ids[n++] = DatumGetInt64(PayextResultDatum(0, 1));
+	{
+		auto_wallet = DatumGetInt64(PayextResultDatum(0, 1));
+		ids[n++] = auto_wallet;
+	}
 	LedgerLockAccounts(ids, n);
+	return auto_wallet;
 }
 
 /*
  * At exit: takes what is due from the stay's entry hold first; pays the
- * rest from the owner's wallet when auto_pay allows, up to
+ * rest from the owner's wallet when auto_pay allows (auto_wallet, as
+ * ParkingLockPayers found and locked it; 0: it does not), up to
  * payext.max_auto_pay; a dearer rest stays due for the owner to pay.
  */
 static void
-ParkingAutoPay(const ParkingLot *lot, ParkingStay *stay, int64 due)
+ParkingAutoPay(const ParkingLot *lot, ParkingStay *stay, int64 auto_wallet, int64 due)
 {
-	Datum		values[3];
-
 	due -= ParkingTakeEntryHold(lot, stay, due);
-	if (due <= 0 || due > payext_max_auto_pay)
+	if (due <= 0 || due > payext_max_auto_pay || auto_wallet == 0)
 		return;
-	values[0] = CStringGetTextDatum(stay->plate);
-	values[1] = CStringGetTextDatum(lot->currency);
-	values[2] = CStringGetTextDatum(stay->owner_at_entry);
-	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
-		return;
-	ParkingTransfer(lot, stay, DatumGetInt64(PayextResultDatum(0, 1)), due, "auto", true);
+	ParkingTransfer(lot, stay, auto_wallet, due, "auto", true);
 }
 
 /*
@@ -1348,6 +1348,7 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 {
 	Datum		values[4];
 	int64		fee;
+	int64		auto_wallet;
 
 	/* Paid before leaving, and gone within the grace: nothing more. */
 	if (ParkingWithinGrace(lot, stay, exited_at))
@@ -1372,9 +1373,9 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 	stay->exited_at = exited_at;
 	stay->fee = fee;
 	stay->state = STAY_EXITED;
-	ParkingLockPayers(lot, stay, 0);
+	auto_wallet = ParkingLockPayers(lot, stay, 0);
 	ParkingValidations(lot, stay, stay, exited_at, fee);
-	ParkingAutoPay(lot, stay, fee - stay->paid);
+	ParkingAutoPay(lot, stay, auto_wallet, fee - stay->paid);
 	return fee;
 }
 
@@ -2133,7 +2134,7 @@ payext_pay_parking(PG_FUNCTION_ARGS)
 	 * now leaves more due than a quote that counted it (PY409).
 	 */
 	ParkingLoadLot(stay.lot, &lot, false);
-	ParkingLockPayers(&lot, &stay, wallet.id);
+	(void) ParkingLockPayers(&lot, &stay, wallet.id);
 	ParkingApplyValidationsNow(&lot, &stay);
 	due = ParkingDueNow(&stay, &lot);
 	if (due == 0)
@@ -2323,7 +2324,7 @@ payext_validate_parking(PG_FUNCTION_ARGS)
 	/* An exited stay's fee is known: the shop pays now. */
 	if (stay.state == STAY_EXITED)
 	{
-		ParkingLockPayers(&lot, &stay, 0);
+		(void) ParkingLockPayers(&lot, &stay, 0);
 		ParkingValidations(&lot, &stay, &stay, stay.exited_at, stay.fee);
 	}
 	PayextSpiFinish();
@@ -2362,7 +2363,7 @@ payext_parking_receive(PG_FUNCTION_ARGS)
 				 errmsg("plate %s is not bound to the payer", stay.plate),
 				 errhint("A stay is paid from a wallet of the user the vehicle is bound to.")));
 	ParkingLoadLot(stay.lot, &lot, false);
-	ParkingLockPayers(&lot, &stay, 0);
+	(void) ParkingLockPayers(&lot, &stay, 0);
 	ParkingApplyValidationsNow(&lot, &stay);
 	due = ParkingDueNow(&stay, &lot);
 	if (due == 0)
