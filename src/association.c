@@ -608,7 +608,7 @@ AssocRecordTransfer(int64 transfer_id, const char *kind,
 	 * would have fired it (direct.c says when it would have).
 	 */
 	if (PayextDirectInsert(PayextDirectInteraction, lengthof(cols), cols, values,
-						   NULL, &fire_own))
+						   NULL, false, &fire_own))
 	{
 		if (fire_own)
 		{

@@ -929,7 +929,7 @@ CodesRecordCharge(const CodeRow *row, int64 transfer_id, int64 merchant,
 	values[7] = TimestampTzGetDatum(now);
 	values[8] = Int64GetDatum(0);
 	if (!PayextDirectInsert(PayextDirectPayment, lengthof(payment_cols), payment_cols,
-							values, NULL, NULL))
+							values, NULL, false, NULL))
 		PayextExecute(&insert_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
 	AssocRecordTransfer(transfer_id, "payment", wallet_found, merchant_found,
 						amount_minor);

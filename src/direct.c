@@ -103,6 +103,16 @@
  * an executor state whose ResultRelInfo keeps the table's compiled CHECK
  * expressions from one call to the next.
  */
+/*
+ * A single-column foreign key of one of payext's tables to the primary key
+ * id of payext.<references>.
+ */
+typedef struct DirectLockedRef
+{
+	const char *column;
+	const char *references;
+} DirectLockedRef;
+
 struct PayextDirectTable
 {
 	const char *name;			/* in schema payext */
@@ -113,8 +123,8 @@ struct PayextDirectTable
 	bool		plain;			/* no domain-typed or generated column */
 	const char *own_trigger;	/* its trigger function in payext, or NULL */
 	Oid			own_trigger_fn; /* InvalidOid: look it up */
-	/* columns whose foreign keys to payext.account (id) a caller's locks give */
-	const char *const *locked_refs;
+	/* foreign keys whose referenced rows a caller's locks give */
+	const struct DirectLockedRef *locked_refs;
 	int			nlocked_ri;		/* the insert checks of those foreign keys */
 	Oid			locked_ri[4];
 };
@@ -144,11 +154,26 @@ static PayextDirectTable direct_merchant_credit =
 {
 	.name = "merchant_credit"
 };
-static const char *const transfer_refs[] = {"debit_account", "credit_account", NULL};
+static const DirectLockedRef transfer_refs[] = {
+	{"debit_account", "account"}, {"credit_account", "account"}, {NULL, NULL}
+};
 static PayextDirectTable direct_transfer =
 {
 	.name = "transfer",
 	.locked_refs = transfer_refs
+};
+static PayextDirectTable direct_parking_stay =
+{
+	.name = "parking_stay"
+};
+static const DirectLockedRef parking_payment_refs[] = {
+	{"transfer_id", "transfer"}, {"stay", "parking_stay"}, {"wallet", "account"},
+	{NULL, NULL}
+};
+static PayextDirectTable direct_parking_payment =
+{
+	.name = "parking_payment",
+	.locked_refs = parking_payment_refs
 };
 
 PayextDirectTable *const PayextDirectAccount = &direct_account;
@@ -157,10 +182,13 @@ PayextDirectTable *const PayextDirectPayment = &direct_payment;
 PayextDirectTable *const PayextDirectInteraction = &direct_interaction;
 PayextDirectTable *const PayextDirectInteractionPair = &direct_interaction_pair;
 PayextDirectTable *const PayextDirectTransfer = &direct_transfer;
+PayextDirectTable *const PayextDirectParkingStay = &direct_parking_stay;
+PayextDirectTable *const PayextDirectParkingPayment = &direct_parking_payment;
 
 static PayextDirectTable *const direct_tables[] = {
 	&direct_account, &direct_payment_code, &direct_payment, &direct_interaction,
-	&direct_interaction_pair, &direct_transfer, &direct_merchant_credit
+	&direct_interaction_pair, &direct_transfer, &direct_merchant_credit,
+	&direct_parking_stay, &direct_parking_payment
 };
 
 static bool callback_registered = false;
@@ -199,22 +227,20 @@ DirectPlainColumns(Relation rel)
 
 /*
  * Whether the foreign key `conoid` of rel is one of t->locked_refs: a
- * single column of rel referencing payext.account (id).
+ * single column of rel referencing the id of the payext table it names.
  */
 static bool
 DirectLockedReference(PayextDirectTable *t, Relation rel, Oid conoid)
 {
 	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
 	Form_pg_constraint con;
-	Oid			account = PayextRelid("account");
 	bool		isnull;
 	bool		covered = false;
 
 	if (!HeapTupleIsValid(tup))
 		return false;
 	con = (Form_pg_constraint) GETSTRUCT(tup);
-	if (con->contype == CONSTRAINT_FOREIGN && con->conrelid == RelationGetRelid(rel) &&
-		OidIsValid(account) && con->confrelid == account)
+	if (con->contype == CONSTRAINT_FOREIGN && con->conrelid == RelationGetRelid(rel))
 	{
 		Datum	   *conkey;
 		Datum	   *confkey;
@@ -231,12 +257,15 @@ DirectLockedReference(PayextDirectTable *t, Relation rel, Oid conoid)
 															 &isnull)),
 						  INT2OID, sizeof(int16), true, TYPALIGN_SHORT,
 						  &confkey, NULL, &nconfkey);
-		if (nconkey == 1 && nconfkey == 1 &&
-			DatumGetInt16(confkey[0]) == get_attnum(account, "id"))
+		for (int i = 0; nconkey == 1 && nconfkey == 1 &&
+			 t->locked_refs[i].column != NULL && !covered; i++)
 		{
-			for (int i = 0; t->locked_refs[i] != NULL && !covered; i++)
-				covered = DirectFindAttnum(RelationGetDescr(rel), t->locked_refs[i]) + 1 ==
-					DatumGetInt16(conkey[0]);
+			Oid			references = PayextRelid(t->locked_refs[i].references);
+
+			covered = OidIsValid(references) && con->confrelid == references &&
+				DatumGetInt16(confkey[0]) == get_attnum(references, "id") &&
+				DirectFindAttnum(RelationGetDescr(rel), t->locked_refs[i].column) + 1 ==
+				DatumGetInt16(conkey[0]);
 		}
 	}
 	ReleaseSysCache(tup);
@@ -536,7 +565,7 @@ static int
 DirectUpdate(PayextDirectTable *t, ItemPointer tid, bool locked,
 			 int nexpect, const char *const *expect_cols, const int64 *expect,
 			 int nset, const char *const *set_cols, const Datum *set,
-			 const bool *set_null)
+			 const bool *set_null, ItemPointer written)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -589,9 +618,18 @@ DirectUpdate(PayextDirectTable *t, ItemPointer tid, bool locked,
 		(ItemPointerEquals(&oldtup.t_data->t_ctid, tid) &&
 		 ((oldtup.t_data->t_infomask & HEAP_XMAX_INVALID) ||
 		  HEAP_XMAX_IS_LOCKED_ONLY(oldtup.t_data->t_infomask)));
-	/* a foreign key's check would fire: the executor's to do */
+
+	/*
+	 * A foreign key's check would fire: the executor's to do.  It fires for a
+	 * row version this transaction wrote, with its key unchanged, because the
+	 * update makes the insert's own check, if still queued, do nothing
+	 * (RI_FKey_fk_upd_check_required); when no check of the table is queued
+	 * (a key not deferred has been checked at the end of its statement) it
+	 * finds what that check found and locked.
+	 */
 	if (fk_own_row &&
-		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(oldtup.t_data)))
+		TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(oldtup.t_data)) &&
+		AfterTriggerPendingOnRel(RelationGetRelid(rel)))
 		latest = false;
 	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	if (!latest)
@@ -644,10 +682,15 @@ DirectUpdate(PayextDirectTable *t, ItemPointer tid, bool locked,
 		if (IsolationUsesXactSnapshot())
 			DirectRaiseConcurrentUpdate();
 	}
-	else if (!HeapTupleIsHeapOnly(newtup))
+	else
 	{
-		slot->tts_tid = newtup->t_self;
-		DirectInsertIndexes(t, slot);
+		if (!HeapTupleIsHeapOnly(newtup))
+		{
+			slot->tts_tid = newtup->t_self;
+			DirectInsertIndexes(t, slot);
+		}
+		if (written != NULL)
+			*written = newtup->t_self;
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	heap_freetuple(newtup);
@@ -670,7 +713,17 @@ PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 				   const bool *set_null)
 {
 	return DirectUpdate(t, tid, true, nexpect, expect_cols, expect, nset, set_cols,
-						set, set_null) == 1;
+						set, set_null, NULL) == 1;
+}
+
+bool
+PayextDirectUpdateTracked(PayextDirectTable *t, ItemPointer tid,
+						  int nexpect, const char *const *expect_cols,
+						  const int64 *expect, int nset, const char *const *set_cols,
+						  const Datum *set, const bool *set_null)
+{
+	return DirectUpdate(t, tid, true, nexpect, expect_cols, expect, nset, set_cols,
+						set, set_null, tid) == 1;
 }
 
 /*
@@ -805,9 +858,10 @@ DirectInsertRow(PayextDirectTable *t, Oid arbiter, int ncols, const char *const 
 
 bool
 PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
-				   const Datum *given, const bool *given_null, bool *fire_own)
+				   const Datum *given, const bool *given_null, bool refs_locked,
+				   bool *fire_own)
 {
-	return DirectInsertRow(t, InvalidOid, ncols, cols, given, given_null, false,
+	return DirectInsertRow(t, InvalidOid, ncols, cols, given, given_null, refs_locked,
 						   fire_own, NULL) == 1;
 }
 
@@ -1366,7 +1420,7 @@ PayextDirectAddToBucket(int64 account, int32 bucket, int64 add, int64 limit)
 		/* The room checked on this version: no overflow. */
 		value = Int64GetDatum(before + add);
 		updated = DirectUpdate(t, &tid, attempt > 0, 1, amount_col, &before, 1, amount_col,
-							   &value, NULL);
+							   &value, NULL, NULL);
 		if (updated != 0)
 		{
 			ExecDropSingleTupleTableSlot(slot);

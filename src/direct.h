@@ -19,6 +19,8 @@ extern PayextDirectTable *const PayextDirectPayment;
 extern PayextDirectTable *const PayextDirectInteraction;
 extern PayextDirectTable *const PayextDirectInteractionPair;
 extern PayextDirectTable *const PayextDirectTransfer;
+extern PayextDirectTable *const PayextDirectParkingStay;
+extern PayextDirectTable *const PayextDirectParkingPayment;
 
 /*
  * Sets the columns set_cols to set (NULL where set_null says so; set_null
@@ -35,27 +37,39 @@ extern bool PayextDirectUpdate(PayextDirectTable *t, ItemPointer tid,
 							   const Datum *set, const bool *set_null);
 
 /*
+ * PayextDirectUpdate, and when it updated, *tid then the version it wrote
+ * (which this transaction then holds, for an update of it again).
+ */
+extern bool PayextDirectUpdateTracked(PayextDirectTable *t, ItemPointer tid,
+									  int nexpect, const char *const *expect_cols,
+									  const int64 *expect, int nset,
+									  const char *const *set_cols, const Datum *set,
+									  const bool *set_null);
+
+/*
  * Inserts a row with every column of the table given (cols, values,
  * nulls); false, having written nothing, when an INSERT through the
  * executor would do more (a trigger, a rule, a column not given).
  * A table's own trigger (payext.interaction's interaction_recorded) is no
  * reason to refuse: *fire_own (which may be NULL for other tables) says
  * whether the INSERT would have fired it, and the caller then does what
- * it does.
+ * it does.  refs_locked: as for PayextDirectInsertOrNothing.
  */
 extern bool PayextDirectInsert(PayextDirectTable *t, int ncols,
 							   const char *const *cols, const Datum *values,
-							   const bool *nulls, bool *fire_own);
+							   const bool *nulls, bool refs_locked, bool *fire_own);
 
 /*
  * INSERT ... ON CONFLICT ON payext.<arbiter> DO NOTHING, as the executor
  * runs it: 1 inserted; 0 not, a conflicting row at *conflict (under
  * REPEATABLE READ and SERIALIZABLE one the transaction's snapshot cannot
  * see is 40001); -1 declined, nothing written, as PayextDirectInsert.
- * refs_locked: the caller holds a lock (FOR KEY SHARE or stronger) on
- * every row of payext.account that the table's declared foreign keys of
- * the new row reference (payext.transfer's debit and credit accounts), so
- * those keys' checks are given and not run again.
+ * refs_locked: the caller holds a lock (FOR KEY SHARE or stronger) on, or
+ * has inserted in this transaction, every row that payext's own foreign
+ * keys of the table reference for the new row (payext.transfer's debit and
+ * credit accounts; payext.parking_payment's transfer, stay and wallet), so
+ * those keys' checks are given and not run again; any other foreign key
+ * is checked by the executor.
  */
 extern int	PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter,
 										int ncols, const char *const *cols,

@@ -26,6 +26,7 @@
 
 #include "association.h"
 #include "codes.h"
+#include "direct.h"
 #include "errors.h"
 #include "holds.h"
 #include "ledger.h"
@@ -76,6 +77,8 @@ typedef struct ParkingStay
 	TimestampTz paid_at;		/* DT_NOBEGIN: none */
 	ParkingStayState state;
 	char		owner_at_entry[PAYEXT_MAX_IDENTIFIER_LEN + 1];	/* "": none */
+	/* the row version this transaction locked and wrote; invalid: none */
+	ItemPointerData tid;
 } ParkingStay;
 
 static PayextPlan load_lot_plan = {
@@ -130,9 +133,10 @@ static PayextPlan delete_vehicle_plan = {
 	2, {TEXTOID, TEXTOID}
 };
 
+/* A stay's columns as a lock reads them, and the version locked. */
 #define STAY_COLUMNS \
 	"id, lot, plate, coalesce(entered_at, '-infinity'), coalesce(exited_at, '-infinity')," \
-	" coalesce(fee, -1), paid, coalesce(paid_at, '-infinity'), state, owner_at_entry"
+	" coalesce(fee, -1), paid, coalesce(paid_at, '-infinity'), state, owner_at_entry, ctid"
 
 static PayextPlan lock_open_stay_plan = {
 	"SELECT " STAY_COLUMNS " FROM payext.parking_stay"
@@ -236,6 +240,13 @@ static PayextPlan record_validation_payment_plan = {
 	" INSERT INTO payext.parking_payment (transfer_id, stay, wallet, amount, how, paid_at)"
 	" SELECT $1, s.id, $4, $3, 'validation', $5 FROM s",
 	5, {INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/* record_payment_plan's insert alone (its columns in direct.c's order) */
+static PayextPlan insert_payment_plan = {
+	"INSERT INTO payext.parking_payment (transfer_id, stay, wallet, amount, how, paid_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6)",
+	6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
 };
 
 static PayextPlan find_payment_replay_plan = {
@@ -894,8 +905,12 @@ ParkingParseStayState(const char *state)
 	return STAY_OTHER;
 }
 
+/*
+ * A stay from SPI's result row `row`: STAY_COLUMNS, and with `locked` the
+ * version locked (its ctid, the eleventh column).
+ */
 static void
-ParkingReadStay(uint64 row, ParkingStay *stay)
+ParkingReadStay(uint64 row, ParkingStay *stay, bool locked)
 {
 	char	   *owner;
 
@@ -910,6 +925,67 @@ ParkingReadStay(uint64 row, ParkingStay *stay)
 	stay->state = ParkingParseStayState(PayextResultCString(row, 9));
 	owner = PayextResultCString(row, 10);
 	strlcpy(stay->owner_at_entry, owner ? owner : "", sizeof(stay->owner_at_entry));
+	ItemPointerSetInvalid(&stay->tid);
+	if (locked)
+		ItemPointerCopy((ItemPointer) DatumGetPointer(PayextResultDatum(row, 11)), &stay->tid);
+}
+
+/*
+ * The stay's UPDATE of the columns cols without the executor, where
+ * direct.c can (src/direct.c): in the version this transaction locked and
+ * last wrote, whose paid is the stay's (a bug otherwise, an internal
+ * error); its tid then follows the version written.  false when direct.c
+ * declines (a DBA's trigger, another write of the stay since, say): the
+ * caller then runs its UPDATE, and the stay is no longer followed.
+ */
+static bool
+ParkingUpdateStayDirect(ParkingStay *stay, int nset, const char *const *cols,
+						const Datum *set, const bool *set_null)
+{
+	static const char *const expect_cols[] = {"id", "paid"};
+	int64		expect[2];
+
+	expect[0] = stay->id;
+	expect[1] = stay->paid;
+	if (PayextDirectUpdateTracked(PayextDirectParkingStay, &stay->tid, 2, expect_cols,
+								  expect, nset, cols, set, set_null))
+		return true;
+	ItemPointerSetInvalid(&stay->tid);
+	return false;
+}
+
+/*
+ * A payment of the stay: its paid and paid_at, and the row of
+ * payext.parking_payment, without the executor where direct.c can; false,
+ * having written nothing, when it declines the stay's update (the caller
+ * runs record_payment_plan).  The payment row's foreign keys are given:
+ * the transfer is this transaction's, the stay and the wallet are locked.
+ */
+static bool
+ParkingRecordPaymentDirect(ParkingStay *stay, int64 transfer_id, int64 wallet,
+						   int64 amount, const char *how, TimestampTz now)
+{
+	static const char *const stay_cols[] = {"paid", "paid_at"};
+	static const char *const cols[] = {
+		"transfer_id", "stay", "wallet", "amount", "how", "paid_at"
+	};
+	Datum		values[6];
+
+	/* at most the fee (a CHECK), a sum of bigint transfers: no overflow */
+	values[0] = Int64GetDatum(stay->paid + amount);
+	values[1] = TimestampTzGetDatum(now);
+	if (!ParkingUpdateStayDirect(stay, 2, stay_cols, values, NULL))
+		return false;
+	values[0] = Int64GetDatum(transfer_id);
+	values[1] = Int64GetDatum(stay->id);
+	values[2] = Int64GetDatum(wallet);
+	values[3] = Int64GetDatum(amount);
+	values[4] = CStringGetTextDatum(how);
+	values[5] = TimestampTzGetDatum(now);
+	if (!PayextDirectInsert(PayextDirectParkingPayment, lengthof(cols), cols, values,
+							NULL, true, NULL))
+		PayextExecute(&insert_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	return true;
 }
 
 /* True when a payment at paid_at still covers leaving at `at`. */
@@ -954,7 +1030,7 @@ ParkingDue(const ParkingLot *lot, const ParkingStay *stay, TimestampTz at, int64
  * interaction is then the payer's side's to record (src/sql/saga.sql).
  */
 static int64
-ParkingTransferFrom(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
+ParkingTransferFrom(const ParkingLot *lot, ParkingStay *stay, int64 wallet,
 					int64 amount, const char *how, bool softly, const char *payer)
 {
 	LedgerTransferRequest req = {0};
@@ -990,20 +1066,25 @@ ParkingTransferFrom(const ParkingLot *lot, const ParkingStay *stay, int64 wallet
 				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
 				 errmsg("parking stay " INT64_FORMAT " was already paid at this step", stay->id)));
 
-	values[0] = Int64GetDatum(transfer_id);
-	values[1] = Int64GetDatum(stay->id);
-	values[2] = Int64GetDatum(amount);
-	values[3] = Int64GetDatum(wallet);
-	values[4] = TimestampTzGetDatum(now);
-	values[5] = CStringGetTextDatum(how);
-	PayextExecute(&record_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	if (!ParkingRecordPaymentDirect(stay, transfer_id, wallet, amount, how, now))
+	{
+		values[0] = Int64GetDatum(transfer_id);
+		values[1] = Int64GetDatum(stay->id);
+		values[2] = Int64GetDatum(amount);
+		values[3] = Int64GetDatum(wallet);
+		values[4] = TimestampTzGetDatum(now);
+		values[5] = CStringGetTextDatum(how);
+		PayextExecute(&record_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	}
+	stay->paid += amount;
+	stay->paid_at = now;
 	if (payer == NULL)
 		AssocRecordTransfer(transfer_id, "payment", &wallet_found, &operator_found, amount);
 	return transfer_id;
 }
 
 static int64
-ParkingTransfer(const ParkingLot *lot, const ParkingStay *stay, int64 wallet,
+ParkingTransfer(const ParkingLot *lot, ParkingStay *stay, int64 wallet,
 				int64 amount, const char *how, bool softly)
 {
 	return ParkingTransferFrom(lot, stay, wallet, amount, how, softly, NULL);
@@ -1225,8 +1306,6 @@ ParkingTakeEntryHold(const ParkingLot *lot, ParkingStay *stay, int64 due)
 	values[1] = Int64GetDatum(hold);
 	values[2] = Int64GetDatum(take);
 	PayextExecute(&record_hold_capture_plan, values, NULL, false, 0, SPI_OK_INSERT);
-	stay->paid += take;
-	stay->paid_at = GetCurrentTransactionStartTimestamp();
 	return take;
 }
 
@@ -1346,6 +1425,7 @@ static int64
 ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_at,
 				 TimestampTz exited_at)
 {
+	static const char *const close_cols[] = {"entered_at", "exited_at", "fee", "state"};
 	Datum		values[4];
 	int64		fee;
 	int64		auto_wallet;
@@ -1364,11 +1444,18 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 		}
 		fee = Max(fee, stay->paid);
 	}
-	values[0] = Int64GetDatum(stay->id);
-	values[1] = TimestampTzGetDatum(entered_at);
-	values[2] = TimestampTzGetDatum(exited_at);
-	values[3] = Int64GetDatum(fee);
-	PayextExecute(&close_stay_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	values[0] = TimestampTzGetDatum(entered_at);
+	values[1] = TimestampTzGetDatum(exited_at);
+	values[2] = Int64GetDatum(fee);
+	values[3] = CStringGetTextDatum("exited");
+	if (!ParkingUpdateStayDirect(stay, 4, close_cols, values, NULL))
+	{
+		values[0] = Int64GetDatum(stay->id);
+		values[1] = TimestampTzGetDatum(entered_at);
+		values[2] = TimestampTzGetDatum(exited_at);
+		values[3] = Int64GetDatum(fee);
+		PayextExecute(&close_stay_plan, values, NULL, false, 0, SPI_OK_UPDATE);
+	}
 	stay->entered_at = entered_at;
 	stay->exited_at = exited_at;
 	stay->fee = fee;
@@ -1810,7 +1897,7 @@ ParkingCompleteExit(const ParkingLot *lot, Datum *values, TimestampTz until)
 	args[3] = TimestampTzGetDatum(until);
 	if (PayextExecute(&lock_exit_without_entry_plan, args, NULL, false, 1, SPI_OK_SELECT) == 0)
 		return 0;
-	ParkingReadStay(0, &stay);
+	ParkingReadStay(0, &stay, true);
 	ParkingCloseStay(lot, &stay, DatumGetTimestampTz(values[2]), stay.exited_at);
 	return stay.id;
 }
@@ -1850,7 +1937,7 @@ payext_vehicle_entered(PG_FUNCTION_ARGS)
 	{
 		ParkingStay open;
 
-		ParkingReadStay(0, &open);
+		ParkingReadStay(0, &open, true);
 		if (at >= open.entered_at - repeat_us && at <= open.entered_at + repeat_us)
 			id = open.id;		/* the same entry, seen again */
 		else if (at < open.entered_at)
@@ -1910,7 +1997,7 @@ payext_vehicle_exited(PG_FUNCTION_ARGS)
 
 	if (PayextExecute(&lock_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
 	{
-		ParkingReadStay(0, &stay);
+		ParkingReadStay(0, &stay, true);
 		if (stay.entered_at <= at)
 		{
 			fee = ParkingCloseStay(&lot, &stay, stay.entered_at, at);
@@ -1976,7 +2063,7 @@ payext_parking_service_info(PG_FUNCTION_ARGS)
 	currencies = palloc(sizeof(char *) * Max(rows, 1));
 	for (uint64 i = 0; i < rows; i++)
 	{
-		ParkingReadStay(i, &stays[i]);
+		ParkingReadStay(i, &stays[i], false);
 		lot_names[i] = PayextResultCString(i, 11);
 		currencies[i] = PayextResultCString(i, 12);
 	}
@@ -2045,7 +2132,7 @@ ParkingLockStay(int64 stay_id, ParkingStay *stay)
 		ereport(ERROR,
 				(errcode(PAYEXT_ERRCODE_UNKNOWN_STAY),
 				 errmsg("parking stay " INT64_FORMAT " does not exist", stay_id)));
-	ParkingReadStay(0, stay);
+	ParkingReadStay(0, stay, true);
 }
 
 /* What is due for the locked stay now, its lot loaded into lot; PY415. */

@@ -1,3 +1,5 @@
+-- What payext's calls write to the WAL, read with pg_walinspect.
+--
 -- Issuing a code writes no WAL of its own: its row is in an unlogged table,
 -- so its commit does not wait for the disk under synchronous_commit.  Not
 -- even when the wallet's heap page is due for pruning: an index fetch
@@ -37,4 +39,29 @@ SELECT count(*) > 0 AS the_read_pruned
    AND record_type = 'PRUNE';
 
 ALTER TABLE payext.account RESET (autovacuum_enabled);
+
+-- A parking exit with auto-pay writes its stay twice (closed, then paid)
+-- and its payment row without the executor.  Neither the payment row's
+-- foreign keys are checked again (its transfer is the exit's own, its stay
+-- and wallet locked) nor the stay's key to its lot on the second update
+-- (unchanged, and checked when the stay was inserted): no row lock of
+-- payext.transfer or payext.parking_lot in the exit's WAL (before 0.8.0,
+-- one each).
+SELECT payext.open_merchant('gh_wal_park', 'WAL Parking') AS op \gset
+SELECT payext.create_parking_lot(:op, 'WAL Lot', 'UTC', 0, 60, 200, 200) AS lot \gset
+SELECT payext.top_up(:w, 1000, 'wal-park') > 0 AS topped_up;
+SELECT payext.bind_vehicle('wal_walker', 'WAL-1', true);
+SELECT payext.vehicle_entered(:lot, 'WAL-1', now() - interval '90 minutes') > 0 AS entered;
+SELECT pg_current_wal_insert_lsn() AS before_exit \gset
+SELECT payext.vehicle_exited(:lot, 'WAL-1') AS fee;
+SELECT pg_current_wal_insert_lsn() AS after_exit \gset
+CHECKPOINT;
+SELECT t.rel, count(r.*) FILTER (WHERE r.record_type = 'LOCK') AS row_locks,
+       count(r.*) FILTER (WHERE r.record_type ~ 'UPDATE') AS updates
+  FROM unnest(ARRAY['transfer', 'parking_lot', 'parking_stay']) AS t (rel)
+  LEFT JOIN pg_get_wal_records_info(:'before_exit', :'after_exit') AS r
+    ON r.block_ref ~ ('/' || pg_relation_filenode('payext.' || t.rel) || ' ')
+ GROUP BY t.rel ORDER BY t.rel;
+SELECT payext.balance(:w) = 1100 - 400 AS paid_from_the_wallet;
+
 DROP EXTENSION pg_walinspect;
