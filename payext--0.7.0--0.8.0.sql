@@ -189,26 +189,54 @@ REVOKE ALL ON FUNCTION payext.check_merchant_role_args(regrole, bigint) FROM PUB
 -- may act for a merchant account: a superuser, an admin, or a role mapped
 -- to the account.  Membership counts as privileges do (USAGE): a NOINHERIT
 -- member, such as a pooled login, acts for a till only after SET ROLE.
+-- PL/pgSQL, not SQL: a SQL function that cannot be inlined (SECURITY
+-- DEFINER, a SET clause) has its query parsed and planned at every call,
+-- a fifth of a routed partition's CPU (bench/NOTES.md); PL/pgSQL keeps
+-- its plans for the session.
 CREATE OR REPLACE FUNCTION payext.role_has_capability(role oid, capability text)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
-  SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $1), false)
+BEGIN
+  RETURN coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $1), false)
       OR EXISTS (SELECT 1 FROM payext.capability_grant g
                   WHERE g.capability = $2
-                    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE'))
+                    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE'));
+END
 $$;
 
 CREATE OR REPLACE FUNCTION payext.role_may_act_for(role oid, merchant bigint)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
 AS $$
-  SELECT payext.role_has_capability($1, 'admin')
+BEGIN
+  RETURN payext.role_has_capability($1, 'admin')
       OR EXISTS (SELECT 1 FROM payext.merchant_role m
                   WHERE m.merchant = $2
-                    AND pg_catalog.pg_has_role($1, m.grantee, 'USAGE'))
+                    AND pg_catalog.pg_has_role($1, m.grantee, 'USAGE'));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION payext.caller_has_capability(capability text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  RETURN payext.role_has_capability(payext.calling_role(), $1);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION payext.may_act_for(merchant bigint)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp
+AS $$
+BEGIN
+  RETURN payext.role_may_act_for(payext.calling_role(), $1);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION payext.acting_accounts()

@@ -13,12 +13,14 @@
 -- How many partitions the router has: the p<N> options of payext_partitions.
 CREATE FUNCTION payext.router_partitions()
 RETURNS integer
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT count(*)::integer
-    FROM pg_catalog.pg_foreign_server s, pg_catalog.unnest(s.srvoptions) o
-   WHERE s.srvname = 'payext_partitions' AND o ~ '^p[0-9]+='
+BEGIN
+  RETURN (SELECT count(*)::integer
+      FROM pg_catalog.pg_foreign_server s, pg_catalog.unnest(s.srvoptions) o
+     WHERE s.srvname = 'payext_partitions' AND o ~ '^p[0-9]+=');
+END
 $$;
 COMMENT ON FUNCTION payext.router_partitions() IS
   'the number of partitions this router routes to (0: not configured)';
@@ -232,11 +234,13 @@ $$;
 -- unsigned here, modulo the partitions (a power of two).
 CREATE FUNCTION payext.route_text(t text)
 RETURNS integer
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT ((('x' || left(encode(sha256(convert_to($1, 'UTF8')), 'hex'), 8))::bit(32)::integer::bigint
-           & 4294967295) % greatest(payext.router_partitions(), 1))::integer
+BEGIN
+  RETURN ((('x' || left(encode(sha256(convert_to($1, 'UTF8')), 'hex'), 8))::bit(32)::integer::bigint
+           & 4294967295) % greatest(payext.router_partitions(), 1))::integer;
+END
 $$;
 
 CREATE FUNCTION payext.route_owner(owner text)
@@ -255,10 +259,12 @@ $$;
 -- Where a merchant's order_ref or refund_ref is claimed: a hash of both.
 CREATE FUNCTION payext.route_reference(merchant bigint, reference text)
 RETURNS integer
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT payext.route_text($1::text || '/' || $2)
+BEGIN
+  RETURN payext.route_text($1::text || '/' || $2);
+END
 $$;
 
 -- Refuses a null argument as payext does (PY001).
@@ -299,11 +305,13 @@ SELECT pg_catalog.pg_extension_config_dump('payext.merchant_account', '');
 -- know is passed on as it is, for the partition to judge (PY101, PY111).
 CREATE FUNCTION payext.merchant_on(merchant bigint, p integer)
 RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce((SELECT m.account FROM payext.merchant_account m
-                    WHERE m.merchant = $1 AND m.partition_number = $2), $1)
+BEGIN
+  RETURN coalesce((SELECT m.account FROM payext.merchant_account m
+                    WHERE m.merchant = $1 AND m.partition_number = $2), $1);
+END
 $$;
 
 -- A merchant's accounts, partition by partition (none: not a merchant's
@@ -321,19 +329,23 @@ $$;
 -- accounts; NULL for an id that is no merchant's.
 CREATE FUNCTION payext.router_merchant(id bigint)
 RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT m.merchant FROM payext.merchant_account m WHERE m.merchant = $1 OR m.account = $1 LIMIT 1
+BEGIN
+  RETURN (SELECT m.merchant FROM payext.merchant_account m WHERE m.merchant = $1 OR m.account = $1 LIMIT 1);
+END
 $$;
 
 -- Whether an id is a merchant's, at the router or on a partition.
 CREATE FUNCTION payext.is_merchant_account(id bigint)
 RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT EXISTS (SELECT 1 FROM payext.merchant_account m WHERE m.merchant = $1 OR m.account = $1)
+BEGIN
+  RETURN EXISTS (SELECT 1 FROM payext.merchant_account m WHERE m.merchant = $1 OR m.account = $1);
+END
 $$;
 
 -- A partition that cannot be reached, or that went away during the call,
@@ -345,12 +357,14 @@ $$;
 -- is passed on as it is.
 CREATE FUNCTION payext.is_unreachable(state text, message text)
 RETURNS boolean
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT $2 !~* '(role "[^"]*" does not exist|password authentication failed|no pg_hba\.conf entry|database "[^"]*" does not exist|not permitted to log in)'
+BEGIN
+  RETURN $2 !~* '(role "[^"]*" does not exist|password authentication failed|no pg_hba\.conf entry|database "[^"]*" does not exist|not permitted to log in)'
      AND ($1 <> 'XX000'
-          OR $2 ~* '(could not connect|connection refused|connection to server|server closed the connection|terminating connection|no connection to the server|lost connection|connection timed out|PQconnectPoll|query timeout|could not send)')
+          OR $2 ~* '(could not connect|connection refused|connection to server|server closed the connection|terminating connection|no connection to the server|lost connection|connection timed out|PQconnectPoll|query timeout|could not send)');
+END
 $$;
 
 CREATE FUNCTION payext.raise_unreachable(p integer, message text, state text)
@@ -767,9 +781,13 @@ $$;
 
 CREATE FUNCTION payext.charge(merchant bigint, code text, amount bigint, order_ref text)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT payext.route_charge($1, $2, $3, $4, false) $$;
+AS $$
+BEGIN
+  RETURN payext.route_charge($1, $2, $3, $4, false);
+END
+$$;
 
 CREATE PROCEDURE payext.merchant_charge(merchant bigint, code text, amount bigint,
                                         order_ref text, INOUT transfer_id bigint DEFAULT NULL)
@@ -920,9 +938,13 @@ $$;
 
 CREATE FUNCTION payext.refund(merchant bigint, order_ref text, amount bigint, refund_ref text)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT payext.route_refund($1, $2, $3, $4, false) $$;
+AS $$
+BEGIN
+  RETURN payext.route_refund($1, $2, $3, $4, false);
+END
+$$;
 
 CREATE PROCEDURE payext.merchant_refund(merchant bigint, order_ref text, amount bigint,
                                         refund_ref text, INOUT transfer_id bigint DEFAULT NULL)
@@ -1959,22 +1981,26 @@ SELECT pg_catalog.pg_extension_config_dump('payext.lot_map', '');
 -- judge (PY407).
 CREATE FUNCTION payext.lot_on(lot bigint, p integer)
 RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce((SELECT m.local_lot FROM payext.lot_map m
-                    WHERE m.partition_number = $2
-                      AND m.lot = coalesce((SELECT x.lot FROM payext.lot_map x
-                                             WHERE x.local_lot = $1), $1)), $1)
+BEGIN
+  RETURN (SELECT coalesce((SELECT m.local_lot FROM payext.lot_map m
+                      WHERE m.partition_number = $2
+                        AND m.lot = coalesce((SELECT x.lot FROM payext.lot_map x
+                                               WHERE x.local_lot = $1), $1)), $1));
+END
 $$;
 
 -- The lot's id at the router for any of its ids.
 CREATE FUNCTION payext.router_lot(local_lot bigint)
 RETURNS bigint
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce((SELECT m.lot FROM payext.lot_map m WHERE m.local_lot = $1), $1)
+BEGIN
+  RETURN coalesce((SELECT m.lot FROM payext.lot_map m WHERE m.local_lot = $1), $1);
+END
 $$;
 
 CREATE FUNCTION payext.create_parking_lot_on(p integer, operator bigint, name text,
@@ -2576,11 +2602,13 @@ $$;
 -- a retry resumes the first attempt instead of starting another.
 CREATE FUNCTION payext.saga_id(purpose text, reference text)
 RETURNS uuid
-LANGUAGE sql IMMUTABLE STRICT
+LANGUAGE plpgsql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT encode(substring(sha256(convert_to('payext.saga:' || $1 || ':' || $2, 'UTF8'))
-                          FROM 1 FOR 16), 'hex')::uuid
+BEGIN
+  RETURN encode(substring(sha256(convert_to('payext.saga:' || $1 || ':' || $2, 'UTF8'))
+                          FROM 1 FOR 16), 'hex')::uuid;
+END
 $$;
 
 -- The key of the next attempt at a saga named by `base`, paid from
@@ -2613,11 +2641,13 @@ $$;
 -- same arithmetic).
 CREATE FUNCTION payext.saga_id_of(from_partition integer, purpose text, account bigint, key uuid)
 RETURNS uuid
-LANGUAGE sql IMMUTABLE STRICT
+LANGUAGE plpgsql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT encode(substring(sha256(convert_to(format('payext.saga:%s:%s:%s:%s', $1, $2, $3, $4),
-                                            'UTF8')) FROM 1 FOR 16), 'hex')::uuid
+BEGIN
+  RETURN encode(substring(sha256(convert_to(format('payext.saga:%s:%s:%s:%s', $1, $2, $3, $4),
+                                            'UTF8')) FROM 1 FOR 16), 'hex')::uuid;
+END
 $$;
 
 -- Runs an open saga's second leg and its last step, from partition p,
@@ -3609,9 +3639,13 @@ $$;
 CREATE FUNCTION payext.authorize(merchant bigint, code text, amount bigint, order_ref text,
                                  expires_in interval DEFAULT '7 days')
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT payext.route_authorize($1, $2, $3, $4, $5, false) $$;
+AS $$
+BEGIN
+  RETURN payext.route_authorize($1, $2, $3, $4, $5, false);
+END
+$$;
 
 CREATE PROCEDURE payext.merchant_authorize(merchant bigint, code text, amount bigint,
                                            order_ref text, expires_in interval DEFAULT '7 days',
@@ -3686,9 +3720,13 @@ $$;
 CREATE FUNCTION payext.capture_hold(merchant bigint, hold bigint, amount bigint,
                                     capture_ref text, final boolean DEFAULT true)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT payext.route_capture($1, $2, $3, $4, $5, false) $$;
+AS $$
+BEGIN
+  RETURN payext.route_capture($1, $2, $3, $4, $5, false);
+END
+$$;
 
 CREATE PROCEDURE payext.merchant_capture(merchant bigint, hold bigint, amount bigint,
                                          capture_ref text, final boolean DEFAULT true,
@@ -3741,9 +3779,13 @@ $$;
 
 CREATE FUNCTION payext.void_hold(merchant bigint, hold bigint)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT payext.route_void($1, $2, false) $$;
+AS $$
+BEGIN
+  RETURN payext.route_void($1, $2, false);
+END
+$$;
 
 CREATE PROCEDURE payext.merchant_void(merchant bigint, hold bigint,
                                       INOUT released bigint DEFAULT NULL)
