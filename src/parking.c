@@ -222,12 +222,13 @@ static PayextPlan wallet_owner_plan = {
 	1, {INT8OID}
 };
 
+/* The payment row's values in its columns' order, as insert_payment_plan. */
 static PayextPlan record_payment_plan = {
-	"WITH s AS (UPDATE payext.parking_stay SET paid = paid + $3, paid_at = $5"
+	"WITH s AS (UPDATE payext.parking_stay SET paid = paid + $4, paid_at = $6"
 	"            WHERE id = $2 RETURNING id)"
 	" INSERT INTO payext.parking_payment (transfer_id, stay, wallet, amount, how, paid_at)"
-	" SELECT $1, s.id, $4, $3, $6, $5 FROM s",
-	6, {INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID}
+	" SELECT $1, s.id, $3, $4, $5, $6 FROM s",
+	6, {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
 };
 
 /*
@@ -955,36 +956,30 @@ ParkingUpdateStayDirect(ParkingStay *stay, int nset, const char *const *cols,
 }
 
 /*
- * A payment of the stay: its paid and paid_at, and the row of
- * payext.parking_payment, without the executor where direct.c can; false,
- * having written nothing, when it declines the stay's update (the caller
- * runs record_payment_plan).  The payment row's foreign keys are given:
- * the transfer is this transaction's, the stay and the wallet are locked.
+ * A payment of the stay: its paid and paid_at, and its row of
+ * payext.parking_payment (`payment`, in the columns' order), without the
+ * executor where direct.c can; false, having written nothing, when it
+ * declines the stay's update (the caller runs record_payment_plan).  The
+ * payment row's foreign keys are given: the transfer is this
+ * transaction's, the stay and the wallet are locked.
  */
 static bool
-ParkingRecordPaymentDirect(ParkingStay *stay, int64 transfer_id, int64 wallet,
-						   int64 amount, const char *how, TimestampTz now)
+ParkingRecordPaymentDirect(ParkingStay *stay, Datum *payment)
 {
 	static const char *const stay_cols[] = {"paid", "paid_at"};
 	static const char *const cols[] = {
 		"transfer_id", "stay", "wallet", "amount", "how", "paid_at"
 	};
-	Datum		values[6];
+	Datum		set[2];
 
 	/* at most the fee (a CHECK), a sum of bigint transfers: no overflow */
-	values[0] = Int64GetDatum(stay->paid + amount);
-	values[1] = TimestampTzGetDatum(now);
-	if (!ParkingUpdateStayDirect(stay, 2, stay_cols, values, NULL))
+	set[0] = Int64GetDatum(stay->paid + DatumGetInt64(payment[3]));
+	set[1] = payment[5];
+	if (!ParkingUpdateStayDirect(stay, 2, stay_cols, set, NULL))
 		return false;
-	values[0] = Int64GetDatum(transfer_id);
-	values[1] = Int64GetDatum(stay->id);
-	values[2] = Int64GetDatum(wallet);
-	values[3] = Int64GetDatum(amount);
-	values[4] = CStringGetTextDatum(how);
-	values[5] = TimestampTzGetDatum(now);
-	if (!PayextDirectInsert(PayextDirectParkingPayment, lengthof(cols), cols, values,
+	if (!PayextDirectInsert(PayextDirectParkingPayment, lengthof(cols), cols, payment,
 							NULL, true, NULL))
-		PayextExecute(&insert_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
+		PayextExecute(&insert_payment_plan, payment, NULL, false, 0, SPI_OK_INSERT);
 	return true;
 }
 
@@ -1066,16 +1061,14 @@ ParkingTransferFrom(const ParkingLot *lot, ParkingStay *stay, int64 wallet,
 				(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
 				 errmsg("parking stay " INT64_FORMAT " was already paid at this step", stay->id)));
 
-	if (!ParkingRecordPaymentDirect(stay, transfer_id, wallet, amount, how, now))
-	{
-		values[0] = Int64GetDatum(transfer_id);
-		values[1] = Int64GetDatum(stay->id);
-		values[2] = Int64GetDatum(amount);
-		values[3] = Int64GetDatum(wallet);
-		values[4] = TimestampTzGetDatum(now);
-		values[5] = CStringGetTextDatum(how);
+	values[0] = Int64GetDatum(transfer_id);
+	values[1] = Int64GetDatum(stay->id);
+	values[2] = Int64GetDatum(wallet);
+	values[3] = Int64GetDatum(amount);
+	values[4] = CStringGetTextDatum(how);
+	values[5] = TimestampTzGetDatum(now);
+	if (!ParkingRecordPaymentDirect(stay, values))
 		PayextExecute(&record_payment_plan, values, NULL, false, 0, SPI_OK_INSERT);
-	}
 	stay->paid += amount;
 	stay->paid_at = now;
 	if (payer == NULL)
