@@ -99,11 +99,6 @@
 #include "spi_util.h"
 
 /*
- * One of payext's tables, as this backend writes it: its relation id and
- * an executor state whose ResultRelInfo keeps the table's compiled CHECK
- * expressions from one call to the next.
- */
-/*
  * A single-column foreign key of one of payext's tables to the primary key
  * id of payext.<references>.
  */
@@ -113,6 +108,11 @@ typedef struct DirectLockedRef
 	const char *references;
 } DirectLockedRef;
 
+/*
+ * One of payext's tables, as this backend writes it: its relation id and
+ * an executor state whose ResultRelInfo keeps the table's compiled CHECK
+ * expressions from one call to the next.
+ */
 struct PayextDirectTable
 {
 	const char *name;			/* in schema payext */
@@ -124,7 +124,7 @@ struct PayextDirectTable
 	const char *own_trigger;	/* its trigger function in payext, or NULL */
 	Oid			own_trigger_fn; /* InvalidOid: look it up */
 	/* foreign keys whose referenced rows a caller's locks give */
-	const struct DirectLockedRef *locked_refs;
+	const DirectLockedRef *locked_refs;
 	int			nlocked_ri;		/* the insert checks of those foreign keys */
 	Oid			locked_ri[4];
 };
@@ -977,19 +977,8 @@ DirectFindByScanKeys(Relation rel, Oid indexoid, int nkeys, ScanKey scankeys,
 	return found;
 }
 
-/* The same for an int8 key. */
-static bool
-DirectFindByKey(Relation rel, Oid indexoid, int64 key, Snapshot snapshot,
-				TupleTableSlot *slot)
-{
-	ScanKeyData scankey;
-
-	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
-	return DirectFindByScanKeys(rel, indexoid, 1, &scankey, snapshot, slot);
-}
-
 /*
- * The same for an int8 key, without pruning the heap page read.  An index
+ * The row of an int8 key, without pruning the heap page read.  An index
  * fetch prunes a page whose free space runs low (heap_page_prune_opt), and
  * the prune's WAL record makes the reader's commit wait for the disk under
  * synchronous_commit; issuing a code, whose row is unlogged, writes no WAL
@@ -1000,33 +989,41 @@ DirectFindByKey(Relation rel, Oid indexoid, int64 key, Snapshot snapshot,
  * read locks and conflicts (heap_hot_search_buffer), the fetch counted.
  */
 static bool
-DirectFetchByKey(Relation rel, Oid indexoid, int64 key, Snapshot snapshot,
-				 TupleTableSlot *slot)
+DirectFindByKey(Relation rel, Oid indexoid, int64 key, Snapshot snapshot,
+				TupleTableSlot *slot)
 {
 	Relation	index = index_open(indexoid, AccessShareLock);
 	IndexScanDesc scan;
 	ScanKeyData scankey;
 	ItemPointer tid;
+	HeapTuple	tuple;
 	bool		found = false;
 
 	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key));
 	scan = index_beginscan(rel, index, snapshot, 1, 0);
 	index_rescan(scan, &scankey, 1, NULL, 0);
+
+	/*
+	 * The slot keeps a pointer to the tuple's header, not a copy: the header
+	 * is the slot's own, as index_fetch_heap has it.
+	 */
+	Assert(TTS_IS_BUFFERTUPLE(slot));
+	ExecClearTuple(slot);
+	tuple = &((BufferHeapTupleTableSlot *) slot)->base.tupdata;
 	while (!found && (tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 	{
 		Buffer		buf = ReadBuffer(rel, ItemPointerGetBlockNumber(tid));
 		ItemPointerData chain = *tid;
-		HeapTupleData tuple;
 		bool		all_dead;
 
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		found = heap_hot_search_buffer(&chain, rel, buf, snapshot, &tuple, &all_dead, true);
+		found = heap_hot_search_buffer(&chain, rel, buf, snapshot, tuple, &all_dead, true);
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
 		if (found)
 		{
 			pgstat_count_heap_fetch(index);
 			/* the slot's own pin keeps the tuple; ours goes */
-			ExecStoreBufferHeapTuple(&tuple, slot, buf);
+			ExecStoreBufferHeapTuple(tuple, slot, buf);
 		}
 		ReleaseBuffer(buf);
 	}
@@ -1053,7 +1050,7 @@ PayextDirectReadAccount(int64 id, PayextAccountRow *row)
 	bool		found;
 
 	snapshot = DirectStatementSnapshot();
-	found = DirectFetchByKey(rel, RelationGetPrimaryKeyIndex(rel), id, snapshot, slot);
+	found = DirectFindByKey(rel, RelationGetPrimaryKeyIndex(rel), id, snapshot, slot);
 	if (found)
 		DirectAccountFromSlot(RelationGetDescr(rel), slot, row);
 	ExecDropSingleTupleTableSlot(slot);
