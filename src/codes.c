@@ -642,15 +642,12 @@ CodesAnyExpired(Datum before)
 {
 	PayextDirectScan *scan = PayextDirectBeginScan("payment_code_expires_idx");
 	PayextScanKey key = PayextKey(1, BTLessStrategyNumber, before);
-	static const char *const cols[] = {"serial"};
-	Datum		serial;
-	bool		isnull;
 	bool		found;
 
 	if (scan == NULL)
 		return true;
 	PayextDirectRescan(scan, 1, &key);
-	found = PayextDirectNext(scan, 1, cols, &serial, &isnull);
+	found = PayextDirectNext(scan, 0, NULL, NULL, NULL);
 	PayextDirectEndScan(scan);
 	return found;
 }

@@ -188,10 +188,11 @@ static PayextPlan insert_stay_plan = {
 	7, {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID}
 };
 
+/* The columns ParkingCloseStay sets, in its order, then the stay. */
 static PayextPlan close_stay_plan = {
-	"UPDATE payext.parking_stay SET entered_at = $2, exited_at = $3, fee = $4, state = 'exited'"
-	" WHERE id = $1",
-	4, {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID}
+	"UPDATE payext.parking_stay SET entered_at = $1, exited_at = $2, fee = $3, state = $4"
+	" WHERE id = $5",
+	5, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID, INT8OID}
 };
 
 static PayextPlan close_unpriced_plan = {
@@ -1419,7 +1420,7 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 				 TimestampTz exited_at)
 {
 	static const char *const close_cols[] = {"entered_at", "exited_at", "fee", "state"};
-	Datum		values[4];
+	Datum		values[5];
 	int64		fee;
 	int64		auto_wallet;
 
@@ -1441,14 +1442,9 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 	values[1] = TimestampTzGetDatum(exited_at);
 	values[2] = Int64GetDatum(fee);
 	values[3] = CStringGetTextDatum("exited");
-	if (!ParkingUpdateStayDirect(stay, 4, close_cols, values, NULL))
-	{
-		values[0] = Int64GetDatum(stay->id);
-		values[1] = TimestampTzGetDatum(entered_at);
-		values[2] = TimestampTzGetDatum(exited_at);
-		values[3] = Int64GetDatum(fee);
+	values[4] = Int64GetDatum(stay->id);
+	if (!ParkingUpdateStayDirect(stay, lengthof(close_cols), close_cols, values, NULL))
 		PayextExecute(&close_stay_plan, values, NULL, false, 0, SPI_OK_UPDATE);
-	}
 	stay->entered_at = entered_at;
 	stay->exited_at = exited_at;
 	stay->fee = fee;
