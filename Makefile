@@ -8,6 +8,7 @@ OBJS = \
 	src/payext.o \
 	src/assoc_window.o \
 	src/association.o \
+	src/claims.o \
 	src/code_format.o \
 	src/codes.o \
 	src/currency.o \

@@ -139,4 +139,37 @@ RESET ROLE;
 SELECT payext.unmap_merchant_role('part_till', :claim_a);
 SELECT payext.revoke_capability('merchant', 'part_till');
 DROP ROLE part_till;
+-- A router's charge whose order's claim belongs here (charge_claimed, in
+-- C since 0.8.0): the claim and the charge in one transaction.  An order
+-- claimed for another partition is refused (PY208); a refused charge
+-- leaves no claim; a retry of a charged order returns its transfer.
+SELECT payext.open_wallet('claim-payer') AS claim_payer \gset
+SELECT payext.top_up(:claim_payer, 1000, 'claim-in') > 0 AS topped_up;
+SELECT payext.request_payment(:claim_payer) AS claim_code \gset
+SELECT payext.charge_claimed(:claim_a, :'claim_code', 100, 'o-1');
+SELECT payext.require_claim_here(:claim_a, 'o-1');
+\set VERBOSITY sqlstate
+SELECT payext.charge_claimed(:claim_a, :'claim_code', 5000, 'o-here');
+SELECT payext.require_claim_here(:claim_a, NULL);
+\set VERBOSITY default
+SELECT payext.claimed_partition(:claim_a, 'order', 'o-here') IS NULL AS refused_left_no_claim;
+SELECT payext.charge_claimed(:claim_a, :'claim_code', 100, 'o-here') AS claimed_transfer \gset
+SELECT payext.charge_claimed(:claim_a, :'claim_code', 100, 'o-here') = :claimed_transfer AS retry_returns_it,
+       payext.claimed_partition(:claim_a, 'order', 'o-here') AS holder,
+       payext.balance(:claim_payer) AS payer_balance;
+-- A DBA's trigger on the claims: the claim's row goes through SPI, the
+-- trigger fires (for the second claim too: a BEFORE trigger fires before
+-- the conflict is found), and the first claim still wins.
+CREATE FUNCTION public.claim_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE NOTICE 'claiming % % for %', NEW.kind, NEW.reference, NEW.partition_number;
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER claim_seen BEFORE INSERT ON payext.reference_claim
+  FOR EACH ROW EXECUTE FUNCTION public.claim_seen();
+SELECT payext.claim_reference(:claim_a, 'order', 'o-trig', 4) AS first,
+       payext.claim_reference(:claim_a, 'order', 'o-trig', 6) AS second;
+DROP TRIGGER claim_seen ON payext.reference_claim;
+DROP FUNCTION public.claim_seen();
 DELETE FROM payext.reference_claim;

@@ -51,6 +51,7 @@
 #include "utils/timestamp.h"
 
 #include "association.h"
+#include "claims.h"
 #include "code_format.h"
 #include "codes.h"
 #include "direct.h"
@@ -1267,10 +1268,12 @@ payext_code_partition(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(fields.partition);
 }
 
-/* charge(merchant bigint, code text, amount bigint, order_ref text) RETURNS bigint */
-PG_FUNCTION_INFO_V1(payext_charge);
-Datum
-payext_charge(PG_FUNCTION_ARGS)
+/*
+ * charge()'s arguments, checked, then the charge; first the order's claim
+ * for this partition (PY208 when another holds it) when `claim`.
+ */
+static int64
+CodesChargeCall(FunctionCallInfo fcinfo, bool claim)
 {
 	static const char *const names[] = {"merchant", "code", "amount", "order_ref"};
 	text	   *code;
@@ -1284,10 +1287,32 @@ payext_charge(PG_FUNCTION_ARGS)
 	order_ref = PayextArgIdentifier(fcinfo, 3, "order_ref", PAYEXT_MAX_REFERENCE_LEN);
 
 	PayextSpiConnect();
+	if (claim)
+		ClaimsRequireHere(PG_GETARG_INT64(0), order_ref);
 	transfer_id = CodesCharge(PG_GETARG_INT64(0), VARDATA_ANY(code),
 							  VARSIZE_ANY_EXHDR(code), amount, order_ref, true);
 	PayextSpiFinish();
-	PG_RETURN_INT64(transfer_id);
+	return transfer_id;
+}
+
+/* charge(merchant bigint, code text, amount bigint, order_ref text) RETURNS bigint */
+PG_FUNCTION_INFO_V1(payext_charge);
+Datum
+payext_charge(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(CodesChargeCall(fcinfo, false));
+}
+
+/*
+ * charge_claimed(merchant bigint, code text, amount bigint, order_ref text)
+ * RETURNS bigint: a router's charge whose order's claim belongs on this
+ * partition (the payer's), the claim and the charge in one transaction.
+ */
+PG_FUNCTION_INFO_V1(payext_charge_claimed);
+Datum
+payext_charge_claimed(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(CodesChargeCall(fcinfo, true));
 }
 
 /* One item of charge_many(), and what became of it. */

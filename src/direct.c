@@ -176,6 +176,11 @@ static PayextDirectTable direct_parking_payment =
 	.locked_refs = parking_payment_refs
 };
 
+static PayextDirectTable direct_reference_claim =
+{
+	.name = "reference_claim"
+};
+
 PayextDirectTable *const PayextDirectAccount = &direct_account;
 PayextDirectTable *const PayextDirectPaymentCode = &direct_payment_code;
 PayextDirectTable *const PayextDirectPayment = &direct_payment;
@@ -184,11 +189,12 @@ PayextDirectTable *const PayextDirectInteractionPair = &direct_interaction_pair;
 PayextDirectTable *const PayextDirectTransfer = &direct_transfer;
 PayextDirectTable *const PayextDirectParkingStay = &direct_parking_stay;
 PayextDirectTable *const PayextDirectParkingPayment = &direct_parking_payment;
+PayextDirectTable *const PayextDirectReferenceClaim = &direct_reference_claim;
 
 static PayextDirectTable *const direct_tables[] = {
 	&direct_account, &direct_payment_code, &direct_payment, &direct_interaction,
 	&direct_interaction_pair, &direct_transfer, &direct_merchant_credit,
-	&direct_parking_stay, &direct_parking_payment
+	&direct_parking_stay, &direct_parking_payment, &direct_reference_claim
 };
 
 static bool callback_registered = false;

@@ -21,6 +21,7 @@ extern PayextDirectTable *const PayextDirectInteractionPair;
 extern PayextDirectTable *const PayextDirectTransfer;
 extern PayextDirectTable *const PayextDirectParkingStay;
 extern PayextDirectTable *const PayextDirectParkingPayment;
+extern PayextDirectTable *const PayextDirectReferenceClaim;
 
 /*
  * Sets the columns set_cols to set (NULL where set_null says so; set_null

@@ -107,6 +107,26 @@ RolesRequireAccountAccess(Oid role, int64 account_id, RolesAccountKind kind)
 				 errhint("%s", hints[kind])));
 }
 
+/*
+ * payext.require_merchant() for C callers: 42501 unless the calling role
+ * (the outer user, which SECURITY DEFINER leaves alone) may act for the
+ * merchant account.  Requires SPI.
+ */
+void
+RolesRequireMerchant(int64 merchant)
+{
+	Datum		values[2];
+
+	values[0] = ObjectIdGetDatum(GetOuterUserId());
+	values[1] = Int64GetDatum(merchant);
+	PayextExecute(&may_act_for_plan, values, NULL, true, 1, SPI_OK_SELECT);
+	if (!DatumGetBool(PayextResultDatum(0, 1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for merchant account " INT64_FORMAT, merchant),
+				 errhint("A merchant role acts only for the accounts payext.map_merchant_role() gave it.")));
+}
+
 /* calling_role() RETURNS oid */
 PG_FUNCTION_INFO_V1(payext_calling_role);
 Datum

@@ -49,4 +49,10 @@ extern RolesAccountKind RolesAccountKindOf(LedgerAccountKind kind);
 extern void RolesRequireAccountAccess(Oid role, int64 account_id,
 									  RolesAccountKind kind);
 
+/*
+ * payext.require_merchant(): 42501 unless the calling role may act for the
+ * merchant account.  Requires SPI.
+ */
+extern void RolesRequireMerchant(int64 merchant);
+
 #endif							/* PAYEXT_ROLES_H */

@@ -108,41 +108,9 @@ SELECT pg_catalog.pg_extension_config_dump('payext.reference_claim', '');
 CREATE FUNCTION payext.claim_reference(merchant bigint, kind text, reference text,
                                        partition_number integer)
 RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-DECLARE
-  owner_number integer;
-BEGIN
-  IF merchant IS NULL OR kind IS NULL OR reference IS NULL OR partition_number IS NULL THEN
-    RAISE EXCEPTION 'argument "%" must not be null',
-      CASE WHEN merchant IS NULL THEN 'merchant' WHEN kind IS NULL THEN 'kind'
-           WHEN reference IS NULL THEN 'reference' ELSE 'partition_number' END
-      USING ERRCODE = 'PY001';
-  END IF;
-  IF partition_number < 0 OR partition_number > 99 THEN
-    RAISE EXCEPTION 'partition % is out of range', partition_number USING ERRCODE = 'PY501',
-      DETAIL = 'A partition''s number must be 0 to 99.';
-  END IF;
-  -- The merchant's account on this partition, which the caller acts for.
-  IF merchant < 1 OR (merchant >> 56) <> payext.current_partition() THEN
-    RAISE EXCEPTION 'account % is not of this partition', merchant USING ERRCODE = 'PY501',
-      DETAIL = format('This database is partition %s.', payext.current_partition()),
-      HINT = 'Claim with the merchant''s account on the partition the claim goes to.';
-  END IF;
-  PERFORM payext.require_merchant(merchant);
-  -- The first claim wins; a concurrent one waits for it, then reads it.
-  INSERT INTO payext.reference_claim AS c (merchant, kind, reference, partition_number, claimed_at)
-  VALUES (claim_reference.merchant, claim_reference.kind, claim_reference.reference,
-          claim_reference.partition_number, now())
-  ON CONFLICT ON CONSTRAINT reference_claim_pkey DO NOTHING;
-  SELECT c.partition_number INTO owner_number
-    FROM payext.reference_claim c
-   WHERE c.merchant = claim_reference.merchant AND c.kind = claim_reference.kind
-     AND c.reference = claim_reference.reference;
-  RETURN owner_number;
-END
-$$;
+AS 'MODULE_PATHNAME', 'payext_claim_reference'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.claim_reference(bigint, text, text, integer) IS
   'a router claims a merchant''s order_ref or refund_ref for a partition; returns the partition that holds it (the first claim''s)';
 

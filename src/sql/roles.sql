@@ -691,42 +691,25 @@ COMMENT ON FUNCTION payext.merchant_settle_call(bigint, text) IS
 -- A router's charge when the order's claim belongs on the payer's own
 -- partition: the claim and the charge in one transaction here, one call
 -- from the router instead of two (and a refused charge leaves no claim).
--- Invoker's rights: charge_claimed needs bare charge (the owner's),
--- merchant_charge_claimed what a till has (claim_reference,
--- merchant_charge_call).
+-- charge_claimed is the owner's, as bare charge is; merchant_charge_claimed
+-- needs what a till has (require_claim_here, merchant_charge_call).  The
+-- claim is C (src/claims.c): every routed charge makes one.
 -- Claims order_ref for this partition, or PY208 when another holds it.
 CREATE FUNCTION payext.require_claim_here(merchant bigint, order_ref text)
 RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-DECLARE
-  here integer := payext.current_partition();
-  holder integer := payext.claim_reference(merchant, 'order', order_ref, here);
-BEGIN
-  IF holder <> here THEN
-    RAISE EXCEPTION 'order "%" was already charged differently', order_ref
-      USING ERRCODE = 'PY208',
-            DETAIL = format('It was charged, or a charge was tried, with a code of partition %s; '
-                            'only such codes may charge it.', lpad(holder::text, 2, '0')),
-            HINT = 'Use a new order_ref for a new order.';
-  END IF;
-END
-$$;
+AS 'MODULE_PATHNAME', 'payext_require_claim_here'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
 COMMENT ON FUNCTION payext.require_claim_here(bigint, text) IS
   'claims a merchant''s order_ref for this partition, or PY208';
 
 CREATE FUNCTION payext.charge_claimed(merchant bigint, code text, amount bigint,
                                       order_ref text)
 RETURNS bigint
-LANGUAGE plpgsql
+AS 'MODULE_PATHNAME', 'payext_charge_claimed'
+LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, payext, pg_temp
-AS $$
-BEGIN
-  PERFORM payext.require_claim_here(merchant, order_ref);
-  RETURN payext.charge(merchant, code, amount, order_ref);
-END
-$$;
+SET enable_seqscan = off;
 COMMENT ON FUNCTION payext.charge_claimed(bigint, text, bigint, text) IS
   'a router''s charge whose order claim belongs here: claim and charge in one transaction';
 

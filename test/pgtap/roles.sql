@@ -208,7 +208,7 @@ INSERT INTO tap_role VALUES ('r_app', '{app}'), ('r_shop', '{merchant}'), ('r_sh
 SELECT is_empty($$
   SELECT p.oid::regprocedure::text, p.proconfig FROM pg_proc p
    WHERE p.pronamespace = 'payext'::regnamespace AND p.prosecdef
-     AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_many', 'refund', 'reverse_order', 'authorize', 'capture_hold', 'void_hold') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END
+     AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_claimed', 'charge_many', 'refund', 'reverse_order', 'authorize', 'capture_hold', 'void_hold') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END
 $$, 'every SECURITY DEFINER function of payext has proconfig {search_path=pg_catalog, payext, pg_temp} (and the code functions enable_seqscan=off)');
 SELECT cmp_ok((SELECT count(*)::int FROM pg_proc p
                 WHERE p.pronamespace = 'payext'::regnamespace AND p.prosecdef), '>=', 45,

@@ -142,7 +142,7 @@ SELECT is_definer('payext', fn, args, format('payext.%s is SECURITY DEFINER', fn
   FROM contract WHERE definer ORDER BY fn;
 SELECT isnt_definer('payext', fn, args, format('payext.%s is not SECURITY DEFINER', fn))
   FROM contract WHERE NOT definer ORDER BY fn;
-SELECT is(p.proconfig, ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_many', 'refund', 'reverse_order', 'authorize', 'capture_hold', 'void_hold') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END,
+SELECT is(p.proconfig, ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_claimed', 'charge_many', 'refund', 'reverse_order', 'authorize', 'capture_hold', 'void_hold') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END,
           format('payext.%s runs with search_path = pg_catalog, payext, pg_temp', c.fn))
   FROM contract c
   JOIN pg_proc p ON p.oid = format('payext.%s(%s)', c.fn, array_to_string(c.args, ','))::regprocedure
@@ -150,7 +150,7 @@ SELECT is(p.proconfig, ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE 
 SELECT is_empty($$
   SELECT p.oid::regprocedure FROM pg_proc p
    WHERE p.pronamespace = 'payext'::regnamespace AND p.prosecdef
-     AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_many', 'refund', 'reverse_order', 'authorize', 'capture_hold', 'void_hold') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END
+     AND p.proconfig IS DISTINCT FROM ARRAY['search_path=pg_catalog, payext, pg_temp'] || CASE WHEN p.proname IN ('request_payment', 'cancel_payment_code', 'charge', 'charge_claimed', 'charge_many', 'refund', 'reverse_order', 'authorize', 'capture_hold', 'void_hold') THEN ARRAY['enable_seqscan=off'] ELSE '{}'::text[] END
 $$, 'no SECURITY DEFINER function in payext lacks the pinned search_path');
 
 ---------------------------------------------------------------------------
