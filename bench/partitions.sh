@@ -7,7 +7,8 @@
 # partition and balance() both ways (what the hop costs).  Writes
 # bench/results/partitions.txt; bench/NOTES.md says what it means.
 #
-#   bench/partitions.sh        # BENCH_SECONDS (15), BENCH_PARTITIONS ("1 2 4")
+#   bench/partitions.sh        # BENCH_SECONDS (15), BENCH_PARTITIONS ("1 2 4"),
+#                              # BENCH_WARM (0: seconds of routed pairs first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${BENCH_SECONDS:-15}
@@ -16,7 +17,7 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 {
 	echo "bench/partitions.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs"
-	echo "8 pgbench clients, ${seconds} s a run; partitions pinned to CPU p mod $(nproc); router and pgbench unpinned"
+	echo "8 pgbench clients, ${seconds} s a run${BENCH_WARM:+ after ${BENCH_WARM} s of routed pairs and VACUUM ANALYZE}; partitions pinned to CPU p mod $(nproc); router and pgbench unpinned"
 	echo
 	echo "cpu/s: CPU seconds a second by group (router's backends, each partition's, pgbench), over the run less its first 2 s and last 1 s"
 	echo

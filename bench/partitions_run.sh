@@ -76,6 +76,13 @@ run() {
 		"$work/cpu0" "$work/cpu1" | tr -s ' ')
 	printf '%-10s %-8s %-10s %10.1f   cpu/s: %s\n' "$n" "$label" "$(basename "$script" .sql)" "$tps" "$cpu"
 }
+# BENCH_WARM=s: first s seconds of routed pairs, then VACUUM ANALYZE of
+# every partition, so that plans are made for tables of a run's size
+# rather than fresh ones (bench/NOTES.md, "the claim in C").
+if [ "${BENCH_WARM:-0}" -gt 0 ]; then
+	"$bindir/pgbench" -n -c 8 -j 2 -T "$BENCH_WARM" -f "$work/routed.sql" "$PGDATABASE" >/dev/null 2>&1
+	for uri in "${uris[@]}"; do q -d "$uri" -c "VACUUM ANALYZE" >/dev/null; done
+fi
 run routed "$work/routed.sql" "$PGDATABASE"
 run routed "$work/balance.sql" "$PGDATABASE"
 if [ "$n" = 1 ]; then
