@@ -58,6 +58,7 @@ Where the time goes and what each change bought is in
 | `guarantees.csv` | the charge at 8 clients as installed, without foreign keys, without foreign keys and `CHECK` constraints |
 | `fsync.txt` | the disk's `pg_test_fsync` fdatasync rate (ops/s) |
 | `writes.txt` | what one issue-and-charge writes, payext against the baseline: heap tuples, index entries and WAL by record type and by relation (`bench/writes.sh`, run on its own; its header names its commit) |
+| `partitions.txt` | payext behind a PL/Proxy router on 1, 2 and 4 partitions, routed against direct, with each group's CPU (`bench/partitions.sh`, run on its own; `BENCH_WARM` measures after a warm-up and `ANALYZE`; its header names its commit) |
 | `run.log` | the run's log: each pgbench run, the population, the growth, `verify_ledger()` after it |
 
 ## How to reproduce
