@@ -1,6 +1,6 @@
 /*
  * roles.c
- *		Who is calling, and analysts' pseudonyms.
+ *		Who is calling, what it may do, and analysts' pseudonyms.
  *
  * Inside a SECURITY DEFINER function the current user is the extension's
  * owner; the role the caller acts as (after SET ROLE) is the outer user id,
@@ -12,11 +12,18 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "errors.h"
@@ -24,21 +31,6 @@
 #include "spi_util.h"
 
 #define PSEUDONYM_BYTES 16
-
-static PayextPlan may_act_for_plan = {
-	"SELECT payext.role_may_act_for($1, $2)",
-	2, {OIDOID, INT8OID}
-};
-
-static PayextPlan app_or_admin_plan = {
-	"SELECT payext.role_has_capability($1, 'app') OR payext.role_has_capability($1, 'admin')",
-	1, {OIDOID}
-};
-
-static PayextPlan admin_plan = {
-	"SELECT payext.role_has_capability($1, 'admin')",
-	1, {OIDOID}
-};
 
 static PayextPlan pseudonym_key_plan = {
 	"SELECT secret FROM payext.pseudonym_key WHERE id = 1",
@@ -82,6 +74,142 @@ RolesAccountKindOf(LedgerAccountKind kind)
 	return ROLES_ACCOUNT_SYSTEM;
 }
 
+/*----------
+ * Who may do what, in C (payext.role_has_capability and
+ * payext.role_may_act_for were PL/pgSQL, and before that SQL): every
+ * charge of a till and every read of an account asks, and as PL/pgSQL a
+ * till's CALL merchant_charge ran four nested functions and three
+ * queries for it.  Membership counts as pg_has_role(..., 'USAGE') counts
+ * it: has_privs_of_role(), so a NOINHERIT member (a pooled login) acts
+ * for a till only after SET ROLE.  The tables are read in the snapshot a
+ * STABLE function's query would use, the calling statement's.
+ *----------
+ */
+
+/* payext.<name>, open for reading; its columns grantee and `column`. */
+static Relation
+RolesOpen(const char *name, const char *column, AttrNumber *grantee_att,
+		  AttrNumber *column_att)
+{
+	Oid			relid = PayextRelid(name);
+	Relation	rel;
+	TupleDesc	desc;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "payext: table payext.%s is missing", name);
+	rel = table_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	*grantee_att = *column_att = InvalidAttrNumber;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(NameStr(att->attname), "grantee") == 0)
+			*grantee_att = att->attnum;
+		else if (strcmp(NameStr(att->attname), column) == 0)
+			*column_att = att->attnum;
+	}
+	if (*grantee_att == InvalidAttrNumber || *column_att == InvalidAttrNumber)
+		elog(ERROR, "payext: table payext.%s lacks its columns", name);
+	return rel;
+}
+
+/*
+ * Whether `role` has the privileges of a grantee of a row that `scan`
+ * returns and `match` (if given) accepts; ends the scan.
+ */
+static bool
+RolesAnyGrantee(SysScanDesc scan, TupleDesc desc, AttrNumber grantee_att,
+				AttrNumber column_att, const char *match, Oid role)
+{
+	size_t		match_len = match != NULL ? strlen(match) : 0;
+	bool		found = false;
+	HeapTuple	tuple;
+
+	while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		value;
+
+		if (match != NULL)
+		{
+			text	   *t;
+
+			value = heap_getattr(tuple, column_att, desc, &isnull);
+			if (isnull)
+				continue;
+			/* the database's collation is deterministic: = is bytewise */
+			t = DatumGetTextPP(value);
+			if (VARSIZE_ANY_EXHDR(t) != match_len ||
+				memcmp(VARDATA_ANY(t), match, match_len) != 0)
+				continue;
+		}
+		value = heap_getattr(tuple, grantee_att, desc, &isnull);
+		if (!isnull && has_privs_of_role(role, DatumGetObjectId(value)))
+			found = true;
+	}
+	systable_endscan(scan);
+	return found;
+}
+
+/* The snapshot a STABLE function's query reads in, registered. */
+static Snapshot
+RolesSnapshot(void)
+{
+	return RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() :
+							GetTransactionSnapshot());
+}
+
+bool
+RolesHasCapability(Oid role, const char *capability)
+{
+	AttrNumber	grantee_att;
+	AttrNumber	capability_att;
+	Relation	rel;
+	Snapshot	snapshot;
+	bool		found;
+
+	if (superuser_arg(role))
+		return true;
+	/* A handful of rows, one per grant: read them all. */
+	rel = RolesOpen("capability_grant", "capability", &grantee_att, &capability_att);
+	snapshot = RolesSnapshot();
+	found = RolesAnyGrantee(systable_beginscan(rel, InvalidOid, false, snapshot, 0, NULL),
+							RelationGetDescr(rel), grantee_att, capability_att,
+							capability, role);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+bool
+RolesMayActFor(Oid role, int64 merchant)
+{
+	AttrNumber	grantee_att;
+	AttrNumber	merchant_att;
+	Relation	rel;
+	Snapshot	snapshot;
+	ScanKeyData key;
+	Oid			index;
+	bool		found;
+
+	if (RolesHasCapability(role, "admin"))
+		return true;
+	/* The merchant's mappings, by merchant_role_merchant_idx. */
+	rel = RolesOpen("merchant_role", "merchant", &grantee_att, &merchant_att);
+	index = PayextRelid("merchant_role_merchant_idx");
+	ScanKeyInit(&key, merchant_att, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(merchant));
+	snapshot = RolesSnapshot();
+	found = RolesAnyGrantee(systable_beginscan(rel, index, OidIsValid(index), snapshot, 1, &key),
+							RelationGetDescr(rel), grantee_att, merchant_att, NULL, role);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 void
 RolesRequireAccountAccess(Oid role, int64 account_id, RolesAccountKind kind)
 {
@@ -90,41 +218,89 @@ RolesRequireAccountAccess(Oid role, int64 account_id, RolesAccountKind kind)
 		[ROLES_ACCOUNT_MERCHANT] = "A merchant account is for the roles mapped to it and for admins.",
 		[ROLES_ACCOUNT_SYSTEM] = "The system accounts (the platform's float) are for admins.",
 	};
-	Datum		values[2];
+	bool		allowed;
 
-	values[0] = ObjectIdGetDatum(role);
-	values[1] = Int64GetDatum(account_id);
 	if (kind == ROLES_ACCOUNT_MERCHANT)
-		PayextExecute(&may_act_for_plan, values, NULL, true, 1, SPI_OK_SELECT);
+		allowed = RolesMayActFor(role, account_id);
 	else if (kind == ROLES_ACCOUNT_WALLET)
-		PayextExecute(&app_or_admin_plan, values, NULL, true, 1, SPI_OK_SELECT);
+		allowed = RolesHasCapability(role, "app") || RolesHasCapability(role, "admin");
 	else
-		PayextExecute(&admin_plan, values, NULL, true, 1, SPI_OK_SELECT);
-	if (!DatumGetBool(PayextResultDatum(0, 1)))
+		allowed = RolesHasCapability(role, "admin");
+	if (!allowed)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for account " INT64_FORMAT, account_id),
 				 errhint("%s", hints[kind])));
 }
 
-/*
- * payext.require_merchant() for C callers: 42501 unless the calling role
- * (the outer user, which SECURITY DEFINER leaves alone) may act for the
- * merchant account.  Requires SPI.
- */
 void
 RolesRequireMerchant(int64 merchant)
 {
-	Datum		values[2];
-
-	values[0] = ObjectIdGetDatum(GetOuterUserId());
-	values[1] = Int64GetDatum(merchant);
-	PayextExecute(&may_act_for_plan, values, NULL, true, 1, SPI_OK_SELECT);
-	if (!DatumGetBool(PayextResultDatum(0, 1)))
+	if (!RolesMayActFor(GetOuterUserId(), merchant))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for merchant account " INT64_FORMAT, merchant),
 				 errhint("A merchant role acts only for the accounts payext.map_merchant_role() gave it.")));
+}
+
+/* role_has_capability(role oid, capability text) RETURNS boolean */
+PG_FUNCTION_INFO_V1(payext_role_has_capability);
+Datum
+payext_role_has_capability(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	if (superuser_arg(PG_GETARG_OID(0)))
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(RolesHasCapability(PG_GETARG_OID(0),
+									  text_to_cstring(PG_GETARG_TEXT_PP(1))));
+}
+
+/* role_may_act_for(role oid, merchant bigint) RETURNS boolean */
+PG_FUNCTION_INFO_V1(payext_role_may_act_for);
+Datum
+payext_role_may_act_for(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	if (PG_ARGISNULL(1))
+		PG_RETURN_BOOL(RolesHasCapability(PG_GETARG_OID(0), "admin"));
+	PG_RETURN_BOOL(RolesMayActFor(PG_GETARG_OID(0), PG_GETARG_INT64(1)));
+}
+
+/* caller_has_capability(capability text) RETURNS boolean */
+PG_FUNCTION_INFO_V1(payext_caller_has_capability);
+Datum
+payext_caller_has_capability(PG_FUNCTION_ARGS)
+{
+	if (superuser_arg(GetOuterUserId()))
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(RolesHasCapability(GetOuterUserId(),
+									  text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+/* may_act_for(merchant bigint) RETURNS boolean */
+PG_FUNCTION_INFO_V1(payext_may_act_for);
+Datum
+payext_may_act_for(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(RolesHasCapability(GetOuterUserId(), "admin"));
+	PG_RETURN_BOOL(RolesMayActFor(GetOuterUserId(), PG_GETARG_INT64(0)));
+}
+
+/* require_merchant(merchant bigint) RETURNS void: PY001, 42501 */
+PG_FUNCTION_INFO_V1(payext_require_merchant);
+Datum
+payext_require_merchant(PG_FUNCTION_ARGS)
+{
+	PayextRequireArg(fcinfo, 0, "merchant");
+	RolesRequireMerchant(PG_GETARG_INT64(0));
+	PG_RETURN_VOID();
 }
 
 /* calling_role() RETURNS oid */

@@ -41,17 +41,30 @@ typedef enum RolesAccountKind
 extern RolesAccountKind RolesAccountKindOf(LedgerAccountKind kind);
 
 /*
+ * Whether `role` holds the capability (payext.role_has_capability): a
+ * superuser does, and a role with the privileges of a grantee of it.
+ */
+extern bool RolesHasCapability(Oid role, const char *capability);
+
+/*
+ * Whether `role` may act for the merchant account (payext.role_may_act_for):
+ * an admin may, and a role with the privileges of a role mapped to it.
+ */
+extern bool RolesMayActFor(Oid role, int64 merchant);
+
+/*
  * Raises 42501 unless `role` may use this account: a merchant account only
  * a superuser, an admin or a role mapped to it; a wallet a superuser, an
  * admin or an app; a system account (the platform's float) a superuser or an
- * admin.  Requires SPI.
+ * admin.
  */
 extern void RolesRequireAccountAccess(Oid role, int64 account_id,
 									  RolesAccountKind kind);
 
 /*
- * payext.require_merchant(): 42501 unless the calling role may act for the
- * merchant account.  Requires SPI.
+ * payext.require_merchant(): 42501 unless the calling role (the outer
+ * user, which SECURITY DEFINER leaves alone) may act for the merchant
+ * account.
  */
 extern void RolesRequireMerchant(int64 merchant);
 

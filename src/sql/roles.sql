@@ -186,6 +186,9 @@ CREATE TABLE payext.merchant_role (
   mapped_at  timestamptz NOT NULL,
   PRIMARY KEY (grantee, merchant)
 );
+-- A merchant's mappings, for the merchant check of each of its tills'
+-- calls (the primary key leads with the grantee).
+CREATE INDEX merchant_role_merchant_idx ON payext.merchant_role (merchant);
 -- Roles are the cluster's, not the database's: a dump names them, and a
 -- restore needs them to exist (as pg_dumpall's globals make them).
 SELECT pg_catalog.pg_extension_config_dump('payext.capability_grant', '');
@@ -195,55 +198,33 @@ SELECT pg_catalog.pg_extension_config_dump('payext.merchant_role', '');
 -- may act for a merchant account: a superuser, an admin, or a role mapped
 -- to the account.  Membership counts as privileges do (USAGE): a NOINHERIT
 -- member, such as a pooled login, acts for a till only after SET ROLE.
--- PL/pgSQL, not SQL: a SQL function that cannot be inlined (SECURITY
--- DEFINER, a SET clause) has its query parsed and planned at every call,
--- a fifth of a routed partition's CPU (bench/NOTES.md); PL/pgSQL keeps
--- its plans for the session.
+-- C (src/roles.c), as are may_act_for, caller_has_capability and
+-- require_merchant: as SQL each call parsed and planned its query, and as
+-- PL/pgSQL a till's charge ran four nested functions and three queries,
+-- merchant_role read whole, for its merchant check (bench/NOTES.md).
 CREATE FUNCTION payext.role_has_capability(role oid, capability text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-BEGIN
-  RETURN coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = $1), false)
-      OR EXISTS (SELECT 1 FROM payext.capability_grant g
-                  WHERE g.capability = $2
-                    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE'));
-END
-$$;
+AS 'MODULE_PATHNAME', 'payext_role_has_capability'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
 
 CREATE FUNCTION payext.role_may_act_for(role oid, merchant bigint)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-BEGIN
-  RETURN payext.role_has_capability($1, 'admin')
-      OR EXISTS (SELECT 1 FROM payext.merchant_role m
-                  WHERE m.merchant = $2
-                    AND pg_catalog.pg_has_role($1, m.grantee, 'USAGE'));
-END
-$$;
+AS 'MODULE_PATHNAME', 'payext_role_may_act_for'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
 
 CREATE FUNCTION payext.caller_has_capability(capability text)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-BEGIN
-  RETURN payext.role_has_capability(payext.calling_role(), $1);
-END
-$$;
+AS 'MODULE_PATHNAME', 'payext_caller_has_capability'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
 
 CREATE FUNCTION payext.may_act_for(merchant bigint)
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-BEGIN
-  RETURN payext.role_may_act_for(payext.calling_role(), $1);
-END
-$$;
+AS 'MODULE_PATHNAME', 'payext_may_act_for'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
 
 CREATE FUNCTION payext.acting_accounts()
 RETURNS bigint[]
@@ -267,20 +248,9 @@ $$;
 
 CREATE FUNCTION payext.require_merchant(merchant bigint)
 RETURNS void
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, payext, pg_temp
-AS $$
-BEGIN
-  IF merchant IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = 'PY001', MESSAGE = 'argument "merchant" must not be null';
-  END IF;
-  IF NOT payext.may_act_for(merchant) THEN
-    RAISE EXCEPTION USING ERRCODE = '42501',
-      MESSAGE = format('permission denied for merchant account %s', merchant),
-      HINT = 'A merchant role acts only for the accounts payext.map_merchant_role() gave it.';
-  END IF;
-END
-$$;
+AS 'MODULE_PATHNAME', 'payext_require_merchant'
+LANGUAGE C STABLE SECURITY DEFINER
+SET search_path = pg_catalog, payext, pg_temp;
 
 -- The arguments of grant_capability() and revoke_capability(): both given,
 -- and a capability that exists (PY001, PY006).

@@ -63,7 +63,7 @@
 --     is true throughout.
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(228);
+SELECT plan(231);
 SET LOCAL TIME ZONE 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -1185,6 +1185,41 @@ SELECT throws_ok('SELECT count(*) FROM payext.relation_rows(''signing_key'')', '
                  'relation_rows: signing keys are no readable relation, not even for the owner');
 SELECT throws_ok('SELECT count(*) FROM payext.relation_rows(''account; SELECT 1'')', '42P01', NULL,
                  'relation_rows: a name is one of the list, never SQL');
+
+-- The role checks are C since 0.8.0 (src/roles.c): they answer as the
+-- PL/pgSQL they replace did, NULLs and unknown roles included; membership
+-- counts as privileges do (a NOINHERIT member holds nothing until SET
+-- ROLE); a mapping counts from the next statement, and so does its removal.
+CREATE ROLE r_c_shop NOLOGIN;
+CREATE ROLE r_c_member NOLOGIN IN ROLE r_c_shop;
+CREATE ROLE r_c_pool NOLOGIN NOINHERIT IN ROLE r_c_shop;
+SELECT payext.grant_capability('merchant', 'r_c_shop') IS NULL AS x \gset
+SELECT is(ARRAY[payext.role_has_capability('r_c_shop'::regrole, 'merchant'),
+                payext.role_has_capability('r_c_member'::regrole, 'merchant'),
+                payext.role_has_capability('r_c_pool'::regrole, 'merchant'),
+                payext.role_has_capability('r_c_shop'::regrole, 'admin'),
+                payext.role_has_capability('r_admin'::regrole, 'admin'),
+                payext.role_has_capability(NULL, 'merchant'),
+                payext.role_has_capability('r_c_shop'::regrole, NULL),
+                payext.role_has_capability((SELECT min(oid) FROM pg_roles WHERE rolsuper), NULL),
+                payext.role_has_capability(0::oid, 'merchant')],
+          ARRAY[true, true, false, false, true, false, false, true, false],
+          'role_has_capability: grantee, member, NOINHERIT member, other capability, admin, NULL role, NULL capability (a superuser still holds it), no such role');
+SELECT payext.map_merchant_role('r_c_shop', :m_b) IS NULL AS x \gset
+SELECT is(ARRAY[payext.role_may_act_for('r_c_shop'::regrole, :m_b),
+                payext.role_may_act_for('r_c_member'::regrole, :m_b),
+                payext.role_may_act_for('r_c_pool'::regrole, :m_b),
+                payext.role_may_act_for('r_c_shop'::regrole, :m_a),
+                payext.role_may_act_for('r_admin'::regrole, :m_a),
+                payext.role_may_act_for('r_admin'::regrole, NULL),
+                payext.role_may_act_for('r_c_shop'::regrole, NULL),
+                payext.role_may_act_for(NULL, :m_b),
+                payext.role_may_act_for(0::oid, :m_b)],
+          ARRAY[true, true, false, false, true, true, false, false, false],
+          'role_may_act_for: mapped role, member, NOINHERIT member, another merchant, admin, admin with NULL, NULL merchant, NULL role, no such role');
+SELECT payext.unmap_merchant_role('r_c_shop', :m_b) IS NULL AS x \gset
+SELECT is(payext.role_may_act_for('r_c_member'::regrole, :m_b), false,
+          'role_may_act_for: unmapping takes it away at the next statement');
 
 SELECT * FROM finish();
 ROLLBACK;
