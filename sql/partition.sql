@@ -171,5 +171,20 @@ CREATE TRIGGER claim_seen BEFORE INSERT ON payext.reference_claim
 SELECT payext.claim_reference(:claim_a, 'order', 'o-trig', 4) AS first,
        payext.claim_reference(:claim_a, 'order', 'o-trig', 6) AS second;
 DROP TRIGGER claim_seen ON payext.reference_claim;
+-- A trigger that drops the claim's row: an error (PY901), not a claim that
+-- nobody holds, nor a loop (the timeout fails the test if it spins).
+CREATE OR REPLACE FUNCTION public.claim_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER claim_seen BEFORE INSERT ON payext.reference_claim
+  FOR EACH ROW EXECUTE FUNCTION public.claim_seen();
+SET statement_timeout = '20s';
+\set VERBOSITY sqlstate
+SELECT payext.claim_reference(:claim_a, 'order', 'o-dropped', 4);
+\set VERBOSITY default
+RESET statement_timeout;
+DROP TRIGGER claim_seen ON payext.reference_claim;
 DROP FUNCTION public.claim_seen();
 DELETE FROM payext.reference_claim;

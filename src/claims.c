@@ -14,7 +14,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -120,13 +119,14 @@ ClaimsClaim(int64 merchant, const char *kind, const char *reference,
 	 * and, under REPEATABLE READ and SERIALIZABLE, raises 40001 for one the
 	 * snapshot cannot see.  Then the winner is read (under READ COMMITTED in
 	 * a new snapshot, which sees it).  A winner that is gone by then (a DBA's
-	 * DELETE) leaves the reference free: claim again.
+	 * DELETE) leaves the reference free: claim once more.  Neither written
+	 * nor found twice is a DBA's trigger that drops the row or a policy that
+	 * hides it: an error, not a claim nobody holds, nor a loop.
 	 */
-	for (;;)
+	for (int attempt = 0; attempt < 2; attempt++)
 	{
 		int			inserted;
 
-		CHECK_FOR_INTERRUPTS();
 		inserted = PayextDirectInsertOrNothing(PayextDirectReferenceClaim,
 											   "reference_claim_pkey", lengthof(cols),
 											   cols, values, nulls, false, &conflict);
@@ -138,6 +138,13 @@ ClaimsClaim(int64 merchant, const char *kind, const char *reference,
 		if (ClaimsFindHolder(values, &holder))
 			return holder;
 	}
+	ereport(ERROR,
+			(errcode(PAYEXT_ERRCODE_INVARIANT_BROKEN),
+			 errmsg("the claim of %s \"%s\" of account " INT64_FORMAT " was neither written nor found",
+					kind, reference, merchant),
+			 errdetail("Its insert wrote no row and found no conflicting one."),
+			 errhint("A trigger, rule or row-level security policy on payext.reference_claim keeps claims from being written or read.")));
+	pg_unreachable();
 }
 
 void
