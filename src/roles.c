@@ -25,6 +25,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -96,24 +97,13 @@ RolesOpen(const char *name, const char *column, AttrNumber *grantee_att,
 {
 	Oid			relid = PayextRelid(name);
 	Relation	rel;
-	TupleDesc	desc;
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "payext: table payext.%s is missing", name);
 	rel = table_open(relid, AccessShareLock);
-	desc = RelationGetDescr(rel);
-	*grantee_att = *column_att = InvalidAttrNumber;
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped)
-			continue;
-		if (strcmp(NameStr(att->attname), "grantee") == 0)
-			*grantee_att = att->attnum;
-		else if (strcmp(NameStr(att->attname), column) == 0)
-			*column_att = att->attnum;
-	}
+	/* InvalidAttrNumber for a column missing or dropped */
+	*grantee_att = get_attnum(relid, "grantee");
+	*column_att = get_attnum(relid, column);
 	if (*grantee_att == InvalidAttrNumber || *column_att == InvalidAttrNumber)
 		elog(ERROR, "payext: table payext.%s lacks its columns", name);
 	return rel;
