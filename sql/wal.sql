@@ -64,4 +64,22 @@ SELECT t.rel, count(r.*) FILTER (WHERE r.record_type = 'LOCK') AS row_locks,
  GROUP BY t.rel ORDER BY t.rel;
 SELECT payext.balance(:w) = 1100 - 400 AS paid_from_the_wallet;
 
+-- The car enters again: its stay is inserted without the executor, and
+-- what the stay's foreign key's check took is taken still, the lot's row
+-- locked FOR KEY SHARE: the entry's one row lock of payext.parking_lot.
+-- (The plate's event counter at the lot exists since the first entry, so
+-- its update locks no lot.)  Its owner at entry is the plate's.
+SELECT pg_current_wal_insert_lsn() AS before_entry \gset
+SELECT payext.vehicle_entered(:lot, 'WAL-1') AS stay \gset
+SELECT pg_current_wal_insert_lsn() AS after_entry \gset
+CHECKPOINT;
+SELECT t.rel, count(r.*) FILTER (WHERE r.record_type = 'LOCK') AS row_locks,
+       count(r.*) FILTER (WHERE r.record_type ~ 'INSERT') AS inserts,
+       count(r.*) FILTER (WHERE r.record_type ~ 'UPDATE') AS updates
+  FROM unnest(ARRAY['parking_lot', 'parking_plate_events', 'parking_stay']) AS t (rel)
+  LEFT JOIN pg_get_wal_records_info(:'before_entry', :'after_entry') AS r
+    ON r.block_ref ~ ('/' || pg_relation_filenode('payext.' || t.rel) || ' ')
+ GROUP BY t.rel ORDER BY t.rel;
+SELECT state, owner_at_entry, paid, fee, exited_at FROM payext.parking_stay WHERE id = :stay;
+
 DROP EXTENSION pg_walinspect;

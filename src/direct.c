@@ -162,9 +162,13 @@ static PayextDirectTable direct_transfer =
 	.name = "transfer",
 	.locked_refs = transfer_refs
 };
+static const DirectLockedRef parking_stay_refs[] = {
+	{"lot", "parking_lot"}, {NULL, NULL}
+};
 static PayextDirectTable direct_parking_stay =
 {
-	.name = "parking_stay"
+	.name = "parking_stay",
+	.locked_refs = parking_stay_refs
 };
 static const DirectLockedRef parking_payment_refs[] = {
 	{"transfer_id", "transfer"}, {"stay", "parking_stay"}, {"wallet", "account"},
@@ -174,6 +178,12 @@ static PayextDirectTable direct_parking_payment =
 {
 	.name = "parking_payment",
 	.locked_refs = parking_payment_refs
+};
+
+static PayextDirectTable direct_parking_plate_events =
+{
+	.name = "parking_plate_events",
+	.locked_refs = parking_stay_refs	/* its lot, as a stay's */
 };
 
 static PayextDirectTable direct_reference_claim =
@@ -189,12 +199,14 @@ PayextDirectTable *const PayextDirectInteractionPair = &direct_interaction_pair;
 PayextDirectTable *const PayextDirectTransfer = &direct_transfer;
 PayextDirectTable *const PayextDirectParkingStay = &direct_parking_stay;
 PayextDirectTable *const PayextDirectParkingPayment = &direct_parking_payment;
+PayextDirectTable *const PayextDirectParkingPlateEvents = &direct_parking_plate_events;
 PayextDirectTable *const PayextDirectReferenceClaim = &direct_reference_claim;
 
 static PayextDirectTable *const direct_tables[] = {
 	&direct_account, &direct_payment_code, &direct_payment, &direct_interaction,
 	&direct_interaction_pair, &direct_transfer, &direct_merchant_credit,
-	&direct_parking_stay, &direct_parking_payment, &direct_reference_claim
+	&direct_parking_stay, &direct_parking_payment, &direct_parking_plate_events,
+	&direct_reference_claim
 };
 
 static bool callback_registered = false;
@@ -1208,6 +1220,133 @@ PayextDirectLockCode(int64 code, PayextCodeRow *row)
 	return found;
 }
 
+/* Whether the row in slot has the int8 column id equal to *arg. */
+static bool
+DirectIdQual(TupleDesc desc, TupleTableSlot *slot, const void *arg)
+{
+	bool		isnull;
+	Datum		value = slot_getattr(slot, DirectAttnum(desc, "id") + 1, &isnull);
+
+	return !isnull && DatumGetInt64(value) == *(const int64 *) arg;
+}
+
+bool
+PayextDirectLockById(const char *table, int64 id, LockTupleMode mode)
+{
+	Oid			relid = PayextRelid(table);
+	Relation	rel;
+	TupleTableSlot *locked;
+	ScanKeyData scankey;
+	bool		found;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "payext: relation payext.%s is missing", table);
+	rel = table_open(relid, RowShareLock);
+	locked = table_slot_create(rel, NULL);
+	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+
+	/*
+	 * The key is checked again on a newer version the lock follows under READ
+	 * COMMITTED, as EvalPlanQual checks the statement's WHERE.
+	 */
+	found = DirectLockByKey(rel, RelationGetPrimaryKeyIndex(rel), 1, &scankey,
+							DirectIdQual, &id, mode, locked);
+	ExecDropSingleTupleTableSlot(locked);
+	table_close(rel, NoLock);
+	return found;
+}
+
+/* Columns that must equal values: DirectEqualsQual's argument. */
+typedef struct DirectEquals
+{
+	int			n;
+	const char *const *cols;
+	const Datum *values;
+}			DirectEquals;
+
+/* Whether the row in slot has every column of *arg equal to its value. */
+static bool
+DirectEqualsQual(TupleDesc desc, TupleTableSlot *slot, const void *arg)
+{
+	const		DirectEquals *eq = arg;
+
+	for (int i = 0; i < eq->n; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, DirectAttnum(desc, eq->cols[i]));
+		bool		isnull;
+		Datum		value = slot_getattr(slot, att->attnum, &isnull);
+
+		if (isnull || !datum_image_eq(value, eq->values[i], att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
+static void DirectBuildScanKeys(Relation index, int nkeys, const PayextScanKey *keys,
+								ScanKey out);
+
+int
+PayextDirectLockByIndex(PayextDirectTable *t, const char *index_name, int nkeys,
+						const PayextScanKey *keys, int nequal, const char *const *equal_cols,
+						const Datum *equal_values, LockTupleMode mode, int ncols,
+						const char *const *cols, Datum *values, bool *nulls, ItemPointer tid)
+{
+	Oid			indexoid = PayextRelid(index_name);
+	Relation	rel;
+	Relation	index;
+	TupleDesc	desc;
+	TupleTableSlot *locked;
+	ScanKeyData scankeys[INDEX_MAX_KEYS];
+	DirectEquals eq = {nequal, equal_cols, equal_values};
+	bool		found;
+
+	Assert(nkeys <= INDEX_MAX_KEYS);
+	if (!OidIsValid(indexoid))
+		return -1;
+	rel = DirectOpen(t, RowShareLock);
+	index = index_open(indexoid, AccessShareLock);
+	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != BTREE_AM_OID ||
+		!index->rd_index->indisvalid || !index->rd_index->indisunique ||
+		index->rd_index->indrelid != RelationGetRelid(rel) ||
+		(rel->rd_rel->relrowsecurity &&
+		 check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED) ||
+	/* SELECT ... FOR <mode> asks for SELECT and UPDATE, one check each */
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_UPDATE) != ACLCHECK_OK)
+	{
+		index_close(index, AccessShareLock);
+		DirectClose(t, rel);
+		return -1;
+	}
+	DirectBuildScanKeys(index, nkeys, keys, scankeys);
+	index_close(index, NoLock);
+	desc = RelationGetDescr(rel);
+	locked = table_slot_create(rel, NULL);
+
+	/*
+	 * Every condition is checked again on a newer version that the lock
+	 * follows under READ COMMITTED, as EvalPlanQual checks the WHERE: the
+	 * caller names the key columns among equal_cols.
+	 */
+	found = DirectLockByKey(rel, indexoid, nkeys, scankeys, DirectEqualsQual, &eq, mode,
+							locked);
+	if (found)
+	{
+		for (int i = 0; i < ncols; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, DirectAttnum(desc, cols[i]));
+
+			values[i] = slot_getattr(locked, att->attnum, &nulls[i]);
+			if (!nulls[i])
+				values[i] = datumCopy(values[i], att->attbyval, att->attlen);
+		}
+		*tid = locked->tts_tid;
+	}
+	ExecDropSingleTupleTableSlot(locked);
+	DirectClose(t, rel);
+	return found ? 1 : 0;
+}
+
 bool
 PayextDirectExists(const char *table, int64 key)
 {
@@ -1345,6 +1484,12 @@ PayextDirectNext(PayextDirectScan *scan, int ncols, const char *const *cols,
 	for (int i = 0; i < ncols; i++)
 		values[i] = slot_getattr(scan->slot, DirectAttnum(desc, cols[i]) + 1, &nulls[i]);
 	return true;
+}
+
+ItemPointer
+PayextDirectScanTid(PayextDirectScan *scan)
+{
+	return &scan->slot->tts_tid;
 }
 
 void

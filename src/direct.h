@@ -21,6 +21,7 @@ extern PayextDirectTable *const PayextDirectInteractionPair;
 extern PayextDirectTable *const PayextDirectTransfer;
 extern PayextDirectTable *const PayextDirectParkingStay;
 extern PayextDirectTable *const PayextDirectParkingPayment;
+extern PayextDirectTable *const PayextDirectParkingPlateEvents;
 extern PayextDirectTable *const PayextDirectReferenceClaim;
 
 /*
@@ -68,9 +69,10 @@ extern bool PayextDirectInsert(PayextDirectTable *t, int ncols,
  * refs_locked: the caller holds a lock (FOR KEY SHARE or stronger) on, or
  * has inserted in this transaction, every row that payext's own foreign
  * keys of the table reference for the new row (payext.transfer's debit and
- * credit accounts; payext.parking_payment's transfer, stay and wallet), so
- * those keys' checks are given and not run again; any other foreign key
- * is checked by the executor.
+ * credit accounts; payext.parking_payment's transfer, stay and wallet;
+ * payext.parking_stay's and payext.parking_plate_events' lot), so those
+ * keys' checks are given and not run again; any other foreign key is
+ * checked by the executor.
  */
 extern int	PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter,
 										int ncols, const char *const *cols,
@@ -156,6 +158,14 @@ typedef struct PayextCodeRow
 extern bool PayextDirectLockCode(int64 code, PayextCodeRow *row);
 
 /*
+ * SELECT 1 FROM payext.<table> WHERE id = $1 FOR <mode>, as the executor
+ * runs it (the primary key's index is on id): what a foreign key's check
+ * of a new row runs (FOR KEY SHARE), for a caller that then inserts with
+ * refs_locked.  false when there is no such row.
+ */
+extern bool PayextDirectLockById(const char *table, int64 id, LockTupleMode mode);
+
+/*
  * Whether payext.<table> has a row of primary key `key`, as a statement's
  * snapshot sees it.
  */
@@ -196,6 +206,25 @@ PayextKeyNull(int16 column)
 }
 
 /*
+ * SELECT cols FROM payext.<t> WHERE <the unique btree index's leading
+ * columns> = keys AND <equal_cols> = equal_values FOR <mode>, as the
+ * executor runs it: 1 locked, the row's columns cols copied into values
+ * and nulls, the version locked at *tid; 0 no such row (or, under READ
+ * COMMITTED, it no longer passes once the lock followed an update; under
+ * REPEATABLE READ and SERIALIZABLE such an update is 40001); -1 declined,
+ * nothing locked, when SPI must run it (no such valid unique btree index
+ * of the table, row-level security that applies, or the privileges that
+ * SELECT ... FOR UPDATE asks for missing).  equal_cols must name the key
+ * columns too: they are what a newer version is checked against.  A
+ * partial index answers only what implies its predicate.
+ */
+extern int	PayextDirectLockByIndex(PayextDirectTable *t, const char *index, int nkeys,
+									const PayextScanKey *keys, int nequal,
+									const char *const *equal_cols, const Datum *equal_values,
+									LockTupleMode mode, int ncols, const char *const *cols,
+									Datum *values, bool *nulls, ItemPointer tid);
+
+/*
  * Begins a scan of payext.<index>; NULL when the SELECT through SPI would
  * do more or otherwise (the index missing or not a valid btree, row-level
  * security that applies, no SELECT privilege): the caller then runs it.
@@ -214,6 +243,9 @@ extern void PayextDirectRescan(PayextDirectScan *scan, int nkeys,
  */
 extern bool PayextDirectNext(PayextDirectScan *scan, int ncols,
 							 const char *const *cols, Datum *values, bool *nulls);
+
+/* The row version that PayextDirectNext returned last. */
+extern ItemPointer PayextDirectScanTid(PayextDirectScan *scan);
 
 extern void PayextDirectEndScan(PayextDirectScan *scan);
 

@@ -535,15 +535,16 @@ LedgerWholeBalance(int64 account_id)
 void
 LedgerLockAccounts(int64 *ids, int n)
 {
-	Datum		values[1];
-
 	qsort(ids, n, sizeof(int64), PayextCompareInt64);
 	for (int i = 0; i < n; i++)
 	{
+		PayextAccountRow row;
+
 		if (i > 0 && ids[i] == ids[i - 1])
 			continue;
-		values[0] = Int64GetDatum(ids[i]);
-		PayextExecute(&lock_user_account_plan, values, NULL, false, 1, SPI_OK_SELECT);
+		/* lock_user_account_plan, without SPI, as LedgerTransfer's locks */
+		(void) PayextDirectLockAccount(ids[i], PAYEXT_ACCOUNT_STORES_BALANCE,
+									   LockTupleNoKeyExclusive, &row);
 	}
 }
 

@@ -16,7 +16,9 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "pgtime.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -668,29 +670,66 @@ ParkingRaiseUnknownLot(int64 lot_id)
 static void
 ParkingLoadLot(int64 lot_id, ParkingLot *lot, bool read_only)
 {
-	Datum		values[1];
+	/* load_lot_plan's columns after id, NULLs as its coalesce() has them */
+	static const char *const cols[] = {
+		"operator", "currency", "time_zone", "free_minutes", "unit_minutes",
+		"day_price", "night_price", "day_start", "night_start", "cap_24h",
+		"cap_stay", "exit_grace_minutes", "entry_hold"
+	};
+	static const int64 if_null[] = {0, 0, 0, 0, 0, 0, -1, 0, 0, -1, -1, 0, 0};
+	Datum		values[lengthof(cols)];
+	bool		nulls[lengthof(cols)];
 	char	   *tz_name;
+	PayextDirectScan *scan = NULL;
 
-	values[0] = Int64GetDatum(lot_id);
-	if (PayextExecute(&load_lot_plan, values, NULL, read_only, 1, SPI_OK_SELECT) == 0)
-		ParkingRaiseUnknownLot(lot_id);
+	/*
+	 * Without the executor (an index scan in a statement's snapshot, as
+	 * SPI's), unless parking_fee() reads it in its caller's snapshot, maybe
+	 * in a parallel worker, or row-level security or privileges ask for SPI.
+	 */
+	if (!read_only)
+		scan = PayextDirectBeginScan("parking_lot_pkey");
+	if (scan != NULL)
+	{
+		PayextScanKey key = PayextKey(1, BTEqualStrategyNumber, Int64GetDatum(lot_id));
+
+		PayextDirectRescan(scan, 1, &key);
+		if (!PayextDirectNext(scan, lengthof(cols), cols, values, nulls))
+			ParkingRaiseUnknownLot(lot_id);
+		strlcpy(lot->currency, TextDatumGetCString(values[1]), sizeof(lot->currency));
+		tz_name = TextDatumGetCString(values[2]);
+		for (int i = 0; i < (int) lengthof(cols); i++)
+			if (nulls[i])
+				values[i] = Int64GetDatum(if_null[i]);
+	}
+	else
+	{
+		Datum		key[1] = {Int64GetDatum(lot_id)};
+
+		if (PayextExecute(&load_lot_plan, key, NULL, read_only, 1, SPI_OK_SELECT) == 0)
+			ParkingRaiseUnknownLot(lot_id);
+		strlcpy(lot->currency, PayextResultCString(0, 3), sizeof(lot->currency));
+		tz_name = PayextResultCString(0, 4);
+		for (int i = 0; i < (int) lengthof(cols); i++)
+			values[i] = PayextResultDatum(0, i + 2);
+	}
 	lot->id = lot_id;
-	lot->operator_id = DatumGetInt64(PayextResultDatum(0, 2));
-	strlcpy(lot->currency, PayextResultCString(0, 3), sizeof(lot->currency));
-	tz_name = PayextResultCString(0, 4);
+	lot->operator_id = DatumGetInt64(values[0]);
 	lot->tz = pg_tzset(tz_name);
 	if (lot->tz == NULL)
 		elog(ERROR, "payext: time zone \"%s\" of lot " INT64_FORMAT " is gone", tz_name, lot_id);
-	lot->tariff.free_minutes = DatumGetInt32(PayextResultDatum(0, 5));
-	lot->tariff.unit_minutes = DatumGetInt32(PayextResultDatum(0, 6));
-	lot->tariff.day_price = DatumGetInt64(PayextResultDatum(0, 7));
-	lot->tariff.night_price = DatumGetInt64(PayextResultDatum(0, 8));
-	lot->tariff.day_start_min = (int32) (DatumGetTimeADT(PayextResultDatum(0, 9)) / (60 * USECS_PER_SEC));
-	lot->tariff.night_start_min = (int32) (DatumGetTimeADT(PayextResultDatum(0, 10)) / (60 * USECS_PER_SEC));
-	lot->tariff.cap_24h = DatumGetInt64(PayextResultDatum(0, 11));
-	lot->tariff.cap_stay = DatumGetInt64(PayextResultDatum(0, 12));
-	lot->exit_grace_minutes = DatumGetInt32(PayextResultDatum(0, 13));
-	lot->entry_hold = DatumGetInt64(PayextResultDatum(0, 14));
+	lot->tariff.free_minutes = DatumGetInt32(values[3]);
+	lot->tariff.unit_minutes = DatumGetInt32(values[4]);
+	lot->tariff.day_price = DatumGetInt64(values[5]);
+	lot->tariff.night_price = DatumGetInt64(values[6]);
+	lot->tariff.day_start_min = (int32) (DatumGetTimeADT(values[7]) / (60 * USECS_PER_SEC));
+	lot->tariff.night_start_min = (int32) (DatumGetTimeADT(values[8]) / (60 * USECS_PER_SEC));
+	lot->tariff.cap_24h = DatumGetInt64(values[9]);
+	lot->tariff.cap_stay = DatumGetInt64(values[10]);
+	lot->exit_grace_minutes = DatumGetInt32(values[11]);
+	lot->entry_hold = DatumGetInt64(values[12]);
+	if (scan != NULL)
+		PayextDirectEndScan(scan);
 }
 
 /*
@@ -930,6 +969,59 @@ ParkingReadStay(uint64 row, ParkingStay *stay, bool locked)
 	ItemPointerSetInvalid(&stay->tid);
 	if (locked)
 		ItemPointerCopy((ItemPointer) DatumGetPointer(PayextResultDatum(row, 11)), &stay->tid);
+}
+
+/*
+ * lock_open_stay_plan: the plate's open stay at the lot (values: lot,
+ * plate), locked FOR UPDATE, into *stay; false when there is none.  Without
+ * the executor through parking_stay_open_key when direct.c may, else
+ * through SPI.
+ */
+static bool
+ParkingLockOpenStay(Datum *values, ParkingStay *stay)
+{
+	static const char *const cols[] = {
+		"id", "lot", "plate", "entered_at", "exited_at", "fee", "paid", "paid_at",
+		"state", "owner_at_entry"
+	};
+	static const char *const equal_cols[] = {"lot", "plate", "state"};
+	Datum		equal[lengthof(equal_cols)];
+	PayextScanKey keys[2];
+	Datum		row[lengthof(cols)];
+	bool		nulls[lengthof(cols)];
+	int			locked;
+
+	equal[0] = values[0];
+	equal[1] = values[1];
+	equal[2] = CStringGetTextDatum("open");
+	keys[0] = PayextKey(1, BTEqualStrategyNumber, values[0]);
+	keys[1] = PayextKey(2, BTEqualStrategyNumber, values[1]);
+	locked = PayextDirectLockByIndex(PayextDirectParkingStay, "parking_stay_open_key",
+									 lengthof(keys), keys, lengthof(equal_cols), equal_cols,
+									 equal, LockTupleExclusive, lengthof(cols), cols, row,
+									 nulls, &stay->tid);
+	if (locked < 0)
+	{
+		if (PayextExecute(&lock_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+			return false;
+		ParkingReadStay(0, stay, true);
+		return true;
+	}
+	if (locked == 0)
+		return false;
+	/* as STAY_COLUMNS reads them: NULLs as -infinity, -1 and "" */
+	stay->id = DatumGetInt64(row[0]);
+	stay->lot = DatumGetInt64(row[1]);
+	strlcpy(stay->plate, TextDatumGetCString(row[2]), sizeof(stay->plate));
+	stay->entered_at = nulls[3] ? DT_NOBEGIN : DatumGetTimestampTz(row[3]);
+	stay->exited_at = nulls[4] ? DT_NOBEGIN : DatumGetTimestampTz(row[4]);
+	stay->fee = nulls[5] ? -1 : DatumGetInt64(row[5]);
+	stay->paid = DatumGetInt64(row[6]);
+	stay->paid_at = nulls[7] ? DT_NOBEGIN : DatumGetTimestampTz(row[7]);
+	stay->state = ParkingParseStayState(TextDatumGetCString(row[8]));
+	strlcpy(stay->owner_at_entry, nulls[9] ? "" : TextDatumGetCString(row[9]),
+			sizeof(stay->owner_at_entry));
+	return true;
 }
 
 /*
@@ -1304,6 +1396,61 @@ ParkingTakeEntryHold(const ParkingLot *lot, ParkingStay *stay, int64 due)
 }
 
 /*
+ * The wallet that pays for plate in currency automatically: its owner's,
+ * when the vehicle is bound with auto_pay (and to owner, unless owner is
+ * ""); 0 when there is none.  auto_pay_wallet_plan, without the executor
+ * when direct.c may read both tables (the vehicle by its plate, the wallet
+ * by account_wallet_key), else through SPI.
+ */
+static int64
+ParkingAutoPayWallet(const char *plate, const char *currency, const char *owner)
+{
+	static const char *const vehicle_cols[] = {"owner", "auto_pay"};
+	static const char *const wallet_cols[] = {"id"};
+	Datum		values[3];
+	bool		nulls[2];
+	PayextDirectScan *vehicles = PayextDirectBeginScan("vehicle_pkey");
+	PayextDirectScan *wallets = PayextDirectBeginScan("account_wallet_key");
+	int64		wallet = 0;
+
+	if (vehicles != NULL && wallets != NULL)
+	{
+		PayextScanKey keys[2];
+
+		keys[0] = PayextKey(1, BTEqualStrategyNumber, CStringGetTextDatum(plate));
+		PayextDirectRescan(vehicles, 1, keys);
+		if (PayextDirectNext(vehicles, lengthof(vehicle_cols), vehicle_cols, values, nulls) &&
+			!nulls[0] && !nulls[1] && DatumGetBool(values[1]))
+		{
+			char	   *vehicle_owner = TextDatumGetCString(values[0]);
+
+			/* the index admits wallets only: kind = 'wallet' is implied */
+			if (owner[0] == '\0' || strcmp(owner, vehicle_owner) == 0)
+			{
+				keys[0] = PayextKey(1, BTEqualStrategyNumber, CStringGetTextDatum(vehicle_owner));
+				keys[1] = PayextKey(2, BTEqualStrategyNumber, CStringGetTextDatum(currency));
+				PayextDirectRescan(wallets, 2, keys);
+				if (PayextDirectNext(wallets, 1, wallet_cols, values, nulls) && !nulls[0])
+					wallet = DatumGetInt64(values[0]);
+			}
+		}
+		PayextDirectEndScan(wallets);
+		PayextDirectEndScan(vehicles);
+		return wallet;
+	}
+	if (wallets != NULL)
+		PayextDirectEndScan(wallets);
+	if (vehicles != NULL)
+		PayextDirectEndScan(vehicles);
+	values[0] = CStringGetTextDatum(plate);
+	values[1] = CStringGetTextDatum(currency);
+	values[2] = CStringGetTextDatum(owner);
+	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+		wallet = DatumGetInt64(PayextResultDatum(0, 1));
+	return wallet;
+}
+
+/*
  * At entry of a bound vehicle with auto_pay, at a lot that asks for it:
  * holds the lot's entry_hold on the owner's wallet in the lot's currency,
  * for the operator, until payext.max_stay from now.  A wallet that cannot
@@ -1313,18 +1460,14 @@ ParkingTakeEntryHold(const ParkingLot *lot, ParkingStay *stay, int64 due)
 static void
 ParkingEntryHold(const ParkingLot *lot, int64 stay_id, const char *plate)
 {
-	Datum		values[3];
 	LedgerAccount operator;
 	int64		wallet;
 
 	if (lot->entry_hold <= 0)
 		return;
-	values[0] = CStringGetTextDatum(plate);
-	values[1] = CStringGetTextDatum(lot->currency);
-	values[2] = CStringGetTextDatum("");
-	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 0)
+	wallet = ParkingAutoPayWallet(plate, lot->currency, "");
+	if (wallet == 0)
 		return;
-	wallet = DatumGetInt64(PayextResultDatum(0, 1));
 	LedgerReadAccount(lot->operator_id, &operator);
 	HoldsCreate(wallet, &operator, psprintf(HOLDS_STAY_ORDER_PREFIX INT64_FORMAT, stay_id),
 				0, stay_id, lot->entry_hold,
@@ -1357,14 +1500,9 @@ ParkingLockPayers(const ParkingLot *lot, const ParkingStay *stay, int64 wallet)
 		ids[n++] = DatumGetInt64(PayextResultDatum(i, 1));
 	if (wallet > 0)
 		ids[n++] = wallet;
-	values[0] = CStringGetTextDatum(stay->plate);
-	values[1] = CStringGetTextDatum(lot->currency);
-	values[2] = CStringGetTextDatum(stay->owner_at_entry);
-	if (PayextExecute(&auto_pay_wallet_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
-	{
-		auto_wallet = DatumGetInt64(PayextResultDatum(0, 1));
+	auto_wallet = ParkingAutoPayWallet(stay->plate, lot->currency, stay->owner_at_entry);
+	if (auto_wallet > 0)
 		ids[n++] = auto_wallet;
-	}
 	LedgerLockAccounts(ids, n);
 	return auto_wallet;
 }
@@ -1455,6 +1593,63 @@ ParkingCloseStay(const ParkingLot *lot, ParkingStay *stay, TimestampTz entered_a
 	return fee;
 }
 
+/*
+ * insert_stay_plan without the executor: the plate's owner read by the
+ * vehicle's primary key, the lot locked FOR KEY SHARE as the stay's foreign
+ * key's check locks it, the row inserted with that check given.  false,
+ * having inserted nothing, when SPI must: the vehicle's read or the insert
+ * declined (row-level security, a trigger, a DBA's column...), or the lot
+ * gone since it was read (the SPI insert's check then raises 23503, or
+ * 40001).  values and nulls are insert_stay_plan's.
+ */
+static bool
+ParkingInsertStayDirect(const Datum *values, const char *nulls)
+{
+	static const char *const cols[] = {
+		"id", "lot", "plate", "entered_at", "exited_at", "fee", "paid",
+		"paid_at", "owner_at_entry", "state", "recorded_at"
+	};
+	static const char *const owner_col[] = {"owner"};
+	Datum		row[lengthof(cols)];
+	bool		row_null[lengthof(cols)];
+	PayextDirectScan *scan = PayextDirectBeginScan("vehicle_pkey");
+	PayextScanKey key;
+	Datum		owner;
+	bool		owner_null;
+
+	if (scan == NULL)
+		return false;
+	key = PayextKey(1, BTEqualStrategyNumber, values[2]);
+	PayextDirectRescan(scan, 1, &key);
+	if (PayextDirectNext(scan, 1, owner_col, &owner, &owner_null) && !owner_null)
+		owner = PointerGetDatum(PG_DETOAST_DATUM_COPY(owner));
+	else
+		owner_null = true;
+	PayextDirectEndScan(scan);
+
+	if (!PayextDirectLockById("parking_lot", DatumGetInt64(values[1]), LockTupleKeyShare))
+		return false;
+	memset(row_null, false, sizeof(row_null));
+	row[0] = values[0];			/* id */
+	row[1] = values[1];			/* lot */
+	row[2] = values[2];			/* plate */
+	row[3] = values[3];			/* entered_at */
+	row_null[3] = nulls[3] == 'n';
+	row[4] = values[4];			/* exited_at */
+	row_null[4] = nulls[4] == 'n';
+	row[5] = (Datum) 0;			/* fee */
+	row_null[5] = true;
+	row[6] = Int64GetDatum(0);	/* paid */
+	row[7] = (Datum) 0;			/* paid_at */
+	row_null[7] = true;
+	row[8] = owner;				/* owner_at_entry */
+	row_null[8] = owner_null;
+	row[9] = values[5];			/* state */
+	row[10] = values[6];		/* recorded_at */
+	return PayextDirectInsert(PayextDirectParkingStay, lengthof(cols), cols, row, row_null,
+							  true, NULL);
+}
+
 static int64
 ParkingInsertStay(int64 lot, const char *plate, TimestampTz entered_at,
 				  TimestampTz exited_at, const char *state)
@@ -1473,7 +1668,8 @@ ParkingInsertStay(int64 lot, const char *plate, TimestampTz entered_at,
 	nulls[4] = exited_at == DT_NOBEGIN ? 'n' : ' ';
 	values[5] = CStringGetTextDatum(state);
 	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	if (PayextExecute(&insert_stay_plan, values, nulls, false, 0, SPI_OK_INSERT) == 1)
+	if (ParkingInsertStayDirect(values, nulls) ||
+		PayextExecute(&insert_stay_plan, values, nulls, false, 0, SPI_OK_INSERT) == 1)
 		return id;
 	return 0;
 }
@@ -1844,6 +2040,82 @@ payext_parking_fee(PG_FUNCTION_ARGS)
 }
 
 /*
+ * lock_plate_events_plan without the executor: the plate's row at the lot,
+ * as the statement's snapshot sees it, locked and counted; or, when there
+ * is none, the lot locked FOR KEY SHARE (the new row's foreign key's check)
+ * and the row inserted, ON CONFLICT as the executor does it (the row a
+ * concurrent event inserted first, locked and counted).  The lot is locked
+ * only for a plate new at the lot, as the SPI upsert's check locked it.
+ * Under READ COMMITTED a row updated meanwhile is looked for again; under
+ * REPEATABLE READ and SERIALIZABLE it is 40001, as the upsert raises.
+ * false, having written nothing but a lock, when SPI must: the caller's
+ * upsert then finds the row this transaction holds.  values: lot, plate.
+ */
+static bool
+ParkingCountEventDirect(const Datum *values)
+{
+	static const char *const cols[] = {"lot", "plate", "events"};
+	static const char *const count_col[] = {"events"};
+	Oid			events_rel = PayextRelid("parking_plate_events");
+	Datum		row[lengthof(cols)] = {values[0], values[1], Int64GetDatum(1)};
+
+	/*
+	 * ON CONFLICT DO UPDATE asks for UPDATE and SELECT, conflict or not; the
+	 * insert's own privilege is direct.c's check.
+	 */
+	if (!OidIsValid(events_rel) ||
+		pg_class_aclcheck(events_rel, GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
+		pg_class_aclcheck(events_rel, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		return false;
+	for (;;)
+	{
+		PayextDirectScan *scan = PayextDirectBeginScan("parking_plate_events_pkey");
+		PayextScanKey keys[2];
+		ItemPointerData tid;
+		bool		found;
+		Datum		events;
+		bool		events_null;
+		int64		counted;
+
+		if (scan == NULL)
+			return false;
+		keys[0] = PayextKey(1, BTEqualStrategyNumber, values[0]);
+		keys[1] = PayextKey(2, BTEqualStrategyNumber, values[1]);
+		PayextDirectRescan(scan, 2, keys);
+		found = PayextDirectNext(scan, 0, NULL, NULL, NULL);
+		if (found)
+			tid = *PayextDirectScanTid(scan);
+		PayextDirectEndScan(scan);
+		if (!found)
+		{
+			int			inserted;
+
+			if (!PayextDirectLockById("parking_lot", DatumGetInt64(values[0]),
+									  LockTupleKeyShare))
+				return false;	/* gone: the upsert's check raises 23503 */
+			inserted = PayextDirectInsertOrNothing(PayextDirectParkingPlateEvents,
+												   "parking_plate_events_pkey",
+												   lengthof(cols), cols, row, NULL,
+												   true, &tid);
+			if (inserted != 0)
+				return inserted == 1;
+		}
+		if (PayextDirectLockRow(PayextDirectParkingPlateEvents, &tid, LockTupleNoKeyExclusive,
+								1, count_col, &events, &events_null) == 0)
+			continue;			/* changed meanwhile: from the start */
+		if (events_null)
+			elog(ERROR, "payext: a plate's event counter is null");
+		if (pg_add_s64_overflow(DatumGetInt64(events), 1, &counted))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("bigint out of range")));
+		events = Int64GetDatum(counted);
+		return PayextDirectUpdate(PayextDirectParkingPlateEvents, &tid, 0, NULL, NULL,
+								  1, count_col, &events, NULL);
+	}
+}
+
+/*
  * The arguments of a camera event (lot, plate, at), checked; connects to SPI,
  * loads the lot and takes the plate's event lock at the lot.  values (4
  * of them) gets lot id, plate, at and the repeat window in seconds, as the
@@ -1867,7 +2139,8 @@ ParkingEventStart(FunctionCallInfo fcinfo, ParkingLot *lot, Datum *values,
 	values[2] = TimestampTzGetDatum(*at);
 	values[3] = Float8GetDatum(PAYEXT_EXIT_REPEAT_S);
 	/* One event of this plate at this lot at a time. */
-	PayextExecute(&lock_plate_events_plan, values, NULL, false, 0, SPI_OK_INSERT);
+	if (!ParkingCountEventDirect(values))
+		PayextExecute(&lock_plate_events_plan, values, NULL, false, 0, SPI_OK_INSERT);
 }
 
 /*
@@ -1919,14 +2192,12 @@ payext_vehicle_entered(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	int64		repeat_us = (int64) PAYEXT_EXIT_REPEAT_S * USECS_PER_SEC;
 	int64		id;
+	ParkingStay open;
 
 	ParkingEventStart(fcinfo, &lot, values, &plate, &at);
 
-	if (PayextExecute(&lock_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	if (ParkingLockOpenStay(values, &open))
 	{
-		ParkingStay open;
-
-		ParkingReadStay(0, &open, true);
 		if (at >= open.entered_at - repeat_us && at <= open.entered_at + repeat_us)
 			id = open.id;		/* the same entry, seen again */
 		else if (at < open.entered_at)
@@ -1984,9 +2255,8 @@ payext_vehicle_exited(PG_FUNCTION_ARGS)
 
 	ParkingEventStart(fcinfo, &lot, values, &plate, &at);
 
-	if (PayextExecute(&lock_open_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	if (ParkingLockOpenStay(values, &stay))
 	{
-		ParkingReadStay(0, &stay, true);
 		if (stay.entered_at <= at)
 		{
 			fee = ParkingCloseStay(&lot, &stay, stay.entered_at, at);
