@@ -44,17 +44,10 @@
 --   - the journal's insert without the executor leaves out only the checks
 --     of its own two foreign keys to payext.account, whose rows the
 --     transfer holds locked: a DBA's foreign key on payext.transfer is
---     still checked (23503);
---   - a stay's insert at entry without the executor: the plate's owner at
---     entry, pgstat, a DBA's CHECK (23514) and foreign key (23503) on
---     payext.parking_stay, a DBA's trigger and column with a default
---     (the executor's insert, then);
---   - the plate's event counter without the executor: counted once per
---     event (pgstat: an insert for a new plate, an update for a known
---     one), and a DBA's UPDATE trigger on it fires.
+--     still checked (23503).
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(60);
+SELECT plan(50);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -440,97 +433,6 @@ SELECT isnt(:'code_b'::text, :'code_a'::text, 'a serial drawn again: its digits 
 SELECT is((SELECT count(*) FROM payext.payment_code
             WHERE wallet = (SELECT id FROM aw WHERE g = 1) AND state = 'issued'),
           2::bigint, '... and the wallet has two live codes');
-
--- A stay's insert at entry without the executor.  The plate's owner at
--- entry, read by the vehicle's key: the owner for a bound plate, NULL for
--- an unbound one; the insert counted for pgstat.
-SELECT payext.open_merchant('psid-direct-park', 'Direct Parking') AS park_op \gset
-SELECT payext.create_parking_lot(:park_op, 'Direct Lot', 'UTC', 0, 60, 100, 100) AS park_lot \gset
-SELECT payext.bind_vehicle('direct-driver', 'DIRECT-1');
-CREATE TEMP TABLE stay_ins0 AS
-  SELECT n_tup_ins FROM pg_stat_xact_user_tables WHERE relid = 'payext.parking_stay'::regclass;
-SELECT payext.vehicle_entered(:park_lot, 'DIRECT-1') AS stay_bound \gset
-SELECT payext.vehicle_entered(:park_lot, 'DIRECT-2') AS stay_unbound \gset
-SELECT is((SELECT array_agg(coalesce(owner_at_entry, 'none') ORDER BY id)
-             FROM payext.parking_stay WHERE id IN (:stay_bound, :stay_unbound)),
-          ARRAY['direct-driver', 'none'],
-          'an entry''s stay has its plate''s owner, and none for an unbound plate');
-SELECT is((SELECT s.n_tup_ins - o.n_tup_ins FROM pg_stat_xact_user_tables s, stay_ins0 o
-            WHERE s.relid = 'payext.parking_stay'::regclass),
-          2::bigint, '... and pgstat counts both inserts');
-
--- A DBA's CHECK on payext.parking_stay refuses what it forbids.
-ALTER TABLE payext.parking_stay ADD CONSTRAINT dba_no_x CHECK (plate NOT LIKE 'X%');
-SELECT throws_ok(format('SELECT payext.vehicle_entered(%s, %L)', :park_lot, 'XDIRECT'),
-                 '23514', NULL, 'a DBA''s CHECK on payext.parking_stay refuses an entry''s stay');
-ALTER TABLE payext.parking_stay DROP CONSTRAINT dba_no_x;
-
--- A DBA's foreign key on payext.parking_stay is checked; payext's own (to
--- the lot) is given by the lot's lock.
-CREATE TABLE public.dba_plates (plate text PRIMARY KEY);
-INSERT INTO public.dba_plates SELECT plate FROM payext.parking_stay;
-ALTER TABLE payext.parking_stay ADD CONSTRAINT dba_known_plate
-  FOREIGN KEY (plate) REFERENCES public.dba_plates (plate);
-SELECT throws_ok(format('SELECT payext.vehicle_entered(%s, %L)', :park_lot, 'DIRECT-3'),
-                 '23503', NULL,
-                 'a DBA''s foreign key on payext.parking_stay refuses a plate it does not list');
-ALTER TABLE payext.parking_stay DROP CONSTRAINT dba_known_plate;
-DROP TABLE public.dba_plates;
-
--- A DBA's trigger and a DBA's column with a default on payext.parking_stay:
--- the insert goes through the executor, which fires the one and fills the
--- other.
-ALTER TABLE payext.parking_stay ADD COLUMN dba_note text DEFAULT 'noted';
-CREATE FUNCTION pg_temp.count_stays() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('direct.stays_seen',
-                     (coalesce(nullif(current_setting('direct.stays_seen', true), ''), '0')::int + 1)::text,
-                     true);
-  RETURN NEW;
-END $$;
-CREATE TRIGGER dba_count_stays BEFORE INSERT ON payext.parking_stay
-  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_stays();
-SELECT payext.vehicle_entered(:park_lot, 'DIRECT-4') AS stay_noted \gset
-SELECT is(current_setting('direct.stays_seen', true), '1',
-          'a DBA''s INSERT trigger on payext.parking_stay fires for an entry');
-SELECT is((SELECT dba_note FROM payext.parking_stay WHERE id = :stay_noted), 'noted',
-          '... and a DBA''s column gets its default');
-DROP TRIGGER dba_count_stays ON payext.parking_stay;
-ALTER TABLE payext.parking_stay DROP COLUMN dba_note;
-
--- The plate's event counter at the lot, without the executor: one more
--- per event, a new plate's row inserted, a known plate's updated (pgstat);
--- a DBA's UPDATE trigger on it fires, and the count goes up once.  (Plates
--- are kept normalised: DIRECT-1 is DIRECT1.)
-CREATE TEMP TABLE events0 AS
-  SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables
-   WHERE relid = 'payext.parking_plate_events'::regclass;
-SELECT payext.vehicle_exited(:park_lot, 'DIRECT-1') IS NOT NULL AS exited;
-SELECT payext.vehicle_entered(:park_lot, 'DIRECT-5') > 0 AS entered;
-SELECT is((SELECT array_agg(plate || ':' || events ORDER BY plate) FROM payext.parking_plate_events
-            WHERE lot = :park_lot AND plate IN ('DIRECT1', 'DIRECT5')),
-          ARRAY['DIRECT1:2', 'DIRECT5:1'],
-          'a plate''s event counter: one more per event');
-SELECT is((SELECT (s.n_tup_ins - o.n_tup_ins, s.n_tup_upd - o.n_tup_upd)::text
-             FROM pg_stat_xact_user_tables s, events0 o
-            WHERE s.relid = 'payext.parking_plate_events'::regclass),
-          '(1,1)', '... a new plate''s row inserted, a known one''s updated (pgstat)');
-CREATE FUNCTION pg_temp.count_events() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('direct.events_seen',
-                     (coalesce(nullif(current_setting('direct.events_seen', true), ''), '0')::int + 1)::text,
-                     true);
-  RETURN NEW;
-END $$;
-CREATE TRIGGER dba_count_events BEFORE UPDATE ON payext.parking_plate_events
-  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_events();
-SELECT payext.vehicle_exited(:park_lot, 'DIRECT-5') IS NOT NULL AS exited;
-SELECT is(current_setting('direct.events_seen', true), '1',
-          'a DBA''s UPDATE trigger on payext.parking_plate_events fires for an event');
-SELECT is((SELECT events FROM payext.parking_plate_events
-            WHERE lot = :park_lot AND plate = 'DIRECT5'), 2::bigint,
-          '... and the counter goes up once');
-DROP TRIGGER dba_count_events ON payext.parking_plate_events;
 
 SELECT * FROM finish();
 ROLLBACK;
