@@ -19,10 +19,11 @@
  *	    rule's window): an index scan in a statement's snapshot, unless
  *	    row-level security applies or SELECT is not granted (then SPI);
  *	  - a lock of one row by a unique int8 key (the code, the wallet, the
- *	    merchant): table_tuple_lock as ExecLockRows calls it, the newest
- *	    version after a concurrent update under READ COMMITTED (its
- *	    conditions checked again), 40001 under REPEATABLE READ and
- *	    SERIALIZABLE.
+ *	    merchant; a parking lot, FOR KEY SHARE, as a foreign key's check)
+ *	    or through a unique index (a plate's open stay): table_tuple_lock
+ *	    as ExecLockRows calls it, the newest version after a concurrent
+ *	    update under READ COMMITTED (its conditions checked again), 40001
+ *	    under REPEATABLE READ and SERIALIZABLE.
  *	  heapam writes the WAL (logical decoding included), counts the rows
  *	  for pgstat, toasts long values and checks SERIALIZABLE conflicts;
  *	  ExecInsertIndexTuples makes the index entries (none for a HOT
@@ -533,6 +534,29 @@ DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
 			continue;
 		allowed = false;
 	}
+	return allowed;
+}
+
+bool
+PayextDirectUpsertAllowed(PayextDirectTable *t, int nset, const char *const *set_cols)
+{
+	Relation	rel = DirectOpen(t, RowExclusiveLock);
+	Bitmapset  *set_atts = NULL;
+	bool		fk_own_row = false;
+	bool		allowed;
+
+	for (int i = 0; i < nset; i++)
+		set_atts = bms_add_member(set_atts, DirectAttnum(RelationGetDescr(rel), set_cols[i]) +
+								  1 - FirstLowInvalidHeapAttributeNumber);
+
+	/*
+	 * The INSERT's checks with payext's own foreign keys given (the caller
+	 * locks what they reference before it inserts), and the UPDATE's.
+	 */
+	allowed = DirectAllowed(t, rel, CMD_INSERT, NULL, true, NULL, NULL) &&
+		DirectAllowed(t, rel, CMD_UPDATE, set_atts, false, NULL, &fk_own_row);
+	bms_free(set_atts);
+	DirectClose(t, rel);
 	return allowed;
 }
 

@@ -80,6 +80,16 @@ extern int	PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter
 										bool refs_locked, ItemPointer conflict);
 
 /*
+ * Whether INSERT ... ON CONFLICT DO UPDATE SET set_cols can be done here
+ * (PayextDirectInsertOrNothing with refs_locked, PayextDirectLockRow,
+ * PayextDirectUpdate), conflict or not: what the statement checks and
+ * fires either way, the INSERT's privilege and triggers and the UPDATE's,
+ * would not send it back.  false: the caller runs the statement.
+ */
+extern bool PayextDirectUpsertAllowed(PayextDirectTable *t, int nset,
+									  const char *const *set_cols);
+
+/*
  * Locks the row version at *tid in `mode`, as INSERT ... ON CONFLICT DO
  * UPDATE locks the conflicting row (ExecOnConflictUpdate): 1 locked, its
  * columns cols copied into values and nulls; 0 when another transaction
@@ -158,10 +168,10 @@ typedef struct PayextCodeRow
 extern bool PayextDirectLockCode(int64 code, PayextCodeRow *row);
 
 /*
- * SELECT 1 FROM payext.<table> WHERE id = $1 FOR <mode>, as the executor
- * runs it (the primary key's index is on id): what a foreign key's check
- * of a new row runs (FOR KEY SHARE), for a caller that then inserts with
- * refs_locked.  false when there is no such row.
+ * SELECT 1 FROM ONLY payext.<table> WHERE id = $1 FOR <mode>, as a foreign
+ * key's check of a new row runs it (FOR KEY SHARE): as the table's owner,
+ * with no privilege or row-level security check, for a caller that then
+ * inserts with refs_locked.  false when there is no such row.
  */
 extern bool PayextDirectLockById(const char *table, int64 id, LockTupleMode mode);
 

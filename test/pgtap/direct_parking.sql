@@ -28,10 +28,11 @@
 --     (the executor's insert, then);
 --   - the plate's event counter without the executor: counted once per
 --     event (pgstat: an insert for a new plate, an update for a known
---     one), and a DBA's UPDATE trigger on it fires.
+--     one), and a DBA's UPDATE trigger on it fires, and an INSERT
+--     trigger too, for a known plate's event (the upsert fires both).
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -223,6 +224,26 @@ SELECT is((SELECT events FROM payext.parking_plate_events
             WHERE lot = :lot AND plate = 'DIRECT5'), 2::bigint,
           '... and the counter goes up once');
 DROP TRIGGER dba_count_events ON payext.parking_plate_events;
+
+-- The upsert fires INSERT triggers even when the plate's row is there and
+-- is updated: a DBA's BEFORE INSERT trigger fires for a known plate's event
+-- too, and the count still goes up once.
+CREATE FUNCTION pg_temp.count_event_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('direct.event_inserts_seen',
+                     (coalesce(nullif(current_setting('direct.event_inserts_seen', true), ''), '0')::int + 1)::text,
+                     true);
+  RETURN NEW;
+END $$;
+CREATE TRIGGER dba_count_event_inserts BEFORE INSERT ON payext.parking_plate_events
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_event_inserts();
+SELECT payext.vehicle_entered(:lot, 'DIRECT-5') > 0 AS entered;
+SELECT is(current_setting('direct.event_inserts_seen', true), '1',
+          'a DBA''s BEFORE INSERT trigger on payext.parking_plate_events fires for a known plate''s event');
+SELECT is((SELECT events FROM payext.parking_plate_events
+            WHERE lot = :lot AND plate = 'DIRECT5'), 3::bigint,
+          '... and the counter goes up once');
+DROP TRIGGER dba_count_event_inserts ON payext.parking_plate_events;
 
 SELECT * FROM finish();
 ROLLBACK;
