@@ -82,4 +82,23 @@ SELECT t.rel, count(r.*) FILTER (WHERE r.record_type = 'LOCK') AS row_locks,
  GROUP BY t.rel ORDER BY t.rel;
 SELECT state, owner_at_entry, paid, fee, exited_at FROM payext.parking_stay WHERE id = :stay;
 
+-- A payment that meets its merchant's rule makes the association without
+-- the executor; the rule's row is locked FOR KEY SHARE still, as the
+-- association's foreign key's check locks it: one row lock of
+-- payext.association_rule in the charge's WAL, one association row.
+SELECT payext.open_merchant('gh_wal_shop', 'WAL Shop') AS shop \gset
+SELECT payext.set_association_rule('gh_wal_shop', 1, '1 day') IS NOT NULL AS ruled;
+SELECT payext.request_payment(:w) AS code \gset
+SELECT pg_current_wal_insert_lsn() AS before_charge \gset
+SELECT payext.charge(:shop, :'code', 100, 'wal-assoc') > 0 AS charged;
+SELECT pg_current_wal_insert_lsn() AS after_charge \gset
+CHECKPOINT;
+SELECT t.rel, count(r.*) FILTER (WHERE r.record_type = 'LOCK') AS row_locks,
+       count(r.*) FILTER (WHERE r.record_type ~ 'INSERT') AS inserts
+  FROM unnest(ARRAY['association_rule', 'association_state']) AS t (rel)
+  LEFT JOIN pg_get_wal_records_info(:'before_charge', :'after_charge') AS r
+    ON r.block_ref ~ ('/' || pg_relation_filenode('payext.' || t.rel) || ' ')
+ GROUP BY t.rel ORDER BY t.rel;
+SELECT consumer, public_service_id, how FROM payext.association WHERE public_service_id = 'gh_wal_shop';
+
 DROP EXTENSION pg_walinspect;

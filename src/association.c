@@ -328,6 +328,40 @@ AssocFindInResult(PayextPlan *plan, Datum *values, const AssocRule *rule,
 	return AssocAnchorTime(payments, (int) rows, rule, from);
 }
 
+/*
+ * insert_association_plan without the executor: the rule's row (when there
+ * is one) locked FOR KEY SHARE as the foreign key's check locks it, then
+ * INSERT ... ON CONFLICT DO NOTHING as the executor runs it: 1 inserted,
+ * 0 there already, -1 declined (a trigger, row-level security, a DBA's
+ * column, the rule gone since it was read): the caller runs the statement.
+ * values: insert_association_plan's, in its order.
+ */
+static int
+AssocCreateDirect(const Datum *values, int64 rule_id)
+{
+	static const char *const cols[] = {
+		"consumer", "public_service_id", "state", "established_at", "how",
+		"rule_id", "changed_at"
+	};
+	Datum		row[lengthof(cols)];
+	bool		nulls[lengthof(cols)] = {false};
+	ItemPointerData conflict;
+
+	if (rule_id != 0 &&
+		!PayextDirectLockById("association_rule", rule_id, LockTupleKeyShare))
+		return -1;
+	row[0] = values[0];
+	row[1] = values[1];
+	row[2] = CStringGetTextDatum("associated");
+	row[3] = values[2];
+	row[4] = values[3];
+	row[5] = values[4];
+	nulls[5] = rule_id == 0;
+	row[6] = values[5];
+	return PayextDirectInsertOrNothing(PayextDirectAssociationState, NULL, lengthof(cols),
+									   cols, row, nulls, true, &conflict);
+}
+
 /* Records an automatic association; true when it is new. */
 static bool
 AssocCreate(Datum consumer, Datum public_service_id, TimestampTz established_at,
@@ -344,8 +378,16 @@ AssocCreate(Datum consumer, Datum public_service_id, TimestampTz established_at,
 	values[4] = Int64GetDatum(rule_id);
 	nulls[4] = rule_id != 0 ? ' ' : 'n';
 	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	return PayextExecute(&insert_association_plan, values, nulls, false, 0,
-						 SPI_OK_INSERT) == 1;
+	switch (AssocCreateDirect(values, rule_id))
+	{
+		case 1:
+			return true;
+		case 0:
+			return false;
+		default:
+			return PayextExecute(&insert_association_plan, values, nulls, false, 0,
+								 SPI_OK_INSERT) == 1;
+	}
 }
 
 /*

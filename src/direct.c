@@ -187,6 +187,15 @@ static PayextDirectTable direct_parking_plate_events =
 	.locked_refs = parking_stay_refs	/* its lot, as a stay's */
 };
 
+static const DirectLockedRef association_state_refs[] = {
+	{"rule_id", "association_rule"}, {NULL, NULL}
+};
+static PayextDirectTable direct_association_state =
+{
+	.name = "association_state",
+	.locked_refs = association_state_refs
+};
+
 static PayextDirectTable direct_reference_claim =
 {
 	.name = "reference_claim"
@@ -201,13 +210,14 @@ PayextDirectTable *const PayextDirectTransfer = &direct_transfer;
 PayextDirectTable *const PayextDirectParkingStay = &direct_parking_stay;
 PayextDirectTable *const PayextDirectParkingPayment = &direct_parking_payment;
 PayextDirectTable *const PayextDirectParkingPlateEvents = &direct_parking_plate_events;
+PayextDirectTable *const PayextDirectAssociationState = &direct_association_state;
 PayextDirectTable *const PayextDirectReferenceClaim = &direct_reference_claim;
 
 static PayextDirectTable *const direct_tables[] = {
 	&direct_account, &direct_payment_code, &direct_payment, &direct_interaction,
 	&direct_interaction_pair, &direct_transfer, &direct_merchant_credit,
 	&direct_parking_stay, &direct_parking_payment, &direct_parking_plate_events,
-	&direct_reference_claim
+	&direct_association_state, &direct_reference_claim
 };
 
 static bool callback_registered = false;
@@ -797,7 +807,8 @@ DirectCheckVisible(Relation rel, TupleTableSlot *slot)
  * -1: declined, nothing written.
  */
 static int
-DirectInsertRow(PayextDirectTable *t, Oid arbiter, int ncols, const char *const *cols,
+DirectInsertRow(PayextDirectTable *t, bool on_conflict, Oid arbiter, int ncols,
+				const char *const *cols,
 				const Datum *given, const bool *given_null, bool refs_locked,
 				bool *fire_own, ItemPointer conflict)
 {
@@ -842,7 +853,7 @@ DirectInsertRow(PayextDirectTable *t, Oid arbiter, int ncols, const char *const 
 	if (desc->constr != NULL)
 		ExecConstraints(t->rri, slot, t->estate);
 
-	if (!OidIsValid(arbiter))
+	if (!on_conflict)
 	{
 		heap_insert(rel, tup, GetCurrentCommandId(true), 0, NULL);
 		slot->tts_tid = tup->t_self;
@@ -852,7 +863,9 @@ DirectInsertRow(PayextDirectTable *t, Oid arbiter, int ncols, const char *const 
 	{
 		/* As DirectInsertIndexes: the indexes' state is this call's. */
 		EState	   *estate = CreateExecutorState();
-		List	   *arbiters = list_make1_oid(arbiter);
+
+		/* NIL: every unique index, as ON CONFLICT without a target */
+		List	   *arbiters = OidIsValid(arbiter) ? list_make1_oid(arbiter) : NIL;
 
 		ExecOpenIndices(t->rri, true);
 		for (;;)
@@ -903,7 +916,7 @@ PayextDirectInsert(PayextDirectTable *t, int ncols, const char *const *cols,
 				   const Datum *given, const bool *given_null, bool refs_locked,
 				   bool *fire_own)
 {
-	return DirectInsertRow(t, InvalidOid, ncols, cols, given, given_null, refs_locked,
+	return DirectInsertRow(t, false, InvalidOid, ncols, cols, given, given_null, refs_locked,
 						   fire_own, NULL) == 1;
 }
 
@@ -912,11 +925,11 @@ PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter, int ncols
 							const char *const *cols, const Datum *values,
 							const bool *nulls, bool refs_locked, ItemPointer conflict)
 {
-	Oid			index = PayextRelid(arbiter);
+	Oid			index = InvalidOid;
 
-	if (!OidIsValid(index))
+	if (arbiter != NULL && !OidIsValid(index = PayextRelid(arbiter)))
 		return -1;
-	return DirectInsertRow(t, index, ncols, cols, values, nulls, refs_locked, NULL,
+	return DirectInsertRow(t, true, index, ncols, cols, values, nulls, refs_locked, NULL,
 						   conflict);
 }
 

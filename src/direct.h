@@ -22,6 +22,7 @@ extern PayextDirectTable *const PayextDirectTransfer;
 extern PayextDirectTable *const PayextDirectParkingStay;
 extern PayextDirectTable *const PayextDirectParkingPayment;
 extern PayextDirectTable *const PayextDirectParkingPlateEvents;
+extern PayextDirectTable *const PayextDirectAssociationState;
 extern PayextDirectTable *const PayextDirectReferenceClaim;
 
 /*
@@ -62,7 +63,8 @@ extern bool PayextDirectInsert(PayextDirectTable *t, int ncols,
 							   const bool *nulls, bool refs_locked, bool *fire_own);
 
 /*
- * INSERT ... ON CONFLICT ON payext.<arbiter> DO NOTHING, as the executor
+ * INSERT ... ON CONFLICT ON payext.<arbiter> DO NOTHING (arbiter NULL: ON
+ * CONFLICT DO NOTHING, every unique index an arbiter), as the executor
  * runs it: 1 inserted; 0 not, a conflicting row at *conflict (under
  * REPEATABLE READ and SERIALIZABLE one the transaction's snapshot cannot
  * see is 40001); -1 declined, nothing written, as PayextDirectInsert.
@@ -70,9 +72,9 @@ extern bool PayextDirectInsert(PayextDirectTable *t, int ncols,
  * has inserted in this transaction, every row that payext's own foreign
  * keys of the table reference for the new row (payext.transfer's debit and
  * credit accounts; payext.parking_payment's transfer, stay and wallet;
- * payext.parking_stay's and payext.parking_plate_events' lot), so those
- * keys' checks are given and not run again; any other foreign key is
- * checked by the executor.
+ * payext.parking_stay's and payext.parking_plate_events' lot;
+ * payext.association_state's rule), so those keys' checks are given and
+ * not run again; any other foreign key is checked by the executor.
  */
 extern int	PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter,
 										int ncols, const char *const *cols,

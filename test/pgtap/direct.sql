@@ -30,10 +30,12 @@
 --   - the payment's interaction, inserted without the executor, does what
 --     its trigger (interaction_recorded) does: the pair's row, the
 --     merchant's current rule (not a superseded one) before the default,
---     an opt-out respected; and what the executor would not do it does not
---     either: with the trigger disabled, or in a replica's session
---     (session_replication_role), the pair is left alone; a DBA's trigger
---     on payext.interaction fires;
+--     an opt-out respected; the association's insert is ON CONFLICT DO
+--     NOTHING over every unique index (a DBA's too) and a DBA's INSERT
+--     trigger on association_state fires; and what the executor would
+--     not do it does not either: with the trigger disabled, or in a
+--     replica's session (session_replication_role), the pair is left
+--     alone; a DBA's trigger on payext.interaction fires;
 --   - the trigger's reads and upsert without the executor keep the
 --     executor's privilege checks: a role that may not read
 --     association_state, or update interaction_pair, gets 42501, as
@@ -47,7 +49,7 @@
 --     still checked (23503).
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(50);
+SELECT plan(54);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -327,6 +329,40 @@ SELECT pg_temp.pay(3, :m2, 'direct-assoc-3b') IS NOT NULL AS charged;
 SELECT is((SELECT count(*) FROM payext.association
             WHERE consumer = 'direct-assoc-3' AND public_service_id = 'psid-direct-2'),
           0::bigint, 'a merchant with its own rule: its rule, not the default');
+
+-- The association's insert without the executor, ON CONFLICT DO NOTHING
+-- over every unique index, as the statement: with a DBA's unique index of
+-- one association per consumer, a second merchant's association is not
+-- made, and the charge is not refused (23505 were the primary key the only
+-- arbiter).
+CREATE TEMP TABLE aw2 AS
+SELECT g, payext.open_wallet('direct-assoc-' || g) AS id FROM generate_series(8, 9) g;
+SELECT count(payext.top_up(id, 10000, 'direct-assoc-top-' || g)) FROM aw2;
+INSERT INTO aw SELECT * FROM aw2;
+CREATE UNIQUE INDEX dba_one_association ON payext.association_state (consumer);
+SELECT pg_temp.pay(8, :m3, 'direct-assoc-8a') IS NOT NULL AS charged;
+SELECT lives_ok(format('SELECT pg_temp.pay(8, %s, %L)', :m, 'direct-assoc-8b'),
+                'a second merchant''s default rule met, a DBA''s unique index in the way: the charge passes');
+SELECT is((SELECT array_agg(public_service_id) FROM payext.association WHERE consumer = 'direct-assoc-8'),
+          ARRAY['psid-direct-3'], '... and the association that conflicts is not made');
+DROP INDEX payext.dba_one_association;
+
+-- A DBA's INSERT trigger on association_state fires (the executor's insert).
+CREATE TEMP TABLE seen_assoc (consumer text);
+CREATE FUNCTION pg_temp.note_assoc() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO seen_assoc VALUES (NEW.consumer);
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER dba_assoc BEFORE INSERT ON payext.association_state
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.note_assoc();
+SELECT pg_temp.pay(9, :m3, 'direct-assoc-9a') IS NOT NULL AS charged;
+DROP TRIGGER dba_assoc ON payext.association_state;
+SELECT results_eq('SELECT consumer FROM seen_assoc', ARRAY['direct-assoc-9'],
+                  'a DBA''s INSERT trigger on association_state fires for an association by rule');
+SELECT is((SELECT count(*) FROM payext.association WHERE consumer = 'direct-assoc-9'), 1::bigint,
+          '... and the association is made once');
 
 -- An opt-out stops the default rule.
 SELECT payext.opt_out('direct-assoc-4', 'psid-direct-3');
