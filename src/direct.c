@@ -933,12 +933,31 @@ PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter, int ncols
 						   conflict);
 }
 
+/*
+ * The columns cols of the row in slot into values and nulls, copied into
+ * the current memory context (they outlive the slot).
+ */
+static void
+DirectCopyColumns(TupleTableSlot *slot, int ncols, const char *const *cols, Datum *values,
+				  bool *nulls)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+
+	for (int i = 0; i < ncols; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, DirectAttnum(desc, cols[i]));
+
+		values[i] = slot_getattr(slot, att->attnum, &nulls[i]);
+		if (!nulls[i])
+			values[i] = datumCopy(values[i], att->attbyval, att->attlen);
+	}
+}
+
 int
 PayextDirectLockRow(PayextDirectTable *t, ItemPointer tid, LockTupleMode mode,
 					int ncols, const char *const *cols, Datum *values, bool *nulls)
 {
 	Relation	rel = DirectOpen(t, RowExclusiveLock);
-	TupleDesc	desc = RelationGetDescr(rel);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	TM_FailureData tmfd;
 	TM_Result	result;
@@ -964,14 +983,7 @@ PayextDirectLockRow(PayextDirectTable *t, ItemPointer tid, LockTupleMode mode,
 	if (locked)
 	{
 		DirectCheckVisible(rel, slot);
-		for (int i = 0; i < ncols; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, DirectAttnum(desc, cols[i]));
-
-			values[i] = slot_getattr(slot, att->attnum, &nulls[i]);
-			if (!nulls[i])
-				values[i] = datumCopy(values[i], att->attbyval, att->attlen);
-		}
+		DirectCopyColumns(slot, ncols, cols, values, nulls);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	DirectClose(t, rel);
@@ -1331,7 +1343,6 @@ PayextDirectLockByIndex(PayextDirectTable *t, const char *index_name, int nkeys,
 	Oid			indexoid = PayextRelid(index_name);
 	Relation	rel;
 	Relation	index;
-	TupleDesc	desc;
 	TupleTableSlot *locked;
 	ScanKeyData scankeys[INDEX_MAX_KEYS];
 	DirectEquals eq = {nequal, equal_cols, equal_values};
@@ -1357,7 +1368,6 @@ PayextDirectLockByIndex(PayextDirectTable *t, const char *index_name, int nkeys,
 	}
 	DirectBuildScanKeys(index, nkeys, keys, scankeys);
 	index_close(index, NoLock);
-	desc = RelationGetDescr(rel);
 	locked = table_slot_create(rel, NULL);
 
 	/*
@@ -1369,14 +1379,7 @@ PayextDirectLockByIndex(PayextDirectTable *t, const char *index_name, int nkeys,
 							locked);
 	if (found)
 	{
-		for (int i = 0; i < ncols; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, DirectAttnum(desc, cols[i]));
-
-			values[i] = slot_getattr(locked, att->attnum, &nulls[i]);
-			if (!nulls[i])
-				values[i] = datumCopy(values[i], att->attbyval, att->attlen);
-		}
+		DirectCopyColumns(locked, ncols, cols, values, nulls);
 		*tid = locked->tts_tid;
 	}
 	ExecDropSingleTupleTableSlot(locked);

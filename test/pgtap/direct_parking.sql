@@ -174,15 +174,16 @@ DROP TABLE public.dba_plates;
 -- the insert goes through the executor, which fires the one and fills the
 -- other.
 ALTER TABLE payext.parking_stay ADD COLUMN dba_note text DEFAULT 'noted';
-CREATE FUNCTION pg_temp.count_stays() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A DBA's trigger that counts its firings in the setting TG_ARGV[0].
+CREATE FUNCTION pg_temp.count_fired() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM set_config('direct.stays_seen',
-                     (coalesce(nullif(current_setting('direct.stays_seen', true), ''), '0')::int + 1)::text,
+  PERFORM set_config(TG_ARGV[0],
+                     (coalesce(nullif(current_setting(TG_ARGV[0], true), ''), '0')::int + 1)::text,
                      true);
   RETURN NEW;
 END $$;
 CREATE TRIGGER dba_count_stays BEFORE INSERT ON payext.parking_stay
-  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_stays();
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_fired('direct.stays_seen');
 SELECT payext.vehicle_entered(:lot, 'DIRECT-4') AS stay_noted \gset
 SELECT is(current_setting('direct.stays_seen', true), '1',
           'a DBA''s INSERT trigger on payext.parking_stay fires for an entry');
@@ -208,15 +209,8 @@ SELECT is((SELECT (s.n_tup_ins - o.n_tup_ins, s.n_tup_upd - o.n_tup_upd)::text
              FROM pg_stat_xact_user_tables s, events0 o
             WHERE s.relid = 'payext.parking_plate_events'::regclass),
           '(1,1)', '... a new plate''s row inserted, a known one''s updated (pgstat)');
-CREATE FUNCTION pg_temp.count_events() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('direct.events_seen',
-                     (coalesce(nullif(current_setting('direct.events_seen', true), ''), '0')::int + 1)::text,
-                     true);
-  RETURN NEW;
-END $$;
 CREATE TRIGGER dba_count_events BEFORE UPDATE ON payext.parking_plate_events
-  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_events();
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_fired('direct.events_seen');
 SELECT payext.vehicle_exited(:lot, 'DIRECT-5') IS NOT NULL AS exited;
 SELECT is(current_setting('direct.events_seen', true), '1',
           'a DBA''s UPDATE trigger on payext.parking_plate_events fires for an event');
@@ -228,15 +222,8 @@ DROP TRIGGER dba_count_events ON payext.parking_plate_events;
 -- The upsert fires INSERT triggers even when the plate's row is there and
 -- is updated: a DBA's BEFORE INSERT trigger fires for a known plate's event
 -- too, and the count still goes up once.
-CREATE FUNCTION pg_temp.count_event_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM set_config('direct.event_inserts_seen',
-                     (coalesce(nullif(current_setting('direct.event_inserts_seen', true), ''), '0')::int + 1)::text,
-                     true);
-  RETURN NEW;
-END $$;
 CREATE TRIGGER dba_count_event_inserts BEFORE INSERT ON payext.parking_plate_events
-  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_event_inserts();
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.count_fired('direct.event_inserts_seen');
 SELECT payext.vehicle_entered(:lot, 'DIRECT-5') > 0 AS entered;
 SELECT is(current_setting('direct.event_inserts_seen', true), '1',
           'a DBA''s BEFORE INSERT trigger on payext.parking_plate_events fires for a known plate''s event');
