@@ -2145,6 +2145,90 @@ ParkingEventStart(FunctionCallInfo fcinfo, ParkingLot *lot, Datum *values,
 }
 
 /*
+ * find_entered_stay_plan (values: lot, plate, at, the window's seconds):
+ * the stay of lot and plate that ended (exited, exit_missed or
+ * exit_unpriced) and entered within the repeat window of `at`, the latest
+ * entered; 0 when there is none.  Read through parking_stay_plate_idx
+ * without the executor (every stay of the plate at the lot, as the
+ * statement's plan reads them) when direct.c may, else through SPI.
+ */
+static int64
+ParkingFindEnteredStay(Datum *values)
+{
+	static const char *const cols[] = {"id", "state", "entered_at"};
+	PayextDirectScan *scan = PayextDirectBeginScan("parking_stay_plate_idx");
+	TimestampTz at = DatumGetTimestampTz(values[2]);
+	int64		repeat_us = (int64) PAYEXT_EXIT_REPEAT_S * USECS_PER_SEC;
+	PayextScanKey keys[2];
+	Datum		row[lengthof(cols)];
+	bool		nulls[lengthof(cols)];
+	int64		found = 0;
+	TimestampTz found_at = DT_NOBEGIN;
+
+	if (scan == NULL)
+	{
+		if (PayextExecute(&find_entered_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+			return DatumGetInt64(PayextResultDatum(0, 1));
+		return 0;
+	}
+	keys[0] = PayextKey(1, BTEqualStrategyNumber, values[1]);
+	keys[1] = PayextKey(2, BTEqualStrategyNumber, values[0]);
+	PayextDirectRescan(scan, lengthof(keys), keys);
+	while (PayextDirectNext(scan, lengthof(cols), cols, row, nulls))
+	{
+		char	   *state;
+		TimestampTz entered_at;
+
+		if (nulls[0] || nulls[1] || nulls[2])
+			continue;
+		entered_at = DatumGetTimestampTz(row[2]);
+		if (entered_at < at - repeat_us || entered_at > at + repeat_us ||
+			(found != 0 && entered_at <= found_at))
+			continue;
+		state = TextDatumGetCString(row[1]);
+		if (strcmp(state, "exited") == 0 || strcmp(state, "exit_missed") == 0 ||
+			strcmp(state, "exit_unpriced") == 0)
+		{
+			found = DatumGetInt64(row[0]);
+			found_at = entered_at;
+		}
+		pfree(state);
+	}
+	PayextDirectEndScan(scan);
+	return found;
+}
+
+/*
+ * Whether lot and plate may have an exit without entry between args[2]
+ * and args[3] (args: lot, plate, from, until): false when a read through
+ * parking_stay_plate_idx without the executor finds none, so that the
+ * locking statement need not run.  Such stays are made by this plate's
+ * exits at this lot, which the caller's event lock keeps out meanwhile.
+ */
+static bool
+ParkingMayHaveExitWithoutEntry(const Datum *args)
+{
+	static const char *const cols[] = {"state"};
+	PayextDirectScan *scan = PayextDirectBeginScan("parking_stay_plate_idx");
+	PayextScanKey keys[4];
+	Datum		state;
+	bool		null;
+	bool		found = false;
+
+	if (scan == NULL)
+		return true;
+	keys[0] = PayextKey(1, BTEqualStrategyNumber, args[1]);
+	keys[1] = PayextKey(2, BTEqualStrategyNumber, args[0]);
+	keys[2] = PayextKey(3, BTGreaterEqualStrategyNumber, args[2]);
+	keys[3] = PayextKey(3, BTLessEqualStrategyNumber, args[3]);
+	PayextDirectRescan(scan, lengthof(keys), keys);
+	while (!found && PayextDirectNext(scan, 1, cols, &state, &null))
+		found = !null && strcmp(TextDatumGetCString(state), "exit_without_entry") == 0;
+	PayextDirectEndScan(scan);
+	return found;
+}
+
+/*
  * A late entry: completes the earliest exit without entry between `at` and
  * `until`; returns its stay id, or 0 when there is none.
  */
@@ -2158,7 +2242,8 @@ ParkingCompleteExit(const ParkingLot *lot, Datum *values, TimestampTz until)
 	args[1] = values[1];
 	args[2] = values[2];
 	args[3] = TimestampTzGetDatum(until);
-	if (PayextExecute(&lock_exit_without_entry_plan, args, NULL, false, 1, SPI_OK_SELECT) == 0)
+	if (!ParkingMayHaveExitWithoutEntry(args) ||
+		PayextExecute(&lock_exit_without_entry_plan, args, NULL, false, 1, SPI_OK_SELECT) == 0)
 		return 0;
 	ParkingReadStay(0, &stay, true);
 	ParkingCloseStay(lot, &stay, DatumGetTimestampTz(values[2]), stay.exited_at);
@@ -2207,9 +2292,7 @@ payext_vehicle_entered(PG_FUNCTION_ARGS)
 			 * An earlier stay's entry: seen again, late with its exit, or
 			 * alone.
 			 */
-			if (PayextExecute(&find_entered_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
-				id = DatumGetInt64(PayextResultDatum(0, 1));
-			else
+			if ((id = ParkingFindEnteredStay(values)) == 0)
 			{
 				id = ParkingCompleteExit(&lot, values, open.entered_at);
 				if (id == 0)
@@ -2228,9 +2311,8 @@ payext_vehicle_entered(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(id);
 	}
 	/* The same entry again, of a stay that has ended since. */
-	if (PayextExecute(&find_entered_stay_plan, values, NULL, false, 1, SPI_OK_SELECT) == 1)
+	if ((id = ParkingFindEnteredStay(values)) != 0)
 	{
-		id = DatumGetInt64(PayextResultDatum(0, 1));
 		PayextSpiFinish();
 		PG_RETURN_INT64(id);
 	}
