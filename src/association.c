@@ -211,7 +211,8 @@ AssocLoadRuleDirect(Datum public_service_id, AssocCurrentRule *current)
 {
 	static const char *const cols[] = {"id", "min_interactions", "within",
 	"min_total_amount", "superseded_at"};
-	PayextDirectScan *scan = PayextDirectBeginScan("association_rule_current_key");
+	PayextDirectScan *scan = PayextDirectBeginScan("association_rule_current_key",
+												   "public_service_id");
 	PayextScanKey key;
 	Datum		row[lengthof(cols)];
 	bool		nulls[lengthof(cols)];
@@ -258,7 +259,8 @@ static bool
 AssocPairSettled(Datum consumer, Datum public_service_id)
 {
 	Datum		values[2];
-	PayextDirectScan *scan = PayextDirectBeginScan("association_state_pkey");
+	PayextDirectScan *scan = PayextDirectBeginScan("association_state_pkey",
+												   "consumer,public_service_id");
 
 	if (scan != NULL)
 	{
@@ -332,8 +334,9 @@ AssocFindInResult(PayextPlan *plan, Datum *values, const AssocRule *rule,
  * insert_association_plan without the executor: the rule's row (when there
  * is one) locked FOR KEY SHARE as the foreign key's check locks it, then
  * INSERT ... ON CONFLICT DO NOTHING as the executor runs it: 1 inserted,
- * 0 there already, -1 declined (a trigger, row-level security, a DBA's
- * column, the rule gone since it was read): the caller runs the statement.
+ * 0 there already, -1 declined (a trigger, row-level security, a missing
+ * privilege, a DBA's column: nothing locked; or the rule gone since it was
+ * read): the caller runs the statement.
  * values: insert_association_plan's, in its order.
  */
 static int
@@ -347,8 +350,14 @@ AssocCreateDirect(const Datum *values, int64 rule_id)
 	bool		nulls[lengthof(cols)] = {false};
 	ItemPointerData conflict;
 
-	if (rule_id != 0 &&
-		!PayextDirectLockById("association_rule", rule_id, LockTupleKeyShare))
+	/*
+	 * The lock before the insert, which asks whether it may first: the lock
+	 * stays when the insert then meets a conflict (an association made
+	 * meanwhile), where the statement's check would not have run.
+	 */
+	if (!PayextDirectInsertAllowed(PayextDirectAssociationState, lengthof(cols), true) ||
+		(rule_id != 0 &&
+		 !PayextDirectLockById("association_rule", rule_id, LockTupleKeyShare)))
 		return -1;
 	row[0] = values[0];
 	row[1] = values[1];
@@ -402,7 +411,8 @@ AssocFindInWindowDirect(Datum consumer, Datum public_service_id,
 						const AssocRule *rule, TimestampTz from, TimestampTz *anchor_at)
 {
 	static const char *const cols[] = {"occurred_at", "amount", "kind"};
-	PayextDirectScan *scan = PayextDirectBeginScan("interaction_pair_payments_idx");
+	PayextDirectScan *scan = PayextDirectBeginScan("interaction_pair_payments_idx",
+												   "consumer,public_service_id,occurred_at");
 	PayextScanKey keys[4] = {
 		PayextKey(1, BTEqualStrategyNumber, consumer),
 		PayextKey(2, BTEqualStrategyNumber, public_service_id),

@@ -54,7 +54,8 @@ static bool
 ClaimsFindHolder(const Datum *values, int *holder)
 {
 	static const char *const cols[] = {"partition_number"};
-	PayextDirectScan *scan = PayextDirectBeginScan("reference_claim_pkey");
+	PayextDirectScan *scan = PayextDirectBeginScan("reference_claim_pkey",
+												   "merchant,kind,reference");
 	bool		found;
 
 	if (scan != NULL)

@@ -641,7 +641,7 @@ CodesTtlUsec(FunctionCallInfo fcinfo, int argno)
 static bool
 CodesAnyExpired(Datum before)
 {
-	PayextDirectScan *scan = PayextDirectBeginScan("payment_code_expires_idx");
+	PayextDirectScan *scan = PayextDirectBeginScan("payment_code_expires_idx", "expires_at");
 	PayextScanKey key = PayextKey(1, BTLessStrategyNumber, before);
 	bool		found;
 
@@ -978,7 +978,7 @@ CodesFindReversal(int64 merchant, const char *order_ref)
 
 	values[0] = Int64GetDatum(merchant);
 	values[1] = CStringGetTextDatum(order_ref);
-	scan = PayextDirectBeginScan("order_reversal_pkey");
+	scan = PayextDirectBeginScan("order_reversal_pkey", "merchant,order_ref");
 	if (scan != NULL)
 	{
 		/* find_reversal_plan without the executor: a probe of the key */

@@ -548,6 +548,22 @@ DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
 }
 
 bool
+PayextDirectInsertAllowed(PayextDirectTable *t, int ncols, bool refs_locked)
+{
+	Relation	rel = DirectOpen(t, RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			live = 0;
+	bool		allowed;
+
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	allowed = live == ncols && DirectAllowed(t, rel, CMD_INSERT, NULL, refs_locked, NULL, NULL);
+	DirectClose(t, rel);
+	return allowed;
+}
+
+bool
 PayextDirectUpsertAllowed(PayextDirectTable *t, int nset, const char *const *set_cols)
 {
 	Relation	rel = DirectOpen(t, RowExclusiveLock);
@@ -1333,6 +1349,8 @@ DirectEqualsQual(TupleDesc desc, TupleTableSlot *slot, const void *arg)
 
 static void DirectBuildScanKeys(Relation index, int nkeys, const PayextScanKey *keys,
 								ScanKey out);
+static bool DirectIndexLeads(Relation rel, Relation index, int ncols,
+							 const char *const *columns);
 
 int
 PayextDirectLockByIndex(PayextDirectTable *t, const char *index_name, int nkeys,
@@ -1356,6 +1374,7 @@ PayextDirectLockByIndex(PayextDirectTable *t, const char *index_name, int nkeys,
 	if (index->rd_rel->relkind != RELKIND_INDEX || index->rd_rel->relam != BTREE_AM_OID ||
 		!index->rd_index->indisvalid || !index->rd_index->indisunique ||
 		index->rd_index->indrelid != RelationGetRelid(rel) ||
+		nkeys > nequal || !DirectIndexLeads(rel, index, nkeys, equal_cols) ||
 		(rel->rd_rel->relrowsecurity &&
 		 check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED) ||
 	/* SELECT ... FOR <mode> asks for SELECT and UPDATE, one check each */
@@ -1424,8 +1443,51 @@ struct PayextDirectScan
 	ScanKeyData keys[INDEX_MAX_KEYS * 2];
 };
 
+/*
+ * Whether the index's first ncols key columns are the table's plain
+ * columns named columns, in that order: what a caller's scan keys assume
+ * of an index it names (a DBA may have built it again otherwise).
+ */
+static bool
+DirectIndexLeads(Relation rel, Relation index, int ncols, const char *const *columns)
+{
+	if (ncols > IndexRelationGetNumberOfKeyAttributes(index))
+		return false;
+	for (int i = 0; i < ncols; i++)
+	{
+		int			att = DirectFindAttnum(RelationGetDescr(rel), columns[i]);
+
+		if (att < 0 || index->rd_index->indkey.values[i] != att + 1)
+			return false;
+	}
+	return true;
+}
+
+/* DirectIndexLeads with the columns as one comma-separated list. */
+static bool
+DirectIndexLeadsList(Relation rel, Relation index, const char *list)
+{
+	char		buf[INDEX_MAX_KEYS * NAMEDATALEN];
+	const char *columns[INDEX_MAX_KEYS];
+	int			ncols = 0;
+	char	   *next = buf;
+
+	if (strlcpy(buf, list, sizeof(buf)) >= sizeof(buf))
+		elog(ERROR, "payext: index columns \"%s\" too long", list);
+	while (next != NULL && ncols < INDEX_MAX_KEYS)
+	{
+		columns[ncols++] = next;
+		next = strchr(next, ',');
+		if (next != NULL)
+			*next++ = '\0';
+	}
+	if (next != NULL)
+		elog(ERROR, "payext: too many index columns in \"%s\"", list);
+	return DirectIndexLeads(rel, index, ncols, columns);
+}
+
 PayextDirectScan *
-PayextDirectBeginScan(const char *index_name)
+PayextDirectBeginScan(const char *index_name, const char *columns)
 {
 	Oid			indexoid = PayextRelid(index_name);
 	Relation	index;
@@ -1444,6 +1506,7 @@ PayextDirectBeginScan(const char *index_name)
 	rel = table_open(index->rd_index->indrelid, AccessShareLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		!DirectIndexLeadsList(rel, index, columns) ||
 		(rel->rd_rel->relrowsecurity &&
 		 check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED) ||
 		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_SELECT) != ACLCHECK_OK)

@@ -82,6 +82,15 @@ extern int	PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter
 										bool refs_locked, ItemPointer conflict);
 
 /*
+ * Whether an insert of ncols columns would be done here
+ * (PayextDirectInsert, PayextDirectInsertOrNothing with refs_locked): for
+ * a caller that locks what the foreign keys reference only when it will
+ * insert.  (An INSERT trigger of the table's own, which the insert does
+ * not decline, declines here.)
+ */
+extern bool PayextDirectInsertAllowed(PayextDirectTable *t, int ncols, bool refs_locked);
+
+/*
  * Whether INSERT ... ON CONFLICT DO UPDATE SET set_cols can be done here
  * (PayextDirectInsertOrNothing with refs_locked, PayextDirectLockRow,
  * PayextDirectUpdate), conflict or not: what the statement checks and
@@ -227,8 +236,9 @@ PayextKeyNull(int16 column)
  * nothing locked, when SPI must run it (no such valid unique btree index
  * of the table, row-level security that applies, or the privileges that
  * SELECT ... FOR UPDATE asks for missing).  equal_cols must name the key
- * columns too: they are what a newer version is checked against.  A
- * partial index answers only what implies its predicate.
+ * columns too, first and in the index's order (else -1): they are what a
+ * newer version is checked against.  A partial index answers only what
+ * implies its predicate.
  */
 extern int	PayextDirectLockByIndex(PayextDirectTable *t, const char *index, int nkeys,
 									const PayextScanKey *keys, int nequal,
@@ -237,13 +247,16 @@ extern int	PayextDirectLockByIndex(PayextDirectTable *t, const char *index, int 
 									Datum *values, bool *nulls, ItemPointer tid);
 
 /*
- * Begins a scan of payext.<index>; NULL when the SELECT through SPI would
- * do more or otherwise (the index missing or not a valid btree, row-level
+ * Begins a scan of payext.<index>, whose first key columns must be the
+ * table's columns the comma-separated list columns names, in its order
+ * ("plate,lot": what the caller's keys are for);
+ * NULL when the SELECT through SPI would do more or otherwise (the index
+ * missing, not a valid btree or not of those columns, row-level
  * security that applies, no SELECT privilege): the caller then runs it.
  * A partial index answers only for rows its predicate admits: the caller
  * asks it only what implies the predicate (and may check it again).
  */
-extern PayextDirectScan *PayextDirectBeginScan(const char *index);
+extern PayextDirectScan *PayextDirectBeginScan(const char *index, const char *columns);
 
 /* (Re)starts the scan with keys, in the scan's snapshot. */
 extern void PayextDirectRescan(PayextDirectScan *scan, int nkeys,

@@ -686,7 +686,7 @@ ParkingLoadLot(int64 lot_id, ParkingLot *lot, bool read_only)
 	 * in a parallel worker, or row-level security or privileges ask for SPI.
 	 */
 	if (!read_only)
-		scan = PayextDirectBeginScan("parking_lot_pkey");
+		scan = PayextDirectBeginScan("parking_lot_pkey", "id");
 	if (scan != NULL)
 	{
 		PayextScanKey key = PayextKey(1, BTEqualStrategyNumber, Int64GetDatum(lot_id));
@@ -1407,8 +1407,9 @@ ParkingAutoPayWallet(const char *plate, const char *currency, const char *owner)
 	static const char *const wallet_cols[] = {"id"};
 	Datum		values[3];
 	bool		nulls[2];
-	PayextDirectScan *vehicles = PayextDirectBeginScan("vehicle_pkey");
-	PayextDirectScan *wallets = PayextDirectBeginScan("account_wallet_key");
+	PayextDirectScan *vehicles = PayextDirectBeginScan("vehicle_pkey", "plate");
+	PayextDirectScan *wallets = PayextDirectBeginScan("account_wallet_key",
+													  "owner,currency");
 	int64		wallet = 0;
 
 	if (vehicles != NULL && wallets != NULL)
@@ -1610,7 +1611,7 @@ ParkingInsertStayDirect(const Datum *values, const char *nulls)
 	static const char *const owner_col[] = {"owner"};
 	Datum		row[lengthof(cols)];
 	bool		row_null[lengthof(cols)];
-	PayextDirectScan *scan = PayextDirectBeginScan("vehicle_pkey");
+	PayextDirectScan *scan = PayextDirectBeginScan("vehicle_pkey", "plate");
 	PayextScanKey key;
 	Datum		owner;
 	bool		owner_null;
@@ -1625,7 +1626,8 @@ ParkingInsertStayDirect(const Datum *values, const char *nulls)
 		owner_null = true;
 	PayextDirectEndScan(scan);
 
-	if (!PayextDirectLockById("parking_lot", DatumGetInt64(values[1]), LockTupleKeyShare))
+	if (!PayextDirectInsertAllowed(PayextDirectParkingStay, lengthof(cols), true) ||
+		!PayextDirectLockById("parking_lot", DatumGetInt64(values[1]), LockTupleKeyShare))
 		return false;
 	memset(row_null, false, sizeof(row_null));
 	row[0] = values[0];			/* id */
@@ -2076,7 +2078,7 @@ ParkingCountEventDirect(const Datum *values)
 
 		if (!IsolationIsSerializable())
 		{
-			scan = PayextDirectBeginScan("parking_plate_events_pkey");
+			scan = PayextDirectBeginScan("parking_plate_events_pkey", "lot,plate");
 			if (scan == NULL)
 				return false;
 			keys[0] = PayextKey(1, BTEqualStrategyNumber, values[0]);
@@ -2156,7 +2158,8 @@ static int64
 ParkingFindEnteredStay(Datum *values)
 {
 	static const char *const cols[] = {"id", "state", "entered_at"};
-	PayextDirectScan *scan = PayextDirectBeginScan("parking_stay_plate_idx");
+	PayextDirectScan *scan = PayextDirectBeginScan("parking_stay_plate_idx",
+												   "plate,lot");
 	TimestampTz at = DatumGetTimestampTz(values[2]);
 	int64		repeat_us = (int64) PAYEXT_EXIT_REPEAT_S * USECS_PER_SEC;
 	PayextScanKey keys[2];
@@ -2209,7 +2212,8 @@ static bool
 ParkingMayHaveExitWithoutEntry(const Datum *args)
 {
 	static const char *const cols[] = {"state"};
-	PayextDirectScan *scan = PayextDirectBeginScan("parking_stay_plate_idx");
+	PayextDirectScan *scan = PayextDirectBeginScan("parking_stay_plate_idx",
+												   "plate,lot,exited_at");
 	PayextScanKey keys[4];
 	Datum		state;
 	bool		null;
@@ -2223,7 +2227,15 @@ ParkingMayHaveExitWithoutEntry(const Datum *args)
 	keys[3] = PayextKey(3, BTLessEqualStrategyNumber, args[3]);
 	PayextDirectRescan(scan, lengthof(keys), keys);
 	while (!found && PayextDirectNext(scan, 1, cols, &state, &null))
-		found = !null && strcmp(TextDatumGetCString(state), "exit_without_entry") == 0;
+	{
+		char	   *name;
+
+		if (null)
+			continue;
+		name = TextDatumGetCString(state);
+		found = strcmp(name, "exit_without_entry") == 0;
+		pfree(name);
+	}
 	PayextDirectEndScan(scan);
 	return found;
 }

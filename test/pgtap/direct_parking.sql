@@ -29,10 +29,12 @@
 --   - the plate's event counter without the executor: counted once per
 --     event (pgstat: an insert for a new plate, an update for a known
 --     one), and a DBA's UPDATE trigger on it fires, and an INSERT
---     trigger too, for a known plate's event (the upsert fires both).
+--     trigger too, for a known plate's event (the upsert fires both);
+--   - indexes a DBA built again with other columns are not used by the
+--     direct reads (SPI answers, the same).
 -- Everything runs in one transaction that is rolled back.
 BEGIN;
-SELECT plan(28);
+SELECT plan(30);
 
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
@@ -231,6 +233,22 @@ SELECT is((SELECT events FROM payext.parking_plate_events
             WHERE lot = :lot AND plate = 'DIRECT5'), 3::bigint,
           '... and the counter goes up once');
 DROP TRIGGER dba_count_event_inserts ON payext.parking_plate_events;
+
+-- The reads name their indexes, and use them only while they are what
+-- their keys assume: a DBA who builds parking_stay_plate_idx and
+-- parking_stay_open_key again with their columns in another order sends
+-- the reads back to SPI, with the same answers (before the check, the
+-- scan compared a plate with a lot id: a wrong answer or a crash).
+DROP INDEX payext.parking_stay_plate_idx;
+CREATE INDEX parking_stay_plate_idx ON payext.parking_stay (lot, plate, exited_at);
+DROP INDEX payext.parking_stay_open_key;
+CREATE UNIQUE INDEX parking_stay_open_key ON payext.parking_stay (plate, lot)
+  WHERE state = 'open';
+SELECT payext.vehicle_entered(:lot, 'DIRECT-6', now() - interval '90 minutes') AS stay_six \gset
+SELECT is(payext.vehicle_exited(:lot, 'DIRECT-6', now() - interval '30 minutes'), 200::bigint,
+          'indexes built again in another column order: the exit finds its open stay');
+SELECT is(payext.vehicle_entered(:lot, 'DIRECT-6', now() - interval '90 minutes'), :stay_six::bigint,
+          '... and the entry seen again after the exit returns the same stay');
 
 SELECT * FROM finish();
 ROLLBACK;
