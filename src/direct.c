@@ -1295,18 +1295,46 @@ DirectIdQual(TupleDesc desc, TupleTableSlot *slot, const void *arg)
 	return !isnull && DatumGetInt64(value) == *(const int64 *) arg;
 }
 
+static bool DirectIndexLeads(Relation rel, Relation index, int ncols,
+							 const char *const *columns);
+
+/* payext.<table>, opened with lockmode. */
+static Relation
+DirectOpenNamed(const char *table, LOCKMODE lockmode)
+{
+	Oid			relid = PayextRelid(table);
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "payext: relation payext.%s is missing", table);
+	return table_open(relid, lockmode);
+}
+
 bool
 PayextDirectLockById(const char *table, int64 id, LockTupleMode mode)
 {
-	Oid			relid = PayextRelid(table);
-	Relation	rel;
+	static const char *const id_column[] = {"id"};
+	Relation	rel = DirectOpenNamed(table, RowShareLock);
+	Oid			pkey = RelationGetPrimaryKeyIndex(rel);
+	Relation	index;
+	bool		on_id;
 	TupleTableSlot *locked;
 	ScanKeyData scankey;
 	bool		found;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "payext: relation payext.%s is missing", table);
-	rel = table_open(relid, RowShareLock);
+	/* A primary key on id, as the scan key assumes; else SPI's check. */
+	if (!OidIsValid(pkey))
+	{
+		table_close(rel, RowShareLock);
+		return false;
+	}
+	index = index_open(pkey, AccessShareLock);
+	on_id = DirectIndexLeads(rel, index, 1, id_column);
+	index_close(index, AccessShareLock);
+	if (!on_id)
+	{
+		table_close(rel, RowShareLock);
+		return false;
+	}
 	locked = table_slot_create(rel, NULL);
 	ScanKeyInit(&scankey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
 
@@ -1314,8 +1342,7 @@ PayextDirectLockById(const char *table, int64 id, LockTupleMode mode)
 	 * The key is checked again on a newer version the lock follows under READ
 	 * COMMITTED, as EvalPlanQual checks the statement's WHERE.
 	 */
-	found = DirectLockByKey(rel, RelationGetPrimaryKeyIndex(rel), 1, &scankey,
-							DirectIdQual, &id, mode, locked);
+	found = DirectLockByKey(rel, pkey, 1, &scankey, DirectIdQual, &id, mode, locked);
 	ExecDropSingleTupleTableSlot(locked);
 	table_close(rel, NoLock);
 	return found;
@@ -1349,8 +1376,6 @@ DirectEqualsQual(TupleDesc desc, TupleTableSlot *slot, const void *arg)
 
 static void DirectBuildScanKeys(Relation index, int nkeys, const PayextScanKey *keys,
 								ScanKey out);
-static bool DirectIndexLeads(Relation rel, Relation index, int ncols,
-							 const char *const *columns);
 
 int
 PayextDirectLockByIndex(PayextDirectTable *t, const char *index_name, int nkeys,
@@ -1409,15 +1434,11 @@ PayextDirectLockByIndex(PayextDirectTable *t, const char *index_name, int nkeys,
 bool
 PayextDirectExists(const char *table, int64 key)
 {
-	Oid			relid = PayextRelid(table);
-	Relation	rel;
+	Relation	rel = DirectOpenNamed(table, AccessShareLock);
 	TupleTableSlot *slot;
 	Snapshot	snapshot;
 	bool		found;
 
-	if (!OidIsValid(relid))
-		elog(ERROR, "payext: relation payext.%s is missing", table);
-	rel = table_open(relid, AccessShareLock);
 	slot = table_slot_create(rel, NULL);
 	snapshot = DirectStatementSnapshot();
 	found = DirectFindByKey(rel, RelationGetPrimaryKeyIndex(rel), key, snapshot, slot);

@@ -182,7 +182,9 @@ extern bool PayextDirectLockCode(int64 code, PayextCodeRow *row);
  * SELECT 1 FROM ONLY payext.<table> WHERE id = $1 FOR <mode>, as a foreign
  * key's check of a new row runs it (FOR KEY SHARE): as the table's owner,
  * with no privilege or row-level security check, for a caller that then
- * inserts with refs_locked.  false when there is no such row.
+ * inserts with refs_locked.  false when there is no such row, or when
+ * the table's primary key is not on id (the caller's SPI statement then
+ * checks the key).
  */
 extern bool PayextDirectLockById(const char *table, int64 id, LockTupleMode mode);
 
