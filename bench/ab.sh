@@ -22,12 +22,8 @@ seconds=${AB_SECONDS:-15}
 clients=${AB_CLIENTS:-8}
 script=${AB_SCRIPT:-charge}
 sync=${AB_SYNC:-off}
-bindir=$("${PG_CONFIG:-pg_config}" --bindir)
-
-tps() {
-	PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" -n -c "$clients" -j 2 \
-		-T "$seconds" -f "bench/scripts/$1.sql" bench 2>&1 | sed -n 's/^tps = \([0-9]*\).*/\1/p'
-}
+# shellcheck source=bench/tps.sh
+. bench/tps.sh
 
 use "$1"
 bench/populate.sh
@@ -35,8 +31,8 @@ echo "round build $script naive ratio"
 for r in $(seq 1 "$rounds"); do
 	for b in A B; do
 		if [ $b = A ]; then use "$1"; else use "$2"; fi
-		c=$(tps "$script")
-		n=$(tps naive)
+		c=$(tps -f "bench/scripts/$script.sql")
+		n=$(tps -f bench/scripts/naive.sql)
 		echo "$r $b $c $n $(awk -v c="$c" -v n="$n" 'BEGIN { printf "%.3f", c / n }')"
 	done
 done

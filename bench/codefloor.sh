@@ -19,7 +19,8 @@ rounds=${FLOOR_ROUNDS:-3}
 seconds=${FLOOR_SECONDS:-15}
 clients=${FLOOR_CLIENTS:-8}
 sync=${FLOOR_SYNC:-off}
-bindir=$("${PG_CONFIG:-pg_config}" --bindir)
+# shellcheck source=bench/tps.sh
+. bench/tps.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -40,11 +41,6 @@ INSERT INTO public.code_floor (serial, code, key_id, wallet, created_at, expires
 SELECT s, s * 7919 % 1000000000000000, 1, :w, now(), now() + interval '1 minute'
   FROM nextval('public.code_floor_seq') AS s;
 SQL
-
-tps() {
-	PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" -n -c "$clients" -j 2 \
-		-T "$seconds" "$@" bench 2>&1 | sed -n 's/^tps = \([0-9]*\).*/\1/p'
-}
 
 echo "round select issue floor issue/select floor/select issue/floor"
 for r in $(seq 1 "$rounds"); do

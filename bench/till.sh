@@ -12,7 +12,6 @@
 # TILL_SYNC (synchronous_commit: off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bindir=$("${PG_CONFIG:-pg_config}" --bindir)
 rounds=${TILL_ROUNDS:-2}
 seconds=${TILL_SECONDS:-15}
 clients=${TILL_CLIENTS:-8}
@@ -31,10 +30,8 @@ SELECT payext.grant_capability('app', 'bench_till');
 SELECT count(payext.map_merchant_role('bench_till', m)) FROM generate_series(100001, 100800) m;
 SQL
 
-tps() {
-	PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" -n -c "$clients" -j 2 \
-		-T "$seconds" "$@" bench 2>&1 | sed -n 's/^tps = \([0-9]*\).*/\1/p'
-}
+# shellcheck source=bench/tps.sh
+. bench/tps.sh
 echo "round superuser till ratio"
 for r in $(seq 1 "$rounds"); do
 	s=$(tps -f bench/scripts/charge.sql)

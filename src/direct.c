@@ -547,24 +547,46 @@ DirectAllowed(PayextDirectTable *t, Relation rel, CmdType cmd, Bitmapset *set,
 	return allowed;
 }
 
-bool
-PayextDirectInsertAllowed(PayextDirectTable *t, int ncols, bool refs_locked)
+/* The table's columns, dropped ones left out. */
+static int
+DirectLiveColumns(TupleDesc desc)
 {
-	Relation	rel = DirectOpen(t, RowExclusiveLock);
-	TupleDesc	desc = RelationGetDescr(rel);
 	int			live = 0;
-	bool		allowed;
 
 	for (int i = 0; i < desc->natts; i++)
 		if (!TupleDescAttr(desc, i)->attisdropped)
 			live++;
-	allowed = live == ncols && DirectAllowed(t, rel, CMD_INSERT, NULL, refs_locked, NULL, NULL);
+	return live;
+}
+
+/* What DirectInsertRow asks before it inserts ncols columns. */
+static bool
+DirectInsertAllowed(PayextDirectTable *t, Relation rel, int ncols, bool refs_locked,
+					bool *fire_own)
+{
+	if (fire_own != NULL)
+		*fire_own = false;
+	if (DirectLiveColumns(RelationGetDescr(rel)) == ncols &&
+		DirectAllowed(t, rel, CMD_INSERT, NULL, refs_locked, fire_own, NULL))
+		return true;
+	if (fire_own != NULL)
+		*fire_own = false;
+	return false;
+}
+
+bool
+PayextDirectInsertAllowed(PayextDirectTable *t, int ncols, bool refs_locked)
+{
+	Relation	rel = DirectOpen(t, RowExclusiveLock);
+	bool		allowed = DirectInsertAllowed(t, rel, ncols, refs_locked, NULL);
+
 	DirectClose(t, rel);
 	return allowed;
 }
 
 bool
-PayextDirectUpsertAllowed(PayextDirectTable *t, int nset, const char *const *set_cols)
+PayextDirectUpsertAllowed(PayextDirectTable *t, int ncols, int nset,
+						  const char *const *set_cols)
 {
 	Relation	rel = DirectOpen(t, RowExclusiveLock);
 	Bitmapset  *set_atts = NULL;
@@ -579,7 +601,7 @@ PayextDirectUpsertAllowed(PayextDirectTable *t, int nset, const char *const *set
 	 * The INSERT's checks with payext's own foreign keys given (the caller
 	 * locks what they reference before it inserts), and the UPDATE's.
 	 */
-	allowed = DirectAllowed(t, rel, CMD_INSERT, NULL, true, NULL, NULL) &&
+	allowed = DirectInsertAllowed(t, rel, ncols, true, NULL) &&
 		DirectAllowed(t, rel, CMD_UPDATE, set_atts, false, NULL, &fk_own_row);
 	bms_free(set_atts);
 	DirectClose(t, rel);
@@ -832,23 +854,15 @@ DirectInsertRow(PayextDirectTable *t, bool on_conflict, Oid arbiter, int ncols,
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
-	int			live = 0;
 	HeapTuple	tup;
 	TupleTableSlot *slot;
 	int			result = 1;
 
 	rel = DirectOpen(t, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped)
-			live++;
-	if (fire_own != NULL)
-		*fire_own = false;
 	/* Every column given, so that no default is needed. */
-	if (live != ncols || !DirectAllowed(t, rel, CMD_INSERT, NULL, refs_locked, fire_own, NULL))
+	if (!DirectInsertAllowed(t, rel, ncols, refs_locked, fire_own))
 	{
-		if (fire_own != NULL)
-			*fire_own = false;
 		DirectClose(t, rel);
 		return -1;
 	}
@@ -1505,6 +1519,25 @@ DirectIndexLeadsList(Relation rel, Relation index, const char *list)
 	if (next != NULL)
 		elog(ERROR, "payext: too many index columns in \"%s\"", list);
 	return DirectIndexLeads(rel, index, ncols, columns);
+}
+
+Oid
+PayextDirectIndexOf(Relation rel, const char *index_name, const char *columns)
+{
+	Oid			indexoid = PayextRelid(index_name);
+	Relation	index;
+	bool		usable;
+
+	if (!OidIsValid(indexoid))
+		return InvalidOid;
+	index = relation_open(indexoid, AccessShareLock);
+	usable = index->rd_rel->relkind == RELKIND_INDEX &&
+		index->rd_rel->relam == BTREE_AM_OID &&
+		index->rd_index->indrelid == RelationGetRelid(rel) &&
+		index->rd_index->indisvalid &&
+		DirectIndexLeadsList(rel, index, columns);
+	relation_close(index, AccessShareLock);
+	return usable ? indexoid : InvalidOid;
 }
 
 PayextDirectScan *

@@ -9,6 +9,7 @@
 #include "access/stratnum.h"
 #include "nodes/lockoptions.h"
 #include "storage/itemptr.h"
+#include "utils/relcache.h"
 
 /* One of payext's tables, as direct.c writes it. */
 typedef struct PayextDirectTable PayextDirectTable;
@@ -91,13 +92,14 @@ extern int	PayextDirectInsertOrNothing(PayextDirectTable *t, const char *arbiter
 extern bool PayextDirectInsertAllowed(PayextDirectTable *t, int ncols, bool refs_locked);
 
 /*
- * Whether INSERT ... ON CONFLICT DO UPDATE SET set_cols can be done here
- * (PayextDirectInsertOrNothing with refs_locked, PayextDirectLockRow,
- * PayextDirectUpdate), conflict or not: what the statement checks and
- * fires either way, the INSERT's privilege and triggers and the UPDATE's,
- * would not send it back.  false: the caller runs the statement.
+ * Whether INSERT ... ON CONFLICT DO UPDATE SET set_cols, of ncols columns,
+ * can be done here (PayextDirectInsertOrNothing with refs_locked,
+ * PayextDirectLockRow, PayextDirectUpdate), conflict or not: what the
+ * statement checks and fires either way, the INSERT's privilege and
+ * triggers and the UPDATE's, would not send it back, nor would a column
+ * not given.  false: the caller runs the statement.
  */
-extern bool PayextDirectUpsertAllowed(PayextDirectTable *t, int nset,
+extern bool PayextDirectUpsertAllowed(PayextDirectTable *t, int ncols, int nset,
 									  const char *const *set_cols);
 
 /*
@@ -259,6 +261,13 @@ extern int	PayextDirectLockByIndex(PayextDirectTable *t, const char *index, int 
  * asks it only what implies the predicate (and may check it again).
  */
 extern PayextDirectScan *PayextDirectBeginScan(const char *index, const char *columns);
+
+/*
+ * payext.<index> when it is a valid btree of rel whose first key columns
+ * are those the comma-separated list columns names, else InvalidOid: for
+ * a caller that scans rel itself (systable_beginscan).
+ */
+extern Oid	PayextDirectIndexOf(Relation rel, const char *index, const char *columns);
 
 /* (Re)starts the scan with keys, in the scan's snapshot. */
 extern void PayextDirectRescan(PayextDirectScan *scan, int nkeys,

@@ -1407,40 +1407,34 @@ ParkingAutoPayWallet(const char *plate, const char *currency, const char *owner)
 	static const char *const wallet_cols[] = {"id"};
 	Datum		values[3];
 	bool		nulls[2];
-	PayextDirectScan *vehicles = PayextDirectBeginScan("vehicle_pkey", "plate");
-	PayextDirectScan *wallets = PayextDirectBeginScan("account_wallet_key",
-													  "owner,currency");
+	PayextDirectScan *scan = PayextDirectBeginScan("vehicle_pkey", "plate");
+	PayextScanKey keys[2];
+	char	   *vehicle_owner = NULL;
 	int64		wallet = 0;
 
-	if (vehicles != NULL && wallets != NULL)
+	if (scan != NULL)
 	{
-		PayextScanKey keys[2];
-
 		keys[0] = PayextKey(1, BTEqualStrategyNumber, CStringGetTextDatum(plate));
-		PayextDirectRescan(vehicles, 1, keys);
-		if (PayextDirectNext(vehicles, lengthof(vehicle_cols), vehicle_cols, values, nulls) &&
+		PayextDirectRescan(scan, 1, keys);
+		if (PayextDirectNext(scan, lengthof(vehicle_cols), vehicle_cols, values, nulls) &&
 			!nulls[0] && !nulls[1] && DatumGetBool(values[1]))
-		{
-			char	   *vehicle_owner = TextDatumGetCString(values[0]);
-
-			/* the index admits wallets only: kind = 'wallet' is implied */
-			if (owner[0] == '\0' || strcmp(owner, vehicle_owner) == 0)
-			{
-				keys[0] = PayextKey(1, BTEqualStrategyNumber, CStringGetTextDatum(vehicle_owner));
-				keys[1] = PayextKey(2, BTEqualStrategyNumber, CStringGetTextDatum(currency));
-				PayextDirectRescan(wallets, 2, keys);
-				if (PayextDirectNext(wallets, 1, wallet_cols, values, nulls) && !nulls[0])
-					wallet = DatumGetInt64(values[0]);
-			}
-		}
-		PayextDirectEndScan(wallets);
-		PayextDirectEndScan(vehicles);
+			vehicle_owner = TextDatumGetCString(values[0]);
+		PayextDirectEndScan(scan);
+		if (vehicle_owner == NULL || (owner[0] != '\0' && strcmp(owner, vehicle_owner) != 0))
+			return 0;
+		/* the index admits wallets only: kind = 'wallet' is implied */
+		scan = PayextDirectBeginScan("account_wallet_key", "owner,currency");
+	}
+	if (scan != NULL)
+	{
+		keys[0] = PayextKey(1, BTEqualStrategyNumber, CStringGetTextDatum(vehicle_owner));
+		keys[1] = PayextKey(2, BTEqualStrategyNumber, CStringGetTextDatum(currency));
+		PayextDirectRescan(scan, 2, keys);
+		if (PayextDirectNext(scan, 1, wallet_cols, values, nulls) && !nulls[0])
+			wallet = DatumGetInt64(values[0]);
+		PayextDirectEndScan(scan);
 		return wallet;
 	}
-	if (wallets != NULL)
-		PayextDirectEndScan(wallets);
-	if (vehicles != NULL)
-		PayextDirectEndScan(vehicles);
 	values[0] = CStringGetTextDatum(plate);
 	values[1] = CStringGetTextDatum(currency);
 	values[2] = CStringGetTextDatum(owner);
@@ -1618,6 +1612,11 @@ ParkingInsertStayDirect(const Datum *values, const char *nulls)
 
 	if (scan == NULL)
 		return false;
+	if (!PayextDirectInsertAllowed(PayextDirectParkingStay, lengthof(cols), true))
+	{
+		PayextDirectEndScan(scan);
+		return false;
+	}
 	key = PayextKey(1, BTEqualStrategyNumber, values[2]);
 	PayextDirectRescan(scan, 1, &key);
 	if (PayextDirectNext(scan, 1, owner_col, &owner, &owner_null) && !owner_null)
@@ -1626,8 +1625,7 @@ ParkingInsertStayDirect(const Datum *values, const char *nulls)
 		owner_null = true;
 	PayextDirectEndScan(scan);
 
-	if (!PayextDirectInsertAllowed(PayextDirectParkingStay, lengthof(cols), true) ||
-		!PayextDirectLockById("parking_lot", DatumGetInt64(values[1]), LockTupleKeyShare))
+	if (!PayextDirectLockById("parking_lot", DatumGetInt64(values[1]), LockTupleKeyShare))
 		return false;
 	memset(row_null, false, sizeof(row_null));
 	row[0] = values[0];			/* id */
@@ -2064,7 +2062,8 @@ ParkingCountEventDirect(const Datum *values)
 	Datum		row[lengthof(cols)] = {values[0], values[1], Int64GetDatum(1)};
 
 	/* What the upsert checks and fires, conflict or not. */
-	if (!PayextDirectUpsertAllowed(PayextDirectParkingPlateEvents, 1, count_col))
+	if (!PayextDirectUpsertAllowed(PayextDirectParkingPlateEvents, lengthof(cols), 1,
+								   count_col))
 		return false;
 	for (;;)
 	{

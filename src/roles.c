@@ -14,10 +14,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/relation.h"
 #include "access/table.h"
-#include "catalog/pg_am.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -30,6 +27,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "direct.h"
 #include "errors.h"
 #include "roles.h"
 #include "spi_util.h"
@@ -177,30 +175,6 @@ RolesHasCapability(Oid role, const char *capability)
 	return found;
 }
 
-/*
- * merchant_role_merchant_idx if it is still a valid btree of rel leading
- * with the merchant column, else InvalidOid (the table is then read whole).
- */
-static Oid
-RolesMerchantIndex(Relation rel, AttrNumber merchant_att)
-{
-	Oid			index = PayextRelid("merchant_role_merchant_idx");
-	Relation	irel;
-	bool		usable;
-
-	if (!OidIsValid(index))
-		return InvalidOid;
-	irel = relation_open(index, AccessShareLock);
-	usable = irel->rd_rel->relkind == RELKIND_INDEX &&
-		irel->rd_rel->relam == BTREE_AM_OID &&
-		irel->rd_index->indrelid == RelationGetRelid(rel) &&
-		irel->rd_index->indisvalid &&
-		irel->rd_index->indnkeyatts >= 1 &&
-		irel->rd_index->indkey.values[0] == merchant_att;
-	relation_close(irel, AccessShareLock);
-	return usable ? index : InvalidOid;
-}
-
 bool
 RolesMayActFor(Oid role, int64 merchant)
 {
@@ -216,7 +190,8 @@ RolesMayActFor(Oid role, int64 merchant)
 		return true;
 	/* The merchant's mappings, by merchant_role_merchant_idx. */
 	rel = RolesOpen("merchant_role", "merchant", &grantee_att, &merchant_att);
-	index = RolesMerchantIndex(rel, merchant_att);
+	/* used while a valid btree of the table leading with merchant */
+	index = PayextDirectIndexOf(rel, "merchant_role_merchant_idx", "merchant");
 	ScanKeyInit(&key, merchant_att, BTEqualStrategyNumber, F_INT8EQ,
 				Int64GetDatum(merchant));
 	snapshot = RolesSnapshot();
