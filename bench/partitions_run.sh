@@ -7,8 +7,50 @@ seconds=${BENCH_SECONDS:-15}
 bindir=$("${PG_CONFIG:-pg_config}" --bindir)
 read -r -a uris <<<"$PAYEXT_PARTITIONS"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+# BENCH_QUOTA=s: each partition's server, its postmaster and every process
+# it forks, may use at most s CPUs (a cgroup's CPU quota: cgroup v1's cpu
+# controller or cgroup v2's cpu.max; root only).  With s small enough
+# that the router and pgbench have CPU to spare, the partitions' quotas,
+# not the machine, bound the pairs a second, and N partitions give N
+# times the CPU of one.
+cgroups=()
+cleanup() {
+	local g pid
+	for g in ${cgroups[@]+"${cgroups[@]}"}; do
+		while read -r pid; do
+			echo "$pid" >"$(dirname "$g")/cgroup.procs" 2>/dev/null || true
+		done <"$g/cgroup.procs"
+		rmdir "$g" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+if [ -n "${BENCH_QUOTA:-}" ]; then
+	us=$(awk -v s="$BENCH_QUOTA" 'BEGIN { printf "%d", s * 100000 }')
+	if [ -w /sys/fs/cgroup/cpu/cgroup.procs ]; then
+		root=/sys/fs/cgroup/cpu v2=
+	elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null &&
+		[ -w /sys/fs/cgroup/cgroup.subtree_control ]; then
+		root=/sys/fs/cgroup v2=1
+		echo +cpu >"$root/cgroup.subtree_control"
+	else
+		echo "BENCH_QUOTA: no writable cgroup CPU controller here (root, cgroup v1 cpu or v2 cpu.max)" >&2
+		exit 1
+	fi
+	read -r -a datadirs <<<"$PAYEXT_PARTITION_DATA"
+	for p in "${!datadirs[@]}"; do
+		g=$root/payext_bench_$$_p$p
+		mkdir "$g"
+		cgroups+=("$g")
+		if [ -n "$v2" ]; then echo "$us 100000" >"$g/cpu.max"; else echo "$us" >"$g/cpu.cfs_quota_us"; fi
+		postmaster=$(head -n 1 "${datadirs[$p]}/postmaster.pid")
+		for pid in "$postmaster" $(ps -o pid= --ppid "$postmaster"); do
+			echo "$pid" >"$g/cgroup.procs"
+		done
+	done
+fi
 
 for uri in "${uris[@]}"; do
 	q -d "$uri" -c "ALTER DATABASE $(q -d "$uri" -c 'SELECT current_database()') SET synchronous_commit = off"
@@ -21,6 +63,24 @@ q -c "SET client_min_messages = warning" \
 	-c "CREATE TABLE public.bench_shop (i integer PRIMARY KEY, id bigint NOT NULL)" \
 	-c "INSERT INTO public.bench_shop SELECT g, payext.open_merchant('gh_bench_' || g, 'Shop ' || g) FROM generate_series(1, 8) g" \
 	-c "ANALYZE public.bench_wallet, public.bench_shop" >/dev/null
+# The same wallets by the partition their id names (its high byte) and a
+# number within it, for the scripts that choose where an order is claimed.
+q -c "CREATE TABLE public.bench_wallet_at (part integer, k integer, id bigint NOT NULL, PRIMARY KEY (part, k))" \
+	-c "INSERT INTO public.bench_wallet_at SELECT id >> 56, row_number() OVER (PARTITION BY id >> 56 ORDER BY i), id FROM public.bench_wallet" \
+	-c "ANALYZE public.bench_wallet_at" >/dev/null
+# Fewest wallets on any partition: the scripts draw from 1 .. that.
+per=$(q -c "SELECT min(c) FROM (SELECT count(*) AS c FROM public.bench_wallet_at GROUP BY part) s")
+# bench_till: a till's role, not a superuser, with the app and merchant
+# capabilities and mapped to the 8 merchants (on every partition, through
+# the router); a role of every cluster, as routed calls run as their caller.
+for uri in "${uris[@]}" "$PGDATABASE"; do
+	q -d "$uri" -c "CREATE ROLE bench_till LOGIN"
+done
+q -c "SET client_min_messages = warning" \
+	-c "SELECT payext.grant_capability('app', 'bench_till')" \
+	-c "SELECT payext.grant_capability('merchant', 'bench_till')" \
+	-c "SELECT count(payext.map_merchant_role('bench_till', id)) FROM public.bench_shop" \
+	-c "GRANT SELECT ON public.bench_wallet, public.bench_shop TO bench_till" >/dev/null
 for uri in "${uris[@]}"; do q -d "$uri" -c "VACUUM ANALYZE" >/dev/null; done
 
 cat >"$work/routed.sql" <<'SQL'
@@ -32,6 +92,35 @@ SELECT id AS shop FROM public.bench_shop WHERE i = :m \gset
 SELECT payext.request_payment(:wallet) AS code \gset
 SELECT payext.charge(:shop, ':code', 100, 'b' || :client_id || '-' || :r);
 SQL
+# The same pair as the platform's roles make it: the app's request, the
+# till's CALL merchant_charge (every role check runs; bench_till).
+cat >"$work/till.sql" <<'SQL'
+\set w random(1, 4096)
+\set m random(1, 8)
+\set r random(1, 1000000000000)
+SELECT id AS wallet FROM public.bench_wallet WHERE i = :w \gset
+SELECT id AS shop FROM public.bench_shop WHERE i = :m \gset
+SELECT payext.request_payment(:wallet) AS code \gset
+CALL payext.merchant_charge(:shop, ':code', 100, 't' || :client_id || '-' || :r);
+SQL
+# On 2 partitions or more: the same pair with the order claimed on the
+# payer's own partition (local: one remote call, the claim folded into
+# the charge) or always on another (remote: the claim a call and a
+# transaction of its own there).  Both ask the router where the order is
+# claimed (route_reference) first, so they differ only in the claim.
+for where in local remote; do
+	if [ "$where" = local ]; then at=":c"; else at="(:c + 1) % $n"; fi
+	cat >"$work/$where.sql" <<SQL
+\\set w random(1, $per)
+\\set m random(1, 8)
+\\set r random(1, 1000000000000)
+SELECT id AS shop, payext.route_reference(id, 'b' || :client_id || '-' || :r) AS c
+  FROM public.bench_shop WHERE i = :m \\gset
+SELECT id AS wallet FROM public.bench_wallet_at WHERE part = $at AND k = :w \\gset
+SELECT payext.request_payment(:wallet) AS code \\gset
+SELECT payext.charge(:shop, ':code', 100, 'b' || :client_id || '-' || :r);
+SQL
+done
 cat >"$work/balance.sql" <<'SQL'
 \set w random(1, 4096)
 SELECT id AS wallet FROM public.bench_wallet WHERE i = :w \gset
@@ -61,7 +150,8 @@ cpu_ticks() {
 }
 run() {
 	local label=$1 script=$2 conn=$3 res tps
-	"$bindir/pgbench" -n -c 8 -j 2 -T "$seconds" -f "$script" "$conn" >"$work/out" 2>&1 &
+	shift 3
+	"$bindir/pgbench" -n -c 8 -j 2 -T "$seconds" "$@" -f "$script" "$conn" >"$work/out" 2>&1 &
 	local bench=$!
 	sleep 2
 	cpu_ticks >"$work/cpu0"
@@ -84,6 +174,11 @@ if [ "${BENCH_WARM:-0}" -gt 0 ]; then
 	for uri in "${uris[@]}"; do q -d "$uri" -c "VACUUM ANALYZE" >/dev/null; done
 fi
 run routed "$work/routed.sql" "$PGDATABASE"
+run routed "$work/till.sql" "$PGDATABASE" -U bench_till
+if [ "$n" -gt 1 ]; then
+	run routed "$work/local.sql" "$PGDATABASE"
+	run routed "$work/remote.sql" "$PGDATABASE"
+fi
 run routed "$work/balance.sql" "$PGDATABASE"
 if [ "$n" = 1 ]; then
 	# The same, straight to the partition: the ids are its own (the
@@ -92,7 +187,9 @@ if [ "$n" = 1 ]; then
 		-c "CREATE TABLE public.bench_shop (i integer PRIMARY KEY, id bigint NOT NULL)" >/dev/null
 	q -c "COPY public.bench_wallet TO STDOUT" | q -d "${uris[0]}" -c "COPY public.bench_wallet FROM STDIN"
 	q -c "COPY public.bench_shop TO STDOUT" | q -d "${uris[0]}" -c "COPY public.bench_shop FROM STDIN"
-	q -d "${uris[0]}" -c "ANALYZE public.bench_wallet, public.bench_shop" >/dev/null
+	q -d "${uris[0]}" -c "ANALYZE public.bench_wallet, public.bench_shop" \
+		-c "GRANT SELECT ON public.bench_wallet, public.bench_shop TO bench_till" >/dev/null
 	run direct "$work/routed.sql" "${uris[0]}"
+	run direct "$work/till.sql" "${uris[0]}" -U bench_till
 	run direct "$work/balance.sql" "${uris[0]}"
 fi
