@@ -83,26 +83,20 @@ q -c "SET client_min_messages = warning" \
 	-c "GRANT SELECT ON public.bench_wallet, public.bench_shop TO bench_till" >/dev/null
 for uri in "${uris[@]}"; do q -d "$uri" -c "VACUUM ANALYZE" >/dev/null; done
 
-cat >"$work/routed.sql" <<'SQL'
+# The pair as the superuser (routed), and as the platform's roles make it
+# (till): the app's request, the till's CALL merchant_charge (every role
+# check runs; bench_till).
+pair=$(cat <<'SQL'
 \set w random(1, 4096)
 \set m random(1, 8)
 \set r random(1, 1000000000000)
 SELECT id AS wallet FROM public.bench_wallet WHERE i = :w \gset
 SELECT id AS shop FROM public.bench_shop WHERE i = :m \gset
 SELECT payext.request_payment(:wallet) AS code \gset
-SELECT payext.charge(:shop, ':code', 100, 'b' || :client_id || '-' || :r);
 SQL
-# The same pair as the platform's roles make it: the app's request, the
-# till's CALL merchant_charge (every role check runs; bench_till).
-cat >"$work/till.sql" <<'SQL'
-\set w random(1, 4096)
-\set m random(1, 8)
-\set r random(1, 1000000000000)
-SELECT id AS wallet FROM public.bench_wallet WHERE i = :w \gset
-SELECT id AS shop FROM public.bench_shop WHERE i = :m \gset
-SELECT payext.request_payment(:wallet) AS code \gset
-CALL payext.merchant_charge(:shop, ':code', 100, 't' || :client_id || '-' || :r);
-SQL
+)
+printf '%s\n%s\n' "$pair" "SELECT payext.charge(:shop, ':code', 100, 'b' || :client_id || '-' || :r);" >"$work/routed.sql"
+printf '%s\n%s\n' "$pair" "CALL payext.merchant_charge(:shop, ':code', 100, 't' || :client_id || '-' || :r);" >"$work/till.sql"
 # On 2 partitions or more: the same pair with the order claimed on the
 # payer's own partition (local: one remote call, the claim folded into
 # the charge) or always on another (remote: the claim a call and a
