@@ -74,7 +74,7 @@ per=$(q -c "SELECT min(c) FROM (SELECT count(*) AS c FROM public.bench_wallet_at
 # capabilities and mapped to the 8 merchants (on every partition, through
 # the router); a role of every cluster, as routed calls run as their caller.
 for uri in "${uris[@]}" "$PGDATABASE"; do
-	q -d "$uri" -c "CREATE ROLE bench_till LOGIN"
+	q -d "$uri" -c "DO \$\$ BEGIN CREATE ROLE bench_till LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$"
 done
 q -c "SET client_min_messages = warning" \
 	-c "SELECT payext.grant_capability('app', 'bench_till')" \
